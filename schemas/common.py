@@ -1,0 +1,56 @@
+"""Field types shared by events, workflow inputs and activity inputs."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+CENT = Decimal("0.01")
+
+
+def _two_decimals(value: Decimal) -> Decimal:
+    if not value.is_finite():
+        raise ValueError("must be a finite amount")
+    if value != value.quantize(CENT, rounding=ROUND_HALF_UP):
+        raise ValueError("must have at most two decimals (euros and cents)")
+    return value.quantize(CENT)
+
+
+def _non_negative(value: Decimal) -> Decimal:
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+# Money: a decimal string on the wire ("650.00"), Decimal with two places everywhere else.
+Money = Annotated[Decimal, AfterValidator(_two_decimals)]
+PositiveMoney = Annotated[Decimal, AfterValidator(_two_decimals), AfterValidator(_non_negative)]
+
+# A calendar month of a CRA, "YYYY-MM".
+Month = Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+
+# Identifiers chosen by the platform: printable, no spaces, usable in a workflow id.
+PlatformId = Annotated[
+    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+]
+
+Email = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, max_length=254, pattern=r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$"
+    ),
+]
+
+CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+
+NonEmptyText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+
+Days = Annotated[Decimal, Field(ge=0, le=31)]
+
+
+class Model(BaseModel):
+    """Base of every contract model: unknown fields are rejected, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)

@@ -1,0 +1,320 @@
+"""The platform event contract of `../shared/EVENTS.md`: envelope and one payload per type.
+
+Every model forbids unknown fields: a platform that sends a field we do not know gets a 422
+that names it, instead of a silently ignored value.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, Field, StringConstraints, model_validator
+
+from schemas.common import (
+    CountryCode,
+    Days,
+    Email,
+    Model,
+    Money,
+    Month,
+    NonEmptyText,
+    PlatformId,
+    PositiveMoney,
+)
+from schemas.enums import DocumentKind, LegalForm, PaymentOffer
+
+Siren = Annotated[str, StringConstraints(pattern=r"^\d{9}$")]
+VatRate = Annotated[str, StringConstraints(pattern=r"^\d{1,2}(\.\d{1,2})?$")]
+
+
+class Approver(Model):
+    id: PlatformId
+    email: Email
+
+
+class ClientInfo(Model):
+    id: PlatformId
+    name: NonEmptyText
+    siren: Siren
+    approvers: list[Approver] = Field(min_length=1)
+
+
+class ProviderInfo(Model):
+    siren: Siren
+    name: NonEmptyText
+    email: Email
+    country: CountryCode
+    legal_form: LegalForm
+    vat_franchise: bool
+
+    @model_validator(mode="after")
+    def _franchise_is_for_auto_entrepreneurs(self) -> ProviderInfo:
+        if self.vat_franchise and self.legal_form is not LegalForm.AUTO_ENTREPRENEUR:
+            raise ValueError(
+                "vat_franchise (art. 293 B du CGI) only applies to legal_form 'auto_entrepreneur'"
+            )
+        return self
+
+
+class ProposalSubmitted(Model):
+    proposal_id: PlatformId
+    rfp_id: PlatformId
+    client: ClientInfo
+    provider: ProviderInfo
+    tjm: PositiveMoney
+    start_date: date
+    end_date: date
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> ProposalSubmitted:
+        if self.end_date < self.start_date:
+            raise ValueError("end_date must be on or after start_date")
+        if self.tjm <= 0:
+            raise ValueError("tjm must be greater than zero")
+        return self
+
+
+class ProposalRef(Model):
+    proposal_id: PlatformId
+
+
+class ProposalRead(ProposalRef):
+    pass
+
+
+class ProposalRated(ProposalRef):
+    interesting: bool
+
+
+class ProposalUpdated(ProposalRef):
+    tjm: PositiveMoney
+
+
+class ProposalCancelled(ProposalRef):
+    reason: NonEmptyText
+
+
+class QualificationMeetingScheduled(ProposalRef):
+    at: AwareDatetime
+
+
+class QualificationMeetingHeld(ProposalRef):
+    pass
+
+
+class ProposalRetained(ProposalRef):
+    pass
+
+
+class ProposalLost(ProposalRef):
+    pass
+
+
+class RfpClosed(Model):
+    rfp_id: PlatformId
+
+
+class DocumentUploaded(Model):
+    document_id: PlatformId
+    provider_siren: Siren
+    kind: DocumentKind
+    issued_on: date
+    expires_on: date | None = None
+    file_ref: NonEmptyText
+
+    @model_validator(mode="after")
+    def _expiry_after_issue(self) -> DocumentUploaded:
+        if self.expires_on is not None and self.expires_on <= self.issued_on:
+            raise ValueError("expires_on must be after issued_on")
+        return self
+
+
+class DocumentReviewed(Model):
+    document_id: PlatformId
+    accepted: bool
+    comment: NonEmptyText | None = None
+
+    @model_validator(mode="after")
+    def _rejection_has_comment(self) -> DocumentReviewed:
+        if not self.accepted and not self.comment:
+            raise ValueError("comment is required when a document is rejected")
+        return self
+
+
+class PurchaseOrderConfirmed(ProposalRef):
+    po_number: NonEmptyText
+
+
+class ContractSigned(ProposalRef):
+    signed_on: date
+    payment_offer: PaymentOffer
+    special_conditions_ref: NonEmptyText
+
+
+class ExpenseLine(Model):
+    label: NonEmptyText
+    amount: PositiveMoney
+    vat_rate: VatRate
+    receipt_ref: NonEmptyText
+
+
+class OvertimeLine(Model):
+    label: NonEmptyText
+    amount: PositiveMoney
+
+
+class CorrectionLine(Model):
+    label: NonEmptyText
+    amount: Money
+    corrects_month: Month
+
+
+class CraSubmitted(Model):
+    mission_id: PlatformId
+    month: Month
+    days: Days
+    expenses: list[ExpenseLine] = Field(default_factory=list)
+    overtime: list[OvertimeLine] = Field(default_factory=list)
+    corrections: list[CorrectionLine] = Field(default_factory=list)
+
+
+class CraValidated(Model):
+    mission_id: PlatformId
+    month: Month
+    approver_id: PlatformId
+
+
+class CraRejected(Model):
+    mission_id: PlatformId
+    month: Month
+    approver_id: PlatformId
+    comment: NonEmptyText
+
+
+class InvoiceImported(Model):
+    mission_id: PlatformId
+    month: Month
+    number: NonEmptyText
+    issued_on: date
+    amount_excl_vat: PositiveMoney
+    vat_amount: PositiveMoney
+    file_ref: NonEmptyText
+
+
+class InvoiceCancelled(Model):
+    invoice_number: NonEmptyText
+    reason: NonEmptyText
+
+
+class ClientPaymentReceived(Model):
+    invoice_number: NonEmptyText
+    amount: PositiveMoney
+    paid_on: date
+
+
+class RenewalRequested(Model):
+    mission_id: PlatformId
+    new_end_date: date
+    new_tjm: PositiveMoney | None = None
+
+
+class RenewalAccepted(Model):
+    mission_id: PlatformId
+    payment_offer: PaymentOffer | None = None
+
+
+class RenewalValidated(Model):
+    mission_id: PlatformId
+    approver_id: PlatformId
+
+
+class RenewalDeclined(Model):
+    mission_id: PlatformId
+    by: Literal["client", "provider"]
+    reason: NonEmptyText
+
+
+class MissionTerminated(Model):
+    mission_id: PlatformId
+    end_date: date
+    reason: NonEmptyText
+
+
+PAYLOADS: dict[str, type[Model]] = {
+    "proposal.submitted": ProposalSubmitted,
+    "proposal.read": ProposalRead,
+    "proposal.rated": ProposalRated,
+    "proposal.updated": ProposalUpdated,
+    "proposal.cancelled": ProposalCancelled,
+    "qualification_meeting.scheduled": QualificationMeetingScheduled,
+    "qualification_meeting.held": QualificationMeetingHeld,
+    "proposal.retained": ProposalRetained,
+    "proposal.lost": ProposalLost,
+    "rfp.closed": RfpClosed,
+    "document.uploaded": DocumentUploaded,
+    "document.reviewed": DocumentReviewed,
+    "purchase_order.confirmed": PurchaseOrderConfirmed,
+    "contract.signed": ContractSigned,
+    "cra.submitted": CraSubmitted,
+    "cra.validated": CraValidated,
+    "cra.rejected": CraRejected,
+    "invoice.imported": InvoiceImported,
+    "invoice.cancelled": InvoiceCancelled,
+    "client_payment.received": ClientPaymentReceived,
+    "renewal.requested": RenewalRequested,
+    "renewal.accepted": RenewalAccepted,
+    "renewal.validated": RenewalValidated,
+    "renewal.declined": RenewalDeclined,
+    "mission.terminated": MissionTerminated,
+}
+
+EventType = Literal[
+    "proposal.submitted",
+    "proposal.read",
+    "proposal.rated",
+    "proposal.updated",
+    "proposal.cancelled",
+    "qualification_meeting.scheduled",
+    "qualification_meeting.held",
+    "proposal.retained",
+    "proposal.lost",
+    "rfp.closed",
+    "document.uploaded",
+    "document.reviewed",
+    "purchase_order.confirmed",
+    "contract.signed",
+    "cra.submitted",
+    "cra.validated",
+    "cra.rejected",
+    "invoice.imported",
+    "invoice.cancelled",
+    "client_payment.received",
+    "renewal.requested",
+    "renewal.accepted",
+    "renewal.validated",
+    "renewal.declined",
+    "mission.terminated",
+]
+
+EventId = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")
+]
+
+
+class Envelope(Model):
+    """What the platform posts; `data` is validated against the payload of `type`."""
+
+    event_id: EventId
+    type: EventType
+    occurred_at: AwareDatetime
+    data: dict[str, object]
+
+
+class Event(Model):
+    """An envelope whose payload has been validated: what the dispatcher works with."""
+
+    event_id: str
+    type: str
+    occurred_at: datetime
+    payload: Model

@@ -1,0 +1,84 @@
+"""The one configuration object: every setting is a `CONTRACTING_` environment variable.
+
+Defaults point at the embedded dev stack (`contracting dev`), so that nothing needs to be
+configured on a developer's machine; production overrides them (see the README).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_GATEWAY_SECRET = "dev-secret"
+
+
+class Settings(BaseSettings):
+    """Configuration of the worker, the gateway, the CLI and the embedded stack."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CONTRACTING_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    # Where the embedded stack keeps its data (Temporal's SQLite file, PostgreSQL, mails).
+    var_dir: Path = Path("var")
+
+    # PostgreSQL
+    database_url: str = "postgresql+psycopg://contracting@127.0.0.1:5433/contracting"
+    postgres_port: int = 5433
+
+    # Temporal
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_tls: bool = False
+    temporal_tls_cert: Path | None = None
+    temporal_tls_key: Path | None = None
+    temporal_api_key: SecretStr | None = None
+    temporal_ui_port: int = 8233
+    task_queue: str = "contracting"
+
+    # SMTP
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_tls: bool = False
+    smtp_starttls: bool = False
+    mail_sender: str = "LittleBig Connection <no-reply@contracting.localhost>"
+    ops_email: str = "ops@contracting.localhost"
+
+    # Gateway
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8000
+    gateway_url: str = "http://127.0.0.1:8000"
+    gateway_secret: SecretStr | None = None
+    dev_stack: bool = Field(
+        default=False,
+        description="Set by `contracting dev`: allows the well-known development secret.",
+    )
+
+    # Contractual constants that are product decisions (domain-rules.md).
+    late_payment_rate: Decimal = Decimal("0.10")
+    recovery_indemnity: Decimal = Decimal("40.00")
+    kbis_max_age_days: int = 90
+
+    def effective_gateway_secret(self) -> str:
+        """The HMAC secret; the dev stack falls back to `dev-secret`, production must set one."""
+        if self.gateway_secret is not None and self.gateway_secret.get_secret_value():
+            return self.gateway_secret.get_secret_value()
+        if self.dev_stack:
+            return DEV_GATEWAY_SECRET
+        raise RuntimeError(
+            "CONTRACTING_GATEWAY_SECRET is not set: the gateway refuses to accept events "
+            "without a shared HMAC secret. Set it to the secret the platform signs with "
+            "(or run the embedded stack with `contracting dev`, which uses 'dev-secret')."
+        )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Settings read once per process."""
+    return Settings()
