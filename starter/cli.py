@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
+from settings import get_settings
+from starter.demo import demo_command
 from starter.devstack import dev_command
 from starter.quote import quote_command
 
@@ -12,12 +19,69 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-event_app = typer.Typer(help="Send platform events (same dispatch as POST /events).")
+event_app = typer.Typer(help="Send platform events (same contract as POST /events).")
 app.add_typer(event_app, name="event")
 
 app.command("dev")(dev_command)
 app.command("quote")(quote_command)
+app.command("demo")(demo_command)
+
+
+@app.command("worker")
+def worker_command() -> None:
+    """Run the Temporal worker (all workflows and activities) until Ctrl-C."""
+    import worker
+
+    worker.main()
+
+
+@app.command("gateway")
+def gateway_command() -> None:
+    """Run the HTTP event gateway (refuses to start without CONTRACTING_GATEWAY_SECRET)."""
+    import uvicorn
+
+    from starter.api import create_app
+
+    settings = get_settings()
+    try:
+        api = create_app(settings)
+    except RuntimeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    uvicorn.run(api, host=settings.gateway_host, port=settings.gateway_port)
+
+
+@event_app.command("send")
+def event_send_command(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="JSON event (envelope).")
+    ],
+    gateway_url: Annotated[
+        str | None, typer.Option(help="Gateway URL (default: CONTRACTING_GATEWAY_URL).")
+    ] = None,
+) -> None:
+    """Sign FILE.json with the gateway secret and post it; prints the gateway's answer."""
+    from starter.client import GatewayClient
+
+    settings = get_settings()
+    raw = file.read_bytes()
+
+    async def send() -> tuple[int, dict[str, object]]:
+        async with GatewayClient(
+            gateway_url or settings.gateway_url, settings.effective_gateway_secret()
+        ) as gateway:
+            response = await gateway.send_raw(raw)
+            return response.status_code, response.body
+
+    status, body = asyncio.run(send())
+    typer.echo(json.dumps({"http_status": status, **body}, ensure_ascii=False, indent=2))
+    if status not in (200, 202):
+        raise typer.Exit(1)
 
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""French email templates (Jinja2): each template renders a subject line and a text body.
+
+A template's first line is `Subject: …`, then a blank line, then the body; keeping both in
+one file keeps a notification's wording in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    body: str
+
+
+def _french_date(value: date) -> str:
+    return value.strftime("%d/%m/%Y")
+
+
+def _euros(value: Decimal) -> str:
+    """`1234.5` → `1 234,50 €`, the way French readers expect amounts."""
+    text = f"{value:,.2f}".replace(",", "\u202f").replace(".", ",")
+    return f"{text} €"
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("activities", "templates"),
+        undefined=StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["fr_date"] = _french_date
+    env.filters["euros"] = _euros
+    return env
+
+
+def render(template: str, **context: Any) -> RenderedEmail:
+    """Render `templates/<template>.txt.j2`; a missing variable is an error, never blank text."""
+    text = _environment().get_template(f"{template}.txt.j2").render(**context)
+    head, _, body = text.partition("\n\n")
+    if not head.startswith("Subject: "):
+        raise ValueError(f"template {template!r} must start with a 'Subject: ' line")
+    return RenderedEmail(subject=head.removeprefix("Subject: ").strip(), body=body.strip() + "\n")

@@ -1,0 +1,57 @@
+"""SMTP delivery with aiosmtplib: the only place that talks to the mail server."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+
+import aiosmtplib
+
+from settings import Settings
+
+
+@dataclass(frozen=True)
+class OutgoingEmail:
+    recipients: list[str]
+    subject: str
+    body: str
+    message_id: str
+    created_at: datetime
+
+
+def message_id_for(outbox_key: str, domain: str = "contracting.localhost") -> str:
+    """A Message-ID derived from the outbox key, so a resent mail is recognisably the same."""
+    safe = "".join(ch if ch.isalnum() or ch in ".-_" else "." for ch in outbox_key)
+    return f"<{safe}@{domain}>"
+
+
+class Mailer:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    def build(self, email: OutgoingEmail) -> EmailMessage:
+        message = EmailMessage()
+        message["From"] = self._settings.mail_sender
+        message["To"] = ", ".join(email.recipients)
+        message["Subject"] = email.subject
+        message["Message-ID"] = email.message_id or make_msgid()
+        message["Date"] = format_datetime(email.created_at)
+        message.set_content(email.body)
+        return message
+
+    async def send(self, email: OutgoingEmail) -> None:
+        """Send one message; SMTP 4xx and connection errors raise, so the activity retries."""
+        settings = self._settings
+        password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+        await aiosmtplib.send(
+            self.build(email),
+            hostname=settings.smtp_host,
+            port=settings.smtp_port,
+            username=settings.smtp_username,
+            password=password,
+            use_tls=settings.smtp_tls,
+            start_tls=settings.smtp_starttls if settings.smtp_starttls else False,
+            timeout=30,
+        )

@@ -1,0 +1,61 @@
+"""What every lifecycle transition writes beside its state change: the timeline and the outbox.
+
+Both are keyed by a deterministic business key and written with `ON CONFLICT DO NOTHING`, in
+the caller's transaction, so a retried activity never writes either twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from activities.emails import render
+from db.models import EmailOutbox, MissionEvent
+
+
+async def record_timeline(
+    session: AsyncSession,
+    *,
+    key: str,
+    mission_id: str,
+    kind: str,
+    at: datetime,
+    data: dict[str, Any] | None = None,
+) -> bool:
+    """Append a timeline event; False when this transition had already been recorded."""
+    inserted = await session.execute(
+        insert(MissionEvent)
+        .values(idempotency_key=key, mission_id=mission_id, kind=kind, at=at, data=data or {})
+        .on_conflict_do_nothing(index_elements=[MissionEvent.idempotency_key])
+        .returning(MissionEvent.id)
+    )
+    return inserted.scalar_one_or_none() is not None
+
+
+async def queue_email(
+    session: AsyncSession,
+    *,
+    key: str,
+    mission_id: str | None,
+    recipients: list[str],
+    template: str,
+    context: dict[str, Any],
+) -> str:
+    """Render a French template into the outbox; returns the key for the send activity."""
+    email = render(template, **context)
+    await session.execute(
+        insert(EmailOutbox)
+        .values(
+            outbox_key=key,
+            mission_id=mission_id,
+            recipients=recipients,
+            subject=email.subject,
+            body_text=email.body,
+            template=template,
+        )
+        .on_conflict_do_nothing(index_elements=[EmailOutbox.outbox_key])
+    )
+    return key

@@ -1,0 +1,115 @@
+"""HTTP event gateway: `POST /events` (EVENTS.md), `GET /health`, OpenAPI docs at `/docs`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Header, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from settings import Settings, get_settings
+from starter.events import EventError
+from starter.processor import EventProcessor, open_processor
+from starter.signing import SIGNATURE_HEADER, is_valid
+
+
+class Accepted(BaseModel):
+    event_id: str
+    status: str = "accepted"
+    workflow_id: str
+
+
+class Duplicate(BaseModel):
+    event_id: str
+    status: str = "duplicate"
+    workflow_id: str | None
+    first_delivery: str
+
+
+class Rejected(BaseModel):
+    status: str = "rejected"
+    detail: str
+    errors: list[dict[str, Any]] = []
+
+
+def create_app(
+    settings: Settings | None = None, processor: EventProcessor | None = None
+) -> FastAPI:
+    """The gateway; refuses to start without an HMAC secret outside the dev stack.
+
+    Without `processor` it connects to Temporal and PostgreSQL for its lifetime (tests pass
+    their own, bound to the test servers).
+    """
+    settings = settings or get_settings()
+    secret = settings.effective_gateway_secret()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if processor is not None:
+            yield
+            return
+        async with open_processor(settings) as opened:
+            app.state.processor = opened
+            yield
+
+    app = FastAPI(
+        title="Contracting orchestrator — event gateway",
+        description=(
+            "The marketplace backend posts platform events here (see EVENTS.md). Each body "
+            "is signed: `X-Signature: sha256=<hex HMAC-SHA256 of the raw body>`."
+        ),
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    if processor is not None:
+        app.state.processor = processor
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post(
+        "/events",
+        status_code=202,
+        response_model=Accepted,
+        responses={
+            200: {"model": Duplicate, "description": "This event_id was already received."},
+            401: {"model": Rejected, "description": "Missing or wrong signature."},
+            404: {"model": Rejected, "description": "Unknown mission or proposal."},
+            409: {"model": Rejected, "description": "Not applicable in the current state."},
+            422: {"model": Rejected, "description": "Malformed envelope or payload."},
+            501: {"model": Rejected, "description": "Type not handled by this version yet."},
+            503: {"model": Rejected, "description": "Temporal or database unavailable."},
+        },
+    )
+    async def post_event(
+        request: Request,
+        x_signature: Annotated[str | None, Header(alias=SIGNATURE_HEADER)] = None,
+    ) -> JSONResponse:
+        raw = await request.body()
+        if not is_valid(raw, x_signature, secret):
+            return JSONResponse(
+                status_code=401,
+                content=Rejected(
+                    detail=f"missing or wrong {SIGNATURE_HEADER} header: expected "
+                    "'sha256=<hex HMAC-SHA256 of the raw body with the shared secret>'"
+                ).model_dump(),
+            )
+        processor: EventProcessor = request.app.state.processor
+        try:
+            outcome = await processor.process(raw)
+        except EventError as exc:
+            return JSONResponse(status_code=exc.status_code, content=exc.body())
+        return JSONResponse(status_code=outcome.status_code, content=outcome.body)
+
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    """`uvicorn starter.api:app` builds the app from the environment on first access."""
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)

@@ -1,0 +1,121 @@
+"""Parsing platform events at the edge: every error names the field path and what is wrong."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from domain.errors import InvalidIdentifier
+from domain.identifiers import validate_siren
+from schemas.events import PAYLOADS, Envelope, Event
+
+
+class EventError(Exception):
+    """An event the gateway answers with a 4xx/5xx: the status and a body a person can act on."""
+
+    status_code: int = 400
+
+    def __init__(self, message: str, *, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = errors or []
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"status": "rejected", "detail": self.message}
+        if self.errors:
+            body["errors"] = self.errors
+        return body
+
+
+class InvalidEvent(EventError):
+    """Malformed envelope or payload (422): nothing is recorded."""
+
+    status_code = 422
+
+
+class NotApplicable(EventError):
+    """Valid, but not applicable in the mission's current state (409): nothing changes."""
+
+    status_code = 409
+
+
+class UnknownTarget(EventError):
+    """The mission or proposal the event refers to does not exist (404)."""
+
+    status_code = 404
+
+
+class NotYetSupported(EventError):
+    """A type of the contract whose lifecycle stage has not landed yet (501)."""
+
+    status_code = 501
+
+
+class Unavailable(EventError):
+    """Temporal or the database cannot be reached (503): the platform should retry."""
+
+    status_code = 503
+
+
+def _field_errors(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[dict[str, Any]]:
+    return [
+        {
+            "loc": ".".join(str(part) for part in (*prefix, *error["loc"])),
+            "msg": error["msg"],
+            "type": error["type"],
+        }
+        for error in exc.errors(include_url=False)
+    ]
+
+
+def parse_event(raw: bytes) -> Event:
+    """Validate the envelope, then the payload of its type; raise `InvalidEvent` on any error."""
+    try:
+        document = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidEvent(f"the body is not valid JSON: {exc}") from exc
+    try:
+        envelope = Envelope.model_validate(document)
+    except ValidationError as exc:
+        raise InvalidEvent("the event envelope is invalid", errors=_field_errors(exc)) from exc
+    try:
+        payload = PAYLOADS[envelope.type].model_validate(envelope.data)
+    except ValidationError as exc:
+        raise InvalidEvent(
+            f"the data of a {envelope.type!r} event is invalid",
+            errors=_field_errors(exc, ("data",)),
+        ) from exc
+    identifier_errors = list(_siren_errors(payload, ("data",)))
+    if identifier_errors:
+        raise InvalidEvent(
+            f"the data of a {envelope.type!r} event has an invalid SIREN",
+            errors=identifier_errors,
+        )
+    return Event(
+        event_id=envelope.event_id,
+        type=envelope.type,
+        occurred_at=envelope.occurred_at,
+        payload=payload,
+    )
+
+
+def _siren_errors(model: BaseModel, loc: tuple[str | int, ...]) -> list[dict[str, Any]]:
+    """Luhn-check every `siren` / `*_siren` field of a payload, nested models included."""
+    errors: list[dict[str, Any]] = []
+    for name, value in model:
+        if isinstance(value, BaseModel):
+            errors += _siren_errors(value, (*loc, name))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                if isinstance(item, BaseModel):
+                    errors += _siren_errors(item, (*loc, name, index))
+        elif isinstance(value, str) and (name == "siren" or name.endswith("_siren")):
+            try:
+                validate_siren(value)
+            except InvalidIdentifier as exc:
+                errors.append(
+                    {"loc": ".".join(map(str, (*loc, name))), "msg": str(exc), "type": "siren"}
+                )
+    return errors

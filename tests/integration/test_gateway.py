@@ -1,0 +1,216 @@
+"""The event gateway against the real dev server, worker, PostgreSQL and SMTP sink."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.testing import WorkflowEnvironment
+
+from db.models import EmailOutbox, Mission, ProcessedEvent, Proposal
+from schemas.mission import MissionState
+from starter.mailsink import MailSink
+from tests.fixtures.gateway import (
+    GatewayTestClient,
+    envelope,
+    eventually,
+    proposal_submitted,
+)
+from workflows import search_attributes as sa
+
+
+async def _count(engine: AsyncEngine, stmt: Any) -> int:
+    async with engine.connect() as conn:
+        return int((await conn.execute(stmt)).scalar_one())
+
+
+async def test_proposal_submitted_starts_mission_records_it_and_mails_both_sides(
+    gateway: GatewayTestClient,
+    dev_server_env: WorkflowEnvironment,
+    db_engine: AsyncEngine,
+    smtp_sink: MailSink,
+) -> None:
+    data = proposal_submitted()
+    pid = data["proposal_id"]
+    response = await gateway.post_event(envelope("proposal.submitted", data))
+
+    assert response.status_code == 202, response.text
+    assert response.json()["workflow_id"] == f"mission-{pid}"
+    assert response.json()["status"] == "accepted"
+
+    mails = await smtp_sink.wait_for_async(2)
+    by_recipient = {m.rcpt_tos: m for m in mails}
+    provider_mail = by_recipient[("paul@durand-conseil.example",)]
+    client_mail = by_recipient[("claire.martin@acme.example",)]
+    assert pid in provider_mail.subject
+    assert "650,00 €" in provider_mail.text()
+    assert "01/12/2026" in provider_mail.text()
+    assert "Durand Conseil" in client_mail.subject
+    assert "RFP-90064-1" in client_mail.subject
+
+    handle = dev_server_env.client.get_workflow_handle(f"mission-{pid}")
+    description = await handle.describe()
+    assert description.status == WorkflowExecutionStatus.RUNNING
+    attributes = description.typed_search_attributes
+    assert attributes.get(sa.MISSION_STAGE) == "proposal"
+    assert attributes.get(sa.MISSION_ID) == pid
+    assert attributes.get(sa.PROVIDER_ID) == "200780963"
+    assert attributes.get(sa.CLIENT_ID) == "CLI-1"
+    assert attributes.get(sa.RFP_ID) == "RFP-90064-1"
+    state = await handle.query("state", result_type=MissionState)
+    assert state.stage == "proposal"
+    assert state.proposal_status == "sent"
+
+    assert await _count(db_engine, select(func.count()).where(Proposal.proposal_id == pid)) == 1
+    assert await _count(db_engine, select(func.count()).where(Mission.mission_id == pid)) == 1
+    sent = select(func.count()).where(EmailOutbox.mission_id == pid, EmailOutbox.status == "sent")
+    await eventually(lambda: _is(db_engine, sent, 2))
+
+
+async def _is(engine: AsyncEngine, stmt: Any, expected: int) -> bool:
+    return await _count(engine, stmt) == expected
+
+
+async def test_same_event_twice_gives_one_workflow_and_one_email_each(
+    gateway: GatewayTestClient, db_engine: AsyncEngine, smtp_sink: MailSink
+) -> None:
+    event = envelope("proposal.submitted", proposal_submitted())
+    first = await gateway.post_event(event)
+    second = await gateway.post_event(event)
+
+    assert first.status_code == 202
+    assert second.status_code == 200
+    assert second.json()["status"] == "duplicate"
+    assert second.json()["workflow_id"] == first.json()["workflow_id"]
+    await smtp_sink.wait_for_async(2)
+    await asyncio.sleep(0.5)
+    assert len(smtp_sink.messages) == 2
+
+
+async def test_duplicate_detected_while_first_delivery_is_in_flight(
+    gateway: GatewayTestClient, smtp_sink: MailSink
+) -> None:
+    event = envelope("proposal.submitted", proposal_submitted())
+    responses = await asyncio.gather(*(gateway.post_event(event) for _ in range(5)))
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200, 200, 200, 200, 202]
+    await smtp_sink.wait_for_async(2)
+    await asyncio.sleep(0.5)
+    assert len(smtp_sink.messages) == 2
+
+
+async def test_duplicate_detected_after_a_gateway_restart(
+    gateway: GatewayTestClient,
+    dev_server_env: WorkflowEnvironment,
+    stack_settings: Any,
+    db_engine: AsyncEngine,
+) -> None:
+    import httpx
+
+    from db.engine import session_factory
+    from starter.api import create_app
+    from starter.processor import EventProcessor
+    from tests.fixtures.gateway import TASK_QUEUE
+
+    event = envelope("proposal.submitted", proposal_submitted())
+    assert (await gateway.post_event(event)).status_code == 202
+
+    # A new app and processor: nothing in memory survives, only the ledger in PostgreSQL.
+    restarted = create_app(
+        stack_settings,
+        processor=EventProcessor(dev_server_env.client, session_factory(db_engine), TASK_QUEUE),
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=restarted), base_url="http://gateway"
+    ) as http:
+        again = await GatewayTestClient(http).post_event(event)
+    assert again.status_code == 200
+    assert again.json()["status"] == "duplicate"
+
+
+async def test_same_proposal_under_a_new_event_id_is_a_conflict(
+    gateway: GatewayTestClient, db_engine: AsyncEngine
+) -> None:
+    data = proposal_submitted()
+    assert (await gateway.post_event(envelope("proposal.submitted", data))).status_code == 202
+    second = envelope("proposal.submitted", data)
+    response = await gateway.post_event(second)
+    assert response.status_code == 409
+    assert "already submitted" in response.json()["detail"]
+    # Nothing recorded for the refused event: it can be re-evaluated later.
+    stmt = select(func.count()).where(ProcessedEvent.event_id == second["event_id"])
+    assert await _count(db_engine, stmt) == 0
+
+
+async def test_reused_event_id_with_different_content_is_refused(
+    gateway: GatewayTestClient,
+) -> None:
+    event = envelope("proposal.submitted", proposal_submitted())
+    assert (await gateway.post_event(event)).status_code == 202
+    other = {**event, "data": proposal_submitted()}
+    response = await gateway.post_event(other)
+    assert response.status_code == 409
+    assert "different event" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("signature", "secret"),
+    [(None, "wrong-secret"), ("", "test-secret"), ("sha256=00", "test-secret")],
+)
+async def test_bad_signature_is_401_and_records_nothing(
+    gateway: GatewayTestClient, db_engine: AsyncEngine, signature: str | None, secret: str
+) -> None:
+    event = envelope("proposal.submitted", proposal_submitted())
+    response = await gateway.post_event(event, secret=secret, signature=signature)
+    assert response.status_code == 401
+    assert "X-Signature" in response.json()["detail"]
+    stmt = select(func.count()).where(ProcessedEvent.event_id == event["event_id"])
+    assert await _count(db_engine, stmt) == 0
+
+
+async def test_malformed_payload_is_422_with_field_paths(
+    gateway: GatewayTestClient, db_engine: AsyncEngine
+) -> None:
+    data = proposal_submitted(tjm="abc")
+    data["provider"]["country"] = "France"
+    del data["rfp_id"]
+    data["unexpected"] = 1
+    event = envelope("proposal.submitted", data)
+    response = await gateway.post_event(event)
+    assert response.status_code == 422
+    locs = {error["loc"] for error in response.json()["errors"]}
+    assert {"data.tjm", "data.provider.country", "data.rfp_id", "data.unexpected"} <= locs
+    stmt = select(func.count()).where(ProcessedEvent.event_id == event["event_id"])
+    assert await _count(db_engine, stmt) == 0
+
+
+async def test_malformed_envelope_is_422(gateway: GatewayTestClient) -> None:
+    response = await gateway.post_event({"event_id": "e1", "type": "nope", "data": {}})
+    assert response.status_code == 422
+    locs = {error["loc"] for error in response.json()["errors"]}
+    assert {"type", "occurred_at"} <= locs
+
+
+async def test_invalid_siren_is_422(gateway: GatewayTestClient) -> None:
+    data = proposal_submitted()
+    data["provider"]["siren"] = "123456789"
+    response = await gateway.post_event(envelope("proposal.submitted", data))
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["loc"] == "data.provider.siren"
+
+
+async def test_types_of_later_stages_answer_501(gateway: GatewayTestClient) -> None:
+    event = envelope("cra.validated", {"mission_id": "P-1", "month": "2026-12", "approver_id": "A"})
+    response = await gateway.post_event(event)
+    assert response.status_code == 501
+    assert "cra.validated" in response.json()["detail"]
+
+
+async def test_health_and_openapi(gateway: GatewayTestClient) -> None:
+    assert (await gateway.http.get("/health")).json() == {"status": "ok"}
+    spec = (await gateway.http.get("/openapi.json")).json()
+    assert "/events" in spec["paths"]

@@ -1,0 +1,69 @@
+"""The worker: every workflow and activity, the pydantic converter, a graceful shutdown.
+
+Run it with `python -m worker` (the dev stack does) or `contracting worker`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.registry import Activities, build_activities
+from settings import Settings, get_settings
+from starter.connect import connect_temporal
+from workflows.registry import WORKFLOWS
+
+log = logging.getLogger("contracting.worker")
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def build_worker(
+    client: Client, task_queue: str, activities: Sequence[Callable[..., Any]]
+) -> Worker:
+    """The worker for a client; tests build it on the time-skipping server the same way."""
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=list(WORKFLOWS),
+        activities=list(activities),
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )
+
+
+async def run_worker(settings: Settings) -> None:
+    """Run until SIGINT/SIGTERM, then let running activities finish (up to 10 s)."""
+    client = await connect_temporal(settings)
+    activities: Activities = build_activities(settings)
+    worker = build_worker(client, settings.task_queue, activities.all())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info(
+        "worker polling task queue %r on %s (namespace %s)",
+        settings.task_queue,
+        settings.temporal_address,
+        settings.temporal_namespace,
+    )
+    async with worker:
+        await stop.wait()
+        log.info("stopping: waiting for running activities to finish")
+    await activities.close()
+    log.info("worker stopped")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    asyncio.run(run_worker(get_settings()))
+
+
+if __name__ == "__main__":
+    main()

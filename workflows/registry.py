@@ -1,0 +1,7 @@
+"""Every workflow the worker registers."""
+
+from __future__ import annotations
+
+from workflows.mission import MissionWorkflow
+
+WORKFLOWS = (MissionWorkflow,)
