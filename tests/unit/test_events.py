@@ -1,0 +1,79 @@
+"""Edge validation of platform events and their signatures (no server needed)."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+
+from schemas.events import PAYLOADS, ProposalSubmitted
+from starter.dispatch import handler_for
+from starter.events import InvalidEvent, NotYetSupported, parse_event
+from starter.signing import is_valid, sign
+from tests.fixtures.gateway import envelope, proposal_submitted
+
+
+def _raw(event: dict[str, object]) -> bytes:
+    return json.dumps(event).encode()
+
+
+def test_valid_proposal_is_parsed_into_its_payload_model() -> None:
+    event = parse_event(_raw(envelope("proposal.submitted", proposal_submitted("P-1"))))
+    assert isinstance(event.payload, ProposalSubmitted)
+    assert event.payload.tjm == Decimal("650.00")
+    assert event.payload.proposal_id == "P-1"
+
+
+def test_every_error_is_reported_with_its_path() -> None:
+    data = proposal_submitted(tjm="650.123", end_date="2026-01-01")
+    data["client"]["approvers"] = []
+    with pytest.raises(InvalidEvent) as caught:
+        parse_event(_raw(envelope("proposal.submitted", data)))
+    locs = {error["loc"] for error in caught.value.errors}
+    assert {"data.tjm", "data.client.approvers"} <= locs
+
+
+def test_end_before_start_is_refused() -> None:
+    data = proposal_submitted(end_date="2026-01-01")
+    with pytest.raises(InvalidEvent, match="invalid") as caught:
+        parse_event(_raw(envelope("proposal.submitted", data)))
+    assert "end_date must be on or after start_date" in caught.value.errors[0]["msg"]
+
+
+def test_vat_franchise_needs_an_auto_entrepreneur() -> None:
+    data = proposal_submitted()
+    data["provider"]["vat_franchise"] = True
+    with pytest.raises(InvalidEvent) as caught:
+        parse_event(_raw(envelope("proposal.submitted", data)))
+    assert "293 B" in caught.value.errors[0]["msg"]
+
+
+def test_rejected_document_needs_a_comment() -> None:
+    event = envelope("document.reviewed", {"document_id": "D-1", "accepted": False})
+    with pytest.raises(InvalidEvent) as caught:
+        parse_event(_raw(event))
+    assert "comment is required" in caught.value.errors[0]["msg"]
+
+
+def test_not_json_is_refused_clearly() -> None:
+    with pytest.raises(InvalidEvent, match="not valid JSON"):
+        parse_event(b"{nope")
+
+
+def test_every_contract_type_has_a_payload_and_unhandled_ones_say_501() -> None:
+    assert len(PAYLOADS) == 25
+    handler_for("proposal.submitted")
+    with pytest.raises(NotYetSupported, match="legal verification"):
+        handler_for("contract.signed")
+
+
+def test_signature_round_trip_and_tampering() -> None:
+    body = b'{"a":1}'
+    header = sign(body, "s3cret")
+    assert header.startswith("sha256=") and len(header) == 7 + 64
+    assert is_valid(body, header, "s3cret")
+    assert not is_valid(body + b" ", header, "s3cret")
+    assert not is_valid(body, header, "other")
+    assert not is_valid(body, None, "s3cret")
+    assert not is_valid(body, header.removeprefix("sha256="), "s3cret")
