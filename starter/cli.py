@@ -35,6 +35,15 @@ def worker_command() -> None:
     worker.main()
 
 
+@app.command("migrate")
+def migrate_command() -> None:
+    """Apply the database migrations (Alembic) to CONTRACTING_DATABASE_URL."""
+    from db.migrate import upgrade
+
+    upgrade(get_settings().database_url)
+    typer.echo("database schema is up to date")
+
+
 @app.command("gateway")
 def gateway_command() -> None:
     """Run the HTTP event gateway (refuses to start without CONTRACTING_GATEWAY_SECRET)."""

@@ -1,0 +1,66 @@
+"""docker-compose.yml and the Dockerfile stay true to the code (no Docker engine here, so the
+files are checked for what would break a user's `docker compose up`)."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from settings import Settings
+from workflows.search_attributes import ALL_KEYS
+
+ROOT = Path(__file__).parent.parent.parent
+
+
+def _compose() -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return document
+
+
+def test_compose_runs_the_production_like_stack() -> None:
+    services = _compose()["services"]
+    assert {"postgresql", "temporal", "temporal-ui", "mailpit", "worker", "gateway"} <= set(
+        services
+    )
+    assert services["worker"]["command"] == ["contracting", "worker"]
+    assert services["gateway"]["command"] == ["contracting", "gateway"]
+    assert services["migrate"]["command"] == ["contracting", "migrate"]
+
+
+def test_every_contracting_variable_in_compose_is_a_setting() -> None:
+    services = _compose()["services"]
+    names = {
+        name
+        for service in services.values()
+        for name in (service.get("environment") or {})
+        if name.startswith("CONTRACTING_")
+    }
+    fields = {f"CONTRACTING_{field.upper()}" for field in Settings.model_fields}
+    assert names, "the app services set no CONTRACTING_ variable"
+    assert names <= fields, f"unknown settings in docker-compose.yml: {names - fields}"
+
+
+def test_compose_registers_the_search_attributes_of_the_code() -> None:
+    command = " ".join(_compose()["services"]["temporal-search-attributes"]["command"])
+    registered = dict(re.findall(r"(\w+):(Keyword|Datetime)", command))
+    expected = {
+        key.name: "Datetime" if key.name == "NextPayoutDate" else "Keyword" for key in ALL_KEYS
+    }
+    assert registered == expected
+
+
+def test_dockerfile_copies_every_package_of_the_project() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    tool = project["tool"]["setuptools"]
+    top_level = {name.split(".")[0] for name in tool["packages"]}
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    copied = set(re.findall(r"^COPY (\S+)", dockerfile, flags=re.MULTILINE))
+    copied |= {
+        word for line in re.findall(r"^COPY (.+) \./$", dockerfile, re.M) for word in line.split()
+    }
+    missing = {f"{m}.py" for m in tool["py-modules"]} | top_level
+    assert missing <= copied, f"Dockerfile does not copy {missing - copied}"
