@@ -1,0 +1,1 @@
+"""Alembic environment and revisions of the contracting schema (see db/migrate.py)."""
