@@ -148,7 +148,7 @@ def _cmdline(pid: int) -> list[str]:
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
-def _die_with_parent(sig: int) -> Callable[[], None] | None:
+def parent_death_signal(sig: int) -> Callable[[], None] | None:
     """A preexec_fn asking Linux to send `sig` to the child when its parent dies.
 
     So that a `kill -9` of the dev stack (or of pytest) does not leave servers behind holding
@@ -373,7 +373,7 @@ class EmbeddedPostgres:
                 stderr=subprocess.STDOUT,
                 cwd=self.data_dir,
                 start_new_session=True,  # its own process group: a terminal ^C is ours to relay
-                preexec_fn=_die_with_parent(signal.SIGINT),
+                preexec_fn=parent_death_signal(signal.SIGINT),
                 env={**os.environ, "LC_ALL": "C"},
                 user=self._uid,
                 group=self._gid,

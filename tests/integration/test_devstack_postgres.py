@@ -140,3 +140,13 @@ def test_data_dir_path_too_long_for_a_socket(tmp_path: Path) -> None:
     pg = EmbeddedPostgres(deep, port=free_port())
     assert pg.socket_dir != pg.data_dir
     assert len(str(pg.socket_dir)) < 60
+
+
+def test_migrated_db_url_has_the_schema(migrated_db_url: str) -> None:
+    engine = create_engine(migrated_db_url)
+    try:
+        with engine.connect() as conn:
+            version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+    finally:
+        engine.dispose()
+    assert version

