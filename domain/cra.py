@@ -1,0 +1,109 @@
+"""Monthly activity report (CRA) rules: which months, how many days, which corrections.
+
+A mission has one CRA per calendar month from its start date to its end date. The first and
+last months are pro rata: the most a provider may declare in a month is the number of
+calendar days of that month that belong to the mission (weekends included, since some
+missions work them). Days go in half-day steps. A validated CRA is immutable: a mistake is
+fixed by a correction line, possibly negative, on a later month's CRA, and that line must
+point at an earlier month whose CRA was validated.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections.abc import Collection
+from datetime import date
+from decimal import Decimal
+
+from domain.errors import InvalidCra
+from domain.money import is_half_day_multiple
+from schemas.events import CraSubmitted
+
+_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+
+def parse_month(month: str) -> tuple[int, int]:
+    """("2026-07") -> (2026, 7); raises InvalidCra for anything but YYYY-MM."""
+    match = _MONTH.match(month)
+    if match is None:
+        raise InvalidCra(f"month must be written YYYY-MM (for example 2026-07), got {month!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def month_of(d: date) -> str:
+    """The YYYY-MM month containing `d`."""
+    return f"{d.year:04d}-{d.month:02d}"
+
+
+def month_bounds(month: str) -> tuple[date, date]:
+    """First and last day of a YYYY-MM month."""
+    year, number = parse_month(month)
+    return date(year, number, 1), date(year, number, calendar.monthrange(year, number)[1])
+
+
+def mission_months(start: date, end: date) -> list[str]:
+    """Every month that needs a CRA for a mission running from `start` to `end` (inclusive)."""
+    if end < start:
+        raise InvalidCra(f"mission end {end.isoformat()} is before its start {start.isoformat()}")
+    months: list[str] = []
+    year, number = start.year, start.month
+    while (year, number) <= (end.year, end.month):
+        months.append(f"{year:04d}-{number:02d}")
+        year, number = (year + 1, 1) if number == 12 else (year, number + 1)
+    return months
+
+
+def mission_days_in_month(month: str, start: date, end: date) -> int:
+    """Calendar days of `month` between the mission's start and end, both included (0 if none).
+
+    This is the most days a CRA may declare for that month: the whole month in the middle of
+    a mission, pro rata in its first and last months.
+    """
+    first, last = month_bounds(month)
+    overlap_start, overlap_end = max(first, start), min(last, end)
+    if overlap_end < overlap_start:
+        return 0
+    return (overlap_end - overlap_start).days + 1
+
+
+def check_days(days: Decimal, month: str, start: date, end: date) -> Decimal:
+    """Return `days` if acceptable for the CRA of `month`; raise InvalidCra saying why not."""
+    if not isinstance(days, Decimal) or not days.is_finite():
+        raise InvalidCra(f"days must be a decimal number such as 18.5, got {days!r}")
+    if days < 0:
+        raise InvalidCra(f"days must not be negative, got {days}")
+    if not is_half_day_multiple(days):
+        raise InvalidCra(f"days go in half-day steps (e.g. 18 or 18.5), got {days}")
+    limit = mission_days_in_month(month, start, end)
+    if limit == 0:
+        raise InvalidCra(
+            f"the mission (from {start.isoformat()} to {end.isoformat()}) has no days in {month}"
+        )
+    if days > limit:
+        raise InvalidCra(
+            f"{days} days declared for {month} but the mission covers only {limit} calendar "
+            f"days of that month (from {max(start, month_bounds(month)[0]).isoformat()} to "
+            f"{min(end, month_bounds(month)[1]).isoformat()})"
+        )
+    return days
+
+
+def check_correction(month: str, corrects_month: str, validated_months: Collection[str]) -> None:
+    """A correction on the CRA of `month` must fix an earlier month whose CRA was validated."""
+    if parse_month(corrects_month) >= parse_month(month):
+        raise InvalidCra(
+            f"a correction on the {month} CRA must refer to an earlier month, got {corrects_month}"
+        )
+    if corrects_month not in validated_months:
+        raise InvalidCra(
+            f"a correction refers to {corrects_month}, which has no validated CRA: only a "
+            "validated CRA is corrected this way (a rejected or pending CRA is simply resubmitted)"
+        )
+
+
+def check_cra(cra: CraSubmitted, start: date, end: date, validated_months: Collection[str]) -> None:
+    """All the rules a submitted CRA must satisfy against its mission; raise InvalidCra."""
+    check_days(cra.days, cra.month, start, end)
+    for line in cra.corrections:
+        check_correction(cra.month, line.corrects_month, validated_months)

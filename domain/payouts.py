@@ -1,0 +1,246 @@
+"""When the provider is paid, and the facts that explain that date to support.
+
+- Basic / Express: CRA validation + 60 / 30 calendar days. A date that is not a business day
+  moves to the next business day, unless that passes the legal maximum of 60 days after the
+  invoice date (L441-10 Code de commerce): then it moves to the previous business day. The
+  date never exceeds that maximum, even when the invoice predates the validation (an
+  invoice dated so early that no business day remains raises DomainError).
+- Flash: 3 business days after validation.
+- Immediate: the first business day on or after the later of validation and invoice date
+  (for a manual import, the invoice exists only once imported).
+- Back-to-back: no date, the provider is paid once the client has paid.
+
+The invoice date is the validation date unless the provider imports the invoice later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from enum import StrEnum
+
+from domain.calendar import (
+    NonBusinessDay,
+    add_business_days,
+    is_business_day,
+    next_business_day_on_or_after,
+    non_business_days_between,
+    previous_business_day_on_or_before,
+)
+from domain.errors import DomainError
+from domain.formatting import date_fr, day_month_fr, long_date_fr
+from domain.offers import offer_rule
+from schemas.enums import PaymentOffer
+
+LEGAL_MAX_PAYMENT_DAYS = 60
+"""L441-10 Code de commerce: payment no later than 60 days after the invoice date."""
+
+
+class Shift(StrEnum):
+    """How the raw date was moved to land on a business day."""
+
+    NONE = "none"
+    NEXT_BUSINESS_DAY = "next_business_day"
+    PREVIOUS_BUSINESS_DAY = "previous_business_day"
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutSchedule:
+    """A payout date and everything needed to explain it."""
+
+    offer: PaymentOffer
+    validated_on: date
+    invoice_date: date
+    payout_date: date | None
+    """None for back-to-back: paid after the client's payment."""
+    raw_date: date | None
+    """The date before business-day rules: validation + N calendar days (Basic, Express,
+    and Flash counted in calendar days), the start date for immediate payment."""
+    shift: Shift
+    skipped: tuple[NonBusinessDay, ...]
+    """Non-business days that moved the date: between validation and payout for Flash, the
+    raw date and the days crossed to reach a business day otherwise."""
+    legal_limit: date | None
+    """Invoice date + 60 days, for Basic and Express."""
+    capped_by_legal_limit: bool
+    """True when the legal maximum forced an earlier date than the usual rule."""
+
+    @property
+    def skipped_holidays(self) -> tuple[NonBusinessDay, ...]:
+        return tuple(day for day in self.skipped if day.is_holiday)
+
+    @property
+    def shifted(self) -> bool:
+        return self.shift is not Shift.NONE or bool(self.skipped)
+
+
+def compute_payout(
+    offer: PaymentOffer, validated_on: date, invoice_date: date | None = None
+) -> PayoutSchedule:
+    """The payout date of a CRA validated on `validated_on` under `offer`, with its reasons."""
+    offer = PaymentOffer(offer)
+    invoice_date = validated_on if invoice_date is None else invoice_date
+    rule = offer_rule(offer)
+    if offer is PaymentOffer.BACK_TO_BACK:
+        return PayoutSchedule(
+            offer=offer,
+            validated_on=validated_on,
+            invoice_date=invoice_date,
+            payout_date=None,
+            raw_date=None,
+            shift=Shift.NONE,
+            skipped=(),
+            legal_limit=None,
+            capped_by_legal_limit=False,
+        )
+    if rule.delay_calendar_days is not None:
+        return _fixed_calendar_delay(offer, validated_on, invoice_date, rule.delay_calendar_days)
+    if rule.delay_business_days is None:  # pragma: no cover - the rule table covers every offer
+        raise DomainError(f"offer '{offer.value}' has no payout delay rule")
+    if rule.delay_business_days == 0:
+        start = max(validated_on, invoice_date)
+        payout = next_business_day_on_or_after(start)
+        return PayoutSchedule(
+            offer=offer,
+            validated_on=validated_on,
+            invoice_date=invoice_date,
+            payout_date=payout,
+            raw_date=start,
+            shift=Shift.NONE if payout == start else Shift.NEXT_BUSINESS_DAY,
+            skipped=non_business_days_between(start, payout - timedelta(days=1)),
+            legal_limit=None,
+            capped_by_legal_limit=False,
+        )
+    payout = add_business_days(validated_on, rule.delay_business_days)
+    return PayoutSchedule(
+        offer=offer,
+        validated_on=validated_on,
+        invoice_date=invoice_date,
+        payout_date=payout,
+        raw_date=validated_on + timedelta(days=rule.delay_business_days),
+        shift=Shift.NONE,
+        skipped=non_business_days_between(validated_on + timedelta(days=1), payout),
+        legal_limit=None,
+        capped_by_legal_limit=False,
+    )
+
+
+def _fixed_calendar_delay(
+    offer: PaymentOffer, validated_on: date, invoice_date: date, delay: int
+) -> PayoutSchedule:
+    raw = validated_on + timedelta(days=delay)
+    limit = invoice_date + timedelta(days=LEGAL_MAX_PAYMENT_DAYS)
+    target = min(raw, limit)
+    capped = target < raw
+    if is_business_day(target):
+        payout, shift = target, Shift.NONE
+    else:
+        forward = next_business_day_on_or_after(target)
+        if forward <= limit:
+            payout, shift = forward, Shift.NEXT_BUSINESS_DAY
+        else:
+            payout, shift = previous_business_day_on_or_before(target), Shift.PREVIOUS_BUSINESS_DAY
+            capped = True
+    if payout < validated_on:
+        raise DomainError(
+            f"invoice date {invoice_date.isoformat()} is too early: the legal limit of "
+            f"{LEGAL_MAX_PAYMENT_DAYS} days after it ({limit.isoformat()}) leaves no business "
+            f"day on or after the CRA validation ({validated_on.isoformat()}); check the "
+            "invoice date"
+        )
+    if shift is Shift.NEXT_BUSINESS_DAY:
+        skipped = non_business_days_between(target, payout - timedelta(days=1))
+    elif shift is Shift.PREVIOUS_BUSINESS_DAY:
+        skipped = non_business_days_between(payout + timedelta(days=1), target)
+    else:
+        skipped = ()
+    return PayoutSchedule(
+        offer=offer,
+        validated_on=validated_on,
+        invoice_date=invoice_date,
+        payout_date=payout,
+        raw_date=raw,
+        shift=shift,
+        skipped=skipped,
+        legal_limit=limit,
+        capped_by_legal_limit=capped,
+    )
+
+
+def _holidays_note(days: tuple[NonBusinessDay, ...]) -> str:
+    holidays = [day for day in days if day.holiday is not None]
+    if not holidays:
+        return ""
+    if len(holidays) == 1:
+        return f" (le {day_month_fr(holidays[0].day)} est férié : {holidays[0].holiday})"
+    listed = ", ".join(f"{day_month_fr(day.day)} {day.holiday}" for day in holidays)
+    return f" (jours fériés : {listed})"
+
+
+def _why_not_business_day(day: date, skipped: tuple[NonBusinessDay, ...]) -> str:
+    for entry in skipped:
+        if entry.day == day and entry.holiday is not None:
+            return f"est férié ({entry.holiday})"
+    return "tombe un week-end"
+
+
+def explain_payout(schedule: PayoutSchedule) -> str:
+    """One French sentence a support agent can read to the provider (fees not included)."""
+    rule = offer_rule(schedule.offer)
+    validated = f"CRA validé le {long_date_fr(schedule.validated_on)}"
+    if schedule.payout_date is None:
+        return (
+            f"Offre {rule.label} : {validated}, paiement après l'encaissement de la facture "
+            "par le client."
+        )
+    payout = long_date_fr(schedule.payout_date)
+    if rule.delay_business_days == 0:
+        if schedule.invoice_date > schedule.validated_on:
+            start = f"{validated}, facture importée le {long_date_fr(schedule.invoice_date)}"
+        else:
+            start = validated
+        when = (
+            f"paiement le jour même, le {payout}"
+            if schedule.shift is Shift.NONE
+            else f"paiement le premier jour ouvré suivant, le {payout}"
+        )
+        title = rule.label[:1].upper() + rule.label[1:]
+        return f"{title} : {start}, {when}{_holidays_note(schedule.skipped)}."
+    if rule.delay_business_days is not None:
+        return (
+            f"Offre {rule.label} : {validated}, paiement {rule.delay_business_days} jours ouvrés "
+            f"plus tard, le {payout}{_holidays_note(schedule.skipped)}."
+        )
+    raw = schedule.raw_date
+    limit = schedule.legal_limit
+    assert raw is not None and limit is not None  # set for every calendar-delay offer
+    sentence = (
+        f"Offre {rule.label} : {validated}, paiement {rule.delay_calendar_days} jours plus tard"
+    )
+    legal = (
+        f"la limite légale de {LEGAL_MAX_PAYMENT_DAYS} jours après la facture du "
+        f"{date_fr(schedule.invoice_date)} (art. L441-10 du Code de commerce)"
+    )
+    if raw > limit:
+        sentence += f" (le {long_date_fr(raw)}), ramené à {legal}"
+        target = limit
+    else:
+        target = raw
+    if schedule.shift is Shift.NONE:
+        return f"{sentence} : le {payout}."
+    reason = _why_not_business_day(target, schedule.skipped)
+    others = _holidays_note(tuple(day for day in schedule.skipped if day.day != target))
+    if schedule.shift is Shift.NEXT_BUSINESS_DAY:
+        return (
+            f"{sentence} : le {long_date_fr(target)} {reason}, paiement le jour ouvré suivant, "
+            f"le {payout}{others}."
+        )
+    if raw > limit:
+        return (
+            f"{sentence} : le {long_date_fr(target)} {reason}, paiement le jour ouvré "
+            f"précédent, le {payout}{others}."
+        )
+    return (
+        f"{sentence} : le {long_date_fr(target)} {reason} et le jour ouvré suivant dépasserait "
+        f"{legal}, donc paiement le jour ouvré précédent, le {payout}{others}."
+    )

@@ -1,0 +1,118 @@
+"""CRA rules: pro rata months, half-day steps, corrections of validated months only."""
+
+from datetime import date
+from decimal import Decimal as D
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from domain.cra import (
+    check_correction,
+    check_cra,
+    check_days,
+    mission_days_in_month,
+    mission_months,
+    month_bounds,
+    month_of,
+)
+from domain.errors import InvalidCra
+from schemas.events import CorrectionLine, CraSubmitted
+
+START, END = date(2026, 1, 15), date(2026, 6, 10)
+
+
+def test_mission_months_from_start_to_end():
+    assert mission_months(START, END) == [
+        "2026-01",
+        "2026-02",
+        "2026-03",
+        "2026-04",
+        "2026-05",
+        "2026-06",
+    ]
+    assert mission_months(date(2025, 12, 31), date(2026, 1, 1)) == ["2025-12", "2026-01"]
+
+
+def test_pro_rata_first_and_last_month():
+    assert mission_days_in_month("2026-01", START, END) == 17  # 15 to 31 January
+    assert mission_days_in_month("2026-02", START, END) == 28
+    assert mission_days_in_month("2026-06", START, END) == 10  # 1 to 10 June
+    assert mission_days_in_month("2026-07", START, END) == 0
+    assert mission_days_in_month("2024-02", date(2024, 1, 1), date(2024, 12, 31)) == 29
+
+
+def test_month_helpers():
+    assert month_of(date(2026, 7, 14)) == "2026-07"
+    assert month_bounds("2026-02") == (date(2026, 2, 1), date(2026, 2, 28))
+    with pytest.raises(InvalidCra, match="YYYY-MM"):
+        month_bounds("2026-13")
+
+
+def test_days_accepted_up_to_the_mission_part_of_the_month():
+    assert check_days(D("17"), "2026-01", START, END) == D("17")
+    assert check_days(D("0"), "2026-01", START, END) == D("0")
+    assert check_days(D("9.5"), "2026-06", START, END) == D("9.5")
+
+
+def test_days_over_the_limit_say_how_many_are_allowed():
+    with pytest.raises(InvalidCra) as error:
+        check_days(D("17.5"), "2026-01", START, END)
+    assert "only 17 calendar days" in str(error.value)
+    assert "from 2026-01-15 to 2026-01-31" in str(error.value)
+
+
+def test_days_not_in_half_day_steps_are_refused():
+    with pytest.raises(InvalidCra, match="half-day steps"):
+        check_days(D("10.25"), "2026-02", START, END)
+
+
+def test_negative_days_are_refused():
+    with pytest.raises(InvalidCra, match="negative"):
+        check_days(D("-1"), "2026-02", START, END)
+
+
+def test_a_month_outside_the_mission_is_refused():
+    with pytest.raises(InvalidCra, match="has no days in 2026-07"):
+        check_days(D("1"), "2026-07", START, END)
+
+
+def test_correction_must_refer_to_an_earlier_validated_month():
+    check_correction("2026-03", "2026-02", {"2026-01", "2026-02"})
+    with pytest.raises(InvalidCra, match="earlier month"):
+        check_correction("2026-03", "2026-03", {"2026-03"})
+    with pytest.raises(InvalidCra, match="earlier month"):
+        check_correction("2026-03", "2026-04", {"2026-04"})
+    with pytest.raises(InvalidCra, match="2026-01, which has no validated CRA"):
+        check_correction("2026-03", "2026-01", {"2026-02"})
+
+
+def test_check_cra_applies_days_and_corrections():
+    cra = CraSubmitted(
+        mission_id="M-1",
+        month="2026-03",
+        days=D("20"),
+        corrections=[CorrectionLine(label="oubli", amount=D("-325.00"), corrects_month="2026-02")],
+    )
+    check_cra(cra, START, END, {"2026-01", "2026-02"})
+    with pytest.raises(InvalidCra, match="2026-02, which has no validated CRA"):
+        check_cra(cra, START, END, {"2026-01"})
+
+
+@given(
+    st.decimals(min_value=-3, max_value=40, places=2),
+    st.dates(min_value=date(2020, 1, 1), max_value=date(2030, 12, 31)),
+    st.integers(min_value=0, max_value=120),
+)
+def test_days_accepted_exactly_when_half_day_multiple_within_limit(days, start, length):
+    end = date.fromordinal(start.toordinal() + length)
+    month = month_of(start)
+    limit = mission_days_in_month(month, start, end)
+    doubled = days * 2
+    expected = doubled == doubled.to_integral_value() and 0 <= days <= limit
+    try:
+        check_days(days, month, start, end)
+        accepted = True
+    except InvalidCra:
+        accepted = False
+    assert accepted == expected
