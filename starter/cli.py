@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+# Typer vendors Click; its exceptions are the ones raised for usage errors.
+from typer._click.exceptions import ClickException
 
 from settings import get_settings
 from starter.demo import demo_command
@@ -89,7 +93,17 @@ def event_send_command(
 
 
 def main() -> None:
-    app()
+    """Run the CLI; a usage error is one `error: …` line on stderr and exit status 2."""
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(standalone_mode=False)
+    except ClickException as exc:
+        typer.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(1)
+    sys.exit(result if isinstance(result, int) else 0)
 
 
 if __name__ == "__main__":

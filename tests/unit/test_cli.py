@@ -1,0 +1,55 @@
+"""The installed `contracting` command: usage errors are one line on stderr, status 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CONTRACTING = Path(sys.executable).parent / "contracting"
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(CONTRACTING), *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["quote", "--bogus"], "No such option: --bogus"),
+        (
+            ["quote", "--tjm", "650", "--days", "1", "--offer", "flash", "--validated-on"],
+            "requires",
+        ),
+        (["event", "send", "/nonexistent.json"], "does not exist"),
+    ],
+)
+def test_usage_errors_are_one_line_and_status_2(args: list[str], message: str) -> None:
+    result = _run(*args)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+
+
+def test_quote_through_the_installed_command() -> None:
+    result = _run(
+        "quote",
+        "--tjm",
+        "650",
+        "--days",
+        "18.5",
+        "--offer",
+        "flash",
+        "--validated-on",
+        "2026-07-10",
+    )
+    assert result.returncode == 0, result.stderr
+    quote = json.loads(result.stdout)
+    assert quote["payout_date"] == "2026-07-16"
+    assert quote["payout_amount"] == "11423.75"
