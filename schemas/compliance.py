@@ -1,0 +1,94 @@
+"""The contract between the provider compliance workflow `provider-<SIREN>` and the missions
+that wait on it (legal verification) or watch it (a mission in progress)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.enums import DocumentKind, LegalForm
+
+PROVIDER_WORKFLOW = "ProviderComplianceWorkflow"
+# Update names on the provider workflow are the event types they handle.
+DOCUMENT_UPLOADED = "document.uploaded"
+DOCUMENT_REVIEWED = "document.reviewed"
+# Signals and query of the provider workflow.
+WATCH = "watch"
+UNWATCH = "unwatch"
+COMPLIANCE_QUERY = "compliance"
+# Signal sent by the provider workflow to every watching `mission-<id>` workflow.
+COMPLIANCE_CHANGED = "provider_compliance_changed"
+
+
+class ProviderRef(BaseModel):
+    """Who the provider is: enough to mail them and to know which documents they need."""
+
+    model_config = ConfigDict(frozen=True)
+
+    siren: str
+    name: str
+    email: str
+    legal_form: LegalForm = LegalForm.COMPANY
+
+
+class ProviderComplianceInput(BaseModel):
+    """Starts (or continues-as-new) `provider-<SIREN>`; `state` is None on the first run."""
+
+    siren: str
+    provider: ProviderRef | None = None
+    state: ProviderComplianceState | None = None
+
+
+class WatchRequest(BaseModel):
+    """A mission asks to be signalled whenever the provider's compliance changes."""
+
+    mission_id: str
+    provider: ProviderRef
+
+
+class DocumentView(BaseModel):
+    """One legal document as support sees it."""
+
+    document_id: str
+    kind: DocumentKind
+    issued_on: date
+    expires_on: date
+    file_ref: str
+    status: str = Field(description="under_review | accepted | rejected | expired")
+    comment: str | None = Field(default=None, description="the reviewer's reason when rejected")
+
+
+class MissingDocument(BaseModel):
+    requirement: str = Field(description="what is required, in words")
+    accepted_kinds: list[DocumentKind]
+    reason: str = Field(
+        description="missing | under_review | rejected: <comment> | expired on <date>"
+    )
+
+
+class ComplianceStatus(BaseModel):
+    """Is the provider compliant on `on`, and if not, what is missing or expired."""
+
+    siren: str
+    on: date
+    compliant: bool
+    missing: list[MissingDocument] = Field(default_factory=list)
+    valid_until: date | None = Field(
+        default=None, description="first day a document the compliance rests on expires"
+    )
+    documents: list[DocumentView] = Field(default_factory=list)
+
+
+class ProviderComplianceState(BaseModel):
+    """Everything the workflow carries across continue-as-new."""
+
+    provider: ProviderRef | None = None
+    documents: list[DocumentView] = Field(default_factory=list)
+    watchers: list[str] = Field(default_factory=list, description="mission ids")
+    reminders_sent: list[str] = Field(
+        default_factory=list, description="keys of expiry emails already sent"
+    )
+
+
+ProviderComplianceInput.model_rebuild()
