@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest_asyncio
 from sqlalchemy import func, select
@@ -49,7 +50,9 @@ def _mission_input(proposal_id: str | None = None) -> MissionInput:
     )
 
 
-async def _start(env: WorkflowEnvironment, task_queue: str, inp: MissionInput) -> WorkflowHandle:
+async def _start(
+    env: WorkflowEnvironment, task_queue: str, inp: MissionInput
+) -> WorkflowHandle[Any, Any]:
     return await env.client.start_workflow(
         "MissionWorkflow",
         inp,
