@@ -41,7 +41,7 @@ def build_worker(
 async def run_worker(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM, then let running activities finish (up to 10 s)."""
     client = await connect_temporal(settings)
-    activities: Activities = build_activities(settings)
+    activities: Activities = build_activities(settings, client)
     worker = build_worker(client, settings.task_queue, activities.all())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -7,12 +7,15 @@ one file keeps a notification's wording in one place.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from domain.formatting import money_fr, weekday_fr
 
 
 @dataclass(frozen=True)
@@ -21,14 +24,25 @@ class RenderedEmail:
     body: str
 
 
-def _french_date(value: date) -> str:
-    return value.strftime("%d/%m/%Y")
+PARIS = ZoneInfo("Europe/Paris")
 
 
-def _euros(value: Decimal) -> str:
+def _french_date(value: date | str) -> str:
+    """A date (or its ISO text, as workflow contexts carry it) as `31/12/2026`."""
+    day = date.fromisoformat(value) if isinstance(value, str) else value
+    return day.strftime("%d/%m/%Y")
+
+
+def _french_datetime(value: datetime | str) -> str:
+    """An instant as Paris wall-clock time: `jeudi 03/12/2026 à 14h30`."""
+    instant = datetime.fromisoformat(value) if isinstance(value, str) else value
+    local = instant.astimezone(PARIS)
+    return f"{weekday_fr(local.date())} {local:%d/%m/%Y} à {local:%H}h{local:%M}"
+
+
+def _euros(value: Decimal | str) -> str:
     """`1234.5` → `1 234,50 €`, the way French readers expect amounts."""
-    text = f"{value:,.2f}".replace(",", "\u202f").replace(".", ",")
-    return f"{text} €"
+    return money_fr(Decimal(value))
 
 
 @lru_cache(maxsize=1)
@@ -42,6 +56,7 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["fr_date"] = _french_date
+    env.filters["fr_datetime"] = _french_datetime
     env.filters["euros"] = _euros
     return env
 

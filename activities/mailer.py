@@ -31,6 +31,10 @@ class Mailer:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
 
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
     def build(self, email: OutgoingEmail) -> EmailMessage:
         message = EmailMessage()
         message["From"] = self._settings.mail_sender

@@ -6,8 +6,11 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
 
+from activities.documents import DocumentActivities
 from activities.mailer import Mailer
+from activities.missions import MissionActivities
 from activities.outbox import OutboxActivities
 from activities.proposals import ProposalActivities
 from db.engine import create_engine, session_factory
@@ -17,18 +20,42 @@ from settings import Settings
 class Activities:
     """The worker's activity instances, sharing one connection pool."""
 
-    def __init__(self, engine: AsyncEngine, mailer: Mailer) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        mailer: Mailer,
+        *,
+        settings: Settings | None = None,
+        temporal: Client | None = None,
+    ) -> None:
+        """`temporal` is the client the worker polls with: `watch_provider` starts and
+        signals the provider workflow through it."""
+        settings = settings or mailer.settings
         self._engine = engine
         sessions = session_factory(engine)
         self.proposals = ProposalActivities(sessions)
+        self.missions = MissionActivities(
+            sessions, settings.ops_email, settings.task_queue, temporal
+        )
         self.outbox = OutboxActivities(sessions, mailer)
+        self.documents = DocumentActivities(sessions)
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.proposals.record_proposal, self.outbox.deliver_outbox]
+        return [
+            self.proposals.record_proposal,
+            self.missions.record_mission_transition,
+            self.missions.watch_provider,
+            self.outbox.deliver_outbox,
+            self.documents.record_document_upload,
+            self.documents.record_document_review,
+            self.documents.record_document_expiry,
+        ]
 
     async def close(self) -> None:
         await self._engine.dispose()
 
 
-def build_activities(settings: Settings) -> Activities:
-    return Activities(create_engine(settings.database_url), Mailer(settings))
+def build_activities(settings: Settings, temporal: Client | None = None) -> Activities:
+    return Activities(
+        create_engine(settings.database_url), Mailer(settings), settings=settings, temporal=temporal
+    )

@@ -6,13 +6,17 @@ database or SMTP libraries that implement them.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.events import ProposalSubmitted
+from schemas.compliance import ProviderRef
+from schemas.events import DocumentUploaded, ProposalSubmitted
 
 RECORD_PROPOSAL = "record_proposal"
+RECORD_MISSION_TRANSITION = "record_mission_transition"
+WATCH_PROVIDER = "watch_provider"
 DELIVER_OUTBOX = "deliver_outbox"
 
 
@@ -40,3 +44,62 @@ class DeliverOutboxInput(BaseModel):
 class DeliverOutboxResult(BaseModel):
     sent: int = 0
     already_sent: int = 0
+
+
+# --- Provider legal documents (the provider compliance workflow `provider-<SIREN>`) ---------
+
+RECORD_DOCUMENT_UPLOAD = "record_document_upload"
+RECORD_DOCUMENT_REVIEW = "record_document_review"
+RECORD_DOCUMENT_EXPIRY = "record_document_expiry"
+
+ExpiryStage = Literal["reminder", "expired"]
+
+
+class RecordDocumentUploadInput(BaseModel):
+    """A `document.uploaded` the provider workflow took: the `legal_documents` row, under
+    review. `expires_on` is the resolved expiry (domain.documents.expires_on)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    document: DocumentUploaded
+    expires_on: date
+    uploaded_at: datetime
+    provider: ProviderRef | None = Field(
+        default=None, description="what the workflow knows of the provider, if anything"
+    )
+    mission_ids: list[str] = Field(
+        default_factory=list, description="watching missions: a timeline row for each"
+    )
+
+
+class RecordDocumentReviewInput(BaseModel):
+    """A `document.reviewed`: the review row, the document's status, the provider's email."""
+
+    model_config = ConfigDict(frozen=True)
+
+    document_id: str
+    provider_siren: str
+    accepted: bool
+    comment: str | None = None
+    reviewed_at: datetime = Field(description="workflow time: the review row's key")
+    mission_ids: list[str] = Field(default_factory=list)
+
+
+class RecordDocumentExpiryInput(BaseModel):
+    """An accepted document one month before its expiry (`reminder`) or on it (`expired`:
+    the row becomes expired). `notify` False records it without emailing the provider (the
+    document was replaced, or accepted when already expired)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    document_id: str
+    provider_siren: str
+    stage: ExpiryStage
+    at: datetime = Field(description="workflow time of the transition")
+    notify: bool = True
+    mission_ids: list[str] = Field(default_factory=list)
+
+
+def expiry_email_key(document_id: str, stage: ExpiryStage) -> str:
+    """Outbox key of an expiry email, also kept in the workflow's `reminders_sent`."""
+    return f"document.expiry:{document_id}:{stage}"

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.enums import MissionStage, ProposalStatus
+from schemas.compliance import ComplianceStatus, MissingDocument
+from schemas.enums import MissionStage, PaymentOffer, ProposalStatus
 from schemas.events import ProposalSubmitted
 
 
@@ -27,6 +29,42 @@ class TimelineEntry(BaseModel):
     detail: str = ""
 
 
+class ContractTerms(BaseModel):
+    """A signed version of the mission's terms (version 1 at contracting, +1 per renewal)."""
+
+    version: int
+    signed_on: date
+    payment_offer: PaymentOffer
+    special_conditions_ref: str
+    tjm: Decimal
+    start_date: date
+    end_date: date
+
+
+class LegalVerification(BaseModel):
+    """What the mission still waits for before it may start, side by side."""
+
+    provider_compliant: bool = False
+    provider_missing: list[MissingDocument] = Field(default_factory=list)
+    provider_valid_until: date | None = None
+    purchase_order: str | None = None
+    contract: ContractTerms | None = None
+
+    def missing(self) -> dict[str, list[str]]:
+        """Human-readable list of what each side still has to provide."""
+        provider = [f"{m.requirement} ({m.reason})" for m in self.provider_missing]
+        if not self.provider_compliant and not provider:
+            provider.append("documents légaux : conformité non encore vérifiée")
+        if self.contract is None:
+            provider.append("signature des conditions particulières et choix de l'offre")
+        client = [] if self.purchase_order else ["bon de commande (purchase order)"]
+        return {"provider": provider, "client": client}
+
+    @property
+    def complete(self) -> bool:
+        return self.provider_compliant and self.purchase_order is not None and bool(self.contract)
+
+
 class MissionState(BaseModel):
     """What the `state` query answers: the mission as ops and support see it."""
 
@@ -39,7 +77,23 @@ class MissionState(BaseModel):
     tjm: Decimal
     start_date: date
     end_date: date
+    qualification_meeting_at: datetime | None = None
+    qualification_meeting_held: bool = False
+    cancel_reason: str | None = None
+    legal: LegalVerification = Field(default_factory=LegalVerification)
+    started_on: date | None = None
+    compliance_alert: bool = Field(
+        default=False, description="the provider's compliance lapsed while in progress"
+    )
     timeline: list[TimelineEntry] = Field(default_factory=list)
+
+
+class MissionView(BaseModel):
+    """`GET /missions/{id}` and `contracting mission show`: the state plus what is missing."""
+
+    state: MissionState
+    missing: dict[str, list[str]]
+    documents: ComplianceStatus | None = None
 
 
 class MissionResult(BaseModel):
@@ -47,3 +101,45 @@ class MissionResult(BaseModel):
 
     mission_id: str
     stage: MissionStage
+
+
+class UpdateAccepted(BaseModel):
+    """What an update handler answers once the event is applied to the mission."""
+
+    mission_id: str
+    stage: MissionStage
+    proposal_status: ProposalStatus
+
+
+Role = Literal["provider", "client", "ops"]
+
+
+class EmailSpec(BaseModel):
+    """An email a transition queues: who gets it (resolved from the database) and what."""
+
+    role: Role
+    template: str
+    context: dict[str, Any] = Field(default_factory=dict)
+
+
+class MissionTransition(BaseModel):
+    """One lifecycle transition, written by one activity in one transaction.
+
+    `key` is deterministic (the platform event id, or a timer's business key): the same
+    transition retried writes nothing twice.
+    """
+
+    mission_id: str
+    key: str
+    kind: str
+    at: datetime
+    detail: str = ""
+    stage: MissionStage | None = None
+    proposal_status: ProposalStatus | None = None
+    tjm: Decimal | None = None
+    qualification_meeting_at: datetime | None = None
+    cancel_reason: str | None = None
+    purchase_order: str | None = None
+    contract: ContractTerms | None = None
+    started_on: date | None = None
+    emails: list[EmailSpec] = Field(default_factory=list)

@@ -1,15 +1,22 @@
-"""Hand each platform event to its workflow (start, signal or update).
+"""Hand each platform event to its workflow (start, update or update-with-start).
 
-One handler per event type. Types whose lifecycle stage has not landed yet answer 501 with
-a message that says so, rather than accepting an event that nothing would act on.
+One handler per event type. Mission events are updates named after their type, sent with the
+platform's `event_id` as update id; a validator's refusal is a 409 with its reason. Types
+whose lifecycle stage has not landed yet answer 501 rather than being accepted for nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from temporalio.client import Client
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -17,36 +24,66 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
+from schemas.compliance import (
+    DOCUMENT_REVIEWED,
+    DOCUMENT_UPLOADED,
+    PROVIDER_WORKFLOW,
+    ProviderComplianceInput,
+)
 from schemas.enums import MissionStage
-from schemas.events import PAYLOADS, Event, ProposalSubmitted
+from schemas.events import (
+    PAYLOADS,
+    DocumentReviewed,
+    DocumentUploaded,
+    Event,
+    ProposalSubmitted,
+    RfpClosed,
+)
 from schemas.mission import MissionInput
-from starter.events import NotApplicable, NotYetSupported, Unavailable
+from starter.events import NotApplicable, NotYetSupported, Unavailable, UnknownTarget
 from workflows import search_attributes as sa
-from workflows.ids import mission_workflow_id
+from workflows.ids import mission_workflow_id, provider_workflow_id
+
+
+class Directory(Protocol):
+    """Lookups the gateway needs for events that do not name their workflow."""
+
+    async def proposals_of_rfp(self, rfp_id: str) -> Sequence[str]: ...
+
+    async def provider_of_document(self, document_id: str) -> str | None: ...
 
 
 @dataclass(frozen=True)
 class Dispatched:
-    """The workflow the event was handed to."""
+    """The workflow(s) the event was handed to."""
 
     workflow_id: str
+    also: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
 
 
-Handler = Callable[[Client, str, Event], Awaitable[Dispatched]]
+@dataclass(frozen=True)
+class Context:
+    client: Client
+    task_queue: str
+    directory: Directory
 
 
-async def _proposal_submitted(client: Client, task_queue: str, event: Event) -> Dispatched:
+Handler = Callable[[Context, Event], Awaitable[Dispatched]]
+
+
+async def _proposal_submitted(ctx: Context, event: Event) -> Dispatched:
     proposal = event.payload
     assert isinstance(proposal, ProposalSubmitted)
     workflow_id = mission_workflow_id(proposal.proposal_id)
     try:
-        await client.start_workflow(
+        await ctx.client.start_workflow(
             "MissionWorkflow",
             MissionInput(event_id=event.event_id, occurred_at=event.occurred_at, proposal=proposal),
             id=workflow_id,
-            task_queue=task_queue,
+            task_queue=ctx.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             search_attributes=TypedSearchAttributes(
@@ -67,18 +104,118 @@ async def _proposal_submitted(client: Client, task_queue: str, event: Event) -> 
     return Dispatched(workflow_id=workflow_id)
 
 
+async def _update(
+    handle: WorkflowHandle[Any, Any], name: str, arg: Any, update_id: str, what: str
+) -> None:
+    """Execute an update; a refusal is a 409, a missing workflow a 404, a closed one a 409."""
+    try:
+        await handle.execute_update(name, arg, id=update_id)
+    except WorkflowUpdateFailedError as exc:
+        raise NotApplicable(str(getattr(exc.cause, "message", exc.cause))) from exc
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+        try:
+            description = await handle.describe()
+        except RPCError:
+            raise UnknownTarget(f"unknown {what} (no workflow {handle.id})") from exc
+        status = description.status.name.lower() if description.status else "closed"
+        raise NotApplicable(f"{what} is closed (workflow {handle.id} is {status})") from exc
+
+
+async def _mission_update(ctx: Context, event: Event) -> Dispatched:
+    proposal_id = str(getattr(event.payload, "proposal_id"))  # noqa: B009 - every type has it
+    workflow_id = mission_workflow_id(proposal_id)
+    handle = ctx.client.get_workflow_handle(workflow_id)
+    await _update(handle, event.type, event.payload, event.event_id, f"proposal {proposal_id}")
+    return Dispatched(workflow_id=workflow_id)
+
+
+async def _rfp_closed(ctx: Context, event: Event) -> Dispatched:
+    """Every proposal on the RFP is told; those already closed (lost, cancelled) are skipped."""
+    closed = event.payload
+    assert isinstance(closed, RfpClosed)
+    proposals = await ctx.directory.proposals_of_rfp(closed.rfp_id)
+    if not proposals:
+        raise UnknownTarget(f"unknown RFP {closed.rfp_id!r}: no proposal was submitted on it")
+    notified: list[str] = []
+    skipped: dict[str, str] = {}
+    for proposal_id in proposals:
+        workflow_id = mission_workflow_id(proposal_id)
+        handle = ctx.client.get_workflow_handle(workflow_id)
+        try:
+            await _update(
+                handle, event.type, closed, f"{event.event_id}:{proposal_id}", proposal_id
+            )
+        except (NotApplicable, UnknownTarget) as exc:
+            skipped[workflow_id] = exc.message
+            continue
+        notified.append(workflow_id)
+    if not notified:
+        raise NotApplicable(
+            f"RFP {closed.rfp_id!r} has no open proposal left: " + "; ".join(skipped.values())
+        )
+    return Dispatched(workflow_id=notified[0], also=notified[1:], skipped=skipped)
+
+
+async def _document_uploaded(ctx: Context, event: Event) -> Dispatched:
+    """Update-with-start: a provider may upload documents before any mission exists."""
+    upload = event.payload
+    assert isinstance(upload, DocumentUploaded)
+    workflow_id = provider_workflow_id(upload.provider_siren)
+    start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
+        PROVIDER_WORKFLOW,
+        ProviderComplianceInput(siren=upload.provider_siren),
+        id=workflow_id,
+        task_queue=ctx.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+    try:
+        await ctx.client.execute_update_with_start_workflow(
+            DOCUMENT_UPLOADED, upload, start_workflow_operation=start, id=event.event_id
+        )
+    except WorkflowUpdateFailedError as exc:
+        raise NotApplicable(str(getattr(exc.cause, "message", exc.cause))) from exc
+    return Dispatched(workflow_id=workflow_id)
+
+
+async def _document_reviewed(ctx: Context, event: Event) -> Dispatched:
+    review = event.payload
+    assert isinstance(review, DocumentReviewed)
+    siren = await ctx.directory.provider_of_document(review.document_id)
+    if siren is None:
+        raise UnknownTarget(f"unknown document {review.document_id!r}: upload it first")
+    workflow_id = provider_workflow_id(siren)
+    handle = ctx.client.get_workflow_handle(workflow_id)
+    await _update(
+        handle, DOCUMENT_REVIEWED, review, event.event_id, f"provider {siren}'s documents"
+    )
+    return Dispatched(workflow_id=workflow_id)
+
+
+MISSION_UPDATES = (
+    "proposal.read",
+    "proposal.rated",
+    "proposal.updated",
+    "proposal.cancelled",
+    "qualification_meeting.scheduled",
+    "qualification_meeting.held",
+    "proposal.retained",
+    "proposal.lost",
+    "purchase_order.confirmed",
+    "contract.signed",
+)
+
 HANDLERS: dict[str, Handler] = {
     "proposal.submitted": _proposal_submitted,
+    **dict.fromkeys(MISSION_UPDATES, _mission_update),
+    "rfp.closed": _rfp_closed,
+    "document.uploaded": _document_uploaded,
+    "document.reviewed": _document_reviewed,
 }
 
-# Which issue brings each type that is not handled yet, for the 501 message.
+# Which stage brings each type that is not handled yet, for the 501 message.
 _PLANNED = {
-    "proposal.": "proposal and qualification",
-    "qualification_meeting.": "proposal and qualification",
-    "rfp.": "proposal and qualification",
-    "document.": "legal verification",
-    "purchase_order.": "legal verification",
-    "contract.": "legal verification",
     "cra.": "monthly CRA and billing",
     "invoice.": "monthly CRA and billing",
     "client_payment.": "payouts",
@@ -100,10 +237,10 @@ def handler_for(event_type: str) -> Handler:
     )
 
 
-async def dispatch(client: Client, task_queue: str, event: Event) -> Dispatched:
+async def dispatch(ctx: Context, event: Event) -> Dispatched:
     """Hand the event to its workflow; Temporal being unreachable is a 503."""
     handler = handler_for(event.type)
     try:
-        return await handler(client, task_queue, event)
+        return await handler(ctx, event)
     except RPCError as exc:
         raise Unavailable(f"Temporal did not accept the event: {exc.message}") from exc

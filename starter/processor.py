@@ -25,7 +25,8 @@ from db.engine import create_engine, session_factory
 from db.models import ProcessedEvent
 from settings import Settings
 from starter.connect import connect_temporal
-from starter.dispatch import dispatch, handler_for
+from starter.directory import DatabaseDirectory
+from starter.dispatch import Context, dispatch, handler_for
 from starter.events import EventError, NotApplicable, Unavailable, parse_event
 
 PROCESSING = "processing"
@@ -44,9 +45,13 @@ class EventProcessor:
     def __init__(
         self, temporal: Client, sessions: async_sessionmaker[Any], task_queue: str
     ) -> None:
-        self._temporal = temporal
         self._sessions = sessions
-        self._task_queue = task_queue
+        self._context = Context(temporal, task_queue, DatabaseDirectory(sessions))
+
+    @property
+    def temporal(self) -> Client:
+        """The Temporal client events are dispatched with (the gateway's queries use it too)."""
+        return self._context.client
 
     async def process(self, raw: bytes) -> Outcome:
         event = parse_event(raw)
@@ -57,21 +62,22 @@ class EventProcessor:
             if not claimed:
                 return await self._duplicate(event.event_id, digest)
             try:
-                dispatched = await dispatch(self._temporal, self._task_queue, event)
+                dispatched = await dispatch(self._context, event)
             except BaseException:
                 await self._release(event.event_id)
                 raise
             await self._record(event.event_id, dispatched.workflow_id)
         except OperationalError as exc:
             raise Unavailable(f"the event ledger database is unavailable: {exc.orig}") from exc
-        return Outcome(
-            202,
-            {
-                "event_id": event.event_id,
-                "status": "accepted",
-                "workflow_id": dispatched.workflow_id,
-            },
-        )
+        body: dict[str, Any] = {
+            "event_id": event.event_id,
+            "status": "accepted",
+            "workflow_id": dispatched.workflow_id,
+        }
+        if event.type == "rfp.closed" or dispatched.also or dispatched.skipped:
+            body["workflow_ids"] = [dispatched.workflow_id, *dispatched.also]
+            body["skipped"] = dispatched.skipped
+        return Outcome(202, body)
 
     async def _claim(self, event_id: str, event_type: str, digest: str) -> bool:
         async with self._sessions.begin() as session:

@@ -1,30 +1,77 @@
 """The mission workflow `mission-<proposal_id>`: one per proposal, for the mission's whole life.
 
-This first stage records the proposal and notifies both sides; the stages that follow
-(qualification, legal verification, CRAs, renewals) arrive as signals and updates.
+Stages so far: proposal → qualification → legal verification → to start → in progress
+(or lost / cancelled, which end the workflow).
+
+- Platform events are **updates** named after their event type (`proposal.retained`, …).
+  Each validator asks `domain/` whether the event applies; a refusal (the gateway's 409)
+  writes nothing, not even to history. The update id is the platform's `event_id`, so a
+  re-sent event is deduplicated by Temporal too.
+- Handlers change the in-memory state and queue a `MissionTransition`; the main loop writes
+  each one, in order, through one idempotent activity (state + timeline + outbox), then
+  delivers its emails. Updates therefore answer at once, and an SMTP outage never holds one.
+- Timers: the QM reminder the day before the meeting (moved when the QM is rescheduled), and
+  the start date. Legal verification reacts to the provider workflow's compliance signals;
+  nothing polls.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+import contextlib
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
 
+from domain import proposals as rules
+from domain.clock import paris_date, paris_instant
+from domain.errors import DomainError
+from domain.offers import check_offer_eligibility, offer_rule
 from schemas.activities import (
     DELIVER_OUTBOX,
+    RECORD_MISSION_TRANSITION,
     RECORD_PROPOSAL,
+    WATCH_PROVIDER,
     DeliverOutboxInput,
     DeliverOutboxResult,
     RecordProposalInput,
     TransitionResult,
 )
+from schemas.compliance import COMPLIANCE_CHANGED, ComplianceStatus, ProviderRef, WatchRequest
 from schemas.enums import MissionStage, ProposalStatus
-from schemas.mission import MissionInput, MissionResult, MissionState, TimelineEntry
+from schemas.events import (
+    ContractSigned,
+    ProposalCancelled,
+    ProposalLost,
+    ProposalRated,
+    ProposalRead,
+    ProposalRetained,
+    ProposalUpdated,
+    PurchaseOrderConfirmed,
+    QualificationMeetingHeld,
+    QualificationMeetingScheduled,
+    RfpClosed,
+)
+from schemas.mission import (
+    ContractTerms,
+    EmailSpec,
+    MissionInput,
+    MissionResult,
+    MissionState,
+    MissionTransition,
+    Role,
+    TimelineEntry,
+    UpdateAccepted,
+)
+from workflows import search_attributes as sa
 
 FINAL_STAGES = frozenset(
     {MissionStage.COMPLETED, MissionStage.LOST, MissionStage.CANCELLED, MissionStage.TERMINATED}
 )
+NOT_APPLICABLE = "NotApplicable"
 
 # A database write is short; transient faults retry (bad input is raised non-retryable).
 DB_TIMEOUT = timedelta(seconds=30)
@@ -33,12 +80,27 @@ DB_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
 MAIL_TIMEOUT = timedelta(minutes=2)
 MAIL_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=10))
 
+QM_REMINDER_BEFORE = timedelta(days=1)
+
+
+def _refuse(message: str) -> ApplicationError:
+    return ApplicationError(message, type=NOT_APPLICABLE, non_retryable=True)
+
+
+def _check(rule: Callable[[], Any]) -> None:
+    """Run a `domain/` rule in a validator: its refusal becomes the update's rejection."""
+    try:
+        rule()
+    except DomainError as exc:
+        raise _refuse(str(exc)) from exc
+
 
 @workflow.defn(name="MissionWorkflow")
 class MissionWorkflow:
     @workflow.init
     def __init__(self, inp: MissionInput) -> None:
         proposal = inp.proposal
+        self._proposal = proposal
         self._state = MissionState(
             mission_id=proposal.proposal_id,
             rfp_id=proposal.rfp_id,
@@ -49,7 +111,18 @@ class MissionWorkflow:
             tjm=proposal.tjm,
             start_date=proposal.start_date,
             end_date=proposal.end_date,
+            timeline=[
+                TimelineEntry(
+                    at=workflow.now(), kind="proposal.submitted", detail=f"TJM {proposal.tjm} €"
+                )
+            ],
         )
+        self._effects: list[MissionTransition] = []
+        self._watch_requested = False
+        self._wake = False
+        self._qm_reminded_for: datetime | None = None
+
+    # ------------------------------------------------------------------ main loop
 
     @workflow.run
     async def run(self, inp: MissionInput) -> MissionResult:
@@ -62,18 +135,55 @@ class MissionWorkflow:
             start_to_close_timeout=DB_TIMEOUT,
             retry_policy=DB_RETRY,
         )
-        self._note("proposal.submitted", f"TJM {inp.proposal.tjm} €")
         await self._deliver(recorded)
-        await workflow.wait_condition(lambda: self._state.stage in FINAL_STAGES)
+        while True:
+            await self._drain()
+            self._progress()
+            if self._effects:
+                continue
+            if self._state.stage in FINAL_STAGES:
+                break
+            await self._sleep_until_woken_or(self._next_deadline())
         await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._drain()
         return MissionResult(mission_id=self._state.mission_id, stage=self._state.stage)
 
-    @workflow.query
-    def state(self) -> MissionState:
-        return self._state
+    async def _sleep_until_woken_or(self, deadline: datetime | None) -> None:
+        self._wake = False
+        timeout = None if deadline is None else deadline - workflow.now()
+        if timeout is not None and timeout <= timedelta(0):
+            return
+        # When the deadline passes first, `_progress` acts on it.
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
+                lambda: self._wake or bool(self._effects), timeout=timeout
+            )
+
+    async def _drain(self) -> None:
+        """Write the queued transitions in order: one activity each, then their emails."""
+        while self._effects:
+            transition = self._effects.pop(0)
+            result = await workflow.execute_activity(
+                RECORD_MISSION_TRANSITION,
+                transition,
+                result_type=TransitionResult,
+                start_to_close_timeout=DB_TIMEOUT,
+                retry_policy=DB_RETRY,
+            )
+            await self._deliver(result)
+        if self._watch_requested:
+            self._watch_requested = False
+            await workflow.execute_activity(
+                WATCH_PROVIDER,
+                WatchRequest(mission_id=self._state.mission_id, provider=self._provider_ref()),
+                start_to_close_timeout=DB_TIMEOUT,
+                retry_policy=DB_RETRY,
+            )
 
     async def _deliver(self, transition: TransitionResult) -> None:
-        if transition.outbox_keys:
+        if not transition.outbox_keys:
+            return
+        try:
             await workflow.execute_activity(
                 DELIVER_OUTBOX,
                 DeliverOutboxInput(keys=transition.outbox_keys),
@@ -81,6 +191,436 @@ class MissionWorkflow:
                 start_to_close_timeout=MAIL_TIMEOUT,
                 retry_policy=MAIL_RETRY,
             )
+        except ActivityError as exc:
+            # A permanent SMTP refusal stays visible in the outbox row (last_error) for ops;
+            # it must not stop the mission.
+            workflow.logger.warning("emails %s not delivered: %s", transition.outbox_keys, exc)
+
+    def _progress(self) -> None:
+        """Act on what the state and the clock now allow: timers and automatic stages."""
+        now = workflow.now()
+        stage = self._state.stage
+        if stage is MissionStage.QUALIFICATION:
+            self._maybe_remind_qm(now)
+        elif stage is MissionStage.LEGAL_VERIFICATION and self._state.legal.complete:
+            self._to_start()
+        elif stage is MissionStage.TO_START and now >= paris_instant(self._state.start_date):
+            self._start(now)
+        elif stage is MissionStage.IN_PROGRESS:
+            self._watch_compliance(now)
+
+    def _next_deadline(self) -> datetime | None:
+        stage = self._state.stage
+        if stage is MissionStage.QUALIFICATION and self._qm_reminder_pending():
+            assert self._state.qualification_meeting_at is not None
+            return self._state.qualification_meeting_at - QM_REMINDER_BEFORE
+        if stage is MissionStage.TO_START:
+            return paris_instant(self._state.start_date)
+        until = self._state.legal.provider_valid_until
+        if stage is MissionStage.IN_PROGRESS and until and not self._state.compliance_alert:
+            return paris_instant(until)
+        return None
+
+    # ------------------------------------------------------------------ queries and signals
+
+    @workflow.query
+    def state(self) -> MissionState:
+        return self._state
+
+    @workflow.signal(name=COMPLIANCE_CHANGED)
+    def provider_compliance_changed(self, status: ComplianceStatus) -> None:
+        legal = self._state.legal
+        legal.provider_compliant = status.compliant
+        legal.provider_missing = list(status.missing)
+        legal.provider_valid_until = status.valid_until
+        self._wake = True
+
+    # ------------------------------------------------------------------ proposal stage
+
+    @workflow.update(name="proposal.read")
+    def proposal_read(self, event: ProposalRead) -> UpdateAccepted:
+        self._state.proposal_status = rules.on_read(self._state.proposal_status)
+        return self._record("proposal.read", emails=[self._email("provider", "proposal_read")])
+
+    @proposal_read.validator
+    def _validate_read(self, event: ProposalRead) -> None:
+        self._check_target(event.proposal_id)
+        _check(lambda: rules.on_read(self._state.proposal_status))
+
+    @workflow.update(name="proposal.rated")
+    def proposal_rated(self, event: ProposalRated) -> UpdateAccepted:
+        status = rules.on_rated(self._state.proposal_status, event.interesting)
+        self._state.proposal_status = status
+        return self._record(
+            "proposal.rated",
+            detail=rules.label(status),
+            emails=[self._email("provider", "proposal_rated", interesting=event.interesting)],
+        )
+
+    @proposal_rated.validator
+    def _validate_rated(self, event: ProposalRated) -> None:
+        self._check_target(event.proposal_id)
+        _check(lambda: rules.on_rated(self._state.proposal_status, event.interesting))
+
+    @workflow.update(name="proposal.updated")
+    def proposal_updated(self, event: ProposalUpdated) -> UpdateAccepted:
+        previous = self._state.tjm
+        self._state.tjm = event.tjm
+        return self._record(
+            "proposal.updated",
+            detail=f"TJM {previous} € → {event.tjm} €",
+            tjm=event.tjm,
+            emails=[self._email("client", "proposal_tjm_updated", previous_tjm=str(previous))],
+        )
+
+    @proposal_updated.validator
+    def _validate_updated(self, event: ProposalUpdated) -> None:
+        self._check_target(event.proposal_id)
+        _check(lambda: rules.on_tjm_updated(self._state.proposal_status))
+        if event.tjm <= 0:
+            raise _refuse("the new TJM must be greater than zero")
+        if event.tjm == self._state.tjm:
+            raise _refuse(f"the TJM is already {event.tjm} €")
+
+    @workflow.update(name="proposal.cancelled")
+    def proposal_cancelled(self, event: ProposalCancelled) -> UpdateAccepted:
+        self._state.proposal_status = rules.on_cancelled(self._state.proposal_status)
+        self._state.cancel_reason = event.reason
+        return self._record(
+            "proposal.cancelled",
+            detail=event.reason,
+            cancel_reason=event.reason,
+            emails=[self._email("client", "proposal_cancelled", reason=event.reason)],
+        )
+
+    @proposal_cancelled.validator
+    def _validate_cancelled(self, event: ProposalCancelled) -> None:
+        self._check_target(event.proposal_id)
+        _check(lambda: rules.on_cancelled(self._state.proposal_status))
+
+    @workflow.update(name="qualification_meeting.scheduled")
+    def qm_scheduled(self, event: QualificationMeetingScheduled) -> UpdateAccepted:
+        rescheduled = self._state.qualification_meeting_at is not None
+        self._state.proposal_status = rules.on_qm_scheduled(
+            self._state.proposal_status, event.at, workflow.now()
+        )
+        self._state.qualification_meeting_at = event.at
+        self._state.qualification_meeting_held = False
+        context = {"qm_at": event.at.isoformat(), "rescheduled": rescheduled}
+        return self._record(
+            "qualification_meeting.scheduled",
+            detail=event.at.isoformat(),
+            qualification_meeting_at=event.at,
+            emails=[
+                self._email("provider", "qm_scheduled", **context),
+                self._email("client", "qm_scheduled", **context),
+            ],
+        )
+
+    @qm_scheduled.validator
+    def _validate_qm_scheduled(self, event: QualificationMeetingScheduled) -> None:
+        self._check_target(event.proposal_id)
+        _check(lambda: rules.on_qm_scheduled(self._state.proposal_status, event.at, workflow.now()))
+
+    @workflow.update(name="qualification_meeting.held")
+    def qm_held(self, event: QualificationMeetingHeld) -> UpdateAccepted:
+        self._state.qualification_meeting_held = True
+        return self._record("qualification_meeting.held")
+
+    @qm_held.validator
+    def _validate_qm_held(self, event: QualificationMeetingHeld) -> None:
+        self._check_target(event.proposal_id)
+        _check(
+            lambda: rules.on_qm_held(
+                self._state.proposal_status,
+                self._state.qualification_meeting_at is not None,
+                self._state.qualification_meeting_held,
+            )
+        )
+
+    def _qm_reminder_pending(self) -> bool:
+        at = self._state.qualification_meeting_at
+        return (
+            at is not None
+            and not self._state.qualification_meeting_held
+            and self._qm_reminded_for != at
+            and at > workflow.now()
+        )
+
+    def _maybe_remind_qm(self, now: datetime) -> None:
+        at = self._state.qualification_meeting_at
+        if at is None or not self._qm_reminder_pending() or now < at - QM_REMINDER_BEFORE:
+            return
+        self._qm_reminded_for = at
+        context = {"qm_at": at.isoformat()}
+        self._record(
+            "qualification_meeting.reminder",
+            key=f"qualification_meeting.reminder:{self._state.mission_id}:{at.isoformat()}",
+            detail=at.isoformat(),
+            emails=[
+                self._email("provider", "qm_reminder", **context),
+                self._email("client", "qm_reminder", **context),
+            ],
+        )
+
+    @workflow.update(name="proposal.retained")
+    def proposal_retained(self, event: ProposalRetained) -> UpdateAccepted:
+        self._state.proposal_status = rules.on_retained(self._state.proposal_status)
+        self._watch_requested = True
+        return self._record(
+            "proposal.retained",
+            detail="Vérification légale en cours",
+            emails=[
+                self._email("provider", "proposal_retained"),
+                self._email("client", "proposal_retained_client"),
+            ],
+        )
+
+    @proposal_retained.validator
+    def _validate_retained(self, event: ProposalRetained) -> None:
+        self._check_target(event.proposal_id)
+        _check(lambda: rules.on_retained(self._state.proposal_status))
+
+    @workflow.update(name="proposal.lost")
+    def proposal_lost(self, event: ProposalLost) -> UpdateAccepted:
+        self._state.proposal_status = rules.on_lost(self._state.proposal_status)
+        return self._record(
+            "proposal.lost",
+            emails=[self._email("provider", "proposal_lost", rfp_closed=False)],
+        )
+
+    @proposal_lost.validator
+    def _validate_lost(self, event: ProposalLost) -> None:
+        self._check_target(event.proposal_id)
+        _check(lambda: rules.on_lost(self._state.proposal_status))
+
+    @workflow.update(name="rfp.closed")
+    def rfp_closed(self, event: RfpClosed) -> UpdateAccepted:
+        status = rules.on_rfp_closed(self._state.proposal_status)
+        if status is ProposalStatus.RETAINED:
+            return self._record(
+                "rfp.closed", emails=[self._email("provider", "rfp_closed_retained")]
+            )
+        self._state.proposal_status = status
+        return self._record(
+            "rfp.closed",
+            detail="AO clôturé : proposition non retenue",
+            emails=[self._email("provider", "proposal_lost", rfp_closed=True)],
+        )
+
+    @rfp_closed.validator
+    def _validate_rfp_closed(self, event: RfpClosed) -> None:
+        if event.rfp_id != self._state.rfp_id:
+            raise _refuse(f"this proposal answers RFP {self._state.rfp_id}, not {event.rfp_id}")
+        _check(lambda: rules.on_rfp_closed(self._state.proposal_status))
+
+    # ------------------------------------------------------------------ legal verification
+
+    @workflow.update(name="purchase_order.confirmed")
+    def purchase_order_confirmed(self, event: PurchaseOrderConfirmed) -> UpdateAccepted:
+        self._state.legal.purchase_order = event.po_number
+        return self._record(
+            "purchase_order.confirmed", detail=event.po_number, purchase_order=event.po_number
+        )
+
+    @purchase_order_confirmed.validator
+    def _validate_purchase_order(self, event: PurchaseOrderConfirmed) -> None:
+        self._check_target(event.proposal_id)
+        self._require_legal_verification("confirm a purchase order")
+        if self._state.legal.purchase_order is not None:
+            raise _refuse(f"purchase order {self._state.legal.purchase_order} is already confirmed")
+
+    @workflow.update(name="contract.signed")
+    def contract_signed(self, event: ContractSigned) -> UpdateAccepted:
+        terms = ContractTerms(
+            version=1,
+            signed_on=event.signed_on,
+            payment_offer=event.payment_offer,
+            special_conditions_ref=event.special_conditions_ref,
+            tjm=self._state.tjm,
+            start_date=self._state.start_date,
+            end_date=self._state.end_date,
+        )
+        self._state.legal.contract = terms
+        workflow.upsert_search_attributes([sa.PAYMENT_OFFER.value_set(event.payment_offer.value)])
+        label = offer_rule(event.payment_offer).label
+        return self._record(
+            "contract.signed",
+            detail=f"offre {label}",
+            contract=terms,
+            emails=[self._email("client", "contract_signed", offer=label)],
+        )
+
+    @contract_signed.validator
+    def _validate_contract(self, event: ContractSigned) -> None:
+        self._check_target(event.proposal_id)
+        self._require_legal_verification("sign the contract")
+        if self._state.legal.contract is not None:
+            raise _refuse(
+                f"the contract was already signed on {self._state.legal.contract.signed_on}; "
+                "the payment offer can only change at renewal"
+            )
+        _check(
+            lambda: check_offer_eligibility(
+                event.payment_offer, event.signed_on, self._proposal.provider.country
+            )
+        )
+
+    def _require_legal_verification(self, action: str) -> None:
+        if self._state.stage is not MissionStage.LEGAL_VERIFICATION:
+            raise _refuse(
+                f"cannot {action}: the mission is at stage {self._state.stage.value}; this "
+                "applies during legal verification (after the proposal is retained)"
+            )
+
+    def _to_start(self) -> None:
+        self._record(
+            "legal_verification.completed",
+            key=f"legal_verification.completed:{self._state.mission_id}:{self._state.start_date}",
+            stage=MissionStage.TO_START,
+            detail=f"démarrage le {self._state.start_date.isoformat()}",
+            emails=[
+                self._email("provider", "mission_to_start"),
+                self._email("client", "mission_to_start"),
+            ],
+        )
+
+    # ------------------------------------------------------------------ start and compliance
+
+    def _compliant_on(self, day: date) -> bool:
+        legal = self._state.legal
+        until = legal.provider_valid_until
+        return legal.provider_compliant and (until is None or day < until)
+
+    def _start(self, now: datetime) -> None:
+        today = paris_date(now)
+        if not self._compliant_on(today):
+            # Documents lapsed between verification and the start date: verify again.
+            self._state.legal.provider_compliant = False
+            missing = "; ".join(self._state.legal.missing()["provider"])
+            self._record(
+                "mission.start_blocked",
+                key=f"mission.start_blocked:{self._state.mission_id}:{today.isoformat()}",
+                stage=MissionStage.LEGAL_VERIFICATION,
+                detail=missing,
+                emails=[
+                    self._email("provider", "mission_start_blocked", missing=missing),
+                    self._email("ops", "mission_start_blocked", missing=missing),
+                ],
+            )
+            return
+        self._state.started_on = today
+        self._record(
+            "mission.started",
+            key=f"mission.started:{self._state.mission_id}",
+            stage=MissionStage.IN_PROGRESS,
+            started_on=today,
+            detail=f"démarrée le {today.isoformat()}",
+            emails=[
+                self._email("provider", "mission_started"),
+                self._email("client", "mission_started"),
+            ],
+        )
+
+    def _watch_compliance(self, now: datetime) -> None:
+        """A lapse alerts ops and the provider once; the mission goes on (product decision)."""
+        today = paris_date(now)
+        compliant = self._compliant_on(today)
+        if not compliant and not self._state.compliance_alert:
+            self._state.compliance_alert = True
+            missing = "; ".join(self._state.legal.missing()["provider"]) or "documents expirés"
+            self._record(
+                "compliance.lapsed",
+                key=f"compliance.lapsed:{self._state.mission_id}:{today.isoformat()}",
+                detail=missing,
+                emails=[
+                    self._email("provider", "compliance_lapsed", missing=missing),
+                    self._email("ops", "compliance_lapsed", missing=missing),
+                ],
+            )
+        elif compliant and self._state.compliance_alert:
+            self._state.compliance_alert = False
+            self._record(
+                "compliance.restored",
+                key=f"compliance.restored:{self._state.mission_id}:{today.isoformat()}",
+            )
+
+    # ------------------------------------------------------------------ helpers
+
+    def _check_target(self, proposal_id: str) -> None:
+        if proposal_id != self._state.mission_id:
+            raise _refuse(
+                f"event for proposal {proposal_id} sent to mission {self._state.mission_id}"
+            )
+
+    def _record(
+        self,
+        kind: str,
+        *,
+        key: str | None = None,
+        stage: MissionStage | None = None,
+        detail: str = "",
+        emails: list[EmailSpec] | None = None,
+        **changes: Any,
+    ) -> UpdateAccepted:
+        """Queue one transition; the stage follows the proposal status unless given."""
+        if key is None:
+            update = workflow.current_update_info()
+            assert update is not None, "a transition outside an update needs a key"
+            key = f"{kind}:{self._state.mission_id}:{update.id}"
+        if stage is None and self._state.stage in (
+            MissionStage.PROPOSAL,
+            MissionStage.QUALIFICATION,
+        ):
+            stage = rules.stage_of(self._state.proposal_status)
+        if stage is not None and stage is not self._state.stage:
+            self._state.stage = stage
+            workflow.upsert_search_attributes([sa.MISSION_STAGE.value_set(stage.value)])
+        else:
+            stage = None
+        self._effects.append(
+            MissionTransition(
+                mission_id=self._state.mission_id,
+                key=key,
+                kind=kind,
+                at=workflow.now(),
+                detail=detail,
+                stage=stage,
+                proposal_status=self._state.proposal_status,
+                emails=emails or [],
+                **changes,
+            )
+        )
+        self._note(kind, detail)
+        return UpdateAccepted(
+            mission_id=self._state.mission_id,
+            stage=self._state.stage,
+            proposal_status=self._state.proposal_status,
+        )
+
+    def _email(self, role: Role, template: str, **extra: Any) -> EmailSpec:
+        proposal = self._proposal
+        context: dict[str, Any] = {
+            "mission_id": self._state.mission_id,
+            "proposal_id": proposal.proposal_id,
+            "rfp_id": proposal.rfp_id,
+            "client_name": proposal.client.name,
+            "provider_name": proposal.provider.name,
+            "tjm": str(self._state.tjm),
+            "start_date": self._state.start_date.isoformat(),
+            "end_date": self._state.end_date.isoformat(),
+            **extra,
+        }
+        return EmailSpec(role=role, template=template, context=context)
+
+    def _provider_ref(self) -> ProviderRef:
+        provider = self._proposal.provider
+        return ProviderRef(
+            siren=provider.siren,
+            name=provider.name,
+            email=provider.email,
+            legal_form=provider.legal_form,
+        )
 
     def _note(self, kind: str, detail: str = "") -> None:
         self._state.timeline.append(TimelineEntry(at=workflow.now(), kind=kind, detail=detail))

@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from workflows.mission import MissionWorkflow
+from workflows.provider import ProviderComplianceWorkflow
 
-WORKFLOWS = (MissionWorkflow,)
+WORKFLOWS = (MissionWorkflow, ProviderComplianceWorkflow)

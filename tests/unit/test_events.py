@@ -64,8 +64,9 @@ def test_not_json_is_refused_clearly() -> None:
 def test_every_contract_type_has_a_payload_and_unhandled_ones_say_501() -> None:
     assert len(PAYLOADS) == 25
     handler_for("proposal.submitted")
-    with pytest.raises(NotYetSupported, match="legal verification"):
-        handler_for("contract.signed")
+    handler_for("contract.signed")
+    with pytest.raises(NotYetSupported, match="monthly CRA and billing"):
+        handler_for("cra.submitted")
 
 
 def test_signature_round_trip_and_tampering() -> None:

@@ -1,0 +1,178 @@
+"""Mission lifecycle transitions: state, timeline and outbox in one transaction.
+
+The timeline row's idempotency key decides: when it already exists, the transition was
+committed before (a retry after a crash) and only the outbox keys are returned again, so the
+send activity can finish what the first attempt started.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy
+
+from activities.transitions import queue_email, record_timeline
+from db.models import (
+    Approver,
+    Contract,
+    Mission,
+    MissionTerms,
+    Proposal,
+    ProposalStatusHistory,
+    Provider,
+    PurchaseOrder,
+)
+from schemas.activities import RECORD_MISSION_TRANSITION, WATCH_PROVIDER, TransitionResult
+from schemas.compliance import (
+    PROVIDER_WORKFLOW,
+    WATCH,
+    ProviderComplianceInput,
+    WatchRequest,
+)
+from schemas.mission import MissionTransition, Role
+from workflows.ids import provider_workflow_id
+
+
+class MissionActivities:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        ops_email: str,
+        task_queue: str,
+        temporal: Client | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._ops_email = ops_email
+        self._task_queue = task_queue
+        self._temporal = temporal
+
+    @activity.defn(name=RECORD_MISSION_TRANSITION)
+    async def record_mission_transition(self, t: MissionTransition) -> TransitionResult:
+        async with self._sessions.begin() as session:
+            applied = await record_timeline(
+                session,
+                key=t.key,
+                mission_id=t.mission_id,
+                kind=t.kind,
+                at=t.at,
+                data={"detail": t.detail, "stage": t.stage, "status": t.proposal_status},
+            )
+            if applied:
+                await _apply_changes(session, t)
+            keys = []
+            for email in t.emails:
+                recipients = await self._recipients(session, t.mission_id, email.role)
+                if not recipients:
+                    activity.logger.warning("no %s recipient for %s", email.role, t.mission_id)
+                    continue
+                keys.append(
+                    await queue_email(
+                        session,
+                        key=f"{t.key}:{email.role}",
+                        mission_id=t.mission_id,
+                        recipients=recipients,
+                        template=email.template,
+                        context={**email.context, "role": email.role},
+                    )
+                )
+        return TransitionResult(applied=applied, outbox_keys=keys)
+
+    async def _recipients(self, session: AsyncSession, mission_id: str, role: Role) -> list[str]:
+        if role == "ops":
+            return [self._ops_email]
+        if role == "provider":
+            stmt = (
+                select(Provider.email)
+                .join(Proposal, Proposal.provider_siren == Provider.siren)
+                .where(Proposal.proposal_id == mission_id)
+            )
+        else:
+            stmt = (
+                select(Approver.email)
+                .join(Proposal, Proposal.client_id == Approver.client_id)
+                .where(Proposal.proposal_id == mission_id)
+                .order_by(Approver.approver_id)
+            )
+        return list((await session.execute(stmt)).scalars())
+
+    @activity.defn(name=WATCH_PROVIDER)
+    async def watch_provider(self, request: WatchRequest) -> None:
+        """Start `provider-<SIREN>` if needed and subscribe the mission to its compliance."""
+        if self._temporal is None:
+            raise RuntimeError("watch_provider needs a Temporal client (see Activities)")
+        await self._temporal.start_workflow(
+            PROVIDER_WORKFLOW,
+            ProviderComplianceInput(siren=request.provider.siren, provider=request.provider),
+            id=provider_workflow_id(request.provider.siren),
+            task_queue=self._task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            start_signal=WATCH,
+            start_signal_args=[request],
+        )
+
+
+async def _apply_changes(session: AsyncSession, t: MissionTransition) -> None:
+    mission: dict[str, Any] = {}
+    if t.stage is not None:
+        mission["stage"] = t.stage
+    proposal: dict[str, Any] = {}
+    if t.proposal_status is not None:
+        proposal["status"] = t.proposal_status
+        await session.execute(
+            insert(ProposalStatusHistory)
+            .values(proposal_id=t.mission_id, status=t.proposal_status, at=t.at, detail=t.detail)
+            .on_conflict_do_nothing()
+        )
+    if t.tjm is not None:
+        proposal["tjm"] = t.tjm
+    if t.qualification_meeting_at is not None:
+        proposal["qualification_meeting_at"] = t.qualification_meeting_at
+    if t.cancel_reason is not None:
+        proposal["cancel_reason"] = t.cancel_reason
+    if t.purchase_order is not None:
+        await session.execute(
+            insert(PurchaseOrder)
+            .values(mission_id=t.mission_id, po_number=t.purchase_order)
+            .on_conflict_do_nothing()
+        )
+    if t.contract is not None:
+        c = t.contract
+        await session.execute(
+            insert(Contract)
+            .values(
+                mission_id=t.mission_id,
+                version=c.version,
+                signed_on=c.signed_on,
+                payment_offer=c.payment_offer,
+                special_conditions_ref=c.special_conditions_ref,
+            )
+            .on_conflict_do_nothing()
+        )
+        await session.execute(
+            insert(MissionTerms)
+            .values(
+                mission_id=t.mission_id,
+                version=c.version,
+                tjm=c.tjm,
+                start_date=c.start_date,
+                end_date=c.end_date,
+                payment_offer=c.payment_offer,
+                special_conditions_ref=c.special_conditions_ref,
+                signed_on=c.signed_on,
+            )
+            .on_conflict_do_nothing()
+        )
+        mission.update(payment_offer=c.payment_offer, current_terms_version=c.version)
+    if proposal:
+        await session.execute(
+            update(Proposal).where(Proposal.proposal_id == t.mission_id).values(**proposal)
+        )
+    if mission:
+        await session.execute(
+            update(Mission).where(Mission.mission_id == t.mission_id).values(**mission)
+        )
