@@ -3,7 +3,8 @@ that wait on it (legal verification) or watch it (a mission in progress)."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,8 +18,28 @@ DOCUMENT_REVIEWED = "document.reviewed"
 WATCH = "watch"
 UNWATCH = "unwatch"
 COMPLIANCE_QUERY = "compliance"
+# Query answering the whole ProviderComplianceState (documents, watchers, reminders sent).
+STATE_QUERY = "state"
 # Signal sent by the provider workflow to every watching `mission-<id>` workflow.
 COMPLIANCE_CHANGED = "provider_compliance_changed"
+
+
+class DocumentState(StrEnum):
+    """Values of `DocumentView.status` (the same as the `legal_documents.status` column)."""
+
+    UNDER_REVIEW = "under_review"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+class MissingReason(StrEnum):
+    """Values of `MissingDocument.status`: why a requirement is not met."""
+
+    MISSING = "missing"
+    UNDER_REVIEW = "under_review"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
 
 
 class ProviderRef(BaseModel):
@@ -38,6 +59,14 @@ class ProviderComplianceInput(BaseModel):
     siren: str
     provider: ProviderRef | None = None
     state: ProviderComplianceState | None = None
+    kbis_max_age_days: int | None = Field(
+        default=None,
+        description="settings.kbis_max_age_days; None: domain.documents.DEFAULT_KBIS_MAX_AGE_DAYS",
+    )
+    continue_as_new_after_events: int | None = Field(
+        default=None,
+        description="history length that triggers continue-as-new; None: the workflow's default",
+    )
 
 
 class WatchRequest(BaseModel):
@@ -57,6 +86,8 @@ class DocumentView(BaseModel):
     file_ref: str
     status: str = Field(description="under_review | accepted | rejected | expired")
     comment: str | None = Field(default=None, description="the reviewer's reason when rejected")
+    uploaded_at: datetime | None = None
+    reviewed_at: datetime | None = None
 
 
 class MissingDocument(BaseModel):
@@ -65,6 +96,12 @@ class MissingDocument(BaseModel):
     reason: str = Field(
         description="missing | under_review | rejected: <comment> | expired on <date>"
     )
+    status: MissingReason = MissingReason.MISSING
+    document_id: str | None = Field(
+        default=None, description="the document the reason is about (under review, rejected…)"
+    )
+    comment: str | None = Field(default=None, description="the reviewer's comment when rejected")
+    expired_on: date | None = None
 
 
 class ComplianceStatus(BaseModel):
@@ -88,6 +125,10 @@ class ProviderComplianceState(BaseModel):
     watchers: list[str] = Field(default_factory=list, description="mission ids")
     reminders_sent: list[str] = Field(
         default_factory=list, description="keys of expiry emails already sent"
+    )
+    published: ComplianceStatus | None = Field(
+        default=None,
+        description="the last status signalled to the watchers (without its documents)",
     )
 
 
