@@ -1,4 +1,5 @@
-"""HTTP event gateway: `POST /events` (EVENTS.md), `GET /health`, OpenAPI docs at `/docs`."""
+"""HTTP event gateway: `POST /events` (EVENTS.md), `GET /missions/{id}`, `GET /health`, OpenAPI
+docs at `/docs`."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from schemas.mission import MissionView
 from settings import Settings, get_settings
 from starter.events import EventError
+from starter.missions import MissionUnavailable, UnknownMission, mission_view
 from starter.processor import EventProcessor, open_processor
 from starter.signing import SIGNATURE_HEADER, is_valid
 
@@ -20,6 +23,12 @@ class Accepted(BaseModel):
     event_id: str
     status: str = "accepted"
     workflow_id: str
+    workflow_ids: list[str] | None = Field(
+        default=None, description="rfp.closed: every mission notified"
+    )
+    skipped: dict[str, str] | None = Field(
+        default=None, description="rfp.closed: missions not notified, with the reason"
+    )
 
 
 class Duplicate(BaseModel):
@@ -33,6 +42,10 @@ class Rejected(BaseModel):
     status: str = "rejected"
     detail: str
     errors: list[dict[str, Any]] = []
+
+
+class Problem(BaseModel):
+    detail: str
 
 
 def create_app(
@@ -104,6 +117,25 @@ def create_app(
         except EventError as exc:
             return JSONResponse(status_code=exc.status_code, content=exc.body())
         return JSONResponse(status_code=outcome.status_code, content=outcome.body)
+
+    @app.get(
+        "/missions/{mission_id}",
+        response_model=MissionView,
+        responses={
+            404: {"model": Problem, "description": "No such mission."},
+            503: {"model": Problem, "description": "Temporal unavailable."},
+        },
+    )
+    async def get_mission(mission_id: str, request: Request) -> MissionView | JSONResponse:
+        """The mission as its workflow sees it: stage, proposal, legal verification (what
+        each side still has to provide), the provider's documents, timeline."""
+        processor: EventProcessor = request.app.state.processor
+        try:
+            return await mission_view(processor.temporal, mission_id)
+        except UnknownMission as exc:
+            return JSONResponse(status_code=404, content=Problem(detail=str(exc)).model_dump())
+        except MissionUnavailable as exc:
+            return JSONResponse(status_code=503, content=Problem(detail=str(exc)).model_dump())
 
     return app
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -18,6 +19,9 @@ from starter.demo import demo_command
 from starter.devstack import dev_command
 from starter.quote import quote_command
 
+if TYPE_CHECKING:
+    from schemas.mission import MissionView
+
 app = typer.Typer(
     help="Contracting orchestrator: embedded dev stack, worker, gateway, demo and support tools.",
     no_args_is_help=True,
@@ -25,6 +29,11 @@ app = typer.Typer(
 )
 event_app = typer.Typer(help="Send platform events (same contract as POST /events).")
 app.add_typer(event_app, name="event")
+mission_app = typer.Typer(help="Look at missions (what their workflows answer).")
+app.add_typer(mission_app, name="mission")
+
+_used_temporal_client = False
+"""Set by the commands that connect to Temporal (see `_leave`)."""
 
 app.command("dev")(dev_command)
 app.command("quote")(quote_command)
@@ -92,6 +101,45 @@ def event_send_command(
         raise typer.Exit(1)
 
 
+@mission_app.command("show")
+def mission_show_command(
+    mission_id: Annotated[str, typer.Argument(help="The mission id (its proposal id).")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the view as JSON (as GET /missions/{id}).")
+    ] = False,
+) -> None:
+    """One mission for a person: stage, proposal, dates, legal verification, documents.
+
+    Legal verification says what the provider and the client still have to provide; the
+    provider's documents come with their review (rejection comments); then the timeline.
+    Reads the workflows through Temporal (CONTRACTING_TEMPORAL_ADDRESS)."""
+    from starter.connect import connect_temporal
+    from starter.missions import MissionUnavailable, UnknownMission, mission_view, render_mission
+
+    global _used_temporal_client
+    settings = get_settings()
+    _used_temporal_client = True
+
+    async def fetch() -> MissionView:
+        try:
+            client = await connect_temporal(settings)
+        except RuntimeError as exc:  # the SDK's connection errors
+            raise MissionUnavailable(
+                f"cannot reach Temporal at {settings.temporal_address}: {exc}"
+            ) from exc
+        return await mission_view(client, mission_id)
+
+    try:
+        view = asyncio.run(fetch())
+    except (UnknownMission, MissionUnavailable) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    if as_json:
+        typer.echo(view.model_dump_json(indent=2))
+    else:
+        typer.echo(render_mission(view))
+
+
 def main() -> None:
     """Run the CLI; a usage error is one `error: …` line on stderr and exit status 2."""
     command = typer.main.get_command(app)
@@ -99,11 +147,23 @@ def main() -> None:
         result = command.main(standalone_mode=False)
     except ClickException as exc:
         typer.echo(f"error: {exc.format_message()}", err=True)
-        sys.exit(exc.exit_code)
+        _leave(exc.exit_code)
     except typer.Abort:
         typer.echo("aborted", err=True)
-        sys.exit(1)
-    sys.exit(result if isinstance(result, int) else 0)
+        _leave(1)
+    _leave(result if isinstance(result, int) else 0)
+
+
+def _leave(code: int) -> NoReturn:
+    if _used_temporal_client:
+        # A short-lived process that used a Temporal client may abort (SIGABRT, "PyGILState_
+        # Release … finalizing") while the interpreter finalizes, as the client's Rust runtime
+        # threads outlive it (temporalio/sdk-python#300; about 1 run in 8 here). The command
+        # is done and has nothing to clean up: flush and leave without finalizing.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,11 @@ class GatewayClient:
         )
         return GatewayResponse(response.status_code, response.json())
 
+    async def get_mission(self, mission_id: str) -> GatewayResponse:
+        """`GET /missions/{id}`: the mission as its workflow answers (a MissionView)."""
+        response = await self._http.get(f"/missions/{mission_id}")
+        return GatewayResponse(response.status_code, response.json())
+
     async def aclose(self) -> None:
         await self._http.aclose()
 
