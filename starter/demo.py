@@ -1,20 +1,51 @@
-"""`contracting demo`: drive demo missions through the gateway with signed platform events.
+"""`contracting demo`: walk demo missions through the contracting stage with signed events.
 
-Ids are derived from the run date so a second run on another day adds missions instead of
-colliding, and a second run on the same day shows the gateway's idempotency (duplicates).
+Seven proposals of one client, from the three demo providers (a French company, a French
+auto-entrepreneur, a Finnish company), each left at a different stage:
+
+1. Durand Conseil: read, interesting, QM scheduled and held, retained, documents (the
+   URSSAF certificate rejected with a comment, then replaced and accepted), purchase order,
+   contract (Flash), start date today → `in_progress`.
+2. Léa Petit EI (auto-entrepreneur: a Sirene notice instead of a Kbis): read, interesting,
+   retained, documents, purchase order, contract (Express), starts on the 1st of next month
+   → `to_start`.
+3. Nordic Data Oy (Finland): retained, Flash refused (provider outside France), contract
+   back-to-back, one document still under review, no purchase order yet
+   → `legal_verification`.
+4. Durand Conseil: read, interesting, QM in three days → `qualification`.
+5. Léa Petit EI: read → `proposal`.
+6. Léa Petit EI, on mission 1's RFP, which closes: not retained → `lost`.
+7. Nordic Data Oy withdraws, with a reason → `cancelled`.
+
+Every event goes through the gateway (`POST /events`) signed like the platform signs it;
+before a mission's next event, the demo polls `GET /missions/{id}` until the workflow shows
+the previous one, because the worker acts asynchronously. Ids, dates and `occurred_at`
+derive from the run date only, so a second run on the same day re-sends byte-identical
+events: the gateway answers `200 duplicate`, and a step a mission is already past is
+reported as such, never as an error.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from time import monotonic
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import typer
 
+from schemas.enums import MissionStage, ProposalStatus
+from schemas.mission import MissionView
 from settings import get_settings
-from starter.client import GatewayClient
+from starter.client import GatewayClient, GatewayResponse
+
+PARIS = ZoneInfo("Europe/Paris")
+WAIT_TIMEOUT = 30.0
+"""Seconds a step may take to show in its mission's state before the demo gives up on it."""
+POLL_INTERVAL = 0.05
 
 
 @dataclass(frozen=True)
@@ -26,6 +57,16 @@ class DemoProvider:
     legal_form: str
     vat_franchise: bool
 
+    def as_event_data(self) -> dict[str, Any]:
+        return {
+            "siren": self.siren,
+            "name": self.name,
+            "email": self.email,
+            "country": self.country,
+            "legal_form": self.legal_form,
+            "vat_franchise": self.vat_franchise,
+        }
+
 
 CLIENT: dict[str, Any] = {
     "id": "CLI-ACME",
@@ -34,70 +75,521 @@ CLIENT: dict[str, Any] = {
     "approvers": [{"id": "APR-ACME-1", "email": "claire.martin@acme.example"}],
 }
 
-PROVIDERS = (
-    DemoProvider(
-        "200780963", "Durand Conseil", "paul@durand-conseil.example", "FR", "company", False
-    ),
-    DemoProvider(
-        "518554019", "Léa Petit EI", "lea.petit@example.fr", "FR", "auto_entrepreneur", True
-    ),
-    DemoProvider(
-        "847144854", "Nordic Data Oy", "billing@nordicdata.example", "FI", "company", False
-    ),
+DURAND = DemoProvider(
+    "200780963", "Durand Conseil", "paul@durand-conseil.example", "FR", "company", False
 )
+LEA = DemoProvider(
+    "518554019", "Léa Petit EI", "lea.petit@example.fr", "FR", "auto_entrepreneur", True
+)
+NORDIC = DemoProvider(
+    "847144854", "Nordic Data Oy", "billing@nordicdata.example", "FI", "company", False
+)
+PROVIDERS = (DURAND, LEA, NORDIC)
+
+# --- What a step waits for (monotone: once true, it stays true on the mission's path) -------
+
+_STAGE_ORDER = [
+    MissionStage.PROPOSAL,
+    MissionStage.QUALIFICATION,
+    MissionStage.LEGAL_VERIFICATION,
+    MissionStage.TO_START,
+    MissionStage.IN_PROGRESS,
+]
+
+Check = Callable[[MissionView], bool]
 
 
-def _first_of_next_month(today: date) -> date:
-    return (today.replace(day=28) + timedelta(days=4)).replace(day=1)
+def recorded(view: MissionView) -> bool:
+    """The proposal is in the database (the workflow notes it once its activity committed)."""
+    return any(entry.kind == "proposal.submitted" for entry in view.state.timeline)
 
 
-def proposal_events(today: date) -> list[dict[str, Any]]:
-    """One proposal per demo provider, on two RFPs of the demo client."""
-    stamp = today.strftime("%Y%m%d")
-    start = _first_of_next_month(today)
-    events = []
-    for index, (provider, tjm) in enumerate(
-        zip(PROVIDERS, ("650.00", "480.00", "720.00"), strict=True)
-    ):
-        rfp = f"RFP-{stamp}-{1 + index // 2}"
-        proposal_id = f"PROP-{stamp}-{index + 1}"
-        events.append(
+def reached(stage: MissionStage) -> Check:
+    """At `stage` or later on the way to `in_progress` (lost and cancelled: exactly there)."""
+
+    def check(view: MissionView) -> bool:
+        current = view.state.stage
+        if stage not in _STAGE_ORDER or current not in _STAGE_ORDER:
+            return current is stage
+        return _STAGE_ORDER.index(current) >= _STAGE_ORDER.index(stage)
+
+    return check
+
+
+_STATUS_RANK = {
+    ProposalStatus.SENT: 0,
+    ProposalStatus.READ: 1,
+    ProposalStatus.INTERESTING: 2,
+    ProposalStatus.NOT_INTERESTING: 2,
+    ProposalStatus.QUALIFICATION_MEETING: 3,
+    ProposalStatus.RETAINED: 4,
+}
+
+
+def status_at_least(status: ProposalStatus) -> Check:
+    """The proposal is at `status` or further on the way to retained."""
+
+    def check(view: MissionView) -> bool:
+        current = _STATUS_RANK.get(view.state.proposal_status)
+        return current is not None and current >= _STATUS_RANK[status]
+
+    return check
+
+
+def timeline_has(kind: str, *, count: int = 1) -> Check:
+    return lambda view: sum(e.kind == kind for e in view.state.timeline) >= count
+
+
+def document_is(document_id: str, *statuses: str) -> Check:
+    def check(view: MissionView) -> bool:
+        docs = view.documents.documents if view.documents else []
+        return any(d.document_id == document_id and d.status in statuses for d in docs)
+
+    return check
+
+
+def provider_misses_only(*items: str) -> Check:
+    """Legal verification waits on exactly these provider items (and whatever the client
+    still owes)."""
+    return lambda view: view.missing.get("provider") == list(items)
+
+
+# --- The scenario ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    event: dict[str, Any]
+    mission: str
+    until: Check | None = None
+    expect_refusal: bool = False
+    note: str = ""
+
+
+@dataclass
+class Scenario:
+    today: date
+    steps: list[Step] = field(default_factory=list)
+    missions: dict[str, DemoProvider] = field(default_factory=dict)
+
+    @property
+    def stamp(self) -> str:
+        return self.today.strftime("%Y%m%d")
+
+    def pid(self, number: int) -> str:
+        return f"PROP-{self.stamp}-{number}"
+
+    def rfp(self, number: int) -> str:
+        return f"RFP-{self.stamp}-{number}"
+
+    def at(self, days: int, hour: int = 0, minute: int = 0) -> datetime:
+        """A Paris wall-clock instant `days` after the run date (deterministic per day)."""
+        return datetime.combine(self.today + timedelta(days=days), time(hour, minute), PARIS)
+
+    def add(
+        self,
+        mission: str,
+        event_type: str,
+        key: str,
+        data: dict[str, Any],
+        until: Check | None = None,
+        *,
+        expect_refusal: bool = False,
+        note: str = "",
+    ) -> None:
+        # occurred_at: the run date's midnight plus one second per step, so a re-run on the
+        # same day sends the very same bytes (a duplicate, not a conflict).
+        occurred = self.at(0) + timedelta(seconds=len(self.steps))
+        event = {
+            "event_id": f"evt-demo-{self.stamp}-{key}",
+            "type": event_type,
+            "occurred_at": occurred.isoformat(),
+            "data": data,
+        }
+        self.steps.append(Step(event, mission, until, expect_refusal, note))
+
+    def submit(self, number: int, rfp: int, provider: DemoProvider, tjm: str, start: date) -> str:
+        pid = self.pid(number)
+        self.missions[pid] = provider
+        self.add(
+            pid,
+            "proposal.submitted",
+            f"{pid}-submitted",
             {
-                "event_id": f"evt-demo-{proposal_id}-submitted",
-                "type": "proposal.submitted",
-                "occurred_at": datetime.now(UTC).isoformat(),
-                "data": {
-                    "proposal_id": proposal_id,
-                    "rfp_id": rfp,
-                    "client": CLIENT,
-                    "provider": {
-                        "siren": provider.siren,
-                        "name": provider.name,
-                        "email": provider.email,
-                        "country": provider.country,
-                        "legal_form": provider.legal_form,
-                        "vat_franchise": provider.vat_franchise,
-                    },
-                    "tjm": tjm,
-                    "start_date": start.isoformat(),
-                    "end_date": (start + timedelta(days=180)).isoformat(),
-                },
-            }
+                "proposal_id": pid,
+                "rfp_id": self.rfp(rfp),
+                "client": CLIENT,
+                "provider": provider.as_event_data(),
+                "tjm": tjm,
+                "start_date": start.isoformat(),
+                "end_date": (start + timedelta(days=180)).isoformat(),
+            },
+            recorded,
         )
-    return events
+        return pid
+
+    def proposal(self, pid: str, event_type: str, until: Check | None = None, **extra: Any) -> None:
+        suffix = event_type.replace("qualification_meeting", "qm").replace("proposal.", "")
+        self.add(pid, event_type, f"{pid}-{suffix}", {"proposal_id": pid, **extra}, until)
+
+    def documents(
+        self,
+        pid: str,
+        provider: DemoProvider,
+        kinds: list[tuple[str, int]],
+        *,
+        review: bool = True,
+        reject: dict[str, str] | None = None,
+    ) -> list[str]:
+        """Upload one document per kind (issued `days` before the run date), then review
+        each: accepted, or rejected with the comment in `reject` (by kind)."""
+        reject = reject or {}
+        ids = []
+        for kind, days_ago in kinds:
+            doc_id = f"DOC-{self.stamp}-{provider.siren}-{kind}-1"
+            ids.append(doc_id)
+            self.add(
+                pid,
+                "document.uploaded",
+                f"{doc_id}-uploaded",
+                {
+                    "document_id": doc_id,
+                    "provider_siren": provider.siren,
+                    "kind": kind,
+                    "issued_on": (self.today - timedelta(days=days_ago)).isoformat(),
+                    "file_ref": f"s3://demo-documents/{provider.siren}/{kind}-{self.stamp}.pdf",
+                },
+            )
+        if review:
+            for (kind, _), doc_id in zip(kinds, ids, strict=True):
+                self.review(pid, doc_id, reject.get(kind))
+        return ids
+
+    def review(self, pid: str, doc_id: str, rejected_because: str | None = None) -> None:
+        data: dict[str, Any] = {"document_id": doc_id, "accepted": rejected_because is None}
+        if rejected_because is not None:
+            data["comment"] = rejected_because
+        status = "accepted" if rejected_because is None else "rejected"
+        # Once the mission is past legal verification the document may have expired (a later
+        # run): the review happened, that is what counts.
+        self.add(
+            pid,
+            "document.reviewed",
+            f"{doc_id}-reviewed",
+            data,
+            lambda v: (
+                document_is(doc_id, status, "expired")(v) or reached(MissionStage.TO_START)(v)
+            ),
+        )
+
+
+def build_scenario(today: date) -> Scenario:
+    s = Scenario(today)
+    next_month = (today.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+    m1 = s.submit(1, 1, DURAND, "650.00", today)  # starts today: in progress at once
+    m2 = s.submit(2, 2, LEA, "480.00", next_month)
+    m3 = s.submit(3, 3, NORDIC, "720.00", next_month)
+    m4 = s.submit(4, 3, DURAND, "640.00", next_month)
+    m5 = s.submit(5, 3, LEA, "500.00", next_month)
+    m6 = s.submit(6, 1, LEA, "520.00", today)
+    m7 = s.submit(7, 2, NORDIC, "700.00", next_month)
+    # The platform delivers an event twice: the gateway answers 200 duplicate.
+    s.steps.append(Step(s.steps[0].event, m1, recorded, note="sent again: one effect only"))
+
+    # 1. Durand Conseil: the whole stage, to "in progress" today.
+    s.proposal(m1, "proposal.read", status_at_least(ProposalStatus.READ))
+    s.proposal(m1, "proposal.rated", status_at_least(ProposalStatus.INTERESTING), interesting=True)
+    s.proposal(
+        m1,
+        "qualification_meeting.scheduled",
+        reached(MissionStage.QUALIFICATION),
+        at=s.at(3, 10).isoformat(),
+    )
+    s.proposal(m1, "qualification_meeting.held", timeline_has("qualification_meeting.held"))
+    s.proposal(m1, "proposal.retained", reached(MissionStage.LEGAL_VERIFICATION))
+    s.add(
+        m1,
+        "proposal.updated",
+        f"{m1}-tjm-after-decision",
+        {"proposal_id": m1, "tjm": "700.00"},
+        expect_refusal=True,
+        note="a TJM change after the client's decision is refused",
+    )
+    s.documents(
+        m1,
+        DURAND,
+        [
+            ("urssaf_vigilance", 12),
+            ("kbis", 20),
+            ("sworn_statement", 0),
+            ("foreign_workers_list", 0),
+        ],
+        reject={
+            "urssaf_vigilance": "Attestation illisible : la date de délivrance et le code de "
+            "sécurité n'apparaissent pas. Merci de déposer le PDF original de l'URSSAF."
+        },
+    )
+    replacement = f"DOC-{s.stamp}-{DURAND.siren}-urssaf_vigilance-2"
+    s.add(
+        m1,
+        "document.uploaded",
+        f"{replacement}-uploaded",
+        {
+            "document_id": replacement,
+            "provider_siren": DURAND.siren,
+            "kind": "urssaf_vigilance",
+            "issued_on": (today - timedelta(days=2)).isoformat(),
+            "file_ref": f"s3://demo-documents/{DURAND.siren}/urssaf_vigilance-{s.stamp}-v2.pdf",
+        },
+    )
+    s.review(m1, replacement)
+    s.proposal(
+        m1,
+        "purchase_order.confirmed",
+        lambda v: v.state.legal.purchase_order is not None,
+        po_number=f"PO-{s.stamp}-001",
+    )
+    s.proposal(
+        m1,
+        "contract.signed",
+        reached(MissionStage.IN_PROGRESS),
+        signed_on=today.isoformat(),
+        payment_offer="flash",
+        special_conditions_ref=f"CP-{s.stamp}-001",
+    )
+
+    # 2. Léa Petit EI (auto-entrepreneur: a Sirene notice, not a Kbis): to start next month.
+    s.proposal(m2, "proposal.read", status_at_least(ProposalStatus.READ))
+    s.proposal(m2, "proposal.rated", status_at_least(ProposalStatus.INTERESTING), interesting=True)
+    s.proposal(m2, "proposal.retained", reached(MissionStage.LEGAL_VERIFICATION))
+    s.documents(
+        m2,
+        LEA,
+        [
+            ("urssaf_vigilance", 30),
+            ("sirene_situation", 5),
+            ("sworn_statement", 1),
+            ("foreign_workers_list", 1),
+        ],
+    )
+    s.proposal(
+        m2,
+        "purchase_order.confirmed",
+        lambda v: v.state.legal.purchase_order is not None,
+        po_number=f"PO-{s.stamp}-002",
+    )
+    s.proposal(
+        m2,
+        "contract.signed",
+        reached(MissionStage.TO_START),
+        signed_on=today.isoformat(),
+        payment_offer="express",
+        special_conditions_ref=f"CP-{s.stamp}-002",
+    )
+
+    # 3. Nordic Data Oy (Finland): fixed-date offers are refused, back-to-back it is; one
+    # document still under review and no purchase order: verification goes on.
+    s.proposal(m3, "proposal.read", status_at_least(ProposalStatus.READ))
+    s.proposal(m3, "proposal.retained", reached(MissionStage.LEGAL_VERIFICATION))
+    s.add(
+        m3,
+        "contract.signed",
+        f"{m3}-contract-flash",
+        {
+            "proposal_id": m3,
+            "signed_on": today.isoformat(),
+            "payment_offer": "flash",
+            "special_conditions_ref": f"CP-{s.stamp}-003",
+        },
+        expect_refusal=True,
+        note="Flash needs a provider in France",
+    )
+    s.proposal(
+        m3,
+        "contract.signed",
+        lambda v: v.state.legal.contract is not None,
+        signed_on=today.isoformat(),
+        payment_offer="back_to_back",
+        special_conditions_ref=f"CP-{s.stamp}-003",
+    )
+    s.documents(
+        m3,
+        NORDIC,
+        [("urssaf_vigilance", 40), ("kbis", 10), ("sworn_statement", 3)],
+    )
+    s.documents(m3, NORDIC, [("foreign_workers_list", 0)], review=False)
+    s.steps[-1] = Step(
+        s.steps[-1].event,
+        m3,
+        lambda v: (
+            provider_misses_only("liste des salariés étrangers (under_review)")(v)
+            or reached(MissionStage.TO_START)(v)
+        ),
+    )
+
+    # 4. Durand Conseil again: a QM in three days (the reminder timer waits for the eve).
+    s.proposal(m4, "proposal.read", status_at_least(ProposalStatus.READ))
+    s.proposal(m4, "proposal.rated", status_at_least(ProposalStatus.INTERESTING), interesting=True)
+    s.proposal(
+        m4,
+        "qualification_meeting.scheduled",
+        reached(MissionStage.QUALIFICATION),
+        at=s.at(3, 14, 30).isoformat(),
+    )
+
+    # 5. Léa Petit EI: read, nothing decided yet.
+    s.proposal(m5, "proposal.read", status_at_least(ProposalStatus.READ))
+
+    # 6. RFP 1 closes: mission 1 (retained) is told, mission 6 (undecided) is lost.
+    s.add(m6, "rfp.closed", f"{s.rfp(1)}-closed", {"rfp_id": s.rfp(1)}, reached(MissionStage.LOST))
+
+    # 7. Nordic Data Oy withdraws its second proposal.
+    s.proposal(
+        m7,
+        "proposal.cancelled",
+        reached(MissionStage.CANCELLED),
+        reason="Le consultant proposé n'est plus disponible aux dates demandées.",
+    )
+    return s
+
+
+# --- Running it -----------------------------------------------------------------------------
+
+
+class DemoFailed(Exception):
+    pass
+
+
+async def _view(gateway: GatewayClient, mission_id: str) -> MissionView | None:
+    response = await gateway.get_mission(mission_id)
+    if response.status_code != 200:
+        return None
+    return MissionView.model_validate(response.body)
+
+
+async def _wait(gateway: GatewayClient, mission_id: str, until: Check, within: float) -> bool:
+    deadline = monotonic() + within
+    while True:
+        view = await _view(gateway, mission_id)
+        if view is not None and until(view):
+            return True
+        if monotonic() > deadline:
+            return False
+        await asyncio.sleep(POLL_INTERVAL)
+
+
+def _target(body: dict[str, Any]) -> str:
+    if body.get("workflow_ids"):
+        return ", ".join(body["workflow_ids"])
+    return str(body.get("workflow_id") or body.get("detail", ""))
+
+
+class _Runner:
+    """Posts the steps in order; before a mission's next event, waits until the mission
+    shows its previous one (missions advance side by side while the worker catches up)."""
+
+    def __init__(self, gateway: GatewayClient, echo: Callable[[str], None], within: float):
+        self.gateway = gateway
+        self.echo = echo
+        self.within = within
+        self.failures = 0
+        self.pending: dict[str, Check] = {}  # mission → effect not yet seen
+        self.broken: set[str] = set()  # missions whose path broke: later steps are not sent
+
+    def fail(self, mission: str) -> None:
+        self.failures += 1
+        self.broken.add(mission)
+
+    async def settle(self, mission: str) -> bool:
+        until = self.pending.pop(mission, None)
+        if until is None or await _wait(self.gateway, mission, until, self.within):
+            return True
+        self.echo(f"    mission {mission} did not show the expected effect within {self.within}s")
+        self.fail(mission)
+        return False
+
+    async def run(self, step: Step) -> None:
+        if step.mission in self.broken or not await self.settle(step.mission):
+            return
+        event = step.event
+        response: GatewayResponse = await self.gateway.send(event)
+        status, body = response.status_code, response.body
+        label = str(body.get("status", "?"))
+        ok, outcome = response.ok, f"  ({step.note})" if step.note else ""
+        if step.expect_refusal:
+            ok = status == 409
+            outcome = f"  (expected: {step.note})" if ok else "  (should have been refused)"
+        elif status == 409 and step.until is not None:
+            # A re-run after an interrupted one: the mission may already be past this step.
+            view = await _view(self.gateway, step.mission)
+            if view is not None and step.until(view):
+                ok, label, outcome = True, "already", "  (the mission is already past it)"
+        self.echo(f"{status} {label:<9} {event['type']:<32} {_target(body)}{outcome}")
+        if not ok:
+            self.fail(step.mission)
+        elif step.until is not None and not step.expect_refusal:
+            self.pending[step.mission] = step.until
 
 
 async def run_demo(
-    base_url: str, secret: str, today: date
-) -> list[tuple[str, int, dict[str, Any]]]:
-    """Post the demo events, then one of them again to show the duplicate answer."""
-    results = []
-    events = proposal_events(today)
+    base_url: str,
+    secret: str,
+    today: date,
+    echo: Callable[[str], None] = print,
+    *,
+    within: float = WAIT_TIMEOUT,
+) -> tuple[list[MissionView], int]:
+    """Post the scenario's events; answer the missions' final views and the number of steps
+    that failed (an unexpected answer, or an effect not seen within `within` seconds)."""
+    scenario = build_scenario(today)
     async with GatewayClient(base_url, secret) as gateway:
-        for event in [*events, events[0]]:
-            response = await gateway.send(event)
-            results.append((event["type"], response.status_code, response.body))
-    return results
+        runner = _Runner(gateway, echo, within)
+        for step in scenario.steps:
+            await runner.run(step)
+        for mission in list(runner.pending):
+            await runner.settle(mission)
+        views = [view for pid in scenario.missions if (view := await _view(gateway, pid))]
+    return views, runner.failures
+
+
+def summary(views: list[MissionView], providers: dict[str, DemoProvider]) -> list[str]:
+    """One line per mission: id, provider, stage, proposal status, TJM, start, what is next."""
+    header = (
+        f"{'mission':<18} {'provider':<16} {'stage':<19} {'proposal':<22} "
+        f"{'TJM':>7}  {'start':<10}  note"
+    )
+    lines = [header, "-" * len(header)]
+    for view in views:
+        s = view.state
+        provider = providers.get(s.mission_id)
+        note = _note(view)
+        lines.append(
+            f"{s.mission_id:<18} {(provider.name if provider else s.provider_siren):<16} "
+            f"{s.stage.value:<19} {s.proposal_status.value:<22} {s.tjm!s:>7}  "
+            f"{s.start_date.isoformat():<10}  {note}"
+        )
+    return lines
+
+
+def _note(view: MissionView) -> str:
+    s = view.state
+    if s.stage is MissionStage.IN_PROGRESS:
+        offer = s.legal.contract.payment_offer.value if s.legal.contract else "?"
+        return f"started {s.started_on}, offer {offer}"
+    if s.stage is MissionStage.TO_START:
+        return f"starts {s.start_date} (timer)"
+    if s.stage is MissionStage.LEGAL_VERIFICATION:
+        provider = "; ".join(view.missing.get("provider", [])) or "complete"
+        client = "; ".join(view.missing.get("client", [])) or "complete"
+        return f"missing — provider: {provider} | client: {client}"
+    if s.stage is MissionStage.QUALIFICATION and s.qualification_meeting_at:
+        return f"QM {s.qualification_meeting_at.astimezone(PARIS):%Y-%m-%d %H:%M}"
+    if s.stage is MissionStage.CANCELLED:
+        return f"reason: {s.cancel_reason}"
+    if s.stage is MissionStage.LOST:
+        return next((e.detail for e in reversed(s.timeline) if e.detail), "")
+    return ""
 
 
 def demo_command(
@@ -105,18 +597,23 @@ def demo_command(
         str | None, typer.Option(help="Gateway URL (default: CONTRACTING_GATEWAY_URL).")
     ] = None,
 ) -> None:
-    """Submit the demo proposals through the gateway, signed like the platform signs them."""
+    """Walk the demo missions through the contracting stage via the gateway (signed events)."""
     settings = get_settings()
     url = gateway_url or settings.gateway_url
-    results = asyncio.run(run_demo(url, settings.effective_gateway_secret(), date.today()))
-    failed = False
-    for event_type, status, body in results:
-        target = body.get("workflow_id") or body.get("detail", "")
-        typer.echo(f"{status} {body.get('status', '?'):<10} {event_type:<22} {target}")
-        failed = failed or status not in (200, 202)
-    if failed:
-        raise typer.Exit(1)
-    typer.echo(
-        "\nDemo missions are at stage 'proposal': see them in the Temporal UI "
-        '(query MissionStage="proposal") and the emails under the mail directory.'
+    today = datetime.now(PARIS).date()
+    started = monotonic()
+    views, failures = asyncio.run(
+        run_demo(url, settings.effective_gateway_secret(), today, typer.echo)
     )
+    elapsed = monotonic() - started
+    typer.echo("")
+    scenario = build_scenario(today)
+    for line in summary(views, scenario.missions):
+        typer.echo(line)
+    typer.echo(f"\n{len(views)} missions in {elapsed:.1f}s. Look at them:")
+    typer.echo(f"  contracting mission show {scenario.pid(1)}")
+    typer.echo(f"  curl {url}/missions/{scenario.pid(3)}")
+    typer.echo("  temporal workflow list --query 'MissionStage=\"in_progress\"'")
+    if failures:
+        typer.echo(f"{failures} step(s) failed: see the lines above", err=True)
+        raise typer.Exit(1)
