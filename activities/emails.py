@@ -65,6 +65,8 @@ def render(template: str, **context: Any) -> RenderedEmail:
     """Render `templates/<template>.txt.j2`; a missing variable is an error, never blank text."""
     text = _environment().get_template(f"{template}.txt.j2").render(**context)
     head, _, body = text.partition("\n\n")
-    if not head.startswith("Subject: "):
-        raise ValueError(f"template {template!r} must start with a 'Subject: ' line")
+    if not head.startswith("Subject: ") or "\n" in head:
+        raise ValueError(
+            f"template {template!r} must start with one 'Subject: ' line followed by a blank line"
+        )
     return RenderedEmail(subject=head.removeprefix("Subject: ").strip(), body=body.strip() + "\n")

@@ -31,9 +31,13 @@ def paris_date(instant: datetime) -> date:
 
 
 def paris_instant(day: date, at: time = time(0)) -> datetime:
-    """The UTC instant of a Paris wall-clock time on `day` (in the autumn's repeated hour,
-    the first occurrence; in the spring's missing hour, the instant one hour later)."""
-    naive = datetime.combine(day, at)
-    guess = naive.replace(tzinfo=UTC) - timedelta(hours=1)
-    offset = paris_offset(guess)
-    return (naive - offset).replace(tzinfo=UTC)
+    """The UTC instant of the Paris wall-clock time `at` on `day`.
+
+    In the hour skipped in spring, the winter offset applies (02:30 is 03:30 summer time); in
+    the hour repeated in autumn, the first (summer time) occurrence.
+    """
+    local = datetime.combine(day, at, tzinfo=UTC)
+    summer = local - timedelta(hours=2)
+    if paris_offset(summer) == timedelta(hours=2):
+        return summer
+    return local - timedelta(hours=1)

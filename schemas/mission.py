@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.compliance import ComplianceStatus, MissingDocument
+from schemas.compliance import ComplianceStatus, MissingDocument, MissingReason
 from schemas.enums import MissionStage, PaymentOffer, ProposalStatus
 from schemas.events import ProposalSubmitted
 
@@ -41,6 +41,17 @@ class ContractTerms(BaseModel):
     end_date: date
 
 
+def _why(missing: MissingDocument) -> str:
+    """Why a document requirement is unmet, as the provider reads it on the platform."""
+    if missing.status is MissingReason.UNDER_REVIEW:
+        return "en cours de vérification"
+    if missing.status is MissingReason.REJECTED:
+        return f"refusé : {missing.comment}"
+    if missing.status is MissingReason.EXPIRED and missing.expired_on is not None:
+        return f"expiré le {missing.expired_on:%d/%m/%Y}"
+    return "manquant"
+
+
 class LegalVerification(BaseModel):
     """What the mission still waits for before it may start, side by side."""
 
@@ -51,8 +62,8 @@ class LegalVerification(BaseModel):
     contract: ContractTerms | None = None
 
     def missing(self) -> dict[str, list[str]]:
-        """Human-readable list of what each side still has to provide."""
-        provider = [f"{m.requirement} ({m.reason})" for m in self.provider_missing]
+        """Human-readable (French) list of what each side still has to provide."""
+        provider = [f"{m.requirement} ({_why(m)})" for m in self.provider_missing]
         if not self.provider_compliant and not provider:
             provider.append("documents légaux : conformité non encore vérifiée")
         if self.contract is None:
@@ -80,6 +91,7 @@ class MissionState(BaseModel):
     qualification_meeting_at: datetime | None = None
     qualification_meeting_held: bool = False
     cancel_reason: str | None = None
+    rfp_closed: bool = False
     legal: LegalVerification = Field(default_factory=LegalVerification)
     started_on: date | None = None
     compliance_alert: bool = Field(

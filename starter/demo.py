@@ -423,7 +423,7 @@ def build_scenario(today: date) -> Scenario:
         s.steps[-1].event,
         m3,
         lambda v: (
-            provider_misses_only("liste des salariés étrangers (under_review)")(v)
+            provider_misses_only("liste des salariés étrangers (en cours de vérification)")(v)
             or reached(MissionStage.TO_START)(v)
         ),
     )

@@ -17,6 +17,7 @@ Stages so far: proposal → qualification → legal verification → to start �
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
@@ -118,6 +119,7 @@ class MissionWorkflow:
             ],
         )
         self._effects: list[MissionTransition] = []
+        self._deliveries: list[asyncio.Future[None]] = []
         self._watch_requested = False
         self._wake = False
         self._qm_reminded_for: datetime | None = None
@@ -146,6 +148,7 @@ class MissionWorkflow:
             await self._sleep_until_woken_or(self._next_deadline())
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._drain()
+        await self._deliveries_done()
         return MissionResult(mission_id=self._state.mission_id, stage=self._state.stage)
 
     async def _sleep_until_woken_or(self, deadline: datetime | None) -> None:
@@ -181,12 +184,16 @@ class MissionWorkflow:
             )
 
     async def _deliver(self, transition: TransitionResult) -> None:
-        if not transition.outbox_keys:
-            return
+        """Send a transition's emails in the background: an SMTP outage never holds the next
+        transitions; the run waits for every delivery before it ends."""
+        if transition.outbox_keys:
+            self._deliveries.append(asyncio.ensure_future(self._send(transition.outbox_keys)))
+
+    async def _send(self, keys: list[str]) -> None:
         try:
             await workflow.execute_activity(
                 DELIVER_OUTBOX,
-                DeliverOutboxInput(keys=transition.outbox_keys),
+                DeliverOutboxInput(keys=keys),
                 result_type=DeliverOutboxResult,
                 start_to_close_timeout=MAIL_TIMEOUT,
                 retry_policy=MAIL_RETRY,
@@ -194,7 +201,11 @@ class MissionWorkflow:
         except ActivityError as exc:
             # A permanent SMTP refusal stays visible in the outbox row (last_error) for ops;
             # it must not stop the mission.
-            workflow.logger.warning("emails %s not delivered: %s", transition.outbox_keys, exc)
+            workflow.logger.warning("emails %s not delivered: %s", keys, exc)
+
+    async def _deliveries_done(self) -> None:
+        while self._deliveries:
+            await self._deliveries.pop(0)
 
     def _progress(self) -> None:
         """Act on what the state and the clock now allow: timers and automatic stages."""
@@ -397,6 +408,7 @@ class MissionWorkflow:
     @workflow.update(name="rfp.closed")
     def rfp_closed(self, event: RfpClosed) -> UpdateAccepted:
         status = rules.on_rfp_closed(self._state.proposal_status)
+        self._state.rfp_closed = True
         if status is ProposalStatus.RETAINED:
             return self._record(
                 "rfp.closed", emails=[self._email("provider", "rfp_closed_retained")]
@@ -412,6 +424,8 @@ class MissionWorkflow:
     def _validate_rfp_closed(self, event: RfpClosed) -> None:
         if event.rfp_id != self._state.rfp_id:
             raise _refuse(f"this proposal answers RFP {self._state.rfp_id}, not {event.rfp_id}")
+        if self._state.rfp_closed:
+            raise _refuse(f"RFP {event.rfp_id} was already closed for this proposal")
         _check(lambda: rules.on_rfp_closed(self._state.proposal_status))
 
     # ------------------------------------------------------------------ legal verification

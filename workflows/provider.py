@@ -20,11 +20,8 @@ document expires and again on the expiry date.
   events (or when the server suggests it), carrying `ProviderComplianceState`; documents
   expired for more than `PRUNE_AFTER` are dropped from it (they stay in the database).
 
-Europe/Paris without zoneinfo: `zoneinfo.ZoneInfo` objects are restricted proxies inside the
-workflow sandbox and cannot be used as a tzinfo (tried). The workflow applies the EU summer
-time rule instead (Directive 2000/84/EC, France since 1996): UTC+2 from 01:00 UTC on the last
-Sunday of March to 01:00 UTC on the last Sunday of October, UTC+1 otherwise. A test compares
-it with zoneinfo hour by hour over decades.
+Europe/Paris comes from `domain.clock` (the EU summer-time rule): `zoneinfo` objects are
+restricted proxies inside the workflow sandbox and cannot be used as a tzinfo.
 """
 
 from __future__ import annotations
@@ -33,7 +30,7 @@ import asyncio
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -41,6 +38,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from domain import documents as rules
+from domain.clock import paris_date, paris_instant
 from domain.errors import DomainError
 from schemas.activities import (
     DELIVER_OUTBOX,
@@ -104,41 +102,6 @@ UNKNOWN_DOCUMENT = "UnknownDocument"
 
 _REVIEWED = frozenset({DocumentState.ACCEPTED, DocumentState.EXPIRED})
 """Statuses of a document a reviewer accepted (an expired document was accepted first)."""
-
-
-# --- Europe/Paris, by the EU summer time rule -------------------------------------------------
-
-
-def _last_sunday(year: int, month: int) -> date:
-    last = date(year, month, 31)  # March and October both have 31 days
-    return last - timedelta(days=(last.weekday() + 1) % 7)
-
-
-def paris_offset(instant: datetime) -> timedelta:
-    """UTC offset of Europe/Paris at an aware instant."""
-    utc = instant.astimezone(UTC)
-    start = datetime.combine(_last_sunday(utc.year, 3), time(1), tzinfo=UTC)
-    end = datetime.combine(_last_sunday(utc.year, 10), time(1), tzinfo=UTC)
-    return timedelta(hours=2) if start <= utc < end else timedelta(hours=1)
-
-
-def paris_date(instant: datetime) -> date:
-    """The calendar day in Europe/Paris at an aware instant."""
-    utc = instant.astimezone(UTC)
-    return (utc + paris_offset(utc)).date()
-
-
-def paris_instant(day: date, at: time) -> datetime:
-    """The UTC instant of the Europe/Paris wall-clock time `at` on `day`.
-
-    In the skipped hour of the spring change the winter offset is used (02:30 → 03:30 summer
-    time); in the repeated hour of the autumn change, the first (summer) occurrence.
-    """
-    local = datetime.combine(day, at, tzinfo=UTC)
-    summer = local - timedelta(hours=2)
-    if paris_offset(summer) == timedelta(hours=2):
-        return summer
-    return local - timedelta(hours=1)
 
 
 @dataclass(frozen=True)

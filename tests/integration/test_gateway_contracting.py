@@ -409,10 +409,10 @@ async def test_mission_view_shows_what_is_missing_side_by_side_and_the_rejection
     await eventually(signalled)
     mission = await view(gateway, pid)
     assert mission.missing["provider"] == [
-        f"attestation de vigilance URSSAF (rejected: {REJECTION})",
-        "extrait Kbis (under_review)",
-        "attestation sur l'honneur (missing)",
-        "liste des salariés étrangers (missing)",
+        f"attestation de vigilance URSSAF (refusé : {REJECTION})",
+        "extrait Kbis (en cours de vérification)",
+        "attestation sur l'honneur (manquant)",
+        "liste des salariés étrangers (manquant)",
         "signature des conditions particulières et choix de l'offre",
     ]
     assert mission.missing["client"] == ["bon de commande (purchase order)"]

@@ -29,6 +29,22 @@ def test_paris_instant_is_that_wall_clock_time(day: date, hour: int) -> None:
     assert local.hour == hour or (hour == 2 and local.hour == 3)
 
 
+def test_the_change_days_hour_by_hour() -> None:
+    for day in (date(2026, 3, 29), date(2026, 10, 25), date(2031, 3, 30), date(2031, 10, 26)):
+        for minutes in range(0, 24 * 60, 15):
+            at = time(minutes // 60, minutes % 60)
+            local = paris_instant(day, at).astimezone(PARIS)
+            if day.month == 3 and at.hour == 2:  # skipped hour: read as winter time
+                assert (local.hour, local.minute) == (3, at.minute)
+            else:
+                assert (local.date(), local.time()) == (day, at)
+                # the repeated autumn hour resolves to its first, summer-time occurrence
+                assert local.fold == 0 or local.utcoffset() == timedelta(hours=2)
+    assert paris_instant(date(2026, 10, 25), time(2, 30)).astimezone(PARIS).utcoffset() == (
+        timedelta(hours=2)
+    )
+
+
 def test_transitions_of_2026() -> None:
     assert paris_offset(datetime(2026, 3, 29, 0, 59, tzinfo=UTC)) == timedelta(hours=1)
     assert paris_offset(datetime(2026, 3, 29, 1, 0, tzinfo=UTC)) == timedelta(hours=2)
@@ -36,3 +52,16 @@ def test_transitions_of_2026() -> None:
     assert paris_offset(datetime(2026, 10, 25, 1, 0, tzinfo=UTC)) == timedelta(hours=1)
     assert paris_instant(date(2026, 7, 14)) == datetime(2026, 7, 13, 22, 0, tzinfo=UTC)
     assert paris_date(datetime(2026, 12, 31, 23, 30, tzinfo=UTC)) == date(2027, 1, 1)
+
+
+def test_every_half_hour_and_every_day_from_1996_to_2040() -> None:
+    instant = datetime(1996, 1, 1, tzinfo=UTC)
+    while instant < datetime(2040, 1, 1, tzinfo=UTC):
+        assert paris_date(instant) == instant.astimezone(PARIS).date(), instant
+        instant += timedelta(minutes=30)
+    day = date(1996, 1, 1)
+    while day < date(2040, 1, 1):
+        for at in (time(0), time(8)):
+            expected = datetime.combine(day, at, tzinfo=PARIS).astimezone(UTC)
+            assert paris_instant(day, at) == expected, (day, at)
+        day += timedelta(days=1)

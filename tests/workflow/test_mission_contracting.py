@@ -365,6 +365,9 @@ async def test_rfp_closed_keeps_the_retained_and_loses_the_others(harness: Harne
     [lost_mail] = await harness.mails(_about(lost, "n'a pas été retenue"), 1)
     assert "est clôturé" in lost_mail.text()
     assert "RFP-1" in await harness.refused(retained, "rfp.closed", RfpClosed(rfp_id="RFP-1"))
+    assert "already closed" in await harness.refused(
+        retained, "rfp.closed", RfpClosed(rfp_id="RFP-90064-1")
+    )
 
 
 async def test_rejected_document_blocks_the_start_until_a_valid_one_is_accepted(

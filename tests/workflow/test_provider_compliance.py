@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 import pytest_asyncio
@@ -37,6 +36,7 @@ from activities.mailer import Mailer
 from activities.registry import Activities
 from db.engine import create_engine
 from db.models import DocumentReview, LegalDocument, MissionEvent, Provider
+from domain.clock import paris_date, paris_instant
 from domain.documents import reminder_date
 from schemas.compliance import (
     COMPLIANCE_CHANGED,
@@ -60,7 +60,7 @@ from settings import Settings
 from starter.binaries import temporal_test_server
 from starter.mailsink import MailSink, ReceivedMessage
 from workflows.ids import mission_workflow_id, provider_workflow_id
-from workflows.provider import NOTICE_TIME, paris_date, paris_instant
+from workflows.provider import NOTICE_TIME
 from workflows.registry import WORKFLOWS
 
 HISTORIES = Path(__file__).parent.parent / "histories"
@@ -335,21 +335,6 @@ def _activity_names(events: list[object]) -> list[str]:
 
 
 # --- Europe/Paris without zoneinfo ---------------------------------------------------------------
-
-
-def test_paris_time_rule_matches_zoneinfo() -> None:
-    """The workflow's EU summer time rule agrees with the tz database, hour by hour."""
-    paris = ZoneInfo("Europe/Paris")
-    instant = datetime(1996, 1, 1, tzinfo=UTC)
-    while instant < datetime(2040, 1, 1, tzinfo=UTC):
-        assert paris_date(instant) == instant.astimezone(paris).date(), instant
-        instant += timedelta(minutes=30)
-    day = date(1996, 1, 1)
-    while day < date(2040, 1, 1):
-        for at in (time(0), NOTICE_TIME):
-            expected = datetime.combine(day, at, tzinfo=paris).astimezone(UTC)
-            assert paris_instant(day, at) == expected, (day, at)
-        day += timedelta(days=1)
 
 
 # --- Documents, reviews and the compliance query -------------------------------------------------

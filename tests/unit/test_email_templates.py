@@ -1,0 +1,79 @@
+"""Every French template renders to one subject line and a body, with no variable left out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from jinja2 import DictLoader, Environment, StrictUndefined
+
+from activities import emails
+from activities.emails import render
+
+TEMPLATES = sorted(
+    p.name.removesuffix(".txt.j2")
+    for p in (Path(__file__).parents[2] / "activities" / "templates").glob("*.txt.j2")
+)
+
+CONTEXT = {
+    "mission_id": "P-1",
+    "proposal_id": "P-1",
+    "rfp_id": "RFP-90064-1",
+    "client_name": "Acme Industries",
+    "provider_name": "Durand Conseil",
+    "tjm": "650.00",
+    "previous_tjm": "600.00",
+    "start_date": "2026-12-01",
+    "end_date": "2027-05-31",
+    "role": "provider",
+    "interesting": True,
+    "rescheduled": False,
+    "rfp_closed": False,
+    "reason": "Autre mission acceptée",
+    "qm_at": "2026-12-03T13:30:00+00:00",
+    "offer": "Flash",
+    "missing": "extrait Kbis (expiré le 01/12/2026)",
+    "comment": "Attestation illisible",
+    "document_id": "DOC-1",
+    "kind_label": "attestation de vigilance URSSAF",
+    "issued_on": "2026-06-01",
+    "expires_on": "2026-12-01",
+    "last_valid_day": "2026-11-30",
+}
+
+
+def test_templates_are_found() -> None:
+    assert len(TEMPLATES) >= 20
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+@pytest.mark.parametrize(
+    "variant",
+    [{}, {"interesting": False, "rescheduled": True, "rfp_closed": True, "role": "client"}],
+)
+def test_template_renders_one_subject_line_and_a_body(
+    template: str, variant: dict[str, object]
+) -> None:
+    email = render(template, **{**CONTEXT, **variant})
+    assert email.subject and "\n" not in email.subject
+    assert len(email.body) > 40
+    assert "{{" not in email.body and "{%" not in email.body
+    assert "LittleBig Connection" in email.body
+
+
+def test_dates_times_and_amounts_are_french() -> None:
+    email = render("qm_scheduled", **CONTEXT)
+    assert "jeudi 03/12/2026 à 14h30" in email.body  # 13:30 UTC is 14:30 in Paris in winter
+    email = render("proposal_tjm_updated", **{**CONTEXT, "role": "client"})
+    assert "600,00 €" in email.body and "650,00 €" in email.body
+
+
+def test_a_subject_spanning_lines_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Such a subject would make the SMTP client refuse the message on every retry."""
+    env = Environment(
+        loader=DictLoader({"bad.txt.j2": "Subject: {% if x %}a{% endif %}\nsuite\n\nCorps"}),
+        undefined=StrictUndefined,
+    )
+    monkeypatch.setattr(emails, "_environment", lambda: env)
+    with pytest.raises(ValueError, match="one 'Subject: ' line"):
+        emails.render("bad", x=True)
