@@ -798,6 +798,8 @@ async def test_continue_as_new_keeps_documents_watchers_and_sent_reminders(
             if last.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
                 break
             assert len(history.events) >= 30
+            if run_id == first_run and os.environ.get("RECORD_HISTORIES"):
+                (HISTORIES / "provider_continued_as_new.json").write_text(history.to_json())
             run_id = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
         assert len(lengths) >= 3, lengths
     print(f"\ncontinue-as-new: history lengths of the runs {lengths}")
