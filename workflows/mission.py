@@ -24,20 +24,16 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ApplicationError
 
 from domain import proposals as rules
 from domain.clock import paris_date, paris_instant
 from domain.errors import DomainError
 from domain.offers import check_offer_eligibility, offer_rule
 from schemas.activities import (
-    DELIVER_OUTBOX,
     RECORD_MISSION_TRANSITION,
     RECORD_PROPOSAL,
     WATCH_PROVIDER,
-    DeliverOutboxInput,
-    DeliverOutboxResult,
     RecordProposalInput,
     TransitionResult,
 )
@@ -68,18 +64,12 @@ from schemas.mission import (
     UpdateAccepted,
 )
 from workflows import search_attributes as sa
+from workflows.effects import DB_RETRY, DB_TIMEOUT, deliver_outbox
 
 FINAL_STAGES = frozenset(
     {MissionStage.COMPLETED, MissionStage.LOST, MissionStage.CANCELLED, MissionStage.TERMINATED}
 )
 NOT_APPLICABLE = "NotApplicable"
-
-# A database write is short; transient faults retry (bad input is raised non-retryable).
-DB_TIMEOUT = timedelta(seconds=30)
-DB_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
-# SMTP may be down for a while: keep retrying, backing off to 10 minutes between attempts.
-MAIL_TIMEOUT = timedelta(minutes=2)
-MAIL_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=10))
 
 QM_REMINDER_BEFORE = timedelta(days=1)
 
@@ -187,21 +177,7 @@ class MissionWorkflow:
         """Send a transition's emails in the background: an SMTP outage never holds the next
         transitions; the run waits for every delivery before it ends."""
         if transition.outbox_keys:
-            self._deliveries.append(asyncio.ensure_future(self._send(transition.outbox_keys)))
-
-    async def _send(self, keys: list[str]) -> None:
-        try:
-            await workflow.execute_activity(
-                DELIVER_OUTBOX,
-                DeliverOutboxInput(keys=keys),
-                result_type=DeliverOutboxResult,
-                start_to_close_timeout=MAIL_TIMEOUT,
-                retry_policy=MAIL_RETRY,
-            )
-        except ActivityError as exc:
-            # A permanent SMTP refusal stays visible in the outbox row (last_error) for ops;
-            # it must not stop the mission.
-            workflow.logger.warning("emails %s not delivered: %s", keys, exc)
+            self._deliveries.append(asyncio.ensure_future(deliver_outbox(transition.outbox_keys)))
 
     async def _deliveries_done(self) -> None:
         while self._deliveries:

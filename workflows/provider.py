@@ -34,19 +34,15 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from domain import documents as rules
 from domain.clock import paris_date, paris_instant
 from domain.errors import DomainError
 from schemas.activities import (
-    DELIVER_OUTBOX,
     RECORD_DOCUMENT_EXPIRY,
     RECORD_DOCUMENT_REVIEW,
     RECORD_DOCUMENT_UPLOAD,
-    DeliverOutboxInput,
-    DeliverOutboxResult,
     ExpiryStage,
     RecordDocumentExpiryInput,
     RecordDocumentReviewInput,
@@ -74,6 +70,7 @@ from schemas.compliance import (
 )
 from schemas.enums import DocumentKind, LegalForm
 from schemas.events import DocumentReviewed, DocumentUploaded
+from workflows.effects import DB_RETRY, DB_TIMEOUT, deliver_outbox, root_message
 from workflows.ids import mission_workflow_id, provider_workflow_id
 
 CONTINUE_AS_NEW_AFTER_EVENTS = 500
@@ -87,13 +84,6 @@ NOTICE_TIME = time(8, 0)
 
 REMINDER: ExpiryStage = "reminder"
 EXPIRED: ExpiryStage = "expired"
-
-# A database write is short; transient faults retry (bad input is raised non-retryable).
-DB_TIMEOUT = timedelta(seconds=30)
-DB_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
-# SMTP may be down for a while: keep retrying, backing off to 10 minutes between attempts.
-MAIL_TIMEOUT = timedelta(minutes=2)
-MAIL_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=10))
 
 # Application error types of the update validators and handlers (the gateway answers 409,
 # or 404 for an unknown document).
@@ -117,12 +107,6 @@ class _Notice:
 
 def _rejection(message: str, *, type: str = NOT_APPLICABLE) -> ApplicationError:
     return ApplicationError(message, type=type, non_retryable=True)
-
-
-def _root_message(exc: BaseException) -> str:
-    while isinstance(exc, FailureError) and exc.cause is not None:
-        exc = exc.cause
-    return exc.message if isinstance(exc, FailureError) else str(exc)
 
 
 @workflow.defn(name=PROVIDER_WORKFLOW)
@@ -302,7 +286,7 @@ class ProviderComplianceWorkflow:
                 "expiry %s of document %s not recorded: %s",
                 notice.stage,
                 doc.document_id,
-                _root_message(exc),
+                root_message(exc),
             )
             result = TransitionResult(applied=False)
         self._state.reminders_sent.append(notice.key)
@@ -314,18 +298,7 @@ class ProviderComplianceWorkflow:
     async def _deliver_outbox(self) -> None:
         while self._outbox:
             keys = list(self._outbox)
-            try:
-                await workflow.execute_activity(
-                    DELIVER_OUTBOX,
-                    DeliverOutboxInput(keys=keys),
-                    result_type=DeliverOutboxResult,
-                    start_to_close_timeout=MAIL_TIMEOUT,
-                    retry_policy=MAIL_RETRY,
-                )
-            except ActivityError as exc:
-                # A permanent SMTP refusal: the rows stay pending in the outbox for ops to
-                # resend; the provider's workflow goes on.
-                workflow.logger.error("emails %s not delivered: %s", keys, _root_message(exc))
+            await deliver_outbox(keys)
             del self._outbox[: len(keys)]
 
     # --- Telling the watchers --------------------------------------------------------------
@@ -355,7 +328,7 @@ class ProviderComplianceWorkflow:
                 "mission %s no longer watches provider %s: %s",
                 mission_id,
                 self._siren,
-                _root_message(exc),
+                root_message(exc),
             )
             return False
         return True
@@ -492,7 +465,7 @@ class ProviderComplianceWorkflow:
             )
         except ActivityError as exc:
             # Fails the update (the caller gets the reason), not the workflow.
-            raise _rejection(_root_message(exc)) from exc
+            raise _rejection(root_message(exc)) from exc
         return result
 
     def _changed(self, result: TransitionResult) -> None:
