@@ -14,7 +14,11 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+)
 
 from activities.transitions import queue_email, record_timeline
 from db.models import (
@@ -36,6 +40,7 @@ from schemas.compliance import (
 )
 from schemas.mission import MissionTransition, Role
 from workflows.ids import provider_workflow_id
+from workflows.search_attributes import PROVIDER_ID
 
 
 class MissionActivities:
@@ -113,6 +118,9 @@ class MissionActivities:
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             start_signal=WATCH,
             start_signal_args=[request],
+            search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(PROVIDER_ID, request.provider.siren)]
+            ),
         )
 
 

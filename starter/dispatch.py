@@ -169,6 +169,9 @@ async def _document_uploaded(ctx: Context, event: Event) -> Dispatched:
         id=workflow_id,
         task_queue=ctx.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=TypedSearchAttributes(
+            [SearchAttributePair(sa.PROVIDER_ID, upload.provider_siren)]
+        ),
     )
     try:
         await ctx.client.execute_update_with_start_workflow(

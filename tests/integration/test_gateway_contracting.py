@@ -372,6 +372,8 @@ async def test_document_uploaded_before_any_proposal_starts_the_provider_workflo
     handle = dev_server_env.client.get_workflow_handle(f"provider-{siren}")
     status = await handle.query(COMPLIANCE_QUERY, result_type=ComplianceStatus)
     assert not status.compliant
+    description = await handle.describe()
+    assert description.typed_search_attributes.get(sa.PROVIDER_ID) == siren  # ops find it by SIREN
     assert [(d.document_id, d.status) for d in status.documents] == [(document_id, "under_review")]
 
     # Its review is routed to that workflow through the database.
