@@ -1,0 +1,216 @@
+"""The invoice, credit note and BPF of a validated CRA, as documents to render.
+
+Pure: a CRA (`events.CraSubmitted`), the TJM, the parties and the numbers in, a
+`schemas.billing` model out. The totals and the VAT breakdown are those of
+`domain.invoices.invoice_amounts_for_cra`; the document model checks them against the lines
+it prints, so the PDF and the Factur-X XML always show the amounts the domain computed.
+"""
+
+from __future__ import annotations
+
+import calendar
+from datetime import date
+from decimal import Decimal
+
+from domain.invoices import (
+    DEFAULT_LATE_PAYMENT_RATE,
+    DEFAULT_RECOVERY_INDEMNITY,
+    STANDARD_VAT_RATE,
+    invoice_amounts_for_cra,
+    parse_vat_rate,
+)
+from domain.money import ZERO, to_money
+from schemas.billing import (
+    PLATFORM_NAME,
+    BpfApprover,
+    BpfDocument,
+    InvoiceDocument,
+    InvoiceLine,
+    LineKind,
+    LineUnit,
+    Party,
+    VatBreakdownLine,
+)
+from schemas.events import CraSubmitted
+
+_MONTHS_FR = (
+    "janvier",
+    "février",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "août",
+    "septembre",
+    "octobre",
+    "novembre",
+    "décembre",
+)
+
+
+def month_fr(month: str) -> str:
+    """ "2026-07" as "juillet 2026"."""
+    year, number = month.split("-")
+    return f"{_MONTHS_FR[int(number) - 1]} {year}"
+
+
+def month_bounds(month: str) -> tuple[date, date]:
+    """First and last day of a "YYYY-MM" month."""
+    year, number = (int(part) for part in month.split("-"))
+    return date(year, number, 1), date(year, number, calendar.monthrange(year, number)[1])
+
+
+def invoice_lines_for_cra(
+    cra: CraSubmitted,
+    tjm: Decimal,
+    *,
+    vat_franchise: bool,
+    vat_rate: Decimal = STANDARD_VAT_RATE,
+) -> list[InvoiceLine]:
+    """The lines of the CRA's invoice: service, overtime, corrections, expenses.
+
+    Service, overtime and corrections are at `vat_rate`, each expense at its own rate, and
+    every line at 0 % under the VAT franchise. A negative correction has quantity -1 and a
+    positive unit price (EN 16931 BR-27: prices are never negative).
+    """
+
+    def rate(value: Decimal | str) -> Decimal:
+        return ZERO if vat_franchise else parse_vat_rate(value)
+
+    lines = [
+        InvoiceLine(
+            kind=LineKind.SERVICE,
+            label=f"Prestation de services, mission {cra.mission_id}, {month_fr(cra.month)}",
+            quantity=cra.days,
+            unit=LineUnit.DAY,
+            unit_price_excl_vat=to_money(tjm),
+            vat_rate=rate(vat_rate),
+            amount_excl_vat=to_money(tjm * cra.days),
+        )
+    ]
+    lines += [
+        InvoiceLine(
+            kind=LineKind.OVERTIME,
+            label=f"Astreinte / heures supplémentaires : {line.label}",
+            quantity=Decimal(1),
+            unit=LineUnit.UNIT,
+            unit_price_excl_vat=line.amount,
+            vat_rate=rate(vat_rate),
+            amount_excl_vat=line.amount,
+        )
+        for line in cra.overtime
+    ]
+    lines += [
+        InvoiceLine(
+            kind=LineKind.CORRECTION,
+            label=f"Régularisation {month_fr(line.corrects_month)} : {line.label}",
+            quantity=Decimal(-1) if line.amount < 0 else Decimal(1),
+            unit=LineUnit.UNIT,
+            unit_price_excl_vat=abs(line.amount),
+            vat_rate=rate(vat_rate),
+            amount_excl_vat=line.amount,
+            corrects_month=line.corrects_month,
+        )
+        for line in cra.corrections
+    ]
+    lines += [
+        InvoiceLine(
+            kind=LineKind.EXPENSE,
+            label=f"Frais : {line.label}",
+            quantity=Decimal(1),
+            unit=LineUnit.UNIT,
+            unit_price_excl_vat=line.amount,
+            vat_rate=rate(line.vat_rate),
+            amount_excl_vat=line.amount,
+            receipt_ref=line.receipt_ref,
+        )
+        for line in cra.expenses
+    ]
+    return lines
+
+
+def invoice_document_for_cra(
+    cra: CraSubmitted,
+    tjm: Decimal,
+    *,
+    number: str,
+    issued_on: date,
+    due_on: date,
+    seller: Party,
+    buyer: Party,
+    vat_franchise: bool,
+    vat_rate: Decimal = STANDARD_VAT_RATE,
+    service_start: date | None = None,
+    service_end: date | None = None,
+    late_payment_rate: Decimal = DEFAULT_LATE_PAYMENT_RATE,
+    recovery_indemnity: Decimal = DEFAULT_RECOVERY_INDEMNITY,
+    purchase_order: str | None = None,
+    issued_by: str | None = PLATFORM_NAME,
+) -> InvoiceDocument:
+    """The self-billed invoice of a validated CRA; `number` comes from `db.sequences`.
+
+    The service period defaults to the CRA's month (pass the mission's start or end date for
+    a first or last month). Raises pydantic's ValidationError if the lines and the domain's
+    amounts ever disagree.
+    """
+    amounts = invoice_amounts_for_cra(cra, tjm, vat_franchise=vat_franchise, vat_rate=vat_rate)
+    first, last = month_bounds(cra.month)
+    return InvoiceDocument(
+        number=number,
+        issued_on=issued_on,
+        due_on=due_on,
+        mission_id=cra.mission_id,
+        month=cra.month,
+        service_start=service_start or first,
+        service_end=service_end or last,
+        seller=seller,
+        buyer=buyer,
+        lines=invoice_lines_for_cra(cra, tjm, vat_franchise=vat_franchise, vat_rate=vat_rate),
+        vat_franchise=vat_franchise,
+        total_excl_vat=amounts.total_excl_vat,
+        vat_breakdown=[
+            VatBreakdownLine(rate=line.rate, base=line.base, vat=line.vat)
+            for line in amounts.vat_breakdown
+        ],
+        total_vat=amounts.vat,
+        total_incl_vat=amounts.total_incl_vat,
+        late_payment_rate=late_payment_rate,
+        recovery_indemnity=to_money(recovery_indemnity),
+        purchase_order=purchase_order,
+        issued_by=issued_by,
+    )
+
+
+def bpf_document_for_cra(
+    cra: CraSubmitted,
+    tjm: Decimal,
+    *,
+    number: str,
+    issued_on: date,
+    client: Party,
+    provider: Party,
+    validated_on: date,
+    approver: BpfApprover,
+    vat_rate: Decimal = STANDARD_VAT_RATE,
+    submitted_on: date | None = None,
+    purchase_order: str | None = None,
+) -> BpfDocument:
+    """The BPF of a validated CRA: its days and lines, excluding VAT."""
+    lines = invoice_lines_for_cra(cra, tjm, vat_franchise=False, vat_rate=vat_rate)
+    return BpfDocument(
+        number=number,
+        issued_on=issued_on,
+        mission_id=cra.mission_id,
+        month=cra.month,
+        client=client,
+        provider=provider,
+        tjm=to_money(tjm),
+        days=cra.days,
+        lines=lines,
+        amount_excl_vat=to_money(sum((line.amount_excl_vat for line in lines), ZERO)),
+        submitted_on=submitted_on,
+        validated_on=validated_on,
+        approver=approver,
+        purchase_order=purchase_order,
+    )
