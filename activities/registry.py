@@ -12,6 +12,7 @@ from activities.documents import DocumentActivities
 from activities.mailer import Mailer
 from activities.missions import MissionActivities
 from activities.outbox import OutboxActivities
+from activities.payouts import PayoutActivities
 from activities.proposals import ProposalActivities
 from db.engine import create_engine, session_factory
 from settings import Settings
@@ -39,6 +40,7 @@ class Activities:
         )
         self.outbox = OutboxActivities(sessions, mailer)
         self.documents = DocumentActivities(sessions)
+        self.payouts = PayoutActivities(sessions, settings.ops_email)
 
     def all(self) -> list[Callable[..., Any]]:
         return [
@@ -49,6 +51,8 @@ class Activities:
             self.documents.record_document_upload,
             self.documents.record_document_review,
             self.documents.record_document_expiry,
+            self.payouts.record_payout_transition,
+            self.payouts.record_client_payment,
         ]
 
     async def close(self) -> None:

@@ -13,3 +13,7 @@ def cra_workflow_id(mission_id: str, month: str) -> str:
 
 def provider_workflow_id(siren: str) -> str:
     return f"provider-{siren}"
+
+
+def payout_workflow_id(mission_id: str, month: str) -> str:
+    return f"payout-{mission_id}-{month}"

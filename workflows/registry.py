@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from workflows.mission import MissionWorkflow
+from workflows.payout import PayoutWorkflow
 from workflows.provider import ProviderComplianceWorkflow
 
-WORKFLOWS = (MissionWorkflow, ProviderComplianceWorkflow)
+WORKFLOWS = (MissionWorkflow, ProviderComplianceWorkflow, PayoutWorkflow)

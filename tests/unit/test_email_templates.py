@@ -39,6 +39,12 @@ CONTEXT = {
     "issued_on": "2026-06-01",
     "expires_on": "2026-12-01",
     "last_valid_day": "2026-11-30",
+    "month": "2026-11",
+    "invoice_number": "F-2026-0042",
+    "amount": "12025.00",
+    "fee": "601.25",
+    "net_amount": "11423.75",
+    "payout_date": "2026-12-03",
 }
 
 

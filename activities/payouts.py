@@ -1,0 +1,203 @@
+"""Payout transitions and client payments: state, timeline and outbox in one transaction.
+
+The `payouts` row is written with `INSERT … ON CONFLICT (mission_id, month) DO UPDATE`, and
+the update is guarded by the statuses it may leave: a paid payout is never paid again (nor
+scheduled or cancelled: only flagged), a cancelled or flagged one never changes. The timeline
+key decides whether the transition was already committed (a retry after a crash): the row is
+then left alone and only the outbox keys are returned again for the send activity.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.transitions import queue_email, record_timeline
+from db.models import ClientPayment, Invoice, Payout
+from domain.money import ZERO
+from domain.penalties import late_payment_penalty
+from schemas.activities import TransitionResult
+from schemas.enums import PayoutStatus
+from schemas.payouts import (
+    RECORD_CLIENT_PAYMENT,
+    RECORD_PAYOUT_TRANSITION,
+    ClientPaymentResult,
+    PayoutTransition,
+    RecordClientPaymentInput,
+)
+
+_FINAL = (PayoutStatus.PAID, PayoutStatus.CANCELLED, PayoutStatus.FLAGGED)
+
+
+def _may_update(t: PayoutTransition) -> ColumnElement[bool]:
+    """Which existing row the transition may change."""
+    if t.kind == "flagged":
+        return Payout.status == PayoutStatus.PAID
+    return Payout.status.notin_(_FINAL)
+
+
+class PayoutActivities:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], ops_email: str) -> None:
+        self._sessions = sessions
+        self._ops_email = ops_email
+
+    @activity.defn(name=RECORD_PAYOUT_TRANSITION)
+    async def record_payout_transition(self, t: PayoutTransition) -> TransitionResult:
+        async with self._sessions.begin() as session:
+            applied = await record_timeline(
+                session,
+                key=t.key,
+                mission_id=t.mission_id,
+                kind=f"payout.{t.kind}",
+                at=t.at,
+                data={
+                    "month": t.month,
+                    "offer": t.offer.value,
+                    "net_amount": str(t.net_amount),
+                    "due_on": t.due_on.isoformat() if t.due_on else None,
+                    "reason": t.reason,
+                },
+            )
+            if applied:
+                await _write_payout(session, t)
+            keys = []
+            for email in t.emails:
+                to = t.provider_email if email.to == "provider" else self._ops_email
+                keys.append(
+                    await queue_email(
+                        session,
+                        key=f"{t.key}:{email.to}",
+                        mission_id=t.mission_id,
+                        recipients=[to],
+                        template=email.template,
+                        context=dict(email.context),
+                    )
+                )
+        return TransitionResult(applied=applied, outbox_keys=keys)
+
+    @activity.defn(name=RECORD_CLIENT_PAYMENT)
+    async def record_client_payment(self, inp: RecordClientPaymentInput) -> ClientPaymentResult:
+        """The client's payment against its invoice, with the late-payment interest and the
+        fixed recovery indemnity when it pays after the due date (L441-10, D441-5)."""
+        event_id = f"client_payment:{inp.mission_id}:{inp.month}:{inp.invoice_number}"
+        async with self._sessions.begin() as session:
+            invoice = (
+                await session.execute(
+                    select(Invoice).where(
+                        Invoice.mission_id == inp.mission_id,
+                        Invoice.month == inp.month,
+                        Invoice.number == inp.invoice_number,
+                    )
+                )
+            ).scalar_one_or_none()
+            if invoice is None:
+                raise ApplicationError(
+                    f"no invoice {inp.invoice_number!r} for mission {inp.mission_id} "
+                    f"({inp.month}): record the invoice before its payment",
+                    type="UnknownInvoice",
+                    non_retryable=True,
+                )
+            due_on = invoice.due_on
+            if due_on is None:
+                days_late, penalties, indemnity = 0, ZERO, ZERO
+            else:
+                kwargs: dict[str, Any] = {}
+                if invoice.late_payment_rate is not None:
+                    kwargs["rate"] = invoice.late_payment_rate
+                if invoice.recovery_indemnity is not None:
+                    kwargs["indemnity"] = invoice.recovery_indemnity
+                total = (
+                    invoice.amount_incl_vat if invoice.amount_incl_vat is not None else inp.amount
+                )
+                penalty = late_payment_penalty(total, due_on, inp.paid_on, **kwargs)
+                days_late, penalties, indemnity = (
+                    penalty.days_late,
+                    penalty.interest,
+                    penalty.indemnity,
+                )
+            inserted = await session.execute(
+                insert(ClientPayment)
+                .values(
+                    event_id=event_id,
+                    invoice_id=invoice.id,
+                    amount=inp.amount,
+                    paid_on=inp.paid_on,
+                    days_late=days_late,
+                    penalties=penalties,
+                    indemnity=indemnity,
+                )
+                .on_conflict_do_nothing(index_elements=[ClientPayment.event_id])
+                .returning(ClientPayment.id)
+            )
+            applied = inserted.scalar_one_or_none() is not None
+            await record_timeline(
+                session,
+                key=f"{event_id}:received",
+                mission_id=inp.mission_id,
+                kind="client_payment.received",
+                at=inp.at,
+                data={
+                    "month": inp.month,
+                    "invoice_number": inp.invoice_number,
+                    "amount": str(inp.amount),
+                    "paid_on": inp.paid_on.isoformat(),
+                    "due_on": due_on.isoformat() if due_on else None,
+                    "days_late": days_late,
+                    "penalties": str(penalties),
+                    "indemnity": str(indemnity),
+                },
+            )
+        return ClientPaymentResult(
+            applied=applied,
+            due_on=due_on,
+            days_late=days_late,
+            penalties=penalties,
+            indemnity=indemnity,
+        )
+
+
+async def _write_payout(session: AsyncSession, t: PayoutTransition) -> None:
+    invoice_id = (
+        select(Invoice.id)
+        .where(Invoice.mission_id == t.mission_id, Invoice.month == t.month)
+        .scalar_subquery()
+    )
+    values: dict[str, Any] = {
+        "status": t.status,
+        "status_reason": t.reason,
+    }
+    if t.kind in ("scheduled", "paid"):
+        values.update(amount=t.amount, fee=t.fee, net_amount=t.net_amount, due_on=t.due_on)
+    if t.kind == "paid":
+        values["paid_at"] = t.at
+    stmt = insert(Payout).values(
+        mission_id=t.mission_id,
+        month=t.month,
+        invoice_id=invoice_id,
+        offer=t.offer,
+        amount=t.amount,
+        fee=t.fee,
+        net_amount=t.net_amount,
+        due_on=t.due_on,
+        status=t.status,
+        status_reason=t.reason,
+        paid_at=t.at if t.kind == "paid" else None,
+    )
+    values["invoice_id"] = func.coalesce(stmt.excluded.invoice_id, Payout.invoice_id)
+    result = await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[Payout.mission_id, Payout.month], set_=values, where=_may_update(t)
+        ).returning(Payout.id)
+    )
+    if result.scalar_one_or_none() is None:
+        activity.logger.warning(
+            "payout %s %s not changed to %s: its row is already final",
+            t.mission_id,
+            t.month,
+            t.status,
+        )

@@ -1,0 +1,536 @@
+"""Payout workflows on the time-skipping server, with the real activities (PostgreSQL, SMTP
+sink): dates and amounts from `domain/`, paid exactly once, client payments and credit notes."""
+
+from __future__ import annotations
+
+import os
+import random
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from stdnum import luhn
+from temporalio import activity
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.mailer import Mailer
+from activities.registry import Activities
+from db.engine import create_engine
+from db.models import (
+    Client,
+    ClientPayment,
+    Cra,
+    EmailOutbox,
+    Invoice,
+    InvoiceKind,
+    Mission,
+    MissionEvent,
+    Payout,
+    Proposal,
+    Provider,
+    Rfp,
+)
+from domain.calendar import next_business_day_on_or_after
+from domain.clock import paris_date, paris_instant
+from domain.fees import offer_fee, service_amount
+from domain.payouts import compute_payout
+from domain.penalties import late_payment_penalty
+from schemas.activities import TransitionResult
+from schemas.enums import (
+    CraStatus,
+    InvoiceStatus,
+    LegalForm,
+    MissionStage,
+    PaymentOffer,
+    PayoutStatus,
+    ProposalStatus,
+)
+from schemas.events import ClientPaymentReceived, InvoiceCancelled, InvoiceImported
+from schemas.payouts import (
+    CLIENT_PAYMENT_RECEIVED,
+    INVOICE_CANCELLED,
+    INVOICE_IMPORTED,
+    PAYOUT_WORKFLOW,
+    RECORD_PAYOUT_TRANSITION,
+    PayoutInput,
+    PayoutProvider,
+    PayoutState,
+    PayoutTransition,
+)
+from settings import Settings
+from starter.mailsink import MailSink, ReceivedMessage
+from tests.fixtures.gateway import eventually
+from workflows.ids import payout_workflow_id
+from workflows.payout import PAY_AT
+from workflows.registry import WORKFLOWS
+
+HISTORIES = Path(__file__).parent.parent / "histories"
+Handle = WorkflowHandle[Any, Any]
+TJM = Decimal("650.00")
+DAYS = Decimal("18.5")
+EXPENSES = Decimal("120.00")
+MONTH = "2026-11"
+
+
+def new_siren() -> str:
+    body = str(random.randint(10_000_000, 99_999_999))
+    return body + luhn.calc_check_digit(body)
+
+
+class Harness:
+    def __init__(
+        self, env: WorkflowEnvironment, queue: str, sink: MailSink, engine: AsyncEngine
+    ) -> None:
+        self.env = env
+        self.queue = queue
+        self.sink = sink
+        self.engine = engine
+
+    async def today(self) -> date:
+        return paris_date(await self.env.get_current_time())
+
+    async def seed(
+        self, *, invoice_number: str | None, due_on: date | None, incl_vat: Decimal
+    ) -> tuple[str, PayoutProvider]:
+        """The rows a payout refers to: client, provider, proposal, mission, CRA, invoice."""
+        mission_id = f"PAY-{uuid.uuid4().hex[:12]}"
+        siren = new_siren()
+        client_id = f"C-{mission_id}"
+        provider = PayoutProvider(
+            siren=siren, email=f"{mission_id.lower()}@provider.example", name="Durand Conseil"
+        )
+        start = date(2026, 11, 1)
+        excl_vat = (incl_vat / Decimal("1.2")).quantize(Decimal("0.01"))
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                insert(Client).values(
+                    client_id=client_id, name="Acme Industries", siren="552100554"
+                )
+            )
+            await conn.execute(
+                insert(Provider).values(
+                    siren=siren,
+                    name=provider.name,
+                    email=provider.email,
+                    country="FR",
+                    legal_form=LegalForm.COMPANY,
+                )
+            )
+            await conn.execute(insert(Rfp).values(rfp_id=f"RFP-{mission_id}", client_id=client_id))
+            await conn.execute(
+                insert(Proposal).values(
+                    proposal_id=mission_id,
+                    rfp_id=f"RFP-{mission_id}",
+                    provider_siren=siren,
+                    client_id=client_id,
+                    tjm=TJM,
+                    start_date=start,
+                    end_date=start + timedelta(days=180),
+                    status=ProposalStatus.RETAINED,
+                )
+            )
+            await conn.execute(
+                insert(Mission).values(
+                    mission_id=mission_id,
+                    client_id=client_id,
+                    provider_siren=siren,
+                    stage=MissionStage.IN_PROGRESS,
+                    start_date=start,
+                    end_date=start + timedelta(days=180),
+                )
+            )
+            await conn.execute(
+                insert(Cra).values(
+                    mission_id=mission_id, month=MONTH, days=DAYS, status=CraStatus.VALIDATED
+                )
+            )
+            await conn.execute(
+                insert(Invoice).values(
+                    issuer_siren=siren,
+                    number=invoice_number,
+                    mission_id=mission_id,
+                    month=MONTH,
+                    kind=InvoiceKind.GENERATED if invoice_number else InvoiceKind.IMPORTED,
+                    status=InvoiceStatus.IN_PAYMENT,
+                    amount_excl_vat=excl_vat,
+                    vat_amount=incl_vat - excl_vat,
+                    amount_incl_vat=incl_vat,
+                    due_on=due_on,
+                )
+            )
+        return mission_id, provider
+
+    async def start(
+        self,
+        offer: PaymentOffer,
+        *,
+        validated_on: date | None = None,
+        invoice_date: date | None = None,
+        manual_import: bool = False,
+        due_in_days: int = 30,
+    ) -> tuple[Handle, PayoutInput]:
+        validated_on = validated_on or await self.today()
+        number = None if manual_import else f"F-{uuid.uuid4().hex[:10]}"
+        mission_id, provider = await self.seed(
+            invoice_number=number,
+            due_on=validated_on + timedelta(days=due_in_days),
+            incl_vat=Decimal("14574.00"),
+        )
+        inp = PayoutInput(
+            mission_id=mission_id,
+            month=MONTH,
+            offer=offer,
+            provider=provider,
+            invoice_number=number,
+            invoice_date=invoice_date,
+            validated_on=validated_on,
+            tjm=TJM,
+            days=DAYS,
+            expenses_excl_vat=EXPENSES,
+        )
+        handle = await self.env.client.start_workflow(
+            PAYOUT_WORKFLOW,
+            inp,
+            id=payout_workflow_id(mission_id, MONTH),
+            task_queue=self.queue,
+            result_type=PayoutState,
+        )
+        return handle, inp
+
+    async def state(self, handle: Handle) -> PayoutState:
+        result: PayoutState = await handle.query("state", result_type=PayoutState)
+        return result
+
+    async def until(self, handle: Handle, check: Callable[[PayoutState], bool]) -> PayoutState:
+        async def reached() -> bool:
+            return check(await self.state(handle))
+
+        await eventually(reached, within=15)
+        return await self.state(handle)
+
+    async def send(self, handle: Handle, name: str, payload: Any) -> PayoutState:
+        result: PayoutState = await handle.execute_update(
+            name, payload, id=uuid.uuid4().hex, result_type=PayoutState
+        )
+        return result
+
+    async def mails(
+        self, predicate: Callable[[ReceivedMessage], bool], count: int
+    ) -> list[ReceivedMessage]:
+        async def arrived() -> bool:
+            return len([m for m in self.sink.messages if predicate(m)]) >= count
+
+        await eventually(arrived, within=15)
+        return [m for m in self.sink.messages if predicate(m)]
+
+    async def count(self, stmt: Any) -> int:
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(stmt)).scalar_one())
+
+    async def payout_row(self, mission_id: str) -> Any:
+        async with self.engine.connect() as conn:
+            return (
+                await conn.execute(select(Payout.__table__).where(Payout.mission_id == mission_id))
+            ).one()
+
+
+def _about(mission_id: str, subject_part: str) -> Callable[[ReceivedMessage], bool]:
+    return lambda m: mission_id in (m.message_id or "") and subject_part in m.subject
+
+
+def _gross() -> Decimal:
+    return service_amount(TJM, DAYS) + EXPENSES
+
+
+@pytest_asyncio.fixture
+async def make_harness(
+    own_time_skipping_env: WorkflowEnvironment,
+    stack_settings: Settings,
+    smtp_sink: MailSink,
+    db_engine: AsyncEngine,
+) -> AsyncIterator[Callable[..., Any]]:
+    """A worker on its own queue; `extra` activities replace the real ones by name."""
+    env = own_time_skipping_env
+    activities = Activities(
+        create_engine(stack_settings.database_url), Mailer(stack_settings), settings=stack_settings
+    )
+    workers: list[Worker] = []
+
+    async def make(*extra: Callable[..., Any]) -> Harness:
+        queue = f"tq-{uuid.uuid4().hex}"
+        replaced = {activity._Definition.must_from_callable(fn).name for fn in extra}
+        kept = [
+            fn
+            for fn in activities.all()
+            if activity._Definition.must_from_callable(fn).name not in replaced
+        ]
+        worker = Worker(
+            env.client,
+            task_queue=queue,
+            workflows=list(WORKFLOWS),
+            activities=[*kept, *extra],
+        )
+        await worker.__aenter__()
+        workers.append(worker)
+        return Harness(env, queue, smtp_sink, db_engine)
+
+    yield make
+    for worker in workers:
+        await worker.__aexit__(None, None, None)
+    await activities.close()
+
+
+async def test_fixed_date_and_immediate_payouts_match_domain(
+    make_harness: Callable[..., Any],
+) -> None:
+    """Each offer's payout date and amounts are domain's; Basic's early client payment does
+    not move it; a Basic invoice dated early is pulled back by the legal cap; Flash validated
+    Friday 2026-07-10 pays Thursday 2026-07-16 (at once: that date is past on this server)."""
+    h: Harness = await make_harness()
+    today = await h.today()
+    cases = [
+        (PaymentOffer.BASIC, today, None),
+        (PaymentOffer.BASIC, today, today - timedelta(days=12)),  # legal cap
+        (PaymentOffer.EXPRESS, today, None),
+        (PaymentOffer.FLASH, today, None),
+        (PaymentOffer.FLASH, date(2026, 7, 10), None),
+        (PaymentOffer.IMMEDIATE, today, None),
+    ]
+    started = [
+        (await h.start(offer, validated_on=validated, invoice_date=invoiced), invoiced)
+        for offer, validated, invoiced in cases
+    ]
+    basic, basic_inp = started[0][0]
+    # The client pays the Basic invoice early: recorded, no penalty, the date does not move.
+    early = await h.send(
+        basic,
+        CLIENT_PAYMENT_RECEIVED,
+        ClientPaymentReceived(
+            invoice_number=basic_inp.invoice_number or "",
+            amount=Decimal("14574.00"),
+            paid_on=today,
+        ),
+    )
+    assert early.facts.client_paid_on == today and early.facts.client_penalties == 0
+    assert early.payout_date == compute_payout(PaymentOffer.BASIC, today).payout_date
+
+    for (handle, inp), invoiced in started:
+        expected = compute_payout(inp.offer, inp.validated_on, invoiced)
+        assert expected.payout_date is not None
+        if inp.offer is PaymentOffer.BASIC and invoiced is None:
+            result: PayoutState = await handle.result()
+        else:
+            result = await h.until(handle, lambda s: s.status is PayoutStatus.PAID)
+        fee = offer_fee(inp.offer, TJM, DAYS)
+        assert result.status is PayoutStatus.PAID
+        assert result.payout_date == expected.payout_date
+        assert (result.amount, result.fee, result.net_amount) == (_gross(), fee, _gross() - fee)
+        assert result.paid_at is not None
+        assert result.paid_at >= paris_instant(expected.payout_date, PAY_AT)
+        assert result.facts.capped_by_legal_limit == expected.capped_by_legal_limit
+        row = await h.payout_row(inp.mission_id)
+        assert (row.status, row.due_on, row.net_amount, row.fee) == (
+            PayoutStatus.PAID,
+            expected.payout_date,
+            _gross() - fee,
+            fee,
+        )
+        assert row.invoice_id is not None
+        mails = await h.mails(_about(inp.mission_id, "Paiement effectué"), 1)
+        assert len(mails) == 1 and mails[0].rcpt_tos == (inp.provider.email,)
+    assert started[1][0][1].offer is PaymentOffer.BASIC
+    assert (await h.state(started[1][0][0])).facts.capped_by_legal_limit
+    assert (await h.state(started[4][0][0])).payout_date == date(2026, 7, 16)
+    if os.environ.get("RECORD_HISTORIES"):
+        history = await basic.fetch_history()
+        (HISTORIES / "payout_basic.json").write_text(history.to_json())
+
+
+async def test_paid_once_when_the_pay_activity_is_retried_after_its_commit(
+    make_harness: Callable[..., Any], stack_settings: Settings
+) -> None:
+    real = Activities(
+        create_engine(stack_settings.database_url), Mailer(stack_settings), settings=stack_settings
+    )
+    crashed: list[str] = []
+
+    @activity.defn(name=RECORD_PAYOUT_TRANSITION)
+    async def crash_after_commit(t: PayoutTransition) -> TransitionResult:
+        result = await real.payouts.record_payout_transition(t)
+        if t.kind == "paid" and not crashed:
+            crashed.append(t.key)
+            raise RuntimeError("worker lost after the commit, before the reply")
+        return result
+
+    try:
+        h: Harness = await make_harness(crash_after_commit)
+        handle, inp = await h.start(PaymentOffer.IMMEDIATE)
+        state = await h.until(handle, lambda s: s.status is PayoutStatus.PAID)
+        assert crashed and state.payout_date == next_business_day_on_or_after(await h.today())
+        await h.mails(_about(inp.mission_id, "Paiement effectué"), 1)
+        assert (
+            await h.count(
+                select(func.count()).where(
+                    Payout.mission_id == inp.mission_id, Payout.status == PayoutStatus.PAID
+                )
+            )
+            == 1
+        )
+        assert (
+            await h.count(
+                select(func.count()).where(
+                    MissionEvent.mission_id == inp.mission_id, MissionEvent.kind == "payout.paid"
+                )
+            )
+            == 1
+        )
+        assert (
+            await h.count(
+                select(func.count()).where(
+                    EmailOutbox.mission_id == inp.mission_id, EmailOutbox.template == "payout_paid"
+                )
+            )
+            == 1
+        )
+        assert len([m for m in h.sink.messages if _about(inp.mission_id, "Paiement")(m)]) == 1
+    finally:
+        await real.close()
+
+
+async def test_back_to_back_waits_for_the_client_payment_then_pays(
+    make_harness: Callable[..., Any],
+) -> None:
+    h: Harness = await make_harness()
+    today = await h.today()
+    handle, inp = await h.start(PaymentOffer.BACK_TO_BACK)
+    state = await h.until(handle, lambda s: s.status is PayoutStatus.WAITING_CLIENT_PAYMENT)
+    assert state.payout_date is None and "après l'encaissement" in state.facts.explanation
+    await h.env.sleep(timedelta(days=20))
+    assert (await h.state(handle)).status is PayoutStatus.WAITING_CLIENT_PAYMENT
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await h.send(
+            handle,
+            CLIENT_PAYMENT_RECEIVED,
+            ClientPaymentReceived(invoice_number="F-OTHER", amount=Decimal("1.00"), paid_on=today),
+        )
+    assert "not the invoice of this payout" in str(refused.value.cause)
+    paid_on = today + timedelta(days=20)
+    await h.send(
+        handle,
+        CLIENT_PAYMENT_RECEIVED,
+        ClientPaymentReceived(
+            invoice_number=inp.invoice_number or "", amount=Decimal("14574.00"), paid_on=paid_on
+        ),
+    )
+    result: PayoutState = await handle.result()
+    assert result.status is PayoutStatus.PAID
+    assert result.payout_date == next_business_day_on_or_after(paid_on)
+    assert result.fee == 0 and result.net_amount == _gross()
+    assert result.facts.client_days_late == 0  # due 30 days after validation
+    await h.mails(_about(inp.mission_id, "Paiement effectué"), 1)
+
+
+async def test_a_late_client_payment_records_penalties_and_does_not_delay_the_payout(
+    make_harness: Callable[..., Any],
+) -> None:
+    h: Harness = await make_harness()
+    today = await h.today()
+    handle, inp = await h.start(PaymentOffer.BASIC)
+    expected = compute_payout(PaymentOffer.BASIC, today).payout_date
+    assert expected is not None
+    await h.env.sleep(timedelta(days=65))
+    state = await h.state(handle)
+    assert state.status is PayoutStatus.PAID and state.payout_date == expected
+    assert state.paid_at is not None and paris_date(state.paid_at) == expected
+    due_on = today + timedelta(days=30)
+    paid_on = today + timedelta(days=65)
+    await h.send(
+        handle,
+        CLIENT_PAYMENT_RECEIVED,
+        ClientPaymentReceived(
+            invoice_number=inp.invoice_number or "", amount=Decimal("14574.00"), paid_on=paid_on
+        ),
+    )
+    result: PayoutState = await handle.result()
+    penalty = late_payment_penalty(Decimal("14574.00"), due_on, paid_on)
+    assert result.facts.client_days_late == 35 == penalty.days_late
+    assert result.facts.client_penalties == penalty.interest > 0
+    assert result.facts.client_indemnity == Decimal("40.00")
+    async with h.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(ClientPayment.__table__)
+                .join(Invoice, Invoice.id == ClientPayment.invoice_id)
+                .where(Invoice.mission_id == inp.mission_id)
+            )
+        ).one()
+    assert (row.days_late, row.penalties, row.indemnity) == (35, penalty.interest, Decimal("40"))
+    assert result.payout_date == expected and result.status is PayoutStatus.PAID
+
+
+async def test_cancelled_invoice_cancels_a_pending_payout_and_flags_a_paid_one(
+    make_harness: Callable[..., Any],
+) -> None:
+    h: Harness = await make_harness()
+    pending, pending_inp = await h.start(PaymentOffer.BASIC)
+    paid, paid_inp = await h.start(PaymentOffer.IMMEDIATE)
+    await h.until(pending, lambda s: s.status is PayoutStatus.SCHEDULED)
+    await h.until(paid, lambda s: s.status is PayoutStatus.PAID)
+    for handle, inp in ((pending, pending_inp), (paid, paid_inp)):
+        await h.send(
+            handle,
+            INVOICE_CANCELLED,
+            InvoiceCancelled(invoice_number=inp.invoice_number or "", reason="Avoir AV-1"),
+        )
+    cancelled: PayoutState = await pending.result()
+    flagged: PayoutState = await paid.result()
+    assert cancelled.status is PayoutStatus.CANCELLED and cancelled.paid_at is None
+    assert flagged.status is PayoutStatus.FLAGGED and flagged.reason == "Avoir AV-1"
+    assert (await h.payout_row(pending_inp.mission_id)).status == PayoutStatus.CANCELLED
+    assert (await h.payout_row(paid_inp.mission_id)).status == PayoutStatus.FLAGGED
+    mails = await h.mails(_about(pending_inp.mission_id, "Paiement annulé"), 1)
+    assert mails[0].rcpt_tos == (pending_inp.provider.email,)
+    mails = await h.mails(_about(paid_inp.mission_id, "facture annulée après paiement"), 1)
+    assert mails[0].rcpt_tos == ("ops@contracting.localhost",)
+    assert not [m for m in h.sink.messages if _about(pending_inp.mission_id, "effectué")(m)]
+
+
+async def test_manual_import_waits_for_the_invoice_then_pays_immediately(
+    make_harness: Callable[..., Any],
+) -> None:
+    h: Harness = await make_harness()
+    today = await h.today()
+    handle, inp = await h.start(PaymentOffer.IMMEDIATE, manual_import=True)
+    state = await h.until(handle, lambda s: s.status is PayoutStatus.WAITING_INVOICE_IMPORT)
+    assert state.payout_date is None and "pas encore importée" in state.facts.explanation
+    await h.env.sleep(timedelta(days=9))
+    imported_on = await h.today()
+    assert imported_on >= today + timedelta(days=9)
+    await h.send(
+        handle,
+        INVOICE_IMPORTED,
+        InvoiceImported(
+            mission_id=inp.mission_id,
+            month=MONTH,
+            number="F-IMPORTED-1",
+            issued_on=today,
+            amount_excl_vat=Decimal("12145.00"),
+            vat_amount=Decimal("2429.00"),
+            file_ref="s3://invoices/F-IMPORTED-1.pdf",
+        ),
+    )
+    await h.env.sleep(timedelta(days=4))  # past the first business day at 09:00
+    state = await h.until(handle, lambda s: s.status is PayoutStatus.PAID)
+    assert state.payout_date == next_business_day_on_or_after(imported_on)
+    assert state.facts.invoice_date == imported_on
+    assert state.fee == offer_fee(PaymentOffer.IMMEDIATE, TJM, DAYS) == Decimal("370.00")
+    assert state.invoice_number == "F-IMPORTED-1"

@@ -1,0 +1,385 @@
+"""The payout workflow `payout-<mission_id>-<YYYY-MM>`: one per validated CRA, until paid.
+
+Each payout lives in its own workflow so that a mission can continue-as-new while payouts are
+pending. The caller (the monthly CRA cycle) starts it as a child with
+`ParentClosePolicy.ABANDON`: a payout outlives the run that started it.
+
+- Amounts and dates come from `domain/` only: gross amount = TJM × days + expenses + VAT, fee
+  = the offer's fee on the days of service (domain.fees), date = domain.payouts.
+- Basic, Express, Flash: one durable timer to 09:00 Europe/Paris on the date computed from the
+  CRA validation (the legal cap counts from the invoice date). The client's payment is
+  recorded (with late-payment interest and the €40 indemnity when it is late) but never moves
+  the date: an early payment does not make it earlier, a late one does not delay it.
+- Back-to-back: waits for `client_payment.received`, then pays on the first business day on
+  or after the client's payment.
+- Immediate: pays on the first business day on or after the validation (or the import).
+- Manual import (`invoice_number` None at start): waits for `invoice.imported`; the import
+  date becomes the invoice date.
+- `invoice.cancelled`: cancels a payout not yet made; a payout already made is flagged for ops.
+- After paying, the workflow stays open (no timer running but `KEEP_OPEN_AFTER_PAID`) until the
+  client's payment is recorded or the invoice is cancelled, so late payments and credit notes
+  still reach it.
+
+Each transition is one activity (payout row, timeline, outbox) then one delivery activity.
+A Basic payout costs: schedule, timer, pay, deliver.
+
+Ops find upcoming payouts in the Temporal UI with the `NextPayoutDate` search attribute,
+set on this workflow when its date is known and cleared once it is paid or cancelled:
+`WorkflowType = "PayoutWorkflow" AND NextPayoutDate < "2026-12-31T00:00:00Z"`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import date, datetime, time, timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from domain.calendar import next_business_day_on_or_after
+from domain.clock import paris_date, paris_instant
+from domain.errors import DomainError
+from domain.fees import offer_fee, service_amount
+from domain.money import to_money
+from domain.offers import offer_rule
+from domain.payouts import PayoutSchedule, compute_payout, explain_payout
+from schemas.activities import TransitionResult
+from schemas.enums import PaymentOffer, PayoutStatus
+from schemas.events import ClientPaymentReceived, InvoiceCancelled, InvoiceImported
+from schemas.payouts import (
+    CLIENT_PAYMENT_RECEIVED,
+    INVOICE_CANCELLED,
+    INVOICE_IMPORTED,
+    PAYOUT_WORKFLOW,
+    RECORD_CLIENT_PAYMENT,
+    RECORD_PAYOUT_TRANSITION,
+    STATE_QUERY,
+    ClientPaymentResult,
+    PayoutEmail,
+    PayoutFacts,
+    PayoutInput,
+    PayoutState,
+    PayoutTransition,
+    PayoutTransitionKind,
+    Recipient,
+    RecordClientPaymentInput,
+)
+from workflows import search_attributes as sa
+from workflows.effects import DB_RETRY, DB_TIMEOUT, deliver_outbox, root_message
+
+PAY_AT = time(9, 0)
+"""Payouts are made at 09:00, Europe/Paris, on their day."""
+
+KEEP_OPEN_AFTER_PAID = timedelta(days=400)
+"""How long a paid payout still waits for the client's payment or a credit note."""
+
+NOT_APPLICABLE = "NotApplicable"
+
+_DONE = frozenset({PayoutStatus.PAID, PayoutStatus.CANCELLED, PayoutStatus.FLAGGED})
+
+
+def _rejection(message: str) -> ApplicationError:
+    return ApplicationError(message, type=NOT_APPLICABLE, non_retryable=True)
+
+
+@workflow.defn(name=PAYOUT_WORKFLOW)
+class PayoutWorkflow:
+    @workflow.init
+    def __init__(self, inp: PayoutInput) -> None:
+        self._inp = inp
+        self._invoice_number = inp.invoice_number
+        self._invoice_date = inp.invoice_date
+        self._imported = inp.invoice_number is not None
+        self._schedule: PayoutSchedule | None = None
+        self._client_payment: ClientPaymentReceived | None = None
+        self._client: ClientPaymentResult | None = None
+        self._lock = asyncio.Lock()  # transitions take turns; state changes after a commit
+        self._status = (
+            PayoutStatus.SCHEDULED if self._imported else PayoutStatus.WAITING_INVOICE_IMPORT
+        )
+        self._payout_date: date | None = None
+        self._paid_at: datetime | None = None
+        self._reason: str | None = None
+        self._service = service_amount(inp.tjm, inp.days)
+        self._amount = to_money(self._service + inp.expenses_excl_vat + inp.vat_amount)
+        self._fee = offer_fee(inp.offer, inp.tjm, inp.days)
+        self._net = self._amount - self._fee
+
+    # --- The run --------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, inp: PayoutInput) -> PayoutState:
+        workflow.upsert_search_attributes(
+            [sa.MISSION_ID.value_set(inp.mission_id), sa.PAYMENT_OFFER.value_set(inp.offer.value)]
+        )
+        if not self._imported:
+            await self._step("scheduled", PayoutStatus.WAITING_INVOICE_IMPORT)
+            await workflow.wait_condition(lambda: self._imported or self._done)
+        if not self._done:
+            self._compute()
+        if not self._done and inp.offer is PaymentOffer.BACK_TO_BACK:
+            await self._step("scheduled", PayoutStatus.WAITING_CLIENT_PAYMENT)
+            await workflow.wait_condition(lambda: self._client is not None or self._done)
+            if self._client_payment is not None:
+                self._payout_date = next_business_day_on_or_after(self._client_payment.paid_on)
+        if not self._done:
+            assert self._payout_date is not None
+            workflow.upsert_search_attributes(
+                [sa.NEXT_PAYOUT_DATE.value_set(paris_instant(self._payout_date, PAY_AT))]
+            )
+            await self._step("scheduled", PayoutStatus.SCHEDULED)
+            await self._until_payout_date()
+            paid = await self._step("paid", PayoutStatus.PAID, email=("provider", "payout_paid"))
+            if paid is not None:
+                self._paid_at = workflow.now()
+                workflow.upsert_search_attributes([sa.NEXT_PAYOUT_DATE.value_unset()])
+                await deliver_outbox(paid.outbox_keys)
+        if self._status is PayoutStatus.PAID:
+            # Late client payments and credit notes still reach a paid payout for a while.
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: (
+                        (self._client is not None and not self._lock.locked())
+                        or self._status is not PayoutStatus.PAID
+                    ),
+                    timeout=KEEP_OPEN_AFTER_PAID,
+                    timeout_summary="client payment or credit note after the payout",
+                )
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._state()
+
+    @property
+    def _done(self) -> bool:
+        return self._status in _DONE
+
+    def _compute(self) -> None:
+        inp = self._inp
+        invoice_date = self._invoice_date or inp.validated_on
+        try:
+            self._schedule = compute_payout(inp.offer, inp.validated_on, invoice_date)
+        except DomainError as exc:
+            raise ApplicationError(str(exc), type="InvalidPayout", non_retryable=True) from exc
+        self._payout_date = self._schedule.payout_date
+
+    async def _until_payout_date(self) -> None:
+        assert self._payout_date is not None
+        delay = paris_instant(self._payout_date, PAY_AT) - workflow.now()
+        if delay <= timedelta(0):
+            return
+        with contextlib.suppress(TimeoutError):  # the payout date came
+            await workflow.wait_condition(
+                lambda: self._done,
+                timeout=delay,
+                timeout_summary=f"payout on {self._payout_date.isoformat()}",
+            )
+
+    async def _step(
+        self,
+        kind: PayoutTransitionKind,
+        status: PayoutStatus,
+        *,
+        email: tuple[Recipient, str] | None = None,
+    ) -> TransitionResult | None:
+        """A transition of the main loop, unless a handler cancelled the payout meanwhile;
+        the caller delivers the emails."""
+        async with self._lock:
+            if self._done:
+                return None
+            return await self._transition(kind, status, email=email)
+
+    async def _transition(
+        self,
+        kind: PayoutTransitionKind,
+        status: PayoutStatus,
+        *,
+        email: tuple[Recipient, str] | None = None,
+    ) -> TransitionResult:
+        """One activity: the payout row, the timeline row and the email; the status changes
+        once it is committed."""
+        inp = self._inp
+        suffix = "" if kind != "scheduled" else f":{status.value}"
+        key = f"payout.{kind}:{inp.mission_id}:{inp.month}{suffix}"
+        emails = []
+        if email is not None:
+            emails.append(PayoutEmail(to=email[0], template=email[1], context=self._context()))
+        result: TransitionResult = await workflow.execute_activity(
+            RECORD_PAYOUT_TRANSITION,
+            PayoutTransition(
+                key=key,
+                kind=kind,
+                at=workflow.now(),
+                mission_id=inp.mission_id,
+                month=inp.month,
+                offer=inp.offer,
+                status=status,
+                amount=self._amount,
+                fee=self._fee,
+                net_amount=self._net,
+                due_on=self._payout_date,
+                reason=self._reason,
+                provider_email=inp.provider.email,
+                emails=emails,
+            ),
+            result_type=TransitionResult,
+            start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=DB_RETRY,
+        )
+        self._status = status
+        return result
+
+    def _context(self) -> dict[str, str]:
+        inp = self._inp
+        return {
+            "mission_id": inp.mission_id,
+            "month": inp.month,
+            "provider_name": inp.provider.name,
+            "offer": offer_rule(inp.offer).label,
+            "invoice_number": self._invoice_number or "",
+            "amount": str(self._amount),
+            "fee": str(self._fee),
+            "net_amount": str(self._net),
+            "payout_date": self._payout_date.isoformat() if self._payout_date else "",
+            "reason": self._reason or "",
+        }
+
+    # --- Updates --------------------------------------------------------------------------
+
+    def _check_invoice(self, number: str) -> None:
+        if self._invoice_number is None:
+            raise _rejection(
+                f"the invoice of mission {self._inp.mission_id} ({self._inp.month}) is not "
+                "imported yet"
+            )
+        if number != self._invoice_number:
+            raise _rejection(
+                f"invoice {number} is not the invoice of this payout "
+                f"({self._invoice_number}, mission {self._inp.mission_id}, {self._inp.month})"
+            )
+
+    @workflow.update(name=CLIENT_PAYMENT_RECEIVED)
+    async def client_payment_received(self, event: ClientPaymentReceived) -> PayoutState:
+        # Taken at once, so a second delivery of the same event is refused by the validator.
+        self._client_payment = event
+        async with self._lock:
+            try:
+                self._client = await workflow.execute_activity(
+                    RECORD_CLIENT_PAYMENT,
+                    RecordClientPaymentInput(
+                        mission_id=self._inp.mission_id,
+                        month=self._inp.month,
+                        invoice_number=event.invoice_number,
+                        amount=event.amount,
+                        paid_on=event.paid_on,
+                        at=workflow.now(),
+                    ),
+                    result_type=ClientPaymentResult,
+                    start_to_close_timeout=DB_TIMEOUT,
+                    retry_policy=DB_RETRY,
+                )
+            except ActivityError as exc:
+                self._client_payment = None  # not recorded: the platform may send it again
+                raise _rejection(root_message(exc)) from exc
+        return self._state()
+
+    @client_payment_received.validator
+    def _validate_client_payment(self, event: ClientPaymentReceived) -> None:
+        self._check_invoice(event.invoice_number)
+        if self._client_payment is not None:
+            raise _rejection(
+                f"the client's payment of invoice {event.invoice_number} was already received "
+                f"(paid on {self._client_payment.paid_on.isoformat()})"
+            )
+        if self._status in (PayoutStatus.CANCELLED, PayoutStatus.FLAGGED):
+            raise _rejection(f"invoice {event.invoice_number} is cancelled")
+
+    @workflow.update(name=INVOICE_IMPORTED)
+    def invoice_imported(self, event: InvoiceImported) -> PayoutState:
+        self._invoice_number = event.number
+        # The invoice exists from its import on: that date is the invoice date.
+        self._invoice_date = max(paris_date(workflow.now()), self._inp.validated_on)
+        self._imported = True
+        return self._state()
+
+    @invoice_imported.validator
+    def _validate_invoice_imported(self, event: InvoiceImported) -> None:
+        if (event.mission_id, event.month) != (self._inp.mission_id, self._inp.month):
+            raise _rejection(
+                f"invoice {event.number} is for mission {event.mission_id} ({event.month}), "
+                f"not {self._inp.mission_id} ({self._inp.month})"
+            )
+        if self._imported:
+            raise _rejection(
+                f"the invoice of mission {self._inp.mission_id} ({self._inp.month}) was already "
+                f"imported ({self._invoice_number})"
+            )
+
+    @workflow.update(name=INVOICE_CANCELLED)
+    async def invoice_cancelled(self, event: InvoiceCancelled) -> PayoutState:
+        async with self._lock:
+            if self._status in (PayoutStatus.CANCELLED, PayoutStatus.FLAGGED):
+                return self._state()
+            self._reason = event.reason
+            if self._status is PayoutStatus.PAID:
+                result = await self._transition(
+                    "flagged", PayoutStatus.FLAGGED, email=("ops", "payout_flagged")
+                )
+            else:
+                result = await self._transition(
+                    "cancelled", PayoutStatus.CANCELLED, email=("provider", "payout_cancelled")
+                )
+                workflow.upsert_search_attributes([sa.NEXT_PAYOUT_DATE.value_unset()])
+        await deliver_outbox(result.outbox_keys)
+        return self._state()
+
+    @invoice_cancelled.validator
+    def _validate_invoice_cancelled(self, event: InvoiceCancelled) -> None:
+        if self._invoice_number is not None:
+            self._check_invoice(event.invoice_number)
+
+    # --- Query ----------------------------------------------------------------------------
+
+    @workflow.query(name=STATE_QUERY)
+    def state(self) -> PayoutState:
+        return self._state()
+
+    def _state(self) -> PayoutState:
+        inp = self._inp
+        facts = PayoutFacts(validated_on=inp.validated_on, invoice_date=self._invoice_date)
+        schedule = self._schedule
+        if schedule is not None:
+            facts.invoice_date = schedule.invoice_date
+            facts.raw_date = schedule.raw_date
+            facts.shift = schedule.shift.value
+            facts.skipped_holidays = [
+                f"{day.day.isoformat()} ({day.holiday})" for day in schedule.skipped_holidays
+            ]
+            facts.legal_limit = schedule.legal_limit
+            facts.capped_by_legal_limit = schedule.capped_by_legal_limit
+            facts.explanation = explain_payout(schedule)
+        elif not self._imported:
+            facts.explanation = (
+                f"Facture du CRA {inp.month} pas encore importée : la date de paiement sera "
+                "calculée à son import."
+            )
+        if self._client_payment is not None:
+            facts.client_paid_on = self._client_payment.paid_on
+        if self._client is not None:
+            facts.client_days_late = self._client.days_late
+            facts.client_penalties = self._client.penalties
+            facts.client_indemnity = self._client.indemnity
+        return PayoutState(
+            mission_id=inp.mission_id,
+            month=inp.month,
+            offer=inp.offer,
+            status=self._status,
+            invoice_number=self._invoice_number,
+            payout_date=self._payout_date,
+            service_amount=self._service,
+            amount=self._amount,
+            fee=self._fee,
+            net_amount=self._net,
+            paid_at=self._paid_at,
+            reason=self._reason,
+            facts=facts,
+        )
