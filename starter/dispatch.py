@@ -8,7 +8,7 @@ whose lifecycle stage has not landed yet answer 501 rather than being accepted f
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from temporalio.client import (
@@ -69,6 +69,8 @@ class Context:
     client: Client
     task_queue: str
     directory: Directory
+    resumed: bool = False
+    """This delivery took over a claim left by a gateway that died mid-dispatch."""
 
 
 Handler = Callable[[Context, Event], Awaitable[Dispatched]]
@@ -97,6 +99,8 @@ async def _proposal_submitted(ctx: Context, event: Event) -> Dispatched:
             ),
         )
     except WorkflowAlreadyStartedError as exc:
+        if ctx.resumed:  # the dead gateway's dispatch of this very event started it
+            return Dispatched(workflow_id=workflow_id)
         raise NotApplicable(
             f"proposal {proposal.proposal_id!r} was already submitted (workflow {workflow_id}); "
             "send 'proposal.updated' to change its TJM"
@@ -240,10 +244,10 @@ def handler_for(event_type: str) -> Handler:
     )
 
 
-async def dispatch(ctx: Context, event: Event) -> Dispatched:
+async def dispatch(ctx: Context, event: Event, *, resumed: bool = False) -> Dispatched:
     """Hand the event to its workflow; Temporal being unreachable is a 503."""
     handler = handler_for(event.type)
     try:
-        return await handler(ctx, event)
+        return await handler(replace(ctx, resumed=resumed), event)
     except RPCError as exc:
         raise Unavailable(f"Temporal did not accept the event: {exc.message}") from exc

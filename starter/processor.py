@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -31,6 +31,8 @@ from starter.events import EventError, NotApplicable, Unavailable, parse_event
 
 PROCESSING = "processing"
 ACCEPTED = "accepted"
+STALE_CLAIM = timedelta(minutes=2)
+"""Longer than any dispatch takes (Temporal calls time out well before)."""
 
 
 @dataclass(frozen=True)
@@ -59,10 +61,13 @@ class EventProcessor:
         digest = hashlib.sha256(raw).hexdigest()
         try:
             claimed = await self._claim(event.event_id, event.type, digest)
+            resumed = False
             if not claimed:
-                return await self._duplicate(event.event_id, digest)
+                resumed = await self._take_over_stale_claim(event.event_id, digest)
+                if not resumed:
+                    return await self._duplicate(event.event_id, digest)
             try:
-                dispatched = await dispatch(self._context, event)
+                dispatched = await dispatch(self._context, event, resumed=resumed)
             except BaseException:
                 await self._release(event.event_id)
                 raise
@@ -94,6 +99,25 @@ class EventProcessor:
                 .returning(ProcessedEvent.event_id)
             )
             return inserted.scalar_one_or_none() is not None
+
+    async def _take_over_stale_claim(self, event_id: str, digest: str) -> bool:
+        """A claim still `processing` after STALE_CLAIM was left by a gateway that died before
+        dispatching or recording: this delivery takes it over instead of answering `duplicate`
+        for an event nothing may have acted on. Re-dispatching is safe: starts are idempotent by
+        workflow id, updates by update id (the event id)."""
+        async with self._sessions.begin() as session:
+            taken = await session.execute(
+                update(ProcessedEvent)
+                .where(
+                    ProcessedEvent.event_id == event_id,
+                    ProcessedEvent.status == PROCESSING,
+                    ProcessedEvent.payload_sha256 == digest,
+                    ProcessedEvent.received_at < datetime.now(UTC) - STALE_CLAIM,
+                )
+                .values(received_at=datetime.now(UTC))
+                .returning(ProcessedEvent.event_id)
+            )
+            return taken.scalar_one_or_none() is not None
 
     async def _duplicate(self, event_id: str, digest: str) -> Outcome:
         async with self._sessions() as session:

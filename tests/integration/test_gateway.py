@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
@@ -214,3 +218,54 @@ async def test_health_and_openapi(gateway: GatewayTestClient) -> None:
     assert (await gateway.http.get("/health")).json() == {"status": "ok"}
     spec = (await gateway.http.get("/openapi.json")).json()
     assert "/events" in spec["paths"]
+
+
+async def _leave_claim(engine: AsyncEngine, event: dict[str, Any], age: timedelta) -> None:
+    """What a gateway that died between claiming an event and recording its dispatch leaves."""
+    body = json.dumps(event).encode()
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(ProcessedEvent)
+            .values(
+                event_id=event["event_id"],
+                type=event["type"],
+                status="processing",
+                payload_sha256=hashlib.sha256(body).hexdigest(),
+                received_at=datetime.now(UTC) - age,
+            )
+            .on_conflict_do_update(
+                index_elements=[ProcessedEvent.event_id],
+                set_={"status": "processing", "received_at": datetime.now(UTC) - age},
+            )
+        )
+
+
+async def test_a_claim_left_by_a_dead_gateway_is_taken_over_once_stale(
+    gateway: GatewayTestClient, db_engine: AsyncEngine, smtp_sink: MailSink
+) -> None:
+    fresh = envelope("proposal.submitted", proposal_submitted())
+    await _leave_claim(db_engine, fresh, timedelta(seconds=5))
+    in_flight = await gateway.post_event(fresh)
+    assert in_flight.status_code == 200
+    assert in_flight.json()["first_delivery"] == "processing"
+
+    stale = envelope("proposal.submitted", proposal_submitted())
+    await _leave_claim(db_engine, stale, timedelta(minutes=10))
+    taken_over = await gateway.post_event(stale)
+    assert taken_over.status_code == 202, taken_over.text
+    assert (await gateway.post_event(stale)).json()["status"] == "duplicate"
+    await smtp_sink.wait_for_async(2)
+
+
+async def test_a_takeover_after_the_dead_gateway_had_started_the_workflow_is_one_effect(
+    gateway: GatewayTestClient, db_engine: AsyncEngine, smtp_sink: MailSink
+) -> None:
+    event = envelope("proposal.submitted", proposal_submitted())
+    assert (await gateway.post_event(event)).status_code == 202
+    await _leave_claim(db_engine, event, timedelta(minutes=10))  # died before recording
+
+    again = await gateway.post_event(event)
+    assert again.status_code == 202, again.text
+    await smtp_sink.wait_for_async(2)
+    await asyncio.sleep(0.5)
+    assert len(smtp_sink.messages) == 2
