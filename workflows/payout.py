@@ -41,6 +41,7 @@ from domain.calendar import next_business_day_on_or_after
 from domain.clock import paris_date, paris_instant
 from domain.errors import DomainError
 from domain.fees import offer_fee, service_amount
+from domain.formatting import long_date_fr
 from domain.money import to_money
 from domain.offers import offer_rule
 from domain.payouts import PayoutSchedule, compute_payout, explain_payout
@@ -110,15 +111,22 @@ class PayoutWorkflow:
 
     @workflow.run
     async def run(self, inp: PayoutInput) -> PayoutState:
-        workflow.upsert_search_attributes(
-            [sa.MISSION_ID.value_set(inp.mission_id), sa.PAYMENT_OFFER.value_set(inp.offer.value)]
-        )
+        # Search attributes go in as few upserts as possible (each is a history event).
+        attributes = [
+            sa.MISSION_ID.value_set(inp.mission_id),
+            sa.PAYMENT_OFFER.value_set(inp.offer.value),
+        ]
         if not self._imported:
+            workflow.upsert_search_attributes(attributes)
+            attributes = []
             await self._step("scheduled", PayoutStatus.WAITING_INVOICE_IMPORT)
             await workflow.wait_condition(lambda: self._imported or self._done)
         if not self._done:
             self._compute()
         if not self._done and inp.offer is PaymentOffer.BACK_TO_BACK:
+            if attributes:
+                workflow.upsert_search_attributes(attributes)
+                attributes = []
             await self._step("scheduled", PayoutStatus.WAITING_CLIENT_PAYMENT)
             await workflow.wait_condition(lambda: self._client is not None or self._done)
             if self._client_payment is not None:
@@ -126,7 +134,10 @@ class PayoutWorkflow:
         if not self._done:
             assert self._payout_date is not None
             workflow.upsert_search_attributes(
-                [sa.NEXT_PAYOUT_DATE.value_set(paris_instant(self._payout_date, PAY_AT))]
+                [
+                    *attributes,
+                    sa.NEXT_PAYOUT_DATE.value_set(paris_instant(self._payout_date, PAY_AT)),
+                ]
             )
             await self._step("scheduled", PayoutStatus.SCHEDULED)
             await self._until_payout_date()
@@ -357,6 +368,12 @@ class PayoutWorkflow:
             facts.legal_limit = schedule.legal_limit
             facts.capped_by_legal_limit = schedule.capped_by_legal_limit
             facts.explanation = explain_payout(schedule)
+            if schedule.payout_date is None and self._payout_date is not None:
+                assert self._client_payment is not None
+                facts.explanation += (
+                    f" Client payé le {long_date_fr(self._client_payment.paid_on)} : paiement "
+                    f"le {long_date_fr(self._payout_date)}."
+                )
         elif not self._imported:
             facts.explanation = (
                 f"Facture du CRA {inp.month} pas encore importée : la date de paiement sera "

@@ -436,6 +436,7 @@ async def test_back_to_back_waits_for_the_client_payment_then_pays(
     assert result.payout_date == next_business_day_on_or_after(paid_on)
     assert result.fee == 0 and result.net_amount == _gross()
     assert result.facts.client_days_late == 0  # due 30 days after validation
+    assert "Client payé le" in result.facts.explanation
     await h.mails(_about(inp.mission_id, "Paiement effectué"), 1)
 
 
