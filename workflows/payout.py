@@ -101,6 +101,7 @@ class PayoutWorkflow:
         )
         self._payout_date: date | None = None
         self._paid_at: datetime | None = None
+        self._committed_at: datetime | None = None
         self._reason: str | None = None
         self._service = service_amount(inp.tjm, inp.days)
         self._amount = to_money(self._service + inp.expenses_excl_vat + inp.vat_amount)
@@ -143,7 +144,7 @@ class PayoutWorkflow:
             await self._until_payout_date()
             paid = await self._step("paid", PayoutStatus.PAID, email=("provider", "payout_paid"))
             if paid is not None:
-                self._paid_at = workflow.now()
+                self._paid_at = self._committed_at
                 workflow.upsert_search_attributes([sa.NEXT_PAYOUT_DATE.value_unset()])
                 await deliver_outbox(paid.outbox_keys)
         if self._status is PayoutStatus.PAID:
@@ -214,12 +215,13 @@ class PayoutWorkflow:
         emails = []
         if email is not None:
             emails.append(PayoutEmail(to=email[0], template=email[1], context=self._context()))
+        at = workflow.now()
         result: TransitionResult = await workflow.execute_activity(
             RECORD_PAYOUT_TRANSITION,
             PayoutTransition(
                 key=key,
                 kind=kind,
-                at=workflow.now(),
+                at=at,
                 mission_id=inp.mission_id,
                 month=inp.month,
                 offer=inp.offer,
@@ -237,6 +239,7 @@ class PayoutWorkflow:
             retry_policy=DB_RETRY,
         )
         self._status = status
+        self._committed_at = at  # the row's paid_at for a payment
         return result
 
     def _context(self) -> dict[str, str]:

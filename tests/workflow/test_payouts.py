@@ -322,6 +322,15 @@ async def test_fixed_date_and_immediate_payouts_match_domain(
     )
     assert early.facts.client_paid_on == today and early.facts.client_penalties == 0
     assert early.payout_date == compute_payout(PaymentOffer.BASIC, today).payout_date
+    with pytest.raises(WorkflowUpdateFailedError) as refused:  # the same payment, resent
+        await h.send(
+            basic,
+            CLIENT_PAYMENT_RECEIVED,
+            ClientPaymentReceived(
+                invoice_number=basic_inp.invoice_number or "", amount=Decimal("1.00"), paid_on=today
+            ),
+        )
+    assert "already received" in str(refused.value.cause)
 
     for (handle, inp), invoiced in started:
         expected = compute_payout(inp.offer, inp.validated_on, invoiced)
@@ -475,6 +484,7 @@ async def test_a_late_client_payment_records_penalties_and_does_not_delay_the_pa
             )
         ).one()
     assert (row.days_late, row.penalties, row.indemnity) == (35, penalty.interest, Decimal("40"))
+    assert (await h.payout_row(inp.mission_id)).paid_at == state.paid_at
     assert result.payout_date == expected and result.status is PayoutStatus.PAID
 
 
