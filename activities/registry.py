@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
+from activities.cra import CraActivities
 from activities.documents import DocumentActivities
 from activities.mailer import Mailer
 from activities.missions import MissionActivities
@@ -40,6 +41,11 @@ class Activities:
         )
         self.outbox = OutboxActivities(sessions, mailer)
         self.documents = DocumentActivities(sessions)
+        self.cra = CraActivities(
+            sessions,
+            late_payment_rate=settings.late_payment_rate,
+            recovery_indemnity=settings.recovery_indemnity,
+        )
         self.payouts = PayoutActivities(sessions, settings.ops_email)
 
     def all(self) -> list[Callable[..., Any]]:
@@ -51,6 +57,8 @@ class Activities:
             self.documents.record_document_upload,
             self.documents.record_document_review,
             self.documents.record_document_expiry,
+            self.cra.record_cra_transition,
+            self.cra.record_cra_validation,
             self.payouts.record_payout_transition,
             self.payouts.record_client_payment,
         ]

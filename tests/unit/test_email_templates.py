@@ -45,6 +45,11 @@ CONTEXT = {
     "fee": "601.25",
     "net_amount": "11423.75",
     "payout_date": "2026-12-03",
+    "days": "18.5",
+    "bpf_number": "BPF-P-1-2026-11",
+    "payout_status": "scheduled",
+    "reminder_count": "2",
+    "due_on": "2026-11-30",
 }
 
 

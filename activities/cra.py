@@ -1,0 +1,385 @@
+"""Monthly CRA transitions, and the one billing transaction of a validated CRA.
+
+Every transition is keyed by its timeline row (`cra.<kind>:<mission>:<month>:<event id>`, or
+`cra.validated:<mission>:<month>` for the validation, one per CRA): when the row already
+exists the transition was committed before (a retry after a crash) and nothing is written
+again, not even an invoice number; the outbox keys are returned again so that the send
+activity can finish what the first attempt started.
+
+The validation writes, in one transaction: the CRA as validated with its lines, the BPF, the
+invoice (numbered from the issuer's gap-free counter for self-billing, or awaiting import),
+the payout schedule row, the timeline row and the provider's email.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+
+from activities.transitions import queue_email, record_timeline
+from db.models import Bpf, Cra, CraLine, CraLineKind, Invoice, InvoiceKind, Payout
+from db.sequences import next_number
+from domain.fees import offer_fee, service_amount
+from domain.invoices import (
+    DEFAULT_LATE_PAYMENT_RATE,
+    DEFAULT_RECOVERY_INDEMNITY,
+    InvoiceAmounts,
+    invoice_amounts_for_cra,
+    parse_vat_rate,
+)
+from domain.money import to_money
+from domain.offers import offer_rule
+from domain.payouts import compute_payout
+from schemas.activities import TransitionResult
+from schemas.cra import (
+    RECORD_CRA_TRANSITION,
+    RECORD_CRA_VALIDATION,
+    CraTransition,
+    CraValidation,
+    CraValidationResult,
+    bpf_number,
+    invoice_number,
+)
+from schemas.enums import CraStatus, InvoiceStatus, PaymentOffer, PayoutStatus
+from schemas.events import CraSubmitted
+
+CLIENT_PAYMENT_TERM = timedelta(days=30)
+"""The client's payment term of a generated invoice: 30 days after the service, the default
+of L441-10 Code de commerce when the contract sets none (60 days at most)."""
+
+_NOT_VALIDATED = Cra.status != CraStatus.VALIDATED
+
+
+class CraActivities:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        late_payment_rate: Decimal = DEFAULT_LATE_PAYMENT_RATE,
+        recovery_indemnity: Decimal = DEFAULT_RECOVERY_INDEMNITY,
+    ) -> None:
+        self._sessions = sessions
+        self._late_payment_rate = late_payment_rate
+        self._recovery_indemnity = recovery_indemnity
+
+    @activity.defn(name=RECORD_CRA_TRANSITION)
+    async def record_cra_transition(self, t: CraTransition) -> TransitionResult:
+        async with self._sessions.begin() as session:
+            applied = await record_timeline(
+                session,
+                key=t.key,
+                mission_id=t.mission_id,
+                kind=f"cra.{t.kind}",
+                at=t.at,
+                data={"month": t.month, "status": t.status.value, "comment": t.comment},
+            )
+            if applied and t.kind == "submitted":
+                assert t.cra is not None, "a submission carries its CRA"
+                cra_id = await _upsert_cra(
+                    session,
+                    t.cra,
+                    status=CraStatus.SUBMITTED,
+                    submitted_at=t.at,
+                    rejected_at=None,
+                    rejection_comment=None,
+                )
+                if cra_id is not None:
+                    await _write_lines(session, cra_id, t.cra, tjm=None)
+            elif applied and t.kind == "rejected":
+                await session.execute(
+                    update(Cra)
+                    .where(Cra.mission_id == t.mission_id, Cra.month == t.month, _NOT_VALIDATED)
+                    .values(
+                        status=CraStatus.REJECTED,
+                        rejected_at=t.at,
+                        rejection_comment=t.comment,
+                        approver_id=t.approver_id,
+                    )
+                )
+            keys = []
+            if t.email_template is not None:
+                keys.append(
+                    await queue_email(
+                        session,
+                        key=f"{t.key}:provider",
+                        mission_id=t.mission_id,
+                        recipients=[t.provider_email],
+                        template=t.email_template,
+                        context=dict(t.email_context),
+                    )
+                )
+        return TransitionResult(applied=applied, outbox_keys=keys)
+
+    @activity.defn(name=RECORD_CRA_VALIDATION)
+    async def record_cra_validation(self, v: CraValidation) -> CraValidationResult:
+        amounts = invoice_amounts_for_cra(v.cra, v.tjm, vat_franchise=v.provider.vat_franchise)
+        async with self._sessions.begin() as session:
+            applied = await record_timeline(
+                session,
+                key=v.key,
+                mission_id=v.mission_id,
+                kind="cra.validated",
+                at=v.at,
+                data={
+                    "month": v.month,
+                    "days": str(v.cra.days),
+                    "approver_id": v.approver_id,
+                    "amount_excl_vat": str(amounts.total_excl_vat),
+                },
+            )
+            if applied:
+                result = await self._bill(session, v, amounts)
+            else:
+                result = await _written(session, v, amounts)
+            result.outbox_keys.append(
+                await queue_email(
+                    session,
+                    key=f"{v.key}:provider",
+                    mission_id=v.mission_id,
+                    recipients=[v.provider.email],
+                    template="cra_validated",
+                    context={
+                        **v.email_context,
+                        "bpf_number": result.bpf_number,
+                        "invoice_number": result.invoice_number or "",
+                        "amount": str(amounts.total_incl_vat),
+                        "payout_date": result.payout_date.isoformat() if result.payout_date else "",
+                        "payout_status": result.payout_status.value,
+                        "offer": offer_rule(v.payment_offer).label,
+                    },
+                )
+            )
+        activity.logger.info(
+            "CRA %s %s validated (new: %s), invoice %s, payout %s",
+            v.mission_id,
+            v.month,
+            applied,
+            result.invoice_number,
+            result.payout_date,
+        )
+        return result
+
+    async def _bill(
+        self, session: AsyncSession, v: CraValidation, amounts: InvoiceAmounts
+    ) -> CraValidationResult:
+        cra_id = await _upsert_cra(
+            session,
+            v.cra,
+            status=CraStatus.VALIDATED,
+            validated_at=v.at,
+            validated_on=v.validated_on,
+            approver_id=v.approver_id,
+            terms_version=v.terms_version,
+        )
+        if cra_id is not None:
+            await _write_lines(session, cra_id, v.cra, tjm=v.tjm)
+        bpf = bpf_number(v.mission_id, v.month)
+        await session.execute(
+            insert(Bpf)
+            .values(
+                number=bpf,
+                mission_id=v.mission_id,
+                month=v.month,
+                issued_on=v.validated_on,
+                amount_excl_vat=amounts.total_excl_vat,
+            )
+            .on_conflict_do_nothing()
+        )
+        invoice_id, number, invoice_date = await self._invoice(session, v, amounts)
+        payout_status, payout_date = _payout_terms(v, invoice_date)
+        fee = offer_fee(v.payment_offer, v.tjm, v.cra.days)
+        await session.execute(
+            insert(Payout)
+            .values(
+                mission_id=v.mission_id,
+                month=v.month,
+                invoice_id=invoice_id,
+                offer=v.payment_offer,
+                amount=amounts.total_incl_vat,
+                fee=fee,
+                net_amount=amounts.total_incl_vat - fee,
+                due_on=payout_date,
+                status=payout_status,
+            )
+            .on_conflict_do_nothing(index_elements=[Payout.mission_id, Payout.month])
+        )
+        return _result(True, bpf, number, invoice_date, amounts, payout_status, payout_date)
+
+    async def _invoice(
+        self, session: AsyncSession, v: CraValidation, amounts: InvoiceAmounts
+    ) -> tuple[int, str | None, date | None]:
+        """The month's invoice row: (id, number, issue date). A number is allocated only
+        when no invoice exists yet, so a number is never spent twice."""
+        existing = (
+            await session.execute(
+                select(Invoice.id, Invoice.number, Invoice.issued_on).where(
+                    Invoice.mission_id == v.mission_id, Invoice.month == v.month
+                )
+            )
+        ).first()
+        if existing is not None:
+            return existing.id, existing.number, existing.issued_on
+        values: dict[str, Any] = {
+            "issuer_siren": v.provider.siren,
+            "mission_id": v.mission_id,
+            "month": v.month,
+            "service_start": v.service_start,
+            "service_end": v.service_end,
+            "vat_franchise": amounts.vat_franchise,
+            "vat_mention": amounts.vat_mention,
+            "late_payment_rate": self._late_payment_rate,
+            "recovery_indemnity": to_money(self._recovery_indemnity),
+        }
+        number: str | None = None
+        issued_on: date | None = None
+        if v.invoice_mode == "generated":
+            number = invoice_number(await next_number(session, v.provider.siren))
+            issued_on = v.validated_on
+            values.update(
+                kind=InvoiceKind.GENERATED,
+                status=InvoiceStatus.IN_PAYMENT,
+                number=number,
+                issued_on=issued_on,
+                due_on=issued_on + CLIENT_PAYMENT_TERM,
+                amount_excl_vat=amounts.total_excl_vat,
+                vat_amount=amounts.vat,
+                amount_incl_vat=amounts.total_incl_vat,
+            )
+        else:
+            values.update(kind=InvoiceKind.IMPORTED, status=InvoiceStatus.AWAITING_IMPORT)
+        invoice_id = (
+            await session.execute(insert(Invoice).values(**values).returning(Invoice.id))
+        ).scalar_one()
+        return invoice_id, number, issued_on
+
+
+def _payout_terms(v: CraValidation, invoice_date: date | None) -> tuple[PayoutStatus, date | None]:
+    """The payout's status and date (domain.payouts): unknown until the client pays
+    (back-to-back) or until the invoice is imported (its date may move the legal cap)."""
+    if v.invoice_mode == "imported" and invoice_date is None:
+        return PayoutStatus.WAITING_INVOICE_IMPORT, None
+    if v.payment_offer is PaymentOffer.BACK_TO_BACK:
+        return PayoutStatus.WAITING_CLIENT_PAYMENT, None
+    schedule = compute_payout(v.payment_offer, v.validated_on, invoice_date)
+    return PayoutStatus.SCHEDULED, schedule.payout_date
+
+
+def _result(
+    applied: bool,
+    bpf: str,
+    number: str | None,
+    invoice_date: date | None,
+    amounts: InvoiceAmounts,
+    payout_status: PayoutStatus,
+    payout_date: date | None,
+) -> CraValidationResult:
+    return CraValidationResult(
+        applied=applied,
+        bpf_number=bpf,
+        invoice_number=number,
+        invoice_date=invoice_date,
+        amount_excl_vat=amounts.total_excl_vat,
+        vat_amount=amounts.vat,
+        amount_incl_vat=amounts.total_incl_vat,
+        service_amount=amounts.service,
+        payout_status=payout_status,
+        payout_date=payout_date,
+    )
+
+
+async def _written(
+    session: AsyncSession, v: CraValidation, amounts: InvoiceAmounts
+) -> CraValidationResult:
+    """What the first, committed attempt wrote: read back, never written again."""
+    invoice = (
+        await session.execute(
+            select(Invoice.number, Invoice.issued_on).where(
+                Invoice.mission_id == v.mission_id, Invoice.month == v.month
+            )
+        )
+    ).first()
+    payout = (
+        await session.execute(
+            select(Payout.status, Payout.due_on).where(
+                Payout.mission_id == v.mission_id, Payout.month == v.month
+            )
+        )
+    ).first()
+    number = invoice.number if invoice else None
+    issued_on = invoice.issued_on if invoice else None
+    status, due_on = _payout_terms(v, issued_on)
+    if payout is not None and payout.status in (
+        PayoutStatus.SCHEDULED,
+        PayoutStatus.WAITING_CLIENT_PAYMENT,
+        PayoutStatus.WAITING_INVOICE_IMPORT,
+    ):
+        status, due_on = payout.status, payout.due_on
+    return _result(
+        False, bpf_number(v.mission_id, v.month), number, issued_on, amounts, status, due_on
+    )
+
+
+async def _upsert_cra(session: AsyncSession, cra: CraSubmitted, **values: Any) -> int | None:
+    """Insert or update the month's CRA row unless it is validated; its id, None when the
+    row is validated already (immutable)."""
+    statement = insert(Cra).values(
+        mission_id=cra.mission_id, month=cra.month, days=cra.days, **values
+    )
+    result = await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[Cra.mission_id, Cra.month],
+            set_={"days": cra.days, **values},
+            where=_NOT_VALIDATED,
+        ).returning(Cra.id)
+    )
+    return result.scalar_one_or_none()
+
+
+async def _write_lines(
+    session: AsyncSession, cra_id: int, cra: CraSubmitted, *, tjm: Decimal | None
+) -> None:
+    """Replace the CRA's lines: days, expenses, overtime, corrections, in that order."""
+    await session.execute(delete(CraLine).where(CraLine.cra_id == cra_id))
+    rows: list[dict[str, Any]] = [
+        {
+            "kind": CraLineKind.DAYS,
+            "label": "Jours travaillés",
+            "quantity": cra.days,
+            "unit_price": tjm,
+            "amount": service_amount(tjm, cra.days) if tjm is not None else to_money(0),
+        }
+    ]
+    rows += [
+        {
+            "kind": CraLineKind.EXPENSE,
+            "label": line.label,
+            "amount": line.amount,
+            "vat_rate": parse_vat_rate(line.vat_rate),
+            "receipt_ref": line.receipt_ref,
+        }
+        for line in cra.expenses
+    ]
+    rows += [
+        {"kind": CraLineKind.OVERTIME, "label": line.label, "amount": line.amount}
+        for line in cra.overtime
+    ]
+    rows += [
+        {
+            "kind": CraLineKind.CORRECTION,
+            "label": line.label,
+            "amount": line.amount,
+            "corrects_month": line.corrects_month,
+        }
+        for line in cra.corrections
+    ]
+    blank = dict.fromkeys(("quantity", "unit_price", "vat_rate", "receipt_ref", "corrects_month"))
+    await session.execute(
+        insert(CraLine),
+        [{**blank, "cra_id": cra_id, "position": i, **row} for i, row in enumerate(rows, 1)],
+    )

@@ -1,0 +1,209 @@
+"""The monthly CRA cycle `cra-<mission_id>-<YYYY-MM>`: its input, state, result and activities.
+
+The mission workflow starts one per month of a mission in progress (a child workflow). The
+provider submits the CRA (`cra.submitted`), one of the client's approvers validates it
+(`cra.validated`) or sends it back with a comment (`cra.rejected`). Validation writes, in one
+transaction, the validated CRA and its lines, the BPF, the invoice (or its awaiting-import
+row), the payout schedule and the provider's email; then the payout workflow takes over.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.common import Email, Model, Money, Month, NonEmptyText, PlatformId
+from schemas.enums import CraStatus, LegalForm, PaymentOffer, PayoutStatus
+from schemas.events import CraSubmitted
+
+CRA_WORKFLOW = "CraWorkflow"
+
+# Updates, named after the platform's event types (payloads from schemas.events).
+CRA_SUBMITTED = "cra.submitted"
+CRA_VALIDATED = "cra.validated"
+CRA_REJECTED = "cra.rejected"
+# Signal from the mission workflow: an earlier month's CRA was validated since this one began,
+# so corrections of that month become acceptable.
+MONTH_VALIDATED = "cra.month_validated"
+STATE_QUERY = "state"
+
+# Activities, called by name from the workflow.
+RECORD_CRA_TRANSITION = "record_cra_transition"
+RECORD_CRA_VALIDATION = "record_cra_validation"
+
+InvoiceMode = Literal["generated", "imported"]
+
+
+class CraProvider(Model):
+    """The provider as the CRA cycle needs it: to mail them and to issue their invoice."""
+
+    siren: str = Field(pattern=r"^[0-9]{9}$")
+    name: NonEmptyText
+    email: Email
+    legal_form: LegalForm = LegalForm.COMPANY
+    vat_franchise: bool = False
+    country: str = Field(default="FR", pattern=r"^[A-Z]{2}$")
+
+
+class CraInput(Model):
+    """Starts `cra-<mission_id>-<YYYY-MM>` (workflows.ids.cra_workflow_id).
+
+    `mission_start` / `mission_end` are the mission's dates (the first and last months are
+    pro rata); `validated_months` the months of this mission whose CRA is validated (the only
+    ones a correction line may fix).
+    """
+
+    mission_id: PlatformId
+    month: Month
+    mission_start: date
+    mission_end: date
+    tjm: Money
+    payment_offer: PaymentOffer
+    provider: CraProvider
+    client_id: PlatformId
+    client_name: NonEmptyText
+    approver_ids: list[PlatformId] = Field(min_length=1)
+    invoice_mode: InvoiceMode = "generated"
+    validated_months: list[Month] = Field(default_factory=list)
+    terms_version: int | None = None
+    start_payout: bool = Field(
+        default=True, description="start the payout workflow as a child once validated"
+    )
+
+
+class MonthValidated(Model):
+    """Payload of the `cra.month_validated` signal."""
+
+    month: Month
+
+
+class CraTimelineEntry(BaseModel):
+    at: datetime
+    kind: str
+    detail: str = ""
+
+
+class CraState(BaseModel):
+    """What the `state` query answers: the month's CRA as support sees it."""
+
+    mission_id: str
+    month: str
+    status: CraStatus = CraStatus.DRAFT
+    max_days: int = Field(description="calendar days of the month that belong to the mission")
+    days: Decimal | None = None
+    lines: CraSubmitted | None = Field(default=None, description="the last submission")
+    rejection_comment: str | None = None
+    submitted_at: datetime | None = None
+    rejected_at: datetime | None = None
+    validated_at: datetime | None = None
+    validated_on: date | None = None
+    approver_id: str | None = None
+    reminders_sent: int = 0
+    next_reminder_at: datetime | None = None
+    bpf_number: str | None = None
+    invoice_number: str | None = None
+    payout_status: PayoutStatus | None = None
+    payout_date: date | None = None
+    timeline: list[CraTimelineEntry] = Field(default_factory=list)
+
+
+class CraResult(BaseModel):
+    """What a finished CRA cycle returns (the mission workflow adds the month to its
+    validated months and keeps the billing references)."""
+
+    mission_id: str
+    month: str
+    status: CraStatus
+    validated_on: date | None = None
+    days: Decimal | None = None
+    bpf_number: str | None = None
+    invoice_number: str | None = None
+    amount_excl_vat: Decimal | None = None
+    amount_incl_vat: Decimal | None = None
+    payout_status: PayoutStatus | None = None
+    payout_date: date | None = None
+    payout_workflow_id: str | None = None
+
+
+class CraUpdateAccepted(BaseModel):
+    """What an update handler answers once the event is applied to the CRA."""
+
+    mission_id: str
+    month: str
+    status: CraStatus
+
+
+# --- Activities -------------------------------------------------------------------------------
+
+CraTransitionKind = Literal["submitted", "rejected", "reminder"]
+
+
+class CraTransition(BaseModel):
+    """A submission, a rejection or a reminder: the `cras` row (and its lines), the timeline
+    row and the provider's email, in one transaction. `key` is the timeline key."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    kind: CraTransitionKind
+    at: datetime
+    mission_id: str
+    month: str
+    status: CraStatus
+    cra: CraSubmitted | None = Field(default=None, description="the submission, if any")
+    approver_id: str | None = None
+    comment: str | None = None
+    provider_email: str
+    email_template: str | None = None
+    email_context: dict[str, str] = Field(default_factory=dict)
+
+
+class CraValidation(BaseModel):
+    """Everything the one billing transaction of a validated CRA needs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    at: datetime
+    validated_on: date = Field(description="validation date, Europe/Paris")
+    mission_id: str
+    month: str
+    cra: CraSubmitted
+    approver_id: str
+    tjm: Decimal
+    payment_offer: PaymentOffer
+    provider: CraProvider
+    client_name: str
+    invoice_mode: InvoiceMode
+    service_start: date
+    service_end: date
+    terms_version: int | None = None
+    email_context: dict[str, str] = Field(default_factory=dict)
+
+
+class CraValidationResult(BaseModel):
+    """What the billing transaction wrote (or had written, on a retry)."""
+
+    applied: bool = Field(description="False when the validation had already been written")
+    bpf_number: str
+    invoice_number: str | None = None
+    invoice_date: date | None = None
+    amount_excl_vat: Decimal
+    vat_amount: Decimal
+    amount_incl_vat: Decimal
+    service_amount: Decimal
+    payout_status: PayoutStatus
+    payout_date: date | None = None
+    outbox_keys: list[str] = Field(default_factory=list)
+
+
+def bpf_number(mission_id: str, month: str) -> str:
+    return f"BPF-{mission_id}-{month}"
+
+
+def invoice_number(sequence: int) -> str:
+    """The issuer's continuous invoice number as printed: `F-000001`, `F-000002`, …"""
+    return f"F-{sequence:06d}"

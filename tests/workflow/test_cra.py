@@ -1,0 +1,491 @@
+"""The monthly CRA cycle on the time-skipping server, with the real activities (PostgreSQL, SMTP
+sink) and the real payout workflow as its child."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from stdnum import luhn
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.mailer import Mailer
+from activities.registry import Activities
+from db.engine import create_engine
+from db.models import (
+    Bpf,
+    Cra,
+    CraLine,
+    EmailOutbox,
+    Invoice,
+    InvoiceNumberSequence,
+    MissionEvent,
+    Payout,
+)
+from domain.calendar import previous_business_day_on_or_before
+from domain.clock import paris_date, paris_instant
+from domain.cra import month_bounds, month_of
+from domain.fees import offer_fee
+from domain.payouts import compute_payout
+from schemas.activities import RecordProposalInput
+from schemas.cra import (
+    CRA_WORKFLOW,
+    CraInput,
+    CraProvider,
+    CraResult,
+    CraState,
+    CraValidation,
+)
+from schemas.enums import PaymentOffer
+from schemas.events import CraRejected, CraSubmitted, CraValidated, ProposalSubmitted
+from settings import Settings
+from starter.mailsink import MailSink, ReceivedMessage
+from tests.fixtures.gateway import eventually, proposal_submitted
+from workflows.cra import REMINDER_AT, REMINDER_EVERY
+from workflows.ids import cra_workflow_id
+from workflows.registry import WORKFLOWS
+
+HISTORIES = Path(__file__).parent.parent / "histories"
+Handle = WorkflowHandle[Any, Any]
+APPROVER = "APR-1"  # the approver of tests.fixtures.gateway.proposal_submitted's client
+
+
+def new_siren() -> str:
+    body = str(random.randint(10_000_000, 99_999_999))
+    return body + luhn.calc_check_digit(body)
+
+
+def next_month(day: date) -> str:
+    return month_of(month_bounds(month_of(day))[1] + timedelta(days=1))
+
+
+class Harness:
+    def __init__(
+        self, env: WorkflowEnvironment, queue: str, sink: MailSink, activities: Activities
+    ) -> None:
+        self.env = env
+        self.queue = queue
+        self.sink = sink
+        self.activities = activities
+
+    async def today(self) -> date:
+        return paris_date(await self.env.get_current_time())
+
+    async def mission(
+        self,
+        *,
+        siren: str | None = None,
+        start: date | None = None,
+        end: date | None = None,
+        offer: PaymentOffer = PaymentOffer.BASIC,
+        **overrides: Any,
+    ) -> CraInput:
+        """A mission recorded in PostgreSQL (parties, proposal, mission row) and the input of
+        its CRA cycle for next month (by default the whole month)."""
+        month = next_month(await self.today())
+        first, last = month_bounds(month)
+        start, end = start or first, end or last + timedelta(days=90)
+        data = proposal_submitted(start_date=start.isoformat(), end_date=end.isoformat())
+        data["provider"]["siren"] = siren or new_siren()
+        proposal = ProposalSubmitted.model_validate(data)
+        await ActivityEnvironment().run(
+            self.activities.proposals.record_proposal,
+            RecordProposalInput(
+                event_id=f"evt-{uuid.uuid4().hex}",
+                occurred_at=datetime.now(UTC),
+                proposal=proposal,
+            ),
+        )
+        values: dict[str, Any] = {
+            "mission_id": proposal.proposal_id,
+            "month": month,
+            "mission_start": start,
+            "mission_end": end,
+            "tjm": proposal.tjm,
+            "payment_offer": offer,
+            "provider": CraProvider(
+                siren=proposal.provider.siren,
+                name=proposal.provider.name,
+                email=proposal.provider.email,
+                legal_form=proposal.provider.legal_form,
+                vat_franchise=proposal.provider.vat_franchise,
+                country=proposal.provider.country,
+            ),
+            "client_id": proposal.client.id,
+            "client_name": proposal.client.name,
+            "approver_ids": [a.id for a in proposal.client.approvers],
+        }
+        return CraInput(**{**values, **overrides})
+
+    async def start(self, inp: CraInput) -> Handle:
+        return await self.env.client.start_workflow(
+            CRA_WORKFLOW,
+            inp,
+            id=cra_workflow_id(inp.mission_id, inp.month),
+            task_queue=self.queue,
+            result_type=CraResult,
+        )
+
+    async def state(self, handle: Handle) -> CraState:
+        result: CraState = await handle.query("state", result_type=CraState)
+        return result
+
+    async def send(
+        self, handle: Handle, name: str, payload: Any, event_id: str | None = None
+    ) -> Any:
+        return await handle.execute_update(name, payload, id=event_id or uuid.uuid4().hex)
+
+    async def refused(self, handle: Handle, name: str, payload: Any) -> str:
+        with pytest.raises(WorkflowUpdateFailedError) as caught:
+            await self.send(handle, name, payload)
+        return str(caught.value.cause)
+
+    async def mails(
+        self, predicate: Callable[[ReceivedMessage], bool], count: int
+    ) -> list[ReceivedMessage]:
+        async def arrived() -> bool:
+            return len([m for m in self.sink.messages if predicate(m)]) >= count
+
+        await eventually(arrived, within=15)
+        return [m for m in self.sink.messages if predicate(m)]
+
+
+def _about(mission_id: str, subject_part: str) -> Callable[[ReceivedMessage], bool]:
+    return lambda m: mission_id in (m.message_id or "") and subject_part in m.subject
+
+
+def submitted(inp: CraInput, days: str, **lines: Any) -> CraSubmitted:
+    return CraSubmitted.model_validate(
+        {"mission_id": inp.mission_id, "month": inp.month, "days": days, **lines}
+    )
+
+
+def validated(inp: CraInput, approver: str = APPROVER) -> CraValidated:
+    return CraValidated(mission_id=inp.mission_id, month=inp.month, approver_id=approver)
+
+
+@pytest_asyncio.fixture
+async def harness(
+    own_time_skipping_env: WorkflowEnvironment, stack_settings: Settings, smtp_sink: MailSink
+) -> AsyncIterator[Harness]:
+    env = own_time_skipping_env
+    queue = f"tq-{uuid.uuid4().hex}"
+    settings = stack_settings.model_copy(update={"task_queue": queue})
+    activities = Activities(
+        create_engine(settings.database_url),
+        Mailer(settings),
+        settings=settings,
+        temporal=env.client,
+    )
+    async with Worker(
+        env.client, task_queue=queue, workflows=list(WORKFLOWS), activities=activities.all()
+    ):
+        yield Harness(env, queue, smtp_sink, activities)
+    await activities.close()
+
+
+async def _scalar(engine: AsyncEngine, stmt: Any) -> Any:
+    async with engine.connect() as conn:
+        return (await conn.execute(stmt)).scalar_one_or_none()
+
+
+async def test_impossible_cras_are_refused_before_history(harness: Harness) -> None:
+    month = next_month(await harness.today())
+    first, _ = month_bounds(month)
+    start = first + timedelta(days=19)  # first month pro rata: from the 20th
+    inp = await harness.mission(start=start)
+    handle = await harness.start(inp)
+    limit = (month_bounds(month)[1] - start).days + 1
+
+    too_many = await harness.refused(
+        handle, "cra.submitted", submitted(inp, str(limit + Decimal("0.5")))
+    )
+    assert f"only {limit} calendar days" in too_many
+    assert "half-day steps" in await harness.refused(handle, "cra.submitted", submitted(inp, "8.3"))
+    correction = {
+        "label": "oubli",
+        "amount": "100.00",
+        "corrects_month": month_of(first - timedelta(days=1)),
+    }
+    assert "no validated CRA" in await harness.refused(
+        handle, "cra.submitted", submitted(inp, "5", corrections=[correction])
+    )
+    assert "not submitted yet" in await harness.refused(handle, "cra.validated", validated(inp))
+    wrong_month = CraSubmitted(
+        mission_id=inp.mission_id, month=month_of(first - timedelta(days=1)), days=Decimal(1)
+    )
+    assert "sent to the" in await harness.refused(handle, "cra.submitted", wrong_month)
+
+    await harness.send(handle, "cra.submitted", submitted(inp, str(limit)))
+    assert "is not an approver" in await harness.refused(
+        handle, "cra.validated", validated(inp, "APR-999")
+    )
+    assert "already submitted" in await harness.refused(
+        handle, "cra.submitted", submitted(inp, "1")
+    )
+    state = await harness.state(handle)
+    assert state.status == "submitted" and state.max_days == limit
+    await handle.terminate("test over")
+
+
+async def test_rejection_then_resubmission_then_validation_bills_once(
+    harness: Harness, db_engine: AsyncEngine
+) -> None:
+    previous = month_of(await harness.today())
+    inp = await harness.mission(offer=PaymentOffer.EXPRESS, validated_months=[previous])
+    inp = inp.model_copy(update={"mission_start": month_bounds(previous)[0]})
+    handle = await harness.start(inp)
+    mid = inp.mission_id
+
+    await harness.send(handle, "cra.submitted", submitted(inp, "19"))
+    await harness.mails(_about(mid, f"CRA {inp.month} transmis"), 1)
+    comment = "Il manque le jour férié travaillé"
+    await harness.send(
+        handle,
+        "cra.rejected",
+        CraRejected(mission_id=mid, month=inp.month, approver_id=APPROVER, comment=comment),
+    )
+    rejected = (await harness.mails(_about(mid, "refusé par votre client"), 1))[0]
+    assert comment in rejected.text()
+    assert rejected.rcpt_tos == (inp.provider.email,)
+    assert (await harness.state(handle)).status == "rejected"
+
+    lines = {
+        "expenses": [
+            {"label": "Train", "amount": "120.00", "vat_rate": "10", "receipt_ref": "R-1"}
+        ],
+        "overtime": [{"label": "Astreinte", "amount": "200.00"}],
+        "corrections": [{"label": "Oubli", "amount": "-50.00", "corrects_month": previous}],
+    }
+    await harness.send(handle, "cra.submitted", submitted(inp, "20.5", **lines))
+    event_id = f"evt-{uuid.uuid4().hex}"
+    # The same event delivered twice: one update, one validation.
+    await asyncio.gather(
+        harness.send(handle, "cra.validated", validated(inp), event_id),
+        harness.send(handle, "cra.validated", validated(inp), event_id),
+    )
+    result: CraResult = await handle.result()
+
+    state = await harness.state(handle)
+    assert state.status == "validated" and state.validated_on is not None
+    validated_on = state.validated_on
+    expected = compute_payout(PaymentOffer.EXPRESS, validated_on).payout_date
+    assert expected is not None
+    assert result.payout_date == expected and result.payout_status == "scheduled"
+    assert result.invoice_number == "F-000001"
+    assert result.bpf_number == f"BPF-{mid}-{inp.month}"
+    # 20.5 × 650 + 200 − 50 = 13475 at 20 %, 120 at 10 %.
+    assert result.amount_excl_vat == Decimal("13595.00")
+    assert result.amount_incl_vat == Decimal("13595.00") + Decimal("2695.00") + Decimal("12.00")
+    assert result.payout_workflow_id == f"payout-{mid}-{inp.month}"
+    payout_handle = harness.env.client.get_workflow_handle(result.payout_workflow_id)
+    payout_state = await payout_handle.query("state")
+    assert payout_state["payout_date"] == expected.isoformat()
+    assert Decimal(payout_state["amount"]) == result.amount_incl_vat
+
+    mail = (await harness.mails(_about(mid, "la facturation de la mission"), 1))[0]
+    assert expected.strftime("%d/%m/%Y") in mail.text() and "F-000001" in mail.text()
+    async with db_engine.connect() as conn:
+        cra = (
+            await conn.execute(select(Cra).where(Cra.mission_id == mid, Cra.month == inp.month))
+        ).one()
+        kinds = (
+            (
+                await conn.execute(
+                    select(CraLine.kind).where(CraLine.cra_id == cra.id).order_by(CraLine.position)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        invoices = (await conn.execute(select(Invoice).where(Invoice.mission_id == mid))).all()
+        payouts = (await conn.execute(select(Payout).where(Payout.mission_id == mid))).all()
+        bpf = (await conn.execute(select(Bpf).where(Bpf.mission_id == mid))).one()
+        emails = (
+            await conn.execute(
+                select(func.count())
+                .select_from(EmailOutbox)
+                .where(EmailOutbox.mission_id == mid, EmailOutbox.template == "cra_validated")
+            )
+        ).scalar_one()
+    assert cra.status == "validated" and cra.days == Decimal("20.5")
+    assert cra.validated_on == validated_on and cra.approver_id == APPROVER
+    assert kinds == ["days", "expense", "overtime", "correction"]
+    assert len(invoices) == 1 and invoices[0].number == "F-000001"
+    invoice = invoices[0]
+    assert invoice.issued_on == validated_on and invoice.status == "in_payment"
+    assert invoice.amount_incl_vat == result.amount_incl_vat
+    assert bpf.number == f"BPF-{mid}-{inp.month}" and bpf.amount_excl_vat == Decimal("13595.00")
+    assert len(payouts) == 1
+    payout = payouts[0]
+    fee = offer_fee(PaymentOffer.EXPRESS, Decimal("650.00"), Decimal("20.5"))
+    assert payout.due_on == expected and payout.invoice_id == invoice.id
+    assert payout.fee == fee and payout.net_amount == result.amount_incl_vat - fee
+    assert payout.status in ("scheduled", "paid")
+    assert emails == 1
+    assert len([m for m in harness.sink.messages if _about(mid, "la facturation")(m)]) == 1
+
+    if os.environ.get("RECORD_HISTORIES"):
+        history = await handle.fetch_history()
+        (HISTORIES / "cra_validated.json").write_text(history.to_json())
+
+
+async def test_a_validated_cra_is_immutable_and_numbers_continue_across_missions(
+    harness: Harness, db_engine: AsyncEngine
+) -> None:
+    siren = new_siren()
+    first = await harness.mission(siren=siren, offer=PaymentOffer.FLASH)
+    second = await harness.mission(siren=siren, offer=PaymentOffer.BACK_TO_BACK, start_payout=False)
+    numbers = []
+    for inp in (first, second):
+        handle = await harness.start(inp)
+        await harness.send(handle, "cra.submitted", submitted(inp, "10"))
+        await harness.send(handle, "cra.validated", validated(inp))
+        result: CraResult = await handle.result()
+        numbers.append(result.invoice_number)
+    assert numbers == ["F-000001", "F-000002"]
+    assert result.payout_status == "waiting_client_payment" and result.payout_date is None
+    last = await _scalar(
+        db_engine,
+        select(InvoiceNumberSequence.last_number).where(
+            InvoiceNumberSequence.issuer_siren == siren
+        ),
+    )
+    assert last == 2
+
+    # Once validated the cycle is complete: no later event reaches it (the test server answers
+    # "update not found", a real server "workflow execution already completed").
+    handle = harness.env.client.get_workflow_handle(cra_workflow_id(first.mission_id, first.month))
+    with pytest.raises(Exception):  # noqa: B017 - the server's error type varies
+        await harness.send(handle, "cra.submitted", submitted(first, "5"))
+
+
+async def test_manual_import_invoice_awaits_import_with_no_number(
+    harness: Harness, db_engine: AsyncEngine
+) -> None:
+    inp = await harness.mission(invoice_mode="imported", start_payout=False)
+    handle = await harness.start(inp)
+    await harness.send(handle, "cra.submitted", submitted(inp, "3"))
+    await harness.send(handle, "cra.validated", validated(inp))
+    result: CraResult = await handle.result()
+    assert result.invoice_number is None and result.payout_status == "waiting_invoice_import"
+    async with db_engine.connect() as conn:
+        invoice = (
+            await conn.execute(select(Invoice).where(Invoice.mission_id == inp.mission_id))
+        ).one()
+        payout = (
+            await conn.execute(select(Payout).where(Payout.mission_id == inp.mission_id))
+        ).one()
+    assert invoice.status == "awaiting_import" and invoice.number is None
+    assert payout.status == "waiting_invoice_import" and payout.due_on is None
+    mail = (await harness.mails(_about(inp.mission_id, "la facturation"), 1))[0]
+    assert "dès que vous aurez importé votre facture" in mail.text()
+
+
+async def test_validation_retried_after_commit_writes_nothing_twice(
+    harness: Harness, db_engine: AsyncEngine
+) -> None:
+    inp = await harness.mission()
+    first_day, last_day = month_bounds(inp.month)
+    validation = CraValidation(
+        key=f"cra.validated:{inp.mission_id}:{inp.month}",
+        at=datetime.now(UTC),
+        validated_on=last_day,
+        mission_id=inp.mission_id,
+        month=inp.month,
+        cra=submitted(inp, "18"),
+        approver_id=APPROVER,
+        tjm=inp.tjm,
+        payment_offer=inp.payment_offer,
+        provider=inp.provider,
+        client_name=inp.client_name,
+        invoice_mode="generated",
+        service_start=first_day,
+        service_end=last_day,
+        email_context={
+            "mission_id": inp.mission_id,
+            "month": inp.month,
+            "days": "18",
+            "provider_name": inp.provider.name,
+            "client_name": inp.client_name,
+        },
+    )
+    run = harness.activities.cra.record_cra_validation
+    once = await ActivityEnvironment().run(run, validation)
+    again = await ActivityEnvironment().run(run, validation)
+    assert once.applied and not again.applied
+    assert once.invoice_number == again.invoice_number == "F-000001"
+    assert once.payout_date == again.payout_date
+    assert once.outbox_keys == again.outbox_keys
+    mid = inp.mission_id
+    for model in (Invoice, Payout, Bpf):
+        count = await _scalar(
+            db_engine, select(func.count()).select_from(model).where(model.mission_id == mid)
+        )
+        assert count == 1, model
+    assert (
+        await _scalar(
+            db_engine,
+            select(InvoiceNumberSequence.last_number).where(
+                InvoiceNumberSequence.issuer_siren == inp.provider.siren
+            ),
+        )
+        == 1
+    )
+    assert (
+        await _scalar(
+            db_engine,
+            select(func.count()).select_from(EmailOutbox).where(EmailOutbox.mission_id == mid),
+        )
+        == 3
+    )  # the proposal's two emails, then one for the validation
+    assert (
+        await _scalar(
+            db_engine,
+            select(func.count())
+            .select_from(MissionEvent)
+            .where(MissionEvent.mission_id == mid, MissionEvent.kind == "cra.validated"),
+        )
+        == 1
+    )
+
+
+async def test_reminders_on_the_last_business_day_then_weekly_until_submitted(
+    harness: Harness,
+) -> None:
+    inp = await harness.mission()
+    handle = await harness.start(inp)
+    mid = inp.mission_id
+    due = previous_business_day_on_or_before(month_bounds(inp.month)[1])
+    first_at = paris_instant(due, REMINDER_AT)
+
+    now = await harness.env.get_current_time()
+    await harness.env.sleep((first_at - now) - timedelta(minutes=1))
+    assert not [m for m in harness.sink.messages if _about(mid, "Rappel")(m)]
+    await harness.env.sleep(timedelta(minutes=2))
+    await harness.mails(_about(mid, "Rappel"), 1)
+    await harness.env.sleep(REMINDER_EVERY)
+    reminders = await harness.mails(_about(mid, "Rappel"), 2)
+    assert "rappel n° 2" in reminders[-1].text()
+    assert (await harness.state(handle)).reminders_sent == 2
+
+    await harness.send(handle, "cra.submitted", submitted(inp, "10"))
+    await harness.env.sleep(REMINDER_EVERY * 3)
+    await asyncio.sleep(0.3)
+    assert len([m for m in harness.sink.messages if _about(mid, "Rappel")(m)]) == 2
+    state = await harness.state(handle)
+    assert state.reminders_sent == 2 and state.next_reminder_at is None
+    await handle.terminate("test over")

@@ -1,0 +1,431 @@
+"""The monthly CRA cycle `cra-<mission_id>-<YYYY-MM>`: from the provider's activity report to
+the start of billing. A child of the mission workflow, one per month of a mission in progress.
+
+- Platform events are **updates** named after their event type (`cra.submitted`,
+  `cra.validated`, `cra.rejected`). Validators ask `domain/` whether the event applies (days in
+  half-day steps, no more than the mission's calendar days in the month, corrections only of
+  validated earlier months; only an approver of the mission validates or rejects, only a
+  submitted CRA); a refusal (the gateway's 409) writes nothing, not even to history. A
+  validated CRA is immutable: every later submission, validation or rejection is refused.
+- Handlers change the in-memory state and queue a transition; the main loop writes each one,
+  in order, through one idempotent activity, then delivers its emails in the background.
+- Reminder: when the CRA is not submitted by the month's last business day (09:00 Paris), the
+  provider is emailed, then every 7 days until the first submission (durable timers; a
+  rejected CRA is announced by its own email instead).
+- Validation: one activity, one transaction (validated CRA + lines, BPF, invoice or its
+  awaiting-import row, payout schedule, timeline, outbox), then the payout workflow
+  `payout-<mission_id>-<YYYY-MM>` as a child with `ParentClosePolicy.ABANDON`, and the cycle
+  completes with a `CraResult`.
+
+History cost of a month (submitted then validated, no reminder): 2 updates, 2 record
+activities, 2 email deliveries, 1 child start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+from temporalio.workflow import ParentClosePolicy
+
+from domain.calendar import previous_business_day_on_or_before
+from domain.clock import paris_date, paris_instant
+from domain.cra import check_cra, mission_days_in_month, month_bounds
+from domain.errors import DomainError
+from schemas.activities import TransitionResult
+from schemas.cra import (
+    CRA_REJECTED,
+    CRA_SUBMITTED,
+    CRA_VALIDATED,
+    CRA_WORKFLOW,
+    MONTH_VALIDATED,
+    RECORD_CRA_TRANSITION,
+    RECORD_CRA_VALIDATION,
+    STATE_QUERY,
+    CraInput,
+    CraResult,
+    CraState,
+    CraTimelineEntry,
+    CraTransition,
+    CraTransitionKind,
+    CraUpdateAccepted,
+    CraValidation,
+    CraValidationResult,
+    MonthValidated,
+)
+from schemas.enums import CraStatus
+from schemas.events import CraRejected, CraSubmitted, CraValidated
+from schemas.payouts import PAYOUT_WORKFLOW, PayoutInput, PayoutProvider
+from workflows.effects import DB_RETRY, DB_TIMEOUT, deliver_outbox
+from workflows.ids import payout_workflow_id
+
+NOT_APPLICABLE = "NotApplicable"
+
+REMINDER_AT = time(9, 0)
+"""Reminders go at 09:00, Europe/Paris. Changing it (or the two constants below) changes the
+timers of running cycles: guard the change with `workflow.patched()`."""
+REMINDER_EVERY = timedelta(days=7)
+"""After the first reminder (the month's last business day), one more every week."""
+
+_OPEN = (CraStatus.DRAFT, CraStatus.REJECTED)
+
+
+def _refuse(message: str) -> ApplicationError:
+    return ApplicationError(message, type=NOT_APPLICABLE, non_retryable=True)
+
+
+def _check(rule: Callable[[], Any]) -> None:
+    """Run a `domain/` rule in a validator: its refusal becomes the update's rejection."""
+    try:
+        rule()
+    except DomainError as exc:
+        raise _refuse(str(exc)) from exc
+
+
+def first_reminder_day(month: str, mission_start: date, mission_end: date) -> date:
+    """The last business day of the mission's part of `month`: the CRA is due by then."""
+    first, last = month_bounds(month)
+    last = min(last, mission_end)
+    first = max(first, mission_start)
+    day = previous_business_day_on_or_before(last)
+    return day if day >= first else last
+
+
+@workflow.defn(name=CRA_WORKFLOW)
+class CraWorkflow:
+    @workflow.init
+    def __init__(self, inp: CraInput) -> None:
+        self._inp = inp
+        self._validated_months = set(inp.validated_months)
+        self._state = CraState(
+            mission_id=inp.mission_id,
+            month=inp.month,
+            max_days=mission_days_in_month(inp.month, inp.mission_start, inp.mission_end),
+        )
+        self._first_reminder = paris_instant(
+            first_reminder_day(inp.month, inp.mission_start, inp.mission_end), REMINDER_AT
+        )
+        self._effects: list[CraTransition | CraValidation] = []
+        self._deliveries: list[asyncio.Future[None]] = []
+        self._billing: CraValidationResult | None = None
+
+    # ------------------------------------------------------------------ main loop
+
+    @workflow.run
+    async def run(self, inp: CraInput) -> CraResult:
+        while True:
+            await self._drain()
+            if self._billing is not None:
+                break
+            self._maybe_remind(workflow.now())
+            if self._effects:
+                continue
+            await self._sleep_until_woken_or(self._next_reminder())
+        payout_id = None
+        if inp.start_payout:
+            payout_id = await self._start_payout(self._billing)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._drain()
+        await self._deliveries_done()
+        billing = self._billing
+        return CraResult(
+            mission_id=inp.mission_id,
+            month=inp.month,
+            status=self._state.status,
+            validated_on=self._state.validated_on,
+            days=self._state.days,
+            bpf_number=billing.bpf_number,
+            invoice_number=billing.invoice_number,
+            amount_excl_vat=billing.amount_excl_vat,
+            amount_incl_vat=billing.amount_incl_vat,
+            payout_status=billing.payout_status,
+            payout_date=billing.payout_date,
+            payout_workflow_id=payout_id,
+        )
+
+    async def _sleep_until_woken_or(self, deadline: datetime | None) -> None:
+        timeout = None if deadline is None else deadline - workflow.now()
+        if timeout is not None and timeout <= timedelta(0):
+            return
+        # When the deadline passes first, `_maybe_remind` acts on it.
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(lambda: bool(self._effects), timeout=timeout)
+
+    async def _drain(self) -> None:
+        """Write the queued transitions in order: one activity each, then their emails."""
+        while self._effects:
+            effect = self._effects.pop(0)
+            if isinstance(effect, CraValidation):
+                billing = await workflow.execute_activity(
+                    RECORD_CRA_VALIDATION,
+                    effect,
+                    result_type=CraValidationResult,
+                    start_to_close_timeout=DB_TIMEOUT,
+                    retry_policy=DB_RETRY,
+                )
+                self._billing = billing
+                self._state.bpf_number = billing.bpf_number
+                self._state.invoice_number = billing.invoice_number
+                self._state.payout_status = billing.payout_status
+                self._state.payout_date = billing.payout_date
+                self._deliver(billing.outbox_keys)
+                continue
+            result = await workflow.execute_activity(
+                RECORD_CRA_TRANSITION,
+                effect,
+                result_type=TransitionResult,
+                start_to_close_timeout=DB_TIMEOUT,
+                retry_policy=DB_RETRY,
+            )
+            self._deliver(result.outbox_keys)
+
+    def _deliver(self, keys: list[str]) -> None:
+        """Send emails in the background: an SMTP outage never holds the next transitions;
+        the run waits for every delivery before it ends."""
+        if keys:
+            self._deliveries.append(asyncio.ensure_future(deliver_outbox(keys)))
+
+    async def _deliveries_done(self) -> None:
+        while self._deliveries:
+            await self._deliveries.pop(0)
+
+    async def _start_payout(self, billing: CraValidationResult) -> str:
+        """The payout outlives this cycle (and the mission's run): ABANDON on close."""
+        inp, cra = self._inp, self._cra()
+        workflow_id = payout_workflow_id(inp.mission_id, inp.month)
+        payout_input = PayoutInput(
+            mission_id=inp.mission_id,
+            month=inp.month,
+            offer=inp.payment_offer,
+            provider=PayoutProvider(
+                siren=inp.provider.siren, email=inp.provider.email, name=inp.provider.name
+            ),
+            invoice_number=billing.invoice_number,
+            invoice_date=billing.invoice_date,
+            validated_on=self._validated_on(),
+            tjm=inp.tjm,
+            days=cra.days,
+            # Everything invoiced beside the days of service (expenses, overtime, corrections):
+            # the payout's gross amount is then the invoice's total incl. VAT.
+            expenses_excl_vat=billing.amount_excl_vat - billing.service_amount,
+            vat_amount=billing.vat_amount,
+        )
+        await workflow.start_child_workflow(
+            PAYOUT_WORKFLOW,
+            payout_input,
+            id=workflow_id,
+            parent_close_policy=ParentClosePolicy.ABANDON,
+        )
+        self._note("payout.started", workflow_id)
+        return workflow_id
+
+    # ------------------------------------------------------------------ reminders
+
+    def _next_reminder(self) -> datetime | None:
+        if self._state.status is not CraStatus.DRAFT:
+            return None  # a submission stops the reminders for good
+        return self._first_reminder + REMINDER_EVERY * self._state.reminders_sent
+
+    def _maybe_remind(self, now: datetime) -> None:
+        due = self._next_reminder()
+        self._state.next_reminder_at = due
+        if due is None or now < due:
+            return
+        self._state.reminders_sent += 1
+        number = self._state.reminders_sent
+        self._state.next_reminder_at = self._next_reminder()
+        self._queue(
+            "reminder",
+            key=f"cra.reminder:{self._inp.mission_id}:{self._inp.month}:{number}",
+            template="cra_reminder",
+            reminder_count=str(number),
+            due_on=paris_date(self._first_reminder).isoformat(),
+        )
+
+    # ------------------------------------------------------------------ queries and signals
+
+    @workflow.query(name=STATE_QUERY)
+    def state(self) -> CraState:
+        return self._state
+
+    @workflow.signal(name=MONTH_VALIDATED)
+    def month_validated(self, event: MonthValidated) -> None:
+        self._validated_months.add(event.month)
+
+    # ------------------------------------------------------------------ updates
+
+    @workflow.update(name=CRA_SUBMITTED)
+    def cra_submitted(self, event: CraSubmitted) -> CraUpdateAccepted:
+        self._state.status = CraStatus.SUBMITTED
+        self._state.days = event.days
+        self._state.lines = event
+        self._state.submitted_at = workflow.now()
+        self._state.rejection_comment = None
+        self._state.next_reminder_at = None
+        return self._queue("submitted", cra=event, template="cra_submitted", days=str(event.days))
+
+    @cra_submitted.validator
+    def _validate_submitted(self, event: CraSubmitted) -> None:
+        self._check_target(event.mission_id, event.month)
+        if self._state.status not in _OPEN:
+            raise _refuse(self._closed_reason("submit"))
+        inp = self._inp
+        _check(lambda: check_cra(event, inp.mission_start, inp.mission_end, self._validated_months))
+
+    @workflow.update(name=CRA_VALIDATED)
+    def cra_validated(self, event: CraValidated) -> CraUpdateAccepted:
+        now = workflow.now()
+        self._state.status = CraStatus.VALIDATED
+        self._state.validated_at = now
+        self._state.validated_on = paris_date(now)
+        self._state.approver_id = event.approver_id
+        self._state.next_reminder_at = None
+        inp, cra = self._inp, self._cra()
+        first, last = month_bounds(inp.month)
+        self._effects.append(
+            CraValidation(
+                key=f"cra.validated:{inp.mission_id}:{inp.month}",
+                at=now,
+                validated_on=paris_date(now),
+                mission_id=inp.mission_id,
+                month=inp.month,
+                cra=cra,
+                approver_id=event.approver_id,
+                tjm=inp.tjm,
+                payment_offer=inp.payment_offer,
+                provider=inp.provider,
+                client_name=inp.client_name,
+                invoice_mode=inp.invoice_mode,
+                service_start=max(first, inp.mission_start),
+                service_end=min(last, inp.mission_end),
+                terms_version=inp.terms_version,
+                email_context=self._context(days=str(cra.days)),
+            )
+        )
+        self._note("cra.validated", f"par {event.approver_id}")
+        return self._accepted()
+
+    @cra_validated.validator
+    def _validate_validated(self, event: CraValidated) -> None:
+        self._check_decision(event.mission_id, event.month, event.approver_id, "validate")
+
+    @workflow.update(name=CRA_REJECTED)
+    def cra_rejected(self, event: CraRejected) -> CraUpdateAccepted:
+        self._state.status = CraStatus.REJECTED
+        self._state.rejection_comment = event.comment
+        self._state.rejected_at = workflow.now()
+        self._state.approver_id = event.approver_id
+        return self._queue(
+            "rejected",
+            cra=self._state.lines,
+            approver_id=event.approver_id,
+            comment=event.comment,
+            template="cra_rejected",
+            detail=event.comment,
+        )
+
+    @cra_rejected.validator
+    def _validate_rejected(self, event: CraRejected) -> None:
+        self._check_decision(event.mission_id, event.month, event.approver_id, "reject")
+
+    # ------------------------------------------------------------------ helpers
+
+    def _check_target(self, mission_id: str, month: str) -> None:
+        inp = self._inp
+        if (mission_id, month) != (inp.mission_id, inp.month):
+            raise _refuse(
+                f"event for the {month} CRA of mission {mission_id} sent to the {inp.month} "
+                f"CRA of mission {inp.mission_id}"
+            )
+
+    def _check_decision(self, mission_id: str, month: str, approver_id: str, action: str) -> None:
+        self._check_target(mission_id, month)
+        if approver_id not in self._inp.approver_ids:
+            raise _refuse(
+                f"approver {approver_id} is not an approver of mission {self._inp.mission_id}: "
+                f"only {', '.join(self._inp.approver_ids)} may {action} its CRA"
+            )
+        if self._state.status is not CraStatus.SUBMITTED:
+            raise _refuse(self._closed_reason(action))
+
+    def _closed_reason(self, action: str) -> str:
+        month = self._inp.month
+        status = self._state.status
+        if status is CraStatus.VALIDATED:
+            return (
+                f"cannot {action} the {month} CRA: it was validated on "
+                f"{self._validated_on().isoformat()} and a validated CRA is immutable; correct "
+                "it with a correction line on a later month's CRA"
+            )
+        if status is CraStatus.SUBMITTED:
+            return f"cannot {action} the {month} CRA: it is already submitted, awaiting the client"
+        return f"cannot {action} the {month} CRA: it is {status.value}, not submitted yet"
+
+    def _cra(self) -> CraSubmitted:
+        assert self._state.lines is not None, "a validated CRA was submitted"
+        return self._state.lines
+
+    def _validated_on(self) -> date:
+        assert self._state.validated_on is not None
+        return self._state.validated_on
+
+    def _accepted(self) -> CraUpdateAccepted:
+        return CraUpdateAccepted(
+            mission_id=self._inp.mission_id, month=self._inp.month, status=self._state.status
+        )
+
+    def _context(self, **extra: str) -> dict[str, str]:
+        inp = self._inp
+        return {
+            "mission_id": inp.mission_id,
+            "month": inp.month,
+            "provider_name": inp.provider.name,
+            "client_name": inp.client_name,
+            "tjm": str(inp.tjm),
+            **extra,
+        }
+
+    def _queue(
+        self,
+        kind: CraTransitionKind,
+        *,
+        key: str | None = None,
+        cra: CraSubmitted | None = None,
+        approver_id: str | None = None,
+        comment: str | None = None,
+        template: str | None = None,
+        detail: str = "",
+        **context: str,
+    ) -> CraUpdateAccepted:
+        """Queue one transition; an update's key is its id (the platform's event id)."""
+        inp = self._inp
+        if key is None:
+            update = workflow.current_update_info()
+            assert update is not None, "a transition outside an update needs a key"
+            key = f"cra.{kind}:{inp.mission_id}:{inp.month}:{update.id}"
+        self._effects.append(
+            CraTransition(
+                key=key,
+                kind=kind,
+                at=workflow.now(),
+                mission_id=inp.mission_id,
+                month=inp.month,
+                status=self._state.status,
+                cra=cra,
+                approver_id=approver_id,
+                comment=comment,
+                provider_email=inp.provider.email,
+                email_template=template,
+                email_context=self._context(**({"comment": comment} if comment else {}), **context),
+            )
+        )
+        self._note(f"cra.{kind}", detail)
+        return self._accepted()
+
+    def _note(self, kind: str, detail: str = "") -> None:
+        self._state.timeline.append(CraTimelineEntry(at=workflow.now(), kind=kind, detail=detail))
