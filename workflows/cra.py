@@ -30,7 +30,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 from domain.calendar import previous_business_day_on_or_before
@@ -61,6 +61,7 @@ from schemas.cra import (
 from schemas.enums import CraStatus
 from schemas.events import CraRejected, CraSubmitted, CraValidated
 from schemas.payouts import PAYOUT_WORKFLOW, PayoutInput, PayoutProvider
+from workflows import search_attributes as sa
 from workflows.effects import DB_RETRY, DB_TIMEOUT, deliver_outbox
 from workflows.ids import payout_workflow_id
 
@@ -118,6 +119,14 @@ class CraWorkflow:
 
     @workflow.run
     async def run(self, inp: CraInput) -> CraResult:
+        workflow.upsert_search_attributes(
+            [
+                sa.MISSION_ID.value_set(inp.mission_id),
+                sa.CLIENT_ID.value_set(inp.client_id),
+                sa.PROVIDER_ID.value_set(inp.provider.siren),
+                sa.PAYMENT_OFFER.value_set(inp.payment_offer.value),
+            ]
+        )
         while True:
             await self._drain()
             if self._billing is not None:
@@ -215,12 +224,16 @@ class CraWorkflow:
             expenses_excl_vat=billing.amount_excl_vat - billing.service_amount,
             vat_amount=billing.vat_amount,
         )
-        await workflow.start_child_workflow(
-            PAYOUT_WORKFLOW,
-            payout_input,
-            id=workflow_id,
-            parent_close_policy=ParentClosePolicy.ABANDON,
-        )
+        try:
+            await workflow.start_child_workflow(
+                PAYOUT_WORKFLOW,
+                payout_input,
+                id=workflow_id,
+                parent_close_policy=ParentClosePolicy.ABANDON,
+            )
+        except WorkflowAlreadyStartedError:
+            # This cycle was reset or re-run by ops after the payout began: one payout only.
+            workflow.logger.warning("payout %s was already started", workflow_id)
         self._note("payout.started", workflow_id)
         return workflow_id
 

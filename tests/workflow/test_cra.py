@@ -43,17 +43,20 @@ from domain.payouts import compute_payout
 from schemas.activities import RecordProposalInput
 from schemas.cra import (
     CRA_WORKFLOW,
+    MONTH_VALIDATED,
     CraInput,
     CraProvider,
     CraResult,
     CraState,
     CraValidation,
+    MonthValidated,
 )
 from schemas.enums import PaymentOffer
 from schemas.events import CraRejected, CraSubmitted, CraValidated, ProposalSubmitted
 from settings import Settings
 from starter.mailsink import MailSink, ReceivedMessage
 from tests.fixtures.gateway import eventually, proposal_submitted
+from workflows import search_attributes as sa
 from workflows.cra import REMINDER_AT, REMINDER_EVERY
 from workflows.ids import cra_workflow_id
 from workflows.registry import WORKFLOWS
@@ -229,7 +232,11 @@ async def test_impossible_cras_are_refused_before_history(harness: Harness) -> N
     )
     assert "sent to the" in await harness.refused(handle, "cra.submitted", wrong_month)
 
-    await harness.send(handle, "cra.submitted", submitted(inp, str(limit)))
+    # The mission tells the cycle when an earlier month gets validated: corrections of it apply.
+    await handle.signal(MONTH_VALIDATED, MonthValidated(month=correction["corrects_month"]))
+    await harness.send(
+        handle, "cra.submitted", submitted(inp, str(limit), corrections=[correction])
+    )
     assert "is not an approver" in await harness.refused(
         handle, "cra.validated", validated(inp, "APR-999")
     )
@@ -291,6 +298,8 @@ async def test_rejection_then_resubmission_then_validation_bills_once(
     assert result.amount_excl_vat == Decimal("13595.00")
     assert result.amount_incl_vat == Decimal("13595.00") + Decimal("2695.00") + Decimal("12.00")
     assert result.payout_workflow_id == f"payout-{mid}-{inp.month}"
+    search = (await handle.describe()).typed_search_attributes
+    assert search.get(sa.MISSION_ID) == mid and search.get(sa.PAYMENT_OFFER) == "express"
     payout_handle = harness.env.client.get_workflow_handle(result.payout_workflow_id)
     payout_state = await payout_handle.query("state")
     assert payout_state["payout_date"] == expected.isoformat()
