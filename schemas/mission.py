@@ -97,6 +97,10 @@ class MissionState(BaseModel):
     compliance_alert: bool = Field(
         default=False, description="the provider's compliance lapsed while in progress"
     )
+    cra_months: list[str] = Field(
+        default_factory=list, description="months whose CRA cycle `cra-<id>-<month>` is open"
+    )
+    validated_months: list[str] = Field(default_factory=list)
     timeline: list[TimelineEntry] = Field(default_factory=list)
 
 

@@ -25,9 +25,11 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
+from temporalio.workflow import ParentClosePolicy
 
 from domain import proposals as rules
 from domain.clock import paris_date, paris_instant
+from domain.cra import mission_months, month_bounds
 from domain.errors import DomainError
 from domain.offers import check_offer_eligibility, offer_rule
 from schemas.activities import (
@@ -38,7 +40,15 @@ from schemas.activities import (
     TransitionResult,
 )
 from schemas.compliance import COMPLIANCE_CHANGED, ComplianceStatus, ProviderRef, WatchRequest
-from schemas.enums import MissionStage, ProposalStatus
+from schemas.cra import (
+    CRA_WORKFLOW,
+    MONTH_VALIDATED,
+    CraInput,
+    CraProvider,
+    CraResult,
+    MonthValidated,
+)
+from schemas.enums import CraStatus, MissionStage, ProposalStatus
 from schemas.events import (
     ContractSigned,
     ProposalCancelled,
@@ -65,6 +75,7 @@ from schemas.mission import (
 )
 from workflows import search_attributes as sa
 from workflows.effects import DB_RETRY, DB_TIMEOUT, deliver_outbox
+from workflows.ids import cra_workflow_id
 
 FINAL_STAGES = frozenset(
     {MissionStage.COMPLETED, MissionStage.LOST, MissionStage.CANCELLED, MissionStage.TERMINATED}
@@ -72,6 +83,9 @@ FINAL_STAGES = frozenset(
 NOT_APPLICABLE = "NotApplicable"
 
 QM_REMINDER_BEFORE = timedelta(days=1)
+
+# Missions that reached "in progress" before this change open no CRA cycle on replay.
+MONTHLY_CRA_PATCH = "monthly-cra-cycle"
 
 
 def _refuse(message: str) -> ApplicationError:
@@ -110,6 +124,7 @@ class MissionWorkflow:
         )
         self._effects: list[MissionTransition] = []
         self._deliveries: list[asyncio.Future[None]] = []
+        self._cycles: list[asyncio.Future[None]] = []
         self._watch_requested = False
         self._wake = False
         self._qm_reminded_for: datetime | None = None
@@ -195,6 +210,8 @@ class MissionWorkflow:
             self._start(now)
         elif stage is MissionStage.IN_PROGRESS:
             self._watch_compliance(now)
+            if workflow.patched(MONTHLY_CRA_PATCH):
+                self._open_due_cras(now)
 
     def _next_deadline(self) -> datetime | None:
         stage = self._state.stage
@@ -203,10 +220,16 @@ class MissionWorkflow:
             return self._state.qualification_meeting_at - QM_REMINDER_BEFORE
         if stage is MissionStage.TO_START:
             return paris_instant(self._state.start_date)
+        if stage is not MissionStage.IN_PROGRESS:
+            return None
+        deadlines = []
         until = self._state.legal.provider_valid_until
-        if stage is MissionStage.IN_PROGRESS and until and not self._state.compliance_alert:
-            return paris_instant(until)
-        return None
+        if until and not self._state.compliance_alert:
+            deadlines.append(paris_instant(until))
+        next_month = self._next_cra_month()
+        if next_month is not None and workflow.patched(MONTHLY_CRA_PATCH):
+            deadlines.append(paris_instant(self._cra_opens_on(next_month)))
+        return min(deadlines, default=None)
 
     # ------------------------------------------------------------------ queries and signals
 
@@ -534,6 +557,68 @@ class MissionWorkflow:
                 "compliance.restored",
                 key=f"compliance.restored:{self._state.mission_id}:{today.isoformat()}",
             )
+
+    # ------------------------------------------------------------------ monthly CRA cycles
+
+    def _next_cra_month(self) -> str | None:
+        opened = set(self._state.cra_months)
+        months = mission_months(self._state.start_date, self._state.end_date)
+        return next((m for m in months if m not in opened), None)
+
+    def _cra_opens_on(self, month: str) -> date:
+        """The CRA of a month opens on its first day, or on the start date in the first month."""
+        return max(month_bounds(month)[0], self._state.start_date)
+
+    def _open_due_cras(self, now: datetime) -> None:
+        while (month := self._next_cra_month()) is not None:
+            if now < paris_instant(self._cra_opens_on(month)):
+                return
+            self._state.cra_months.append(month)
+            self._cycles.append(asyncio.ensure_future(self._run_cra_cycle(month)))
+
+    async def _run_cra_cycle(self, month: str) -> None:
+        """One child per month; it outlives a continue-as-new (ABANDON), as does its payout."""
+        contract = self._state.legal.contract
+        assert contract is not None, "a mission in progress has a signed contract"
+        proposal = self._proposal
+        provider = proposal.provider
+        cycle = await workflow.start_child_workflow(
+            CRA_WORKFLOW,
+            CraInput(
+                mission_id=self._state.mission_id,
+                month=month,
+                mission_start=self._state.start_date,
+                mission_end=self._state.end_date,
+                tjm=contract.tjm,
+                payment_offer=contract.payment_offer,
+                provider=CraProvider(
+                    siren=provider.siren,
+                    name=provider.name,
+                    email=provider.email,
+                    legal_form=provider.legal_form,
+                    vat_franchise=provider.vat_franchise,
+                    country=provider.country,
+                ),
+                client_id=proposal.client.id,
+                client_name=proposal.client.name,
+                approver_ids=[approver.id for approver in proposal.client.approvers],
+                validated_months=list(self._state.validated_months),
+                terms_version=contract.version,
+            ),
+            id=cra_workflow_id(self._state.mission_id, month),
+            result_type=CraResult,
+            parent_close_policy=ParentClosePolicy.ABANDON,
+        )
+        result = await cycle
+        if result.status is not CraStatus.VALIDATED:
+            return
+        self._state.validated_months.append(month)
+        # Cycles still open may now accept corrections of this month.
+        for other in self._state.cra_months:
+            if other not in self._state.validated_months:
+                await workflow.get_external_workflow_handle(
+                    cra_workflow_id(self._state.mission_id, other)
+                ).signal(MONTH_VALIDATED, MonthValidated(month=month))
 
     # ------------------------------------------------------------------ helpers
 

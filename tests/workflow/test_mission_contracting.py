@@ -8,6 +8,7 @@ import random
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +25,15 @@ from temporalio.worker import Worker
 from activities.mailer import Mailer
 from activities.registry import Activities
 from db.engine import create_engine
-from db.models import Contract, Mission, MissionEvent, Proposal, PurchaseOrder
+from db.models import Contract, Invoice, Mission, MissionEvent, Proposal, PurchaseOrder
 from domain.clock import paris_date, paris_instant
 from schemas.compliance import DOCUMENT_REVIEWED, DOCUMENT_UPLOADED
+from schemas.cra import CraState
 from schemas.enums import DocumentKind
 from schemas.events import (
     ContractSigned,
+    CraSubmitted,
+    CraValidated,
     DocumentReviewed,
     DocumentUploaded,
     ProposalCancelled,
@@ -48,7 +52,7 @@ from schemas.mission import MissionInput, MissionResult, MissionState
 from settings import Settings
 from starter.mailsink import MailSink, ReceivedMessage
 from tests.fixtures.gateway import eventually, proposal_submitted
-from workflows.ids import mission_workflow_id, provider_workflow_id
+from workflows.ids import cra_workflow_id, mission_workflow_id, provider_workflow_id
 from workflows.registry import WORKFLOWS
 
 HISTORIES = Path(__file__).parent.parent / "histories"
@@ -552,3 +556,52 @@ async def test_compliance_lapse_during_the_mission_alerts_ops_and_provider(
     if os.environ.get("RECORD_HISTORIES"):
         history = await handle.fetch_history()
         (HISTORIES / "mission_contracting_in_progress.json").write_text(history.to_json())
+
+
+async def test_a_started_mission_opens_its_monthly_cra_cycle_and_learns_of_its_validation(
+    harness: Harness, db_engine: AsyncEngine
+) -> None:
+    handle = await harness.submit(start_in_days=0)
+    pid = (await harness.state(handle)).mission_id
+    await harness.retain_with_documents(handle, await harness.today())
+    await harness.send(
+        handle,
+        "purchase_order.confirmed",
+        PurchaseOrderConfirmed(proposal_id=pid, po_number="PO-3"),
+    )
+    await harness.send(
+        handle,
+        "contract.signed",
+        ContractSigned(
+            proposal_id=pid,
+            signed_on=await harness.today(),
+            payment_offer="flash",
+            special_conditions_ref="CP",
+        ),
+    )
+    month = (await harness.today()).strftime("%Y-%m")
+    state = await harness.until(handle, lambda s: s.cra_months == [month])
+
+    cycle = harness.env.client.get_workflow_handle(cra_workflow_id(pid, month))
+    cra = await cycle.query("state", result_type=CraState)
+    assert cra.status == "draft"
+    await harness.send(
+        cycle, "cra.submitted", CraSubmitted(mission_id=pid, month=month, days=Decimal("1"))
+    )
+    await harness.send(
+        cycle, "cra.validated", CraValidated(mission_id=pid, month=month, approver_id="APR-1")
+    )
+    state = await harness.until(handle, lambda s: s.validated_months == [month])
+    assert state.stage == "in_progress"
+    async with db_engine.connect() as conn:
+        invoice = (
+            await conn.execute(
+                select(Invoice.number, Invoice.amount_excl_vat).where(
+                    Invoice.mission_id == pid, Invoice.month == month
+                )
+            )
+        ).one()
+    assert invoice.number and invoice.amount_excl_vat == Decimal("650.00")
+    if os.environ.get("RECORD_HISTORIES"):  # after the monthly-cra-cycle patch
+        history = await handle.fetch_history()
+        (HISTORIES / "mission_with_cra_cycle.json").write_text(history.to_json())
