@@ -41,10 +41,10 @@ from schemas.events import (
     ProposalSubmitted,
     RfpClosed,
 )
-from schemas.mission import MissionInput
+from schemas.mission import MissionInput, MissionState
 from starter.events import NotApplicable, NotYetSupported, Unavailable, UnknownTarget
 from workflows import search_attributes as sa
-from workflows.ids import mission_workflow_id, provider_workflow_id
+from workflows.ids import cra_workflow_id, mission_workflow_id, provider_workflow_id
 
 
 class Directory(Protocol):
@@ -200,6 +200,46 @@ async def _document_reviewed(ctx: Context, event: Event) -> Dispatched:
     return Dispatched(workflow_id=workflow_id)
 
 
+_NOT_VISIBLE = {
+    MissionStage.PROPOSAL: "contracting has not begun: the proposal is not retained yet",
+    MissionStage.QUALIFICATION: "contracting has not begun: the proposal is not retained yet",
+    MissionStage.LEGAL_VERIFICATION: "contracting is still in progress (legal verification)",
+    MissionStage.TO_START: "the mission has not started yet",
+    MissionStage.RENEWAL_PENDING: "the renewal awaits validation by the provider or the client",
+}
+
+
+async def _why_no_cra(ctx: Context, mission_id: str, month: str) -> str:
+    """Why the CRA of a month is not open: the FAQ's reasons, from the mission's state."""
+    handle = ctx.client.get_workflow_handle(mission_workflow_id(mission_id))
+    try:
+        state = await handle.query("state", result_type=MissionState)
+    except RPCError as exc:
+        raise UnknownTarget(f"unknown mission {mission_id!r}") from exc
+    reason = _NOT_VISIBLE.get(state.stage)
+    if reason is None and state.stage is MissionStage.IN_PROGRESS:
+        reason = f"{month} is not a month of the mission, or has not begun"
+    return f"the CRA of {month} is not open for mission {mission_id}: " + (
+        reason or f"the mission is {state.stage.value}"
+    )
+
+
+async def _cra_update(ctx: Context, event: Event) -> Dispatched:
+    """`cra.*` go to the month's cycle `cra-<mission_id>-<YYYY-MM>`."""
+    mission_id = str(getattr(event.payload, "mission_id"))  # noqa: B009 - every cra.* has it
+    month = str(getattr(event.payload, "month"))  # noqa: B009
+    workflow_id = cra_workflow_id(mission_id, month)
+    handle = ctx.client.get_workflow_handle(workflow_id)
+    try:
+        await handle.describe()
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+        raise NotApplicable(await _why_no_cra(ctx, mission_id, month)) from exc
+    await _update(handle, event.type, event.payload, event.event_id, f"the CRA of {month}")
+    return Dispatched(workflow_id=workflow_id)
+
+
 MISSION_UPDATES = (
     "proposal.read",
     "proposal.rated",
@@ -219,12 +259,12 @@ HANDLERS: dict[str, Handler] = {
     "rfp.closed": _rfp_closed,
     "document.uploaded": _document_uploaded,
     "document.reviewed": _document_reviewed,
+    **dict.fromkeys(("cra.submitted", "cra.validated", "cra.rejected"), _cra_update),
 }
 
 # Which stage brings each type that is not handled yet, for the 501 message.
 _PLANNED = {
-    "cra.": "monthly CRA and billing",
-    "invoice.": "monthly CRA and billing",
+    "invoice.": "invoice import and credit notes",
     "client_payment.": "payouts",
     "renewal.": "renewal",
     "mission.": "early termination",

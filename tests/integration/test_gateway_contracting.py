@@ -489,6 +489,40 @@ async def test_full_path_to_in_progress_through_the_gateway(
         "cannot sign the contract",
     )
 
+    # The month's CRA cycle is open: the provider files, the approver validates.
+    month = start.strftime("%Y-%m")
+
+    async def cra_open() -> bool:
+        return month in (await view(gateway, pid)).state.cra_months
+
+    await eventually(cra_open)
+    await apply(gateway, "cra.submitted", mission_id=pid, month=month, days="1")
+    await refused(
+        await post(gateway, "cra.validated", mission_id=pid, month=month, approver_id="APR-X"),
+        "approver",
+    )
+    await apply(gateway, "cra.validated", mission_id=pid, month=month, approver_id="APR-1")
+
+    async def validated() -> bool:
+        return (await view(gateway, pid)).state.validated_months == [month]
+
+    await eventually(validated)
+
+
+async def test_a_cra_before_the_mission_started_is_409_with_the_reason(
+    gateway: GatewayTestClient,
+) -> None:
+    pid = await submit(gateway, provider=provider(fresh_siren()))
+    await retain(gateway, pid)
+    month = today().strftime("%Y-%m")
+    await refused(
+        await post(gateway, "cra.submitted", mission_id=pid, month=month, days="1"),
+        f"the CRA of {month} is not open",
+        "contracting is still in progress",
+    )
+    unknown = await post(gateway, "cra.submitted", mission_id="P-nope", month=month, days="1")
+    assert unknown.status_code == 404
+
 
 # --- The CLI --------------------------------------------------------------------------------
 

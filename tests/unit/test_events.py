@@ -65,8 +65,9 @@ def test_every_contract_type_has_a_payload_and_unhandled_ones_say_501() -> None:
     assert len(PAYLOADS) == 25
     handler_for("proposal.submitted")
     handler_for("contract.signed")
-    with pytest.raises(NotYetSupported, match="monthly CRA and billing"):
-        handler_for("cra.submitted")
+    handler_for("cra.submitted")
+    with pytest.raises(NotYetSupported, match="invoice import"):
+        handler_for("invoice.imported")
 
 
 def test_signature_round_trip_and_tampering() -> None:
