@@ -350,13 +350,41 @@ def build_scenario(today: date) -> Scenario:
         lambda v: v.state.legal.purchase_order is not None,
         po_number=f"PO-{s.stamp}-001",
     )
+    month = today.strftime("%Y-%m")
     s.proposal(
         m1,
         "contract.signed",
-        reached(MissionStage.IN_PROGRESS),
+        lambda v: v.state.stage is MissionStage.IN_PROGRESS and month in v.state.cra_months,
         signed_on=today.isoformat(),
         payment_offer="flash",
         special_conditions_ref=f"CP-{s.stamp}-001",
+    )
+    # Its first month's CRA (pro rata: it started today), validated by the client's approver:
+    # BPF, invoice and a Flash payout 3 business days later (`payout-<mission>-<month>`).
+    s.add(
+        m1,
+        "cra.submitted",
+        f"{m1}-cra-{month}-submitted",
+        {
+            "mission_id": m1,
+            "month": month,
+            "days": "1",
+            "expenses": [
+                {
+                    "label": "Train Paris-Lyon (kick-off)",
+                    "amount": "120.40",
+                    "vat_rate": "10",
+                    "receipt_ref": f"s3://demo-receipts/{m1}-{month}-1.pdf",
+                }
+            ],
+        },
+    )
+    s.add(
+        m1,
+        "cra.validated",
+        f"{m1}-cra-{month}-validated",
+        {"mission_id": m1, "month": month, "approver_id": CLIENT["approvers"][0]["id"]},
+        lambda v: month in v.state.validated_months,
     )
 
     # 2. Léa Petit EI (auto-entrepreneur: a Sirene notice, not a Kbis): to start next month.
@@ -576,7 +604,10 @@ def _note(view: MissionView) -> str:
     s = view.state
     if s.stage is MissionStage.IN_PROGRESS:
         offer = s.legal.contract.payment_offer.value if s.legal.contract else "?"
-        return f"started {s.started_on}, offer {offer}"
+        validated = (
+            f", CRA validated: {', '.join(s.validated_months)}" if s.validated_months else ""
+        )
+        return f"started {s.started_on}, offer {offer}{validated}"
     if s.stage is MissionStage.TO_START:
         return f"starts {s.start_date} (timer)"
     if s.stage is MissionStage.LEGAL_VERIFICATION:
