@@ -2,7 +2,10 @@
 
 The `payouts` row is written with `INSERT … ON CONFLICT (mission_id, month) DO UPDATE`, and
 the update is guarded by the statuses it may leave: a paid payout is never paid again (nor
-scheduled or cancelled: only flagged), a cancelled or flagged one never changes. The timeline
+scheduled or cancelled: only flagged), a cancelled or flagged one never changes. Cancelling
+or flagging (`invoice.cancelled`) also writes, in the same transaction, the credit note that
+references the invoice (numbered from the issuer's `CREDIT_NOTE_SERIES`, once per invoice) and
+sets the invoice `cancelled`. The timeline
 key decides whether the transition was already committed (a retry after a crash): the row is
 then left alone and only the outbox keys are returned again for the send activity.
 """
@@ -18,17 +21,20 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.transitions import queue_email, record_timeline
-from db.models import ClientPayment, Invoice, Payout
+from db.models import ClientPayment, CreditNote, Invoice, Payout
+from db.sequences import CREDIT_NOTE_SERIES, next_number
+from domain.clock import paris_date
 from domain.money import ZERO
 from domain.penalties import late_payment_penalty
 from schemas.activities import TransitionResult
-from schemas.enums import PayoutStatus
+from schemas.enums import InvoiceStatus, PayoutStatus
 from schemas.payouts import (
     RECORD_CLIENT_PAYMENT,
     RECORD_PAYOUT_TRANSITION,
     ClientPaymentResult,
     PayoutTransition,
     RecordClientPaymentInput,
+    credit_note_number,
 )
 
 _FINAL = (PayoutStatus.PAID, PayoutStatus.CANCELLED, PayoutStatus.FLAGGED)
@@ -65,6 +71,8 @@ class PayoutActivities:
             )
             if applied:
                 await _write_payout(session, t)
+                if t.kind in ("cancelled", "flagged"):
+                    await _credit_note(session, t)
             keys = []
             for email in t.emails:
                 to = t.provider_email if email.to == "provider" else self._ops_email
@@ -201,3 +209,41 @@ async def _write_payout(session: AsyncSession, t: PayoutTransition) -> None:
             t.month,
             t.status,
         )
+
+
+async def _credit_note(session: AsyncSession, t: PayoutTransition) -> None:
+    """The invoice is cancelled; a numbered invoice gets its credit note (one per invoice, so a
+    retry never spends a second number). An invoice never imported has nothing to credit."""
+    invoice = (
+        await session.execute(
+            select(Invoice)
+            .where(Invoice.mission_id == t.mission_id, Invoice.month == t.month)
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
+    if invoice is None:
+        activity.logger.warning("no invoice for %s %s to cancel", t.mission_id, t.month)
+        return
+    invoice.status = InvoiceStatus.CANCELLED
+    invoice.cancelled_at = t.at
+    if invoice.number is None or invoice.amount_excl_vat is None:
+        return
+    existing = (
+        await session.execute(select(CreditNote.id).where(CreditNote.invoice_id == invoice.id))
+    ).scalar_one_or_none()
+    if existing is not None:
+        return
+    vat = invoice.vat_amount if invoice.vat_amount is not None else ZERO
+    sequence = await next_number(session, invoice.issuer_siren, CREDIT_NOTE_SERIES)
+    session.add(
+        CreditNote(
+            issuer_siren=invoice.issuer_siren,
+            number=credit_note_number(sequence),
+            invoice_id=invoice.id,
+            reason=t.reason or "facture annulée",
+            issued_on=paris_date(t.at),
+            amount_excl_vat=invoice.amount_excl_vat,
+            vat_amount=vat,
+            amount_incl_vat=invoice.amount_excl_vat + vat,
+        )
+    )

@@ -33,6 +33,11 @@ RECORD_PAYOUT_TRANSITION = "record_payout_transition"
 RECORD_CLIENT_PAYMENT = "record_client_payment"
 
 
+def credit_note_number(sequence: int) -> str:
+    """The issuer's continuous credit-note number as printed: `AV-000001`, `AV-000002`, …"""
+    return f"AV-{sequence:06d}"
+
+
 class PayoutProvider(Model):
     siren: str = Field(pattern=r"^[0-9]{9}$")
     email: Email

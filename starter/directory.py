@@ -8,11 +8,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from db.models import LegalDocument, Proposal
+from db.models import Invoice, LegalDocument, Proposal
 
 
 class DatabaseDirectory:
-    """Reads what the activities wrote: proposals by RFP, documents by id."""
+    """Reads what the activities wrote: proposals by RFP, documents by id, invoices by number."""
 
     def __init__(self, sessions: async_sessionmaker[Any]) -> None:
         self._sessions = sessions
@@ -33,3 +33,12 @@ class DatabaseDirectory:
             )
             siren: str | None = (await session.execute(stmt)).scalar_one_or_none()
             return siren
+
+    async def invoices_by_number(self, number: str) -> Sequence[tuple[str, str, str]]:
+        async with self._sessions() as session:
+            stmt = (
+                select(Invoice.issuer_siren, Invoice.mission_id, Invoice.month)
+                .where(Invoice.number == number)
+                .order_by(Invoice.issuer_siren)
+            )
+            return [(row[0], row[1], row[2]) for row in await session.execute(stmt)]

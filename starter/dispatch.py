@@ -38,13 +38,19 @@ from schemas.events import (
     DocumentReviewed,
     DocumentUploaded,
     Event,
+    InvoiceImported,
     ProposalSubmitted,
     RfpClosed,
 )
 from schemas.mission import MissionInput, MissionState
 from starter.events import NotApplicable, NotYetSupported, Unavailable, UnknownTarget
 from workflows import search_attributes as sa
-from workflows.ids import cra_workflow_id, mission_workflow_id, provider_workflow_id
+from workflows.ids import (
+    cra_workflow_id,
+    mission_workflow_id,
+    payout_workflow_id,
+    provider_workflow_id,
+)
 
 
 class Directory(Protocol):
@@ -53,6 +59,10 @@ class Directory(Protocol):
     async def proposals_of_rfp(self, rfp_id: str) -> Sequence[str]: ...
 
     async def provider_of_document(self, document_id: str) -> str | None: ...
+
+    async def invoices_by_number(self, number: str) -> Sequence[tuple[str, str, str]]:
+        """(issuer SIREN, mission id, month) of every invoice numbered `number`."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -240,6 +250,44 @@ async def _cra_update(ctx: Context, event: Event) -> Dispatched:
     return Dispatched(workflow_id=workflow_id)
 
 
+async def _invoice_event(ctx: Context, event: Event) -> Dispatched:
+    """`client_payment.received` and `invoice.cancelled` name an invoice number: the month's
+    payout `payout-<mission_id>-<YYYY-MM>` is found from the `invoices` row."""
+    number = str(getattr(event.payload, "invoice_number"))  # noqa: B009 - both types have it
+    matches = await ctx.directory.invoices_by_number(number)
+    if not matches:
+        raise UnknownTarget(f"unknown invoice {number!r}: no invoice bears this number")
+    if len(matches) > 1:
+        issuers = ", ".join(sorted(issuer for issuer, _, _ in matches))
+        raise NotApplicable(
+            f"invoice number {number!r} is used by several issuers ({issuers}) and the event "
+            "does not say whose invoice it is; nothing was recorded, ops must resolve it"
+        )
+    _, mission_id, month = matches[0]
+    workflow_id = payout_workflow_id(mission_id, month)
+    handle = ctx.client.get_workflow_handle(workflow_id)
+    await _update(
+        handle, event.type, event.payload, event.event_id, f"the payout of invoice {number}"
+    )
+    return Dispatched(workflow_id=workflow_id)
+
+
+async def _invoice_imported(ctx: Context, event: Event) -> Dispatched:
+    """`invoice.imported` names its mission and month: their payout awaits the import."""
+    imported = event.payload
+    assert isinstance(imported, InvoiceImported)
+    workflow_id = payout_workflow_id(imported.mission_id, imported.month)
+    handle = ctx.client.get_workflow_handle(workflow_id)
+    await _update(
+        handle,
+        event.type,
+        imported,
+        event.event_id,
+        f"the payout of mission {imported.mission_id} ({imported.month})",
+    )
+    return Dispatched(workflow_id=workflow_id)
+
+
 MISSION_UPDATES = (
     "proposal.read",
     "proposal.rated",
@@ -260,12 +308,13 @@ HANDLERS: dict[str, Handler] = {
     "document.uploaded": _document_uploaded,
     "document.reviewed": _document_reviewed,
     **dict.fromkeys(("cra.submitted", "cra.validated", "cra.rejected"), _cra_update),
+    "client_payment.received": _invoice_event,
+    "invoice.cancelled": _invoice_event,
+    "invoice.imported": _invoice_imported,
 }
 
 # Which stage brings each type that is not handled yet, for the 501 message.
 _PLANNED = {
-    "invoice.": "invoice import and credit notes",
-    "client_payment.": "payouts",
     "renewal.": "renewal",
     "mission.": "early termination",
 }

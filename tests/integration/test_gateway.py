@@ -208,10 +208,10 @@ async def test_invalid_siren_is_422(gateway: GatewayTestClient) -> None:
 
 
 async def test_types_of_later_stages_answer_501(gateway: GatewayTestClient) -> None:
-    event = envelope("invoice.cancelled", {"invoice_number": "F-000001", "reason": "erreur"})
+    event = envelope("renewal.requested", {"mission_id": "P-1", "new_end_date": "2027-06-30"})
     response = await gateway.post_event(event)
     assert response.status_code == 501
-    assert "invoice.cancelled" in response.json()["detail"]
+    assert "renewal.requested" in response.json()["detail"]
 
 
 async def test_health_and_openapi(gateway: GatewayTestClient) -> None:
