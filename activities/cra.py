@@ -252,7 +252,14 @@ class CraActivities:
                 amount_incl_vat=amounts.total_incl_vat,
             )
         else:
-            values.update(kind=InvoiceKind.IMPORTED, status=InvoiceStatus.AWAITING_IMPORT)
+            # No number yet; the amounts are the CRA's, which the import is checked against.
+            values.update(
+                kind=InvoiceKind.IMPORTED,
+                status=InvoiceStatus.AWAITING_IMPORT,
+                amount_excl_vat=amounts.total_excl_vat,
+                vat_amount=amounts.vat,
+                amount_incl_vat=amounts.total_incl_vat,
+            )
         invoice_id = (
             await session.execute(insert(Invoice).values(**values).returning(Invoice.id))
         ).scalar_one()

@@ -20,18 +20,23 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.cra import CLIENT_PAYMENT_TERM
 from activities.transitions import queue_email, record_timeline
 from db.models import ClientPayment, CreditNote, Invoice, Payout
 from db.sequences import CREDIT_NOTE_SERIES, next_number
 from domain.clock import paris_date
+from domain.formatting import money_fr
 from domain.money import ZERO
 from domain.penalties import late_payment_penalty
 from schemas.activities import TransitionResult
 from schemas.enums import InvoiceStatus, PayoutStatus
 from schemas.payouts import (
     RECORD_CLIENT_PAYMENT,
+    RECORD_INVOICE_IMPORT,
     RECORD_PAYOUT_TRANSITION,
     ClientPaymentResult,
+    InvoiceImport,
+    InvoiceImportResult,
     PayoutTransition,
     RecordClientPaymentInput,
     credit_note_number,
@@ -167,6 +172,115 @@ class PayoutActivities:
             penalties=penalties,
             indemnity=indemnity,
         )
+
+    @activity.defn(name=RECORD_INVOICE_IMPORT)
+    async def record_invoice_import(self, inp: InvoiceImport) -> InvoiceImportResult:
+        """A manual import checked against the validated CRA: amounts equal, the invoice is
+        numbered, dated of its import and in payment (under verification while checked);
+        different, it is blocked with the reason and the provider is told that the fix goes
+        through next month's CRA. A retry after the commit finds the same outcome."""
+        key = f"invoice.imported:{inp.mission_id}:{inp.month}:{inp.number}"
+        async with self._sessions.begin() as session:
+            invoice = (
+                await session.execute(
+                    select(Invoice)
+                    .where(Invoice.mission_id == inp.mission_id, Invoice.month == inp.month)
+                    .with_for_update()
+                )
+            ).scalar_one_or_none()
+            if invoice is None:
+                raise ApplicationError(
+                    f"no invoice awaits import for mission {inp.mission_id} ({inp.month}): "
+                    "its CRA is not validated",
+                    type="UnknownInvoice",
+                    non_retryable=True,
+                )
+            if invoice.number == inp.number and invoice.status in (
+                InvoiceStatus.IN_PAYMENT,
+                InvoiceStatus.PAID,
+            ):
+                return InvoiceImportResult(accepted=True)
+            reason = _mismatch(invoice, inp)
+            if reason is not None:
+                invoice.status = InvoiceStatus.BLOCKED
+                invoice.blocked_reason = reason
+                await record_timeline(
+                    session,
+                    key=f"{key}:blocked",
+                    mission_id=inp.mission_id,
+                    kind="invoice.blocked",
+                    at=inp.at,
+                    data={"month": inp.month, "number": inp.number, "reason": reason},
+                )
+                outbox = await queue_email(
+                    session,
+                    key=f"{key}:blocked:provider",
+                    mission_id=inp.mission_id,
+                    recipients=[inp.provider_email],
+                    template="invoice_blocked",
+                    context={**inp.context, "invoice_number": inp.number, "reason": reason},
+                )
+                return InvoiceImportResult(accepted=False, reason=reason, outbox_keys=[outbox])
+            clash = (
+                await session.execute(
+                    select(Invoice.mission_id, Invoice.month).where(
+                        Invoice.issuer_siren == invoice.issuer_siren,
+                        Invoice.number == inp.number,
+                        Invoice.id != invoice.id,
+                    )
+                )
+            ).first()
+            if clash is not None:
+                raise ApplicationError(
+                    f"invoice number {inp.number} is already used by this provider "
+                    f"(mission {clash.mission_id}, {clash.month})",
+                    type="InvoiceNumberTaken",
+                    non_retryable=True,
+                )
+            invoice.status = InvoiceStatus.UNDER_VERIFICATION
+            invoice.number = inp.number
+            invoice.issued_on = inp.imported_on
+            invoice.due_on = inp.imported_on + CLIENT_PAYMENT_TERM
+            invoice.amount_excl_vat = inp.amount_excl_vat
+            invoice.vat_amount = inp.vat_amount
+            invoice.amount_incl_vat = inp.amount_excl_vat + inp.vat_amount
+            invoice.pdf_ref = inp.file_ref
+            invoice.blocked_reason = None
+            await session.flush()  # verified: the amounts are the CRA's
+            invoice.status = InvoiceStatus.IN_PAYMENT
+            await record_timeline(
+                session,
+                key=key,
+                mission_id=inp.mission_id,
+                kind="invoice.imported",
+                at=inp.at,
+                data={
+                    "month": inp.month,
+                    "number": inp.number,
+                    "issued_on": inp.imported_on.isoformat(),
+                    "amount_excl_vat": str(inp.amount_excl_vat),
+                    "vat_amount": str(inp.vat_amount),
+                },
+            )
+        return InvoiceImportResult(accepted=True)
+
+
+def _mismatch(invoice: Invoice, inp: InvoiceImport) -> str | None:
+    """How the import differs from the validated CRA, in French, or None."""
+    expected_excl = (
+        invoice.amount_excl_vat if invoice.amount_excl_vat is not None else inp.expected_excl_vat
+    )
+    expected_vat = invoice.vat_amount if invoice.vat_amount is not None else inp.expected_vat
+    differences = []
+    if inp.amount_excl_vat != expected_excl:
+        differences.append(
+            f"montant HT {money_fr(expected_excl)} attendu, {money_fr(inp.amount_excl_vat)} importé"
+        )
+    if inp.vat_amount != expected_vat:
+        differences.append(
+            f"TVA {money_fr(expected_vat)} attendue, {money_fr(inp.vat_amount)} importée"
+        )
+    return "; ".join(differences) or None
 
 
 async def _write_payout(session: AsyncSession, t: PayoutTransition) -> None:

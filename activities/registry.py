@@ -61,6 +61,7 @@ class Activities:
             self.cra.record_cra_validation,
             self.payouts.record_payout_transition,
             self.payouts.record_client_payment,
+            self.payouts.record_invoice_import,
         ]
 
     async def close(self) -> None:

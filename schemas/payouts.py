@@ -31,6 +31,7 @@ STATE_QUERY = "state"
 # Activities, called by name from the workflow.
 RECORD_PAYOUT_TRANSITION = "record_payout_transition"
 RECORD_CLIENT_PAYMENT = "record_client_payment"
+RECORD_INVOICE_IMPORT = "record_invoice_import"
 
 
 def credit_note_number(sequence: int) -> str:
@@ -100,6 +101,9 @@ class PayoutState(BaseModel):
     net_amount: Decimal = Field(description="what the provider receives: amount - fee")
     paid_at: datetime | None = None
     reason: str | None = None
+    invoice_blocked_reason: str | None = Field(
+        default=None, description="why the last imported invoice was blocked (amounts)"
+    )
     facts: PayoutFacts
 
 
@@ -158,3 +162,32 @@ class ClientPaymentResult(BaseModel):
     days_late: int = 0
     penalties: Decimal = Decimal("0.00")
     indemnity: Decimal = Decimal("0.00")
+
+
+class InvoiceImport(BaseModel):
+    """A manual import checked against the validated CRA, in one transaction: the `invoices`
+    row is numbered and in payment, or blocked with the reason (and the provider's email).
+
+    `expected_*` are the CRA's amounts as the payout knows them, used only when the invoice
+    row holds none (rows written before the CRA validation stored the expected amounts)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    mission_id: str
+    month: str
+    number: str
+    imported_on: date = Field(description="the import date: the invoice's issue date")
+    amount_excl_vat: Decimal
+    vat_amount: Decimal
+    file_ref: str
+    expected_excl_vat: Decimal
+    expected_vat: Decimal
+    at: datetime
+    provider_email: str
+    context: dict[str, str] = Field(default_factory=dict)
+
+
+class InvoiceImportResult(BaseModel):
+    accepted: bool
+    reason: str | None = None
+    outbox_keys: list[str] = Field(default_factory=list)

@@ -13,8 +13,12 @@ pending. The caller (the monthly CRA cycle) starts it as a child with
 - Back-to-back: waits for `client_payment.received`, then pays on the first business day on
   or after the client's payment.
 - Immediate: pays on the first business day on or after the validation (or the import).
-- Manual import (`invoice_number` None at start): waits for `invoice.imported`; the import
-  date becomes the invoice date.
+- Manual import (`invoice_number` None at start): waits for `invoice.imported`, whose
+  activity checks the amounts against the validated CRA in one transaction. Equal: the
+  invoice is numbered and in payment, the import date becomes the invoice date and the date is
+  computed. Different: the invoice is blocked with the reason, the provider is told that the
+  fix goes through next month's CRA, and the payout keeps waiting (the update is accepted:
+  the event was valid). Guarded by `workflow.patched('invoice-import-check')`.
 - `invoice.cancelled`: cancels a payout not yet made; a payout already made is flagged for ops.
 - After paying, the workflow stays open (no timer running but `KEEP_OPEN_AFTER_PAID`) until the
   client's payment is recorded or the invoice is cancelled, so late payments and credit notes
@@ -54,9 +58,12 @@ from schemas.payouts import (
     INVOICE_IMPORTED,
     PAYOUT_WORKFLOW,
     RECORD_CLIENT_PAYMENT,
+    RECORD_INVOICE_IMPORT,
     RECORD_PAYOUT_TRANSITION,
     STATE_QUERY,
     ClientPaymentResult,
+    InvoiceImport,
+    InvoiceImportResult,
     PayoutEmail,
     PayoutFacts,
     PayoutInput,
@@ -103,6 +110,7 @@ class PayoutWorkflow:
         self._paid_at: datetime | None = None
         self._committed_at: datetime | None = None
         self._reason: str | None = None
+        self._blocked_reason: str | None = None
         self._service = service_amount(inp.tjm, inp.days)
         self._amount = to_money(self._service + inp.expenses_excl_vat + inp.vat_amount)
         self._fee = offer_fee(inp.offer, inp.tjm, inp.days)
@@ -308,10 +316,47 @@ class PayoutWorkflow:
             raise _rejection(f"invoice {event.invoice_number} is cancelled")
 
     @workflow.update(name=INVOICE_IMPORTED)
-    def invoice_imported(self, event: InvoiceImported) -> PayoutState:
-        self._invoice_number = event.number
+    async def invoice_imported(self, event: InvoiceImported) -> PayoutState:
         # The invoice exists from its import on: that date is the invoice date.
-        self._invoice_date = max(paris_date(workflow.now()), self._inp.validated_on)
+        invoice_date = max(paris_date(workflow.now()), self._inp.validated_on)
+        if workflow.patched("invoice-import-check"):
+            async with self._lock:
+                if self._imported or self._done:
+                    raise _rejection(
+                        f"the invoice of mission {self._inp.mission_id} ({self._inp.month}) "
+                        f"was already imported ({self._invoice_number}) or cancelled"
+                    )
+                try:
+                    result: InvoiceImportResult = await workflow.execute_activity(
+                        RECORD_INVOICE_IMPORT,
+                        InvoiceImport(
+                            mission_id=self._inp.mission_id,
+                            month=self._inp.month,
+                            number=event.number,
+                            imported_on=invoice_date,
+                            amount_excl_vat=event.amount_excl_vat,
+                            vat_amount=event.vat_amount,
+                            file_ref=event.file_ref,
+                            expected_excl_vat=to_money(self._service + self._inp.expenses_excl_vat),
+                            expected_vat=self._inp.vat_amount,
+                            at=workflow.now(),
+                            provider_email=self._inp.provider.email,
+                            context=self._context(),
+                        ),
+                        result_type=InvoiceImportResult,
+                        start_to_close_timeout=DB_TIMEOUT,
+                        retry_policy=DB_RETRY,
+                    )
+                except ActivityError as exc:
+                    raise _rejection(root_message(exc)) from exc
+                if not result.accepted:
+                    self._blocked_reason = result.reason
+            if not result.accepted:  # the payout keeps waiting for a matching invoice
+                await deliver_outbox(result.outbox_keys)
+                return self._state()
+        self._invoice_number = event.number
+        self._invoice_date = invoice_date
+        self._blocked_reason = None
         self._imported = True
         return self._state()
 
@@ -401,5 +446,6 @@ class PayoutWorkflow:
             net_amount=self._net,
             paid_at=self._paid_at,
             reason=self._reason,
+            invoice_blocked_reason=self._blocked_reason,
             facts=facts,
         )

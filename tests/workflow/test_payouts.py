@@ -29,6 +29,7 @@ from db.models import (
     Client,
     ClientPayment,
     Cra,
+    CreditNote,
     EmailOutbox,
     Invoice,
     InvoiceKind,
@@ -235,6 +236,14 @@ class Harness:
     async def count(self, stmt: Any) -> int:
         async with self.engine.connect() as conn:
             return int((await conn.execute(stmt)).scalar_one())
+
+    async def invoice_row(self, mission_id: str) -> Any:
+        async with self.engine.connect() as conn:
+            return (
+                await conn.execute(
+                    select(Invoice.__table__).where(Invoice.mission_id == mission_id)
+                )
+            ).one()
 
     async def payout_row(self, mission_id: str) -> Any:
         async with self.engine.connect() as conn:
@@ -545,3 +554,73 @@ async def test_manual_import_waits_for_the_invoice_then_pays_immediately(
     assert state.facts.invoice_date == imported_on
     assert state.fee == offer_fee(PaymentOffer.IMMEDIATE, TJM, DAYS) == Decimal("370.00")
     assert state.invoice_number == "F-IMPORTED-1"
+
+
+def _import(inp: PayoutInput, number: str, excl_vat: str, vat: str) -> InvoiceImported:
+    return InvoiceImported(
+        mission_id=inp.mission_id,
+        month=MONTH,
+        number=number,
+        issued_on=inp.validated_on,
+        amount_excl_vat=Decimal(excl_vat),
+        vat_amount=Decimal(vat),
+        file_ref=f"s3://invoices/{number}.pdf",
+    )
+
+
+async def test_a_mismatched_import_blocks_the_invoice_and_a_matching_one_lets_it_pay(
+    make_harness: Callable[..., Any],
+) -> None:
+    """The import is checked against the validated CRA (the invoice row's amounts): a wrong
+    amount blocks the invoice with the reason, the provider is told the fix goes through next
+    month's CRA, the payout keeps waiting; the right invoice is then numbered and paid."""
+    h: Harness = await make_harness()
+    handle, inp = await h.start(PaymentOffer.IMMEDIATE, manual_import=True)
+    await h.until(handle, lambda s: s.status is PayoutStatus.WAITING_INVOICE_IMPORT)
+    number = f"F-{uuid.uuid4().hex[:10]}"
+
+    state = await h.send(handle, INVOICE_IMPORTED, _import(inp, number, "12100.00", "2429.00"))
+    reason = "montant HT 12 145,00 € attendu, 12 100,00 € importé"
+    assert state.status is PayoutStatus.WAITING_INVOICE_IMPORT
+    assert state.invoice_blocked_reason == reason
+    assert state.invoice_number is None and state.payout_date is None
+    invoice = await h.invoice_row(inp.mission_id)
+    assert invoice.status == InvoiceStatus.BLOCKED and invoice.blocked_reason == reason
+    assert invoice.number is None
+    mails = await h.mails(_about(inp.mission_id, "Facture bloquée"), 1)
+    assert mails[0].rcpt_tos == (inp.provider.email,)
+    body = mails[0].text()
+    assert "12 100,00 €" in body and "CRA du mois suivant" in body
+
+    state = await h.send(handle, INVOICE_IMPORTED, _import(inp, number, "12145.00", "2429.00"))
+    assert state.invoice_number == number and state.invoice_blocked_reason is None
+    imported_on = await h.today()
+    invoice = await h.invoice_row(inp.mission_id)
+    assert invoice.status == InvoiceStatus.IN_PAYMENT and invoice.blocked_reason is None
+    assert invoice.number == number and invoice.issued_on == imported_on
+    await h.env.sleep(timedelta(days=4))  # past the first business day at 09:00
+    state = await h.until(handle, lambda s: s.status is PayoutStatus.PAID)
+    assert state.payout_date == next_business_day_on_or_after(imported_on)
+    # Imported once: a second import of the month is refused.
+    with pytest.raises(WorkflowUpdateFailedError):
+        await h.send(handle, INVOICE_IMPORTED, _import(inp, number, "12145.00", "2429.00"))
+
+
+async def test_cancelling_writes_one_credit_note_and_cancels_the_invoice(
+    make_harness: Callable[..., Any],
+) -> None:
+    h: Harness = await make_harness()
+    handle, inp = await h.start(PaymentOffer.BASIC)
+    await h.until(handle, lambda s: s.status is PayoutStatus.SCHEDULED)
+    cancel = InvoiceCancelled(invoice_number=inp.invoice_number or "", reason="Erreur de TJM")
+    await h.send(handle, INVOICE_CANCELLED, cancel)
+    await handle.result()
+    invoice = await h.invoice_row(inp.mission_id)
+    assert invoice.status == InvoiceStatus.CANCELLED and invoice.cancelled_at is not None
+    async with h.engine.connect() as conn:
+        notes = (
+            await conn.execute(select(CreditNote).where(CreditNote.invoice_id == invoice.id))
+        ).all()
+    assert len(notes) == 1
+    assert notes[0].number == "AV-000001" and notes[0].reason == "Erreur de TJM"
+    assert notes[0].amount_incl_vat == invoice.amount_incl_vat
