@@ -1,4 +1,5 @@
-"""HTTP event gateway: `POST /events` (EVENTS.md), `GET /missions/{id}`, `GET /health`, OpenAPI
+"""HTTP event gateway: `POST /events` (EVENTS.md), `GET /missions/{id}` and
+`GET /missions/{id}/explain`, `GET /health`, OpenAPI
 docs at `/docs`."""
 
 from __future__ import annotations
@@ -7,13 +8,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Header, Request
+from fastapi import FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from schemas.mission import MissionView
 from settings import Settings, get_settings
 from starter.events import EventError
+from starter.explain import MissionExplanation, explain_mission
 from starter.missions import MissionUnavailable, UnknownMission, mission_view
 from starter.processor import EventProcessor, open_processor
 from starter.signing import SIGNATURE_HEADER, is_valid
@@ -132,6 +134,32 @@ def create_app(
         processor: EventProcessor = request.app.state.processor
         try:
             return await mission_view(processor.temporal, mission_id)
+        except UnknownMission as exc:
+            return JSONResponse(status_code=404, content=Problem(detail=str(exc)).model_dump())
+        except MissionUnavailable as exc:
+            return JSONResponse(status_code=503, content=Problem(detail=str(exc)).model_dump())
+
+    @app.get(
+        "/missions/{mission_id}/explain",
+        response_model=MissionExplanation,
+        responses={
+            404: {"model": Problem, "description": "No such mission."},
+            503: {"model": Problem, "description": "Temporal unavailable."},
+        },
+    )
+    async def explain_mission_route(
+        mission_id: str,
+        request: Request,
+        month: Annotated[
+            str | None, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")
+        ] = None,
+    ) -> MissionExplanation | JSONResponse:
+        """For support, month by month (every month so far, or `month`): why the CRA is not
+        visible, why the payout has not arrived (or when it was paid), in French, with the
+        facts (dates, amounts, invoice number) each reason rests on."""
+        processor: EventProcessor = request.app.state.processor
+        try:
+            return await explain_mission(processor.temporal, mission_id, month)
         except UnknownMission as exc:
             return JSONResponse(status_code=404, content=Problem(detail=str(exc)).model_dump())
         except MissionUnavailable as exc:

@@ -140,6 +140,57 @@ def mission_show_command(
         typer.echo(render_mission(view))
 
 
+@mission_app.command("explain")
+def mission_explain_command(
+    mission_id: Annotated[str, typer.Argument(help="The mission id (its proposal id).")],
+    month: Annotated[
+        str | None,
+        typer.Option("--month", help="Only this month (YYYY-MM); default: every month so far."),
+    ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print as JSON (as GET /missions/{id}/explain)."),
+    ] = False,
+) -> None:
+    """Why a CRA is not visible and why a payout has not arrived, month by month.
+
+    French sentences for support, each naming its dates, amounts and invoice number: CRA not
+    validated or validated late, invoice not imported, fixed delay running, Flash shifted by a
+    weekend or holiday, client not paid (back-to-back), due date not reached, or paid on D.
+    Reads the workflows through Temporal (CONTRACTING_TEMPORAL_ADDRESS)."""
+    import re
+
+    from starter.connect import connect_temporal
+    from starter.explain import MissionExplanation, explain_mission, render_explanation
+    from starter.missions import MissionUnavailable, UnknownMission
+
+    if month is not None and not re.fullmatch(r"[0-9]{4}-(0[1-9]|1[0-2])", month):
+        typer.echo(f"error: --month must be YYYY-MM, got {month!r}", err=True)
+        raise typer.Exit(2)
+    global _used_temporal_client
+    settings = get_settings()
+    _used_temporal_client = True
+
+    async def fetch() -> MissionExplanation:
+        try:
+            client = await connect_temporal(settings)
+        except RuntimeError as exc:  # the SDK's connection errors
+            raise MissionUnavailable(
+                f"cannot reach Temporal at {settings.temporal_address}: {exc}"
+            ) from exc
+        return await explain_mission(client, mission_id, month)
+
+    try:
+        explanation = asyncio.run(fetch())
+    except (UnknownMission, MissionUnavailable) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    if as_json:
+        typer.echo(explanation.model_dump_json(indent=2))
+    else:
+        typer.echo(render_explanation(explanation))
+
+
 def main() -> None:
     """Run the CLI; a usage error is one `error: …` line on stderr and exit status 2."""
     command = typer.main.get_command(app)

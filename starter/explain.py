@@ -1,0 +1,185 @@
+"""Explanations for support: `GET /missions/{id}/explain` and `contracting mission explain`.
+
+For each month of the mission so far (or the month asked), the mission's `state` query, the
+month's CRA cycle `cra-<id>-<YYYY-MM>` and payout `payout-<id>-<YYYY-MM>` are queried; a
+workflow that does not exist is a fact too (no cycle yet: why the CRA is not visible). The
+sentences come from `domain.explanations`.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, Field
+from temporalio.client import Client, WorkflowQueryFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from domain.explanations import Explanation, why_cra_not_visible, why_payout_not_arrived
+from schemas.cra import CraState
+from schemas.enums import CraStatus, MissionStage, PaymentOffer, PayoutStatus
+from schemas.mission import MissionState
+from schemas.payouts import PayoutState
+from starter.missions import PARIS, STATE_QUERY, MissionUnavailable, UnknownMission
+from workflows.ids import cra_workflow_id, mission_workflow_id, payout_workflow_id
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class Reason(BaseModel):
+    code: str
+    message: str
+    facts: dict[str, str] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, explanation: Explanation) -> Reason:
+        return cls(code=explanation.code, message=explanation.message, facts=explanation.facts)
+
+
+class MonthExplanation(BaseModel):
+    month: str
+    cra_visible: bool
+    cra_status: CraStatus | None = None
+    payout_status: PayoutStatus | None = None
+    payout_date: date | None = None
+    cra: list[Reason] = Field(default_factory=list, description="why the CRA is not visible")
+    payout: list[Reason] = Field(
+        default_factory=list, description="why the payout has not arrived, or that it has"
+    )
+
+
+class MissionExplanation(BaseModel):
+    mission_id: str
+    stage: MissionStage
+    today: date
+    payment_offer: PaymentOffer | None = None
+    months: list[MonthExplanation]
+
+
+def _months(first: date, last: date) -> list[str]:
+    months: list[str] = []
+    year, month = first.year, first.month
+    while (year, month) <= (last.year, last.month):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months
+
+
+def mission_months(state: MissionState, today: date) -> list[str]:
+    """The mission's months so far; the start month when it has not begun."""
+    last = min(today, state.end_date)
+    return _months(state.start_date, last) or _months(state.start_date, state.start_date)
+
+
+async def _query(client: Client, workflow_id: str, result_type: type[T]) -> T | None:
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        result: Any = await handle.query(STATE_QUERY, result_type=result_type)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise MissionUnavailable(f"Temporal did not answer for {workflow_id}: {exc}") from exc
+    except WorkflowQueryFailedError as exc:
+        raise MissionUnavailable(f"the state query of {workflow_id} failed: {exc}") from exc
+    return result  # type: ignore[no-any-return]
+
+
+def _day(at: datetime | None) -> date | None:
+    return at.astimezone(PARIS).date() if at is not None else None
+
+
+def explain_month(
+    state: MissionState,
+    month: str,
+    cra: CraState | None,
+    payout: PayoutState | None,
+    today: date,
+) -> MonthExplanation:
+    """Pure: one month's explanation from the workflows' states (None: no such workflow)."""
+    offer = payout.offer if payout is not None else None
+    if offer is None and state.legal.contract is not None:
+        offer = state.legal.contract.payment_offer
+    hidden = why_cra_not_visible(
+        stage=state.stage,
+        start_date=state.start_date,
+        end_date=state.end_date,
+        month=month,
+        today=today,
+        cra_open=cra is not None,
+    )
+    result = MonthExplanation(
+        month=month,
+        cra_visible=hidden is None,
+        cra_status=cra.status if cra is not None else None,
+        payout_status=payout.status if payout is not None else None,
+        payout_date=payout.payout_date if payout is not None else None,
+        cra=[Reason.of(hidden)] if hidden is not None else [],
+    )
+    if cra is None:
+        return result
+    facts = payout.facts if payout is not None else None
+    validated_on = cra.validated_on or (facts.validated_on if facts is not None else None)
+    reasons = why_payout_not_arrived(
+        month=month,
+        today=today,
+        offer=offer,
+        cra_status=cra.status,
+        submitted_on=_day(cra.submitted_at),
+        validated_on=validated_on,
+        rejection_comment=cra.rejection_comment,
+        manual_import=cra.status is CraStatus.VALIDATED and cra.invoice_number is None,
+        invoice_number=(payout.invoice_number if payout is not None else None)
+        or cra.invoice_number,
+        invoice_date=facts.invoice_date if facts is not None else None,
+        payout_status=payout.status if payout is not None else cra.payout_status,
+        payout_date=payout.payout_date if payout is not None else cra.payout_date,
+        paid_on=_day(payout.paid_at) if payout is not None else None,
+        net_amount=payout.net_amount if payout is not None else None,
+        raw_date=facts.raw_date if facts is not None else None,
+        legal_limit=facts.legal_limit if facts is not None else None,
+        capped_by_legal_limit=facts.capped_by_legal_limit if facts is not None else False,
+        client_paid_on=facts.client_paid_on if facts is not None else None,
+    )
+    result.payout = [Reason.of(reason) for reason in reasons]
+    return result
+
+
+async def explain_mission(
+    client: Client, mission_id: str, month: str | None = None, today: date | None = None
+) -> MissionExplanation:
+    """Why the CRA is not visible and why the payout has not arrived, month by month.
+
+    Raises `UnknownMission` when there is no such mission, `MissionUnavailable` when Temporal
+    cannot answer."""
+    today = today or datetime.now(PARIS).date()
+    state = await _query(client, mission_workflow_id(mission_id), MissionState)
+    if state is None:
+        raise UnknownMission(mission_id)
+    months = [month] if month else mission_months(state, today)
+    explained = []
+    for each in months:
+        cra = await _query(client, cra_workflow_id(mission_id, each), CraState)
+        payout = await _query(client, payout_workflow_id(mission_id, each), PayoutState)
+        explained.append(explain_month(state, each, cra, payout, today))
+    contract = state.legal.contract
+    return MissionExplanation(
+        mission_id=mission_id,
+        stage=state.stage,
+        today=today,
+        payment_offer=contract.payment_offer if contract is not None else None,
+        months=explained,
+    )
+
+
+def render_explanation(explanation: MissionExplanation) -> str:
+    """Plain text for a support agent: one block per month."""
+    offer = explanation.payment_offer.value if explanation.payment_offer else "—"
+    lines = [
+        f"Mission {explanation.mission_id} — étape {explanation.stage.value}, offre {offer}, "
+        f"au {explanation.today.isoformat()}"
+    ]
+    for month in explanation.months:
+        cra = month.cra_status.value if month.cra_status else "non visible"
+        lines += ["", f"{month.month} — CRA : {cra}"]
+        lines += [f"  - {reason.message}" for reason in month.cra + month.payout]
+    return "\n".join(lines)

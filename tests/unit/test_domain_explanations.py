@@ -1,0 +1,267 @@
+"""domain.explanations: every reason support can read, with the facts it rests on."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from domain.explanations import why_cra_not_visible, why_payout_not_arrived
+from domain.payouts import compute_payout
+from schemas.enums import CraStatus, MissionStage, PaymentOffer, PayoutStatus
+
+TODAY = date(2026, 7, 13)
+
+
+def codes(reasons: list) -> list[str]:  # type: ignore[type-arg]
+    return [reason.code for reason in reasons]
+
+
+# --- CRA visibility ---------------------------------------------------------------------------
+
+
+def test_visible_cra_has_no_reason() -> None:
+    assert (
+        why_cra_not_visible(
+            stage=MissionStage.IN_PROGRESS,
+            start_date=date(2026, 7, 1),
+            month="2026-07",
+            today=TODAY,
+            cra_open=True,
+        )
+        is None
+    )
+
+
+def test_contracting_in_progress_at_the_client() -> None:
+    reason = why_cra_not_visible(
+        stage=MissionStage.LEGAL_VERIFICATION,
+        start_date=date(2026, 8, 3),
+        month="2026-08",
+        today=TODAY,
+    )
+    assert reason is not None
+    assert reason.code == "contracting_in_progress"
+    assert "la contractualisation est en cours chez le client" in reason.message
+    assert "03/08/2026" in reason.message
+    assert reason.facts["stage"] == "legal_verification"
+
+
+def test_proposal_not_retained_yet() -> None:
+    reason = why_cra_not_visible(
+        stage=MissionStage.QUALIFICATION, start_date=date(2026, 8, 3), month="2026-08", today=TODAY
+    )
+    assert reason is not None and reason.code == "contracting_not_begun"
+
+
+def test_mission_not_started_names_the_start_date() -> None:
+    reason = why_cra_not_visible(
+        stage=MissionStage.TO_START, start_date=date(2026, 9, 1), month="2026-09", today=TODAY
+    )
+    assert reason is not None
+    assert reason.code == "mission_not_started"
+    assert "la mission n'a pas démarré (elle démarre le 01/09/2026)" in reason.message
+
+
+def test_renewal_awaiting_validation() -> None:
+    for stage, flag in ((MissionStage.RENEWAL_PENDING, False), (MissionStage.IN_PROGRESS, True)):
+        reason = why_cra_not_visible(
+            stage=stage,
+            start_date=date(2026, 1, 5),
+            month="2026-07",
+            today=TODAY,
+            renewal_pending=flag,
+        )
+        assert reason is not None and reason.code == "renewal_pending"
+        assert "validation du prestataire ou du client" in reason.message
+
+
+def test_in_progress_months_outside_or_not_begun() -> None:
+    outside = why_cra_not_visible(
+        stage=MissionStage.IN_PROGRESS,
+        start_date=date(2026, 3, 2),
+        end_date=date(2026, 12, 31),
+        month="2026-02",
+        today=TODAY,
+    )
+    assert outside is not None and outside.code == "not_a_mission_month"
+    future = why_cra_not_visible(
+        stage=MissionStage.IN_PROGRESS, start_date=date(2026, 3, 2), month="2026-08", today=TODAY
+    )
+    assert future is not None and future.code == "month_not_begun"
+    assert "01/08/2026" in future.message
+    missing = why_cra_not_visible(
+        stage=MissionStage.IN_PROGRESS, start_date=date(2026, 3, 2), month="2026-07", today=TODAY
+    )
+    assert missing is not None and missing.code == "cycle_not_open"
+    closed = why_cra_not_visible(
+        stage=MissionStage.CANCELLED, start_date=date(2026, 3, 2), month="2026-07", today=TODAY
+    )
+    assert closed is not None and closed.code == "mission_closed"
+
+
+# --- Payout -----------------------------------------------------------------------------------
+
+
+def test_cra_not_validated() -> None:
+    submitted = why_payout_not_arrived(
+        month="2026-06",
+        today=TODAY,
+        offer=PaymentOffer.BASIC,
+        cra_status=CraStatus.SUBMITTED,
+        submitted_on=date(2026, 6, 30),
+    )
+    assert codes(submitted) == ["cra_not_validated"]
+    assert "soumis le 30/06/2026" in submitted[0].message
+    rejected = why_payout_not_arrived(
+        month="2026-06",
+        today=TODAY,
+        offer=PaymentOffer.BASIC,
+        cra_status=CraStatus.REJECTED,
+        rejection_comment="2 jours en trop",
+    )
+    assert "« 2 jours en trop »" in rejected[0].message
+    none = why_payout_not_arrived(month="2026-06", today=TODAY, offer=None, cra_status=None)
+    assert codes(none) == ["cra_not_validated"] and none[0].facts["cra_status"] == "none"
+    draft = why_payout_not_arrived(
+        month="2026-06", today=TODAY, offer=None, cra_status=CraStatus.DRAFT
+    )
+    assert "pas encore soumis" in draft[0].message
+
+
+def test_flash_shifted_by_weekend_and_the_14_july() -> None:
+    schedule = compute_payout(PaymentOffer.FLASH, date(2026, 7, 10))
+    assert schedule.payout_date == date(2026, 7, 16)
+    reasons = why_payout_not_arrived(
+        month="2026-06",
+        today=TODAY,
+        offer=PaymentOffer.FLASH,
+        cra_status=CraStatus.VALIDATED,
+        validated_on=date(2026, 7, 10),
+        invoice_number="F-000001",
+        payout_status=PayoutStatus.SCHEDULED,
+        payout_date=schedule.payout_date,
+    )
+    assert codes(reasons) == ["cra_validated_late", "flash_shifted", "due_date_not_reached"]
+    flash = reasons[1]
+    assert "vendredi 10/07/2026" in flash.message
+    assert "jeudi 16/07/2026" in flash.message
+    assert "le 14/07 est férié : Fête nationale" in flash.message
+    assert "week-end (11/07, 12/07)" in flash.message
+    assert "2026-07-14 (Fête nationale)" in flash.facts["skipped"]
+    assert reasons[0].facts["days_after_month_end"] == "10"
+
+
+def test_basic_fixed_delay_running_until_its_date() -> None:
+    schedule = compute_payout(PaymentOffer.BASIC, date(2026, 7, 2))
+    assert schedule.payout_date is not None
+    reasons = why_payout_not_arrived(
+        month="2026-06",
+        today=TODAY,
+        offer=PaymentOffer.BASIC,
+        cra_status=CraStatus.VALIDATED,
+        validated_on=date(2026, 7, 2),
+        payout_status=PayoutStatus.SCHEDULED,
+        payout_date=schedule.payout_date,
+        raw_date=schedule.raw_date,
+    )
+    assert codes(reasons)[0] == "fixed_delay_running"
+    assert "délai fixe de 60 jours" in reasons[0].message
+    assert "02/07/2026" in reasons[0].message
+    assert reasons[0].facts["payout_date"] == schedule.payout_date.isoformat()
+    assert "due_date_not_reached" in codes(reasons)
+
+
+def test_express_date_shifted_off_a_weekend() -> None:
+    # 2026-07-03 + 30 days = Sunday 2026-08-02 → Monday 2026-08-03.
+    schedule = compute_payout(PaymentOffer.EXPRESS, date(2026, 7, 3))
+    assert schedule.payout_date == date(2026, 8, 3)
+    reasons = why_payout_not_arrived(
+        month="2026-06",
+        today=TODAY,
+        offer=PaymentOffer.EXPRESS,
+        cra_status=CraStatus.VALIDATED,
+        validated_on=date(2026, 7, 3),
+        payout_status=PayoutStatus.SCHEDULED,
+        payout_date=schedule.payout_date,
+        raw_date=schedule.raw_date,
+        legal_limit=schedule.legal_limit,
+    )
+    assert codes(reasons) == ["fixed_delay_running", "date_shifted", "due_date_not_reached"]
+    assert "dimanche 02/08/2026 n'est pas un jour ouvré" in reasons[1].message
+
+
+def test_back_to_back_waits_for_the_client_payment_of_the_invoice() -> None:
+    reasons = why_payout_not_arrived(
+        month="2026-06",
+        today=TODAY,
+        offer=PaymentOffer.BACK_TO_BACK,
+        cra_status=CraStatus.VALIDATED,
+        validated_on=date(2026, 7, 1),
+        invoice_number="F-000001",
+        payout_status=PayoutStatus.WAITING_CLIENT_PAYMENT,
+    )
+    assert codes(reasons) == ["client_not_paid"]
+    assert "le client n'a pas encore payé la facture F-000001" in reasons[0].message
+    assert reasons[0].facts["invoice_number"] == "F-000001"
+
+
+def test_manual_import_invoice_not_imported() -> None:
+    reasons = why_payout_not_arrived(
+        month="2026-06",
+        today=TODAY,
+        offer=PaymentOffer.EXPRESS,
+        cra_status=CraStatus.VALIDATED,
+        validated_on=date(2026, 7, 1),
+        payout_status=PayoutStatus.WAITING_INVOICE_IMPORT,
+    )
+    assert codes(reasons) == ["invoice_not_imported"]
+    assert "import manuel" in reasons[0].message
+
+
+def test_already_paid_names_the_date_and_amount() -> None:
+    reasons = why_payout_not_arrived(
+        month="2026-06",
+        today=TODAY,
+        offer=PaymentOffer.FLASH,
+        cra_status=CraStatus.VALIDATED,
+        validated_on=date(2026, 7, 1),
+        invoice_number="F-000002",
+        payout_status=PayoutStatus.PAID,
+        payout_date=date(2026, 7, 6),
+        paid_on=date(2026, 7, 6),
+        net_amount=Decimal("9500.00"),
+    )
+    assert codes(reasons) == ["paid"]
+    assert "lundi 06/07/2026" in reasons[0].message
+    assert "9 500,00 € net" in reasons[0].message
+
+
+def test_due_date_passed_and_other_states() -> None:
+    overdue = why_payout_not_arrived(
+        month="2026-06",
+        today=TODAY,
+        offer=PaymentOffer.FLASH,
+        cra_status=CraStatus.VALIDATED,
+        validated_on=date(2026, 7, 1),
+        payout_status=PayoutStatus.SCHEDULED,
+        payout_date=date(2026, 7, 6),
+    )
+    assert codes(overdue) == ["flash_shifted", "payout_overdue"]
+    cancelled = why_payout_not_arrived(
+        month="2026-06",
+        today=TODAY,
+        offer=PaymentOffer.FLASH,
+        cra_status=CraStatus.VALIDATED,
+        validated_on=date(2026, 7, 1),
+        invoice_number="F-000003",
+        payout_status=PayoutStatus.CANCELLED,
+    )
+    assert "F-000003" in cancelled[0].message
+    missing = why_payout_not_arrived(
+        month="2026-06",
+        today=TODAY,
+        offer=PaymentOffer.FLASH,
+        cra_status=CraStatus.VALIDATED,
+        validated_on=date(2026, 7, 1),
+    )
+    assert codes(missing) == ["payout_not_started"]
