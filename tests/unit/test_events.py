@@ -66,8 +66,11 @@ def test_every_contract_type_has_a_payload_and_unhandled_ones_say_501() -> None:
     handler_for("proposal.submitted")
     handler_for("contract.signed")
     handler_for("cra.submitted")
-    with pytest.raises(NotYetSupported, match="invoice import"):
-        handler_for("invoice.imported")
+    handler_for("invoice.imported")
+    handler_for("invoice.cancelled")
+    handler_for("client_payment.received")
+    with pytest.raises(NotYetSupported, match="renewal"):
+        handler_for("renewal.requested")
 
 
 def test_signature_round_trip_and_tampering() -> None:
