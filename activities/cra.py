@@ -239,7 +239,7 @@ class CraActivities:
         number: str | None = None
         issued_on: date | None = None
         if v.invoice_mode == "generated":
-            number = invoice_number(await next_number(session, v.provider.siren))
+            number = invoice_number(v.provider.siren, await next_number(session, v.provider.siren))
             issued_on = v.validated_on
             values.update(
                 kind=InvoiceKind.GENERATED,

@@ -352,7 +352,7 @@ async def _credit_note(session: AsyncSession, t: PayoutTransition) -> None:
     session.add(
         CreditNote(
             issuer_siren=invoice.issuer_siren,
-            number=credit_note_number(sequence),
+            number=credit_note_number(invoice.issuer_siren, sequence),
             invoice_id=invoice.id,
             reason=t.reason or "facture annulée",
             issued_on=paris_date(t.at),

@@ -34,9 +34,9 @@ RECORD_CLIENT_PAYMENT = "record_client_payment"
 RECORD_INVOICE_IMPORT = "record_invoice_import"
 
 
-def credit_note_number(sequence: int) -> str:
-    """The issuer's continuous credit-note number as printed: `AV-000001`, `AV-000002`, …"""
-    return f"AV-{sequence:06d}"
+def credit_note_number(issuer_siren: str, sequence: int) -> str:
+    """The issuer's continuous credit-note number, unique platform-wide: `AV-<SIREN>-000001`."""
+    return f"AV-{issuer_siren}-{sequence:06d}"
 
 
 class PayoutProvider(Model):

@@ -5,7 +5,6 @@ invoice number; a cancellation writes the credit note and cancels the invoice an
 
 from __future__ import annotations
 
-import random
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
@@ -13,12 +12,11 @@ from datetime import UTC, datetime, timedelta
 from typing import cast
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
-from db.models import CreditNote, Invoice, InvoiceNumberSequence, Payout
-from db.sequences import INVOICE_SERIES
+from db.models import CreditNote, Invoice, Payout
 from schemas.enums import InvoiceStatus, PayoutStatus
 from schemas.events import Event, InvoiceCancelled
 from starter.dispatch import Context, dispatch
@@ -64,15 +62,6 @@ async def _validated_month(
         special_conditions_ref="CP-9",
     )
     await until_stage(gateway, pid, "in_progress")
-    # Numbers are per issuer: every fresh provider's first invoice is F-000001, and the events
-    # name no issuer. Start this provider's series at a random point so that its invoice number
-    # is the only one of its kind in the shared test database.
-    async with engine.begin() as conn:
-        await conn.execute(
-            insert(InvoiceNumberSequence).values(
-                issuer_siren=siren, series=INVOICE_SERIES, last_number=random.randrange(10**8)
-            )
-        )
     month = start.strftime("%Y-%m")
 
     async def cra_open() -> bool:

@@ -292,7 +292,7 @@ async def test_rejection_then_resubmission_then_validation_bills_once(
     expected = compute_payout(PaymentOffer.EXPRESS, validated_on).payout_date
     assert expected is not None
     assert result.payout_date == expected and result.payout_status == "scheduled"
-    assert result.invoice_number == "F-000001"
+    assert result.invoice_number == f"F-{inp.provider.siren}-000001"
     assert result.bpf_number == f"BPF-{mid}-{inp.month}"
     # 20.5 × 650 + 200 − 50 = 13475 at 20 %, 120 at 10 %.
     assert result.amount_excl_vat == Decimal("13595.00")
@@ -306,7 +306,10 @@ async def test_rejection_then_resubmission_then_validation_bills_once(
     assert Decimal(payout_state["amount"]) == result.amount_incl_vat
 
     mail = (await harness.mails(_about(mid, "la facturation de la mission"), 1))[0]
-    assert expected.strftime("%d/%m/%Y") in mail.text() and "F-000001" in mail.text()
+    assert (
+        expected.strftime("%d/%m/%Y") in mail.text()
+        and f"F-{inp.provider.siren}-000001" in mail.text()
+    )
     async with db_engine.connect() as conn:
         cra = (
             await conn.execute(select(Cra).where(Cra.mission_id == mid, Cra.month == inp.month))
@@ -333,7 +336,7 @@ async def test_rejection_then_resubmission_then_validation_bills_once(
     assert cra.status == "validated" and cra.days == Decimal("20.5")
     assert cra.validated_on == validated_on and cra.approver_id == APPROVER
     assert kinds == ["days", "expense", "overtime", "correction"]
-    assert len(invoices) == 1 and invoices[0].number == "F-000001"
+    assert len(invoices) == 1 and invoices[0].number == f"F-{inp.provider.siren}-000001"
     invoice = invoices[0]
     assert invoice.issued_on == validated_on and invoice.status == "in_payment"
     assert invoice.amount_incl_vat == result.amount_incl_vat
@@ -365,7 +368,7 @@ async def test_a_validated_cra_is_immutable_and_numbers_continue_across_missions
         await harness.send(handle, "cra.validated", validated(inp))
         result: CraResult = await handle.result()
         numbers.append(result.invoice_number)
-    assert numbers == ["F-000001", "F-000002"]
+    assert numbers == [f"F-{siren}-000001", f"F-{siren}-000002"]
     assert result.payout_status == "waiting_client_payment" and result.payout_date is None
     last = await _scalar(
         db_engine,
@@ -436,7 +439,7 @@ async def test_validation_retried_after_commit_writes_nothing_twice(
     once = await ActivityEnvironment().run(run, validation)
     again = await ActivityEnvironment().run(run, validation)
     assert once.applied and not again.applied
-    assert once.invoice_number == again.invoice_number == "F-000001"
+    assert once.invoice_number == again.invoice_number == f"F-{inp.provider.siren}-000001"
     assert once.payout_date == again.payout_date
     assert once.outbox_keys == again.outbox_keys
     mid = inp.mission_id

@@ -622,5 +622,6 @@ async def test_cancelling_writes_one_credit_note_and_cancels_the_invoice(
             await conn.execute(select(CreditNote).where(CreditNote.invoice_id == invoice.id))
         ).all()
     assert len(notes) == 1
-    assert notes[0].number == "AV-000001" and notes[0].reason == "Erreur de TJM"
+    assert notes[0].number == f"AV-{invoice.issuer_siren}-000001"
+    assert notes[0].reason == "Erreur de TJM"
     assert notes[0].amount_incl_vat == invoice.amount_incl_vat
