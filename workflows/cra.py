@@ -25,18 +25,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
-from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 from domain.calendar import previous_business_day_on_or_before
 from domain.clock import paris_date, paris_instant
 from domain.cra import check_cra, mission_days_in_month, month_bounds
-from domain.errors import DomainError
 from schemas.activities import TransitionResult
 from schemas.cra import (
     CRA_REJECTED,
@@ -64,8 +61,7 @@ from schemas.payouts import PAYOUT_WORKFLOW, PayoutInput, PayoutProvider
 from workflows import search_attributes as sa
 from workflows.effects import DB_RETRY, DB_TIMEOUT, deliver_outbox
 from workflows.ids import payout_workflow_id
-
-NOT_APPLICABLE = "NotApplicable"
+from workflows.validation import check, refuse
 
 REMINDER_AT = time(9, 0)
 """Reminders go at 09:00, Europe/Paris. Changing it (or the two constants below) changes the
@@ -74,18 +70,6 @@ REMINDER_EVERY = timedelta(days=7)
 """After the first reminder (the month's last business day), one more every week."""
 
 _OPEN = (CraStatus.DRAFT, CraStatus.REJECTED)
-
-
-def _refuse(message: str) -> ApplicationError:
-    return ApplicationError(message, type=NOT_APPLICABLE, non_retryable=True)
-
-
-def _check(rule: Callable[[], Any]) -> None:
-    """Run a `domain/` rule in a validator: its refusal becomes the update's rejection."""
-    try:
-        rule()
-    except DomainError as exc:
-        raise _refuse(str(exc)) from exc
 
 
 def first_reminder_day(month: str, mission_start: date, mission_end: date) -> date:
@@ -286,9 +270,9 @@ class CraWorkflow:
     def _validate_submitted(self, event: CraSubmitted) -> None:
         self._check_target(event.mission_id, event.month)
         if self._state.status not in _OPEN:
-            raise _refuse(self._closed_reason("submit"))
+            raise refuse(self._closed_reason("submit"))
         inp = self._inp
-        _check(lambda: check_cra(event, inp.mission_start, inp.mission_end, self._validated_months))
+        check(lambda: check_cra(event, inp.mission_start, inp.mission_end, self._validated_months))
 
     @workflow.update(name=CRA_VALIDATED)
     def cra_validated(self, event: CraValidated) -> CraUpdateAccepted:
@@ -351,7 +335,7 @@ class CraWorkflow:
     def _check_target(self, mission_id: str, month: str) -> None:
         inp = self._inp
         if (mission_id, month) != (inp.mission_id, inp.month):
-            raise _refuse(
+            raise refuse(
                 f"event for the {month} CRA of mission {mission_id} sent to the {inp.month} "
                 f"CRA of mission {inp.mission_id}"
             )
@@ -359,12 +343,12 @@ class CraWorkflow:
     def _check_decision(self, mission_id: str, month: str, approver_id: str, action: str) -> None:
         self._check_target(mission_id, month)
         if approver_id not in self._inp.approver_ids:
-            raise _refuse(
+            raise refuse(
                 f"approver {approver_id} is not an approver of mission {self._inp.mission_id}: "
                 f"only {', '.join(self._inp.approver_ids)} may {action} its CRA"
             )
         if self._state.status is not CraStatus.SUBMITTED:
-            raise _refuse(self._closed_reason(action))
+            raise refuse(self._closed_reason(action))
 
     def _closed_reason(self, action: str) -> str:
         month = self._inp.month

@@ -19,18 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 from temporalio.workflow import ParentClosePolicy
 
 from domain import proposals as rules
 from domain.clock import paris_date, paris_instant
 from domain.cra import mission_months, month_bounds
-from domain.errors import DomainError
 from domain.offers import check_offer_eligibility, offer_rule
 from schemas.activities import (
     RECORD_MISSION_TRANSITION,
@@ -76,28 +73,16 @@ from schemas.mission import (
 from workflows import search_attributes as sa
 from workflows.effects import DB_RETRY, DB_TIMEOUT, deliver_outbox
 from workflows.ids import cra_workflow_id
+from workflows.validation import check, refuse
 
 FINAL_STAGES = frozenset(
     {MissionStage.COMPLETED, MissionStage.LOST, MissionStage.CANCELLED, MissionStage.TERMINATED}
 )
-NOT_APPLICABLE = "NotApplicable"
 
 QM_REMINDER_BEFORE = timedelta(days=1)
 
 # Missions that reached "in progress" before this change open no CRA cycle on replay.
 MONTHLY_CRA_PATCH = "monthly-cra-cycle"
-
-
-def _refuse(message: str) -> ApplicationError:
-    return ApplicationError(message, type=NOT_APPLICABLE, non_retryable=True)
-
-
-def _check(rule: Callable[[], Any]) -> None:
-    """Run a `domain/` rule in a validator: its refusal becomes the update's rejection."""
-    try:
-        rule()
-    except DomainError as exc:
-        raise _refuse(str(exc)) from exc
 
 
 @workflow.defn(name="MissionWorkflow")
@@ -255,7 +240,7 @@ class MissionWorkflow:
     @proposal_read.validator
     def _validate_read(self, event: ProposalRead) -> None:
         self._check_target(event.proposal_id)
-        _check(lambda: rules.on_read(self._state.proposal_status))
+        check(lambda: rules.on_read(self._state.proposal_status))
 
     @workflow.update(name="proposal.rated")
     def proposal_rated(self, event: ProposalRated) -> UpdateAccepted:
@@ -270,7 +255,7 @@ class MissionWorkflow:
     @proposal_rated.validator
     def _validate_rated(self, event: ProposalRated) -> None:
         self._check_target(event.proposal_id)
-        _check(lambda: rules.on_rated(self._state.proposal_status, event.interesting))
+        check(lambda: rules.on_rated(self._state.proposal_status, event.interesting))
 
     @workflow.update(name="proposal.updated")
     def proposal_updated(self, event: ProposalUpdated) -> UpdateAccepted:
@@ -286,11 +271,11 @@ class MissionWorkflow:
     @proposal_updated.validator
     def _validate_updated(self, event: ProposalUpdated) -> None:
         self._check_target(event.proposal_id)
-        _check(lambda: rules.on_tjm_updated(self._state.proposal_status))
+        check(lambda: rules.on_tjm_updated(self._state.proposal_status))
         if event.tjm <= 0:
-            raise _refuse("the new TJM must be greater than zero")
+            raise refuse("the new TJM must be greater than zero")
         if event.tjm == self._state.tjm:
-            raise _refuse(f"the TJM is already {event.tjm} €")
+            raise refuse(f"the TJM is already {event.tjm} €")
 
     @workflow.update(name="proposal.cancelled")
     def proposal_cancelled(self, event: ProposalCancelled) -> UpdateAccepted:
@@ -306,7 +291,7 @@ class MissionWorkflow:
     @proposal_cancelled.validator
     def _validate_cancelled(self, event: ProposalCancelled) -> None:
         self._check_target(event.proposal_id)
-        _check(lambda: rules.on_cancelled(self._state.proposal_status))
+        check(lambda: rules.on_cancelled(self._state.proposal_status))
 
     @workflow.update(name="qualification_meeting.scheduled")
     def qm_scheduled(self, event: QualificationMeetingScheduled) -> UpdateAccepted:
@@ -330,7 +315,7 @@ class MissionWorkflow:
     @qm_scheduled.validator
     def _validate_qm_scheduled(self, event: QualificationMeetingScheduled) -> None:
         self._check_target(event.proposal_id)
-        _check(lambda: rules.on_qm_scheduled(self._state.proposal_status, event.at, workflow.now()))
+        check(lambda: rules.on_qm_scheduled(self._state.proposal_status, event.at, workflow.now()))
 
     @workflow.update(name="qualification_meeting.held")
     def qm_held(self, event: QualificationMeetingHeld) -> UpdateAccepted:
@@ -340,7 +325,7 @@ class MissionWorkflow:
     @qm_held.validator
     def _validate_qm_held(self, event: QualificationMeetingHeld) -> None:
         self._check_target(event.proposal_id)
-        _check(
+        check(
             lambda: rules.on_qm_held(
                 self._state.proposal_status,
                 self._state.qualification_meeting_at is not None,
@@ -389,7 +374,7 @@ class MissionWorkflow:
     @proposal_retained.validator
     def _validate_retained(self, event: ProposalRetained) -> None:
         self._check_target(event.proposal_id)
-        _check(lambda: rules.on_retained(self._state.proposal_status))
+        check(lambda: rules.on_retained(self._state.proposal_status))
 
     @workflow.update(name="proposal.lost")
     def proposal_lost(self, event: ProposalLost) -> UpdateAccepted:
@@ -402,7 +387,7 @@ class MissionWorkflow:
     @proposal_lost.validator
     def _validate_lost(self, event: ProposalLost) -> None:
         self._check_target(event.proposal_id)
-        _check(lambda: rules.on_lost(self._state.proposal_status))
+        check(lambda: rules.on_lost(self._state.proposal_status))
 
     @workflow.update(name="rfp.closed")
     def rfp_closed(self, event: RfpClosed) -> UpdateAccepted:
@@ -422,10 +407,10 @@ class MissionWorkflow:
     @rfp_closed.validator
     def _validate_rfp_closed(self, event: RfpClosed) -> None:
         if event.rfp_id != self._state.rfp_id:
-            raise _refuse(f"this proposal answers RFP {self._state.rfp_id}, not {event.rfp_id}")
+            raise refuse(f"this proposal answers RFP {self._state.rfp_id}, not {event.rfp_id}")
         if self._state.rfp_closed:
-            raise _refuse(f"RFP {event.rfp_id} was already closed for this proposal")
-        _check(lambda: rules.on_rfp_closed(self._state.proposal_status))
+            raise refuse(f"RFP {event.rfp_id} was already closed for this proposal")
+        check(lambda: rules.on_rfp_closed(self._state.proposal_status))
 
     # ------------------------------------------------------------------ legal verification
 
@@ -441,7 +426,7 @@ class MissionWorkflow:
         self._check_target(event.proposal_id)
         self._require_legal_verification("confirm a purchase order")
         if self._state.legal.purchase_order is not None:
-            raise _refuse(f"purchase order {self._state.legal.purchase_order} is already confirmed")
+            raise refuse(f"purchase order {self._state.legal.purchase_order} is already confirmed")
 
     @workflow.update(name="contract.signed")
     def contract_signed(self, event: ContractSigned) -> UpdateAccepted:
@@ -469,11 +454,11 @@ class MissionWorkflow:
         self._check_target(event.proposal_id)
         self._require_legal_verification("sign the contract")
         if self._state.legal.contract is not None:
-            raise _refuse(
+            raise refuse(
                 f"the contract was already signed on {self._state.legal.contract.signed_on}; "
                 "the payment offer can only change at renewal"
             )
-        _check(
+        check(
             lambda: check_offer_eligibility(
                 event.payment_offer, event.signed_on, self._proposal.provider.country
             )
@@ -481,7 +466,7 @@ class MissionWorkflow:
 
     def _require_legal_verification(self, action: str) -> None:
         if self._state.stage is not MissionStage.LEGAL_VERIFICATION:
-            raise _refuse(
+            raise refuse(
                 f"cannot {action}: the mission is at stage {self._state.stage.value}; this "
                 "applies during legal verification (after the proposal is retained)"
             )
@@ -624,7 +609,7 @@ class MissionWorkflow:
 
     def _check_target(self, proposal_id: str) -> None:
         if proposal_id != self._state.mission_id:
-            raise _refuse(
+            raise refuse(
                 f"event for proposal {proposal_id} sent to mission {self._state.mission_id}"
             )
 
