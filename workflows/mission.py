@@ -110,6 +110,7 @@ class MissionWorkflow:
         self._effects: list[MissionTransition] = []
         self._deliveries: list[asyncio.Future[None]] = []
         self._cycles: list[asyncio.Future[None]] = []
+        self._cra_opening: set[str] = set()
         self._watch_requested = False
         self._wake = False
         self._qm_reminded_for: datetime | None = None
@@ -546,7 +547,7 @@ class MissionWorkflow:
     # ------------------------------------------------------------------ monthly CRA cycles
 
     def _next_cra_month(self) -> str | None:
-        opened = set(self._state.cra_months)
+        opened = self._cra_opening
         months = mission_months(self._state.start_date, self._state.end_date)
         return next((m for m in months if m not in opened), None)
 
@@ -558,7 +559,7 @@ class MissionWorkflow:
         while (month := self._next_cra_month()) is not None:
             if now < paris_instant(self._cra_opens_on(month)):
                 return
-            self._state.cra_months.append(month)
+            self._cra_opening.add(month)
             self._cycles.append(asyncio.ensure_future(self._run_cra_cycle(month)))
 
     async def _run_cra_cycle(self, month: str) -> None:
@@ -594,6 +595,8 @@ class MissionWorkflow:
             result_type=CraResult,
             parent_close_policy=ParentClosePolicy.ABANDON,
         )
+        # Shown (and routable by the gateway) once the child exists, not before.
+        self._state.cra_months.append(month)
         result = await cycle
         if result.status is not CraStatus.VALIDATED:
             return
