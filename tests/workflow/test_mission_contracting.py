@@ -18,7 +18,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from stdnum import luhn
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -109,7 +114,16 @@ class Harness:
     async def send(
         self, handle: Handle, name: str, payload: Any, event_id: str | None = None
     ) -> Any:
-        return await handle.execute_update(name, payload, id=event_id or uuid.uuid4().hex)
+        try:
+            return await handle.execute_update(name, payload, id=event_id or uuid.uuid4().hex)
+        except RPCError as exc:
+            # temporal-test-server 1.40 forgets an update's outcome when the workflow completes
+            # right after it (the real server keeps it): the update was applied, and ended it.
+            if exc.status is RPCStatusCode.NOT_FOUND and "update" in exc.message:
+                described = await handle.describe()
+                if described.status is WorkflowExecutionStatus.COMPLETED:
+                    return None
+            raise
 
     async def refused(self, handle: Handle, name: str, payload: Any) -> str:
         with pytest.raises(WorkflowUpdateFailedError) as caught:
@@ -205,7 +219,7 @@ async def test_proposal_read_rated_updated_then_lost_ends_the_mission(
     await harness.send(handle, "proposal.updated", ProposalUpdated(proposal_id=pid, tjm="700.00"))
     accepted = await harness.send(handle, "proposal.lost", ProposalLost(proposal_id=pid))
 
-    assert accepted["stage"] == "lost"
+    assert accepted is None or accepted["stage"] == "lost"  # see Harness.send
     result = await handle.result()
     assert result.stage == "lost"
     state = await harness.state(handle)
