@@ -12,18 +12,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pytest
 import pytest_asyncio
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from stdnum import luhn
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
-    WorkflowExecutionStatus,
     WorkflowHandle,
-    WorkflowUpdateFailedError,
 )
-from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -57,6 +53,7 @@ from schemas.mission import MissionInput, MissionResult, MissionState
 from settings import Settings
 from starter.mailsink import MailSink, ReceivedMessage
 from tests.fixtures.gateway import eventually, proposal_submitted
+from tests.fixtures.temporal import refused_update, send_update
 from workflows.ids import cra_workflow_id, mission_workflow_id, provider_workflow_id
 from workflows.registry import WORKFLOWS
 
@@ -114,21 +111,10 @@ class Harness:
     async def send(
         self, handle: Handle, name: str, payload: Any, event_id: str | None = None
     ) -> Any:
-        try:
-            return await handle.execute_update(name, payload, id=event_id or uuid.uuid4().hex)
-        except RPCError as exc:
-            # temporal-test-server 1.40 forgets an update's outcome when the workflow completes
-            # right after it (the real server keeps it): the update was applied, and ended it.
-            if exc.status is RPCStatusCode.NOT_FOUND and "update" in exc.message:
-                described = await handle.describe()
-                if described.status is WorkflowExecutionStatus.COMPLETED:
-                    return None
-            raise
+        return await send_update(handle, name, payload, event_id)
 
     async def refused(self, handle: Handle, name: str, payload: Any) -> str:
-        with pytest.raises(WorkflowUpdateFailedError) as caught:
-            await self.send(handle, name, payload)
-        return str(caught.value.cause)
+        return await refused_update(handle, name, payload)
 
     async def until(self, handle: Handle, check: Callable[[MissionState], bool]) -> MissionState:
         async def reached() -> bool:
