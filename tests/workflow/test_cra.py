@@ -501,4 +501,7 @@ async def test_reminders_on_the_last_business_day_then_weekly_until_submitted(
     assert len([m for m in harness.sink.messages if _about(mid, "Rappel")(m)]) == 2
     state = await harness.state(handle)
     assert state.reminders_sent == 2 and state.next_reminder_at is None
+    if os.environ.get("RECORD_HISTORIES"):
+        history = await handle.fetch_history()
+        (HISTORIES / "cra_reminders_last_business_day.json").write_text(history.to_json())
     await handle.terminate("test over")
