@@ -176,6 +176,10 @@ async def _apply_changes(session: AsyncSession, t: MissionTransition) -> None:
             .on_conflict_do_nothing()
         )
         mission.update(payment_offer=c.payment_offer, current_terms_version=c.version)
+    if t.end_date is not None:
+        mission["end_date"] = t.end_date
+    if t.ended_on is not None:
+        mission.update(ended_on=t.ended_on, end_reason=t.end_reason)
     if proposal:
         await session.execute(
             update(Proposal).where(Proposal.proposal_id == t.mission_id).values(**proposal)

@@ -48,6 +48,11 @@ def month_fr(month: str) -> str:
 # --- CRA visibility ---------------------------------------------------------------------------
 
 _CONTRACTING = "la contractualisation est en cours chez le client"
+_RENEWAL_WAITS = {
+    "requested": " : il attend l'acceptation du prestataire",
+    "accepted": " : il attend la validation du client",
+    "validated": " : validé, il attend la vérification légale du prestataire",
+}
 
 
 def why_cra_not_visible(
@@ -58,6 +63,8 @@ def why_cra_not_visible(
     month: str,
     today: date,
     renewal_pending: bool = False,
+    renewal_step: str | None = None,
+    renewal_blocked: str | None = None,
     cra_open: bool = False,
 ) -> Explanation | None:
     """None when the month's CRA is visible (its cycle is open), otherwise why not: the FAQ's
@@ -68,13 +75,23 @@ def why_cra_not_visible(
     label = month_fr(month)
     facts = {"stage": stage.value, "month": month, "start_date": start_date.isoformat()}
     first, last = month_bounds(month)
-    if renewal_pending or stage is MissionStage.RENEWAL_PENDING:
+    pending = renewal_pending or stage is MissionStage.RENEWAL_PENDING or renewal_step is not None
+    renewed_month = end_date is None or first > end_date
+    if pending and renewed_month:
+        if end_date is not None:
+            facts["end_date"] = end_date.isoformat()
+        if renewal_step is not None:
+            facts["renewal_step"] = renewal_step
         return Explanation(
             "renewal_pending",
             f"Le CRA de {label} n'est pas visible : un renouvellement attend la validation du "
-            "prestataire ou du client.",
+            f"prestataire ou du client{_RENEWAL_WAITS.get(renewal_step or '', '')}"
+            + (f" ({renewal_blocked})" if renewal_blocked else "")
+            + ".",
             facts,
         )
+    if stage is MissionStage.RENEWAL_PENDING:
+        stage = MissionStage.IN_PROGRESS  # the months of the current period run as usual
     if stage in (MissionStage.PROPOSAL, MissionStage.QUALIFICATION):
         return Explanation(
             "contracting_not_begun",

@@ -28,6 +28,12 @@ CRA_REJECTED = "cra.rejected"
 # Signal from the mission workflow: an earlier month's CRA was validated since this one began,
 # so corrections of that month become acceptable.
 MONTH_VALIDATED = "cra.month_validated"
+# Signal from the mission workflow: the mission's end date moved (renewal, early termination),
+# so the month's pro rata, the most days a CRA may declare and the reminder move with it.
+MISSION_PERIOD_CHANGED = "cra.mission_period_changed"
+# Signal to the mission workflow `mission-<id>` (whichever run is current) when a cycle closes:
+# the mission learns it by signal, not by awaiting the child, so it may continue as new.
+CRA_CLOSED = "mission.cra_closed"
 STATE_QUERY = "state"
 
 # Activities, called by name from the workflow.
@@ -78,6 +84,19 @@ class MonthValidated(Model):
     """Payload of the `cra.month_validated` signal."""
 
     month: Month
+
+
+class MissionPeriodChanged(Model):
+    """Payload of the `cra.mission_period_changed` signal."""
+
+    mission_end: date
+
+
+class CraClosed(Model):
+    """Payload of the `mission.cra_closed` signal: the month's cycle ended with `status`."""
+
+    month: Month
+    status: CraStatus
 
 
 class CraTimelineEntry(BaseModel):

@@ -30,6 +30,17 @@ class MissionStage(StrEnum):
     TERMINATED = "terminated"
 
 
+class RenewalStep(StrEnum):
+    """Where a pending renewal stands (domain/renewals.py)."""
+
+    REQUESTED = "requested"
+    """The client asked; the provider has to accept (or decline)."""
+    ACCEPTED = "accepted"
+    """The provider accepted; the client's approver has to validate."""
+    VALIDATED = "validated"
+    """Validated: waits for the provider's legal verification before it takes effect."""
+
+
 class ProposalStatus(StrEnum):
     """A proposal's status as the provider sees it."""
 

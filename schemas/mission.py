@@ -9,18 +9,23 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.compliance import ComplianceStatus, MissingDocument, MissingReason
-from schemas.enums import MissionStage, PaymentOffer, ProposalStatus
+from schemas.enums import MissionStage, PaymentOffer, ProposalStatus, RenewalStep
 from schemas.events import ProposalSubmitted
 
 
 class MissionInput(BaseModel):
-    """Starts `mission-<proposal_id>`: the `proposal.submitted` event that created it."""
+    """Starts `mission-<proposal_id>`: the `proposal.submitted` event that created it.
+
+    `state` is set only when the workflow continues as new: the whole mission as the previous
+    run left it (its one model of state), so nothing is recorded twice.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     event_id: str
     occurred_at: datetime
     proposal: ProposalSubmitted
+    state: MissionState | None = None
 
 
 class TimelineEntry(BaseModel):
@@ -76,6 +81,31 @@ class LegalVerification(BaseModel):
         return self.provider_compliant and self.purchase_order is not None and bool(self.contract)
 
 
+class Renewal(BaseModel):
+    """A renewal on its way: requested by the client, accepted by the provider, validated by
+    the client, then effective once the provider's legal verification passes."""
+
+    step: RenewalStep
+    requested_at: datetime
+    new_end_date: date
+    new_tjm: Decimal | None = None
+    payment_offer: PaymentOffer | None = Field(
+        default=None, description="the offer of the renewed period, fixed at acceptance"
+    )
+    approver_id: str | None = None
+    blocked: str | None = Field(
+        default=None, description="why a validated renewal has not taken effect yet"
+    )
+
+
+class Termination(BaseModel):
+    """An early end: the mission ends on `end_date` instead of its planned end date."""
+
+    end_date: date
+    reason: str
+    at: datetime
+
+
 class MissionState(BaseModel):
     """What the `state` query answers: the mission as ops and support see it."""
 
@@ -101,7 +131,29 @@ class MissionState(BaseModel):
         default_factory=list, description="months whose CRA cycle `cra-<id>-<month>` is open"
     )
     validated_months: list[str] = Field(default_factory=list)
-    timeline: list[TimelineEntry] = Field(default_factory=list)
+    renewals: list[ContractTerms] = Field(
+        default_factory=list,
+        description="contract versions 2, 3, … signed at renewals (version 1: legal.contract)",
+    )
+    renewal: Renewal | None = None
+    termination: Termination | None = None
+    ended_on: date | None = None
+    run: int = Field(default=1, description="how many runs the workflow has had (continue-as-new)")
+    timeline: list[TimelineEntry] = Field(
+        default_factory=list,
+        description="the latest entries; the whole timeline is in the mission_events table",
+    )
+
+    def terms_on(self, day: date) -> ContractTerms | None:
+        """The contract in force on `day`: the latest renewal that began by then, or the first."""
+        for terms in reversed(self.renewals):
+            if terms.start_date <= day:
+                return terms
+        return self.legal.contract
+
+    @property
+    def current_terms(self) -> ContractTerms | None:
+        return self.renewals[-1] if self.renewals else self.legal.contract
 
 
 class MissionView(BaseModel):
@@ -158,4 +210,10 @@ class MissionTransition(BaseModel):
     purchase_order: str | None = None
     contract: ContractTerms | None = None
     started_on: date | None = None
+    end_date: date | None = None
+    ended_on: date | None = None
+    end_reason: str | None = None
     emails: list[EmailSpec] = Field(default_factory=list)
+
+
+MissionInput.model_rebuild()

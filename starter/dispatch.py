@@ -1,8 +1,7 @@
 """Hand each platform event to its workflow (start, update or update-with-start).
 
 One handler per event type. Mission events are updates named after their type, sent with the
-platform's `event_id` as update id; a validator's refusal is a 409 with its reason. Types
-whose lifecycle stage has not landed yet answer 501 rather than being accepted for nothing.
+platform's `event_id` as update id; a validator's refusal is a 409 with its reason.
 """
 
 from __future__ import annotations
@@ -138,10 +137,14 @@ async def _update(
 
 
 async def _mission_update(ctx: Context, event: Event) -> Dispatched:
-    proposal_id = str(getattr(event.payload, "proposal_id"))  # noqa: B009 - every type has it
+    """Proposal and contracting events name the proposal; renewal and termination events the
+    mission: the same id (`mission_id` is the retained proposal's id)."""
+    payload = event.payload
+    target = getattr(payload, "proposal_id", None) or getattr(payload, "mission_id", None)
+    proposal_id = str(target)
     workflow_id = mission_workflow_id(proposal_id)
     handle = ctx.client.get_workflow_handle(workflow_id)
-    await _update(handle, event.type, event.payload, event.event_id, f"proposal {proposal_id}")
+    await _update(handle, event.type, payload, event.event_id, f"mission {proposal_id}")
     return Dispatched(workflow_id=workflow_id)
 
 
@@ -299,6 +302,11 @@ MISSION_UPDATES = (
     "proposal.lost",
     "purchase_order.confirmed",
     "contract.signed",
+    "renewal.requested",
+    "renewal.accepted",
+    "renewal.validated",
+    "renewal.declined",
+    "mission.terminated",
 )
 
 HANDLERS: dict[str, Handler] = {
@@ -313,23 +321,17 @@ HANDLERS: dict[str, Handler] = {
     "invoice.imported": _invoice_imported,
 }
 
-# Which stage brings each type that is not handled yet, for the 501 message.
-_PLANNED = {
-    "renewal.": "renewal",
-    "mission.": "early termination",
-}
-
 
 def handler_for(event_type: str) -> Handler:
-    """The handler of a type, or `NotYetSupported` naming the stage that will bring it."""
+    """The handler of a type; `NotYetSupported` (501) for a type of the contract that this
+    version does not route (none today: kept so that extending the contract stays safe)."""
     handler = HANDLERS.get(event_type)
     if handler is not None:
         return handler
     assert event_type in PAYLOADS
-    stage = next((s for prefix, s in _PLANNED.items() if event_type.startswith(prefix)), "later")
     raise NotYetSupported(
-        f"event type {event_type!r} is part of the event contract but the {stage} stage that "
-        "handles it is not deployed yet; nothing was recorded, send it again once it is"
+        f"event type {event_type!r} is part of the event contract but this version does not "
+        "handle it yet; nothing was recorded, send it again once it does"
     )
 
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from domain.cra import month_bounds
 from domain.explanations import Explanation, why_cra_not_visible, why_payout_not_arrived
 from schemas.cra import CraState
 from schemas.enums import CraStatus, MissionStage, PaymentOffer, PayoutStatus
@@ -97,14 +98,18 @@ def explain_month(
 ) -> MonthExplanation:
     """Pure: one month's explanation from the workflows' states (None: no such workflow)."""
     offer = payout.offer if payout is not None else None
-    if offer is None and state.legal.contract is not None:
-        offer = state.legal.contract.payment_offer
+    terms = state.terms_on(max(month_bounds(month)[0], state.start_date))
+    if offer is None and terms is not None:
+        offer = terms.payment_offer
+    renewal = state.renewal
     hidden = why_cra_not_visible(
         stage=state.stage,
         start_date=state.start_date,
         end_date=state.end_date,
         month=month,
         today=today,
+        renewal_step=renewal.step.value if renewal is not None else None,
+        renewal_blocked=renewal.blocked if renewal is not None else None,
         cra_open=cra is not None,
     )
     result = MonthExplanation(

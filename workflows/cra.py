@@ -9,13 +9,18 @@ the start of billing. A child of the mission workflow, one per month of a missio
   validated CRA is immutable: every later submission, validation or rejection is refused.
 - Handlers change the in-memory state and queue a transition; the main loop writes each one,
   in order, through one idempotent activity, then delivers its emails in the background.
-- Reminder: when the CRA is not submitted by the month's last business day (09:00 Paris), the
-  provider is emailed, then every 7 days until the first submission (durable timers; a
-  rejected CRA is announced by its own email instead).
+- Reminder: when the CRA is not submitted by the last business day of the mission's part of
+  the month, the provider is emailed at 09:00 Paris on the next business day, then every 7
+  days until the first submission (durable timers; a rejected CRA is announced by its own
+  email instead). Cycles begun before the `REMINDER_AFTER_DUE_DAY` patch remind on the last
+  business day itself, as they did when they started.
+- The mission tells the cycle when its end date moves (renewal, early termination): the
+  month's pro rata, the most days a CRA may declare and the reminder move with it.
 - Validation: one activity, one transaction (validated CRA + lines, BPF, invoice or its
   awaiting-import row, payout schedule, timeline, outbox), then the payout workflow
   `payout-<mission_id>-<YYYY-MM>` as a child with `ParentClosePolicy.ABANDON`, and the cycle
-  completes with a `CraResult`.
+  completes with a `CraResult`, after signalling the mission's current run (`mission.cra_closed`)
+  so that a mission that continued as new still learns it.
 
 History cost of a month (submitted then validated, no reminder): 2 updates, 2 record
 activities, 2 email deliveries, 1 child start.
@@ -31,19 +36,22 @@ from temporalio import workflow
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
-from domain.calendar import previous_business_day_on_or_before
+from domain.calendar import next_business_day_on_or_after, previous_business_day_on_or_before
 from domain.clock import paris_date, paris_instant
 from domain.cra import check_cra, mission_days_in_month, month_bounds
 from schemas.activities import TransitionResult
 from schemas.cra import (
+    CRA_CLOSED,
     CRA_REJECTED,
     CRA_SUBMITTED,
     CRA_VALIDATED,
     CRA_WORKFLOW,
+    MISSION_PERIOD_CHANGED,
     MONTH_VALIDATED,
     RECORD_CRA_TRANSITION,
     RECORD_CRA_VALIDATION,
     STATE_QUERY,
+    CraClosed,
     CraInput,
     CraResult,
     CraState,
@@ -53,6 +61,7 @@ from schemas.cra import (
     CraUpdateAccepted,
     CraValidation,
     CraValidationResult,
+    MissionPeriodChanged,
     MonthValidated,
 )
 from schemas.enums import CraStatus
@@ -60,7 +69,7 @@ from schemas.events import CraRejected, CraSubmitted, CraValidated
 from schemas.payouts import PAYOUT_WORKFLOW, PayoutInput, PayoutProvider
 from workflows import search_attributes as sa
 from workflows.effects import DB_RETRY, DB_TIMEOUT, deliver_outbox
-from workflows.ids import payout_workflow_id
+from workflows.ids import mission_workflow_id, payout_workflow_id
 from workflows.validation import check, refuse
 
 REMINDER_AT = time(9, 0)
@@ -71,14 +80,31 @@ REMINDER_EVERY = timedelta(days=7)
 
 _OPEN = (CraStatus.DRAFT, CraStatus.REJECTED)
 
+REMINDER_AFTER_DUE_DAY = "cra-reminder-after-due-day"
+"""Patch: the first reminder goes out the business day after the CRA was due (it was "not
+submitted by its last business day"), no longer on that day itself."""
+REPORTS_TO_MISSION = "cra-reports-to-mission"
+"""Patch: a closing cycle signals the mission's current run (older cycles only returned)."""
 
-def first_reminder_day(month: str, mission_start: date, mission_end: date) -> date:
+
+def due_day(month: str, mission_start: date, mission_end: date) -> date:
     """The last business day of the mission's part of `month`: the CRA is due by then."""
     first, last = month_bounds(month)
     last = min(last, mission_end)
     first = max(first, mission_start)
     day = previous_business_day_on_or_before(last)
     return day if day >= first else last
+
+
+def first_reminder_day(
+    month: str, mission_start: date, mission_end: date, *, after_due_day: bool = True
+) -> date:
+    """The first reminder: the business day after the due day (the rule since the
+    `REMINDER_AFTER_DUE_DAY` patch), or the due day itself (cycles begun before it)."""
+    due = due_day(month, mission_start, mission_end)
+    if not after_due_day:
+        return due
+    return next_business_day_on_or_after(due + timedelta(days=1))
 
 
 @workflow.defn(name=CRA_WORKFLOW)
@@ -92,17 +118,27 @@ class CraWorkflow:
             month=inp.month,
             max_days=mission_days_in_month(inp.month, inp.mission_start, inp.mission_end),
         )
-        self._first_reminder = paris_instant(
-            first_reminder_day(inp.month, inp.mission_start, inp.mission_end), REMINDER_AT
-        )
+        self._reminder_after_due_day = True  # decided in `run`, where `patched` may be asked
         self._effects: list[CraTransition | CraValidation] = []
         self._deliveries: list[asyncio.Future[None]] = []
         self._billing: CraValidationResult | None = None
 
     # ------------------------------------------------------------------ main loop
 
+    @property
+    def _first_reminder(self) -> datetime:
+        inp = self._inp
+        day = first_reminder_day(
+            inp.month,
+            inp.mission_start,
+            inp.mission_end,
+            after_due_day=self._reminder_after_due_day,
+        )
+        return paris_instant(day, REMINDER_AT)
+
     @workflow.run
     async def run(self, inp: CraInput) -> CraResult:
+        self._reminder_after_due_day = workflow.patched(REMINDER_AFTER_DUE_DAY)
         workflow.upsert_search_attributes(
             [
                 sa.MISSION_ID.value_set(inp.mission_id),
@@ -125,6 +161,8 @@ class CraWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._drain()
         await self._deliveries_done()
+        if workflow.patched(REPORTS_TO_MISSION):
+            await self._report_to_mission()
         billing = self._billing
         return CraResult(
             mission_id=inp.mission_id,
@@ -221,6 +259,16 @@ class CraWorkflow:
         self._note("payout.started", workflow_id)
         return workflow_id
 
+    async def _report_to_mission(self) -> None:
+        """Tell the mission's current run (it may have continued as new since it started us)."""
+        mission = workflow.get_external_workflow_handle(mission_workflow_id(self._inp.mission_id))
+        try:
+            await mission.signal(
+                CRA_CLOSED, CraClosed(month=self._inp.month, status=self._state.status)
+            )
+        except Exception as exc:  # the mission is gone: nothing left to tell
+            workflow.logger.warning("mission of %s not signalled: %s", self._inp.month, exc)
+
     # ------------------------------------------------------------------ reminders
 
     def _next_reminder(self) -> datetime | None:
@@ -241,7 +289,9 @@ class CraWorkflow:
             key=f"cra.reminder:{self._inp.mission_id}:{self._inp.month}:{number}",
             template="cra_reminder",
             reminder_count=str(number),
-            due_on=paris_date(self._first_reminder).isoformat(),
+            due_on=due_day(
+                self._inp.month, self._inp.mission_start, self._inp.mission_end
+            ).isoformat(),
         )
 
     # ------------------------------------------------------------------ queries and signals
@@ -253,6 +303,12 @@ class CraWorkflow:
     @workflow.signal(name=MONTH_VALIDATED)
     def month_validated(self, event: MonthValidated) -> None:
         self._validated_months.add(event.month)
+
+    @workflow.signal(name=MISSION_PERIOD_CHANGED)
+    def mission_period_changed(self, event: MissionPeriodChanged) -> None:
+        inp = self._inp.model_copy(update={"mission_end": event.mission_end})
+        self._inp = inp
+        self._state.max_days = mission_days_in_month(inp.month, inp.mission_start, inp.mission_end)
 
     # ------------------------------------------------------------------ updates
 
@@ -310,6 +366,13 @@ class CraWorkflow:
     @cra_validated.validator
     def _validate_validated(self, event: CraValidated) -> None:
         self._check_decision(event.mission_id, event.month, event.approver_id, "validate")
+        days, most = self._cra().days, self._state.max_days
+        if days > most:
+            raise refuse(
+                f"cannot validate the {self._inp.month} CRA: it declares {days} days but the "
+                f"mission now ends on {self._inp.mission_end.isoformat()}, so the month has "
+                f"{most} days of mission at most; reject it so the provider corrects it"
+            )
 
     @workflow.update(name=CRA_REJECTED)
     def cra_rejected(self, event: CraRejected) -> CraUpdateAccepted:

@@ -1,7 +1,7 @@
 """The mission workflow `mission-<proposal_id>`: one per proposal, for the mission's whole life.
 
-Stages so far: proposal → qualification → legal verification → to start → in progress
-(or lost / cancelled, which end the workflow).
+Stages: proposal → qualification → legal verification → to start → in progress
+(⇄ renewal pending) → completed or terminated (or lost / cancelled, which end it early).
 
 - Platform events are **updates** named after their event type (`proposal.retained`, …).
   Each validator asks `domain/` whether the event applies; a refusal (the gateway's 409)
@@ -10,9 +10,20 @@ Stages so far: proposal → qualification → legal verification → to start �
 - Handlers change the in-memory state and queue a `MissionTransition`; the main loop writes
   each one, in order, through one idempotent activity (state + timeline + outbox), then
   delivers its emails. Updates therefore answer at once, and an SMTP outage never holds one.
-- Timers: the QM reminder the day before the meeting (moved when the QM is rescheduled), and
-  the start date. Legal verification reacts to the provider workflow's compliance signals;
-  nothing polls.
+- Timers: the QM reminder the day before the meeting (moved when the QM is rescheduled), the
+  start date, the first day of each month (its CRA cycle, a child), the day after the end
+  date. Legal verification reacts to the provider workflow's compliance signals; nothing
+  polls.
+- Renewal: requested (client) → accepted (provider, the only time the offer may change) →
+  validated (client approver) → effective once the provider is compliant: a new contract
+  version governs the months of the renewed period (domain/renewals.py). An early
+  termination moves the end date; the open month's cycle is told its new pro rata.
+- End: the day after the end date, once every month's CRA is validated, the mission completes
+  (or ends as terminated); its payouts go on as workflows of their own.
+- Long life: CRA cycles report to the mission by signal (`mission.cra_closed`), so the
+  mission continues as new at each renewal and whenever Temporal suggests it, carrying its
+  one state model in `MissionInput.state`. Cycles and payouts are ABANDON children: they
+  survive it.
 """
 
 from __future__ import annotations
@@ -20,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from temporalio import workflow
@@ -27,8 +39,16 @@ from temporalio.workflow import ParentClosePolicy
 
 from domain import proposals as rules
 from domain.clock import paris_date, paris_instant
-from domain.cra import mission_months, month_bounds
+from domain.cra import mission_months, month_bounds, month_of
 from domain.offers import check_offer_eligibility, offer_rule
+from domain.renewals import (
+    check_declinable,
+    check_renewal_offer,
+    check_renewal_request,
+    check_renewal_step,
+    check_termination,
+    renewed_period_start,
+)
 from schemas.activities import (
     RECORD_MISSION_TRANSITION,
     RECORD_PROPOSAL,
@@ -38,16 +58,21 @@ from schemas.activities import (
 )
 from schemas.compliance import COMPLIANCE_CHANGED, ComplianceStatus, ProviderRef, WatchRequest
 from schemas.cra import (
+    CRA_CLOSED,
     CRA_WORKFLOW,
+    MISSION_PERIOD_CHANGED,
     MONTH_VALIDATED,
+    CraClosed,
     CraInput,
     CraProvider,
     CraResult,
+    MissionPeriodChanged,
     MonthValidated,
 )
-from schemas.enums import CraStatus, MissionStage, ProposalStatus
+from schemas.enums import CraStatus, MissionStage, PaymentOffer, ProposalStatus, RenewalStep
 from schemas.events import (
     ContractSigned,
+    MissionTerminated,
     ProposalCancelled,
     ProposalLost,
     ProposalRated,
@@ -57,6 +82,10 @@ from schemas.events import (
     PurchaseOrderConfirmed,
     QualificationMeetingHeld,
     QualificationMeetingScheduled,
+    RenewalAccepted,
+    RenewalDeclined,
+    RenewalRequested,
+    RenewalValidated,
     RfpClosed,
 )
 from schemas.mission import (
@@ -66,7 +95,9 @@ from schemas.mission import (
     MissionResult,
     MissionState,
     MissionTransition,
+    Renewal,
     Role,
+    Termination,
     TimelineEntry,
     UpdateAccepted,
 )
@@ -81,8 +112,16 @@ FINAL_STAGES = frozenset(
 
 QM_REMINDER_BEFORE = timedelta(days=1)
 
+RUNNING_STAGES = frozenset({MissionStage.IN_PROGRESS, MissionStage.RENEWAL_PENDING})
+
 # Missions that reached "in progress" before this change open no CRA cycle on replay.
 MONTHLY_CRA_PATCH = "monthly-cra-cycle"
+# Missions begun before these changes keep awaiting their CRA children and never end by date.
+CRA_BY_SIGNAL_PATCH = "cra-cycles-report-by-signal"
+MISSION_END_PATCH = "mission-ends-after-end-date"
+
+TIMELINE_KEPT = 60
+"""Timeline entries carried over a continue-as-new (the whole timeline is in the database)."""
 
 
 @workflow.defn(name="MissionWorkflow")
@@ -91,26 +130,32 @@ class MissionWorkflow:
     def __init__(self, inp: MissionInput) -> None:
         proposal = inp.proposal
         self._proposal = proposal
-        self._state = MissionState(
-            mission_id=proposal.proposal_id,
-            rfp_id=proposal.rfp_id,
-            client_id=proposal.client.id,
-            provider_siren=proposal.provider.siren,
-            stage=MissionStage.PROPOSAL,
-            proposal_status=ProposalStatus.SENT,
-            tjm=proposal.tjm,
-            start_date=proposal.start_date,
-            end_date=proposal.end_date,
-            timeline=[
-                TimelineEntry(
-                    at=workflow.now(), kind="proposal.submitted", detail=f"TJM {proposal.tjm} €"
-                )
-            ],
+        self._state = (
+            inp.state.model_copy(update={"run": inp.state.run + 1})
+            if inp.state
+            else MissionState(
+                mission_id=proposal.proposal_id,
+                rfp_id=proposal.rfp_id,
+                client_id=proposal.client.id,
+                provider_siren=proposal.provider.siren,
+                stage=MissionStage.PROPOSAL,
+                proposal_status=ProposalStatus.SENT,
+                tjm=proposal.tjm,
+                start_date=proposal.start_date,
+                end_date=proposal.end_date,
+                timeline=[
+                    TimelineEntry(
+                        at=workflow.now(), kind="proposal.submitted", detail=f"TJM {proposal.tjm} €"
+                    )
+                ],
+            )
         )
         self._effects: list[MissionTransition] = []
         self._deliveries: list[asyncio.Future[None]] = []
         self._cycles: list[asyncio.Future[None]] = []
-        self._cra_opening: set[str] = set()
+        self._cra_opening: set[str] = set(self._state.cra_months)
+        self._announcements: list[tuple[str, str, Any]] = []
+        self._continue_as_new_requested = False
         self._watch_requested = False
         self._wake = False
         self._qm_reminded_for: datetime | None = None
@@ -119,16 +164,17 @@ class MissionWorkflow:
 
     @workflow.run
     async def run(self, inp: MissionInput) -> MissionResult:
-        recorded = await workflow.execute_activity(
-            RECORD_PROPOSAL,
-            RecordProposalInput(
-                event_id=inp.event_id, occurred_at=inp.occurred_at, proposal=inp.proposal
-            ),
-            result_type=TransitionResult,
-            start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=DB_RETRY,
-        )
-        await self._deliver(recorded)
+        if inp.state is None:
+            recorded = await workflow.execute_activity(
+                RECORD_PROPOSAL,
+                RecordProposalInput(
+                    event_id=inp.event_id, occurred_at=inp.occurred_at, proposal=inp.proposal
+                ),
+                result_type=TransitionResult,
+                start_to_close_timeout=DB_TIMEOUT,
+                retry_policy=DB_RETRY,
+            )
+            await self._deliver(recorded)
         while True:
             await self._drain()
             self._progress()
@@ -136,11 +182,40 @@ class MissionWorkflow:
                 continue
             if self._state.stage in FINAL_STAGES:
                 break
+            if self._continue_as_new_due():
+                await self._continue_as_new(inp)
+                continue
             await self._sleep_until_woken_or(self._next_deadline())
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._drain()
         await self._deliveries_done()
         return MissionResult(mission_id=self._state.mission_id, stage=self._state.stage)
+
+    def _continue_as_new_due(self) -> bool:
+        """At each renewal and when Temporal suggests it, once no CRA cycle is being started
+        or awaited the old way (cycles begun before `CRA_BY_SIGNAL_PATCH`)."""
+        if self._state.stage not in RUNNING_STAGES:
+            return False
+        wanted = self._continue_as_new_requested or workflow.info().is_continue_as_new_suggested()
+        return wanted and all(cycle.done() for cycle in self._cycles)
+
+    async def _continue_as_new(self, inp: MissionInput) -> None:
+        """Finish every handler, write and deliver what is queued, then start the next run
+        with the state; returns (to the main loop) only if new work arrived meanwhile."""
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._drain()
+        await self._deliveries_done()
+        if self._effects or self._announcements or self._watch_requested:
+            return
+        state = self._state.model_copy(update={"timeline": self._state.timeline[-TIMELINE_KEPT:]})
+        workflow.continue_as_new(
+            MissionInput(
+                event_id=inp.event_id,
+                occurred_at=inp.occurred_at,
+                proposal=self._proposal,
+                state=state,
+            )
+        )
 
     async def _sleep_until_woken_or(self, deadline: datetime | None) -> None:
         self._wake = False
@@ -173,6 +248,9 @@ class MissionWorkflow:
                 start_to_close_timeout=DB_TIMEOUT,
                 retry_policy=DB_RETRY,
             )
+        while self._announcements:
+            workflow_id, signal, payload = self._announcements.pop(0)
+            await workflow.get_external_workflow_handle(workflow_id).signal(signal, payload)
 
     async def _deliver(self, transition: TransitionResult) -> None:
         """Send a transition's emails in the background: an SMTP outage never holds the next
@@ -194,10 +272,12 @@ class MissionWorkflow:
             self._to_start()
         elif stage is MissionStage.TO_START and now >= paris_instant(self._state.start_date):
             self._start(now)
-        elif stage is MissionStage.IN_PROGRESS:
+        elif stage in RUNNING_STAGES:
             self._watch_compliance(now)
+            self._maybe_renew(now)
             if workflow.patched(MONTHLY_CRA_PATCH):
                 self._open_due_cras(now)
+            self._maybe_end(now)
 
     def _next_deadline(self) -> datetime | None:
         stage = self._state.stage
@@ -206,7 +286,7 @@ class MissionWorkflow:
             return self._state.qualification_meeting_at - QM_REMINDER_BEFORE
         if stage is MissionStage.TO_START:
             return paris_instant(self._state.start_date)
-        if stage is not MissionStage.IN_PROGRESS:
+        if stage not in RUNNING_STAGES:
             return None
         deadlines = []
         until = self._state.legal.provider_valid_until
@@ -215,6 +295,9 @@ class MissionWorkflow:
         next_month = self._next_cra_month()
         if next_month is not None and workflow.patched(MONTHLY_CRA_PATCH):
             deadlines.append(paris_instant(self._cra_opens_on(next_month)))
+        after_end = paris_instant(self._state.end_date + timedelta(days=1))
+        if workflow.now() < after_end and workflow.patched(MISSION_END_PATCH):
+            deadlines.append(after_end)
         return min(deadlines, default=None)
 
     # ------------------------------------------------------------------ queries and signals
@@ -563,8 +646,9 @@ class MissionWorkflow:
             self._cycles.append(asyncio.ensure_future(self._run_cra_cycle(month)))
 
     async def _run_cra_cycle(self, month: str) -> None:
-        """One child per month; it outlives a continue-as-new (ABANDON), as does its payout."""
-        contract = self._state.legal.contract
+        """One child per month; it outlives a continue-as-new (ABANDON), as does its payout.
+        The month is billed on the contract in force on its first mission day."""
+        contract = self._state.terms_on(self._cra_opens_on(month))
         assert contract is not None, "a mission in progress has a signed contract"
         proposal = self._proposal
         provider = proposal.provider
@@ -597,10 +681,13 @@ class MissionWorkflow:
         )
         # Shown (and routable by the gateway) once the child exists, not before.
         self._state.cra_months.append(month)
+        if workflow.patched(CRA_BY_SIGNAL_PATCH):
+            return  # the cycle reports by signal (`cra_closed`), to whichever run is current
         result = await cycle
-        if result.status is not CraStatus.VALIDATED:
+        if result.status is not CraStatus.VALIDATED or month in self._state.validated_months:
             return
         self._state.validated_months.append(month)
+        self._wake = True
         # Cycles still open may now accept corrections of this month.
         for other in self._state.cra_months:
             if other not in self._state.validated_months:
@@ -608,12 +695,290 @@ class MissionWorkflow:
                     cra_workflow_id(self._state.mission_id, other)
                 ).signal(MONTH_VALIDATED, MonthValidated(month=month))
 
+    @workflow.signal(name=CRA_CLOSED)
+    def cra_closed(self, event: CraClosed) -> None:
+        """A cycle ended; cycles still open may now accept corrections of a validated month."""
+        month = event.month
+        if event.status is not CraStatus.VALIDATED or month in self._state.validated_months:
+            return
+        self._state.validated_months.append(month)
+        self._wake = True
+        for other in self._state.cra_months:
+            if other not in self._state.validated_months:
+                self._announce(other, MONTH_VALIDATED, MonthValidated(month=month))
+
+    def _announce(self, month: str, signal: str, payload: Any) -> None:
+        """Queue a signal to the month's open cycle; the main loop sends it."""
+        workflow_id = cra_workflow_id(self._state.mission_id, month)
+        self._announcements.append((workflow_id, signal, payload))
+
+    def _tell_open_cycles_the_end(self, *months: str) -> None:
+        """The open cycles of `months` recompute their pro rata for the new end date."""
+        change = MissionPeriodChanged(mission_end=self._state.end_date)
+        for month in months:
+            if month in self._state.cra_months and month not in self._state.validated_months:
+                self._announce(month, MISSION_PERIOD_CHANGED, change)
+
+    # ------------------------------------------------------------------ renewal
+
+    @workflow.update(name="renewal.requested")
+    def renewal_requested(self, event: RenewalRequested) -> UpdateAccepted:
+        self._state.renewal = Renewal(
+            step=RenewalStep.REQUESTED,
+            requested_at=workflow.now(),
+            new_end_date=event.new_end_date,
+            new_tjm=event.new_tjm,
+        )
+        context = self._renewal_context()
+        return self._record(
+            "renewal.requested",
+            stage=MissionStage.RENEWAL_PENDING,
+            detail=self._renewal_detail(),
+            emails=[self._email("provider", "renewal_requested", **context)],
+        )
+
+    @renewal_requested.validator
+    def _validate_renewal_requested(self, event: RenewalRequested) -> None:
+        self._check_target(event.mission_id)
+        check(
+            lambda: check_renewal_request(
+                self._state.stage, self._state.end_date, event.new_end_date, event.new_tjm
+            )
+        )
+
+    @workflow.update(name="renewal.accepted")
+    def renewal_accepted(self, event: RenewalAccepted) -> UpdateAccepted:
+        renewal = self._pending_renewal()
+        renewal.step = RenewalStep.ACCEPTED
+        renewal.payment_offer = self._renewal_offer(event)
+        return self._record(
+            "renewal.accepted",
+            detail=self._renewal_detail(),
+            emails=[self._email("client", "renewal_accepted", **self._renewal_context())],
+        )
+
+    @renewal_accepted.validator
+    def _validate_renewal_accepted(self, event: RenewalAccepted) -> None:
+        self._check_target(event.mission_id)
+        step = self._state.renewal.step if self._state.renewal else None
+        check(lambda: check_renewal_step(step, RenewalStep.REQUESTED, "accept the renewal"))
+        check(lambda: self._renewal_offer(event))
+
+    def _renewal_offer(self, event: RenewalAccepted) -> PaymentOffer:
+        current = self._state.current_terms
+        assert current is not None, "a mission in progress has a signed contract"
+        return check_renewal_offer(
+            event.payment_offer,
+            current.payment_offer,
+            paris_date(workflow.now()),
+            self._proposal.provider.country,
+        )
+
+    @workflow.update(name="renewal.validated")
+    def renewal_validated(self, event: RenewalValidated) -> UpdateAccepted:
+        renewal = self._pending_renewal()
+        renewal.step = RenewalStep.VALIDATED
+        renewal.approver_id = event.approver_id
+        return self._record(
+            "renewal.validated",
+            detail=f"par {event.approver_id}; vérification légale du renouvellement",
+            emails=[
+                self._email("provider", "renewal_validated", **self._renewal_context()),
+                self._email("client", "renewal_validated", **self._renewal_context()),
+            ],
+        )
+
+    @renewal_validated.validator
+    def _validate_renewal_validated(self, event: RenewalValidated) -> None:
+        self._check_target(event.mission_id)
+        step = self._state.renewal.step if self._state.renewal else None
+        check(lambda: check_renewal_step(step, RenewalStep.ACCEPTED, "validate the renewal"))
+        approvers = [approver.id for approver in self._proposal.client.approvers]
+        if event.approver_id not in approvers:
+            raise refuse(
+                f"approver {event.approver_id} is not an approver of mission "
+                f"{self._state.mission_id}: only {', '.join(approvers)} may validate its renewal"
+            )
+
+    @workflow.update(name="renewal.declined")
+    def renewal_declined(self, event: RenewalDeclined) -> UpdateAccepted:
+        self._state.renewal = None
+        other: Role = "provider" if event.by == "client" else "client"
+        context = {"reason": event.reason, "declined_by": event.by}
+        return self._record(
+            "renewal.declined",
+            stage=MissionStage.IN_PROGRESS,
+            detail=f"par le {'client' if event.by == 'client' else 'prestataire'} : {event.reason}",
+            emails=[
+                self._email(other, "renewal_declined", **context),
+                self._email(event.by, "renewal_declined", **context),
+            ],
+        )
+
+    @renewal_declined.validator
+    def _validate_renewal_declined(self, event: RenewalDeclined) -> None:
+        self._check_target(event.mission_id)
+        check(lambda: check_declinable(self._state.renewal.step if self._state.renewal else None))
+
+    def _maybe_renew(self, now: datetime) -> None:
+        """A validated renewal takes effect once the provider is compliant (legal verification
+        of the renewal); until then it waits, and says why."""
+        renewal = self._state.renewal
+        if renewal is None or renewal.step is not RenewalStep.VALIDATED:
+            return
+        today = paris_date(now)
+        if not self._compliant_on(today):
+            missing = "; ".join(self._state.legal.missing()["provider"]) or "documents expirés"
+            if renewal.blocked != missing:
+                renewal.blocked = missing
+                self._record(
+                    "renewal.blocked",
+                    key=f"renewal.blocked:{self._state.mission_id}:{renewal.new_end_date}:{today}",
+                    detail=missing,
+                    emails=[
+                        self._email("provider", "renewal_blocked", missing=missing),
+                        self._email("ops", "renewal_blocked", missing=missing),
+                    ],
+                )
+            return
+        current = self._state.current_terms
+        assert current is not None and renewal.payment_offer is not None
+        terms = ContractTerms(
+            version=current.version + 1,
+            signed_on=today,
+            payment_offer=renewal.payment_offer,
+            special_conditions_ref=current.special_conditions_ref,
+            tjm=renewal.new_tjm or current.tjm,
+            start_date=renewed_period_start(self._state.end_date),
+            end_date=renewal.new_end_date,
+        )
+        previous_end = self._state.end_date
+        self._state.renewals.append(terms)
+        self._state.end_date = renewal.new_end_date
+        self._state.tjm = terms.tjm
+        self._state.renewal = None
+        self._continue_as_new_requested = True
+        if terms.payment_offer is not current.payment_offer:
+            workflow.upsert_search_attributes(
+                [sa.PAYMENT_OFFER.value_set(terms.payment_offer.value)]
+            )
+        label = offer_rule(terms.payment_offer).label
+        self._record(
+            "renewal.effective",
+            key=f"renewal.effective:{self._state.mission_id}:{terms.version}",
+            stage=MissionStage.IN_PROGRESS,
+            detail=(
+                f"contrat v{terms.version} du {terms.start_date.isoformat()} au "
+                f"{terms.end_date.isoformat()}, TJM {terms.tjm} €, offre {label}"
+            ),
+            contract=terms,
+            end_date=terms.end_date,
+            emails=[
+                self._email("provider", "renewal_effective", offer=label, version=terms.version),
+                self._email("client", "renewal_effective", offer=label, version=terms.version),
+            ],
+        )
+        # The month of the old end date, if open, now runs to the month's end (or the new end).
+        self._tell_open_cycles_the_end(month_of(previous_end))
+
+    def _pending_renewal(self) -> Renewal:
+        assert self._state.renewal is not None, "validated: a renewal is pending"
+        return self._state.renewal
+
+    def _renewal_detail(self) -> str:
+        renewal = self._pending_renewal()
+        detail = f"jusqu'au {renewal.new_end_date.isoformat()}"
+        if renewal.new_tjm is not None:
+            detail += f", TJM {renewal.new_tjm} €"
+        if renewal.payment_offer is not None:
+            detail += f", offre {offer_rule(renewal.payment_offer).label}"
+        return detail
+
+    def _renewal_context(self) -> dict[str, Any]:
+        renewal = self._pending_renewal()
+        tjm: Decimal = renewal.new_tjm or self._state.tjm
+        context: dict[str, Any] = {
+            "new_end_date": renewal.new_end_date.isoformat(),
+            "new_tjm": str(tjm),
+            "tjm_changed": renewal.new_tjm is not None and renewal.new_tjm != self._state.tjm,
+        }
+        if renewal.payment_offer is not None:
+            context["offer"] = offer_rule(renewal.payment_offer).label
+        return context
+
+    # ------------------------------------------------------------------ end of the mission
+
+    @workflow.update(name="mission.terminated")
+    def mission_terminated(self, event: MissionTerminated) -> UpdateAccepted:
+        previous_end = self._state.end_date
+        self._state.termination = Termination(
+            end_date=event.end_date, reason=event.reason, at=workflow.now()
+        )
+        self._state.end_date = event.end_date
+        self._state.renewal = None  # a pending renewal falls with the mission
+        stage = MissionStage.IN_PROGRESS if self._state.stage in RUNNING_STAGES else None
+        context = {"new_end_date": event.end_date.isoformat(), "reason": event.reason}
+        accepted = self._record(
+            "mission.terminated",
+            stage=stage,
+            detail=f"fin anticipée au {event.end_date.isoformat()} : {event.reason}",
+            end_date=event.end_date,
+            emails=[
+                self._email("provider", "mission_terminated", **context),
+                self._email("client", "mission_terminated", **context),
+            ],
+        )
+        self._tell_open_cycles_the_end(month_of(event.end_date), month_of(previous_end))
+        return accepted
+
+    @mission_terminated.validator
+    def _validate_terminated(self, event: MissionTerminated) -> None:
+        self._check_target(event.mission_id)
+        state = self._state
+        check(
+            lambda: check_termination(
+                state.stage,
+                state.end_date,
+                event.end_date,
+                state.start_date,
+                state.cra_months,
+                state.validated_months,
+            )
+        )
+
+    def _maybe_end(self, now: datetime) -> None:
+        """The day after the end date, once every month's CRA is validated (and no renewal is
+        pending), the mission ends; its payouts complete on their own."""
+        state = self._state
+        if paris_date(now) <= state.end_date or state.renewal is not None:
+            return
+        months = mission_months(state.start_date, state.end_date)
+        if any(month not in state.validated_months for month in months):
+            return
+        if not workflow.patched(MISSION_END_PATCH):
+            return
+        terminated = state.termination is not None
+        reason = state.termination.reason if state.termination else "fin de mission"
+        state.ended_on = state.end_date
+        self._record(
+            "mission.ended",
+            key=f"mission.ended:{state.mission_id}",
+            stage=MissionStage.TERMINATED if terminated else MissionStage.COMPLETED,
+            detail=f"terminée le {state.end_date.isoformat()} ({reason})",
+            ended_on=state.end_date,
+            end_reason=reason,
+            emails=[
+                self._email("provider", "mission_ended", terminated=terminated, reason=reason),
+                self._email("client", "mission_ended", terminated=terminated, reason=reason),
+            ],
+        )
+
     # ------------------------------------------------------------------ helpers
 
     def _check_target(self, proposal_id: str) -> None:
         if proposal_id != self._state.mission_id:
             raise refuse(
-                f"event for proposal {proposal_id} sent to mission {self._state.mission_id}"
+                f"event for mission {proposal_id} sent to mission {self._state.mission_id}"
             )
 
     def _record(

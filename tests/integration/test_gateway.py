@@ -207,11 +207,11 @@ async def test_invalid_siren_is_422(gateway: GatewayTestClient) -> None:
     assert response.json()["errors"][0]["loc"] == "data.provider.siren"
 
 
-async def test_types_of_later_stages_answer_501(gateway: GatewayTestClient) -> None:
-    event = envelope("renewal.requested", {"mission_id": "P-1", "new_end_date": "2027-06-30"})
+async def test_renewal_of_an_unknown_mission_is_404(gateway: GatewayTestClient) -> None:
+    event = envelope("renewal.requested", {"mission_id": "P-404", "new_end_date": "2027-06-30"})
     response = await gateway.post_event(event)
-    assert response.status_code == 501
-    assert "renewal.requested" in response.json()["detail"]
+    assert response.status_code == 404
+    assert "P-404" in response.json()["detail"]
 
 
 async def test_health_and_openapi(gateway: GatewayTestClient) -> None:

@@ -50,6 +50,12 @@ CONTEXT = {
     "payout_status": "scheduled",
     "reminder_count": "2",
     "due_on": "2026-11-30",
+    "new_end_date": "2027-11-30",
+    "new_tjm": "700.00",
+    "tjm_changed": True,
+    "declined_by": "client",
+    "version": 2,
+    "terminated": True,
 }
 
 

@@ -37,7 +37,7 @@ from db.models import (
     MissionEvent,
     Payout,
 )
-from domain.calendar import previous_business_day_on_or_before
+from domain.calendar import next_business_day_on_or_after, previous_business_day_on_or_before
 from domain.clock import paris_date, paris_instant
 from domain.cra import month_bounds, month_of
 from domain.fees import offer_fee
@@ -476,14 +476,18 @@ async def test_validation_retried_after_commit_writes_nothing_twice(
     )
 
 
-async def test_reminders_on_the_last_business_day_then_weekly_until_submitted(
+async def test_reminders_the_business_day_after_the_due_day_then_weekly_until_submitted(
     harness: Harness,
 ) -> None:
+    """The rule since the `cra-reminder-after-due-day` patch: the CRA is due on the month's
+    last business day, the reminder goes out the next business day (cycles begun before the
+    patch replay their last-business-day reminders: tests/histories/cra_reminders_*)."""
     inp = await harness.mission()
     handle = await harness.start(inp)
     mid = inp.mission_id
     due = previous_business_day_on_or_before(month_bounds(inp.month)[1])
-    first_at = paris_instant(due, REMINDER_AT)
+    first_at = paris_instant(next_business_day_on_or_after(due + timedelta(days=1)), REMINDER_AT)
+    assert first_at > paris_instant(due, REMINDER_AT)
 
     now = await harness.env.get_current_time()
     await harness.env.sleep((first_at - now) - timedelta(minutes=1))
@@ -503,5 +507,5 @@ async def test_reminders_on_the_last_business_day_then_weekly_until_submitted(
     assert state.reminders_sent == 2 and state.next_reminder_at is None
     if os.environ.get("RECORD_HISTORIES"):
         history = await handle.fetch_history()
-        (HISTORIES / "cra_reminders_last_business_day.json").write_text(history.to_json())
+        (HISTORIES / "cra_reminders_after_due_day.json").write_text(history.to_json())
     await handle.terminate("test over")
