@@ -8,7 +8,8 @@ activity can finish what the first attempt started.
 
 The validation writes, in one transaction: the CRA as validated with its lines, the BPF, the
 invoice (numbered from the issuer's gap-free counter for self-billing, or awaiting import),
-the payout schedule row, the timeline row and the provider's email.
+the payout schedule row, the timeline row and the provider's email — and the files of the
+BPF and the invoice (`activities.billing_files`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
+from activities.billing_files import issue_cra_documents
 from activities.transitions import queue_email, record_timeline
 from db.models import Bpf, Cra, CraLine, CraLineKind, Invoice, InvoiceKind, Payout
 from db.sequences import next_number
@@ -137,6 +139,7 @@ class CraActivities:
                 result = await self._bill(session, v, amounts)
             else:
                 result = await _written(session, v, amounts)
+            await issue_cra_documents(session, v.mission_id, v.month, at=v.at)
             result.outbox_keys.append(
                 await queue_email(
                     session,

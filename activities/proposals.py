@@ -20,7 +20,7 @@ from db.models import (
 )
 from schemas.activities import RECORD_PROPOSAL, RecordProposalInput, TransitionResult
 from schemas.enums import MissionStage, ProposalStatus
-from schemas.events import ProposalSubmitted
+from schemas.events import PostalAddress, ProposalSubmitted
 
 
 class ProposalActivities:
@@ -99,12 +99,11 @@ class ProposalActivities:
 async def _upsert_parties(session: AsyncSession, proposal: ProposalSubmitted) -> None:
     """Clients, approvers and providers are the platform's: the latest event wins."""
     client, provider = proposal.client, proposal.provider
+    client_values = {"name": client.name, "siren": client.siren, **_address(client.address)}
     await session.execute(
         insert(Client)
-        .values(client_id=client.id, name=client.name, siren=client.siren)
-        .on_conflict_do_update(
-            index_elements=[Client.client_id], set_={"name": client.name, "siren": client.siren}
-        )
+        .values(client_id=client.id, **client_values)
+        .on_conflict_do_update(index_elements=[Client.client_id], set_=client_values)
     )
     for approver in client.approvers:
         await session.execute(
@@ -120,6 +119,7 @@ async def _upsert_parties(session: AsyncSession, proposal: ProposalSubmitted) ->
         "country": provider.country,
         "legal_form": provider.legal_form,
         "vat_franchise": provider.vat_franchise,
+        **_address(provider.address),
     }
     await session.execute(
         insert(Provider)
@@ -131,6 +131,19 @@ async def _upsert_parties(session: AsyncSession, proposal: ProposalSubmitted) ->
         .values(rfp_id=proposal.rfp_id, client_id=client.id)
         .on_conflict_do_nothing(index_elements=[Rfp.rfp_id])
     )
+
+
+def _address(address: PostalAddress | None) -> dict[str, Any]:
+    """The address columns to write; none for a proposal recorded before the contract had
+    addresses (its retry must not erase one stored since)."""
+    if address is None:
+        return {}
+    return {
+        "address_lines": list(address.lines),
+        "postal_code": address.postal_code,
+        "city": address.city,
+        "address_country": address.country,
+    }
 
 
 def _email_context(proposal: ProposalSubmitted) -> dict[str, Any]:

@@ -130,11 +130,36 @@ class Base(DeclarativeBase):
 # --- Parties --------------------------------------------------------------------------------
 
 
-class Client(Base):
+def _address_complete() -> sa.CheckConstraint:
+    """A postal address is all there or not at all (parties recorded before revision 0002)."""
+    return sa.CheckConstraint(
+        sa.text(
+            "(address_lines IS NULL) = (postal_code IS NULL)"
+            " AND (postal_code IS NULL) = (city IS NULL)"
+            " AND (city IS NULL) = (address_country IS NULL)"
+        ),
+        name="address",
+    )
+
+
+class PostalAddressColumns:
+    """A party's postal address (`schemas.events.PostalAddress`), printed on its invoices:
+    NULL for parties recorded before the contract carried it."""
+
+    address_lines: Mapped[list[str] | None] = mapped_column(ARRAY(sa.Text))
+    postal_code: Mapped[str | None] = mapped_column(sa.String(16))
+    city: Mapped[str | None] = mapped_column(sa.Text)
+    address_country: Mapped[str | None] = mapped_column(sa.String(2))
+
+
+class Client(PostalAddressColumns, Base):
     """The buying company, as the platform knows it."""
 
     __tablename__ = "clients"
-    __table_args__ = (sa.CheckConstraint(sa.text(f"siren ~ '{SIREN_PATTERN}'"), name="siren"),)
+    __table_args__ = (
+        sa.CheckConstraint(sa.text(f"siren ~ '{SIREN_PATTERN}'"), name="siren"),
+        _address_complete(),
+    )
 
     client_id: Mapped[str] = mapped_column(sa.String(ID_LENGTH), primary_key=True)
     name: Mapped[str] = mapped_column(sa.Text)
@@ -157,13 +182,14 @@ class Approver(Base):
     updated_at: Mapped[datetime] = _updated_at()
 
 
-class Provider(Base):
+class Provider(PostalAddressColumns, Base):
     """The provider company, identified by its SIREN."""
 
     __tablename__ = "providers"
     __table_args__ = (
         sa.CheckConstraint(sa.text(f"siren ~ '{SIREN_PATTERN}'"), name="siren"),
         sa.CheckConstraint(sa.text("country ~ '^[A-Z]{2}$'"), name="country"),
+        _address_complete(),
     )
 
     siren: Mapped[str] = mapped_column(sa.String(9), primary_key=True)
@@ -534,6 +560,43 @@ class CreditNote(Base):
     vat_amount: Mapped[Decimal]
     amount_incl_vat: Mapped[Decimal]
     pdf_ref: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = _created_at()
+
+
+class BillingDocumentKind(enum.StrEnum):
+    """The files a validated CRA issues."""
+
+    BPF = "bpf"  # the billing voucher, PDF
+    INVOICE = "invoice"  # the generated invoice: Factur-X (PDF/A-3 with its CII XML)
+
+
+class BillingDocument(Base):
+    """A billing document's file as issued, kept in the database with the ledger it proves.
+
+    Written in the transaction that numbers the invoice (`activities.billing_files`), once
+    per (mission, month, kind): `INSERT … ON CONFLICT DO NOTHING`, never updated. `name` is
+    the file name the API serves it under (`GET /missions/{id}/documents/{name}`).
+    """
+
+    __tablename__ = "billing_documents"
+    __table_args__ = (
+        sa.UniqueConstraint("mission_id", "month", "kind"),
+        sa.UniqueConstraint("mission_id", "name"),
+        sa.ForeignKeyConstraint(["mission_id", "month"], ["cras.mission_id", "cras.month"]),
+        sa.CheckConstraint(sa.text("size = octet_length(content)"), name="size"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    mission_id: Mapped[str] = mapped_column(sa.String(ID_LENGTH))
+    month: Mapped[str] = mapped_column(sa.String(7))
+    kind: Mapped[BillingDocumentKind] = mapped_column(str_enum(BillingDocumentKind, "kind"))
+    number: Mapped[str] = mapped_column(sa.String(ID_LENGTH))
+    name: Mapped[str] = mapped_column(sa.String(200))
+    content_type: Mapped[str] = mapped_column(sa.String(100))
+    content: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    size: Mapped[int]
+    sha256: Mapped[str] = mapped_column(sa.String(64))
+    issued_on: Mapped[date]
     created_at: Mapped[datetime] = _created_at()
 
 

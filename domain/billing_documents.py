@@ -31,7 +31,7 @@ from schemas.billing import (
     Party,
     VatBreakdownLine,
 )
-from schemas.events import CraSubmitted
+from schemas.events import CraSubmitted, PostalAddress
 
 _MONTHS_FR = (
     "janvier",
@@ -59,6 +59,40 @@ def month_bounds(month: str) -> tuple[date, date]:
     """First and last day of a "YYYY-MM" month."""
     year, number = (int(part) for part in month.split("-"))
     return date(year, number, 1), date(year, number, calendar.monthrange(year, number)[1])
+
+
+def french_vat_number(siren: str) -> str:
+    """The French intra-community VAT number of a company: "FR", a two-digit key, its SIREN.
+
+    The key is (12 + 3 × (SIREN mod 97)) mod 97: the platform knows every party by its SIREN,
+    so the number the invoice must print (art. 242 nonies A CGI) follows from it.
+    """
+    key = (12 + 3 * (int(siren) % 97)) % 97
+    return f"FR{key:02d}{siren}"
+
+
+def party(
+    name: str,
+    siren: str,
+    address: PostalAddress,
+    *,
+    vat_registered: bool = True,
+    email: str | None = None,
+) -> Party:
+    """A company as its documents name it: name, postal address, SIREN and, when it is
+    registered for VAT in France, its intra-community VAT number (none under the 293 B
+    franchise, none derived for a company established abroad)."""
+    french = address.country == "FR"
+    return Party(
+        name=name,
+        address_lines=list(address.lines),
+        postcode=address.postal_code,
+        city=address.city,
+        country=address.country,
+        siren=siren,
+        vat_number=french_vat_number(siren) if vat_registered and french else None,
+        email=email,
+    )
 
 
 def invoice_lines_for_cra(

@@ -6,6 +6,7 @@ that names it, instead of a silently ignored value.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Annotated, Literal
 
@@ -28,6 +29,34 @@ Siren = Annotated[str, StringConstraints(pattern=r"^\d{9}$")]
 VatRate = Annotated[str, StringConstraints(pattern=r"^\d{1,2}(\.\d{1,2})?$")]
 
 
+AddressText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+PostalCode = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=2, max_length=16, pattern=r"^[A-Za-z0-9][A-Za-z0-9 -]*$"
+    ),
+]
+
+
+class PostalAddress(Model):
+    """A party's postal address (registered office), printed on its invoices and BPFs.
+
+    A mandatory invoice mention (L441-9 Code de commerce); the shape of EN 16931's BG-5 /
+    BG-8 (up to three lines, postal code, city, country), so it fills Factur-X as is.
+    """
+
+    lines: list[AddressText] = Field(min_length=1, max_length=3)
+    postal_code: PostalCode
+    city: AddressText
+    country: CountryCode
+
+    @model_validator(mode="after")
+    def _french_postal_code(self) -> PostalAddress:
+        if self.country == "FR" and not re.fullmatch(r"[0-9]{5}", self.postal_code):
+            raise ValueError("a French postal code has 5 digits")
+        return self
+
+
 class Approver(Model):
     id: PlatformId
     email: Email
@@ -38,6 +67,9 @@ class ClientInfo(Model):
     name: NonEmptyText
     siren: Siren
     approvers: list[Approver] = Field(min_length=1)
+    address: PostalAddress | None = None
+    """Required from the platform (starter/events.py); None only in workflow histories
+    recorded before the field existed, which must still replay."""
 
 
 class ProviderInfo(Model):
@@ -47,6 +79,9 @@ class ProviderInfo(Model):
     country: CountryCode
     legal_form: LegalForm
     vat_franchise: bool
+    address: PostalAddress | None = None
+    """Required from the platform, like the client's, and in the provider's `country`
+    (starter/events.py)."""
 
     @model_validator(mode="after")
     def _franchise_is_for_auto_entrepreneurs(self) -> ProviderInfo:

@@ -1,6 +1,6 @@
-"""HTTP event gateway: `POST /events` (EVENTS.md), `GET /missions/{id}` and
-`GET /missions/{id}/explain`, `GET /health`, OpenAPI
-docs at `/docs`."""
+"""HTTP event gateway: `POST /events` (EVENTS.md), `GET /missions/{id}`,
+`GET /missions/{id}/explain`, `GET /missions/{id}/documents[/{name}]`, `GET /health`,
+OpenAPI docs at `/docs`."""
 
 from __future__ import annotations
 
@@ -9,11 +9,18 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from schemas.mission import MissionView
 from settings import Settings, get_settings
+from starter.documents import (
+    MissionDocuments,
+    NoSuchDocument,
+    NoSuchMission,
+    list_documents,
+    read_document,
+)
 from starter.events import EventError
 from starter.explain import MissionExplanation, explain_mission
 from starter.missions import MissionUnavailable, UnknownMission, mission_view
@@ -164,6 +171,45 @@ def create_app(
             return JSONResponse(status_code=404, content=Problem(detail=str(exc)).model_dump())
         except MissionUnavailable as exc:
             return JSONResponse(status_code=503, content=Problem(detail=str(exc)).model_dump())
+
+    @app.get(
+        "/missions/{mission_id}/documents",
+        response_model=MissionDocuments,
+        responses={404: {"model": Problem, "description": "No such mission."}},
+    )
+    async def get_documents(mission_id: str, request: Request) -> MissionDocuments | JSONResponse:
+        """The mission's billing documents as issued: each validated month's BPF and its
+        generated invoice (Factur-X), with kind, month, number, content type and URL."""
+        processor: EventProcessor = request.app.state.processor
+        try:
+            return await list_documents(processor.sessions, mission_id)
+        except NoSuchMission as exc:
+            return JSONResponse(status_code=404, content=Problem(detail=str(exc)).model_dump())
+
+    @app.get(
+        "/missions/{mission_id}/documents/{name}",
+        response_class=Response,
+        responses={
+            200: {"content": {"application/pdf": {}}, "description": "The file as issued."},
+            404: {"model": Problem, "description": "No such mission or document."},
+        },
+    )
+    async def get_document(mission_id: str, name: str, request: Request) -> Response:
+        """One document's bytes, as issued (its `ETag` is the file's SHA-256)."""
+        processor: EventProcessor = request.app.state.processor
+        try:
+            info, content = await read_document(processor.sessions, mission_id, name)
+        except (NoSuchMission, NoSuchDocument) as exc:
+            return JSONResponse(status_code=404, content=Problem(detail=str(exc)).model_dump())
+        return Response(
+            content=content,
+            media_type=info.content_type,
+            headers={
+                "Content-Disposition": f'inline; filename="{info.name}"',
+                "ETag": f'"{info.sha256}"',
+                "Cache-Control": "private, max-age=31536000, immutable",
+            },
+        )
 
     return app
 

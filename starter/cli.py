@@ -191,6 +191,36 @@ def mission_explain_command(
         typer.echo(render_explanation(explanation))
 
 
+@mission_app.command("documents")
+def mission_documents_command(
+    mission_id: Annotated[str, typer.Argument(help="The mission id (its proposal id).")],
+    save: Annotated[
+        Path | None, typer.Option("--save", help="Also write every file into this directory.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print as JSON (as GET /missions/{id}/documents).")
+    ] = False,
+) -> None:
+    """A mission's billing documents as issued: each validated month's BPF and invoice
+    (Factur-X). Reads PostgreSQL (CONTRACTING_DATABASE_URL)."""
+    from starter.documents import (
+        NoSuchMission,
+        fetch_documents,
+        render_documents,
+        save_documents,
+    )
+
+    fetch = fetch_documents(get_settings().database_url, mission_id, with_files=save is not None)
+    try:
+        listing, files = asyncio.run(fetch)
+    except NoSuchMission as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    if save is not None:
+        save_documents(files, save)
+    typer.echo(listing.model_dump_json(indent=2) if as_json else render_documents(listing, save))
+
+
 def main() -> None:
     """Run the CLI; a usage error is one `error: …` line on stderr and exit status 2."""
     command = typer.main.get_command(app)

@@ -80,13 +80,16 @@ def parse_event(raw: bytes) -> Event:
         envelope = Envelope.model_validate(document)
     except ValidationError as exc:
         raise InvalidEvent("the event envelope is invalid", errors=_field_errors(exc)) from exc
+    missing = _missing_at_edge(envelope.type, envelope.data)
     try:
         payload = PAYLOADS[envelope.type].model_validate(envelope.data)
     except ValidationError as exc:
         raise InvalidEvent(
             f"the data of a {envelope.type!r} event is invalid",
-            errors=_field_errors(exc, ("data",)),
+            errors=_field_errors(exc, ("data",)) + missing,
         ) from exc
+    if missing:
+        raise InvalidEvent(f"the data of a {envelope.type!r} event is invalid", errors=missing)
     identifier_errors = list(_siren_errors(payload, ("data",)))
     if identifier_errors:
         raise InvalidEvent(
@@ -99,6 +102,37 @@ def parse_event(raw: bytes) -> Event:
         occurred_at=envelope.occurred_at,
         payload=payload,
     )
+
+
+REQUIRED_AT_EDGE: dict[str, tuple[tuple[str, str], ...]] = {
+    "proposal.submitted": (("client", "address"), ("provider", "address")),
+}
+"""Fields the contract requires that the payload models leave optional: workflow histories
+recorded before they were added carry payloads without them and must still deserialize."""
+
+
+def _missing_at_edge(event_type: str, data: dict[str, object]) -> list[dict[str, Any]]:
+    """A 422 error, pydantic-style, for each field of REQUIRED_AT_EDGE absent or null, and
+    for a provider's address outside the provider's `country` (offers depend on it)."""
+    errors: list[dict[str, Any]] = []
+    for parent, field in REQUIRED_AT_EDGE.get(event_type, ()):
+        holder = data.get(parent)
+        if isinstance(holder, dict) and holder.get(field) is None:
+            errors.append(
+                {"loc": f"data.{parent}.{field}", "msg": "Field required", "type": "missing"}
+            )
+    provider = data.get("provider") if event_type == "proposal.submitted" else None
+    if isinstance(provider, dict) and isinstance(provider.get("address"), dict):
+        country, where = provider.get("country"), provider["address"].get("country")
+        if isinstance(where, str) and where != country:
+            errors.append(
+                {
+                    "loc": "data.provider.address.country",
+                    "msg": f"the address is in {where}, the provider's country is {country}",
+                    "type": "value_error",
+                }
+            )
+    return errors
 
 
 def _siren_errors(model: BaseModel, loc: tuple[str | int, ...]) -> list[dict[str, Any]]:

@@ -51,6 +51,11 @@ class EventProcessor:
         self._context = Context(temporal, task_queue, DatabaseDirectory(sessions))
 
     @property
+    def sessions(self) -> async_sessionmaker[Any]:
+        """The database sessions (the gateway's document routes read with them too)."""
+        return self._sessions
+
+    @property
     def temporal(self) -> Client:
         """The Temporal client events are dispatched with (the gateway's queries use it too)."""
         return self._context.client

@@ -28,7 +28,14 @@ from temporalio.testing import WorkflowEnvironment
 from db.models import ProcessedEvent
 from schemas.compliance import COMPLIANCE_QUERY, ComplianceStatus
 from schemas.mission import MissionView
-from tests.fixtures.gateway import GatewayTestClient, envelope, eventually, proposal_submitted
+from tests.fixtures.gateway import (
+    PROVIDER_ADDRESS,
+    GatewayTestClient,
+    envelope,
+    eventually,
+    foreign_address,
+    proposal_submitted,
+)
 from workflows import search_attributes as sa
 
 CONTRACTING = Path(sys.executable).parent / "contracting"
@@ -48,6 +55,7 @@ def fresh_siren() -> str:
 
 
 def provider(siren: str | None = None, **overrides: Any) -> dict[str, Any]:
+    country = overrides.get("country", "FR")
     return {
         "siren": siren or fresh_siren(),
         "name": "Durand Conseil",
@@ -55,6 +63,7 @@ def provider(siren: str | None = None, **overrides: Any) -> dict[str, Any]:
         "country": "FR",
         "legal_form": "company",
         "vat_franchise": False,
+        "address": PROVIDER_ADDRESS if country == "FR" else foreign_address(country),
         **overrides,
     }
 

@@ -190,3 +190,38 @@ def test_urls_are_normalised_to_psycopg(url: str) -> None:
 def test_non_postgresql_urls_are_refused() -> None:
     with pytest.raises(ValueError, match="unsupported database URL"):
         normalize_url("sqlite:///contracting.db")
+
+
+def test_revision_0002_adds_addresses_to_existing_parties_and_back(fresh_database: str) -> None:
+    """Parties recorded under 0001 keep their rows with no address; an address is all set or
+    all NULL; downgrading to 0001 drops the addresses and the documents' table only."""
+    upgrade(fresh_database, "0001")
+    engine = create_sync_engine(fresh_database, poolclass=NullPool)
+    insert_client = (
+        "INSERT INTO clients (client_id, name, siren) VALUES ('C-1', 'Acme', '325437259')"
+    )
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text(insert_client))
+        upgrade(fresh_database, "0002")
+        with engine.begin() as connection:
+            row = connection.execute(
+                sa.text("SELECT address_lines, postal_code, city, address_country FROM clients")
+            ).one()
+            assert tuple(row) == (None, None, None, None)
+            connection.execute(
+                sa.text(
+                    "UPDATE clients SET address_lines = ARRAY['1 rue X'], postal_code = '75001',"
+                    " city = 'Paris', address_country = 'FR'"
+                )
+            )
+        with pytest.raises(sa.exc.IntegrityError, match="ck_clients_address"), engine.begin() as c:
+            c.execute(sa.text("UPDATE clients SET city = NULL"))
+        downgrade(fresh_database, "0001")
+        assert "billing_documents" not in _inspect_tables(fresh_database)
+        with engine.connect() as connection:
+            columns = {c["name"] for c in sa.inspect(connection).get_columns("clients")}
+            assert "postal_code" not in columns
+            assert connection.execute(sa.text("SELECT name FROM clients")).scalar_one() == "Acme"
+    finally:
+        engine.dispose()

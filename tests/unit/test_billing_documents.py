@@ -560,3 +560,29 @@ def test_totals_that_disagree_with_the_lines_are_refused():
             siren="732829320",
             siret="55210055400013",
         )
+
+
+def test_both_postal_addresses_are_in_the_xml_and_the_bpf():
+    """L441-9: the parties' addresses; EN 16931 BG-5 (seller) and BG-8 (buyer) in the XML."""
+    _, root = _xml(render_facturx_pdf(_invoice()))
+    for path, party in ((SELLER_PATH, SELLER), (BUYER_PATH, BUYER)):
+        address = f"{path}/ram:PostalTradeAddress"
+        tags = ("LineOne", "LineTwo", "LineThree")
+        lines = [text for tag in tags for text in _all(root, f"{address}/ram:{tag}")]
+        assert lines == party.address_lines
+        assert _find(root, f"{address}/ram:PostcodeCode") == party.postcode
+        assert _find(root, f"{address}/ram:CityName") == party.city
+    bpf = bpf_document_for_cra(
+        CRA,
+        TJM,
+        number="BPF-M-1-2026-07",
+        issued_on=date(2026, 8, 3),
+        client=BUYER,
+        provider=SELLER,
+        validated_on=date(2026, 8, 3),
+        approver=BpfApprover(id="AP-1"),
+    )
+    text = _text(render_bpf_pdf(bpf))
+    for party in (SELLER, BUYER):
+        assert all(line in text for line in party.address_lines)
+        assert f"{party.postcode} {party.city}" in text

@@ -1,0 +1,358 @@
+"""The files of a validated CRA, issued once: its BPF and, for a generated invoice, the
+invoice as Factur-X, stored in `billing_documents` for the API to serve.
+
+Called inside the CRA validation's transaction (`activities.cra`), so the invoice's number,
+its row and its file commit together: a retried activity finds the files (one per mission,
+month and kind, `INSERT … ON CONFLICT DO NOTHING`) and never renders or numbers anything
+twice. Everything printed is read from the database — the CRA and its lines, the parties
+and their postal addresses, the BPF and invoice rows — never from workflow inputs, so the
+same call can also issue the files of a month validated before they existed.
+
+Why PostgreSQL (bytea) rather than files on a disk: an invoice is a legal record kept ten
+years (L123-22 C. com.) that must exist exactly when its number does; in the same
+transaction, it is atomic with the ledger, backed up and restored with it, and served by any
+gateway replica without a volume shared with the workers. The files are small (tens of kB
+each, a few per mission-month). Moving the bytes to object storage later only swaps the
+`content` column for a key.
+
+The invoice is stored once, as its Factur-X (a PDF/A-3 any reader shows, with the EN 16931
+XML inside): one original per number, never a second PDF that could differ from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from pydantic import ValidationError
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio import activity
+
+from activities.billing_documents import render_bpf_pdf, render_facturx_pdf
+from activities.transitions import record_timeline
+from db.models import (
+    Approver,
+    BillingDocument,
+    BillingDocumentKind,
+    Bpf,
+    Client,
+    Cra,
+    CraLine,
+    CraLineKind,
+    Invoice,
+    InvoiceKind,
+    Mission,
+    Provider,
+    PurchaseOrder,
+)
+from domain.billing_documents import bpf_document_for_cra, invoice_document_for_cra, party
+from schemas.billing import BpfApprover, Party
+from schemas.enums import CraStatus
+from schemas.events import (
+    CorrectionLine,
+    CraSubmitted,
+    ExpenseLine,
+    OvertimeLine,
+    PostalAddress,
+)
+
+PDF = "application/pdf"
+PARIS = ZoneInfo("Europe/Paris")
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """What the month's documents print, as the database holds it."""
+
+    cra: Cra
+    submission: CraSubmitted
+    tjm: Decimal
+    client: Client
+    provider: Provider
+    approver_email: str | None
+    purchase_order: str | None
+
+
+async def issue_cra_documents(
+    session: AsyncSession, mission_id: str, month: str, *, at: datetime
+) -> list[str]:
+    """Render and store the month's missing files; the names written now (none on a retry).
+
+    A document that cannot carry its mandatory mentions (a party recorded without a postal
+    address, a seller charging VAT without a French VAT number) is not issued: the reason
+    goes to the mission's timeline and the log, and billing goes on without the file.
+    """
+    have = set(
+        (
+            await session.execute(
+                select(BillingDocument.kind).where(
+                    BillingDocument.mission_id == mission_id, BillingDocument.month == month
+                )
+            )
+        ).scalars()
+    )
+    bpf = (
+        await session.execute(select(Bpf).where(Bpf.mission_id == mission_id, Bpf.month == month))
+    ).scalar_one_or_none()
+    invoice = (
+        await session.execute(
+            select(Invoice).where(
+                Invoice.mission_id == mission_id,
+                Invoice.month == month,
+                Invoice.kind == InvoiceKind.GENERATED,
+                Invoice.number.is_not(None),
+            )
+        )
+    ).scalar_one_or_none()
+    wanted_bpf = bpf is not None and BillingDocumentKind.BPF not in have
+    wanted_invoice = invoice is not None and BillingDocumentKind.INVOICE not in have
+    if not (wanted_bpf or wanted_invoice):
+        return []
+    facts = await _facts(session, mission_id, month)
+    if facts is None:
+        return []
+    try:
+        parties = _parties(facts)
+        written = []
+        if wanted_bpf and bpf is not None:
+            written.append(await _store_bpf(session, facts, bpf, parties))
+        if wanted_invoice and invoice is not None:
+            written.append(await _store_invoice(session, facts, invoice, parties))
+    except (NotIssuable, ValidationError) as exc:
+        reason = str(exc)
+        activity.logger.warning("documents of %s %s not issued: %s", mission_id, month, reason)
+        await record_timeline(
+            session,
+            key=f"billing_documents.not_issued:{mission_id}:{month}",
+            mission_id=mission_id,
+            kind="billing_documents.not_issued",
+            at=at,
+            data={"month": month, "reason": reason},
+        )
+        return []
+    return written
+
+
+class NotIssuable(Exception):
+    """The database lacks a mandatory mention of the document (a party's address)."""
+
+
+def _address(holder: Client | Provider, who: str) -> PostalAddress:
+    if holder.address_lines is None or holder.postal_code is None or holder.city is None:
+        raise NotIssuable(
+            f"{who} {holder.name} has no postal address (recorded before proposal.submitted "
+            "carried it): a mandatory mention of the invoice (L441-9 C. com.)"
+        )
+    return PostalAddress(
+        lines=holder.address_lines,
+        postal_code=holder.postal_code,
+        city=holder.city,
+        country=holder.address_country or "FR",
+    )
+
+
+def _parties(facts: _Facts) -> tuple[Party, Party]:
+    """(client, provider) as the documents print them."""
+    client = party(facts.client.name, facts.client.siren, _address(facts.client, "the client"))
+    provider = party(
+        facts.provider.name,
+        facts.provider.siren,
+        _address(facts.provider, "the provider"),
+        vat_registered=not facts.provider.vat_franchise,
+        email=facts.provider.email,
+    )
+    return client, provider
+
+
+async def _facts(session: AsyncSession, mission_id: str, month: str) -> _Facts | None:
+    row = (
+        await session.execute(
+            select(Cra, Client, Provider)
+            .join(Mission, Mission.mission_id == Cra.mission_id)
+            .join(Client, Client.client_id == Mission.client_id)
+            .join(Provider, Provider.siren == Mission.provider_siren)
+            .where(Cra.mission_id == mission_id, Cra.month == month)
+        )
+    ).one_or_none()
+    if row is None or row.Cra.status != CraStatus.VALIDATED:
+        return None
+    cra: Cra = row.Cra
+    lines = (
+        await session.execute(
+            select(CraLine).where(CraLine.cra_id == cra.id).order_by(CraLine.position)
+        )
+    ).scalars()
+    tjm: Decimal | None = None
+    expenses: list[ExpenseLine] = []
+    overtime: list[OvertimeLine] = []
+    corrections: list[CorrectionLine] = []
+    for line in lines:
+        if line.kind is CraLineKind.DAYS:
+            tjm = line.unit_price
+        elif line.kind is CraLineKind.EXPENSE:
+            expenses.append(
+                ExpenseLine(
+                    label=line.label,
+                    amount=line.amount,
+                    vat_rate=f"{line.vat_rate}",
+                    receipt_ref=_required(line.receipt_ref, "an expense's receipt"),
+                )
+            )
+        elif line.kind is CraLineKind.OVERTIME:
+            overtime.append(OvertimeLine(label=line.label, amount=line.amount))
+        else:
+            assert line.corrects_month is not None, "a correction names its month"
+            corrections.append(
+                CorrectionLine(
+                    label=line.label, amount=line.amount, corrects_month=line.corrects_month
+                )
+            )
+    if tjm is None:
+        raise RuntimeError(f"validated CRA {mission_id} {month} has no priced days line")
+    approver_email = None
+    if cra.approver_id is not None:
+        approver_email = (
+            await session.execute(
+                select(Approver.email).where(Approver.approver_id == cra.approver_id)
+            )
+        ).scalar_one_or_none()
+    purchase_order = (
+        await session.execute(
+            select(PurchaseOrder.po_number)
+            .where(PurchaseOrder.mission_id == mission_id)
+            .order_by(PurchaseOrder.confirmed_at.desc(), PurchaseOrder.id.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    submission = CraSubmitted(
+        mission_id=mission_id,
+        month=month,
+        days=cra.days,
+        expenses=expenses,
+        overtime=overtime,
+        corrections=corrections,
+    )
+    return _Facts(cra, submission, tjm, row.Client, row.Provider, approver_email, purchase_order)
+
+
+def _required(value: str | None, what: str) -> str:
+    if value is None:
+        raise RuntimeError(f"the database lacks {what}")
+    return value
+
+
+async def _store_bpf(
+    session: AsyncSession, facts: _Facts, bpf: Bpf, parties: tuple[Party, Party]
+) -> str:
+    cra = facts.cra
+    assert cra.validated_on is not None and cra.approver_id is not None, "a validated CRA"
+    doc = bpf_document_for_cra(
+        facts.submission,
+        facts.tjm,
+        number=bpf.number,
+        issued_on=bpf.issued_on,
+        client=parties[0],
+        provider=parties[1],
+        validated_on=cra.validated_on,
+        approver=BpfApprover(id=cra.approver_id, email=facts.approver_email),
+        submitted_on=cra.submitted_at.astimezone(PARIS).date() if cra.submitted_at else None,
+        purchase_order=facts.purchase_order,
+    )
+    if doc.amount_excl_vat != bpf.amount_excl_vat:
+        raise RuntimeError(
+            f"BPF {bpf.number}: the lines give {doc.amount_excl_vat}, the row {bpf.amount_excl_vat}"
+        )
+    name = f"{bpf.number}.pdf"
+    await _insert(
+        session,
+        bpf.mission_id,
+        bpf.month,
+        BillingDocumentKind.BPF,
+        doc.number,
+        name,
+        await asyncio.to_thread(render_bpf_pdf, doc),
+        doc.issued_on,
+    )
+    await session.execute(
+        update(Bpf).where(Bpf.id == bpf.id, Bpf.file_ref.is_(None)).values(file_ref=name)
+    )
+    return name
+
+
+async def _store_invoice(
+    session: AsyncSession, facts: _Facts, invoice: Invoice, parties: tuple[Party, Party]
+) -> str:
+    assert invoice.number is not None and invoice.issued_on is not None
+    assert invoice.due_on is not None and invoice.late_payment_rate is not None
+    assert invoice.recovery_indemnity is not None
+    doc = invoice_document_for_cra(
+        facts.submission,
+        facts.tjm,
+        number=invoice.number,
+        issued_on=invoice.issued_on,
+        due_on=invoice.due_on,
+        seller=parties[1],
+        buyer=parties[0],
+        vat_franchise=invoice.vat_franchise,
+        service_start=invoice.service_start,
+        service_end=invoice.service_end,
+        late_payment_rate=invoice.late_payment_rate,
+        recovery_indemnity=invoice.recovery_indemnity,
+        purchase_order=facts.purchase_order,
+    )
+    ledger = (invoice.amount_excl_vat, invoice.vat_amount, invoice.amount_incl_vat)
+    if (doc.total_excl_vat, doc.total_vat, doc.total_incl_vat) != ledger:
+        raise RuntimeError(f"invoice {invoice.number}: the lines disagree with its row {ledger}")
+    name = f"{invoice.number}.pdf"
+    await _insert(
+        session,
+        invoice.mission_id,
+        invoice.month,
+        BillingDocumentKind.INVOICE,
+        doc.number,
+        name,
+        await asyncio.to_thread(render_facturx_pdf, doc),
+        doc.issued_on,
+    )
+    await session.execute(
+        update(Invoice)
+        .where(Invoice.id == invoice.id, Invoice.facturx_ref.is_(None))
+        .values(pdf_ref=name, facturx_ref=name)
+    )
+    return name
+
+
+async def _insert(
+    session: AsyncSession,
+    mission_id: str,
+    month: str,
+    kind: BillingDocumentKind,
+    number: str,
+    name: str,
+    content: bytes,
+    issued_on: date,
+) -> None:
+    await session.execute(
+        insert(BillingDocument)
+        .values(
+            mission_id=mission_id,
+            month=month,
+            kind=kind,
+            number=number,
+            name=name,
+            content_type=PDF,
+            content=content,
+            size=len(content),
+            sha256=hashlib.sha256(content).hexdigest(),
+            issued_on=issued_on,
+        )
+        .on_conflict_do_nothing(
+            index_elements=[BillingDocument.mission_id, BillingDocument.month, BillingDocument.kind]
+        )
+    )

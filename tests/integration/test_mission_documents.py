@@ -1,0 +1,300 @@
+"""A validated CRA's BPF and invoice (Factur-X), issued in the validation's transaction and
+served by the gateway: listed, downloadable, printing both parties' postal addresses and the
+mandatory mentions; issued once; 404s; the 422 of a `proposal.submitted` without address.
+
+Real dev server, worker, PostgreSQL and gateway (tests/fixtures/gateway.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import os
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+from pathlib import Path
+
+import facturx
+import httpx
+from pypdf import PdfReader
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from activities.billing_files import issue_cra_documents
+from db.models import (
+    BillingDocument,
+    Invoice,
+    InvoiceNumberSequence,
+    Mission,
+    MissionEvent,
+    ProcessedEvent,
+    Provider,
+)
+from domain.billing_documents import french_vat_number
+from settings import Settings
+from tests.fixtures.gateway import (
+    CLIENT_ADDRESS,
+    PROVIDER_ADDRESS,
+    GatewayTestClient,
+    envelope,
+    eventually,
+    proposal_submitted,
+)
+from tests.integration.test_gateway_billing import _validated_month
+from tests.integration.test_gateway_contracting import CONTRACTING, submit
+
+NS = {"ram": "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100"}
+AGREEMENT = "{*}SupplyChainTradeTransaction/ram:ApplicableHeaderTradeAgreement"
+PENALTIES = (
+    "Tout retard de paiement donnera lieu, en plus des pénalités de retard (10 % par an), au "
+    "versement d'une indemnité forfaitaire de 40€ pour frais de recouvrement."
+)
+
+
+def _text(pdf: bytes) -> str:
+    reader = PdfReader(io.BytesIO(pdf))
+    return " ".join(" ".join(page.extract_text() for page in reader.pages).split())
+
+
+def _has_both_addresses(text: str) -> None:
+    for address in (CLIENT_ADDRESS, PROVIDER_ADDRESS):
+        for line in address["lines"]:
+            assert line in text
+        assert f"{address['postal_code']} {address['city']}" in text
+
+
+async def _get(gateway: GatewayTestClient, url: str) -> httpx.Response:
+    return await gateway.http.get(url)
+
+
+async def _invoice(engine: AsyncEngine, mission_id: str) -> Invoice:
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(Invoice).where(Invoice.mission_id == mission_id))).one()
+    return Invoice(**row._asdict())
+
+
+async def _cli(database_url: str, *args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        str(CONTRACTING),
+        *args,
+        env={**os.environ, "CONTRACTING_DATABASE_URL": database_url},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_a_validated_month_serves_its_bpf_and_its_factur_x_invoice(
+    gateway: GatewayTestClient, db_engine: AsyncEngine, stack_settings: Settings, tmp_path: Path
+) -> None:
+    pid, month = await _validated_month(gateway, db_engine)
+    invoice = await _invoice(db_engine, pid)
+    assert invoice.number is not None
+
+    listed = await _get(gateway, f"/missions/{pid}/documents")
+    assert listed.status_code == 200, listed.text
+    documents = {doc["kind"]: doc for doc in listed.json()["documents"]}
+    assert set(documents) == {"bpf", "invoice"}
+    bpf, inv = documents["bpf"], documents["invoice"]
+    assert bpf["number"] == f"BPF-{pid}-{month}" and inv["number"] == invoice.number
+    assert {bpf["month"], inv["month"]} == {month}
+    assert inv["url"] == f"/missions/{pid}/documents/{invoice.number}.pdf"
+    assert invoice.facturx_ref == inv["name"]
+
+    files = {}
+    for kind, doc in documents.items():
+        response = await _get(gateway, doc["url"])
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "application/pdf" == doc["content_type"]
+        assert response.content.startswith(b"%PDF-")
+        assert hashlib.sha256(response.content).hexdigest() == doc["sha256"]
+        assert len(response.content) == doc["size"]
+        files[kind] = response.content
+
+    # The invoice: both addresses and every mandatory mention, in the PDF's text.
+    text = _text(files["invoice"])
+    _has_both_addresses(text)
+    assert f"FACTURE N° {invoice.number}" in text
+    assert "Acme Industries" in text and "Durand Conseil" in text
+    assert f"SIREN : {invoice.issuer_siren}" in text and "SIREN : 325437259" in text
+    assert f"N° TVA intracommunautaire : {french_vat_number(invoice.issuer_siren)}" in text
+    assert f"N° TVA intracommunautaire : {french_vat_number('325437259')}" in text
+    assert "Date d'émission :" in text and "Date d'échéance :" in text
+    assert "Période de prestation :" in text
+    assert "Total HT : 650,00 €" in text and "Total TTC : 780,00 €" in text
+    assert PENALTIES in text
+    assert "Indemnité forfaitaire pour frais de recouvrement" in text
+    assert "Autofacturation" in text
+    assert "Bon de commande : PO-9" in text
+
+    # Its Factur-X XML passes the library's check and carries both postal addresses.
+    name, xml = facturx.get_facturx_xml_from_pdf(files["invoice"], check_xsd=False)
+    assert name == "factur-x.xml"
+    assert facturx.xml_check_xsd(xml, flavor="factur-x", level="en16931")
+    root = ET.fromstring(xml)
+    for role, address in (("Seller", PROVIDER_ADDRESS), ("Buyer", CLIENT_ADDRESS)):
+        postal = root.find(f"{AGREEMENT}/ram:{role}TradeParty/ram:PostalTradeAddress", NS)
+        assert postal is not None
+        found = [
+            node.text
+            for tag in ("LineOne", "LineTwo")
+            for node in postal.iterfind(f"ram:{tag}", NS)
+        ]
+        assert found == address["lines"]
+        assert postal.findtext("ram:PostcodeCode", namespaces=NS) == address["postal_code"]
+        assert postal.findtext("ram:CityName", namespaces=NS) == address["city"]
+        assert postal.findtext("ram:CountryID", namespaces=NS) == "FR"
+
+    # The BPF: both addresses, the facts of the validation, not an invoice.
+    text = _text(files["bpf"])
+    _has_both_addresses(text)
+    assert f"BON POUR FACTURATION (BPF) N° BPF-{pid}-{month}" in text
+    assert "claire.martin@acme.example" in text and "n'est pas une facture" in text
+
+    # The CLI lists them and saves the same bytes.
+    code, out, err = await _cli(
+        stack_settings.database_url, "mission", "documents", pid, "--save", str(tmp_path)
+    )
+    assert code == 0, err
+    assert f"{invoice.number}.pdf" in out and f"BPF-{pid}-{month}.pdf" in out
+    for kind, doc in documents.items():
+        assert (tmp_path / doc["name"]).read_bytes() == files[kind]
+    code, out, _ = await _cli(stack_settings.database_url, "mission", "documents", pid, "--json")
+    assert code == 0 and json.loads(out) == listed.json()
+    code, _, err = await _cli(stack_settings.database_url, "mission", "documents", "NOPE")
+    assert code == 1 and err.strip() == "error: no mission 'NOPE'"
+
+
+async def test_documents_are_issued_once_and_the_same_when_reissued(
+    gateway: GatewayTestClient, db_engine: AsyncEngine
+) -> None:
+    """A retried validation finds its files; a lost file is issued again, byte for byte, under
+    its number: no second document, no second number."""
+    pid, month = await _validated_month(gateway, db_engine)
+    invoice = await _invoice(db_engine, pid)
+
+    async def documents() -> dict[str, tuple[str, str]]:
+        async with db_engine.connect() as conn:
+            rows = await conn.execute(
+                select(BillingDocument.kind, BillingDocument.number, BillingDocument.sha256).where(
+                    BillingDocument.mission_id == pid
+                )
+            )
+            return {str(kind): (number, digest) for kind, number, digest in rows}
+
+    async def last_number() -> int:
+        async with db_engine.connect() as conn:
+            return int(
+                (
+                    await conn.execute(
+                        select(InvoiceNumberSequence.last_number).where(
+                            InvoiceNumberSequence.issuer_siren == invoice.issuer_siren
+                        )
+                    )
+                ).scalar_one()
+            )
+
+    first, counter = await documents(), await last_number()
+    assert set(first) == {"bpf", "invoice"}
+    async with AsyncSession(db_engine) as session, session.begin():
+        assert await issue_cra_documents(session, pid, month, at=datetime.now(UTC)) == []
+    assert await documents() == first
+
+    async with db_engine.begin() as conn:
+        await conn.execute(
+            delete(BillingDocument).where(
+                BillingDocument.mission_id == pid, BillingDocument.kind == "invoice"
+            )
+        )
+    async with AsyncSession(db_engine) as session, session.begin():
+        written = await issue_cra_documents(session, pid, month, at=datetime.now(UTC))
+    assert written == [f"{invoice.number}.pdf"]
+    assert await documents() == first
+    assert await last_number() == counter
+
+
+async def test_a_party_without_address_gets_no_document_and_the_timeline_says_why(
+    gateway: GatewayTestClient, db_engine: AsyncEngine
+) -> None:
+    """A provider recorded before the contract carried addresses: billing goes on, no
+    invoice without its mandatory mentions."""
+    pid, month = await _validated_month(gateway, db_engine)
+    async with db_engine.begin() as conn:
+        siren = (
+            await conn.execute(select(Mission.provider_siren).where(Mission.mission_id == pid))
+        ).scalar_one()
+        await conn.execute(
+            update(Provider)
+            .where(Provider.siren == siren)
+            .values(address_lines=None, postal_code=None, city=None, address_country=None)
+        )
+        await conn.execute(delete(BillingDocument).where(BillingDocument.mission_id == pid))
+    async with AsyncSession(db_engine) as session, session.begin():
+        assert await issue_cra_documents(session, pid, month, at=datetime.now(UTC)) == []
+    async with db_engine.connect() as conn:
+        reason = (
+            await conn.execute(
+                select(MissionEvent.data["reason"].astext).where(
+                    MissionEvent.idempotency_key == f"billing_documents.not_issued:{pid}:{month}"
+                )
+            )
+        ).scalar_one()
+    assert "has no postal address" in reason and "L441-9" in reason
+    listed = await _get(gateway, f"/missions/{pid}/documents")
+    assert listed.status_code == 200 and listed.json()["documents"] == []
+
+
+async def test_unknown_missions_and_documents_are_404(
+    gateway: GatewayTestClient, db_engine: AsyncEngine
+) -> None:
+    listed = await _get(gateway, "/missions/NO-SUCH-MISSION/documents")
+    assert listed.status_code == 404
+    assert listed.json() == {"detail": "no mission 'NO-SUCH-MISSION'"}
+    file = await _get(gateway, "/missions/NO-SUCH-MISSION/documents/F-1.pdf")
+    assert file.status_code == 404
+    assert "no mission" in file.json()["detail"]
+
+    pid = await submit(gateway)  # a mission without any validated month yet
+
+    async def recorded() -> bool:
+        async with db_engine.connect() as conn:
+            found = select(Mission.mission_id).where(Mission.mission_id == pid)
+            return (await conn.execute(found)).first() is not None
+
+    await eventually(recorded)
+    empty = await _get(gateway, f"/missions/{pid}/documents")
+    assert empty.status_code == 200, empty.text
+    assert empty.json() == {"mission_id": pid, "documents": []}
+    missing = await _get(gateway, f"/missions/{pid}/documents/F-000000000-000001.pdf")
+    assert missing.status_code == 404
+    assert missing.json()["detail"] == (
+        f"mission '{pid}' has no document 'F-000000000-000001.pdf'; "
+        f"GET /missions/{pid}/documents lists them"
+    )
+
+
+async def test_a_proposal_without_addresses_is_422_and_not_recorded(
+    gateway: GatewayTestClient, db_engine: AsyncEngine
+) -> None:
+    data = proposal_submitted()
+    del data["client"]["address"]
+    del data["provider"]["address"]
+    event = envelope("proposal.submitted", data)
+    response = await gateway.post_event(event)
+    assert response.status_code == 422, response.text
+    errors = {error["loc"]: error["msg"] for error in response.json()["errors"]}
+    assert errors == {
+        "data.client.address": "Field required",
+        "data.provider.address": "Field required",
+    }
+    async with db_engine.connect() as conn:
+        count = (
+            await conn.execute(
+                select(func.count()).where(ProcessedEvent.event_id == event["event_id"])
+            )
+        ).scalar_one()
+    assert count == 0
