@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -18,6 +19,7 @@ from settings import get_settings
 from starter.demo import demo_command
 from starter.devstack import dev_command
 from starter.quote import quote_command
+from starter.simulate import simulate_command
 
 if TYPE_CHECKING:
     from schemas.mission import MissionView
@@ -38,6 +40,14 @@ _used_temporal_client = False
 app.command("dev")(dev_command)
 app.command("quote")(quote_command)
 app.command("demo")(demo_command)
+
+
+@app.command("simulate")
+@functools.wraps(simulate_command)
+def _simulate(*args: Any, **kwargs: Any) -> None:
+    global _used_temporal_client
+    _used_temporal_client = True  # see `_leave`
+    simulate_command(*args, **kwargs)
 
 
 @app.command("worker")

@@ -86,6 +86,61 @@ NORDIC = DemoProvider(
 )
 PROVIDERS = (DURAND, LEA, NORDIC)
 
+POSTAL_ADDRESSES: dict[str, dict[str, Any]] = {
+    CLIENT["siren"]: {
+        "lines": ["12 rue de la Paix"],
+        "postal_code": "75002",
+        "city": "Paris",
+        "country": "FR",
+    },
+    DURAND.siren: {
+        "lines": ["8 quai Saint-Vincent"],
+        "postal_code": "69001",
+        "city": "Lyon",
+        "country": "FR",
+    },
+    LEA.siren: {
+        "lines": ["3 impasse des Lilas"],
+        "postal_code": "33000",
+        "city": "Bordeaux",
+        "country": "FR",
+    },
+    NORDIC.siren: {
+        "lines": ["Mannerheimintie 12"],
+        "postal_code": "00100",
+        "city": "Helsinki",
+        "country": "FI",
+    },
+}
+"""Registered offices (a mandatory invoice mention), by SIREN."""
+
+
+def proposal_data(
+    proposal_id: str,
+    rfp_id: str,
+    provider: DemoProvider,
+    tjm: str,
+    start: date,
+    end: date,
+    client: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The `data` of a `proposal.submitted` event: the one place the demo and the simulation
+    (`starter/simulate.py`) build it, so a new contract field is a one-line change."""
+    client_data = dict(client or CLIENT)
+    client_data.setdefault("address", POSTAL_ADDRESSES.get(client_data["siren"]))
+    provider_data = provider.as_event_data()
+    provider_data.setdefault("address", POSTAL_ADDRESSES.get(provider.siren))
+    return {
+        "proposal_id": proposal_id,
+        "rfp_id": rfp_id,
+        "client": client_data,
+        "provider": provider_data,
+        "tjm": tjm,
+        "start_date": start.isoformat(),
+        "end_date": end.isoformat(),
+    }
+
+
 # --- What a step waits for (monotone: once true, it stays true on the mission's path) -------
 
 _STAGE_ORDER = [
@@ -215,15 +270,7 @@ class Scenario:
             pid,
             "proposal.submitted",
             f"{pid}-submitted",
-            {
-                "proposal_id": pid,
-                "rfp_id": self.rfp(rfp),
-                "client": CLIENT,
-                "provider": provider.as_event_data(),
-                "tjm": tjm,
-                "start_date": start.isoformat(),
-                "end_date": (start + timedelta(days=180)).isoformat(),
-            },
+            proposal_data(pid, self.rfp(rfp), provider, tjm, start, start + timedelta(days=180)),
             recorded,
         )
         return pid
