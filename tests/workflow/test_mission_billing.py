@@ -1,0 +1,511 @@
+"""Three-month missions end to end through MissionWorkflow, one per payment offer, on the
+time-skipping server with the real activities (PostgreSQL, SMTP sink): proposal → retained →
+legal verification → start → three monthly CRAs submitted and validated → payouts. Every
+payout date and amount is checked against `domain/` and against the database rows, with a
+Flash payout across a public holiday, a Basic payout pulled back by the L441-10 legal cap,
+overtime and expenses in a CRA, and the exactly-once cases of the validation path: the same
+validation delivered twice, a worker lost between the commit and the reply, an SMTP server
+that answers 451 then recovers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import date, time, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest_asyncio
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio import activity
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.cra import CLIENT_PAYMENT_TERM
+from activities.mailer import Mailer
+from activities.registry import Activities
+from db.engine import create_engine
+from db.models import Bpf, Cra, CraLine, EmailOutbox, Invoice, MissionEvent, Payout
+from domain.calendar import is_business_day
+from domain.clock import paris_date, paris_instant
+from domain.payouts import Shift, compute_payout
+from domain.penalties import late_payment_penalty
+from schemas.cra import RECORD_CRA_VALIDATION, CraValidation, CraValidationResult
+from schemas.enums import CraStatus, InvoiceStatus, PaymentOffer, PayoutStatus
+from schemas.events import CraValidated
+from settings import Settings
+from starter.mailsink import MailSink
+from tests.fixtures.gateway import eventually
+from tests.fixtures.temporal import send_update
+from tests.workflow.mission_billing import (
+    Handle,
+    MissionDriver,
+    MonthOutcome,
+    MonthPlan,
+    first_validation_day,
+)
+from workflows.ids import cra_workflow_id, payout_workflow_id
+from workflows.registry import WORKFLOWS
+
+HISTORIES = Path(__file__).parent.parent / "histories"
+
+# Month 2 carries overtime, an expense and a correction of month 1: all invoiced, all paid to
+# the provider, and no fee on any of them (fees apply to days of service only).
+MONTH_2_LINES: dict[str, Any] = {
+    "expenses": [
+        {"label": "Train Paris-Lyon", "amount": "120.00", "vat_rate": "10", "receipt_ref": "R-1"}
+    ],
+    "overtime": [{"label": "Astreinte week-end", "amount": "300.00"}],
+}
+DAYS = (Decimal("15"), Decimal("18.5"), Decimal("10"))
+
+
+class Harness(MissionDriver):
+    def __init__(
+        self, env: WorkflowEnvironment, queue: str, sink: MailSink, engine: AsyncEngine
+    ) -> None:
+        super().__init__(env, queue)
+        self.sink = sink
+        self.engine = engine
+
+    async def rows(self, stmt: Any) -> list[Any]:
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(stmt)).all())
+
+    async def count(self, stmt: Any) -> int:
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(stmt)).scalar_one())
+
+    def mails(self, pid: str, subject_part: str) -> list[Any]:
+        return [
+            m
+            for m in self.sink.messages
+            if pid in (m.message_id or "") and subject_part in m.subject
+        ]
+
+
+@pytest_asyncio.fixture
+async def make_harness(
+    own_time_skipping_env: WorkflowEnvironment,
+    stack_settings: Settings,
+    smtp_sink: MailSink,
+    db_engine: AsyncEngine,
+) -> AsyncIterator[Callable[..., Any]]:
+    """A worker on its own queue with the real activities; `extra` ones replace them by name."""
+    env = own_time_skipping_env
+    built: list[tuple[Worker, Activities]] = []
+
+    async def make(*extra: Callable[..., Any]) -> Harness:
+        queue = f"tq-{uuid.uuid4().hex}"
+        settings = stack_settings.model_copy(update={"task_queue": queue})
+        activities = Activities(
+            create_engine(settings.database_url),
+            Mailer(settings),
+            settings=settings,
+            temporal=env.client,
+        )
+        replaced = {activity._Definition.must_from_callable(fn).name for fn in extra}
+        kept = [
+            fn
+            for fn in activities.all()
+            if activity._Definition.must_from_callable(fn).name not in replaced
+        ]
+        worker = Worker(
+            env.client, task_queue=queue, workflows=list(WORKFLOWS), activities=[*kept, *extra]
+        )
+        await worker.__aenter__()
+        built.append((worker, activities))
+        return Harness(env, queue, smtp_sink, db_engine)
+
+    yield make
+    for worker, activities in built:
+        await worker.__aexit__(None, None, None)
+        await activities.close()
+
+
+def plans(
+    months: list[str],
+    choose: Callable[[int, str], date | None] = lambda i, m: None,
+    **extra: Any,
+) -> list[MonthPlan]:
+    """Three months: 15 days, then 18.5 days with overtime, an expense and a correction of
+    month 1, then 10 days; validated on `choose(i, month)` or the first business day after
+    the month's last business day."""
+    result = []
+    for i, month in enumerate(months):
+        lines: dict[str, Any] = {}
+        if i == 1:
+            correction = {"label": "Trop facturé", "amount": "-50.00", "corrects_month": months[0]}
+            lines = {**MONTH_2_LINES, "corrections": [correction]}
+        validate_on = choose(i, month) or first_validation_day(month)
+        assert validate_on is not None
+        result.append(MonthPlan(month, DAYS[i], validate_on, lines, **extra.get(str(i), {})))
+    return result
+
+
+async def run_mission(
+    h: Harness, offer: PaymentOffer, make_plans: Any
+) -> tuple[str, Handle, list[MonthOutcome]]:
+    mission, months = await h.mission_in_progress(offer)
+    pid = (await h.state(mission)).mission_id
+    outcomes = [await h.run_month(mission, offer, plan) for plan in make_plans(months)]
+    return pid, mission, outcomes
+
+
+async def check_paid(
+    h: Harness, pid: str, offer: PaymentOffer, outcomes: list[MonthOutcome]
+) -> None:
+    """Once the last payout date has passed: every month invoiced once and paid once, on the
+    date and for the amount `domain/` gives, in the workflows and in the database."""
+    dates = [o.expected_payout_date for o in outcomes]
+    assert all(dates), dates
+    last = max(d for d in dates if d is not None)
+    await h.sleep_until(paris_instant(last, time(9, 30)))  # payouts go at 09:00
+    state = await h.state(await _mission(h, pid))
+
+    async def all_paid() -> bool:
+        states = [await h.payout_state(pid, o.month) for o in outcomes]
+        return all(s.status is PayoutStatus.PAID for s in states)
+
+    await eventually(all_paid, within=20)
+
+    async def all_sent() -> bool:
+        rows = await h.rows(select(EmailOutbox.status).where(EmailOutbox.mission_id == pid))
+        return all(status == "sent" for (status,) in rows)
+
+    await eventually(all_sent, within=20)
+    assert state.validated_months == [o.month for o in outcomes]
+    for o in outcomes:
+        payout = await h.payout_state(pid, o.month)
+        assert payout.status is PayoutStatus.PAID, (o.month, payout)
+        assert payout.payout_date == o.payout_on
+        assert payout.amount == o.amounts.total_incl_vat
+        assert payout.fee == o.fee and payout.net_amount == o.net
+        assert payout.paid_at is not None and paris_date(payout.paid_at) == o.payout_on
+        if o.client_paid_on is None:  # fixed date or immediate: the date of domain.payouts
+            assert payout.facts.validated_on == o.plan.validate_on
+            assert payout.facts.capped_by_legal_limit == o.schedule.capped_by_legal_limit
+        else:
+            assert payout.facts.client_paid_on == o.client_paid_on
+
+        [invoice] = await h.rows(
+            select(Invoice.__table__).where(Invoice.mission_id == pid, Invoice.month == o.month)
+        )
+        assert invoice.number == o.cra.invoice_number and invoice.number is not None
+        assert invoice.status == InvoiceStatus.IN_PAYMENT
+        assert invoice.issued_on == o.plan.validate_on
+        assert (invoice.amount_excl_vat, invoice.vat_amount, invoice.amount_incl_vat) == (
+            o.amounts.total_excl_vat,
+            o.amounts.vat,
+            o.amounts.total_incl_vat,
+        )
+        [row] = await h.rows(
+            select(Payout.__table__).where(Payout.mission_id == pid, Payout.month == o.month)
+        )
+        assert row.status == PayoutStatus.PAID and row.invoice_id == invoice.id
+        assert (row.due_on, row.amount, row.fee, row.net_amount) == (
+            o.payout_on,
+            o.amounts.total_incl_vat,
+            o.fee,
+            o.net,
+        )
+        assert row.paid_at == payout.paid_at
+        [bpf] = await h.rows(
+            select(Bpf.__table__).where(Bpf.mission_id == pid, Bpf.month == o.month)
+        )
+        assert bpf.amount_excl_vat == o.amounts.total_excl_vat
+        # One email each: billing started (with the payment date when known), then paid.
+        [billing] = h.mails(pid, f"CRA {o.month} validé")
+        if o.client_paid_on is None:
+            assert o.payout_on.strftime("%d/%m/%Y") in billing.text()
+        assert len(h.mails(pid, f"Paiement effectué : mission {pid}, CRA {o.month}")) == 1
+    numbers = [o.cra.invoice_number for o in outcomes]
+    siren = (await h.state(await _mission(h, pid))).provider_siren
+    assert numbers == [f"F-{siren}-{n:06d}" for n in (1, 2, 3)]  # continuous per issuer
+
+
+async def _mission(h: Harness, pid: str) -> Handle:
+    return h.env.client.get_workflow_handle(f"mission-{pid}")
+
+
+def check_month_2_lines(outcome: MonthOutcome, offer: PaymentOffer) -> None:
+    """18.5 days × 650 = 12 025, + 300 overtime − 50 correction = 12 275 at 20 % (2 455),
+    + 120 train at 10 % (12): 12 395 excl. VAT, 14 862 incl. VAT. The fee is on the 12 025 of
+    days only; the provider gets the overtime and the expense in full."""
+    assert outcome.amounts.total_excl_vat == Decimal("12395.00")
+    assert outcome.amounts.total_incl_vat == Decimal("14862.00")
+    assert outcome.cra.amount_incl_vat == Decimal("14862.00")
+    fee = {
+        PaymentOffer.BASIC: Decimal("0.00"),
+        PaymentOffer.EXPRESS: Decimal("300.63"),  # 2.5 % × 650 × 18.5 = 300.625, half up
+        PaymentOffer.FLASH: Decimal("601.25"),  # 5 % × 650 × 18.5
+        PaymentOffer.BACK_TO_BACK: Decimal("0.00"),
+        PaymentOffer.IMMEDIATE: Decimal("370.00"),  # 20 € × 18.5 days
+    }[offer]
+    assert outcome.fee == fee
+    assert outcome.net == Decimal("14862.00") - fee
+
+
+async def check_lines_in_db(h: Harness, pid: str, month: str) -> None:
+    [cra] = await h.rows(select(Cra.__table__).where(Cra.mission_id == pid, Cra.month == month))
+    assert cra.status == CraStatus.VALIDATED
+    lines = await h.rows(
+        select(CraLine.kind, CraLine.amount)
+        .where(CraLine.cra_id == cra.id)
+        .order_by(CraLine.position)
+    )
+    assert [(str(k), a) for k, a in lines] == [
+        ("days", Decimal("12025.00")),
+        ("expense", Decimal("120.00")),
+        ("overtime", Decimal("300.00")),
+        ("correction", Decimal("-50.00")),
+    ]
+
+
+async def test_basic_mission_pays_60_days_later_and_the_legal_cap_pulls_one_back(
+    make_harness: Callable[..., Any],
+) -> None:
+    h: Harness = await make_harness()
+
+    def capped(day: date) -> bool:
+        return (
+            is_business_day(day) and compute_payout(PaymentOffer.BASIC, day).capped_by_legal_limit
+        )
+
+    # Month 2 is validated on a day whose 60th day later is not a business day: the next
+    # business day would pass the 60-day legal maximum, so the payout moves back.
+    pid, mission, outcomes = await run_mission(
+        h,
+        PaymentOffer.BASIC,
+        lambda months: plans(
+            months, lambda i, m: first_validation_day(m, capped) if i == 1 else None
+        ),
+    )
+    pulled = outcomes[1]
+    assert pulled.schedule.capped_by_legal_limit
+    assert pulled.schedule.shift is Shift.PREVIOUS_BUSINESS_DAY
+    assert pulled.payout_on < pulled.plan.validate_on + timedelta(days=60)
+    check_month_2_lines(pulled, PaymentOffer.BASIC)
+
+    if os.environ.get("RECORD_HISTORIES"):
+        # Three validated CRAs, the last month's payout waiting on its 60-day timer.
+        last = outcomes[-1]
+        payout = h.env.client.get_workflow_handle(payout_workflow_id(pid, last.month))
+        assert (await h.payout_state(pid, last.month)).status is PayoutStatus.SCHEDULED
+        cycle = h.env.client.get_workflow_handle(cra_workflow_id(pid, pulled.month))
+        for name, handle in (
+            ("mission_three_months_billed", mission),
+            ("cra_month_with_overtime_expenses_correction", cycle),
+            ("payout_basic_pending_timer", payout),
+        ):
+            history = await handle.fetch_history()
+            (HISTORIES / f"{name}.json").write_text(history.to_json())
+
+    await check_paid(h, pid, PaymentOffer.BASIC, outcomes)
+    await check_lines_in_db(h, pid, pulled.month)
+    state = await h.payout_state(pid, pulled.month)
+    assert state.facts.capped_by_legal_limit and state.facts.legal_limit == (
+        pulled.plan.validate_on + timedelta(days=60)
+    )
+
+
+async def test_flash_mission_across_a_public_holiday_with_a_worker_lost_after_the_commit(
+    make_harness: Callable[..., Any], stack_settings: Settings
+) -> None:
+    """Flash: 3 business days, public holidays do not count. The first validation's activity
+    commits, then its worker is lost before replying: the retry finds the commit and writes
+    nothing twice (one invoice, one payout, one email)."""
+    real = Activities(
+        create_engine(stack_settings.database_url), Mailer(stack_settings), settings=stack_settings
+    )
+    lost: list[str] = []
+
+    @activity.defn(name=RECORD_CRA_VALIDATION)
+    async def lost_after_commit(v: CraValidation) -> CraValidationResult:
+        result = await real.cra.record_cra_validation(v)
+        if not lost:
+            lost.append(v.key)
+            raise RuntimeError("worker lost after the commit, before the reply")
+        return result
+
+    def across_holiday(day: date) -> bool:
+        return is_business_day(day) and bool(
+            compute_payout(PaymentOffer.FLASH, day).skipped_holidays
+        )
+
+    try:
+        h: Harness = await make_harness(lost_after_commit)
+        pid, _, outcomes = await run_mission(
+            h,
+            PaymentOffer.FLASH,
+            lambda months: plans(months, lambda i, m: first_validation_day(m, across_holiday)),
+        )
+        assert lost and lost[0].endswith(outcomes[0].month)
+        shifted = [o for o in outcomes if o.schedule.skipped_holidays]
+        assert shifted, "no Flash validation of the mission's months crossed a holiday"
+        for o in shifted:
+            plain = o.plan.validate_on + timedelta(days=3)
+            assert o.payout_on > plain
+        check_month_2_lines(outcomes[1], PaymentOffer.FLASH)
+        await check_paid(h, pid, PaymentOffer.FLASH, outcomes)
+        await check_lines_in_db(h, pid, outcomes[1].month)
+        for o in shifted:
+            facts = (await h.payout_state(pid, o.month)).facts
+            assert facts.skipped_holidays and "férié" in facts.explanation
+        # The retried validation wrote nothing twice.
+        month = outcomes[0].month
+        for model in (Invoice, Payout, Bpf):
+            assert (
+                await h.count(
+                    select(func.count())
+                    .select_from(model)
+                    .where(model.mission_id == pid, model.month == month)
+                )
+                == 1
+            )
+        assert (
+            await h.count(
+                select(func.count()).where(
+                    MissionEvent.mission_id == pid,
+                    MissionEvent.kind == "cra.validated",
+                )
+            )
+            == 3
+        )
+        assert (
+            await h.count(
+                select(func.count()).where(
+                    EmailOutbox.mission_id == pid, EmailOutbox.template == "cra_validated"
+                )
+            )
+            == 3
+        )
+    finally:
+        await real.close()
+
+
+async def test_express_mission_with_the_validation_delivered_twice(
+    make_harness: Callable[..., Any],
+) -> None:
+    """The platform delivers month 2's `cra.validated` twice with the same event id (one
+    update), then again under a new event id (refused: a validated CRA is immutable)."""
+    h: Harness = await make_harness()
+    refusals: list[str] = []
+
+    async def twice_then_again(cycle: Handle, event: CraValidated) -> None:
+        event_id = f"evt-{uuid.uuid4().hex}"
+        await asyncio.gather(
+            send_update(cycle, "cra.validated", event, event_id),
+            send_update(cycle, "cra.validated", event, event_id),
+        )
+        try:
+            await send_update(cycle, "cra.validated", event, f"evt-{uuid.uuid4().hex}")
+        except WorkflowUpdateFailedError as exc:  # validator: already validated
+            refusals.append(str(exc.cause))
+        except RPCError as exc:  # the cycle already completed
+            refusals.append(exc.message)
+
+    def lands_on_a_weekend(day: date) -> bool:
+        schedule = compute_payout(PaymentOffer.EXPRESS, day)
+        return is_business_day(day) and schedule.shift is Shift.NEXT_BUSINESS_DAY
+
+    pid, _, outcomes = await run_mission(
+        h,
+        PaymentOffer.EXPRESS,
+        lambda months: plans(
+            months,
+            lambda i, m: first_validation_day(m, lands_on_a_weekend) if i == 0 else None,
+            **{"1": {"deliver_validation": twice_then_again}},
+        ),
+    )
+    assert len(refusals) == 1
+    assert outcomes[0].schedule.shift is Shift.NEXT_BUSINESS_DAY
+    check_month_2_lines(outcomes[1], PaymentOffer.EXPRESS)
+    await check_paid(h, pid, PaymentOffer.EXPRESS, outcomes)
+    assert (
+        await h.count(
+            select(func.count()).where(
+                EmailOutbox.mission_id == pid, EmailOutbox.template == "cra_validated"
+            )
+        )
+        == 3
+    )
+
+
+async def test_back_to_back_mission_waits_for_the_client_then_pays(
+    make_harness: Callable[..., Any],
+) -> None:
+    """Back-to-back: no payout date until the client pays. The client pays the three invoices
+    late, once month 3 is validated: month 1's payout has waited two months (a fixed-date
+    offer would have paid it), and the client owes late-payment interest and the €40
+    indemnity on it."""
+    h: Harness = await make_harness()
+    pid, _, outcomes = await run_mission(h, PaymentOffer.BACK_TO_BACK, plans)
+
+    async def all_waiting() -> bool:
+        states = [await h.payout_state(pid, o.month) for o in outcomes]
+        return all(s.status is PayoutStatus.WAITING_CLIENT_PAYMENT for s in states)
+
+    await eventually(all_waiting)
+    for o in outcomes:
+        assert o.schedule.payout_date is None and o.expected_payout_date is None
+        waiting = await h.payout_state(pid, o.month)
+        assert waiting.payout_date is None and "après l'encaissement" in waiting.facts.explanation
+    assert await h.today() - outcomes[0].plan.validate_on > timedelta(days=50)
+    for o in outcomes:
+        await h.client_pays(pid, o)
+    check_month_2_lines(outcomes[1], PaymentOffer.BACK_TO_BACK)
+    await check_paid(h, pid, PaymentOffer.BACK_TO_BACK, outcomes)
+    first = outcomes[0]
+    assert first.client_paid_on is not None
+    penalty = late_payment_penalty(
+        first.amounts.total_incl_vat,
+        first.plan.validate_on + CLIENT_PAYMENT_TERM,
+        first.client_paid_on,
+    )
+    facts = (await h.payout_state(pid, first.month)).facts
+    assert facts.client_days_late == penalty.days_late > 0
+    assert facts.client_penalties == penalty.interest > 0
+    assert facts.client_indemnity == Decimal("40.00")
+
+
+async def test_immediate_mission_pays_at_once_and_survives_smtp_451(
+    make_harness: Callable[..., Any], smtp_sink: MailSink
+) -> None:
+    """Immediate payment: the first business day on or after the validation (a Saturday
+    validation pays on Monday), €20 per day. Month 2's emails meet two 451 answers: the
+    billing-started and the payout-paid emails still arrive once each."""
+    h: Harness = await make_harness()
+
+    def saturday(day: date) -> bool:
+        return day.weekday() == 5
+
+    served_before = smtp_sink.failures_served
+    pid, _, outcomes = await run_mission(
+        h,
+        PaymentOffer.IMMEDIATE,
+        lambda months: plans(
+            months,
+            lambda i, m: first_validation_day(m, saturday) if i == 0 else None,
+            **{"1": {"before_validation": lambda: smtp_sink.fail_next(2, code=451)}},
+        ),
+    )
+    first = outcomes[0]
+    assert first.payout_on > first.plan.validate_on
+    assert is_business_day(first.payout_on)
+    check_month_2_lines(outcomes[1], PaymentOffer.IMMEDIATE)
+    await check_paid(h, pid, PaymentOffer.IMMEDIATE, outcomes)
+    assert smtp_sink.failures_served - served_before == 2
+    attempts = await h.count(
+        select(func.sum(EmailOutbox.attempts)).where(
+            EmailOutbox.mission_id == pid,
+            EmailOutbox.template.in_(("cra_validated", "payout_paid")),
+        )
+    )
+    assert attempts == 6 + 2  # three months × two emails, two of them refused once first
