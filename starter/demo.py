@@ -35,8 +35,10 @@ from time import monotonic
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import typer
 
+from domain.calendar import is_business_day
 from schemas.enums import MissionStage, ProposalStatus
 from schemas.mission import MissionView
 from settings import get_settings
@@ -84,7 +86,10 @@ LEA = DemoProvider(
 NORDIC = DemoProvider(
     "847144854", "Nordic Data Oy", "billing@nordicdata.example", "FI", "company", False
 )
-PROVIDERS = (DURAND, LEA, NORDIC)
+LISBOA = DemoProvider(
+    "552081317", "Lisboa Dev Lda", "faturas@lisboadev.example", "PT", "company", False
+)
+PROVIDERS = (DURAND, LEA, NORDIC, LISBOA)
 
 POSTAL_ADDRESSES: dict[str, dict[str, Any]] = {
     CLIENT["siren"]: {
@@ -110,6 +115,12 @@ POSTAL_ADDRESSES: dict[str, dict[str, Any]] = {
         "postal_code": "00100",
         "city": "Helsinki",
         "country": "FI",
+    },
+    LISBOA.siren: {
+        "lines": ["Rua Augusta 100"],
+        "postal_code": "1100-053",
+        "city": "Lisboa",
+        "country": "PT",
     },
 }
 """Registered offices (a mandatory invoice mention), by SIREN."""
@@ -329,6 +340,47 @@ class Scenario:
             ),
         )
 
+    def sign(self, pid: str, number: int, offer: str, *, opens: str | None = None) -> None:
+        """Purchase order, then the contract with `offer`: with a compliant provider the mission
+        is to start, and in progress at once when its start date has passed; then waits until
+        the CRA cycle of `opens` (YYYY-MM) is open."""
+        self.proposal(
+            pid,
+            "purchase_order.confirmed",
+            lambda v: v.state.legal.purchase_order is not None,
+            po_number=f"PO-{self.stamp}-{number:03d}",
+        )
+        until = reached(MissionStage.TO_START)
+        if opens is not None:
+            until = lambda v: (  # noqa: E731
+                v.state.stage is MissionStage.IN_PROGRESS and opens in v.state.cra_months
+            )
+        self.proposal(
+            pid,
+            "contract.signed",
+            until,
+            signed_on=self.today.isoformat(),
+            payment_offer=offer,
+            special_conditions_ref=f"CP-{self.stamp}-{number:03d}",
+        )
+
+    def cra(self, pid: str, month: str, days: str, expenses: list[dict[str, Any]]) -> None:
+        """The month's CRA submitted, then validated by the client's approver: BPF, invoice and
+        the payout workflow `payout-<mission>-<month>` on the offer's date."""
+        self.add(
+            pid,
+            "cra.submitted",
+            f"{pid}-cra-{month}-submitted",
+            {"mission_id": pid, "month": month, "days": days, "expenses": expenses},
+        )
+        self.add(
+            pid,
+            "cra.validated",
+            f"{pid}-cra-{month}-validated",
+            {"mission_id": pid, "month": month, "approver_id": CLIENT["approvers"][0]["id"]},
+            lambda v: month in v.state.validated_months,
+        )
+
 
 def build_scenario(today: date) -> Scenario:
     s = Scenario(today)
@@ -526,7 +578,71 @@ def build_scenario(today: date) -> Scenario:
         reached(MissionStage.CANCELLED),
         reason="Le consultant proposé n'est plus disponible aux dates demandées.",
     )
+
+    # 8-11: one mission per other payment offer, billed (a scenario of its own, below).
+    add_billed_missions(s, first_number=8)
     return s
+
+
+def add_billed_missions(s: Scenario, first_number: int) -> list[str]:
+    """Missions 8-11, one per payment offer mission 1 (Flash) does not show, started on the
+    first day of last month: last month's CRA is validated today, so each has its BPF, its
+    invoice and its payout workflow `payout-<mission>-<YYYY-MM>`:
+
+    - Basic (Durand Conseil): paid 60 days after the validation, `NextPayoutDate` set;
+    - Express (Léa Petit EI, VAT franchise: no VAT on the invoice): 30 days after;
+    - back-to-back (Lisboa Dev Lda, Portugal): waits for the client's payment of the invoice;
+    - immediate payment (Lisboa Dev Lda): paid on the first business day on or after today.
+
+    A scenario is a function of the `Scenario` like this one, built from its steps (`submit`,
+    `proposal`, `documents`, `sign`, `cra`) and called from `build_scenario`; it numbers its
+    missions from `first_number` and answers their ids. Durand Conseil and Léa Petit EI are
+    compliant by then (missions 1 and 2 provided their documents)."""
+    last_month_end = s.today.replace(day=1) - timedelta(days=1)
+    started = last_month_end.replace(day=1)
+    month = started.strftime("%Y-%m")
+    worked = sum(is_business_day(started + timedelta(days=n)) for n in range(last_month_end.day))
+    plans = [
+        (DURAND, "basic", "630.00"),
+        (LEA, "express", "450.00"),
+        (LISBOA, "back_to_back", "700.00"),
+        (LISBOA, "immediate", "680.00"),
+    ]
+    # Step by step across the missions (each waits only for its own previous step).
+    missions = [
+        s.submit(first_number + n, first_number + n - 4, provider, tjm, started)
+        for n, (provider, _, tjm) in enumerate(plans)
+    ]
+    for pid in missions:
+        s.proposal(pid, "proposal.read", status_at_least(ProposalStatus.READ))
+    for pid in missions:
+        s.proposal(pid, "proposal.retained", reached(MissionStage.LEGAL_VERIFICATION))
+    s.documents(  # Lisboa Dev Lda's first missions: its documents
+        missions[2],
+        LISBOA,
+        [
+            ("urssaf_vigilance", 20),
+            ("kbis", 15),
+            ("sworn_statement", 2),
+            ("foreign_workers_list", 2),
+        ],
+    )
+    for n, (pid, (_, offer, _)) in enumerate(zip(missions, plans, strict=True)):
+        s.sign(pid, first_number + n, offer, opens=month)
+    for pid, (provider, offer, _) in zip(missions, plans, strict=True):
+        expenses = []
+        if offer == "basic":
+            expenses.append(
+                {
+                    "label": "Hôtel Lyon (2 nuits, atelier client)",
+                    "amount": "236.00",
+                    "vat_rate": "10",
+                    "receipt_ref": f"s3://demo-receipts/{pid}-{month}-1.pdf",
+                }
+            )
+        days = worked - 1 if provider is LEA else worked  # a day off
+        s.cra(pid, month, str(days), expenses)
+    return missions
 
 
 # --- Running it -----------------------------------------------------------------------------
@@ -670,6 +786,27 @@ def _note(view: MissionView) -> str:
     return ""
 
 
+async def payout_lines(base_url: str, mission_ids: list[str]) -> list[str]:
+    """One line per payout workflow of the missions, from `GET /missions/{id}/explain`."""
+    header = f"{'payout workflow':<34} {'offer':<13} {'status':<24} date"
+    lines = [header, "-" * len(header)]
+    async with httpx.AsyncClient(base_url=base_url, timeout=30.0) as http:
+        for mission_id in mission_ids:
+            response = await http.get(f"/missions/{mission_id}/explain")
+            if response.status_code != 200:
+                continue
+            explanation = response.json()
+            offer = explanation.get("payment_offer") or ""
+            for month in explanation["months"]:
+                if month.get("payout_status") is None:
+                    continue
+                lines.append(
+                    f"{'payout-' + mission_id + '-' + month['month']:<34} {offer:<13} "
+                    f"{month['payout_status']:<24} {month.get('payout_date') or ''}"
+                )
+    return lines if len(lines) > 2 else []
+
+
 def demo_command(
     gateway_url: Annotated[
         str | None, typer.Option(help="Gateway URL (default: CONTRACTING_GATEWAY_URL).")
@@ -688,10 +825,21 @@ def demo_command(
     scenario = build_scenario(today)
     for line in summary(views, scenario.missions):
         typer.echo(line)
+    in_progress = [v.state.mission_id for v in views if v.state.stage is MissionStage.IN_PROGRESS]
+    payouts = asyncio.run(payout_lines(url, in_progress))
+    if payouts:
+        typer.echo('\nPayouts (Temporal UI: WorkflowType="PayoutWorkflow", column NextPayoutDate):')
+        for line in payouts:
+            typer.echo(line)
     typer.echo(f"\n{len(views)} missions in {elapsed:.1f}s. Look at them:")
     typer.echo(f"  contracting mission show {scenario.pid(1)}")
     typer.echo(f"  curl {url}/missions/{scenario.pid(3)}")
     typer.echo("  temporal workflow list --query 'MissionStage=\"in_progress\"'")
+    typer.echo(
+        "  temporal workflow list --query "
+        "'WorkflowType=\"PayoutWorkflow\" AND NextPayoutDate IS NOT NULL'"
+    )
+    typer.echo(f"  contracting mission explain {scenario.pid(10)}")
     if failures:
         typer.echo(f"{failures} step(s) failed: see the lines above", err=True)
         raise typer.Exit(1)

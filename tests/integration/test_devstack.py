@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -174,6 +175,12 @@ def test_contracting_dev_runs_the_demo_and_stops_cleanly(tmp_path: Path) -> None
     assert "Contracting dev stack is ready" in output
     assert f"http://127.0.0.1:{settings.temporal_ui_port}" in output
     assert "dev-secret" in output
+    # The demo leaves a payout workflow of every offer (starter/demo.py).
+    for offer in ("flash", "basic", "express", "back_to_back", "immediate"):
+        line = rf"^payout-PROP-\d{{8}}-\d+-\d{{4}}-\d{{2}} +{offer} "
+        assert re.search(line, output, re.MULTILINE), offer
+    assert "waiting_client_payment" in output
+    assert "step(s) failed" not in output
     assert "stopping PostgreSQL" in output
     var_dir = tmp_path / "var"
     assert not (var_dir / "ready").exists()

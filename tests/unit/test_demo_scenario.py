@@ -1,0 +1,50 @@
+"""The demo's scenario (starter/demo.py), without a stack: every event is one the gateway
+accepts as well-formed, a re-run on the same day sends the same bytes, and the missions cover
+every payment offer, the billed ones started on the first day of last month."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pytest
+
+from schemas.enums import PaymentOffer
+from starter.demo import build_scenario
+from starter.events import parse_event
+
+
+@pytest.mark.parametrize("today", [date(2026, 11, 27), date(2027, 1, 1), date(2027, 3, 31)])
+def test_every_event_parses_and_a_rerun_sends_the_same_bytes(today: date) -> None:
+    first, again = build_scenario(today), build_scenario(today)
+    assert [json.dumps(s.event) for s in first.steps] == [json.dumps(s.event) for s in again.steps]
+    for step in first.steps:
+        parse_event(json.dumps(step.event).encode())  # raises on a malformed event
+    ids = [step.event["event_id"] for step in first.steps]
+    assert len(set(ids)) == len(ids) - 1  # mission 1's proposal is sent twice on purpose
+
+
+def test_the_missions_cover_every_offer_and_the_billed_ones_have_a_validated_cra() -> None:
+    today = date(2026, 11, 27)
+    scenario = build_scenario(today)
+    signed = {
+        step.mission: step.event["data"]["payment_offer"]
+        for step in scenario.steps
+        if step.event["type"] == "contract.signed" and not step.expect_refusal
+    }
+    assert set(signed.values()) == {offer.value for offer in PaymentOffer}
+    validated = {
+        step.mission: step.event["data"]["month"]
+        for step in scenario.steps
+        if step.event["type"] == "cra.validated"
+    }
+    assert validated == {
+        scenario.pid(1): "2026-11",
+        **{scenario.pid(n): "2026-10" for n in (8, 9, 10, 11)},
+    }
+    starts = {
+        step.mission: step.event["data"]["start_date"]
+        for step in scenario.steps
+        if step.event["type"] == "proposal.submitted"
+    }
+    assert all(starts[scenario.pid(n)] == "2026-10-01" for n in (8, 9, 10, 11))
