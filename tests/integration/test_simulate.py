@@ -9,6 +9,7 @@ import sys
 from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -34,7 +35,7 @@ async def simulated(postgres_server) -> tuple[SimulationResult, list[str], str]:
     return result, list(render(result)), url
 
 
-async def _rows(url: str, model, ids: list[str]) -> list:
+async def _rows(url: str, model, ids: list[str]) -> list[Any]:
     engine = create_async_engine(url)
     try:
         async with engine.connect() as conn:
@@ -76,7 +77,9 @@ async def test_payout_dates_and_fees_follow_the_domain_rules(simulated) -> None:
             client = paid_by_client[invoice.id]
             expected = next_business_day_on_or_after(client.paid_on)
         else:
-            expected = compute_payout(offer, cra.validated_on).payout_date
+            scheduled = compute_payout(offer, cra.validated_on).payout_date
+            assert scheduled is not None
+            expected = scheduled
         assert payout.due_on == expected, key
         pay_at = paris_instant(expected, PAY_AT)  # or at once when that time has passed
         assert pay_at <= payout.paid_at < pay_at + timedelta(hours=6), key
