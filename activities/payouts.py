@@ -12,6 +12,7 @@ then left alone and only the outbox keys are returned again for the send activit
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, select
@@ -204,9 +205,12 @@ class PayoutActivities:
             if reason is not None:
                 invoice.status = InvoiceStatus.BLOCKED
                 invoice.blocked_reason = reason
+                # One block (timeline row, email) per distinct import: the same import again
+                # (a retry) finds its row; other wrong amounts get their own reason and email.
+                blocked = f"{key}:{inp.amount_excl_vat}:{inp.vat_amount}:blocked"
                 await record_timeline(
                     session,
-                    key=f"{key}:blocked",
+                    key=blocked,
                     mission_id=inp.mission_id,
                     kind="invoice.blocked",
                     at=inp.at,
@@ -214,13 +218,20 @@ class PayoutActivities:
                 )
                 outbox = await queue_email(
                     session,
-                    key=f"{key}:blocked:provider",
+                    key=f"{blocked}:provider",
                     mission_id=inp.mission_id,
                     recipients=[inp.provider_email],
                     template="invoice_blocked",
                     context={**inp.context, "invoice_number": inp.number, "reason": reason},
                 )
-                return InvoiceImportResult(accepted=False, reason=reason, outbox_keys=[outbox])
+                expected_excl, expected_vat = _expected(invoice, inp)
+                return InvoiceImportResult(
+                    accepted=False,
+                    reason=reason,
+                    outbox_keys=[outbox],
+                    expected_excl_vat=expected_excl,
+                    expected_vat=expected_vat,
+                )
             clash = (
                 await session.execute(
                     select(Invoice.mission_id, Invoice.month).where(
@@ -265,12 +276,18 @@ class PayoutActivities:
         return InvoiceImportResult(accepted=True)
 
 
-def _mismatch(invoice: Invoice, inp: InvoiceImport) -> str | None:
-    """How the import differs from the validated CRA, in French, or None."""
+def _expected(invoice: Invoice, inp: InvoiceImport) -> tuple[Decimal, Decimal]:
+    """The validated CRA's amounts (excl. VAT, VAT) the import must carry."""
     expected_excl = (
         invoice.amount_excl_vat if invoice.amount_excl_vat is not None else inp.expected_excl_vat
     )
     expected_vat = invoice.vat_amount if invoice.vat_amount is not None else inp.expected_vat
+    return expected_excl, expected_vat
+
+
+def _mismatch(invoice: Invoice, inp: InvoiceImport) -> str | None:
+    """How the import differs from the validated CRA, in French, or None."""
+    expected_excl, expected_vat = _expected(invoice, inp)
     differences = []
     if inp.amount_excl_vat != expected_excl:
         differences.append(

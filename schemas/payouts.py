@@ -190,4 +190,7 @@ class InvoiceImport(BaseModel):
 class InvoiceImportResult(BaseModel):
     accepted: bool
     reason: str | None = None
+    expected_excl_vat: Decimal | None = None
+    """What the validated CRA invoices (excl. VAT), when the import was blocked."""
+    expected_vat: Decimal | None = None
     outbox_keys: list[str] = Field(default_factory=list)

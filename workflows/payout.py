@@ -19,6 +19,14 @@ pending. The caller (the monthly CRA cycle) starts it as a child with
   computed. Different: the invoice is blocked with the reason, the provider is told that the
   fix goes through next month's CRA, and the payout keeps waiting (the update is accepted:
   the event was valid). Guarded by `workflow.patched('invoice-import-check')`.
+- Importing again after a blocked import (policy): the validated CRA is immutable, so the
+  payout waits for an invoice with the CRA's amounts; the difference the provider wanted to
+  invoice goes on next month's CRA as a correction line. Hence an import that matches the
+  CRA is accepted (numbered, in payment, the payout computes its date from that import); an
+  import with other wrong amounts or another number is blocked again with its own reason and
+  its own email; the very same import again (same number and amounts, a new event id) is
+  refused by the validator (409 at the gateway, nothing written) with the amounts expected
+  and where the difference goes. Once an import is accepted, any further import is refused.
 - `invoice.cancelled`: cancels a payout not yet made; a payout already made is flagged for ops.
 - After paying, the workflow stays open (no timer running but `KEEP_OPEN_AFTER_PAID`) until the
   client's payment is recorded or the invoice is cancelled, so late payments and credit notes
@@ -37,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -91,6 +100,15 @@ def _rejection(message: str) -> ApplicationError:
     return ApplicationError(message, type=NOT_APPLICABLE, non_retryable=True)
 
 
+def _same_import(a: InvoiceImported, b: InvoiceImported) -> bool:
+    """The same invoice sent again: same number and amounts (the file may be re-uploaded)."""
+    return (a.number, a.amount_excl_vat, a.vat_amount) == (
+        b.number,
+        b.amount_excl_vat,
+        b.vat_amount,
+    )
+
+
 @workflow.defn(name=PAYOUT_WORKFLOW)
 class PayoutWorkflow:
     @workflow.init
@@ -111,6 +129,9 @@ class PayoutWorkflow:
         self._committed_at: datetime | None = None
         self._reason: str | None = None
         self._blocked_reason: str | None = None
+        self._blocked_import: InvoiceImported | None = None
+        """The last import blocked by its amounts (validators refuse it if sent again)."""
+        self._blocked_expected: tuple[Decimal | None, Decimal | None] = (None, None)
         self._service = service_amount(inp.tjm, inp.days)
         self._amount = to_money(self._service + inp.expenses_excl_vat + inp.vat_amount)
         self._fee = offer_fee(inp.offer, inp.tjm, inp.days)
@@ -351,12 +372,15 @@ class PayoutWorkflow:
                     raise _rejection(root_message(exc)) from exc
                 if not result.accepted:
                     self._blocked_reason = result.reason
+                    self._blocked_import = event
+                    self._blocked_expected = (result.expected_excl_vat, result.expected_vat)
             if not result.accepted:  # the payout keeps waiting for a matching invoice
                 await deliver_outbox(result.outbox_keys)
                 return self._state()
         self._invoice_number = event.number
         self._invoice_date = invoice_date
         self._blocked_reason = None
+        self._blocked_import = None
         self._imported = True
         return self._state()
 
@@ -371,6 +395,20 @@ class PayoutWorkflow:
             raise _rejection(
                 f"the invoice of mission {self._inp.mission_id} ({self._inp.month}) was already "
                 f"imported ({self._invoice_number})"
+            )
+        blocked = self._blocked_import
+        if blocked is not None and _same_import(blocked, event):
+            excl, vat = self._blocked_expected
+            amounts = (
+                f"{excl} excl. VAT and {vat} VAT"
+                if excl is not None and vat is not None
+                else "the validated CRA's amounts"
+            )
+            raise _rejection(
+                f"invoice {event.number} was already imported and blocked "
+                f"({self._blocked_reason}): the validated CRA is immutable, import an invoice of "
+                f"{amounts} for {self._inp.month}, and put the difference on next month's CRA "
+                "as a correction line"
             )
 
     @workflow.update(name=INVOICE_CANCELLED)

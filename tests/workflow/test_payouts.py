@@ -625,3 +625,86 @@ async def test_cancelling_writes_one_credit_note_and_cancels_the_invoice(
     assert notes[0].number == f"AV-{invoice.issuer_siren}-000001"
     assert notes[0].reason == "Erreur de TJM"
     assert notes[0].amount_incl_vat == invoice.amount_incl_vat
+
+
+async def test_importing_again_after_a_blocked_import(
+    make_harness: Callable[..., Any],
+) -> None:
+    """The policy after a blocked import (workflows/payout.py): the same import again is
+    refused (409, nothing written) and says where the difference goes; other wrong amounts
+    are blocked again with their own reason and email; an import matching the validated CRA
+    is accepted and the payout proceeds; after that, every import is refused."""
+    h: Harness = await make_harness()
+    handle, inp = await h.start(PaymentOffer.BASIC, manual_import=True)
+    await h.until(handle, lambda s: s.status is PayoutStatus.WAITING_INVOICE_IMPORT)
+    number = f"F-{uuid.uuid4().hex[:10]}"
+    wrong = _import(inp, number, "12100.00", "2429.00")
+    await h.send(handle, INVOICE_IMPORTED, wrong)
+    await h.mails(_about(inp.mission_id, "Facture bloquée"), 1)
+    blocked_rows = select(func.count()).where(
+        MissionEvent.mission_id == inp.mission_id, MissionEvent.kind == "invoice.blocked"
+    )
+    assert await h.count(blocked_rows) == 1
+
+    # The very same invoice again, under a new event id: refused before history.
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await h.send(handle, INVOICE_IMPORTED, wrong.model_copy(update={"file_ref": "s3://x"}))
+    message = str(refused.value.cause)
+    assert "already imported and blocked" in message and "next month's CRA" in message
+    assert "12145.00 excl. VAT and 2429.00 VAT" in message
+    assert await h.count(blocked_rows) == 1
+
+    # Other wrong amounts: blocked again, with their own reason and email.
+    state = await h.send(handle, INVOICE_IMPORTED, _import(inp, number, "12145.00", "2400.00"))
+    assert state.invoice_blocked_reason == "TVA 2 429,00 € attendue, 2 400,00 € importée"
+    assert state.status is PayoutStatus.WAITING_INVOICE_IMPORT and state.payout_date is None
+    mails = await h.mails(_about(inp.mission_id, "Facture bloquée"), 2)
+    assert "2 400,00 €" in mails[-1].text()
+    assert await h.count(blocked_rows) == 2
+    invoice = await h.invoice_row(inp.mission_id)
+    assert invoice.status == InvoiceStatus.BLOCKED and "2 400,00" in invoice.blocked_reason
+
+    # The CRA's amounts: accepted, the payout's date counts from this import.
+    state = await h.send(handle, INVOICE_IMPORTED, _import(inp, number, "12145.00", "2429.00"))
+    imported_on = await h.today()
+    assert state.invoice_number == number and state.invoice_blocked_reason is None
+    state = await h.until(handle, lambda s: s.payout_date is not None)
+    assert (
+        state.payout_date
+        == compute_payout(PaymentOffer.BASIC, inp.validated_on, imported_on).payout_date
+    )
+    invoice = await h.invoice_row(inp.mission_id)
+    assert invoice.status == InvoiceStatus.IN_PAYMENT and invoice.issued_on == imported_on
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await h.send(handle, INVOICE_IMPORTED, _import(inp, "F-OTHER", "12145.00", "2429.00"))
+    assert "already imported" in str(refused.value.cause)
+    assert len([m for m in h.sink.messages if _about(inp.mission_id, "Facture bloquée")(m)]) == 2
+
+
+async def test_a_basic_payout_waits_for_its_imported_invoice(
+    make_harness: Callable[..., Any],
+) -> None:
+    """Manual import under Basic: nothing is scheduled or paid while the invoice is not
+    imported, even past the 60 days; the date then counts from the validation, capped at 60
+    days after the import (the invoice date)."""
+    h: Harness = await make_harness()
+    validated_on = await h.today()
+    handle, inp = await h.start(PaymentOffer.BASIC, manual_import=True)
+    await h.env.sleep(timedelta(days=70))
+    state = await h.state(handle)
+    assert state.status is PayoutStatus.WAITING_INVOICE_IMPORT and state.payout_date is None
+    assert "pas encore importée" in state.facts.explanation
+    assert not [m for m in h.sink.messages if _about(inp.mission_id, "Paiement effectué")(m)]
+
+    state = await h.send(handle, INVOICE_IMPORTED, _import(inp, "F-LATE-1", "12145.00", "2429.00"))
+    assert state.invoice_number == "F-LATE-1"
+    imported_on = await h.today()
+    expected = compute_payout(PaymentOffer.BASIC, validated_on, imported_on)
+    assert expected.payout_date is not None
+    state = await h.until(handle, lambda s: s.payout_date is not None)
+    assert state.payout_date == expected.payout_date and state.facts.invoice_date == imported_on
+    await h.env.sleep(timedelta(days=2))  # the 60 days have passed: paid at once
+    state = await h.until(handle, lambda s: s.status is PayoutStatus.PAID)
+    assert state.paid_at is not None and paris_date(state.paid_at) >= imported_on
+    row = await h.payout_row(inp.mission_id)
+    assert row.status == PayoutStatus.PAID and row.due_on == expected.payout_date
