@@ -1,7 +1,7 @@
-"""`contracting demo`: walk demo missions through the contracting stage with signed events.
+"""`contracting demo`: walk demo missions through contracting and billing with signed events.
 
-Seven proposals of one client, from the three demo providers (a French company, a French
-auto-entrepreneur, a Finnish company), each left at a different stage:
+Eleven proposals of one client, from the four demo providers (a French company, a French
+auto-entrepreneur, a Finnish company, a Portuguese company), each left at a different stage:
 
 1. Durand Conseil: read, interesting, QM scheduled and held, retained, documents (the
    URSSAF certificate rejected with a comment, then replaced and accepted), purchase order,
@@ -16,6 +16,14 @@ auto-entrepreneur, a Finnish company), each left at a different stage:
 5. Léa Petit EI: read → `proposal`.
 6. Léa Petit EI, on mission 1's RFP, which closes: not retained → `lost`.
 7. Nordic Data Oy withdraws, with a reason → `cancelled`.
+8-11. One mission per other payment offer (Basic: Durand Conseil; Express: Léa Petit EI;
+   back-to-back and immediate payment: Lisboa Dev Lda, Portugal), started on the first day of
+   last month, last month's CRA validated today: BPF, invoice and payout workflow on its real
+   date → `in_progress` (`add_billed_missions`).
+
+A scenario is a function of the `Scenario` built from its steps (`submit`, `proposal`,
+`documents`, `sign`, `cra`), called from `build_scenario`: add one (a renewal…) the same way.
+The run ends with the missions' table, then the payout workflows' (offer, status, date).
 
 Every event goes through the gateway (`POST /events`) signed like the platform signs it;
 before a mission's next event, the demo polls `GET /missions/{id}` until the workflow shows
@@ -812,7 +820,7 @@ def demo_command(
         str | None, typer.Option(help="Gateway URL (default: CONTRACTING_GATEWAY_URL).")
     ] = None,
 ) -> None:
-    """Walk the demo missions through the contracting stage via the gateway (signed events)."""
+    """Walk the demo missions through contracting and billing via the gateway (signed events)."""
     settings = get_settings()
     url = gateway_url or settings.gateway_url
     today = datetime.now(PARIS).date()

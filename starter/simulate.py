@@ -59,23 +59,22 @@ from domain.offers import offer_rule
 from domain.payouts import compute_payout
 from schemas.enums import DocumentKind, LegalForm, MissionStage, PaymentOffer
 from starter.demo import CLIENT, DURAND, LEA, NORDIC, DemoProvider, proposal_data
+from workflows.payout import PAY_AT
 
 MIN_MONTHS, MAX_MONTHS = 1, 36
 TASK_QUEUE = "simulate"
 WAIT = 30.0
 """Seconds an effect may take to show (in PostgreSQL or a workflow) before the run fails."""
 POLL = 0.02
-STALL_CHECK = 0.5
-"""Seconds between two looks at the test server's clock while it skips time."""
+STALL_CHECK = 1.0
+"""Seconds between two looks at the test server's clock while it skips time; three looks in
+a row with less than a minute skipped mean a leaked lock (work in flight takes milliseconds)."""
 RUNNING, COMPLETED = 1, 2  # temporal.api.enums.v1.WorkflowExecutionStatus
 
-SUBMIT_AT = time(8, 0)  # before the 09:00 reminder of the month's last business day
+SUBMIT_AT = time(8, 0)  # on the month's last business day: on time, no reminder
 VALIDATE_AT = time(11, 0)
 CLIENT_PAYS_AT = time(14, 0)
 DOCUMENTS_AT = time(7, 0)
-PAY_AT = time(9, 0)  # workflows.payout.PAY_AT
-
-log = logging.getLogger("contracting.simulate")
 
 
 # --- The plan: what each mission is and what its people do ----------------------------------
@@ -263,14 +262,13 @@ Action = Callable[[], Awaitable[None]]
 class Simulation:
     """Drives the missions through their events on a timeline of Paris instants."""
 
-    def __init__(self, env: Any, engine: Any, months: int, run: str) -> None:
+    def __init__(self, env: Any, engine: Any, run: str) -> None:
         from db.engine import session_factory
         from starter.directory import DatabaseDirectory
         from starter.dispatch import Context
 
         self.env = env
         self.engine = engine
-        self.months = months
         self.run = run
         self.sessions = session_factory(engine)
         self.context = Context(env.client, TASK_QUEUE, DatabaseDirectory(self.sessions))
@@ -448,7 +446,7 @@ class Simulation:
             current = await self.env.get_current_time()
             stalled = stalled + 1 if current - now < timedelta(minutes=1) else 0
             now = current
-            if stalled >= 2:
+            if stalled >= 3:
                 stalled = 0
                 await self.release_clock(f"watchdog at {current.isoformat()}")
 
@@ -775,7 +773,7 @@ async def run_simulation(
         start = month_bounds(month_of(today))[1] + timedelta(days=1)
         calendar = months_from(start, months)
         end = month_bounds(calendar[-1])[1]
-        sim = Simulation(env, engine, months, now.strftime("%Y%m%d%H%M%S"))
+        sim = Simulation(env, engine, now.strftime("%Y%m%d%H%M%S"))
         await sim.contract(today, start, end)
         say(f"5 missions signed, starting {start} ({clock.monotonic() - started:.1f}s)")
         for index, month in enumerate(calendar):
