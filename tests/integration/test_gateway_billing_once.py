@@ -1,0 +1,157 @@
+"""Exactly once on the billing path through the gateway, on the real dev server with the real
+worker, PostgreSQL and an SMTP sink that answers 451 before recovering: `cra.validated` and
+`client_payment.received` delivered twice (same event id, then a new one) still give one
+invoice, one payout paid once, one billing-started email and one payout-paid email."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from db.models import EmailOutbox, Invoice, Payout
+from domain.calendar import previous_business_day_on_or_before
+from schemas.enums import PayoutStatus
+from starter.mailsink import MailSink
+from tests.fixtures.gateway import GatewayTestClient, envelope, eventually
+from tests.integration.test_gateway_contracting import (
+    apply,
+    fresh_siren,
+    provider,
+    retain,
+    submit,
+    today,
+    until_stage,
+    upload,
+    view,
+)
+
+
+async def _count(engine: AsyncEngine, stmt: Any) -> int:
+    async with engine.connect() as conn:
+        return int((await conn.execute(stmt)).scalar_one())
+
+
+async def _submitted_month(gateway: GatewayTestClient) -> tuple[str, str]:
+    """A back-to-back mission in progress whose month's CRA is submitted."""
+    siren = fresh_siren()
+    start = today()
+    pid = await submit(
+        gateway,
+        provider=provider(siren),
+        start_date=start.isoformat(),
+        end_date=(start + timedelta(days=90)).isoformat(),
+    )
+    await retain(gateway, pid)
+    for kind in ("urssaf_vigilance", "kbis", "sworn_statement", "foreign_workers_list"):
+        document_id = await upload(gateway, siren, kind, issued_days_ago=1)
+        await apply(gateway, "document.reviewed", document_id=document_id, accepted=True)
+    await apply(gateway, "purchase_order.confirmed", proposal_id=pid, po_number="PO-1")
+    await apply(
+        gateway,
+        "contract.signed",
+        proposal_id=pid,
+        signed_on="2025-03-03",  # before 2025-04-28: back-to-back
+        payment_offer="back_to_back",
+        special_conditions_ref="CP-1",
+    )
+    await until_stage(gateway, pid, "in_progress")
+    month = start.strftime("%Y-%m")
+
+    async def cra_open() -> bool:
+        return month in (await view(gateway, pid)).state.cra_months
+
+    await eventually(cra_open)
+    await apply(gateway, "cra.submitted", mission_id=pid, month=month, days="2")
+    return pid, month
+
+
+async def test_validation_and_client_payment_delivered_twice_with_smtp_451_bill_and_pay_once(
+    gateway: GatewayTestClient, db_engine: AsyncEngine, smtp_sink: MailSink
+) -> None:
+    pid, month = await _submitted_month(gateway)
+    served = smtp_sink.failures_served
+
+    smtp_sink.fail_next(1, code=451)  # the billing-started email is refused once
+    validation = envelope(
+        "cra.validated", {"mission_id": pid, "month": month, "approver_id": "APR-1"}
+    )
+    first = await gateway.post_event(validation)
+    assert first.status_code == 202, first.text
+    again = await gateway.post_event(validation)
+    assert again.status_code == 200 and again.json()["status"] == "duplicate"
+
+    async def validated() -> bool:
+        return (await view(gateway, pid)).state.validated_months == [month]
+
+    await eventually(validated, within=20)
+    other = await gateway.post_event(
+        envelope("cra.validated", {"mission_id": pid, "month": month, "approver_id": "APR-1"})
+    )
+    assert other.status_code == 409, other.text
+
+    async with db_engine.connect() as conn:
+        [invoice] = (
+            await conn.execute(
+                select(Invoice.number, Invoice.amount_incl_vat).where(
+                    Invoice.mission_id == pid, Invoice.month == month
+                )
+            )
+        ).all()
+    assert invoice.number is not None
+
+    # The client pays (on a past business day: the payout is due at once).
+    smtp_sink.fail_next(1, code=451)  # the payout-paid email is refused once
+    payment = envelope(
+        "client_payment.received",
+        {
+            "invoice_number": invoice.number,
+            "amount": str(invoice.amount_incl_vat),
+            "paid_on": previous_business_day_on_or_before(today() - timedelta(days=1)).isoformat(),
+        },
+    )
+    assert (await gateway.post_event(payment)).status_code == 202
+    assert (await gateway.post_event(payment)).json()["status"] == "duplicate"
+    payment["event_id"] = f"{payment['event_id']}-again"
+    resent = await gateway.post_event(payment)
+    assert resent.status_code == 409 and "already received" in resent.text
+
+    async def paid_and_mailed() -> bool:
+        paid = await _count(
+            db_engine,
+            select(func.count()).where(
+                Payout.mission_id == pid, Payout.month == month, Payout.status == PayoutStatus.PAID
+            ),
+        )
+        mails = [m for m in smtp_sink.messages if pid in (m.message_id or "")]
+        return paid == 1 and any("Paiement effectué" in m.subject for m in mails)
+
+    await eventually(paid_and_mailed, within=30)
+    for model in (Invoice, Payout):
+        assert (
+            await _count(
+                db_engine,
+                select(func.count()).select_from(model).where(model.mission_id == pid),
+            )
+            == 1
+        )
+    assert smtp_sink.failures_served - served == 2
+    for template, subject in (
+        ("cra_validated", f"CRA {month} validé"),
+        ("payout_paid", "Paiement effectué"),
+    ):
+        sent = await _count(
+            db_engine,
+            select(func.count()).where(
+                EmailOutbox.mission_id == pid,
+                EmailOutbox.template == template,
+                EmailOutbox.status == "sent",
+            ),
+        )
+        assert sent == 1, template
+        received = [
+            m for m in smtp_sink.messages if pid in (m.message_id or "") and subject in m.subject
+        ]
+        assert len(received) == 1, template
