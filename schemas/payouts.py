@@ -49,9 +49,11 @@ class PayoutInput(Model):
     """What the monthly CRA cycle knows when the client validates the CRA.
 
     `invoice_number` is None while a manual-import invoice awaits its import: the payout then
-    waits for `invoice.imported`. The gross amount is TJM × days + expenses (excl. VAT) +
-    `vat_amount` (the invoice's VAT, 0 under the VAT franchise); the offer's fee applies to
-    the days of service only (domain.fees).
+    waits for `invoice.imported`. The gross amount is TJM × days + `expenses_excl_vat` +
+    `vat_amount` (the invoice's VAT, 0 under the VAT franchise): the invoice's total incl.
+    VAT. `expenses_excl_vat` is everything invoiced beside the days of service (expenses,
+    overtime / on-call, corrections of earlier months, which may make it negative); the
+    offer's fee applies to the days of service only (domain.fees).
     """
 
     mission_id: PlatformId
