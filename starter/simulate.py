@@ -802,6 +802,10 @@ def _money(amount: Decimal | None) -> str:
     return "" if amount is None else f"{amount:,.2f}"
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def _day(day: date | None) -> str:
     return "" if day is None else day.isoformat()
 
@@ -887,15 +891,16 @@ def render(result: SimulationResult) -> Iterator[str]:
         fees = sum((m.fee or zero for m in paid), zero)
         penalties = sum((m.penalties + m.indemnity for m in months), zero)
         yield (
-            f"  {len(months)} CRAs, {sum(bool(m.bpf) for m in months)} BPFs, "
-            f"{sum(bool(m.invoice) for m in months)} invoices ({_money(invoiced)} incl. VAT), "
-            f"{len(paid)} payouts paid (net {_money(net)}, fees {_money(fees)}), "
-            f"late-payment penalties and indemnities {_money(penalties)}"
+            f"  {_count(len(months), 'CRA')}, {_count(sum(bool(m.bpf) for m in months), 'BPF')}, "
+            f"{_count(sum(bool(m.invoice) for m in months), 'invoice')} ({_money(invoiced)} "
+            f"incl. VAT), {_count(len(paid), 'payout')} paid (net {_money(net)}, fees "
+            f"{_money(fees)}), late-payment penalties and indemnities {_money(penalties)}"
         )
         yield ""
     cras = sum(len(m.months) for m in result.missions)
     yield (
-        f"{len(result.missions)} missions × {result.months} months: {cras} CRAs, simulated "
+        f"{len(result.missions)} missions × {_count(result.months, 'month')}: "
+        f"{_count(cras, 'CRA')}, simulated "
         f"{result.began} → {result.ended} on the time-skipping server, {result.emails} emails "
         f"to the SMTP sink, in {result.elapsed:.1f}s"
     )
