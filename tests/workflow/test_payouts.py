@@ -29,6 +29,8 @@ from db.models import (
     Client,
     ClientPayment,
     Cra,
+    CraLine,
+    CraLineKind,
     CreditNote,
     EmailOutbox,
     Invoice,
@@ -149,9 +151,36 @@ class Harness:
                     end_date=start + timedelta(days=180),
                 )
             )
+            cra_id = (
+                await conn.execute(
+                    insert(Cra)
+                    .values(
+                        mission_id=mission_id, month=MONTH, days=DAYS, status=CraStatus.VALIDATED
+                    )
+                    .returning(Cra.id)
+                )
+            ).scalar_one()
+            # A validated CRA has its priced lines (credit notes are rendered from them).
             await conn.execute(
-                insert(Cra).values(
-                    mission_id=mission_id, month=MONTH, days=DAYS, status=CraStatus.VALIDATED
+                insert(CraLine).values(
+                    cra_id=cra_id,
+                    position=1,
+                    kind=CraLineKind.DAYS,
+                    label="Jours travaillés",
+                    quantity=DAYS,
+                    unit_price=TJM,
+                    amount=service_amount(TJM, DAYS),
+                )
+            )
+            await conn.execute(
+                insert(CraLine).values(
+                    cra_id=cra_id,
+                    position=2,
+                    kind=CraLineKind.EXPENSE,
+                    label="Train",
+                    amount=EXPENSES,
+                    vat_rate=Decimal("20"),
+                    receipt_ref="s3://receipts/train.pdf",
                 )
             )
             await conn.execute(
