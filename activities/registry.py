@@ -15,6 +15,7 @@ from activities.missions import MissionActivities
 from activities.outbox import OutboxActivities
 from activities.payouts import PayoutActivities
 from activities.proposals import ProposalActivities
+from activities.starts import StartActivities
 from db.engine import create_engine, session_factory
 from settings import Settings
 
@@ -40,6 +41,7 @@ class Activities:
             sessions, settings.ops_email, settings.task_queue, temporal
         )
         self.outbox = OutboxActivities(sessions, mailer)
+        self.starts = StartActivities(settings.task_queue, temporal)
         self.documents = DocumentActivities(sessions)
         self.cra = CraActivities(
             sessions,
@@ -53,6 +55,8 @@ class Activities:
             self.proposals.record_proposal,
             self.missions.record_mission_transition,
             self.missions.watch_provider,
+            self.starts.open_cra_cycle,
+            self.starts.start_payout,
             self.outbox.deliver_outbox,
             self.documents.record_document_upload,
             self.documents.record_document_review,

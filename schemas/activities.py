@@ -17,6 +17,8 @@ from schemas.events import DocumentUploaded, ProposalSubmitted
 RECORD_PROPOSAL = "record_proposal"
 RECORD_MISSION_TRANSITION = "record_mission_transition"
 WATCH_PROVIDER = "watch_provider"
+OPEN_CRA_CYCLE = "open_cra_cycle"
+START_PAYOUT = "start_payout"
 DELIVER_OUTBOX = "deliver_outbox"
 
 

@@ -140,11 +140,11 @@ async def _mission_update(ctx: Context, event: Event) -> Dispatched:
     """Proposal and contracting events name the proposal; renewal and termination events the
     mission: the same id (`mission_id` is the retained proposal's id)."""
     payload = event.payload
-    target = getattr(payload, "proposal_id", None) or getattr(payload, "mission_id", None)
-    proposal_id = str(target)
-    workflow_id = mission_workflow_id(proposal_id)
+    proposal_id = getattr(payload, "proposal_id", None)
+    what = f"proposal {proposal_id}" if proposal_id else f"mission {payload.mission_id}"  # type: ignore[attr-defined]
+    workflow_id = mission_workflow_id(str(proposal_id or payload.mission_id))  # type: ignore[attr-defined]
     handle = ctx.client.get_workflow_handle(workflow_id)
-    await _update(handle, event.type, payload, event.event_id, f"mission {proposal_id}")
+    await _update(handle, event.type, payload, event.event_id, what)
     return Dispatched(workflow_id=workflow_id)
 
 

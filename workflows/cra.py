@@ -18,7 +18,7 @@ the start of billing. A child of the mission workflow, one per month of a missio
   month's pro rata, the most days a CRA may declare and the reminder move with it.
 - Validation: one activity, one transaction (validated CRA + lines, BPF, invoice or its
   awaiting-import row, payout schedule, timeline, outbox), then the payout workflow
-  `payout-<mission_id>-<YYYY-MM>` as a child with `ParentClosePolicy.ABANDON`, and the cycle
+  `payout-<mission_id>-<YYYY-MM>`, started by an activity (activities/starts.py), and the cycle
   completes with a `CraResult`, after signalling the mission's current run (`mission.cra_closed`)
   so that a mission that continued as new still learns it.
 
@@ -39,7 +39,7 @@ from temporalio.workflow import ParentClosePolicy
 from domain.calendar import next_business_day_on_or_after, previous_business_day_on_or_before
 from domain.clock import paris_date, paris_instant
 from domain.cra import check_cra, mission_days_in_month, month_bounds
-from schemas.activities import TransitionResult
+from schemas.activities import START_PAYOUT, TransitionResult
 from schemas.cra import (
     CRA_CLOSED,
     CRA_REJECTED,
@@ -83,6 +83,8 @@ _OPEN = (CraStatus.DRAFT, CraStatus.REJECTED)
 REMINDER_AFTER_DUE_DAY = "cra-reminder-after-due-day"
 """Patch: the first reminder goes out the business day after the CRA was due (it was "not
 submitted by its last business day"), no longer on that day itself."""
+PAYOUT_BY_ACTIVITY = "payout-started-by-activity"
+"""Patch: the payout is started by an activity, no longer as a child (activities/starts.py)."""
 REPORTS_TO_MISSION = "cra-reports-to-mission"
 """Patch: a closing cycle signals the mission's current run (older cycles only returned)."""
 
@@ -226,7 +228,8 @@ class CraWorkflow:
             await self._deliveries.pop(0)
 
     async def _start_payout(self, billing: CraValidationResult) -> str:
-        """The payout outlives this cycle (and the mission's run): ABANDON on close."""
+        """The payout outlives this cycle: started by an activity (activities/starts.py);
+        cycles begun before `PAYOUT_BY_ACTIVITY` start it as an ABANDON child."""
         inp, cra = self._inp, self._cra()
         workflow_id = payout_workflow_id(inp.mission_id, inp.month)
         payout_input = PayoutInput(
@@ -246,6 +249,15 @@ class CraWorkflow:
             expenses_excl_vat=billing.amount_excl_vat - billing.service_amount,
             vat_amount=billing.vat_amount,
         )
+        if workflow.patched(PAYOUT_BY_ACTIVITY):
+            await workflow.execute_activity(
+                START_PAYOUT,
+                payout_input,
+                start_to_close_timeout=DB_TIMEOUT,
+                retry_policy=DB_RETRY,
+            )
+            self._note("payout.started", workflow_id)
+            return workflow_id
         try:
             await workflow.start_child_workflow(
                 PAYOUT_WORKFLOW,

@@ -50,6 +50,7 @@ from domain.renewals import (
     renewed_period_start,
 )
 from schemas.activities import (
+    OPEN_CRA_CYCLE,
     RECORD_MISSION_TRANSITION,
     RECORD_PROPOSAL,
     WATCH_PROVIDER,
@@ -118,6 +119,8 @@ RUNNING_STAGES = frozenset({MissionStage.IN_PROGRESS, MissionStage.RENEWAL_PENDI
 MONTHLY_CRA_PATCH = "monthly-cra-cycle"
 # Missions begun before these changes keep awaiting their CRA children and never end by date.
 CRA_BY_SIGNAL_PATCH = "cra-cycles-report-by-signal"
+# Cycles are started by an activity, not as children (activities/starts.py says why).
+CRA_BY_ACTIVITY_PATCH = "cra-cycles-started-by-activity"
 MISSION_END_PATCH = "mission-ends-after-end-date"
 
 TIMELINE_KEPT = 60
@@ -645,36 +648,47 @@ class MissionWorkflow:
             self._cra_opening.add(month)
             self._cycles.append(asyncio.ensure_future(self._run_cra_cycle(month)))
 
-    async def _run_cra_cycle(self, month: str) -> None:
-        """One child per month; it outlives a continue-as-new (ABANDON), as does its payout.
-        The month is billed on the contract in force on its first mission day."""
+    def _cra_input(self, month: str) -> CraInput:
         contract = self._state.terms_on(self._cra_opens_on(month))
         assert contract is not None, "a mission in progress has a signed contract"
         proposal = self._proposal
         provider = proposal.provider
+        return CraInput(
+            mission_id=self._state.mission_id,
+            month=month,
+            mission_start=self._state.start_date,
+            mission_end=self._state.end_date,
+            tjm=contract.tjm,
+            payment_offer=contract.payment_offer,
+            provider=CraProvider(
+                siren=provider.siren,
+                name=provider.name,
+                email=provider.email,
+                legal_form=provider.legal_form,
+                vat_franchise=provider.vat_franchise,
+                country=provider.country,
+            ),
+            client_id=proposal.client.id,
+            client_name=proposal.client.name,
+            approver_ids=[approver.id for approver in proposal.client.approvers],
+            validated_months=list(self._state.validated_months),
+            terms_version=contract.version,
+        )
+
+    async def _run_cra_cycle(self, month: str) -> None:
+        """One cycle per month, started by an activity; it outlives a continue-as-new, as does
+        its payout. The month is billed on the contract in force on its first mission day.
+        (Missions begun before `CRA_BY_ACTIVITY_PATCH` start it as an ABANDON child.)"""
+        inp = self._cra_input(month)
+        if workflow.patched(CRA_BY_ACTIVITY_PATCH):
+            await workflow.execute_activity(
+                OPEN_CRA_CYCLE, inp, start_to_close_timeout=DB_TIMEOUT, retry_policy=DB_RETRY
+            )
+            self._state.cra_months.append(month)
+            return
         cycle = await workflow.start_child_workflow(
             CRA_WORKFLOW,
-            CraInput(
-                mission_id=self._state.mission_id,
-                month=month,
-                mission_start=self._state.start_date,
-                mission_end=self._state.end_date,
-                tjm=contract.tjm,
-                payment_offer=contract.payment_offer,
-                provider=CraProvider(
-                    siren=provider.siren,
-                    name=provider.name,
-                    email=provider.email,
-                    legal_form=provider.legal_form,
-                    vat_franchise=provider.vat_franchise,
-                    country=provider.country,
-                ),
-                client_id=proposal.client.id,
-                client_name=proposal.client.name,
-                approver_ids=[approver.id for approver in proposal.client.approvers],
-                validated_months=list(self._state.validated_months),
-                terms_version=contract.version,
-            ),
+            inp,
             id=cra_workflow_id(self._state.mission_id, month),
             result_type=CraResult,
             parent_close_policy=ParentClosePolicy.ABANDON,
