@@ -1,5 +1,6 @@
 """The files of a validated CRA, issued once: its BPF and, for a generated invoice, the
-invoice as Factur-X, stored in `billing_documents` for the API to serve.
+invoice as Factur-X — and later the Factur-X of the credit note that cancels that invoice —
+stored in `billing_documents` for the API to serve.
 
 Called inside the CRA validation's transaction (`activities.cra`), so the invoice's number,
 its row and its file commit together: a retried activity finds the files (one per mission,
@@ -34,7 +35,11 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 
-from activities.billing_documents import render_bpf_pdf, render_facturx_pdf
+from activities.billing_documents import (
+    render_bpf_pdf,
+    render_credit_note_facturx_pdf,
+    render_facturx_pdf,
+)
 from activities.transitions import record_timeline
 from db.models import (
     Approver,
@@ -45,6 +50,7 @@ from db.models import (
     Cra,
     CraLine,
     CraLineKind,
+    CreditNote,
     Invoice,
     InvoiceKind,
     Mission,
@@ -52,7 +58,7 @@ from db.models import (
     PurchaseOrder,
 )
 from domain.billing_documents import bpf_document_for_cra, invoice_document_for_cra, party
-from schemas.billing import BpfApprover, Party
+from schemas.billing import BpfApprover, CreditNoteDocument, InvoiceDocument, Party
 from schemas.enums import CraStatus
 from schemas.events import (
     CorrectionLine,
@@ -85,8 +91,9 @@ async def issue_cra_documents(
     """Render and store the month's missing files; the names written now (none on a retry).
 
     A document that cannot carry its mandatory mentions (a party recorded without a postal
-    address, a seller charging VAT without a French VAT number) is not issued: the reason
-    goes to the mission's timeline and the log, and billing goes on without the file.
+    address, a seller charging VAT without a French VAT number) or whose lines disagree with
+    the ledger is not issued: the reason goes to the mission's timeline and the log, and
+    billing goes on without the file (money never waits for a PDF).
     """
     have = set(
         (
@@ -114,33 +121,106 @@ async def issue_cra_documents(
     wanted_invoice = invoice is not None and BillingDocumentKind.INVOICE not in have
     if not (wanted_bpf or wanted_invoice):
         return []
-    facts = await _facts(session, mission_id, month)
-    if facts is None:
-        return []
+    written: list[str] = []
     try:
+        facts = await _facts(session, mission_id, month)
+        if facts is None:
+            return []
         parties = _parties(facts)
-        written = []
         if wanted_bpf and bpf is not None:
             written.append(await _store_bpf(session, facts, bpf, parties))
         if wanted_invoice and invoice is not None:
             written.append(await _store_invoice(session, facts, invoice, parties))
     except (NotIssuable, ValidationError) as exc:
-        reason = str(exc)
-        activity.logger.warning("documents of %s %s not issued: %s", mission_id, month, reason)
-        await record_timeline(
-            session,
-            key=f"billing_documents.not_issued:{mission_id}:{month}",
-            mission_id=mission_id,
-            kind="billing_documents.not_issued",
-            at=at,
-            data={"month": month, "reason": reason},
-        )
-        return []
+        await _not_issued(session, mission_id, month, at=at, reason=str(exc))
     return written
 
 
+async def issue_credit_note_document(
+    session: AsyncSession, mission_id: str, month: str, *, at: datetime
+) -> list[str]:
+    """The Factur-X of the credit note cancelling the month's generated invoice, once; the
+    names written now. Called in the transaction that numbers the credit note. An imported
+    invoice was the provider's own document: the platform issues no file for its credit note.
+    """
+    row = (
+        await session.execute(
+            select(CreditNote, Invoice)
+            .join(Invoice, Invoice.id == CreditNote.invoice_id)
+            .where(
+                Invoice.mission_id == mission_id,
+                Invoice.month == month,
+                Invoice.kind == InvoiceKind.GENERATED,
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        return []
+    present = await session.scalar(
+        select(BillingDocument.id).where(
+            BillingDocument.mission_id == mission_id,
+            BillingDocument.month == month,
+            BillingDocument.kind == BillingDocumentKind.CREDIT_NOTE,
+        )
+    )
+    if present is not None:
+        return []
+    note: CreditNote = row.CreditNote
+    try:
+        facts = await _facts(session, mission_id, month)
+        if facts is None:
+            return []
+        invoice_doc = _invoice_document(facts, row.Invoice, _parties(facts))
+        doc = CreditNoteDocument.cancelling(
+            invoice_doc, number=note.number, issued_on=note.issued_on, reason=note.reason
+        )
+    except (NotIssuable, ValidationError) as exc:
+        await _not_issued(session, mission_id, month, at=at, reason=str(exc), what="credit_note")
+        return []
+    name = f"{note.number}.pdf"
+    await _insert(
+        session,
+        mission_id,
+        month,
+        BillingDocumentKind.CREDIT_NOTE,
+        doc.number,
+        name,
+        await asyncio.to_thread(render_credit_note_facturx_pdf, doc),
+        doc.issued_on,
+    )
+    await session.execute(
+        update(CreditNote)
+        .where(CreditNote.id == note.id, CreditNote.pdf_ref.is_(None))
+        .values(pdf_ref=name)
+    )
+    return [name]
+
+
+async def _not_issued(
+    session: AsyncSession,
+    mission_id: str,
+    month: str,
+    *,
+    at: datetime,
+    reason: str,
+    what: str = "documents",
+) -> None:
+    """Say on the mission's timeline (and in the log) why a document was not issued."""
+    activity.logger.warning("%s of %s %s not issued: %s", what, mission_id, month, reason)
+    suffix = "" if what == "documents" else f":{what}"
+    await record_timeline(
+        session,
+        key=f"billing_documents.not_issued:{mission_id}:{month}{suffix}",
+        mission_id=mission_id,
+        kind="billing_documents.not_issued",
+        at=at,
+        data={"month": month, "document": what, "reason": reason},
+    )
+
+
 class NotIssuable(Exception):
-    """The database lacks a mandatory mention of the document (a party's address)."""
+    """The database lacks what the document must print (a party's address, an invoice's
+    dates), or its lines disagree with the ledger's amounts."""
 
 
 def _address(holder: Client | Provider, who: str) -> PostalAddress:
@@ -207,14 +287,12 @@ async def _facts(session: AsyncSession, mission_id: str, month: str) -> _Facts |
         elif line.kind is CraLineKind.OVERTIME:
             overtime.append(OvertimeLine(label=line.label, amount=line.amount))
         else:
-            assert line.corrects_month is not None, "a correction names its month"
+            corrects = _required(line.corrects_month, "the month a correction line corrects")
             corrections.append(
-                CorrectionLine(
-                    label=line.label, amount=line.amount, corrects_month=line.corrects_month
-                )
+                CorrectionLine(label=line.label, amount=line.amount, corrects_month=corrects)
             )
     if tjm is None:
-        raise RuntimeError(f"validated CRA {mission_id} {month} has no priced days line")
+        raise NotIssuable(f"validated CRA {mission_id} {month} has no priced days line")
     approver_email = None
     if cra.approver_id is not None:
         approver_email = (
@@ -243,7 +321,7 @@ async def _facts(session: AsyncSession, mission_id: str, month: str) -> _Facts |
 
 def _required(value: str | None, what: str) -> str:
     if value is None:
-        raise RuntimeError(f"the database lacks {what}")
+        raise NotIssuable(f"the database lacks {what}")
     return value
 
 
@@ -251,7 +329,8 @@ async def _store_bpf(
     session: AsyncSession, facts: _Facts, bpf: Bpf, parties: tuple[Party, Party]
 ) -> str:
     cra = facts.cra
-    assert cra.validated_on is not None and cra.approver_id is not None, "a validated CRA"
+    if cra.validated_on is None or cra.approver_id is None:
+        raise NotIssuable(f"CRA {cra.mission_id} {cra.month} has no validation date or approver")
     doc = bpf_document_for_cra(
         facts.submission,
         facts.tjm,
@@ -265,7 +344,7 @@ async def _store_bpf(
         purchase_order=facts.purchase_order,
     )
     if doc.amount_excl_vat != bpf.amount_excl_vat:
-        raise RuntimeError(
+        raise NotIssuable(
             f"BPF {bpf.number}: the lines give {doc.amount_excl_vat}, the row {bpf.amount_excl_vat}"
         )
     name = f"{bpf.number}.pdf"
@@ -288,28 +367,11 @@ async def _store_bpf(
 async def _store_invoice(
     session: AsyncSession, facts: _Facts, invoice: Invoice, parties: tuple[Party, Party]
 ) -> str:
-    assert invoice.number is not None and invoice.issued_on is not None
-    assert invoice.due_on is not None and invoice.late_payment_rate is not None
-    assert invoice.recovery_indemnity is not None
-    doc = invoice_document_for_cra(
-        facts.submission,
-        facts.tjm,
-        number=invoice.number,
-        issued_on=invoice.issued_on,
-        due_on=invoice.due_on,
-        seller=parties[1],
-        buyer=parties[0],
-        vat_franchise=invoice.vat_franchise,
-        service_start=invoice.service_start,
-        service_end=invoice.service_end,
-        late_payment_rate=invoice.late_payment_rate,
-        recovery_indemnity=invoice.recovery_indemnity,
-        purchase_order=facts.purchase_order,
-    )
+    doc = _invoice_document(facts, invoice, parties)
     ledger = (invoice.amount_excl_vat, invoice.vat_amount, invoice.amount_incl_vat)
     if (doc.total_excl_vat, doc.total_vat, doc.total_incl_vat) != ledger:
-        raise RuntimeError(f"invoice {invoice.number}: the lines disagree with its row {ledger}")
-    name = f"{invoice.number}.pdf"
+        raise NotIssuable(f"invoice {invoice.number}: the lines disagree with its row {ledger}")
+    name = f"{doc.number}.pdf"
     await _insert(
         session,
         invoice.mission_id,
@@ -326,6 +388,35 @@ async def _store_invoice(
         .values(pdf_ref=name, facturx_ref=name)
     )
     return name
+
+
+def _invoice_document(
+    facts: _Facts, invoice: Invoice, parties: tuple[Party, Party]
+) -> InvoiceDocument:
+    """The generated invoice as its row numbered and dated it."""
+    number = _required(invoice.number, f"the number of the invoice of {invoice.mission_id}")
+    if (
+        invoice.issued_on is None
+        or invoice.due_on is None
+        or invoice.late_payment_rate is None
+        or invoice.recovery_indemnity is None
+    ):
+        raise NotIssuable(f"invoice {number} lacks its issue date, due date or late-payment terms")
+    return invoice_document_for_cra(
+        facts.submission,
+        facts.tjm,
+        number=number,
+        issued_on=invoice.issued_on,
+        due_on=invoice.due_on,
+        seller=parties[1],
+        buyer=parties[0],
+        vat_franchise=invoice.vat_franchise,
+        service_start=invoice.service_start,
+        service_end=invoice.service_end,
+        late_payment_rate=invoice.late_payment_rate,
+        recovery_indemnity=invoice.recovery_indemnity,
+        purchase_order=facts.purchase_order,
+    )
 
 
 async def _insert(

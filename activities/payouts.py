@@ -4,8 +4,8 @@ The `payouts` row is written with `INSERT … ON CONFLICT (mission_id, month) DO
 the update is guarded by the statuses it may leave: a paid payout is never paid again (nor
 scheduled or cancelled: only flagged), a cancelled or flagged one never changes. Cancelling
 or flagging (`invoice.cancelled`) also writes, in the same transaction, the credit note that
-references the invoice (numbered from the issuer's `CREDIT_NOTE_SERIES`, once per invoice) and
-sets the invoice `cancelled`. The timeline
+references the invoice (numbered from the issuer's `CREDIT_NOTE_SERIES`, once per invoice),
+its Factur-X file (`activities.billing_files`), and sets the invoice `cancelled`. The timeline
 key decides whether the transition was already committed (a retry after a crash): the row is
 then left alone and only the outbox keys are returned again for the send activity.
 """
@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.billing_files import issue_credit_note_document
 from activities.cra import CLIENT_PAYMENT_TERM
 from activities.transitions import queue_email, record_timeline
 from db.models import ClientPayment, CreditNote, Invoice, Payout
@@ -378,3 +379,5 @@ async def _credit_note(session: AsyncSession, t: PayoutTransition) -> None:
             amount_incl_vat=invoice.amount_excl_vat + vat,
         )
     )
+    await session.flush()
+    await issue_credit_note_document(session, t.mission_id, t.month, at=t.at)

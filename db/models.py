@@ -568,12 +568,14 @@ class BillingDocumentKind(enum.StrEnum):
 
     BPF = "bpf"  # the billing voucher, PDF
     INVOICE = "invoice"  # the generated invoice: Factur-X (PDF/A-3 with its CII XML)
+    CREDIT_NOTE = "credit_note"  # the credit note cancelling it, Factur-X too
 
 
 class BillingDocument(Base):
     """A billing document's file as issued, kept in the database with the ledger it proves.
 
-    Written in the transaction that numbers the invoice (`activities.billing_files`), once
+    Written in the transaction that numbers the invoice, or the credit note
+    (`activities.billing_files`), once
     per (mission, month, kind): `INSERT … ON CONFLICT DO NOTHING`, never updated. `name` is
     the file name the API serves it under (`GET /missions/{id}/documents/{name}`).
     """

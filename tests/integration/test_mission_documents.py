@@ -29,10 +29,12 @@ from db.models import (
     InvoiceNumberSequence,
     Mission,
     MissionEvent,
+    Payout,
     ProcessedEvent,
     Provider,
 )
 from domain.billing_documents import french_vat_number
+from schemas.enums import PayoutStatus
 from settings import Settings
 from tests.fixtures.gateway import (
     CLIENT_ADDRESS,
@@ -167,6 +169,45 @@ async def test_a_validated_month_serves_its_bpf_and_its_factur_x_invoice(
     assert code == 0 and json.loads(out) == listed.json()
     code, _, err = await _cli(stack_settings.database_url, "mission", "documents", "NOPE")
     assert code == 1 and err.strip() == "error: no mission 'NOPE'"
+
+
+async def test_a_cancelled_invoice_gets_its_credit_note_as_factur_x(
+    gateway: GatewayTestClient, db_engine: AsyncEngine
+) -> None:
+    pid, _ = await _validated_month(gateway, db_engine)
+    invoice = await _invoice(db_engine, pid)
+
+    async def scheduled() -> bool:
+        async with db_engine.connect() as conn:
+            status = select(Payout.status).where(Payout.mission_id == pid)
+            return (await conn.execute(status)).scalar_one_or_none() == PayoutStatus.SCHEDULED
+
+    await eventually(scheduled)
+    cancel = envelope(
+        "invoice.cancelled", {"invoice_number": invoice.number, "reason": "Erreur de TJM"}
+    )
+    assert (await gateway.post_event(cancel)).status_code == 202
+
+    async def three_documents() -> bool:
+        listed = await _get(gateway, f"/missions/{pid}/documents")
+        return len(listed.json()["documents"]) == 3
+
+    await eventually(three_documents)
+    listed = (await _get(gateway, f"/missions/{pid}/documents")).json()["documents"]
+    note = next(doc for doc in listed if doc["kind"] == "credit_note")
+    assert note["number"].startswith(f"AV-{invoice.issuer_siren}-")
+    response = await _get(gateway, note["url"])
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/pdf"
+    text = _text(response.content)
+    _has_both_addresses(text)
+    assert f"AVOIR N° {note['number']}" in text
+    assert f"Avoir annulant la facture n° {invoice.number}" in text
+    assert "Motif : Erreur de TJM" in text
+    _, xml = facturx.get_facturx_xml_from_pdf(response.content, check_xsd=False)
+    assert facturx.xml_check_xsd(xml, flavor="factur-x", level="en16931")
+    root = ET.fromstring(xml)
+    assert root.findtext("{*}ExchangedDocument/ram:TypeCode", namespaces=NS) == "261"
 
 
 async def test_documents_are_issued_once_and_the_same_when_reissued(
