@@ -301,7 +301,7 @@ async def test_basic_mission_pays_60_days_later_and_the_legal_cap_pulls_one_back
         cycle = h.env.client.get_workflow_handle(cra_workflow_id(pid, pulled.month))
         for name, handle in (
             ("mission_three_months_billed", mission),
-            ("cra_month_with_overtime_expenses_correction", cycle),
+            ("cra_month_billed_payout_by_activity", cycle),
             ("payout_basic_pending_timer", payout),
         ):
             history = await handle.fetch_history()
