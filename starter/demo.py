@@ -588,8 +588,45 @@ def build_scenario(today: date) -> Scenario:
     )
 
     # 8-11: one mission per other payment offer, billed (a scenario of its own, below).
-    add_billed_missions(s, first_number=8)
+    billed = add_billed_missions(s, first_number=8)
+    # 8 again: renewed for six more months at a new TJM, paid Express from then on.
+    add_renewal(s, billed[0], months=6, tjm="680.00", offer="express")
     return s
+
+
+def add_renewal(s: Scenario, pid: str, *, months: int, tjm: str, offer: str) -> None:
+    """The client renews mission `pid` for `months` more months at `tjm`, the provider accepts
+    and switches to `offer`, the approver validates: with the provider still compliant the
+    contract version 2 takes effect at once (the mission workflow continues as new); the
+    months already billed keep their TJM and offer."""
+    end = next(
+        date.fromisoformat(str(step.event["data"]["end_date"]))
+        for step in s.steps
+        if step.event["type"] == "proposal.submitted" and step.mission == pid
+    )
+    new_end = end + timedelta(days=30 * months)
+    approver = CLIENT["approvers"][0]["id"]
+    s.add(
+        pid,
+        "renewal.requested",
+        f"{pid}-renewal-requested",
+        {"mission_id": pid, "new_end_date": new_end.isoformat(), "new_tjm": tjm},
+        reached(MissionStage.RENEWAL_PENDING),
+    )
+    s.add(
+        pid,
+        "renewal.accepted",
+        f"{pid}-renewal-accepted",
+        {"mission_id": pid, "payment_offer": offer},
+        timeline_has("renewal.accepted"),
+    )
+    s.add(
+        pid,
+        "renewal.validated",
+        f"{pid}-renewal-validated",
+        {"mission_id": pid, "approver_id": approver},
+        lambda v: bool(v.state.renewals) and v.state.stage is MissionStage.IN_PROGRESS,
+    )
 
 
 def add_billed_missions(s: Scenario, first_number: int) -> list[str]:
@@ -778,7 +815,14 @@ def _note(view: MissionView) -> str:
         validated = (
             f", CRA validated: {', '.join(s.validated_months)}" if s.validated_months else ""
         )
-        return f"started {s.started_on}, offer {offer}{validated}"
+        renewed = ""
+        if s.renewals:
+            terms = s.renewals[-1]
+            renewed = (
+                f"; renewed (v{terms.version}) {terms.start_date} → {terms.end_date}: "
+                f"TJM {terms.tjm}, offer {terms.payment_offer.value}"
+            )
+        return f"started {s.started_on}, offer {offer}{validated}{renewed}"
     if s.stage is MissionStage.TO_START:
         return f"starts {s.start_date} (timer)"
     if s.stage is MissionStage.LEGAL_VERIFICATION:

@@ -180,6 +180,9 @@ def test_contracting_dev_runs_the_demo_and_stops_cleanly(tmp_path: Path) -> None
         line = rf"^payout-PROP-\d{{8}}-\d+-\d{{4}}-\d{{2}} +{offer} "
         assert re.search(line, output, re.MULTILINE), offer
     assert "waiting_client_payment" in output
+    # Mission 8 is renewed at a new TJM, paid Express from then on.
+    assert re.search(r"renewed \(v2\) \S+ → \S+: TJM 680\.00, offer express", output), output
+    assert "renewal.validated" in output
     assert "step(s) failed" not in output
     assert "stopping PostgreSQL" in output
     var_dir = tmp_path / "var"
