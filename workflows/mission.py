@@ -754,6 +754,11 @@ class MissionWorkflow:
     @renewal_requested.validator
     def _validate_renewal_requested(self, event: RenewalRequested) -> None:
         self._check_target(event.mission_id)
+        if self._state.termination is not None:
+            raise refuse(
+                f"the mission was terminated early (it ends on {self._state.end_date}); "
+                "a terminated mission is not renewed"
+            )
         check(
             lambda: check_renewal_request(
                 self._state.stage, self._state.end_date, event.new_end_date, event.new_tjm

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import date, time, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -183,6 +183,11 @@ async def harness(
     ):
         yield Harness(env, queue, db_engine)
     await activities.close()
+
+
+def renewed_after(run: int) -> Callable[[MissionState], bool]:
+    """The renewal took effect and the workflow continued as new past run `run`."""
+    return lambda state: state.renewal is None and state.run > run
 
 
 def check_billing(
@@ -370,6 +375,11 @@ async def test_early_termination_mid_month_makes_the_last_cra_pro_rata(
     )
     state = await harness.state(mission)
     assert state.end_date == end and state.termination is not None
+    assert "not renewed" in await refused_update(
+        mission,
+        "renewal.requested",
+        RenewalRequested(mission_id=pid, new_end_date=last_day(months[-1])),
+    )
     cycle = harness.env.client.get_workflow_handle(cra_workflow_id(pid, second))
 
     async def max_days() -> int:
@@ -430,7 +440,7 @@ async def test_a_36_month_mission_with_two_renewals_stays_small(harness: Harness
                 )
                 assert blocked.stage == MissionStage.RENEWAL_PENDING
                 await harness.refresh_documents(blocked)
-            await harness.until(mission, lambda s: s.renewal is None and s.run > before.run)
+            await harness.until(mission, renewed_after(before.run))
             pending[following(month_of(before.end_date))] = (new_offer or offer, Decimal(new_tjm))
         if index > 9 and index % 2 == 0:  # from then on the provider keeps them current
             await harness.refresh_documents(await harness.state(mission))
