@@ -224,6 +224,7 @@ class NotIssuable(Exception):
 
 
 def _address(holder: Client | Provider, who: str) -> PostalAddress:
+    country = holder.address_country
     if holder.address_lines is None or holder.postal_code is None or holder.city is None:
         raise NotIssuable(
             f"{who} {holder.name} has no postal address (recorded before proposal.submitted "
@@ -233,7 +234,7 @@ def _address(holder: Client | Provider, who: str) -> PostalAddress:
         lines=holder.address_lines,
         postal_code=holder.postal_code,
         city=holder.city,
-        country=holder.address_country or "FR",
+        country=_required(country, f"the country of {holder.name}'s address"),
     )
 
 
