@@ -45,7 +45,10 @@ class OutboxActivities:
         except aiosmtplib.SMTPException as exc:
             # The row lock is released (rolled back) before the failure is recorded.
             await self._record_failure(key, exc)
-            raise _as_activity_error(key, exc) from exc
+            error = _as_activity_error(key, exc)
+            if error is exc:
+                raise  # transient: retried as it is (not chained to itself)
+            raise error from exc
         if sent_to is None:
             return False
         activity.logger.info("email %s sent to %s", key, ", ".join(sent_to))

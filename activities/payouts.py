@@ -150,6 +150,10 @@ class PayoutActivities:
                 .returning(ClientPayment.id)
             )
             applied = inserted.scalar_one_or_none() is not None
+            if applied and invoice.status == InvoiceStatus.IN_PAYMENT:
+                # The client settled it: the invoice is paid (a cancelled one stays cancelled).
+                invoice.status = InvoiceStatus.PAID
+                invoice.paid_at = inp.at
             await record_timeline(
                 session,
                 key=f"{event_id}:received",

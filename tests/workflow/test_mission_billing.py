@@ -198,7 +198,11 @@ async def check_paid(
             select(Invoice.__table__).where(Invoice.mission_id == pid, Invoice.month == o.month)
         )
         assert invoice.number == o.cra.invoice_number and invoice.number is not None
-        assert invoice.status == InvoiceStatus.IN_PAYMENT
+        # Paid once the client settled it (back-to-back); in payment otherwise.
+        paid_by_client = o.client_paid_on is not None
+        assert invoice.status == (
+            InvoiceStatus.PAID if paid_by_client else InvoiceStatus.IN_PAYMENT
+        )
         assert invoice.issued_on == o.plan.validate_on
         assert (invoice.amount_excl_vat, invoice.vat_amount, invoice.amount_incl_vat) == (
             o.amounts.total_excl_vat,

@@ -485,6 +485,8 @@ async def test_back_to_back_waits_for_the_client_payment_then_pays(
     assert result.facts.client_days_late == 0  # due 30 days after validation
     assert "Client payé le" in result.facts.explanation
     await h.mails(_about(inp.mission_id, "Paiement effectué"), 1)
+    invoice = await h.invoice_row(inp.mission_id)
+    assert invoice.status == "paid" and invoice.paid_at is not None  # the client settled it
 
 
 async def test_a_late_client_payment_records_penalties_and_does_not_delay_the_payout(
