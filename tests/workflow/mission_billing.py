@@ -153,7 +153,8 @@ class MissionDriver:
         return paris_date(await self.now())
 
     async def sleep_until(self, instant: datetime) -> None:
-        for attempt in range(3):
+        attempts = 4
+        for attempt in range(attempts):
             delay = instant - await self.now()
             if delay <= timedelta(0):
                 return
@@ -161,8 +162,10 @@ class MissionDriver:
                 await self.env.sleep(delay)
             except RPCError as exc:
                 # On a loaded machine the server may take longer than the sleep call waits
-                # (it skips part of the way): sleep the rest.
-                if "Timeout expired" not in exc.message or attempt == 2:
+                # (it skips part of the way), or the long call's HTTP/2 stream is reset: sleep
+                # the rest.
+                transient = any(m in exc.message for m in ("Timeout expired", "http2 error"))
+                if not transient or attempt == attempts - 1:
                     raise
 
     async def state(self, handle: Handle) -> MissionState:
