@@ -34,6 +34,7 @@ from db.engine import create_engine
 from db.models import Bpf, Cra, CraLine, EmailOutbox, Invoice, MissionEvent, Payout
 from domain.calendar import is_business_day
 from domain.clock import paris_date, paris_instant
+from domain.cra import month_bounds
 from domain.payouts import Shift, compute_payout
 from domain.penalties import late_payment_penalty
 from schemas.cra import RECORD_CRA_VALIDATION, CraValidation, CraValidationResult
@@ -49,6 +50,7 @@ from tests.workflow.mission_billing import (
     MonthOutcome,
     MonthPlan,
     first_validation_day,
+    next_month,
 )
 from workflows.ids import cra_workflow_id, payout_workflow_id
 from workflows.registry import WORKFLOWS
@@ -156,6 +158,22 @@ async def run_mission(
     pid = (await h.state(mission)).mission_id
     outcomes = [await h.run_month(mission, offer, plan) for plan in make_plans(months)]
     return pid, mission, outcomes
+
+
+async def skip_to_a_holiday_season(h: Harness, predicate: Callable[[date], bool]) -> None:
+    """Move the clock (no workflow runs yet) so that one of the three months of the mission
+    `mission_in_progress` starts next month has a validation day `predicate` accepts: some
+    quarters have no public holiday near a month end (January to March in some years)."""
+    first = start = next_month(await h.today())
+    for _ in range(12):
+        months = [first]
+        while len(months) < 3:
+            months.append(next_month(month_bounds(months[-1])[0]))
+        if any(first_validation_day(m, predicate) for m in months):
+            break
+        first = next_month(month_bounds(first)[0])
+    if first != start:  # mission_in_progress starts on the 1st of the month after "today"
+        await h.sleep_until(paris_instant(month_bounds(first)[0] - timedelta(days=1), time(12)))
 
 
 async def check_paid(
@@ -345,6 +363,7 @@ async def test_flash_mission_across_a_public_holiday_with_a_worker_lost_after_th
 
     try:
         h: Harness = await make_harness(lost_after_commit)
+        await skip_to_a_holiday_season(h, across_holiday)
         pid, _, outcomes = await run_mission(
             h,
             PaymentOffer.FLASH,
