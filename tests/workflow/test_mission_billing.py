@@ -43,7 +43,7 @@ from schemas.events import CraValidated
 from settings import Settings
 from starter.mailsink import MailSink
 from tests.fixtures.gateway import eventually
-from tests.fixtures.temporal import send_update
+from tests.fixtures.temporal import TEST_SERVER_STALL, send_update
 from tests.workflow.mission_billing import (
     Handle,
     MissionDriver,
@@ -56,6 +56,7 @@ from workflows.ids import cra_workflow_id, payout_workflow_id
 from workflows.registry import WORKFLOWS
 
 HISTORIES = Path(__file__).parent.parent / "histories"
+pytestmark = TEST_SERVER_STALL
 
 # Month 2 carries overtime, an expense and a correction of month 1: all invoiced, all paid to
 # the provider, and no fee on any of them (fees apply to days of service only).

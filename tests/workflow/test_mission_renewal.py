@@ -51,12 +51,13 @@ from schemas.mission import MissionResult, MissionState
 from settings import Settings
 from starter.explain import explain_month
 from starter.mailsink import MailSink
-from tests.fixtures.temporal import refused_update, send_update
+from tests.fixtures.temporal import TEST_SERVER_STALL, refused_update, send_update
 from tests.workflow.mission_billing import DOCUMENTS, MissionDriver
 from workflows.ids import cra_workflow_id, mission_workflow_id
 from workflows.registry import WORKFLOWS
 
 HISTORIES = Path(__file__).parent.parent / "histories"
+pytestmark = TEST_SERVER_STALL
 Handle = WorkflowHandle[Any, Any]
 APPROVER = "APR-1"  # the approver of tests.fixtures.gateway.proposal_submitted's client
 DAYS = Decimal("10")
