@@ -19,7 +19,6 @@ from decimal import Decimal
 from typing import Any
 
 from stdnum import luhn
-from temporalio.api.testservice.v1 import UnlockTimeSkippingRequest
 from temporalio.client import WorkflowHandle
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -155,10 +154,9 @@ class MissionDriver:
         return paris_date(await self.now())
 
     async def sleep_until(self, instant: datetime) -> None:
-        attempts, released = 4, False
+        attempts = 4
         for attempt in range(attempts):
-            before = await self.now()
-            delay = instant - before
+            delay = instant - await self.now()
             if delay <= timedelta(0):
                 return
             try:
@@ -170,14 +168,6 @@ class MissionDriver:
                 transient = any(m in exc.message for m in ("Timeout expired", "http2 error"))
                 if not transient or attempt == attempts - 1:
                     raise
-                if not released and await self.now() - before < timedelta(minutes=5):
-                    # The clock crawled at real-time speed: temporal-test-server 1.40 leaked
-                    # a time-skipping lock (seen after an update to a workflow that then
-                    # completes). Give one back, once; the real server has no such lock.
-                    released = True
-                    await self.env.client.test_service.unlock_time_skipping(
-                        UnlockTimeSkippingRequest()
-                    )
 
     async def state(self, handle: Handle) -> MissionState:
         result: MissionState = await handle.query("state", result_type=MissionState)

@@ -128,8 +128,7 @@ class Harness(MissionDriver):
             cycle, "cra.validated", CraValidated(mission_id=pid, month=month, approver_id=APPROVER)
         )
         result: CraResult = await asyncio.wait_for(cycle.result(), WAIT)
-        # Later only if the test server's clock had to be given back (mission_billing.py).
-        assert result.validated_on is not None and result.validated_on >= validate_on
+        assert result.validated_on == validate_on
         return result
 
     async def ended(self, mission: Handle) -> MissionResult:
