@@ -5,7 +5,6 @@ the real worker: why a CRA is not visible, why a payout has not arrived (or when
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 
 from temporalio.testing import WorkflowEnvironment
 
@@ -15,13 +14,12 @@ from tests.integration.test_gateway_contracting import (
     _contracting,
     apply,
     fresh_siren,
+    month_open,
     provider,
     retain,
     submit,
     today,
     until_stage,
-    upload,
-    view,
 )
 
 
@@ -75,34 +73,7 @@ async def test_cra_not_visible_while_contracting_is_in_progress(
 async def test_flash_payout_explained_after_the_cra_is_validated(
     gateway: GatewayTestClient,
 ) -> None:
-    siren = fresh_siren()
-    start = today()
-    pid = await submit(
-        gateway,
-        provider=provider(siren),
-        start_date=start.isoformat(),
-        end_date=(start + timedelta(days=90)).isoformat(),
-    )
-    await retain(gateway, pid)
-    for kind in ("urssaf_vigilance", "kbis", "sworn_statement", "foreign_workers_list"):
-        document_id = await upload(gateway, siren, kind, issued_days_ago=1)
-        await apply(gateway, "document.reviewed", document_id=document_id, accepted=True)
-    await apply(gateway, "purchase_order.confirmed", proposal_id=pid, po_number="PO-7")
-    await apply(
-        gateway,
-        "contract.signed",
-        proposal_id=pid,
-        signed_on=start.isoformat(),
-        payment_offer="flash",
-        special_conditions_ref="CP-7",
-    )
-    await until_stage(gateway, pid, "in_progress")
-    month = start.strftime("%Y-%m")
-
-    async def cra_open() -> bool:
-        return month in (await view(gateway, pid)).state.cra_months
-
-    await eventually(cra_open)
+    pid, month = await month_open(gateway, "flash")
     before = (await explain(gateway, pid)).months
     assert [entry.month for entry in before] == [month]
     assert before[0].cra_visible

@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import cast
 
 import pytest
@@ -24,14 +24,9 @@ from starter.events import NotApplicable, UnknownTarget
 from tests.fixtures.gateway import GatewayTestClient, envelope, eventually
 from tests.integration.test_gateway_contracting import (
     apply,
-    fresh_siren,
+    month_open,
     post,
-    provider,
-    retain,
-    submit,
     today,
-    until_stage,
-    upload,
     view,
 )
 
@@ -40,34 +35,7 @@ async def _validated_month(
     gateway: GatewayTestClient, engine: AsyncEngine, offer: str = "basic"
 ) -> tuple[str, str]:
     """A mission in progress whose month's CRA is validated: (mission id, month)."""
-    siren = fresh_siren()
-    start = today()
-    pid = await submit(
-        gateway,
-        provider=provider(siren),
-        start_date=start.isoformat(),
-        end_date=(start + timedelta(days=90)).isoformat(),
-    )
-    await retain(gateway, pid)
-    for kind in ("urssaf_vigilance", "kbis", "sworn_statement", "foreign_workers_list"):
-        document_id = await upload(gateway, siren, kind, issued_days_ago=1)
-        await apply(gateway, "document.reviewed", document_id=document_id, accepted=True)
-    await apply(gateway, "purchase_order.confirmed", proposal_id=pid, po_number="PO-9")
-    await apply(
-        gateway,
-        "contract.signed",
-        proposal_id=pid,
-        signed_on=start.isoformat(),
-        payment_offer=offer,
-        special_conditions_ref="CP-9",
-    )
-    await until_stage(gateway, pid, "in_progress")
-    month = start.strftime("%Y-%m")
-
-    async def cra_open() -> bool:
-        return month in (await view(gateway, pid)).state.cra_months
-
-    await eventually(cra_open)
+    pid, month = await month_open(gateway, offer)
     await apply(gateway, "cra.submitted", mission_id=pid, month=month, days="1")
     await apply(gateway, "cra.validated", mission_id=pid, month=month, approver_id="APR-1")
 

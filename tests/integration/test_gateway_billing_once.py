@@ -5,7 +5,7 @@ invoice, one payout paid once, one billing-started email and one payout-paid ema
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -18,13 +18,8 @@ from starter.mailsink import MailSink
 from tests.fixtures.gateway import GatewayTestClient, envelope, eventually
 from tests.integration.test_gateway_contracting import (
     apply,
-    fresh_siren,
-    provider,
-    retain,
-    submit,
+    month_open,
     today,
-    until_stage,
-    upload,
     view,
 )
 
@@ -36,34 +31,8 @@ async def _count(engine: AsyncEngine, stmt: Any) -> int:
 
 async def _submitted_month(gateway: GatewayTestClient) -> tuple[str, str]:
     """A back-to-back mission in progress whose month's CRA is submitted."""
-    siren = fresh_siren()
-    start = today()
-    pid = await submit(
-        gateway,
-        provider=provider(siren),
-        start_date=start.isoformat(),
-        end_date=(start + timedelta(days=90)).isoformat(),
-    )
-    await retain(gateway, pid)
-    for kind in ("urssaf_vigilance", "kbis", "sworn_statement", "foreign_workers_list"):
-        document_id = await upload(gateway, siren, kind, issued_days_ago=1)
-        await apply(gateway, "document.reviewed", document_id=document_id, accepted=True)
-    await apply(gateway, "purchase_order.confirmed", proposal_id=pid, po_number="PO-1")
-    await apply(
-        gateway,
-        "contract.signed",
-        proposal_id=pid,
-        signed_on="2025-03-03",  # before 2025-04-28: back-to-back
-        payment_offer="back_to_back",
-        special_conditions_ref="CP-1",
-    )
-    await until_stage(gateway, pid, "in_progress")
-    month = start.strftime("%Y-%m")
-
-    async def cra_open() -> bool:
-        return month in (await view(gateway, pid)).state.cra_months
-
-    await eventually(cra_open)
+    # Signed before 2025-04-28: back-to-back.
+    pid, month = await month_open(gateway, "back_to_back", signed_on=date(2025, 3, 3))
     await apply(gateway, "cra.submitted", mission_id=pid, month=month, days="2")
     return pid, month
 

@@ -131,6 +131,42 @@ async def upload(
     return document_id
 
 
+async def month_open(
+    gateway: GatewayTestClient, offer: str = "basic", signed_on: date | None = None
+) -> tuple[str, str]:
+    """A mission that starts today with `offer`, its provider compliant, once the CRA cycle of
+    this month is open: (mission id, month)."""
+    siren = fresh_siren()
+    start = today()
+    pid = await submit(
+        gateway,
+        provider=provider(siren),
+        start_date=start.isoformat(),
+        end_date=(start + timedelta(days=90)).isoformat(),
+    )
+    await retain(gateway, pid)
+    for kind in ("urssaf_vigilance", "kbis", "sworn_statement", "foreign_workers_list"):
+        document_id = await upload(gateway, siren, kind, issued_days_ago=1)
+        await apply(gateway, "document.reviewed", document_id=document_id, accepted=True)
+    await apply(gateway, "purchase_order.confirmed", proposal_id=pid, po_number=f"PO-{pid}")
+    await apply(
+        gateway,
+        "contract.signed",
+        proposal_id=pid,
+        signed_on=(signed_on or start).isoformat(),
+        payment_offer=offer,
+        special_conditions_ref=f"CP-{pid}",
+    )
+    await until_stage(gateway, pid, "in_progress")
+    month = start.strftime("%Y-%m")
+
+    async def cra_open() -> bool:
+        return month in (await view(gateway, pid)).state.cra_months
+
+    await eventually(cra_open)
+    return pid, month
+
+
 async def refused(response: httpx.Response, *fragments: str) -> str:
     assert response.status_code == 409, response.text
     detail = str(response.json()["detail"])
