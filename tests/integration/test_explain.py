@@ -73,7 +73,7 @@ async def test_cra_not_visible_while_contracting_is_in_progress(
 async def test_flash_payout_explained_after_the_cra_is_validated(
     gateway: GatewayTestClient,
 ) -> None:
-    pid, month = await month_open(gateway, "flash")
+    pid, month = await month_open(gateway, "flash", 7)
     before = (await explain(gateway, pid)).months
     assert [entry.month for entry in before] == [month]
     assert before[0].cra_visible

@@ -35,7 +35,7 @@ async def _validated_month(
     gateway: GatewayTestClient, engine: AsyncEngine, offer: str = "basic"
 ) -> tuple[str, str]:
     """A mission in progress whose month's CRA is validated: (mission id, month)."""
-    pid, month = await month_open(gateway, offer)
+    pid, month = await month_open(gateway, offer, 9)
     await apply(gateway, "cra.submitted", mission_id=pid, month=month, days="1")
     await apply(gateway, "cra.validated", mission_id=pid, month=month, approver_id="APR-1")
 

@@ -32,7 +32,7 @@ async def _count(engine: AsyncEngine, stmt: Any) -> int:
 async def _submitted_month(gateway: GatewayTestClient) -> tuple[str, str]:
     """A back-to-back mission in progress whose month's CRA is submitted."""
     # Signed before 2025-04-28: back-to-back.
-    pid, month = await month_open(gateway, "back_to_back", signed_on=date(2025, 3, 3))
+    pid, month = await month_open(gateway, "back_to_back", 1, signed_on=date(2025, 3, 3))
     await apply(gateway, "cra.submitted", mission_id=pid, month=month, days="2")
     return pid, month
 

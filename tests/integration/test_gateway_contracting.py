@@ -132,10 +132,11 @@ async def upload(
 
 
 async def month_open(
-    gateway: GatewayTestClient, offer: str = "basic", signed_on: date | None = None
+    gateway: GatewayTestClient, offer: str, number: int, signed_on: date | None = None
 ) -> tuple[str, str]:
-    """A mission that starts today with `offer`, its provider compliant, once the CRA cycle of
-    this month is open: (mission id, month)."""
+    """A mission that starts today with `offer` (purchase order `PO-<number>`, contract
+    `CP-<number>`), its provider compliant, once the CRA cycle of this month is open:
+    (mission id, month)."""
     siren = fresh_siren()
     start = today()
     pid = await submit(
@@ -148,14 +149,14 @@ async def month_open(
     for kind in ("urssaf_vigilance", "kbis", "sworn_statement", "foreign_workers_list"):
         document_id = await upload(gateway, siren, kind, issued_days_ago=1)
         await apply(gateway, "document.reviewed", document_id=document_id, accepted=True)
-    await apply(gateway, "purchase_order.confirmed", proposal_id=pid, po_number=f"PO-{pid}")
+    await apply(gateway, "purchase_order.confirmed", proposal_id=pid, po_number=f"PO-{number}")
     await apply(
         gateway,
         "contract.signed",
         proposal_id=pid,
         signed_on=(signed_on or start).isoformat(),
         payment_offer=offer,
-        special_conditions_ref=f"CP-{pid}",
+        special_conditions_ref=f"CP-{number}",
     )
     await until_stage(gateway, pid, "in_progress")
     month = start.strftime("%Y-%m")
