@@ -18,7 +18,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
@@ -243,7 +243,7 @@ class CraActivities:
         issued_on: date | None = None
         if v.invoice_mode == "generated":
             number = invoice_number(v.provider.siren, await next_number(session, v.provider.siren))
-            issued_on = v.validated_on
+            issued_on = await _issue_date(session, v.provider.siren, v.validated_on)
             values.update(
                 kind=InvoiceKind.GENERATED,
                 status=InvoiceStatus.IN_PAYMENT,
@@ -267,6 +267,24 @@ class CraActivities:
             await session.execute(insert(Invoice).values(**values).returning(Invoice.id))
         ).scalar_one()
         return invoice_id, number, issued_on
+
+
+async def _issue_date(session: AsyncSession, issuer_siren: str, validated_on: date) -> date:
+    """The invoice's date: the validation day, or the issuer's latest invoice date when a
+    validation that happened earlier is processed late (a backlog, an outage).
+
+    Numbers are continuous and in date order per issuer (docs/design.md): called under the
+    issuer's counter-row lock (`next_number`), so no other invoice of the issuer is numbered
+    between this read and the insert.
+    """
+    latest = (
+        await session.execute(
+            select(func.max(Invoice.issued_on)).where(
+                Invoice.issuer_siren == issuer_siren, Invoice.kind == InvoiceKind.GENERATED
+            )
+        )
+    ).scalar_one()
+    return validated_on if latest is None else max(validated_on, latest)
 
 
 def _payout_terms(v: CraValidation, invoice_date: date | None) -> tuple[PayoutStatus, date | None]:

@@ -41,3 +41,10 @@ def paris_instant(day: date, at: time = time(0)) -> datetime:
     if paris_offset(summer) == timedelta(hours=2):
         return summer
     return local - timedelta(hours=1)
+
+
+def paris_text(instant: datetime) -> str:
+    """An instant as a person in Paris reads it: '2026-11-30 10:00 (Paris)'."""
+    utc = instant.astimezone(UTC)
+    local = utc + paris_offset(utc)
+    return f"{local:%Y-%m-%d %H:%M} (Paris)"

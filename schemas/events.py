@@ -1,4 +1,4 @@
-"""The platform event contract of `../shared/EVENTS.md`: envelope and one payload per type.
+"""The platform event contract of `docs/events.md`: envelope and one payload per type.
 
 Every model forbids unknown fields: a platform that sends a field we do not know gets a 422
 that names it, instead of a silently ignored value.
@@ -55,6 +55,22 @@ class PostalAddress(Model):
         if self.country == "FR" and not re.fullmatch(r"[0-9]{5}", self.postal_code):
             raise ValueError("a French postal code has 5 digits")
         return self
+
+
+class Dated(Model):
+    """A payload whose business date is the moment the platform says the fact happened.
+
+    `occurred_at` is the envelope's (docs/events.md): the gateway copies it here, so the
+    workflow dates the CRA's submission and validation, the invoice, a termination or a
+    renewal request by it, never by when the event happened to be processed. The platform
+    never sends it inside `data`. None only for an update sent without the gateway (a
+    workflow test, say): the workflow's clock is then used.
+    """
+
+    occurred_at: AwareDatetime | None = Field(
+        default=None,
+        description="set by the gateway from the envelope's occurred_at; never sent in data",
+    )
 
 
 class Approver(Model):
@@ -205,7 +221,7 @@ class CorrectionLine(Model):
     corrects_month: Month
 
 
-class CraSubmitted(Model):
+class CraSubmitted(Dated):
     mission_id: PlatformId
     month: Month
     days: Days
@@ -214,20 +230,20 @@ class CraSubmitted(Model):
     corrections: list[CorrectionLine] = Field(default_factory=list)
 
 
-class CraValidated(Model):
+class CraValidated(Dated):
     mission_id: PlatformId
     month: Month
     approver_id: PlatformId
 
 
-class CraRejected(Model):
+class CraRejected(Dated):
     mission_id: PlatformId
     month: Month
     approver_id: PlatformId
     comment: NonEmptyText
 
 
-class InvoiceImported(Model):
+class InvoiceImported(Dated):
     mission_id: PlatformId
     month: Month
     number: NonEmptyText
@@ -237,40 +253,40 @@ class InvoiceImported(Model):
     file_ref: NonEmptyText
 
 
-class InvoiceCancelled(Model):
+class InvoiceCancelled(Dated):
     invoice_number: NonEmptyText
     reason: NonEmptyText
 
 
-class ClientPaymentReceived(Model):
+class ClientPaymentReceived(Dated):
     invoice_number: NonEmptyText
     amount: PositiveMoney
     paid_on: date
 
 
-class RenewalRequested(Model):
+class RenewalRequested(Dated):
     mission_id: PlatformId
     new_end_date: date
     new_tjm: PositiveMoney | None = None
 
 
-class RenewalAccepted(Model):
+class RenewalAccepted(Dated):
     mission_id: PlatformId
     payment_offer: PaymentOffer | None = None
 
 
-class RenewalValidated(Model):
+class RenewalValidated(Dated):
     mission_id: PlatformId
     approver_id: PlatformId
 
 
-class RenewalDeclined(Model):
+class RenewalDeclined(Dated):
     mission_id: PlatformId
     by: Literal["client", "provider"]
     reason: NonEmptyText
 
 
-class MissionTerminated(Model):
+class MissionTerminated(Dated):
     mission_id: PlatformId
     end_date: date
     reason: NonEmptyText

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from domain.errors import InvalidIdentifier
 from domain.identifiers import validate_siren
-from schemas.events import PAYLOADS, Envelope, Event
+from schemas.events import PAYLOADS, Dated, Envelope, Event
+
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+"""How far in the future an `occurred_at` may be: the platform's and our clocks differ by
+seconds; a business date further ahead is a bug of the sender, refused (422)."""
 
 
 class EventError(Exception):
@@ -70,8 +75,12 @@ def _field_errors(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> l
     ]
 
 
-def parse_event(raw: bytes) -> Event:
-    """Validate the envelope, then the payload of its type; raise `InvalidEvent` on any error."""
+def parse_event(raw: bytes, *, received_at: datetime | None = None) -> Event:
+    """Validate the envelope, then the payload of its type; raise `InvalidEvent` on any error.
+
+    `received_at` (now by default) bounds `occurred_at`: a fact cannot have happened more
+    than `MAX_CLOCK_SKEW` after it was received. A dated payload gets the envelope's
+    `occurred_at`: its business date (docs/events.md)."""
     try:
         document = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -80,6 +89,7 @@ def parse_event(raw: bytes) -> Event:
         envelope = Envelope.model_validate(document)
     except ValidationError as exc:
         raise InvalidEvent("the event envelope is invalid", errors=_field_errors(exc)) from exc
+    _check_occurred_at(envelope, received_at or datetime.now(UTC))
     missing = _missing_at_edge(envelope.type, envelope.data)
     try:
         payload = PAYLOADS[envelope.type].model_validate(envelope.data)
@@ -96,12 +106,45 @@ def parse_event(raw: bytes) -> Event:
             f"the data of a {envelope.type!r} event has an invalid SIREN",
             errors=identifier_errors,
         )
+    if isinstance(payload, Dated):
+        payload = payload.model_copy(update={"occurred_at": envelope.occurred_at})
     return Event(
         event_id=envelope.event_id,
         type=envelope.type,
         occurred_at=envelope.occurred_at,
         payload=payload,
     )
+
+
+def _check_occurred_at(envelope: Envelope, received_at: datetime) -> None:
+    """The business date must be a moment that has happened, given once, in the envelope."""
+    if "occurred_at" in envelope.data:
+        raise InvalidEvent(
+            "occurred_at belongs to the envelope, not to data",
+            errors=[
+                {
+                    "loc": "data.occurred_at",
+                    "msg": "remove it from data: the envelope's occurred_at dates the event",
+                    "type": "extra_forbidden",
+                }
+            ],
+        )
+    if envelope.occurred_at > received_at + MAX_CLOCK_SKEW:
+        raise InvalidEvent(
+            "occurred_at is in the future",
+            errors=[
+                {
+                    "loc": "occurred_at",
+                    "msg": (
+                        f"{envelope.occurred_at.isoformat()} is more than "
+                        f"{int(MAX_CLOCK_SKEW.total_seconds() // 60)} minutes after the event "
+                        f"was received ({received_at.isoformat(timespec='seconds')}); send the "
+                        "moment the fact happened"
+                    ),
+                    "type": "value_error",
+                }
+            ],
+        )
 
 
 REQUIRED_AT_EDGE: dict[str, tuple[tuple[str, str], ...]] = {

@@ -298,7 +298,7 @@ class Simulation:
         from starter.events import parse_event
 
         now = await self.env.get_current_time()
-        event = parse_event(self.envelope(event_type, data, now))
+        event = parse_event(self.envelope(event_type, data, now), received_at=now)
         try:
             async with asyncio.timeout(WAIT):
                 await self._hand_over(event)

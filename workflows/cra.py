@@ -37,7 +37,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 from domain.calendar import next_business_day_on_or_after, previous_business_day_on_or_before
-from domain.clock import paris_date, paris_instant
+from domain.clock import paris_date, paris_instant, paris_text
 from domain.cra import check_cra, mission_days_in_month, month_bounds
 from schemas.activities import START_PAYOUT, TransitionResult
 from schemas.cra import (
@@ -70,7 +70,7 @@ from schemas.payouts import PAYOUT_WORKFLOW, PayoutInput, PayoutProvider
 from workflows import search_attributes as sa
 from workflows.effects import DB_RETRY, DB_TIMEOUT, deliver_outbox
 from workflows.ids import mission_workflow_id, payout_workflow_id
-from workflows.validation import check, refuse
+from workflows.validation import check, occurred, refuse
 
 REMINDER_AT = time(9, 0)
 """Reminders go at 09:00, Europe/Paris. Changing it (or the two constants below) changes the
@@ -329,7 +329,7 @@ class CraWorkflow:
         self._state.status = CraStatus.SUBMITTED
         self._state.days = event.days
         self._state.lines = event
-        self._state.submitted_at = workflow.now()
+        self._state.submitted_at = occurred(event)
         self._state.rejection_comment = None
         self._state.next_reminder_at = None
         return self._queue("submitted", cra=event, template="cra_submitted", days=str(event.days))
@@ -344,7 +344,7 @@ class CraWorkflow:
 
     @workflow.update(name=CRA_VALIDATED)
     def cra_validated(self, event: CraValidated) -> CraUpdateAccepted:
-        now = workflow.now()
+        now = occurred(event)
         self._state.status = CraStatus.VALIDATED
         self._state.validated_at = now
         self._state.validated_on = paris_date(now)
@@ -378,6 +378,13 @@ class CraWorkflow:
     @cra_validated.validator
     def _validate_validated(self, event: CraValidated) -> None:
         self._check_decision(event.mission_id, event.month, event.approver_id, "validate")
+        submitted_at = self._state.submitted_at
+        if submitted_at is not None and occurred(event) < submitted_at:
+            raise refuse(
+                f"cannot validate the {self._inp.month} CRA at "
+                f"{paris_text(occurred(event))}: it was submitted later, at "
+                f"{paris_text(submitted_at)}; a validation follows its submission"
+            )
         days, most = self._cra().days, self._state.max_days
         if days > most:
             raise refuse(
@@ -390,7 +397,7 @@ class CraWorkflow:
     def cra_rejected(self, event: CraRejected) -> CraUpdateAccepted:
         self._state.status = CraStatus.REJECTED
         self._state.rejection_comment = event.comment
-        self._state.rejected_at = workflow.now()
+        self._state.rejected_at = occurred(event)
         self._state.approver_id = event.approver_id
         return self._queue(
             "rejected",
@@ -404,6 +411,12 @@ class CraWorkflow:
     @cra_rejected.validator
     def _validate_rejected(self, event: CraRejected) -> None:
         self._check_decision(event.mission_id, event.month, event.approver_id, "reject")
+        submitted_at = self._state.submitted_at
+        if submitted_at is not None and occurred(event) < submitted_at:
+            raise refuse(
+                f"cannot reject the {self._inp.month} CRA at {paris_text(occurred(event))}: "
+                f"it was submitted later, at {paris_text(submitted_at)}"
+            )
 
     # ------------------------------------------------------------------ helpers
 

@@ -105,7 +105,7 @@ from schemas.mission import (
 from workflows import search_attributes as sa
 from workflows.effects import DB_RETRY, DB_TIMEOUT, deliver_outbox
 from workflows.ids import cra_workflow_id
-from workflows.validation import check, refuse
+from workflows.validation import check, occurred, refuse
 
 FINAL_STAGES = frozenset(
     {MissionStage.COMPLETED, MissionStage.LOST, MissionStage.CANCELLED, MissionStage.TERMINATED}
@@ -148,7 +148,9 @@ class MissionWorkflow:
                 end_date=proposal.end_date,
                 timeline=[
                     TimelineEntry(
-                        at=workflow.now(), kind="proposal.submitted", detail=f"TJM {proposal.tjm} €"
+                        at=inp.occurred_at,
+                        kind="proposal.submitted",
+                        detail=f"TJM {proposal.tjm} €",
                     )
                 ],
             )
@@ -739,7 +741,7 @@ class MissionWorkflow:
     def renewal_requested(self, event: RenewalRequested) -> UpdateAccepted:
         self._state.renewal = Renewal(
             step=RenewalStep.REQUESTED,
-            requested_at=workflow.now(),
+            requested_at=occurred(event),
             new_end_date=event.new_end_date,
             new_tjm=event.new_tjm,
         )
@@ -789,7 +791,7 @@ class MissionWorkflow:
         return check_renewal_offer(
             event.payment_offer,
             current.payment_offer,
-            paris_date(workflow.now()),
+            paris_date(occurred(event)),
             self._proposal.provider.country,
         )
 
@@ -931,7 +933,7 @@ class MissionWorkflow:
     def mission_terminated(self, event: MissionTerminated) -> UpdateAccepted:
         previous_end = self._state.end_date
         self._state.termination = Termination(
-            end_date=event.end_date, reason=event.reason, at=workflow.now()
+            end_date=event.end_date, reason=event.reason, at=occurred(event)
         )
         self._state.end_date = event.end_date
         self._state.renewal = None  # a pending renewal falls with the mission

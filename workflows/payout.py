@@ -84,6 +84,7 @@ from schemas.payouts import (
 )
 from workflows import search_attributes as sa
 from workflows.effects import DB_RETRY, DB_TIMEOUT, deliver_outbox, root_message
+from workflows.validation import occurred
 
 PAY_AT = time(9, 0)
 """Payouts are made at 09:00, Europe/Paris, on their day."""
@@ -335,11 +336,18 @@ class PayoutWorkflow:
             )
         if self._status in (PayoutStatus.CANCELLED, PayoutStatus.FLAGGED):
             raise _rejection(f"invoice {event.invoice_number} is cancelled")
+        invoiced_on = self._invoice_date or self._inp.validated_on
+        paid_on = min(event.paid_on, paris_date(occurred(event)))
+        if paid_on < invoiced_on:
+            raise _rejection(
+                f"a payment of invoice {event.invoice_number} on {paid_on.isoformat()} precedes "
+                f"the invoice, dated {invoiced_on.isoformat()}: check paid_on and occurred_at"
+            )
 
     @workflow.update(name=INVOICE_IMPORTED)
     async def invoice_imported(self, event: InvoiceImported) -> PayoutState:
         # The invoice exists from its import on: that date is the invoice date.
-        invoice_date = max(paris_date(workflow.now()), self._inp.validated_on)
+        invoice_date = max(paris_date(occurred(event)), self._inp.validated_on)
         if workflow.patched("invoice-import-check"):
             async with self._lock:
                 if self._imported or self._done:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
+from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 from domain.errors import DomainError
+from schemas.events import Dated
 
 NOT_APPLICABLE = "NotApplicable"
 
@@ -23,3 +26,9 @@ def check(rule: Callable[[], Any]) -> None:
         rule()
     except DomainError as exc:
         raise refuse(str(exc)) from exc
+
+
+def occurred(event: Dated) -> datetime:
+    """When the fact happened: the platform's `occurred_at` (the business date), or the
+    workflow's clock for an update sent without the gateway."""
+    return event.occurred_at or workflow.now()

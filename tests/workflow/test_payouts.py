@@ -240,6 +240,17 @@ class Harness:
         result: PayoutState = await handle.query("state", result_type=PayoutState)
         return result
 
+    async def reach_payment(self, payout_date: date) -> None:
+        """Let the test server's clock run to the payout's instant (PAY_AT, Paris, on its
+        date): a payout due today waits for 09:00, whatever the hour the test started at."""
+        delay = (
+            paris_instant(payout_date, PAY_AT)
+            + timedelta(minutes=1)
+            - await self.env.get_current_time()
+        )
+        if delay > timedelta(0):
+            await self.env.sleep(delay)
+
     async def until(self, handle: Handle, check: Callable[[PayoutState], bool]) -> PayoutState:
         async def reached() -> bool:
             return check(await self.state(handle))
@@ -382,6 +393,8 @@ async def test_fixed_date_and_immediate_payouts_match_domain(
         assert result.payout_date == expected.payout_date
         assert (result.amount, result.fee, result.net_amount) == (_gross(), fee, _gross() - fee)
         assert result.paid_at is not None
+        # Paid on its date, from 09:00 Paris; one whose date is past when it starts, at once.
+        assert paris_date(result.paid_at) == max(expected.payout_date, today)
         assert result.paid_at >= paris_instant(expected.payout_date, PAY_AT)
         assert result.facts.capped_by_legal_limit == expected.capped_by_legal_limit
         row = await h.payout_row(inp.mission_id)
@@ -421,8 +434,11 @@ async def test_paid_once_when_the_pay_activity_is_retried_after_its_commit(
     try:
         h: Harness = await make_harness(crash_after_commit)
         handle, inp = await h.start(PaymentOffer.IMMEDIATE)
+        expected = next_business_day_on_or_after(await h.today())
+        await h.reach_payment(expected)
         state = await h.until(handle, lambda s: s.status is PayoutStatus.PAID)
-        assert crashed and state.payout_date == next_business_day_on_or_after(await h.today())
+        assert crashed and state.payout_date == expected
+        assert state.paid_at is not None and paris_date(state.paid_at) == expected
         await h.mails(_about(inp.mission_id, "Paiement effectué"), 1)
         assert (
             await h.count(
@@ -535,7 +551,9 @@ async def test_cancelled_invoice_cancels_a_pending_payout_and_flags_a_paid_one(
     pending, pending_inp = await h.start(PaymentOffer.BASIC)
     paid, paid_inp = await h.start(PaymentOffer.IMMEDIATE)
     await h.until(pending, lambda s: s.status is PayoutStatus.SCHEDULED)
+    await h.reach_payment(next_business_day_on_or_after(await h.today()))
     await h.until(paid, lambda s: s.status is PayoutStatus.PAID)
+    assert (await h.state(pending)).status is PayoutStatus.SCHEDULED
     for handle, inp in ((pending, pending_inp), (paid, paid_inp)):
         await h.send(
             handle,
@@ -734,8 +752,8 @@ async def test_a_basic_payout_waits_for_its_imported_invoice(
     assert expected.payout_date is not None
     state = await h.until(handle, lambda s: s.payout_date is not None)
     assert state.payout_date == expected.payout_date and state.facts.invoice_date == imported_on
-    await h.env.sleep(timedelta(days=2))  # the 60 days have passed: paid at once
+    assert expected.payout_date < imported_on  # the 60 days have passed: paid at once
     state = await h.until(handle, lambda s: s.status is PayoutStatus.PAID)
-    assert state.paid_at is not None and paris_date(state.paid_at) >= imported_on
+    assert state.paid_at is not None and paris_date(state.paid_at) == imported_on
     row = await h.payout_row(inp.mission_id)
     assert row.status == PayoutStatus.PAID and row.due_on == expected.payout_date
