@@ -1,6 +1,11 @@
-"""HTTP event gateway: `POST /events` (EVENTS.md), `GET /missions/{id}`,
+"""HTTP event gateway: `POST /events` (docs/events.md), `GET /missions/{id}`,
 `GET /missions/{id}/explain`, `GET /missions/{id}/documents[/{name}]`, `GET /health`,
-OpenAPI docs at `/docs`."""
+OpenAPI docs at `/docs`.
+
+The route of `POST /events` reads the raw body itself (the HMAC signature is over those exact
+bytes) and `starter.events.parse_event` validates it; FastAPI never parses it. Its OpenAPI
+request body is therefore written here, from the same models (`event_request_body`): one
+envelope per event type, a `oneOf` with a discriminator on `type`."""
 
 from __future__ import annotations
 
@@ -11,7 +16,9 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
+from pydantic.json_schema import models_json_schema
 
+from schemas.events import PAYLOADS, Envelope
 from schemas.mission import MissionView
 from settings import Settings, get_settings
 from starter.documents import (
@@ -21,7 +28,7 @@ from starter.documents import (
     list_documents,
     read_document,
 )
-from starter.events import EventError
+from starter.events import REQUIRED_AT_EDGE, EventError
 from starter.explain import MissionExplanation, explain_mission
 from starter.missions import MissionUnavailable, UnknownMission, mission_view
 from starter.processor import EventProcessor, open_processor
@@ -57,6 +64,136 @@ class Problem(BaseModel):
     detail: str
 
 
+COMPONENTS = "#/components/schemas/"
+
+ENVELOPE_ONLY = ("occurred_at",)
+"""Fields a payload model may carry that the platform never sends in `data` (the gateway
+copies them from the envelope; sent in `data`, they are a 422): left out of `data`'s schema."""
+
+
+def event_request_body() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The OpenAPI request body of `POST /events`, and the component schemas it refers to.
+
+    One component per event type (`<Payload>Event`: the envelope with `type` fixed to that
+    type and `data` its payload model of `schemas.events.PAYLOADS`), the payload models and
+    their nested models; the body is a `oneOf` of the envelopes with a discriminator on
+    `type`. The fields `starter.events.REQUIRED_AT_EDGE` requires are marked required, as the
+    gateway answers 422 without them. Documentation only: validation is `parse_event`'s.
+    """
+    models = list(dict.fromkeys(PAYLOADS.values()))
+    refs, top = models_json_schema(
+        [(model, "validation") for model in models], ref_template=COMPONENTS + "{model}"
+    )
+    components: dict[str, Any] = dict(top.get("$defs", {}))
+
+    def component(ref: str) -> dict[str, Any]:
+        schema: dict[str, Any] = components[ref.removeprefix(COMPONENTS)]
+        return schema
+
+    data_refs = {model: str(refs[(model, "validation")]["$ref"]) for model in models}
+    for ref in data_refs.values():
+        payload = component(ref)
+        for name in ENVELOPE_ONLY:
+            payload.get("properties", {}).pop(name, None)
+            if name in payload.get("required", []):
+                payload["required"].remove(name)
+    for event_type, fields in REQUIRED_AT_EDGE.items():
+        payload = component(data_refs[PAYLOADS[event_type]])
+        for parent, name in fields:
+            holder = component(payload["properties"][parent]["$ref"])
+            optional = holder["properties"][name]
+            choices = [c for c in optional.get("anyOf", [optional]) if c.get("type") != "null"]
+            required: dict[str, Any] = choices[0] if len(choices) == 1 else {"anyOf": choices}
+            holder["properties"][name] = {
+                **required,
+                "description": "required: the gateway answers 422 without it",
+            }
+            if name not in holder.setdefault("required", []):
+                holder["required"].append(name)
+
+    envelope = Envelope.model_json_schema()["properties"]
+    mapping: dict[str, str] = {}
+    for event_type, model in PAYLOADS.items():
+        data_ref = data_refs[model]
+        name = f"{data_ref.removeprefix(COMPONENTS)}Event"
+        assert name not in components, f"component {name} is already a payload model"
+        components[name] = {
+            "title": f"{event_type} event",
+            "type": "object",
+            "properties": {
+                "event_id": {
+                    **envelope["event_id"],
+                    "description": "unique per event, chosen by the platform: the idempotency "
+                    "key (a second delivery answers 200 duplicate)",
+                },
+                "type": {"type": "string", "const": event_type, "title": "Type"},
+                "occurred_at": {
+                    **envelope["occurred_at"],
+                    "description": "when the fact happened, with its zone: the business date "
+                    "(read in Europe/Paris); never inside data",
+                },
+                "data": {"$ref": data_ref},
+            },
+            "required": ["event_id", "type", "occurred_at", "data"],
+            "additionalProperties": False,
+        }
+        mapping[event_type] = COMPONENTS + name
+    body = {
+        "required": True,
+        "description": (
+            "A platform event: the envelope and the `data` of its `type` (docs/events.md). "
+            "Sign the raw bytes you send: `X-Signature: sha256=<hex HMAC-SHA256>`."
+        ),
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [{"$ref": ref} for ref in mapping.values()],
+                    "discriminator": {"propertyName": "type", "mapping": mapping},
+                }
+            }
+        },
+    }
+    return body, components
+
+
+def _with_refs(node: Any, renames: dict[str, str]) -> Any:
+    """`node` with every reference of `renames` (a `$ref` or a discriminator mapping value)
+    replaced."""
+    if isinstance(node, dict):
+        return {key: _with_refs(value, renames) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_with_refs(item, renames) for item in node]
+    if isinstance(node, str):
+        return renames.get(node, node)
+    return node
+
+
+def add_event_schemas(document: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """Add the event schemas to an OpenAPI document's components. A name FastAPI already uses
+    for the same schema (an enum, say) is shared; one it uses for a different schema is taken
+    as `Event<name>` instead, with every reference to it in the schemas and in the request
+    body of `POST /events`."""
+    target: dict[str, Any] = document.setdefault("components", {}).setdefault("schemas", {})
+    renames: dict[str, str] = {}
+    for name, schema in schemas.items():
+        if name in target and target[name] != schema:
+            new = f"Event{name}"
+            while new in target or new in schemas:
+                new = f"Event{new}"
+            renames[COMPONENTS + name] = COMPONENTS + new
+    if renames:
+        schemas = {
+            renames.get(COMPONENTS + name, COMPONENTS + name).removeprefix(COMPONENTS): (
+                _with_refs(schema, renames)
+            )
+            for name, schema in schemas.items()
+        }
+        operation = document["paths"]["/events"]["post"]
+        operation["requestBody"] = _with_refs(operation["requestBody"], renames)
+    for name, schema in schemas.items():
+        target.setdefault(name, schema)
+
+
 def create_app(
     settings: Settings | None = None, processor: EventProcessor | None = None
 ) -> FastAPI:
@@ -80,7 +217,7 @@ def create_app(
     app = FastAPI(
         title="Contracting orchestrator — event gateway",
         description=(
-            "The marketplace backend posts platform events here (see EVENTS.md). Each body "
+            "The marketplace backend posts platform events here (see docs/events.md). Each body "
             "is signed: `X-Signature: sha256=<hex HMAC-SHA256 of the raw body>`."
         ),
         version="0.1.0",
@@ -88,6 +225,17 @@ def create_app(
     )
     if processor is not None:
         app.state.processor = processor
+    request_body, event_schemas = event_request_body()
+    generate_openapi = app.openapi
+
+    def openapi_with_event_schemas() -> dict[str, Any]:
+        """FastAPI's document (cached in `app.openapi_schema`), plus the event schemas."""
+        if app.openapi_schema is None:
+            add_event_schemas(generate_openapi(), event_schemas)
+        assert app.openapi_schema is not None
+        return app.openapi_schema
+
+    app.openapi = openapi_with_event_schemas  # type: ignore[method-assign]
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -106,11 +254,14 @@ def create_app(
             501: {"model": Rejected, "description": "Type not handled by this version yet."},
             503: {"model": Rejected, "description": "Temporal or database unavailable."},
         },
+        openapi_extra={"requestBody": request_body},
     )
     async def post_event(
         request: Request,
         x_signature: Annotated[str | None, Header(alias=SIGNATURE_HEADER)] = None,
     ) -> JSONResponse:
+        """A platform event (docs/events.md). The body is read raw, its signature checked on
+        those bytes, then validated: the request body described here is documentation."""
         raw = await request.body()
         if not is_valid(raw, x_signature, secret):
             return JSONResponse(
