@@ -596,13 +596,17 @@ class MissionWorkflow:
                 ],
             )
             return
-        self._state.started_on = today
+        # The mission starts on its start date, even when the worker notices it later (an
+        # outage across midnight); a start blocked by lapsed documents, the day it is unblocked.
+        blocked = any(entry.kind == "mission.start_blocked" for entry in self._state.timeline)
+        started_on = max(today, self._state.start_date) if blocked else self._state.start_date
+        self._state.started_on = started_on
         self._record(
             "mission.started",
             key=f"mission.started:{self._state.mission_id}",
             stage=MissionStage.IN_PROGRESS,
-            started_on=today,
-            detail=f"démarrée le {today.isoformat()}",
+            started_on=started_on,
+            detail=f"démarrée le {started_on.isoformat()}",
             emails=[
                 self._email("provider", "mission_started"),
                 self._email("client", "mission_started"),

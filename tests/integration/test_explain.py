@@ -8,11 +8,13 @@ import json
 
 from temporalio.testing import WorkflowEnvironment
 
+from domain.payouts import compute_payout
+from schemas.enums import PaymentOffer
 from starter.explain import MissionExplanation
 from tests.fixtures.gateway import GatewayTestClient, eventually
 from tests.integration.test_gateway_contracting import (
     _contracting,
-    apply,
+    file_and_validate,
     fresh_siren,
     month_open,
     provider,
@@ -73,28 +75,24 @@ async def test_cra_not_visible_while_contracting_is_in_progress(
 async def test_flash_payout_explained_after_the_cra_is_validated(
     gateway: GatewayTestClient,
 ) -> None:
-    pid, month = await month_open(gateway, "flash", 7)
-    before = (await explain(gateway, pid)).months
+    """Validated two months ago (the business date comes from occurred_at): the Flash payout,
+    three business days later, is past, so it is paid, and `explain` says so with the date."""
+    pid, month = await month_open(gateway, "flash", 7, months_ago=2)
+    before = (await explain(gateway, pid, month)).months
     assert [entry.month for entry in before] == [month]
     assert before[0].cra_visible
     assert before[0].payout[0].code == "cra_not_validated"
 
-    await apply(gateway, "cra.submitted", mission_id=pid, month=month, days="1")
-    await apply(gateway, "cra.validated", mission_id=pid, month=month, approver_id="APR-1")
+    validated_on = await file_and_validate(gateway, pid, month)
+    expected = compute_payout(PaymentOffer.FLASH, validated_on).payout_date
+    assert expected is not None and expected < today()
 
-    async def payout_known() -> bool:
+    async def paid() -> bool:
         entry = (await explain(gateway, pid, month)).months[0]
-        return entry.payout_status is not None
+        return entry.payout_status == "paid"
 
-    await eventually(payout_known, within=20.0)
+    await eventually(paid, within=20.0)
     entry = (await explain(gateway, pid, month)).months[0]
     assert entry.cra_status == "validated"
-    codes = [reason.code for reason in entry.payout]
-    if entry.payout_status == "paid":
-        assert codes[-1] == "paid"
-    else:
-        assert entry.payout_date is not None
-        assert "due_date_not_reached" in codes or "payout_overdue" in codes
-        dated = [r for r in entry.payout if r.facts.get("payout_date")]
-        assert dated and dated[-1].facts["payout_date"] == entry.payout_date.isoformat()
-        assert entry.payout_date.strftime("%d/%m/%Y") in dated[-1].message
+    assert entry.payout_date == expected
+    assert entry.payout[-1].code == "paid"

@@ -23,7 +23,7 @@ from starter.dispatch import Context, dispatch
 from starter.events import NotApplicable, UnknownTarget
 from tests.fixtures.gateway import GatewayTestClient, envelope, eventually
 from tests.integration.test_gateway_contracting import (
-    apply,
+    file_and_validate,
     month_open,
     post,
     today,
@@ -36,8 +36,7 @@ async def _validated_month(
 ) -> tuple[str, str]:
     """A mission in progress whose month's CRA is validated: (mission id, month)."""
     pid, month = await month_open(gateway, offer, 9)
-    await apply(gateway, "cra.submitted", mission_id=pid, month=month, days="1")
-    await apply(gateway, "cra.validated", mission_id=pid, month=month, approver_id="APR-1")
+    await file_and_validate(gateway, pid, month)
 
     async def validated() -> bool:
         return (await view(gateway, pid)).state.validated_months == [month]

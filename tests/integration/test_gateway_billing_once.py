@@ -5,21 +5,21 @@ invoice, one payout paid once, one billing-started email and one payout-paid ema
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.models import EmailOutbox, Invoice, Payout
-from domain.calendar import previous_business_day_on_or_before
+from domain.clock import paris_date
 from schemas.enums import PayoutStatus
 from starter.mailsink import MailSink
 from tests.fixtures.gateway import GatewayTestClient, envelope, eventually
 from tests.integration.test_gateway_contracting import (
     apply,
+    cra_instants,
     month_open,
-    today,
     view,
 )
 
@@ -33,7 +33,10 @@ async def _submitted_month(gateway: GatewayTestClient) -> tuple[str, str]:
     """A back-to-back mission in progress whose month's CRA is submitted."""
     # Signed before 2025-04-28: back-to-back.
     pid, month = await month_open(gateway, "back_to_back", 1, signed_on=date(2025, 3, 3))
-    await apply(gateway, "cra.submitted", mission_id=pid, month=month, days="2")
+    submitted_at, _ = cra_instants(month)
+    await apply(
+        gateway, "cra.submitted", occurred_at=submitted_at, mission_id=pid, month=month, days="2"
+    )
     return pid, month
 
 
@@ -44,8 +47,11 @@ async def test_validation_and_client_payment_delivered_twice_with_smtp_451_bill_
     served = smtp_sink.failures_served
 
     smtp_sink.fail_next(1, code=451)  # the billing-started email is refused once
+    _, validated_at = cra_instants(month)
     validation = envelope(
-        "cra.validated", {"mission_id": pid, "month": month, "approver_id": "APR-1"}
+        "cra.validated",
+        {"mission_id": pid, "month": month, "approver_id": "APR-1"},
+        occurred_at=validated_at,
     )
     first = await gateway.post_event(validation)
     assert first.status_code == 202, first.text
@@ -57,28 +63,35 @@ async def test_validation_and_client_payment_delivered_twice_with_smtp_451_bill_
 
     await eventually(validated, within=20)
     other = await gateway.post_event(
-        envelope("cra.validated", {"mission_id": pid, "month": month, "approver_id": "APR-1"})
+        envelope(
+            "cra.validated",
+            {"mission_id": pid, "month": month, "approver_id": "APR-1"},
+            occurred_at=validated_at,
+        )
     )
     assert other.status_code == 409, other.text
 
     async with db_engine.connect() as conn:
         [invoice] = (
             await conn.execute(
-                select(Invoice.number, Invoice.amount_incl_vat).where(
+                select(Invoice.number, Invoice.amount_incl_vat, Invoice.issued_on).where(
                     Invoice.mission_id == pid, Invoice.month == month
                 )
             )
         ).all()
     assert invoice.number is not None
+    # Dated by the validation's occurred_at, not by when the gateway processed it.
+    assert invoice.issued_on == paris_date(validated_at)
 
-    # The client pays (on a past business day: the payout is due at once).
+    # The client pays the day of the validation (a past business day: the payout is due at
+    # once, on that day).
     smtp_sink.fail_next(1, code=451)  # the payout-paid email is refused once
     payment = envelope(
         "client_payment.received",
         {
             "invoice_number": invoice.number,
             "amount": str(invoice.amount_incl_vat),
-            "paid_on": previous_business_day_on_or_before(today() - timedelta(days=1)).isoformat(),
+            "paid_on": paris_date(validated_at).isoformat(),
         },
     )
     assert (await gateway.post_event(payment)).status_code == 202
@@ -107,6 +120,11 @@ async def test_validation_and_client_payment_delivered_twice_with_smtp_451_bill_
             == 1
         )
     assert smtp_sink.failures_served - served == 2
+    async with db_engine.connect() as conn:
+        due_on = (
+            await conn.execute(select(Payout.due_on).where(Payout.mission_id == pid))
+        ).scalar_one()
+    assert due_on == paris_date(validated_at)  # back-to-back: the business day of the payment
     for template, subject in (
         ("cra_validated", f"CRA {month} validé"),
         ("payout_paid", "Paiement effectué"),

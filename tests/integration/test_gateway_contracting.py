@@ -13,7 +13,7 @@ import os
 import random
 import sys
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,6 +26,9 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from db.models import ProcessedEvent
+from domain.calendar import previous_business_day_on_or_before
+from domain.clock import paris_date, paris_instant
+from domain.cra import month_bounds, month_of
 from schemas.compliance import COMPLIANCE_QUERY, ComplianceStatus
 from schemas.mission import MissionView
 from tests.fixtures.gateway import (
@@ -49,6 +52,23 @@ def today() -> date:
     return datetime.now(PARIS).date()
 
 
+def past_month(months_ago: int = 1) -> str:
+    """A whole month before this one: every day of it is past, whatever the hour or the day
+    (the last of a month included) the test runs, so its CRA can be filed and validated on
+    dates the test chooses (`cra_instants`)."""
+    month = month_of(today())
+    for _ in range(months_ago):
+        month = month_of(month_bounds(month)[0] - timedelta(days=1))
+    return month
+
+
+def cra_instants(month: str) -> tuple[datetime, datetime]:
+    """When the provider submits (10:00 Paris) and the approver validates (17:00) a month's
+    CRA: its last business day, as the FAQ asks."""
+    due = previous_business_day_on_or_before(month_bounds(month)[1])
+    return paris_instant(due, time(10)), paris_instant(due, time(17))
+
+
 def fresh_siren() -> str:
     body = str(random.randrange(10_000_000, 100_000_000))
     return body + luhn.calc_check_digit(body)
@@ -69,9 +89,13 @@ def provider(siren: str | None = None, **overrides: Any) -> dict[str, Any]:
 
 
 async def post(
-    gateway: GatewayTestClient, event_type: str, event_id: str | None = None, **data: Any
+    gateway: GatewayTestClient,
+    event_type: str,
+    event_id: str | None = None,
+    occurred_at: datetime | None = None,
+    **data: Any,
 ) -> httpx.Response:
-    return await gateway.post_event(envelope(event_type, data, event_id))
+    return await gateway.post_event(envelope(event_type, data, event_id, occurred_at))
 
 
 async def submit(gateway: GatewayTestClient, **overrides: Any) -> str:
@@ -104,8 +128,13 @@ async def until_stage(gateway: GatewayTestClient, mission_id: str, stage: str) -
     return await view(gateway, mission_id)
 
 
-async def apply(gateway: GatewayTestClient, event_type: str, **data: Any) -> None:
-    response = await post(gateway, event_type, **data)
+async def apply(
+    gateway: GatewayTestClient,
+    event_type: str,
+    occurred_at: datetime | None = None,
+    **data: Any,
+) -> None:
+    response = await post(gateway, event_type, occurred_at=occurred_at, **data)
     assert response.status_code == 202, f"{event_type}: {response.text}"
 
 
@@ -132,18 +161,23 @@ async def upload(
 
 
 async def month_open(
-    gateway: GatewayTestClient, offer: str, number: int, signed_on: date | None = None
+    gateway: GatewayTestClient,
+    offer: str,
+    number: int,
+    signed_on: date | None = None,
+    months_ago: int = 1,
 ) -> tuple[str, str]:
-    """A mission that starts today with `offer` (purchase order `PO-<number>`, contract
-    `CP-<number>`), its provider compliant, once the CRA cycle of this month is open:
-    (mission id, month)."""
+    """A mission that started on the 1st of `past_month(months_ago)` with `offer` (purchase
+    order `PO-<number>`, contract `CP-<number>`), its provider compliant, once the CRA cycle
+    of that month is open: (mission id, month). File and validate it at `cra_instants`."""
     siren = fresh_siren()
-    start = today()
+    month = past_month(months_ago)
+    start = month_bounds(month)[0]
     pid = await submit(
         gateway,
         provider=provider(siren),
         start_date=start.isoformat(),
-        end_date=(start + timedelta(days=90)).isoformat(),
+        end_date=(start + timedelta(days=150)).isoformat(),
     )
     await retain(gateway, pid)
     for kind in ("urssaf_vigilance", "kbis", "sworn_statement", "foreign_workers_list"):
@@ -159,13 +193,32 @@ async def month_open(
         special_conditions_ref=f"CP-{number}",
     )
     await until_stage(gateway, pid, "in_progress")
-    month = start.strftime("%Y-%m")
 
     async def cra_open() -> bool:
         return month in (await view(gateway, pid)).state.cra_months
 
     await eventually(cra_open)
     return pid, month
+
+
+async def file_and_validate(
+    gateway: GatewayTestClient, pid: str, month: str, days: str = "1"
+) -> date:
+    """The provider files the month's CRA, the approver validates it, at `cra_instants`:
+    the validation day (the invoice's date and the payout's starting point)."""
+    submitted_at, validated_at = cra_instants(month)
+    await apply(
+        gateway, "cra.submitted", occurred_at=submitted_at, mission_id=pid, month=month, days=days
+    )
+    await apply(
+        gateway,
+        "cra.validated",
+        occurred_at=validated_at,
+        mission_id=pid,
+        month=month,
+        approver_id="APR-1",
+    )
+    return paris_date(validated_at)
 
 
 async def refused(response: httpx.Response, *fragments: str) -> str:
