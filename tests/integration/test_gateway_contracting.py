@@ -166,11 +166,12 @@ async def month_open(
     number: int,
     signed_on: date | None = None,
     months_ago: int = 1,
+    siren: str | None = None,
 ) -> tuple[str, str]:
     """A mission that started on the 1st of `past_month(months_ago)` with `offer` (purchase
     order `PO-<number>`, contract `CP-<number>`), its provider compliant, once the CRA cycle
     of that month is open: (mission id, month). File and validate it at `cra_instants`."""
-    siren = fresh_siren()
+    siren = siren or fresh_siren()
     month = past_month(months_ago)
     start = month_bounds(month)[0]
     pid = await submit(

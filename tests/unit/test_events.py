@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
-from schemas.events import PAYLOADS, ProposalSubmitted
+from schemas.events import PAYLOADS, CraValidated, ProposalSubmitted
 from starter.dispatch import handler_for
 from starter.events import InvalidEvent, parse_event
 from starter.signing import is_valid, sign
@@ -76,3 +77,34 @@ def test_signature_round_trip_and_tampering() -> None:
     assert not is_valid(body, header, "other")
     assert not is_valid(body, None, "s3cret")
     assert not is_valid(body, header.removeprefix("sha256="), "s3cret")
+
+
+VALIDATION = {"mission_id": "M-1", "month": "2026-11", "approver_id": "APR-1"}
+RECEIVED = datetime(2026, 11, 30, 23, 30, tzinfo=UTC)
+
+
+def test_a_dated_payload_carries_the_envelopes_occurred_at() -> None:
+    happened = datetime(2026, 11, 27, 16, 0, tzinfo=UTC)
+    event = parse_event(
+        _raw(envelope("cra.validated", VALIDATION, occurred_at=happened)), received_at=RECEIVED
+    )
+    assert isinstance(event.payload, CraValidated)
+    assert event.payload.occurred_at == happened == event.occurred_at
+
+
+@pytest.mark.parametrize("ahead", [timedelta(minutes=6), timedelta(days=1)])
+def test_an_occurred_at_in_the_future_is_refused(ahead: timedelta) -> None:
+    raw = _raw(envelope("cra.validated", VALIDATION, occurred_at=RECEIVED + ahead))
+    with pytest.raises(InvalidEvent) as refused:
+        parse_event(raw, received_at=RECEIVED)
+    assert refused.value.errors[0]["loc"] == "occurred_at"
+    assert "more than 5 minutes after the event was received" in refused.value.errors[0]["msg"]
+    # Within the clock skew allowed: accepted.
+    ok = envelope("cra.validated", VALIDATION, occurred_at=RECEIVED + timedelta(minutes=4))
+    assert parse_event(_raw(ok), received_at=RECEIVED).occurred_at > RECEIVED
+
+
+def test_occurred_at_inside_data_is_refused() -> None:
+    data = {**VALIDATION, "occurred_at": RECEIVED.isoformat()}
+    with pytest.raises(InvalidEvent, match="belongs to the envelope"):
+        parse_event(_raw(envelope("cra.validated", data)), received_at=RECEIVED)
