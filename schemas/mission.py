@@ -123,6 +123,9 @@ class MissionState(BaseModel):
     cancel_reason: str | None = None
     rfp_closed: bool = False
     legal: LegalVerification = Field(default_factory=LegalVerification)
+    ready_on: date | None = Field(
+        default=None, description="the day legal verification completed (the mission may start)"
+    )
     started_on: date | None = None
     compliance_alert: bool = Field(
         default=False, description="the provider's compliance lapsed while in progress"

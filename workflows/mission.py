@@ -561,6 +561,7 @@ class MissionWorkflow:
             )
 
     def _to_start(self) -> None:
+        self._state.ready_on = paris_date(workflow.now())
         self._record(
             "legal_verification.completed",
             key=f"legal_verification.completed:{self._state.mission_id}:{self._state.start_date}",
@@ -597,9 +598,10 @@ class MissionWorkflow:
             )
             return
         # The mission starts on its start date, even when the worker notices it later (an
-        # outage across midnight); a start blocked by lapsed documents, the day it is unblocked.
-        blocked = any(entry.kind == "mission.start_blocked" for entry in self._state.timeline)
-        started_on = max(today, self._state.start_date) if blocked else self._state.start_date
+        # outage across midnight), or, when legal verification completed after that date,
+        # on the day it completed.
+        ready_on = self._state.ready_on or self._state.start_date
+        started_on = max(self._state.start_date, ready_on)
         self._state.started_on = started_on
         self._record(
             "mission.started",

@@ -20,7 +20,6 @@ from typing import Any
 
 from stdnum import luhn
 from temporalio.client import WorkflowHandle
-from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from domain.calendar import next_business_day_on_or_after, previous_business_day_on_or_before
@@ -46,7 +45,7 @@ from schemas.events import (
 from schemas.mission import MissionInput, MissionResult, MissionState
 from schemas.payouts import CLIENT_PAYMENT_RECEIVED, PayoutState
 from tests.fixtures.gateway import eventually, proposal_submitted
-from tests.fixtures.temporal import send_update
+from tests.fixtures.temporal import send_update, skip_until
 from workflows.ids import (
     cra_workflow_id,
     mission_workflow_id,
@@ -154,20 +153,8 @@ class MissionDriver:
         return paris_date(await self.now())
 
     async def sleep_until(self, instant: datetime) -> None:
-        attempts = 4
-        for attempt in range(attempts):
-            delay = instant - await self.now()
-            if delay <= timedelta(0):
-                return
-            try:
-                await self.env.sleep(delay)
-            except RPCError as exc:
-                # On a loaded machine the server may take longer than the sleep call waits
-                # (it skips part of the way), or the long call's HTTP/2 stream is reset: sleep
-                # the rest.
-                transient = any(m in exc.message for m in ("Timeout expired", "http2 error"))
-                if not transient or attempt == attempts - 1:
-                    raise
+        """Move the clock to `instant` once nothing is in flight (tests/fixtures/temporal.py)."""
+        await skip_until(self.env, instant)
 
     async def state(self, handle: Handle) -> MissionState:
         result: MissionState = await handle.query("state", result_type=MissionState)

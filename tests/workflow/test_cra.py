@@ -4,7 +4,6 @@ sink) and the real payout workflow as its child."""
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -19,8 +18,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from stdnum import luhn
 from temporalio.client import (
+    WorkflowExecutionStatus,
     WorkflowHandle,
 )
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -58,7 +59,8 @@ from schemas.events import CraRejected, CraSubmitted, CraValidated, ProposalSubm
 from settings import Settings
 from starter.mailsink import MailSink, ReceivedMessage
 from tests.fixtures.gateway import eventually, proposal_submitted
-from tests.fixtures.temporal import refused_update, send_update
+from tests.fixtures.histories import record_history
+from tests.fixtures.temporal import refused_update, send_update, skip_time
 from workflows import search_attributes as sa
 from workflows.cra import REMINDER_AT, REMINDER_EVERY
 from workflows.ids import cra_workflow_id
@@ -351,9 +353,7 @@ async def test_rejection_then_resubmission_then_validation_bills_once(
     assert emails == 1
     assert len([m for m in harness.sink.messages if _about(mid, "la facturation")(m)]) == 1
 
-    if os.environ.get("RECORD_HISTORIES"):
-        history = await handle.fetch_history()
-        (HISTORIES / "cra_validated.json").write_text(history.to_json())
+    await record_history(handle, "cra_validated")
 
 
 async def test_a_validated_cra_is_immutable_and_numbers_continue_across_missions(
@@ -382,8 +382,10 @@ async def test_a_validated_cra_is_immutable_and_numbers_continue_across_missions
     # Once validated the cycle is complete: no later event reaches it (the test server answers
     # "update not found", a real server "workflow execution already completed").
     handle = harness.env.client.get_workflow_handle(cra_workflow_id(first.mission_id, first.month))
-    with pytest.raises(Exception):  # noqa: B017 - the server's error type varies
+    with pytest.raises(RPCError) as closed:
         await handle.execute_update("cra.submitted", submitted(first, "5"), id=uuid.uuid4().hex)
+    assert closed.value.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION)
+    assert (await handle.describe()).status is WorkflowExecutionStatus.COMPLETED
 
 
 async def test_manual_import_invoice_awaits_import_with_no_number(
@@ -490,22 +492,20 @@ async def test_reminders_the_business_day_after_the_due_day_then_weekly_until_su
     assert first_at > paris_instant(due, REMINDER_AT)
 
     now = await harness.env.get_current_time()
-    await harness.env.sleep((first_at - now) - timedelta(minutes=1))
+    await skip_time(harness.env, (first_at - now) - timedelta(minutes=1))
     assert not [m for m in harness.sink.messages if _about(mid, "Rappel")(m)]
-    await harness.env.sleep(timedelta(minutes=2))
+    await skip_time(harness.env, timedelta(minutes=2))
     await harness.mails(_about(mid, "Rappel"), 1)
-    await harness.env.sleep(REMINDER_EVERY)
+    await skip_time(harness.env, REMINDER_EVERY)
     reminders = await harness.mails(_about(mid, "Rappel"), 2)
     assert "rappel n° 2" in reminders[-1].text()
     assert (await harness.state(handle)).reminders_sent == 2
 
     await harness.send(handle, "cra.submitted", submitted(inp, "10"))
-    await harness.env.sleep(REMINDER_EVERY * 3)
+    await skip_time(harness.env, REMINDER_EVERY * 3)
     await asyncio.sleep(0.3)
     assert len([m for m in harness.sink.messages if _about(mid, "Rappel")(m)]) == 2
     state = await harness.state(handle)
     assert state.reminders_sent == 2 and state.next_reminder_at is None
-    if os.environ.get("RECORD_HISTORIES"):
-        history = await handle.fetch_history()
-        (HISTORIES / "cra_reminders_after_due_day.json").write_text(history.to_json())
+    await record_history(handle, "cra_reminders_after_due_day")
     await handle.terminate("test over")

@@ -3,7 +3,6 @@ activities (PostgreSQL, SMTP sink) and the real provider compliance workflow."""
 
 from __future__ import annotations
 
-import os
 import random
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -53,7 +52,8 @@ from schemas.mission import MissionInput, MissionResult, MissionState
 from settings import Settings
 from starter.mailsink import MailSink, ReceivedMessage
 from tests.fixtures.gateway import eventually, proposal_submitted
-from tests.fixtures.temporal import refused_update, send_update
+from tests.fixtures.histories import record_history
+from tests.fixtures.temporal import refused_update, send_update, skip_time
 from workflows.ids import cra_workflow_id, mission_workflow_id, provider_workflow_id
 from workflows.registry import WORKFLOWS
 
@@ -325,14 +325,15 @@ async def test_qm_reminder_fires_the_day_before_and_moves_with_a_reschedule(
     reminder = _about(pid, "Rappel : entretien")
 
     # Past the first meeting's eve: no reminder, the meeting was moved.
-    await harness.env.sleep(timedelta(days=2, hours=12))
+    await skip_time(harness.env, timedelta(days=2, hours=12))
     assert not [m for m in harness.sink.messages if reminder(m)]
     # Just before the new eve: still nothing; just after: one reminder to each side.
-    await harness.env.sleep(
-        moved - timedelta(days=1) - (await harness.env.get_current_time()) - timedelta(minutes=5)
+    await skip_time(
+        harness.env,
+        moved - timedelta(days=1) - (await harness.env.get_current_time()) - timedelta(minutes=5),
     )
     assert not [m for m in harness.sink.messages if reminder(m)]
-    await harness.env.sleep(timedelta(minutes=10))
+    await skip_time(harness.env, timedelta(minutes=10))
     mails = await harness.mails(reminder, 2)
     assert {m.rcpt_tos for m in mails} == {
         ("paul@durand-conseil.example",),
@@ -425,7 +426,7 @@ async def test_rejected_document_blocks_the_start_until_a_valid_one_is_accepted(
     assert state.legal.missing()["client"] == []
 
     # Far past the start date, still blocked: verification is pending.
-    await harness.env.sleep(timedelta(days=12))
+    await skip_time(harness.env, timedelta(days=12))
     state = await harness.state(handle)
     assert state.stage == "legal_verification" and state.started_on is None
 
@@ -481,9 +482,11 @@ async def test_mission_starts_on_its_start_date_not_before(harness: Harness) -> 
     await harness.mails(_about(pid, "démarrage le"), 2)
 
     start = paris_instant(state.start_date)
-    await harness.env.sleep(start - await harness.env.get_current_time() - timedelta(minutes=1))
+    await skip_time(
+        harness.env, start - await harness.env.get_current_time() - timedelta(minutes=1)
+    )
     assert (await harness.state(handle)).stage == "to_start"
-    await harness.env.sleep(timedelta(minutes=2))
+    await skip_time(harness.env, timedelta(minutes=2))
     state = await harness.until(handle, lambda s: s.stage == "in_progress")
     assert state.started_on == state.start_date
     await harness.mails(_about(pid, "a démarré"), 2)
@@ -541,10 +544,11 @@ async def test_compliance_lapse_during_the_mission_alerts_ops_and_provider(
     state = await harness.until(handle, lambda s: s.stage == "in_progress")
     assert state.legal.provider_valid_until == issued + timedelta(days=90)
 
-    await harness.env.sleep(
+    await skip_time(
+        harness.env,
         paris_instant(issued + timedelta(days=90))
         - await harness.env.get_current_time()
-        + timedelta(hours=1)
+        + timedelta(hours=1),
     )
     state = await harness.until(handle, lambda s: s.compliance_alert)
     assert state.stage == "in_progress"  # not stopped: a product decision
@@ -553,9 +557,7 @@ async def test_compliance_lapse_during_the_mission_alerts_ops_and_provider(
         ("paul@durand-conseil.example",),
         ("ops@contracting.localhost",),
     }
-    if os.environ.get("RECORD_HISTORIES"):
-        history = await handle.fetch_history()
-        (HISTORIES / "mission_contracting_in_progress.json").write_text(history.to_json())
+    await record_history(handle, "mission_contracting_in_progress")
 
 
 async def test_a_started_mission_opens_its_monthly_cra_cycle_and_learns_of_its_validation(
@@ -602,6 +604,4 @@ async def test_a_started_mission_opens_its_monthly_cra_cycle_and_learns_of_its_v
             )
         ).one()
     assert invoice.number and invoice.amount_excl_vat == Decimal("650.00")
-    if os.environ.get("RECORD_HISTORIES"):  # after the monthly-cra-cycle patch
-        history = await handle.fetch_history()
-        (HISTORIES / "mission_with_cra_cycle.json").write_text(history.to_json())
+    await record_history(handle, "mission_with_cra_cycle")

@@ -3,7 +3,6 @@ against PostgreSQL and the SMTP sink: one effect per transition, however often i
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -28,6 +27,7 @@ from schemas.mission import MissionInput, MissionState
 from settings import Settings
 from starter.mailsink import MailSink
 from tests.fixtures.gateway import proposal_submitted
+from tests.fixtures.histories import recording
 from worker import build_worker
 from workflows.ids import mission_workflow_id
 from workflows.registry import WORKFLOWS
@@ -92,7 +92,7 @@ async def test_submitted_proposal_is_recorded_and_both_sides_are_mailed(
     assert await _count(db_engine, select(func.count()).where(Proposal.proposal_id == pid)) == 1
     status_rows = select(func.count()).where(ProposalStatusHistory.proposal_id == pid)
     assert await _count(db_engine, status_rows) == 1
-    if os.environ.get("RECORD_HISTORIES"):
+    if recording("mission_proposal_submitted"):
         (HISTORIES / "mission_proposal_submitted.json").write_text(history.to_json())
 
 

@@ -7,7 +7,6 @@ every run stays small."""
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import date, time, timedelta
@@ -51,13 +50,13 @@ from schemas.mission import MissionResult, MissionState
 from settings import Settings
 from starter.explain import explain_month
 from starter.mailsink import MailSink
-from tests.fixtures.temporal import TEST_SERVER_STALL, refused_update, send_update
+from tests.fixtures.histories import record_history
+from tests.fixtures.temporal import refused_update, send_update, skip_time
 from tests.workflow.mission_billing import DOCUMENTS, MissionDriver
 from workflows.ids import cra_workflow_id, mission_workflow_id
 from workflows.registry import WORKFLOWS
 
 HISTORIES = Path(__file__).parent.parent / "histories"
-pytestmark = TEST_SERVER_STALL
 Handle = WorkflowHandle[Any, Any]
 APPROVER = "APR-1"  # the approver of tests.fixtures.gateway.proposal_submitted's client
 DAYS = Decimal("10")
@@ -216,7 +215,16 @@ def check_billing(
     assert result.validated_on is not None
     assert result.amount_excl_vat == tjm * days
     assert result.payout_date == compute_payout(offer, result.validated_on).payout_date
-    assert offer_fee(offer, tjm, days) >= 0
+    assert result.amount_incl_vat == (tjm * days * Decimal("1.2")).quantize(Decimal("0.01"))
+
+
+async def next_run(harness: Harness, workflow_id: str, run_id: str) -> str | None:
+    """The run a run continued as new into, if it did."""
+    handle = harness.env.client.get_workflow_handle(workflow_id, run_id=run_id)
+    last = (await handle.fetch_history()).events[-1]
+    if last.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+        return None
+    return str(last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id)
 
 
 async def run_chain(harness: Harness, workflow_id: str, first_run: str) -> list[tuple[int, int]]:
@@ -317,11 +325,16 @@ async def test_renewal_with_new_tjm_and_offer_applies_to_the_renewed_months_only
     row = (await harness.rows(select(Mission).where(Mission.mission_id == pid)))[0]
     assert row.stage == "completed" and row.end_date == last_day(renewed[-1])
     assert row.ended_on == last_day(renewed[-1])
-    if os.environ.get("RECORD_HISTORIES"):
-        history = await harness.env.client.get_workflow_handle(
-            mission_workflow_id(pid), run_id=first_run
-        ).fetch_history()
-        (HISTORIES / "mission_renewed.json").write_text(history.to_json())
+    # The run before the renewal, and the run it continued as new into (which starts from
+    # the carried state).
+    renewed_run = harness.env.client.get_workflow_handle(mission_workflow_id(pid), run_id=first_run)
+    await record_history(renewed_run, "mission_renewed")
+    second_run = await next_run(harness, mission_workflow_id(pid), first_run)
+    assert second_run is not None
+    await record_history(
+        harness.env.client.get_workflow_handle(mission_workflow_id(pid), run_id=second_run),
+        "mission_continued_as_new",
+    )
 
 
 async def test_declined_renewal_ends_the_mission_on_its_current_end_date(
@@ -365,6 +378,7 @@ async def test_declined_renewal_ends_the_mission_on_its_current_end_date(
         check_billing(await harness.month(mission, month), PaymentOffer.BASIC, Decimal("650.00"))
     result = await harness.ended(mission)
     assert result.stage == MissionStage.COMPLETED
+    await record_history(mission, "mission_renewal_declined")
     state = await harness.state(mission)
     assert state.cra_months == months and state.ended_on == last_day(months[-1])
     assert await harness.count(select(func.count()).where(Cra.mission_id == pid)) == 2
@@ -408,7 +422,7 @@ async def test_early_termination_mid_month_makes_the_last_cra_pro_rata(
     for _ in range(50):
         if await max_days() == 15:
             break
-        await harness.env.sleep(timedelta(seconds=1))
+        await skip_time(harness.env, timedelta(seconds=1))
     assert await max_days() == 15, "the open cycle learned its pro rata"
     refusal = await refused_update(
         cycle, "cra.submitted", CraSubmitted(mission_id=pid, month=second, days=Decimal("16"))
@@ -433,6 +447,7 @@ async def test_early_termination_mid_month_makes_the_last_cra_pro_rata(
         .where(Invoice.mission_id == pid, Invoice.month == months[0])
     )
     assert [s.status for s in statuses] == ["paid"]
+    await record_history(mission, "mission_terminated")
 
 
 async def test_a_36_month_mission_with_two_renewals_stays_small(harness: Harness) -> None:

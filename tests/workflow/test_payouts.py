@@ -3,7 +3,6 @@ sink): dates and amounts from `domain/`, paid exactly once, client payments and 
 
 from __future__ import annotations
 
-import os
 import random
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -72,6 +71,8 @@ from schemas.payouts import (
 from settings import Settings
 from starter.mailsink import MailSink, ReceivedMessage
 from tests.fixtures.gateway import eventually
+from tests.fixtures.histories import record_history
+from tests.fixtures.temporal import skip_time
 from workflows.ids import payout_workflow_id
 from workflows.payout import PAY_AT
 from workflows.registry import WORKFLOWS
@@ -249,7 +250,7 @@ class Harness:
             - await self.env.get_current_time()
         )
         if delay > timedelta(0):
-            await self.env.sleep(delay)
+            await skip_time(self.env, delay)
 
     async def until(self, handle: Handle, check: Callable[[PayoutState], bool]) -> PayoutState:
         async def reached() -> bool:
@@ -410,9 +411,9 @@ async def test_fixed_date_and_immediate_payouts_match_domain(
     assert started[1][0][1].offer is PaymentOffer.BASIC
     assert (await h.state(started[1][0][0])).facts.capped_by_legal_limit
     assert (await h.state(started[4][0][0])).payout_date == date(2026, 7, 16)
-    if os.environ.get("RECORD_HISTORIES"):
-        history = await basic.fetch_history()
-        (HISTORIES / "payout_basic.json").write_text(history.to_json())
+    await record_history(basic, "payout_basic")
+    await record_history(started[3][0][0], "payout_flash")
+    await record_history(started[5][0][0], "payout_immediate")
 
 
 async def test_paid_once_when_the_pay_activity_is_retried_after_its_commit(
@@ -477,7 +478,7 @@ async def test_back_to_back_waits_for_the_client_payment_then_pays(
     handle, inp = await h.start(PaymentOffer.BACK_TO_BACK)
     state = await h.until(handle, lambda s: s.status is PayoutStatus.WAITING_CLIENT_PAYMENT)
     assert state.payout_date is None and "après l'encaissement" in state.facts.explanation
-    await h.env.sleep(timedelta(days=20))
+    await skip_time(h.env, timedelta(days=20))
     assert (await h.state(handle)).status is PayoutStatus.WAITING_CLIENT_PAYMENT
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await h.send(
@@ -503,6 +504,7 @@ async def test_back_to_back_waits_for_the_client_payment_then_pays(
     await h.mails(_about(inp.mission_id, "Paiement effectué"), 1)
     invoice = await h.invoice_row(inp.mission_id)
     assert invoice.status == "paid" and invoice.paid_at is not None  # the client settled it
+    await record_history(handle, "payout_back_to_back")
 
 
 async def test_a_late_client_payment_records_penalties_and_does_not_delay_the_payout(
@@ -513,7 +515,7 @@ async def test_a_late_client_payment_records_penalties_and_does_not_delay_the_pa
     handle, inp = await h.start(PaymentOffer.BASIC)
     expected = compute_payout(PaymentOffer.BASIC, today).payout_date
     assert expected is not None
-    await h.env.sleep(timedelta(days=65))
+    await skip_time(h.env, timedelta(days=65))
     state = await h.state(handle)
     assert state.status is PayoutStatus.PAID and state.payout_date == expected
     assert state.paid_at is not None and paris_date(state.paid_at) == expected
@@ -581,7 +583,7 @@ async def test_manual_import_waits_for_the_invoice_then_pays_immediately(
     handle, inp = await h.start(PaymentOffer.IMMEDIATE, manual_import=True)
     state = await h.until(handle, lambda s: s.status is PayoutStatus.WAITING_INVOICE_IMPORT)
     assert state.payout_date is None and "pas encore importée" in state.facts.explanation
-    await h.env.sleep(timedelta(days=9))
+    await skip_time(h.env, timedelta(days=9))
     imported_on = await h.today()
     assert imported_on >= today + timedelta(days=9)
     await h.send(
@@ -597,7 +599,7 @@ async def test_manual_import_waits_for_the_invoice_then_pays_immediately(
             file_ref="s3://invoices/F-IMPORTED-1.pdf",
         ),
     )
-    await h.env.sleep(timedelta(days=4))  # past the first business day at 09:00
+    await skip_time(h.env, timedelta(days=4))  # past the first business day at 09:00
     state = await h.until(handle, lambda s: s.status is PayoutStatus.PAID)
     assert state.payout_date == next_business_day_on_or_after(imported_on)
     assert state.facts.invoice_date == imported_on
@@ -647,7 +649,7 @@ async def test_a_mismatched_import_blocks_the_invoice_and_a_matching_one_lets_it
     invoice = await h.invoice_row(inp.mission_id)
     assert invoice.status == InvoiceStatus.IN_PAYMENT and invoice.blocked_reason is None
     assert invoice.number == number and invoice.issued_on == imported_on
-    await h.env.sleep(timedelta(days=4))  # past the first business day at 09:00
+    await skip_time(h.env, timedelta(days=4))  # past the first business day at 09:00
     state = await h.until(handle, lambda s: s.status is PayoutStatus.PAID)
     assert state.payout_date == next_business_day_on_or_after(imported_on)
     # Imported once: a second import of the month is refused.
@@ -739,7 +741,7 @@ async def test_a_basic_payout_waits_for_its_imported_invoice(
     h: Harness = await make_harness()
     validated_on = await h.today()
     handle, inp = await h.start(PaymentOffer.BASIC, manual_import=True)
-    await h.env.sleep(timedelta(days=70))
+    await skip_time(h.env, timedelta(days=70))
     state = await h.state(handle)
     assert state.status is PayoutStatus.WAITING_INVOICE_IMPORT and state.payout_date is None
     assert "pas encore importée" in state.facts.explanation

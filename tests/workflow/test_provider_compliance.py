@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, date, datetime, time, timedelta
@@ -26,7 +25,6 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -57,8 +55,9 @@ from schemas.compliance import (
 from schemas.enums import DocumentKind, LegalForm
 from schemas.events import DocumentReviewed, DocumentUploaded
 from settings import Settings
-from starter.binaries import temporal_test_server
 from starter.mailsink import MailSink, ReceivedMessage
+from tests.fixtures.histories import recording
+from tests.fixtures.temporal import skip_time, start_time_skipping
 from workflows.ids import mission_workflow_id, provider_workflow_id
 from workflows.provider import NOTICE_TIME
 from workflows.registry import WORKFLOWS
@@ -108,12 +107,9 @@ WatcherHandle = WorkflowHandle[ComplianceWatcher, None]
 
 @pytest_asyncio.fixture(scope="module")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
-    """A time-skipping server of this module's own: these tests move its clock by months, and
-    the session's `time_skipping_env` is shared with tests that expect today's date."""
-    started = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
-        test_server_existing_path=str(temporal_test_server()),
-    )
+    """A time-skipping server of this module's own (these tests move its clock by months),
+    started at the run's chosen instant like every other."""
+    started = await start_time_skipping()
     try:
         yield started
     finally:
@@ -314,7 +310,7 @@ async def _mails(sink: MailSink, provider: ProviderRef, count: int) -> list[Rece
 async def _sleep_until(env: WorkflowEnvironment, instant: datetime) -> None:
     now = await env.get_current_time()
     assert instant > now, f"{instant} is already past ({now})"
-    await env.sleep(instant - now)
+    await skip_time(env, instant - now)
 
 
 async def _today(env: WorkflowEnvironment) -> date:
@@ -469,7 +465,7 @@ async def test_documents_reviewed_until_compliant_and_rejection_comment(
     assert names.count("record_document_upload") == 5
     assert names.count("record_document_review") == 5
     print(f"\nprovider compliance history: {len(history.events)} events")
-    if os.environ.get("RECORD_HISTORIES"):
+    if recording("provider_compliance"):
         (HISTORIES / "provider_compliance.json").write_text(history.to_json())
 
 
@@ -676,7 +672,7 @@ async def test_expiry_emails_on_their_day_and_watchers_told_of_every_change(
         history = await handle.fetch_history()
 
     print(f"\nprovider expiry history: {len(history.events)} events")
-    if os.environ.get("RECORD_HISTORIES"):
+    if recording("provider_expiry"):
         (HISTORIES / "provider_expiry.json").write_text(history.to_json())
 
 
@@ -798,7 +794,7 @@ async def test_continue_as_new_keeps_documents_watchers_and_sent_reminders(
             if last.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
                 break
             assert len(history.events) >= 30
-            if run_id == first_run and os.environ.get("RECORD_HISTORIES"):
+            if run_id == first_run and recording("provider_continued_as_new"):
                 (HISTORIES / "provider_continued_as_new.json").write_text(history.to_json())
             run_id = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
         assert len(lengths) >= 3, lengths
