@@ -54,8 +54,9 @@ from schemas.cra import (
     CraValidation,
     MonthValidated,
 )
-from schemas.enums import PaymentOffer
+from schemas.enums import LegalForm, PaymentOffer
 from schemas.events import CraRejected, CraSubmitted, CraValidated, ProposalSubmitted
+from schemas.payouts import PayoutState
 from settings import Settings
 from starter.mailsink import MailSink, ReceivedMessage
 from tests.fixtures.gateway import eventually, proposal_submitted
@@ -63,7 +64,7 @@ from tests.fixtures.histories import record_history
 from tests.fixtures.temporal import refused_update, send_update, skip_time
 from workflows import search_attributes as sa
 from workflows.cra import REMINDER_AT, REMINDER_EVERY
-from workflows.ids import cra_workflow_id
+from workflows.ids import cra_workflow_id, payout_workflow_id
 from workflows.registry import WORKFLOWS
 
 HISTORIES = Path(__file__).parent.parent / "histories"
@@ -509,3 +510,47 @@ async def test_reminders_the_business_day_after_the_due_day_then_weekly_until_su
     assert state.reminders_sent == 2 and state.next_reminder_at is None
     await record_history(handle, "cra_reminders_after_due_day")
     await handle.terminate("test over")
+
+
+async def test_a_provider_under_the_vat_franchise_is_billed_and_paid_no_vat(
+    harness: Harness, db_engine: AsyncEngine
+) -> None:
+    """An auto-entrepreneur under art. 293 B: the invoice carries no VAT and the mention, and
+    the payout pays the invoice's total (excl. VAT = incl. VAT)."""
+    inp = await harness.mission(offer=PaymentOffer.FLASH)
+    inp = inp.model_copy(
+        update={
+            "provider": inp.provider.model_copy(
+                update={"legal_form": LegalForm.AUTO_ENTREPRENEUR, "vat_franchise": True}
+            )
+        }
+    )
+    handle = await harness.start(inp)
+    await harness.send(handle, "cra.submitted", submitted(inp, "10"))
+    await harness.send(handle, "cra.validated", validated(inp))
+    result: CraResult = await handle.result()
+    assert result.amount_excl_vat == result.amount_incl_vat == Decimal("6500.00")
+    async with db_engine.connect() as conn:
+        invoice = (
+            await conn.execute(
+                select(
+                    Invoice.vat_amount,
+                    Invoice.amount_incl_vat,
+                    Invoice.vat_franchise,
+                    Invoice.vat_mention,
+                ).where(Invoice.mission_id == inp.mission_id)
+            )
+        ).one()
+    assert invoice.vat_amount == 0 and invoice.amount_incl_vat == Decimal("6500.00")
+    assert invoice.vat_franchise and invoice.vat_mention is not None
+    assert "293 B" in invoice.vat_mention
+    payout = harness.env.client.get_workflow_handle(payout_workflow_id(inp.mission_id, inp.month))
+
+    async def scheduled() -> bool:
+        try:
+            state: PayoutState = await payout.query("state", result_type=PayoutState)
+        except RPCError:
+            return False
+        return state.amount == Decimal("6500.00")
+
+    await eventually(scheduled, within=15)

@@ -82,6 +82,9 @@ Handle = WorkflowHandle[Any, Any]
 TJM = Decimal("650.00")
 DAYS = Decimal("18.5")
 EXPENSES = Decimal("120.00")
+VAT = Decimal("2429.00")
+"""20 % of the invoice's 12,145.00 excl. VAT (18.5 days at 650.00, 120.00 of expenses)."""
+INCL_VAT = Decimal("14574.00")
 MONTH = "2026-11"
 
 
@@ -214,7 +217,7 @@ class Harness:
         mission_id, provider = await self.seed(
             invoice_number=number,
             due_on=validated_on + timedelta(days=due_in_days),
-            incl_vat=Decimal("14574.00"),
+            incl_vat=INCL_VAT,
         )
         inp = PayoutInput(
             mission_id=mission_id,
@@ -227,6 +230,7 @@ class Harness:
             tjm=TJM,
             days=DAYS,
             expenses_excl_vat=EXPENSES,
+            vat_amount=VAT,
         )
         handle = await self.env.client.start_workflow(
             PAYOUT_WORKFLOW,
@@ -298,7 +302,9 @@ def _about(mission_id: str, subject_part: str) -> Callable[[ReceivedMessage], bo
 
 
 def _gross() -> Decimal:
-    return service_amount(TJM, DAYS) + EXPENSES
+    """What production pays: the invoice's total incl. VAT (days and expenses excl. VAT, and
+    the 20 % VAT the seeded invoice carries)."""
+    return service_amount(TJM, DAYS) + EXPENSES + VAT
 
 
 @pytest_asyncio.fixture
@@ -385,14 +391,13 @@ async def test_fixed_date_and_immediate_payouts_match_domain(
     for (handle, inp), invoiced in started:
         expected = compute_payout(inp.offer, inp.validated_on, invoiced)
         assert expected.payout_date is not None
-        if inp.offer is PaymentOffer.BASIC and invoiced is None:
-            result: PayoutState = await handle.result()
-        else:
-            result = await h.until(handle, lambda s: s.status is PayoutStatus.PAID)
+        await h.reach_payment(expected.payout_date)
+        result = await h.until(handle, lambda s: s.status is PayoutStatus.PAID)
         fee = offer_fee(inp.offer, TJM, DAYS)
         assert result.status is PayoutStatus.PAID
         assert result.payout_date == expected.payout_date
         assert (result.amount, result.fee, result.net_amount) == (_gross(), fee, _gross() - fee)
+        assert result.amount == (await h.invoice_row(inp.mission_id)).amount_incl_vat
         assert result.paid_at is not None
         # Paid on its date, from 09:00 Paris; one whose date is past when it starts, at once.
         assert paris_date(result.paid_at) == max(expected.payout_date, today)
@@ -495,6 +500,7 @@ async def test_back_to_back_waits_for_the_client_payment_then_pays(
             invoice_number=inp.invoice_number or "", amount=Decimal("14574.00"), paid_on=paid_on
         ),
     )
+    await h.reach_payment(next_business_day_on_or_after(paid_on))
     result: PayoutState = await handle.result()
     assert result.status is PayoutStatus.PAID
     assert result.payout_date == next_business_day_on_or_after(paid_on)
