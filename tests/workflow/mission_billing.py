@@ -56,8 +56,11 @@ from workflows.ids import (
 Handle = WorkflowHandle[Any, Any]
 APPROVER = "APR-1"  # the approver of tests.fixtures.gateway.proposal_submitted's client
 TJM = Decimal("650.00")
-SUBMIT_AT = time(8, 0)  # before the 09:00 reminder of the month's last business day
-VALIDATE_AT = time(11, 0)
+SUBMIT_AT = time(10, 17)
+VALIDATE_AT = time(14, 43)
+"""The platform's events land off the hour: the workflows' own timers fire on the hour
+(00:00, 08:00, 09:00), and temporal-test-server 1.40 strands a workflow whose task cancels a
+timer that fired while the task was with the worker (docs/testing.md)."""
 LEGACY_SIGNATURE = date(2025, 3, 3)
 """Back-to-back and immediate payment are for contracts signed before 2025-04-28."""
 DOCUMENTS = (

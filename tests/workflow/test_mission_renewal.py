@@ -52,7 +52,7 @@ from starter.explain import explain_month
 from starter.mailsink import MailSink
 from tests.fixtures.histories import record_history
 from tests.fixtures.temporal import refused_update, send_update, skip_time
-from tests.workflow.mission_billing import DOCUMENTS, MissionDriver
+from tests.workflow.mission_billing import DOCUMENTS, SUBMIT_AT, VALIDATE_AT, MissionDriver
 from workflows.ids import cra_workflow_id, mission_workflow_id
 from workflows.registry import WORKFLOWS
 
@@ -112,7 +112,7 @@ class Harness(MissionDriver):
         state = await self.state(mission)
         pid = state.mission_id
         due = previous_business_day_on_or_before(min(last_day(month), ends or last_day(month)))
-        await self.sleep_until(paris_instant(due, time(8, 0)))
+        await self.sleep_until(paris_instant(due, SUBMIT_AT))
         await self.until(mission, lambda s: month in s.cra_months)
         cycle = self.env.client.get_workflow_handle(
             cra_workflow_id(pid, month), result_type=CraResult
@@ -122,7 +122,7 @@ class Harness(MissionDriver):
         validate_on = next_business_day_on_or_after(due + timedelta(days=1))
         if quick:  # the client validates within the hour: one time skip less per month
             validate_on = due
-        await self.sleep_until(paris_instant(validate_on, time(11, 0)))
+        await self.sleep_until(paris_instant(validate_on, VALIDATE_AT))
         await self.send(
             cycle, "cra.validated", CraValidated(mission_id=pid, month=month, approver_id=APPROVER)
         )
@@ -134,7 +134,7 @@ class Harness(MissionDriver):
         """The mission's result, once the clock is past its end date (the result call alone
         would wait forever if the test server stopped skipping time)."""
         end = (await self.state(mission)).end_date
-        await self.sleep_until(paris_instant(end + timedelta(days=1), time(1, 0)))
+        await self.sleep_until(paris_instant(end + timedelta(days=1), time(1, 7)))
         result: MissionResult = await asyncio.wait_for(mission.result(), WAIT)
         return result
 
@@ -391,7 +391,9 @@ async def test_early_termination_mid_month_makes_the_last_cra_pro_rata(
     pid = (await harness.state(mission)).mission_id
     first = await harness.month(mission, months[0])
     second = months[1]
-    await harness.sleep_until(paris_instant(month_bounds(second)[0] + timedelta(days=9), time(9)))
+    await harness.sleep_until(
+        paris_instant(month_bounds(second)[0] + timedelta(days=9), time(9, 37))
+    )
     await harness.until(mission, lambda s: second in s.cra_months)
     assert "too early" in await refused_update(
         mission,
@@ -440,7 +442,7 @@ async def test_early_termination_mid_month_makes_the_last_cra_pro_rata(
     assert row.end_reason == "fin du projet client"
     # The first month's payout still completes on its date.
     assert first.payout_date is not None
-    await harness.sleep_until(paris_instant(first.payout_date, time(12)))
+    await harness.sleep_until(paris_instant(first.payout_date, time(12, 13)))
     statuses = await harness.rows(
         select(Payout.status)
         .join(Invoice, Payout.invoice_id == Invoice.id)
