@@ -1,0 +1,457 @@
+"""Edges of the mission's lifecycle, through MissionWorkflow on the time-skipping server with
+the real activities (PostgreSQL, SMTP sink), the real CRA cycles and the real provider
+compliance workflow: a start blocked by documents that lapsed after legal verification, a
+compliance alert cleared by fresh documents, the CRAs of a mission terminated early, a
+renewal that extends an open mid-month cycle, and a termination that drops a pending
+renewal."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from collections.abc import Callable
+from datetime import date, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from temporalio.client import WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
+
+from db.engine import session_factory
+from db.models import Mission, MissionEvent
+from domain.clock import paris_instant
+from domain.cra import month_bounds, month_of
+from schemas.compliance import DOCUMENT_REVIEWED, DOCUMENT_UPLOADED
+from schemas.cra import CraResult, CraState
+from schemas.enums import CraStatus, MissionStage, PaymentOffer, RenewalStep
+from schemas.events import (
+    ContractSigned,
+    CraRejected,
+    CraSubmitted,
+    CraValidated,
+    DocumentReviewed,
+    DocumentUploaded,
+    MissionTerminated,
+    ProposalRetained,
+    ProposalSubmitted,
+    PurchaseOrderConfirmed,
+    RenewalAccepted,
+    RenewalDeclined,
+    RenewalRequested,
+    RenewalValidated,
+)
+from schemas.mission import MissionInput, MissionResult
+from settings import Settings
+from starter.directory import DatabaseDirectory
+from starter.dispatch import Context, dispatch
+from starter.events import EventError, NotApplicable, parse_event
+from starter.explain import explain_month
+from starter.mailsink import MailSink, ReceivedMessage
+from tests.fixtures.gateway import envelope, eventually, proposal_submitted
+from tests.fixtures.temporal import refused_update
+from tests.workflow import test_mission_renewal
+from tests.workflow.mission_billing import DOCUMENTS, new_siren
+from tests.workflow.test_mission_renewal import Harness
+from workflows.ids import cra_workflow_id, mission_workflow_id, provider_workflow_id
+
+harness = test_mission_renewal.harness
+"""The renewal tests' fixture: a worker with every workflow and the real activities on a
+time-skipping server of the test's own (the `Harness` drives it)."""
+Handle = WorkflowHandle[Any, Any]
+APPROVER = "APR-1"  # the approver of tests.fixtures.gateway.proposal_submitted's client
+PROVIDER_EMAIL = "paul@durand-conseil.example"  # tests.fixtures.gateway.proposal_submitted's
+KBIS_VALIDITY = timedelta(days=90)
+"""A Kbis extract is valid 90 days (CONTRACTING_KBIS_MAX_AGE_DAYS): the first to lapse."""
+WAIT = 30.0
+
+
+def following(month: str) -> str:
+    return month_of(month_bounds(month)[1] + timedelta(days=1))
+
+
+def last_day(month: str) -> date:
+    return month_bounds(month)[1]
+
+
+async def contracted(
+    h: Harness,
+    *,
+    start: date,
+    end: date,
+    issued_on: date,
+    offer: PaymentOffer = PaymentOffer.BASIC,
+) -> Handle:
+    """proposal.submitted → retained → every legal document (issued on `issued_on`) accepted
+    → purchase order → contract signed today: legal verification complete."""
+    data = proposal_submitted(
+        proposal_id=f"EDGE-{uuid.uuid4().hex[:10]}",
+        start_date=start.isoformat(),
+        end_date=end.isoformat(),
+    )
+    data["provider"]["siren"] = new_siren()
+    proposal = ProposalSubmitted.model_validate(data)
+    pid = proposal.proposal_id
+    handle = await h.env.client.start_workflow(
+        "MissionWorkflow",
+        MissionInput(
+            event_id=f"evt-{uuid.uuid4().hex}", occurred_at=await h.now(), proposal=proposal
+        ),
+        id=mission_workflow_id(pid),
+        task_queue=h.queue,
+        result_type=MissionResult,
+    )
+    await h.send(handle, "proposal.retained", ProposalRetained(proposal_id=pid))
+    await h.until(handle, lambda s: bool(s.legal.provider_missing))
+    provider = h.env.client.get_workflow_handle(provider_workflow_id(proposal.provider.siren))
+    for kind in DOCUMENTS:
+        document_id = f"DOC-{pid}-{kind.value}"
+        upload = DocumentUploaded(
+            document_id=document_id,
+            provider_siren=proposal.provider.siren,
+            kind=kind,
+            issued_on=issued_on,
+            file_ref=f"s3://docs/{document_id}.pdf",
+        )
+        await h.send(provider, DOCUMENT_UPLOADED, upload)
+        await h.send(
+            provider, DOCUMENT_REVIEWED, DocumentReviewed(document_id=document_id, accepted=True)
+        )
+    await h.send(
+        handle,
+        "purchase_order.confirmed",
+        PurchaseOrderConfirmed(proposal_id=pid, po_number=f"PO-{pid}"),
+    )
+    await h.send(
+        handle,
+        "contract.signed",
+        ContractSigned(
+            proposal_id=pid,
+            signed_on=await h.today(),
+            payment_offer=offer,
+            special_conditions_ref=f"CP-{pid}",
+        ),
+    )
+    return handle
+
+
+async def mails(
+    sink: MailSink, mission_id: str, subject_part: str, count: int
+) -> list[ReceivedMessage]:
+    """The mission's messages whose subject contains `subject_part`, once `count` arrived."""
+
+    def about(message: ReceivedMessage) -> bool:
+        return mission_id in (message.message_id or "") and subject_part in message.subject
+
+    async def arrived() -> bool:
+        return len([m for m in sink.messages if about(m)]) >= count
+
+    await eventually(arrived, within=20)
+    return [m for m in sink.messages if about(m)]
+
+
+async def timeline_kinds(h: Harness, mission_id: str) -> list[str]:
+    """The mission's timeline as written to PostgreSQL (`mission_events`), in order."""
+    rows = await h.rows(
+        select(MissionEvent.kind)
+        .where(MissionEvent.mission_id == mission_id)
+        .order_by(MissionEvent.id)
+    )
+    return [row.kind for row in rows]
+
+
+async def db_mission(h: Harness, mission_id: str, check: Callable[[Any], bool]) -> Any:
+    """The `missions` row, once `check` holds (the worker writes it asynchronously)."""
+
+    async def reached() -> bool:
+        rows = await h.rows(select(Mission).where(Mission.mission_id == mission_id))
+        return bool(rows) and check(rows[0])
+
+    await eventually(reached, within=20)
+    return (await h.rows(select(Mission).where(Mission.mission_id == mission_id)))[0]
+
+
+async def cra_state(h: Harness, mission_id: str, month: str) -> CraState:
+    cycle = h.env.client.get_workflow_handle(cra_workflow_id(mission_id, month))
+    state: CraState = await cycle.query("state", result_type=CraState)
+    return state
+
+
+async def cycle_max_days(h: Harness, mission_id: str, month: str, expected: int) -> int:
+    """The open cycle's `max_days`, once it is `expected` (or after 20 s, whatever it is)."""
+
+    async def learned() -> bool:
+        return (await cra_state(h, mission_id, month)).max_days == expected
+
+    with contextlib.suppress(AssertionError):
+        await eventually(learned, within=20)
+    return (await cra_state(h, mission_id, month)).max_days
+
+
+async def gateway_refusal(h: Harness, event_type: str, data: dict[str, Any]) -> EventError:
+    """What the gateway's dispatch answers to a platform event dated now (test server's
+    clock): parsed as the gateway parses it, routed with its PostgreSQL directory."""
+    now = await h.now()
+    raw = json.dumps(envelope(event_type, data, occurred_at=now)).encode()
+    event = parse_event(raw, received_at=now)
+    context = Context(h.env.client, h.queue, DatabaseDirectory(session_factory(h.engine)))
+    with pytest.raises(EventError) as refused:
+        await dispatch(context, event)
+    return refused.value
+
+
+# ---------------------------------------------------------------------- 1. start blocked
+
+
+async def test_documents_lapsing_before_the_start_date_send_the_mission_back_to_legal_verification(
+    harness: Harness, smtp_sink: MailSink, stack_settings: Settings
+) -> None:
+    h = harness
+    today = await h.today()
+    start = today + timedelta(days=10)
+    issued = today - timedelta(days=85)  # the Kbis lapses in 5 days: after verification
+    handle = await contracted(h, start=start, end=start + timedelta(days=60), issued_on=issued)
+    state = await h.until(handle, lambda s: s.stage == MissionStage.TO_START)
+    pid = state.mission_id
+    lapses_on = state.legal.provider_valid_until
+    assert lapses_on == issued + KBIS_VALIDITY
+    assert today < lapses_on < start, "valid at legal verification, lapsed by the start date"
+    assert state.legal.provider_compliant
+
+    await h.sleep_until(paris_instant(start, time(0, 5)))
+    state = await h.until(handle, lambda s: s.stage == MissionStage.LEGAL_VERIFICATION)
+    assert state.started_on is None and state.cra_months == []
+    assert not state.legal.provider_compliant
+    [blocked] = [e for e in state.timeline if e.kind == "mission.start_blocked"]
+    assert "mission.started" not in [e.kind for e in state.timeline]
+    assert blocked.detail and blocked.detail == "; ".join(state.legal.missing()["provider"])
+
+    notices = await mails(smtp_sink, pid, "suspendu", 2)
+    assert sorted(m.rcpt_tos for m in notices) == sorted(
+        [(PROVIDER_EMAIL,), (stack_settings.ops_email,)]
+    )
+    assert all(blocked.detail in m.text() for m in notices)
+    row = await db_mission(h, pid, lambda m: m.stage == MissionStage.LEGAL_VERIFICATION)
+    assert row.stage == MissionStage.LEGAL_VERIFICATION
+    assert "mission.start_blocked" in await timeline_kinds(h, pid)
+
+    # Two days later the provider sends fresh documents: the mission starts that day, not
+    # retroactively on its start date (its documents had lapsed then).
+    await h.sleep_until(paris_instant(start + timedelta(days=2), time(10)))
+    assert (await h.state(handle)).stage == MissionStage.LEGAL_VERIFICATION
+    await h.refresh_documents(state)
+    state = await h.until(handle, lambda s: s.stage == MissionStage.IN_PROGRESS)
+    assert state.started_on == start + timedelta(days=2)
+    assert [e.kind for e in state.timeline].count("mission.start_blocked") == 1
+    await db_mission(h, pid, lambda m: m.stage == MissionStage.IN_PROGRESS)
+
+
+# ---------------------------------------------------------------------- 2. alert cleared
+
+
+async def test_fresh_documents_accepted_during_the_mission_clear_the_compliance_alert(
+    harness: Harness, smtp_sink: MailSink
+) -> None:
+    h = harness
+    today = await h.today()
+    issued = today - timedelta(days=80)  # the Kbis lapses in 10 days, mid-mission
+    handle = await contracted(h, start=today, end=today + timedelta(days=60), issued_on=issued)
+    state = await h.until(handle, lambda s: s.stage == MissionStage.IN_PROGRESS)
+    pid = state.mission_id
+    assert not state.compliance_alert
+
+    await h.sleep_until(paris_instant(issued + KBIS_VALIDITY, time(1)))
+    state = await h.until(handle, lambda s: s.compliance_alert)
+    await mails(smtp_sink, pid, "documents légaux expirés", 2)
+
+    await h.refresh_documents(state)
+    state = await h.until(handle, lambda s: not s.compliance_alert)
+    assert state.stage == MissionStage.IN_PROGRESS
+    assert state.legal.provider_compliant
+    assert state.legal.provider_valid_until == await h.today() + KBIS_VALIDITY
+    kinds = [e.kind for e in state.timeline]
+    assert kinds.count("compliance.lapsed") == 1 and kinds.count("compliance.restored") == 1
+    assert kinds.index("compliance.lapsed") < kinds.index("compliance.restored")
+
+    async def restored_in_db() -> bool:
+        return "compliance.restored" in await timeline_kinds(h, pid)
+
+    await eventually(restored_in_db, within=20)
+    written = await timeline_kinds(h, pid)
+    assert written.index("compliance.lapsed") < written.index("compliance.restored")
+    # Cleared, not raised again: no second alert to the provider and ops.
+    assert len(await mails(smtp_sink, pid, "documents légaux expirés", 2)) == 2
+
+
+# ---------------------------------------------------------------------- 3. after a termination
+
+
+async def test_after_an_early_termination_no_cra_opens_beyond_the_end_and_validations_are_refused(
+    harness: Harness,
+) -> None:
+    h = harness
+    mission, months = await h.mission_in_progress(PaymentOffer.BASIC, months=3)
+    pid = (await h.state(mission)).mission_id
+    first, second, third = months
+    await h.until(mission, lambda s: first in s.cra_months)
+    cycle = h.env.client.get_workflow_handle(cra_workflow_id(pid, first), result_type=CraResult)
+    # The provider declares 20 days of the first month while the mission still runs to the
+    # end of the third.
+    await h.send(
+        cycle, "cra.submitted", CraSubmitted(mission_id=pid, month=first, days=Decimal("20"))
+    )
+    end = month_bounds(first)[0] + timedelta(days=14)
+    await h.send(
+        mission,
+        "mission.terminated",
+        MissionTerminated(mission_id=pid, end_date=end, reason="fin du projet client"),
+    )
+    assert await cycle_max_days(h, pid, first, 15) == 15
+    refusal = await refused_update(
+        cycle, "cra.validated", CraValidated(mission_id=pid, month=first, approver_id=APPROVER)
+    )
+    assert "declares 20" in refusal and end.isoformat() in refusal, refusal
+    assert "15 days of mission at most" in refusal, refusal
+    await h.send(
+        cycle,
+        "cra.rejected",
+        CraRejected(mission_id=pid, month=first, approver_id=APPROVER, comment="15 jours max"),
+    )
+    await h.send(
+        cycle, "cra.submitted", CraSubmitted(mission_id=pid, month=first, days=Decimal("10"))
+    )
+
+    # Into the third month: neither month after the end date opened a CRA cycle.
+    await h.sleep_until(paris_instant(month_bounds(third)[0] + timedelta(days=1), time(9)))
+    state = await h.state(mission)
+    assert state.stage == MissionStage.IN_PROGRESS, "it ends once its last CRA is validated"
+    assert state.cra_months == [first] and state.end_date == end
+    for month in (second, third):
+        with pytest.raises(RPCError) as missing:
+            await h.env.client.get_workflow_handle(cra_workflow_id(pid, month)).describe()
+        assert missing.value.status == RPCStatusCode.NOT_FOUND
+    validation = {"mission_id": pid, "month": second, "approver_id": APPROVER}
+    refused = await gateway_refusal(h, "cra.validated", validation)
+    assert isinstance(refused, NotApplicable) and refused.status_code == 409
+    assert f"the CRA of {second} is not open for mission {pid}" in refused.message
+    assert "not a month of the mission" in refused.message, refused.message
+    explained = explain_month(state, second, None, None, await h.today())
+    assert not explained.cra_visible
+    assert explained.cra[0].code == "not_a_mission_month"
+    assert explained.cra[0].facts["end_date"] == end.isoformat()
+
+    await h.send(
+        cycle, "cra.validated", CraValidated(mission_id=pid, month=first, approver_id=APPROVER)
+    )
+    closed = await cycle.result()
+    assert closed.status == CraStatus.VALIDATED
+    assert closed.amount_excl_vat == Decimal("650.00") * 10
+    ended = await h.ended(mission)
+    assert ended.stage == MissionStage.TERMINATED
+    refused = await gateway_refusal(h, "cra.validated", {**validation, "month": third})
+    assert refused.status_code == 409
+    assert f"the CRA of {third} is not open" in refused.message
+    assert "terminated" in refused.message, refused.message
+
+
+# ---------------------------------------------------------------------- 4. renewal, mid-month
+
+
+async def test_a_renewal_validated_while_a_mid_month_end_cycle_is_open_extends_it_to_the_month(
+    harness: Harness,
+) -> None:
+    h = harness
+    today = await h.today()
+    month = following(month_of(today))
+    start = month_bounds(month)[0]
+    end = start + timedelta(days=14)  # the mission ends mid-month
+    handle = await contracted(h, start=start, end=end, issued_on=today)
+    await h.until(handle, lambda s: s.stage == MissionStage.TO_START)
+    await h.sleep_until(paris_instant(start, time(0, 5)))
+    state = await h.until(handle, lambda s: month in s.cra_months)
+    pid = state.mission_id
+    run = state.run
+    cycle = h.env.client.get_workflow_handle(cra_workflow_id(pid, month))
+    assert (await cra_state(h, pid, month)).max_days == 15
+    assert "15" in await refused_update(
+        cycle, "cra.submitted", CraSubmitted(mission_id=pid, month=month, days=Decimal("16"))
+    )
+
+    new_end = last_day(following(month))
+    await h.renew(handle, new_end)
+    state = await h.until(handle, lambda s: s.renewal is None and s.run > run)
+    assert state.end_date == new_end and state.stage == MissionStage.IN_PROGRESS
+    [terms] = state.renewals
+    assert (terms.version, terms.start_date, terms.end_date) == (
+        2,
+        end + timedelta(days=1),
+        new_end,
+    )
+
+    whole_month = last_day(month).day
+    assert await cycle_max_days(h, pid, month, whole_month) == whole_month
+    await h.send(
+        cycle,
+        "cra.submitted",
+        CraSubmitted(mission_id=pid, month=month, days=Decimal(whole_month)),
+    )
+    cra = await cra_state(h, pid, month)
+    assert cra.status == CraStatus.SUBMITTED and cra.days == whole_month
+
+
+# ---------------------------------------------------------------------- 5. renewal dropped
+
+
+async def test_a_termination_drops_the_pending_renewal(harness: Harness) -> None:
+    h = harness
+    mission, months = await h.mission_in_progress(PaymentOffer.BASIC, months=2)
+    pid = (await h.state(mission)).mission_id
+    await h.until(mission, lambda s: months[0] in s.cra_months)
+    await h.send(
+        mission,
+        "renewal.requested",
+        RenewalRequested(mission_id=pid, new_end_date=last_day(following(months[-1]))),
+    )
+    state = await h.state(mission)
+    assert state.stage == MissionStage.RENEWAL_PENDING
+    assert state.renewal is not None and state.renewal.step == RenewalStep.REQUESTED
+
+    end = month_bounds(months[0])[0] + timedelta(days=19)
+    await h.send(
+        mission,
+        "mission.terminated",
+        MissionTerminated(mission_id=pid, end_date=end, reason="budget supprimé"),
+    )
+    state = await h.state(mission)
+    assert state.renewal is None
+    assert state.stage == MissionStage.IN_PROGRESS and state.end_date == end
+    assert state.termination is not None and state.termination.end_date == end
+    assert "no renewal is pending" in await refused_update(
+        mission, "renewal.accepted", RenewalAccepted(mission_id=pid)
+    )
+    assert "no renewal is pending" in await refused_update(
+        mission, "renewal.validated", RenewalValidated(mission_id=pid, approver_id=APPROVER)
+    )
+    assert "no renewal is pending" in await refused_update(
+        mission,
+        "renewal.declined",
+        RenewalDeclined(mission_id=pid, by="provider", reason="plus rien à refuser"),
+    )
+    assert "not renewed" in await refused_update(
+        mission,
+        "renewal.requested",
+        RenewalRequested(mission_id=pid, new_end_date=last_day(months[-1])),
+    )
+    # The month after the end is outside the mission, no longer awaiting a renewal.
+    explained = explain_month(state, months[1], None, None, await h.today())
+    assert explained.cra[0].code == "not_a_mission_month"
+    row = await db_mission(h, pid, lambda m: m.end_date == end)
+    assert row.stage == MissionStage.IN_PROGRESS
+
+    # With no renewal left pending, the mission ends once its last CRA is validated.
+    await h.month(mission, months[0], ends=end, quick=True)
+    ended = await h.ended(mission)
+    assert ended.stage == MissionStage.TERMINATED
+    assert (await h.state(mission)).cra_months == [months[0]]
