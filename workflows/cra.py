@@ -29,7 +29,6 @@ activities, 2 email deliveries, 1 child start.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import date, datetime, time, timedelta
 
 from temporalio import workflow
@@ -70,6 +69,7 @@ from schemas.payouts import PAYOUT_WORKFLOW, PayoutInput, PayoutProvider
 from workflows import search_attributes as sa
 from workflows.effects import DB_RETRY, DB_TIMEOUT, deliver_outbox
 from workflows.ids import mission_workflow_id, payout_workflow_id
+from workflows.timers import Deadline
 from workflows.validation import check, occurred, refuse
 
 REMINDER_AT = time(9, 0)
@@ -113,6 +113,7 @@ def first_reminder_day(
 class CraWorkflow:
     @workflow.init
     def __init__(self, inp: CraInput) -> None:
+        self._deadline = Deadline("next reminder of the CRA")
         self._inp = inp
         self._validated_months = set(inp.validated_months)
         self._state = CraState(
@@ -182,12 +183,8 @@ class CraWorkflow:
         )
 
     async def _sleep_until_woken_or(self, deadline: datetime | None) -> None:
-        timeout = None if deadline is None else deadline - workflow.now()
-        if timeout is not None and timeout <= timedelta(0):
-            return
         # When the deadline passes first, `_maybe_remind` acts on it.
-        with contextlib.suppress(TimeoutError):
-            await workflow.wait_condition(lambda: bool(self._effects), timeout=timeout)
+        await self._deadline.wait(deadline, lambda: bool(self._effects))
 
     async def _drain(self) -> None:
         """Write the queued transitions in order: one activity each, then their emails."""

@@ -29,7 +29,6 @@ Stages: proposal → qualification → legal verification → to start → in pr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -105,6 +104,7 @@ from schemas.mission import (
 from workflows import search_attributes as sa
 from workflows.effects import DB_RETRY, DB_TIMEOUT, deliver_outbox
 from workflows.ids import cra_workflow_id
+from workflows.timers import Deadline
 from workflows.validation import check, occurred, refuse
 
 FINAL_STAGES = frozenset(
@@ -131,6 +131,7 @@ TIMELINE_KEPT = 60
 class MissionWorkflow:
     @workflow.init
     def __init__(self, inp: MissionInput) -> None:
+        self._deadline = Deadline("next deadline of the mission")
         proposal = inp.proposal
         self._proposal = proposal
         self._state = (
@@ -224,14 +225,8 @@ class MissionWorkflow:
 
     async def _sleep_until_woken_or(self, deadline: datetime | None) -> None:
         self._wake = False
-        timeout = None if deadline is None else deadline - workflow.now()
-        if timeout is not None and timeout <= timedelta(0):
-            return
         # When the deadline passes first, `_progress` acts on it.
-        with contextlib.suppress(TimeoutError):
-            await workflow.wait_condition(
-                lambda: self._wake or bool(self._effects), timeout=timeout
-            )
+        await self._deadline.wait(deadline, lambda: self._wake or bool(self._effects))
 
     async def _drain(self) -> None:
         """Write the queued transitions in order: one activity each, then their emails."""

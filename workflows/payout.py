@@ -43,7 +43,6 @@ set on this workflow when its date is known and cleared once it is paid or cance
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
@@ -84,6 +83,7 @@ from schemas.payouts import (
 )
 from workflows import search_attributes as sa
 from workflows.effects import DB_RETRY, DB_TIMEOUT, deliver_outbox, root_message
+from workflows.timers import Deadline
 from workflows.validation import occurred
 
 PAY_AT = time(9, 0)
@@ -179,15 +179,13 @@ class PayoutWorkflow:
                 await deliver_outbox(paid.outbox_keys)
         if self._status is PayoutStatus.PAID:
             # Late client payments and credit notes still reach a paid payout for a while.
-            with contextlib.suppress(TimeoutError):
-                await workflow.wait_condition(
-                    lambda: (
-                        (self._client is not None and not self._lock.locked())
-                        or self._status is not PayoutStatus.PAID
-                    ),
-                    timeout=KEEP_OPEN_AFTER_PAID,
-                    timeout_summary="client payment or credit note after the payout",
-                )
+            await Deadline("client payment or credit note after the payout").wait(
+                workflow.now() + KEEP_OPEN_AFTER_PAID,
+                lambda: (
+                    (self._client is not None and not self._lock.locked())
+                    or self._status is not PayoutStatus.PAID
+                ),
+            )
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._state()
 
@@ -206,15 +204,10 @@ class PayoutWorkflow:
 
     async def _until_payout_date(self) -> None:
         assert self._payout_date is not None
-        delay = paris_instant(self._payout_date, PAY_AT) - workflow.now()
-        if delay <= timedelta(0):
-            return
-        with contextlib.suppress(TimeoutError):  # the payout date came
-            await workflow.wait_condition(
-                lambda: self._done,
-                timeout=delay,
-                timeout_summary=f"payout on {self._payout_date.isoformat()}",
-            )
+        # The payout date came, or the payout was cancelled meanwhile.
+        await Deadline(f"payout on {self._payout_date.isoformat()}").wait(
+            paris_instant(self._payout_date, PAY_AT), lambda: self._done
+        )
 
     async def _step(
         self,

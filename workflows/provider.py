@@ -27,7 +27,6 @@ restricted proxies inside the workflow sandbox and cannot be used as a tzinfo.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -72,6 +71,7 @@ from schemas.enums import DocumentKind, LegalForm
 from schemas.events import DocumentReviewed, DocumentUploaded
 from workflows.effects import DB_RETRY, DB_TIMEOUT, deliver_outbox, root_message
 from workflows.ids import mission_workflow_id, provider_workflow_id
+from workflows.timers import Deadline
 
 CONTINUE_AS_NEW_AFTER_EVENTS = 500
 """History length after which a run continues as new (a few dozen transitions: ~1 year)."""
@@ -113,6 +113,7 @@ def _rejection(message: str, *, type: str = NOT_APPLICABLE) -> ApplicationError:
 class ProviderComplianceWorkflow:
     @workflow.init
     def __init__(self, inp: ProviderComplianceInput) -> None:
+        self._deadline = Deadline("next document deadline")
         self._siren = inp.siren
         self._state = (
             inp.state.model_copy(deep=True) if inp.state is not None else ProviderComplianceState()
@@ -155,15 +156,8 @@ class ProviderComplianceWorkflow:
             await self._sleep_until_next_deadline()
 
     async def _sleep_until_next_deadline(self) -> None:
-        deadline = self._next_deadline()
-        if deadline is None:
-            await workflow.wait_condition(lambda: self._wake)
-            return
-        delay = max(deadline - workflow.now(), timedelta(seconds=1))
-        with contextlib.suppress(TimeoutError):  # the deadline came: the loop handles it
-            await workflow.wait_condition(
-                lambda: self._wake, timeout=delay, timeout_summary="next document deadline"
-            )
+        # The deadline came, or an update woke it: the loop handles both.
+        await self._deadline.wait(self._next_deadline(), lambda: self._wake)
 
     def _next_deadline(self) -> datetime | None:
         """The earliest future instant at which something happens: an expiry email is due,

@@ -167,18 +167,28 @@ class MissionDriver:
         async def reached() -> bool:
             return check(await self.state(handle))
 
-        await eventually(reached, within=20)
+        try:
+            await eventually(reached, within=20)
+        except AssertionError:
+            state = await self.state(handle)
+            raise AssertionError(
+                f"mission {state.mission_id} did not reach the expected state within 20 s: "
+                f"stage {state.stage.value}, renewal {state.renewal}, missing "
+                f"{state.legal.missing()}, last entries "
+                f"{[(e.kind, e.detail) for e in state.timeline[-4:]]}"
+            ) from None
         return await self.state(handle)
 
     # ------------------------------------------------------------------ contracting
 
     async def mission_in_progress(
-        self, offer: PaymentOffer, months: int = 3
+        self, offer: PaymentOffer, months: int = 3, first_month: str | None = None
     ) -> tuple[Handle, list[str]]:
         """proposal.submitted → retained → legal verification complete → contract signed with
-        `offer` → started on the 1st of next month; the mission runs `months` whole months."""
+        `offer` → started on the 1st of `first_month` (next month by default; a past month on
+        the dev server, whose clock cannot skip); the mission runs `months` whole months."""
         today = await self.today()
-        first_month = next_month(today)
+        first_month = first_month or next_month(today)
         start = month_bounds(first_month)[0]
         mission_months = [first_month]
         while len(mission_months) < months:
@@ -259,12 +269,15 @@ class MissionDriver:
         )
         cra = CraSubmitted.model_validate(
             {"mission_id": pid, "month": plan.month, "days": plan.days, **plan.lines}
-        )
+        ).model_copy(update={"occurred_at": paris_instant(due_day(plan.month), SUBMIT_AT)})
         await send_update(cycle, "cra.submitted", cra, f"evt-{uuid.uuid4().hex}")
-        await self.sleep_until(paris_instant(plan.validate_on, VALIDATE_AT))
+        validated_at = paris_instant(plan.validate_on, VALIDATE_AT)
+        await self.sleep_until(validated_at)
         if plan.before_validation is not None:
             plan.before_validation()
-        event = CraValidated(mission_id=pid, month=plan.month, approver_id=APPROVER)
+        event = CraValidated(
+            mission_id=pid, month=plan.month, approver_id=APPROVER, occurred_at=validated_at
+        )
         if plan.deliver_validation is None:
             await send_update(cycle, "cra.validated", event, f"evt-{uuid.uuid4().hex}")
         else:

@@ -1,7 +1,7 @@
 """Renewal, early termination, end of mission and long life, through MissionWorkflow on the
 time-skipping server with the real activities (PostgreSQL, SMTP sink) and the real provider
 compliance workflow: the amounts and payout dates of the months before and after a renewal,
-a declined renewal, a termination mid-month, and a 36-month mission with two renewals whose
+a declined renewal, a termination mid-month, and a 13-month mission with two renewals whose
 every run stays small."""
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ from schemas.mission import MissionResult, MissionState
 from settings import Settings
 from starter.explain import explain_month
 from starter.mailsink import MailSink
+from tests.fixtures.gateway import TASK_QUEUE
 from tests.fixtures.histories import record_history
 from tests.fixtures.temporal import refused_update, send_update, skip_time
 from tests.workflow.mission_billing import DOCUMENTS, SUBMIT_AT, VALIDATE_AT, MissionDriver
@@ -117,14 +118,21 @@ class Harness(MissionDriver):
         cycle = self.env.client.get_workflow_handle(
             cra_workflow_id(pid, month), result_type=CraResult
         )
-        submitted = CraSubmitted(mission_id=pid, month=month, days=days)
+        submitted = CraSubmitted(
+            mission_id=pid, month=month, days=days, occurred_at=paris_instant(due, SUBMIT_AT)
+        )
         await self.send(cycle, "cra.submitted", submitted)
         validate_on = next_business_day_on_or_after(due + timedelta(days=1))
-        if quick:  # the client validates within the hour: one time skip less per month
+        if quick:  # the client validates the same day: one time skip less per month
             validate_on = due
-        await self.sleep_until(paris_instant(validate_on, VALIDATE_AT))
+        validated_at = paris_instant(validate_on, VALIDATE_AT)
+        await self.sleep_until(validated_at)
         await self.send(
-            cycle, "cra.validated", CraValidated(mission_id=pid, month=month, approver_id=APPROVER)
+            cycle,
+            "cra.validated",
+            CraValidated(
+                mission_id=pid, month=month, approver_id=APPROVER, occurred_at=validated_at
+            ),
         )
         result: CraResult = await asyncio.wait_for(cycle.result(), WAIT)
         assert result.validated_on == validate_on
@@ -452,48 +460,63 @@ async def test_early_termination_mid_month_makes_the_last_cra_pro_rata(
     await record_history(mission, "mission_terminated")
 
 
-async def test_a_36_month_mission_with_two_renewals_stays_small(harness: Harness) -> None:
-    mission, months = await harness.mission_in_progress(PaymentOffer.EXPRESS, months=12)
+@pytest_asyncio.fixture
+async def dev_harness(
+    dev_server_env: WorkflowEnvironment, running_worker: Activities, db_engine: AsyncEngine
+) -> Harness:
+    """The same driver on the real dev server and the session's worker: its clock cannot
+    skip, so the mission lies in the past and every dated event carries its `occurred_at`."""
+    return Harness(dev_server_env, TASK_QUEUE, db_engine)
+
+
+def months_before(month: str, count: int) -> str:
+    for _ in range(count):
+        month = month_of(month_bounds(month)[0] - timedelta(days=1))
+    return month
+
+
+async def test_a_13_month_mission_with_two_renewals_stays_small(dev_harness: Harness) -> None:
+    """Thirteen months driven by their events alone on the real dev server (no clock to skip,
+    so nothing can stall): seven months under Express, renewed at month 6 to month 10 at a
+    new TJM, then at month 9 to month 13 under Flash. Every month is billed at its
+    contract's terms and paid on the date of its validation's day, one run per contract, each
+    run small (bench/history_per_month.py measures a month)."""
+    harness = dev_harness
+    first = months_before(month_of(await harness.today()), 14)
+    mission, months = await harness.mission_in_progress(
+        PaymentOffer.EXPRESS, months=7, first_month=first
+    )
     state = await harness.state(mission)
     pid = state.mission_id
     first_run = mission.first_execution_run_id or ""
     plan = list(months)
-    while len(plan) < 36:
+    while len(plan) < 13:
         plan.append(following(plan[-1]))
-    renewals = {9: (plan[23], "700.00", None), 21: (plan[35], "720.00", PaymentOffer.FLASH)}
+    renewals = {5: (plan[9], "700.00", None), 8: (plan[12], "720.00", PaymentOffer.FLASH)}
     offer, tjm = PaymentOffer.EXPRESS, Decimal("650.00")
     pending: dict[str, tuple[PaymentOffer, Decimal]] = {}
     for index, month in enumerate(plan):
         offer, tjm = pending.pop(month, (offer, tjm))
         if index in renewals:
             until, new_tjm, new_offer = renewals[index]
-            await harness.renew(mission, last_day(until), tjm=new_tjm, offer=new_offer)
             before = await harness.state(mission)
-            if index == 9:
-                # Documents issued at the start have lapsed: legal verification holds it.
-                blocked = await harness.until(
-                    mission, lambda s: bool(s.renewal and s.renewal.blocked)
-                )
-                assert blocked.stage == MissionStage.RENEWAL_PENDING
-                await harness.refresh_documents(blocked)
+            await harness.renew(mission, last_day(until), tjm=new_tjm, offer=new_offer)
             await harness.until(mission, renewed_after(before.run))
             pending[following(month_of(before.end_date))] = (new_offer or offer, Decimal(new_tjm))
-        if index > 9 and index % 2 == 0:  # from then on the provider keeps them current
-            await harness.refresh_documents(await harness.state(mission))
         check_billing(await harness.month(mission, month, quick=True), offer, tjm)
 
     result = await harness.ended(mission)
     assert result.stage == MissionStage.COMPLETED
     for table in (Cra, Invoice):
-        assert await harness.count(select(func.count()).where(table.mission_id == pid)) == 36
+        assert await harness.count(select(func.count()).where(table.mission_id == pid)) == 13
     payouts = await harness.count(
         select(func.count())
         .select_from(Payout)
         .join(Invoice, Payout.invoice_id == Invoice.id)
         .where(Invoice.mission_id == pid)
     )
-    assert payouts == 36
+    assert payouts == 13
     runs = await run_chain(harness, mission_workflow_id(pid), first_run)
     print("mission runs (events, bytes):", runs)
-    assert len(runs) >= 3, "one run per contract at least"
+    assert len(runs) == 3, "one run per contract"
     assert all(events < 2_000 and size < 1_000_000 for events, size in runs), runs
