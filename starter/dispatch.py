@@ -338,7 +338,13 @@ def handler_for(event_type: str) -> Handler:
 async def dispatch(ctx: Context, event: Event, *, resumed: bool = False) -> Dispatched:
     """Hand the event to its workflow; Temporal being unreachable is a 503."""
     handler = handler_for(event.type)
+    retry = "nothing was recorded; retry later with the same event_id"
     try:
         return await handler(replace(ctx, resumed=resumed), event)
     except RPCError as exc:
-        raise Unavailable(f"Temporal did not accept the event: {exc.message}") from exc
+        raise Unavailable(f"Temporal did not accept the event ({exc.message}): {retry}") from exc
+    except RuntimeError as exc:
+        # A client that never reached Temporal (connect failure) raises RuntimeError.
+        if "connect" not in str(exc).lower():
+            raise
+        raise Unavailable(f"Temporal cannot be reached ({exc}): {retry}") from exc

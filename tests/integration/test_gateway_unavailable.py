@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest
 import pytest_asyncio
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -163,15 +162,6 @@ async def test_temporal_unreachable_is_a_503_that_records_nothing_and_the_event_
     await eventually(was_read, within=20)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "defect: the 503's detail does not say to retry: starter/dispatch.py answers "
-        "'Temporal did not accept the event: <gRPC message>' where docs/events.md says every "
-        "refusal's detail says what to do (503: retry later with the same event_id)"
-    ),
-)
 async def test_the_503_tells_the_platform_to_retry_with_the_same_event_id(
     unreachable: GatewayTestClient,
 ) -> None:
@@ -180,16 +170,6 @@ async def test_the_503_tells_the_platform_to_retry_with_the_same_event_id(
     assert "retry" in answer.json()["detail"].lower(), answer.json()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "defect: starter/dispatch.py maps only RPCError to Unavailable (503); a Temporal "
-        "client that cannot connect (lazy, or never connected) raises RuntimeError('Failed "
-        "client connect: …'), which escapes as a 500 (latent today: connect_temporal "
-        "connects eagerly at start-up)"
-    ),
-)
 async def test_a_temporal_never_reached_is_a_503_too(
     stack_settings: Settings, db_engine: AsyncEngine
 ) -> None:
