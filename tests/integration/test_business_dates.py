@@ -22,6 +22,7 @@ from tests.fixtures.gateway import GatewayTestClient, envelope, eventually
 from tests.integration.test_gateway_contracting import (
     apply,
     cra_instants,
+    file_and_validate,
     month_open,
     post,
     refused,
@@ -114,18 +115,7 @@ async def test_a_payment_before_its_invoice_is_409(
     gateway: GatewayTestClient, db_engine: AsyncEngine
 ) -> None:
     pid, month = await month_open(gateway, "back_to_back", 13, signed_on=month_bounds("2025-03")[0])
-    submitted_at, validated_at = cra_instants(month)
-    await apply(
-        gateway, "cra.submitted", occurred_at=submitted_at, mission_id=pid, month=month, days="1"
-    )
-    await apply(
-        gateway,
-        "cra.validated",
-        occurred_at=validated_at,
-        mission_id=pid,
-        month=month,
-        approver_id="APR-1",
-    )
+    validated_on = await file_and_validate(gateway, pid, month)
     await _validated(gateway, pid, month)
 
     async def numbered() -> bool:
@@ -135,7 +125,7 @@ async def test_a_payment_before_its_invoice_is_409(
 
     await eventually(numbered, within=20)
     number, issued_on, _ = await _invoice(db_engine, pid, month)
-    assert issued_on == paris_date(validated_at)
+    assert issued_on == validated_on
     day_before = issued_on - timedelta(days=1)
     await refused(
         await post(
