@@ -115,17 +115,19 @@ def test_the_server_dies_with_its_parent(tmp_path_factory: pytest.TempPathFactor
 
 
 def test_fixtures_give_empty_databases(postgres_url: str, fresh_database: str) -> None:
+    """`fresh_database` is empty whatever ran before; the shared `postgres_url` is the
+    session's database (migrated once any test of this process asked for `migrated_db_url`,
+    which depends on the order pytest-xdist gives this worker)."""
     assert postgres_url.startswith("postgresql+psycopg://")
     assert postgres_url.endswith("/contracting_test")
     assert fresh_database != postgres_url
-    for url in (postgres_url, fresh_database):
-        engine = create_engine(url)
-        with engine.connect() as conn:
-            tables = conn.execute(
-                text("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
-            ).scalar_one()
-        engine.dispose()
-        assert tables == 0
+    engine = create_engine(fresh_database)
+    with engine.connect() as conn:
+        tables = conn.execute(
+            text("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+        ).scalar_one()
+    engine.dispose()
+    assert tables == 0
 
 
 def test_fresh_database_is_dropped_afterwards(postgres_server: PostgresServerHandle) -> None:

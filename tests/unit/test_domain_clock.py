@@ -54,11 +54,20 @@ def test_transitions_of_2026() -> None:
     assert paris_date(datetime(2026, 12, 31, 23, 30, tzinfo=UTC)) == date(2027, 1, 1)
 
 
-def test_every_half_hour_and_every_day_from_1996_to_2040() -> None:
-    instant = datetime(1996, 1, 1, tzinfo=UTC)
-    while instant < datetime(2040, 1, 1, tzinfo=UTC):
-        assert paris_date(instant) == instant.astimezone(PARIS).date(), instant
-        instant += timedelta(minutes=30)
+def test_every_half_hour_around_each_midnight_and_change_of_time_from_1996_to_2040() -> None:
+    """Where a Paris date can go wrong: the hours around every Paris midnight (21:30 to 01:30
+    UTC, both offsets), and every half hour of the days around each change of summer time."""
+    day = date(1996, 1, 1)
+    while day < date(2040, 1, 1):
+        midnight = datetime.combine(day, time(21, 30), tzinfo=UTC)
+        for step in range(9):
+            instant = midnight + timedelta(minutes=30 * step)
+            assert paris_date(instant) == instant.astimezone(PARIS).date(), instant
+        if day.month in (3, 10) and day.day >= 22:  # the last Sunday is on the 25th-31st
+            for step in range(48):
+                instant = datetime.combine(day, time(0), tzinfo=UTC) + timedelta(minutes=30 * step)
+                assert paris_date(instant) == instant.astimezone(PARIS).date(), instant
+        day += timedelta(days=1)
     day = date(1996, 1, 1)
     while day < date(2040, 1, 1):
         for at in (time(0), time(8)):

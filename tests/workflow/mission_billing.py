@@ -145,9 +145,12 @@ class MonthOutcome:
 class MissionDriver:
     """The platform and the client, posting events to one mission as the gateway would."""
 
-    def __init__(self, env: WorkflowEnvironment, queue: str) -> None:
+    def __init__(self, env: WorkflowEnvironment, queue: str, patience: float = 20.0) -> None:
         self.env = env
         self.queue = queue
+        self.patience = patience
+        """Seconds a state may take to be reached (more on the real dev server, where a
+        mission that starts in the past opens all its months at once)."""
 
     async def now(self) -> datetime:
         return await self.env.get_current_time()
@@ -168,11 +171,12 @@ class MissionDriver:
             return check(await self.state(handle))
 
         try:
-            await eventually(reached, within=20)
+            await eventually(reached, within=self.patience)
         except AssertionError:
             state = await self.state(handle)
             raise AssertionError(
-                f"mission {state.mission_id} did not reach the expected state within 20 s: "
+                f"mission {state.mission_id} did not reach the expected state within "
+                f"{self.patience:.0f} s: "
                 f"stage {state.stage.value}, renewal {state.renewal}, missing "
                 f"{state.legal.missing()}, last entries "
                 f"{[(e.kind, e.detail) for e in state.timeline[-4:]]}"

@@ -74,8 +74,10 @@ def last_day(month: str) -> date:
 
 
 class Harness(MissionDriver):
-    def __init__(self, env: WorkflowEnvironment, queue: str, engine: AsyncEngine) -> None:
-        super().__init__(env, queue)
+    def __init__(
+        self, env: WorkflowEnvironment, queue: str, engine: AsyncEngine, patience: float = 20.0
+    ) -> None:
+        super().__init__(env, queue, patience)
         self.engine = engine
 
     async def state(self, handle: Handle) -> MissionState:
@@ -466,7 +468,7 @@ async def dev_harness(
 ) -> Harness:
     """The same driver on the real dev server and the session's worker: its clock cannot
     skip, so the mission lies in the past and every dated event carries its `occurred_at`."""
-    return Harness(dev_server_env, TASK_QUEUE, db_engine)
+    return Harness(dev_server_env, TASK_QUEUE, db_engine, patience=60.0)
 
 
 def months_before(month: str, count: int) -> str:
