@@ -254,7 +254,8 @@ class MissionDriver:
                 special_conditions_ref=f"CP-{pid}",
             ),
         )
-        await self.until(handle, lambda s: s.stage == "to_start")
+        # A mission whose start date is past goes through to_start at once.
+        await self.until(handle, lambda s: s.stage in ("to_start", "in_progress"))
         await self.sleep_until(paris_instant(start, time(0, 5)))
         await self.until(handle, lambda s: s.stage == "in_progress")
         return handle, mission_months
