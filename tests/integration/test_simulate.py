@@ -24,9 +24,6 @@ from schemas.enums import PaymentOffer
 from starter.simulate import SimulationResult, render, run_simulation
 from workflows.payout import PAY_AT
 
-# One worker runs the whole module: its module-scoped fixture is built once (pytest-xdist).
-pytestmark = pytest.mark.xdist_group("simulate")
-
 MONTHS = 3
 CLI = "from starter.cli import main; main()"
 

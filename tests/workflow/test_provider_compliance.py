@@ -62,9 +62,6 @@ from workflows.ids import mission_workflow_id, provider_workflow_id
 from workflows.provider import NOTICE_TIME
 from workflows.registry import WORKFLOWS
 
-# One worker runs the whole module: its module-scoped fixture is built once (pytest-xdist).
-pytestmark = pytest.mark.xdist_group("provider_compliance")
-
 HISTORIES = Path(__file__).parent.parent / "histories"
 
 Handle = WorkflowHandle[Any, Any]
