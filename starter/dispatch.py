@@ -344,7 +344,7 @@ async def dispatch(ctx: Context, event: Event, *, resumed: bool = False) -> Disp
     except RPCError as exc:
         raise Unavailable(f"Temporal did not accept the event ({exc.message}): {retry}") from exc
     except RuntimeError as exc:
-        # A client that never reached Temporal (connect failure) raises RuntimeError.
-        if "connect" not in str(exc).lower():
+        # A client that never reached Temporal raises RuntimeError("Failed client connect: …").
+        if not str(exc).startswith("Failed client connect"):
             raise
         raise Unavailable(f"Temporal cannot be reached ({exc}): {retry}") from exc

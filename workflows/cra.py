@@ -375,13 +375,7 @@ class CraWorkflow:
     @cra_validated.validator
     def _validate_validated(self, event: CraValidated) -> None:
         self._check_decision(event.mission_id, event.month, event.approver_id, "validate")
-        submitted_at = self._state.submitted_at
-        if submitted_at is not None and occurred(event) < submitted_at:
-            raise refuse(
-                f"cannot validate the {self._inp.month} CRA at "
-                f"{paris_text(occurred(event))}: it was submitted later, at "
-                f"{paris_text(submitted_at)}; a validation follows its submission"
-            )
+        self._check_after_submission(occurred(event), "validate", "validation")
         days, most = self._cra().days, self._state.max_days
         if days > most:
             raise refuse(
@@ -408,12 +402,7 @@ class CraWorkflow:
     @cra_rejected.validator
     def _validate_rejected(self, event: CraRejected) -> None:
         self._check_decision(event.mission_id, event.month, event.approver_id, "reject")
-        submitted_at = self._state.submitted_at
-        if submitted_at is not None and occurred(event) < submitted_at:
-            raise refuse(
-                f"cannot reject the {self._inp.month} CRA at {paris_text(occurred(event))}: "
-                f"it was submitted later, at {paris_text(submitted_at)}"
-            )
+        self._check_after_submission(occurred(event), "reject", "rejection")
 
     # ------------------------------------------------------------------ helpers
 
@@ -423,6 +412,16 @@ class CraWorkflow:
             raise refuse(
                 f"event for the {month} CRA of mission {mission_id} sent to the {inp.month} "
                 f"CRA of mission {inp.mission_id}"
+            )
+
+    def _check_after_submission(self, at: datetime, action: str, decision: str) -> None:
+        """A client's decision follows the submission it decides on."""
+        submitted_at = self._state.submitted_at
+        if submitted_at is not None and at < submitted_at:
+            raise refuse(
+                f"cannot {action} the {self._inp.month} CRA at {paris_text(at)}: it was "
+                f"submitted later, at {paris_text(submitted_at)}; a {decision} follows its "
+                "submission"
             )
 
     def _check_decision(self, mission_id: str, month: str, approver_id: str, action: str) -> None:
