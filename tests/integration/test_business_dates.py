@@ -20,12 +20,13 @@ from domain.payouts import compute_payout
 from schemas.enums import PaymentOffer
 from tests.fixtures.gateway import GatewayTestClient, envelope, eventually
 from tests.integration.test_gateway_contracting import (
-    apply,
     cra_instants,
     file_and_validate,
+    file_cra,
     month_open,
     post,
     refused,
+    validate_cra,
     view,
 )
 
@@ -77,9 +78,7 @@ async def test_a_late_validation_keeps_its_day_and_one_before_the_submission_is_
     now (a backlog): the invoice and the payout are dated by the validation, not today."""
     pid, month = await month_open(gateway, "express", 12)
     submitted_at, validated_at = cra_instants(month)
-    await apply(
-        gateway, "cra.submitted", occurred_at=submitted_at, mission_id=pid, month=month, days="1"
-    )
+    await file_cra(gateway, pid, month, submitted_at)
     await refused(
         await post(
             gateway,
@@ -91,14 +90,7 @@ async def test_a_late_validation_keeps_its_day_and_one_before_the_submission_is_
         ),
         "a validation follows its submission",
     )
-    await apply(
-        gateway,
-        "cra.validated",
-        occurred_at=validated_at,
-        mission_id=pid,
-        month=month,
-        approver_id="APR-1",
-    )
+    await validate_cra(gateway, pid, month, validated_at)
     await _validated(gateway, pid, month)
     validated_on = paris_date(validated_at)
     expected = compute_payout(PaymentOffer.EXPRESS, validated_on).payout_date
@@ -152,31 +144,10 @@ async def test_invoices_of_an_issuer_stay_in_date_order_when_a_validation_arrive
     early = paris_instant(due - timedelta(days=7), time(12))
     late = paris_instant(due, time(17))
     for pid in (first, second):
-        await apply(
-            gateway,
-            "cra.submitted",
-            occurred_at=early - timedelta(hours=2),
-            mission_id=pid,
-            month=month,
-            days="1",
-        )
-    await apply(
-        gateway,
-        "cra.validated",
-        occurred_at=late,
-        mission_id=second,
-        month=month,
-        approver_id="APR-1",
-    )
+        await file_cra(gateway, pid, month, early - timedelta(hours=2))
+    await validate_cra(gateway, second, month, late)
     await _validated(gateway, second, month)
-    await apply(
-        gateway,
-        "cra.validated",
-        occurred_at=early,
-        mission_id=first,
-        month=month,
-        approver_id="APR-1",
-    )
+    await validate_cra(gateway, first, month, early)
     await _validated(gateway, first, month)
     number_late, dated_late, _ = await _invoice(db_engine, second, month)
     number_early, dated_early, _ = await _invoice(db_engine, first, month)

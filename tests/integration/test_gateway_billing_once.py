@@ -17,8 +17,8 @@ from schemas.enums import PayoutStatus
 from starter.mailsink import MailSink
 from tests.fixtures.gateway import GatewayTestClient, envelope, eventually
 from tests.integration.test_gateway_contracting import (
-    apply,
     cra_instants,
+    file_cra,
     month_open,
     view,
 )
@@ -34,9 +34,7 @@ async def _submitted_month(gateway: GatewayTestClient) -> tuple[str, str]:
     # Signed before 2025-04-28: back-to-back.
     pid, month = await month_open(gateway, "back_to_back", 1, signed_on=date(2025, 3, 3))
     submitted_at, _ = cra_instants(month)
-    await apply(
-        gateway, "cra.submitted", occurred_at=submitted_at, mission_id=pid, month=month, days="2"
-    )
+    await file_cra(gateway, pid, month, submitted_at, days="2")
     return pid, month
 
 

@@ -202,23 +202,28 @@ async def month_open(
     return pid, month
 
 
+async def file_cra(
+    gateway: GatewayTestClient, pid: str, month: str, at: datetime, days: str = "1"
+) -> None:
+    """The provider files the month's CRA, at `at`."""
+    await apply(gateway, "cra.submitted", occurred_at=at, mission_id=pid, month=month, days=days)
+
+
+async def validate_cra(gateway: GatewayTestClient, pid: str, month: str, at: datetime) -> None:
+    """The approver APR-1 validates the month's CRA, at `at`."""
+    await apply(
+        gateway, "cra.validated", occurred_at=at, mission_id=pid, month=month, approver_id="APR-1"
+    )
+
+
 async def file_and_validate(
     gateway: GatewayTestClient, pid: str, month: str, days: str = "1"
 ) -> date:
     """The provider files the month's CRA, the approver validates it, at `cra_instants`:
     the validation day (the invoice's date and the payout's starting point)."""
     submitted_at, validated_at = cra_instants(month)
-    await apply(
-        gateway, "cra.submitted", occurred_at=submitted_at, mission_id=pid, month=month, days=days
-    )
-    await apply(
-        gateway,
-        "cra.validated",
-        occurred_at=validated_at,
-        mission_id=pid,
-        month=month,
-        approver_id="APR-1",
-    )
+    await file_cra(gateway, pid, month, submitted_at, days)
+    await validate_cra(gateway, pid, month, validated_at)
     return paris_date(validated_at)
 
 
