@@ -14,7 +14,7 @@ import random
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -185,21 +185,21 @@ class MissionDriver:
 
     # ------------------------------------------------------------------ contracting
 
-    async def mission_in_progress(
-        self, offer: PaymentOffer, months: int = 3, first_month: str | None = None
-    ) -> tuple[Handle, list[str]]:
-        """proposal.submitted → retained → legal verification complete → contract signed with
-        `offer` → started on the 1st of `first_month` (next month by default; a past month on
-        the dev server, whose clock cannot skip); the mission runs `months` whole months."""
+    async def contract(
+        self,
+        offer: PaymentOffer,
+        start: date,
+        end: date,
+        *,
+        issued_on: date | None = None,
+        prefix: str = "BILL",
+    ) -> Handle:
+        """proposal.submitted → retained → every legal document (issued on `issued_on`, today
+        by default) accepted → purchase order → contract signed today with `offer` (before
+        2025-04-28 for back-to-back and immediate payment): legal verification complete."""
         today = await self.today()
-        first_month = first_month or next_month(today)
-        start = month_bounds(first_month)[0]
-        mission_months = [first_month]
-        while len(mission_months) < months:
-            mission_months.append(next_month(month_bounds(mission_months[-1])[0]))
-        end = month_bounds(mission_months[-1])[1]
         data = proposal_submitted(
-            proposal_id=f"BILL-{uuid.uuid4().hex[:10]}",
+            proposal_id=f"{prefix}-{uuid.uuid4().hex[:10]}",
             start_date=start.isoformat(),
             end_date=end.isoformat(),
         )
@@ -209,7 +209,7 @@ class MissionDriver:
         handle = await self.env.client.start_workflow(
             "MissionWorkflow",
             MissionInput(
-                event_id=f"evt-{uuid.uuid4().hex}", occurred_at=datetime.now(UTC), proposal=proposal
+                event_id=f"evt-{uuid.uuid4().hex}", occurred_at=await self.now(), proposal=proposal
             ),
             id=mission_workflow_id(pid),
             task_queue=self.queue,
@@ -229,7 +229,7 @@ class MissionDriver:
                     document_id=document_id,
                     provider_siren=proposal.provider.siren,
                     kind=kind,
-                    issued_on=today,
+                    issued_on=issued_on or today,
                     file_ref=f"s3://docs/{document_id}.pdf",
                 ),
             )
@@ -254,6 +254,22 @@ class MissionDriver:
                 special_conditions_ref=f"CP-{pid}",
             ),
         )
+        return handle
+
+    async def mission_in_progress(
+        self, offer: PaymentOffer, months: int = 3, first_month: str | None = None
+    ) -> tuple[Handle, list[str]]:
+        """proposal.submitted → retained → legal verification complete → contract signed with
+        `offer` → started on the 1st of `first_month` (next month by default; a past month on
+        the dev server, whose clock cannot skip); the mission runs `months` whole months."""
+        today = await self.today()
+        first_month = first_month or next_month(today)
+        start = month_bounds(first_month)[0]
+        mission_months = [first_month]
+        while len(mission_months) < months:
+            mission_months.append(next_month(month_bounds(mission_months[-1])[0]))
+        end = month_bounds(mission_months[-1])[1]
+        handle = await self.contract(offer, start, end)
         # A mission whose start date is past goes through to_start at once.
         await self.until(handle, lambda s: s.stage in ("to_start", "in_progress"))
         await self.sleep_until(paris_instant(start, time(0, 5)))

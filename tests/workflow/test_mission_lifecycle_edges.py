@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import uuid
 from collections.abc import Callable
 from datetime import date, time, timedelta
 from decimal import Decimal
@@ -24,38 +23,29 @@ from db.engine import session_factory
 from db.models import Mission, MissionEvent
 from domain.clock import paris_instant
 from domain.cra import month_bounds, month_of
-from schemas.compliance import DOCUMENT_REVIEWED, DOCUMENT_UPLOADED
 from schemas.cra import CraResult, CraState
 from schemas.enums import CraStatus, MissionStage, PaymentOffer, RenewalStep
 from schemas.events import (
-    ContractSigned,
     CraRejected,
     CraSubmitted,
     CraValidated,
-    DocumentReviewed,
-    DocumentUploaded,
     MissionTerminated,
-    ProposalRetained,
-    ProposalSubmitted,
-    PurchaseOrderConfirmed,
     RenewalAccepted,
     RenewalDeclined,
     RenewalRequested,
     RenewalValidated,
 )
-from schemas.mission import MissionInput, MissionResult
 from settings import Settings
 from starter.directory import DatabaseDirectory
 from starter.dispatch import Context, dispatch
 from starter.events import EventError, NotApplicable, parse_event
 from starter.explain import explain_month
 from starter.mailsink import MailSink, ReceivedMessage
-from tests.fixtures.gateway import envelope, eventually, proposal_submitted
+from tests.fixtures.gateway import envelope, eventually
 from tests.fixtures.temporal import refused_update
 from tests.workflow import test_mission_renewal
-from tests.workflow.mission_billing import DOCUMENTS, new_siren
-from tests.workflow.test_mission_renewal import Harness
-from workflows.ids import cra_workflow_id, mission_workflow_id, provider_workflow_id
+from tests.workflow.test_mission_renewal import Harness, last_day
+from workflows.ids import cra_workflow_id
 
 harness = test_mission_renewal.harness
 """The renewal tests' fixture: a worker with every workflow and the real activities on a
@@ -72,10 +62,6 @@ def following(month: str) -> str:
     return month_of(month_bounds(month)[1] + timedelta(days=1))
 
 
-def last_day(month: str) -> date:
-    return month_bounds(month)[1]
-
-
 async def contracted(
     h: Harness,
     *,
@@ -84,57 +70,9 @@ async def contracted(
     issued_on: date,
     offer: PaymentOffer = PaymentOffer.BASIC,
 ) -> Handle:
-    """proposal.submitted → retained → every legal document (issued on `issued_on`) accepted
-    → purchase order → contract signed today: legal verification complete."""
-    data = proposal_submitted(
-        proposal_id=f"EDGE-{uuid.uuid4().hex[:10]}",
-        start_date=start.isoformat(),
-        end_date=end.isoformat(),
-    )
-    data["provider"]["siren"] = new_siren()
-    proposal = ProposalSubmitted.model_validate(data)
-    pid = proposal.proposal_id
-    handle = await h.env.client.start_workflow(
-        "MissionWorkflow",
-        MissionInput(
-            event_id=f"evt-{uuid.uuid4().hex}", occurred_at=await h.now(), proposal=proposal
-        ),
-        id=mission_workflow_id(pid),
-        task_queue=h.queue,
-        result_type=MissionResult,
-    )
-    await h.send(handle, "proposal.retained", ProposalRetained(proposal_id=pid))
-    await h.until(handle, lambda s: bool(s.legal.provider_missing))
-    provider = h.env.client.get_workflow_handle(provider_workflow_id(proposal.provider.siren))
-    for kind in DOCUMENTS:
-        document_id = f"DOC-{pid}-{kind.value}"
-        upload = DocumentUploaded(
-            document_id=document_id,
-            provider_siren=proposal.provider.siren,
-            kind=kind,
-            issued_on=issued_on,
-            file_ref=f"s3://docs/{document_id}.pdf",
-        )
-        await h.send(provider, DOCUMENT_UPLOADED, upload)
-        await h.send(
-            provider, DOCUMENT_REVIEWED, DocumentReviewed(document_id=document_id, accepted=True)
-        )
-    await h.send(
-        handle,
-        "purchase_order.confirmed",
-        PurchaseOrderConfirmed(proposal_id=pid, po_number=f"PO-{pid}"),
-    )
-    await h.send(
-        handle,
-        "contract.signed",
-        ContractSigned(
-            proposal_id=pid,
-            signed_on=await h.today(),
-            payment_offer=offer,
-            special_conditions_ref=f"CP-{pid}",
-        ),
-    )
-    return handle
+    """The driver's contracting steps, the documents issued on `issued_on`: legal
+    verification complete."""
+    return await h.contract(offer, start, end, issued_on=issued_on, prefix="EDGE")
 
 
 async def mails(
