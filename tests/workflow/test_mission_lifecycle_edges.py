@@ -318,8 +318,10 @@ async def test_a_renewal_validated_while_a_mid_month_end_cycle_is_open_extends_i
     )
 
     new_end = last_day(following(month))
+    run_id = (await handle.describe()).run_id
     await h.renew(handle, new_end)
-    state = await h.until(handle, lambda s: s.renewal is None and s.run > run)
+    state = await h.continued(handle, run_id)
+    assert state.renewal is None and state.run == run + 1
     assert state.end_date == new_end and state.stage == MissionStage.IN_PROGRESS
     [terms] = state.renewals
     assert (terms.version, terms.start_date, terms.end_date) == (

@@ -295,7 +295,8 @@ async def test_renewal_with_new_tjm_and_offer_applies_to_the_renewed_months_only
     await harness.send(
         mission, "renewal.validated", RenewalValidated(mission_id=pid, approver_id=APPROVER)
     )
-    state = await harness.until(mission, lambda s: s.run >= 2)
+    state = await harness.continued(mission, first_run)
+    assert state.run == 2
     assert state.stage == MissionStage.IN_PROGRESS and state.renewal is None
     terms = state.renewals[0]
     assert (terms.version, terms.tjm, terms.payment_offer) == (2, Decimal("700.00"), "flash")
