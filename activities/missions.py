@@ -38,9 +38,9 @@ from schemas.compliance import (
     ProviderComplianceInput,
     WatchRequest,
 )
+from schemas.ids import provider_workflow_id
 from schemas.mission import MissionTransition, Role
-from workflows.ids import provider_workflow_id
-from workflows.search_attributes import PROVIDER_ID
+from schemas.search_attributes import PROVIDER_ID
 
 
 class MissionActivities:

@@ -27,9 +27,9 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from schemas.activities import OPEN_CRA_CYCLE, START_PAYOUT
 from schemas.cra import CRA_WORKFLOW, CraInput
+from schemas.ids import cra_workflow_id, payout_workflow_id
 from schemas.payouts import PAYOUT_WORKFLOW, PayoutInput
-from workflows.ids import cra_workflow_id, payout_workflow_id
-from workflows.search_attributes import MISSION_ID
+from schemas.search_attributes import MISSION_ID
 
 
 class StartActivities:

@@ -39,6 +39,7 @@ from activities.registry import Activities
 from db.engine import create_engine
 from domain.clock import paris_instant
 from schemas.enums import PaymentOffer
+from schemas.ids import cra_workflow_id, payout_workflow_id
 from schemas.payouts import PayoutState
 from settings import Settings
 from starter.mailsink import MailSink
@@ -49,7 +50,6 @@ from tests.workflow.mission_billing import (
     first_validation_day,
 )
 from worker import build_worker
-from workflows.ids import cra_workflow_id, payout_workflow_id
 
 LINES = {
     "expenses": [{"label": "Train", "amount": "120.00", "vat_rate": "10", "receipt_ref": "R-1"}],

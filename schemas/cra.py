@@ -55,7 +55,7 @@ class CraProvider(Model):
 
 
 class CraInput(Model):
-    """Starts `cra-<mission_id>-<YYYY-MM>` (workflows.ids.cra_workflow_id).
+    """Starts `cra-<mission_id>-<YYYY-MM>` (schemas.ids.cra_workflow_id).
 
     `mission_start` / `mission_end` are the mission's dates (the first and last months are
     pro rata); `validated_months` the months of this mission whose CRA is validated (the only

@@ -55,10 +55,10 @@ _CLI_TYPE_NAMES = {
 def search_attributes() -> dict[str, str]:
     """Custom search attributes, name → `temporal` CLI type (`Keyword`, `Datetime`…).
 
-    The single source is `workflows.search_attributes.ALL_KEYS` (the typed keys the workflows
+    The single source is `schemas.search_attributes.ALL_KEYS` (the typed keys the workflows
     upsert); docker-compose.yml documents the same list for a real cluster.
     """
-    from workflows.search_attributes import ALL_KEYS
+    from schemas.search_attributes import ALL_KEYS
 
     return {key.name: _CLI_TYPE_NAMES[int(key.indexed_value_type)] for key in ALL_KEYS}
 

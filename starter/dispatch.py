@@ -25,6 +25,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from schemas import search_attributes as sa
 from schemas.compliance import (
     DOCUMENT_REVIEWED,
     DOCUMENT_UPLOADED,
@@ -41,15 +42,14 @@ from schemas.events import (
     ProposalSubmitted,
     RfpClosed,
 )
-from schemas.mission import MissionInput, MissionState
-from starter.events import NotApplicable, NotYetSupported, Unavailable, UnknownTarget
-from workflows import search_attributes as sa
-from workflows.ids import (
+from schemas.ids import (
     cra_workflow_id,
     mission_workflow_id,
     payout_workflow_id,
     provider_workflow_id,
 )
+from schemas.mission import MissionInput, MissionState
+from starter.events import NotApplicable, NotYetSupported, Unavailable, UnknownTarget
 
 
 class Directory(Protocol):

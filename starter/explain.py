@@ -19,10 +19,10 @@ from domain.cra import month_bounds
 from domain.explanations import Explanation, why_cra_not_visible, why_payout_not_arrived
 from schemas.cra import CraState
 from schemas.enums import CraStatus, MissionStage, PaymentOffer, PayoutStatus
+from schemas.ids import cra_workflow_id, mission_workflow_id, payout_workflow_id
 from schemas.mission import MissionState
 from schemas.payouts import PayoutState
 from starter.missions import PARIS, STATE_QUERY, MissionUnavailable, UnknownMission
-from workflows.ids import cra_workflow_id, mission_workflow_id, payout_workflow_id
 
 T = TypeVar("T", bound=BaseModel)
 

@@ -16,8 +16,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from schemas.compliance import COMPLIANCE_QUERY, ComplianceStatus, DocumentView
 from schemas.enums import DocumentKind, MissionStage
+from schemas.ids import mission_workflow_id, provider_workflow_id
 from schemas.mission import MissionState, MissionView
-from workflows.ids import mission_workflow_id, provider_workflow_id
 
 STATE_QUERY = "state"
 

@@ -236,8 +236,8 @@ async def start_time_skipping() -> Any:
     from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
     from temporalio.testing import WorkflowEnvironment
 
+    from schemas.search_attributes import ALL_KEYS
     from starter.binaries import temporal_test_server
-    from workflows.search_attributes import ALL_KEYS
 
     quiet = TelemetryFilter(core_level="ERROR", other_level="ERROR")
     env = await WorkflowEnvironment.start_time_skipping(
@@ -306,9 +306,9 @@ class Simulation:
             raise SimulationError(f"{event_type} not answered within {WAIT:.0f}s") from exc
 
     async def _hand_over(self, event: Any) -> None:
+        from schemas.ids import cra_workflow_id, payout_workflow_id, provider_workflow_id
         from starter.dispatch import dispatch
         from starter.events import EventError
-        from workflows.ids import cra_workflow_id, payout_workflow_id, provider_workflow_id
 
         event_type, payload = event.type, event.payload
         try:
@@ -464,7 +464,7 @@ class Simulation:
             await self.until(f"{pid} recorded", partial(self._stage_is, pid, None))
             await self.send("proposal.read", {"proposal_id": pid})
             await self.send("proposal.retained", {"proposal_id": pid})
-        from workflows.ids import provider_workflow_id
+        from schemas.ids import provider_workflow_id
 
         providers = {plan.provider.siren: plan.provider for plan in PLANS}
         for siren in providers:
@@ -534,7 +534,7 @@ class Simulation:
             )
 
     async def submit_cra(self, pid: str, plan: Plan, index: int, month: str) -> None:
-        from workflows.ids import cra_workflow_id
+        from schemas.ids import cra_workflow_id
 
         first, last = month_bounds(month)
         workflow_id = cra_workflow_id(pid, month)
@@ -569,7 +569,7 @@ class Simulation:
         self, pid: str, plan: Plan, index: int, month: str, validated_on: date
     ) -> None:
         from db.models import Invoice
-        from workflows.ids import cra_workflow_id, payout_workflow_id
+        from schemas.ids import cra_workflow_id, payout_workflow_id
 
         await self.send(
             "cra.validated",

@@ -38,6 +38,7 @@ from temporalio.workflow import ParentClosePolicy
 from domain.calendar import next_business_day_on_or_after, previous_business_day_on_or_before
 from domain.clock import paris_date, paris_instant, paris_text
 from domain.cra import check_cra, mission_days_in_month, month_bounds
+from schemas import search_attributes as sa
 from schemas.activities import START_PAYOUT, TransitionResult
 from schemas.cra import (
     CRA_CLOSED,
@@ -65,10 +66,9 @@ from schemas.cra import (
 )
 from schemas.enums import CraStatus
 from schemas.events import CraRejected, CraSubmitted, CraValidated
+from schemas.ids import mission_workflow_id, payout_workflow_id
 from schemas.payouts import PAYOUT_WORKFLOW, PayoutInput, PayoutProvider
-from workflows import search_attributes as sa
 from workflows.effects import DB_RETRY, DB_TIMEOUT, deliver_outbox
-from workflows.ids import mission_workflow_id, payout_workflow_id
 from workflows.timers import Deadline
 from workflows.validation import check, occurred, refuse
 

@@ -48,6 +48,7 @@ from domain.renewals import (
     check_termination,
     renewed_period_start,
 )
+from schemas import search_attributes as sa
 from schemas.activities import (
     OPEN_CRA_CYCLE,
     RECORD_MISSION_TRANSITION,
@@ -88,6 +89,7 @@ from schemas.events import (
     RenewalValidated,
     RfpClosed,
 )
+from schemas.ids import cra_workflow_id
 from schemas.mission import (
     ContractTerms,
     EmailSpec,
@@ -101,9 +103,7 @@ from schemas.mission import (
     TimelineEntry,
     UpdateAccepted,
 )
-from workflows import search_attributes as sa
 from workflows.effects import DB_RETRY, DB_TIMEOUT, deliver_outbox
-from workflows.ids import cra_workflow_id
 from workflows.timers import Deadline
 from workflows.validation import check, occurred, refuse
 

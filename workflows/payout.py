@@ -57,6 +57,7 @@ from domain.formatting import long_date_fr
 from domain.money import to_money
 from domain.offers import offer_rule
 from domain.payouts import PayoutSchedule, compute_payout, explain_payout
+from schemas import search_attributes as sa
 from schemas.activities import TransitionResult
 from schemas.enums import PaymentOffer, PayoutStatus
 from schemas.events import ClientPaymentReceived, InvoiceCancelled, InvoiceImported
@@ -81,7 +82,6 @@ from schemas.payouts import (
     Recipient,
     RecordClientPaymentInput,
 )
-from workflows import search_attributes as sa
 from workflows.effects import DB_RETRY, DB_TIMEOUT, deliver_outbox, root_message
 from workflows.timers import Deadline
 from workflows.validation import occurred

@@ -69,8 +69,8 @@ from schemas.compliance import (
 )
 from schemas.enums import DocumentKind, LegalForm
 from schemas.events import DocumentReviewed, DocumentUploaded
+from schemas.ids import mission_workflow_id, provider_workflow_id
 from workflows.effects import DB_RETRY, DB_TIMEOUT, deliver_outbox, root_message
-from workflows.ids import mission_workflow_id, provider_workflow_id
 from workflows.timers import Deadline
 
 CONTINUE_AS_NEW_AFTER_EVENTS = 500

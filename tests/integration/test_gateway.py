@@ -16,6 +16,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from db.models import EmailOutbox, Mission, ProcessedEvent, Proposal
+from schemas import search_attributes as sa
 from schemas.mission import MissionState
 from starter.mailsink import MailSink
 from tests.fixtures.gateway import (
@@ -24,7 +25,6 @@ from tests.fixtures.gateway import (
     eventually,
     proposal_submitted,
 )
-from workflows import search_attributes as sa
 
 
 async def _count(engine: AsyncEngine, stmt: Any) -> int:

@@ -29,6 +29,7 @@ from db.models import ProcessedEvent
 from domain.calendar import previous_business_day_on_or_before
 from domain.clock import paris_date, paris_instant
 from domain.cra import month_bounds, month_of
+from schemas import search_attributes as sa
 from schemas.compliance import COMPLIANCE_QUERY, ComplianceStatus
 from schemas.mission import MissionView
 from tests.fixtures.gateway import (
@@ -39,7 +40,6 @@ from tests.fixtures.gateway import (
     foreign_address,
     proposal_submitted,
 )
-from workflows import search_attributes as sa
 
 CONTRACTING = Path(sys.executable).parent / "contracting"
 PARIS = ZoneInfo("Europe/Paris")

@@ -23,6 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from db.engine import session_factory
 from db.models import ProcessedEvent
+from schemas.ids import mission_workflow_id
 from settings import Settings
 from starter.api import create_app
 from starter.binaries import temporal_test_server
@@ -34,7 +35,6 @@ from tests.fixtures.gateway import (
     eventually,
     proposal_submitted,
 )
-from workflows.ids import mission_workflow_id
 
 FAST_FAILURE = RetryConfig(
     initial_interval_millis=50, max_interval_millis=100, max_elapsed_time_millis=500, max_retries=1

@@ -22,10 +22,10 @@ from db.engine import session_factory
 from db.models import EmailOutbox
 from schemas.activities import DELIVER_OUTBOX, DeliverOutboxInput, DeliverOutboxResult
 from schemas.enums import OutboxStatus
+from schemas.ids import mission_workflow_id
 from settings import Settings
 from starter.mailsink import MailSink
 from tests.fixtures.gateway import GatewayTestClient, envelope, eventually, proposal_submitted
-from workflows.ids import mission_workflow_id
 
 
 def fresh_siren() -> str:

@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
+from schemas.search_attributes import ALL_KEYS
 from settings import Settings
-from workflows.search_attributes import ALL_KEYS
 
 ROOT = Path(__file__).parent.parent.parent
 

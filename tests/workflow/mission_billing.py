@@ -42,16 +42,16 @@ from schemas.events import (
     ProposalSubmitted,
     PurchaseOrderConfirmed,
 )
-from schemas.mission import MissionInput, MissionResult, MissionState
-from schemas.payouts import CLIENT_PAYMENT_RECEIVED, PayoutState
-from tests.fixtures.gateway import eventually, proposal_submitted
-from tests.fixtures.temporal import send_update, skip_until
-from workflows.ids import (
+from schemas.ids import (
     cra_workflow_id,
     mission_workflow_id,
     payout_workflow_id,
     provider_workflow_id,
 )
+from schemas.mission import MissionInput, MissionResult, MissionState
+from schemas.payouts import CLIENT_PAYMENT_RECEIVED, PayoutState
+from tests.fixtures.gateway import eventually, proposal_submitted
+from tests.fixtures.temporal import send_update, skip_until
 
 Handle = WorkflowHandle[Any, Any]
 APPROVER = "APR-1"  # the approver of tests.fixtures.gateway.proposal_submitted's client

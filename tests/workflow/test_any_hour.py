@@ -31,6 +31,7 @@ from domain.cra import month_bounds, month_of
 from domain.payouts import compute_payout
 from schemas.cra import CraResult
 from schemas.enums import PaymentOffer, PayoutStatus
+from schemas.ids import payout_workflow_id
 from schemas.payouts import PayoutState
 from settings import Settings
 from starter.mailsink import MailSink
@@ -38,7 +39,6 @@ from tests.fixtures.clock import NASTY_INSTANTS
 from tests.fixtures.gateway import eventually
 from tests.fixtures.temporal import skip_until, start_time_skipping
 from tests.workflow.test_cra import Harness, submitted, validated
-from workflows.ids import payout_workflow_id
 from workflows.payout import PAY_AT
 from workflows.registry import WORKFLOWS
 

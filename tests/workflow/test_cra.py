@@ -43,6 +43,7 @@ from domain.clock import paris_date, paris_instant
 from domain.cra import month_bounds, month_of
 from domain.fees import offer_fee
 from domain.payouts import compute_payout
+from schemas import search_attributes as sa
 from schemas.activities import RecordProposalInput
 from schemas.cra import (
     CRA_WORKFLOW,
@@ -56,15 +57,14 @@ from schemas.cra import (
 )
 from schemas.enums import LegalForm, PaymentOffer
 from schemas.events import CraRejected, CraSubmitted, CraValidated, ProposalSubmitted
+from schemas.ids import cra_workflow_id, payout_workflow_id
 from schemas.payouts import PayoutState
 from settings import Settings
 from starter.mailsink import MailSink, ReceivedMessage
 from tests.fixtures.gateway import eventually, proposal_submitted
 from tests.fixtures.histories import record_history
 from tests.fixtures.temporal import refused_update, send_update, skip_time
-from workflows import search_attributes as sa
 from workflows.cra import REMINDER_AT, REMINDER_EVERY
-from workflows.ids import cra_workflow_id, payout_workflow_id
 from workflows.registry import WORKFLOWS
 
 HISTORIES = Path(__file__).parent.parent / "histories"

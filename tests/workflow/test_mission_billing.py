@@ -40,6 +40,7 @@ from domain.penalties import late_payment_penalty
 from schemas.cra import RECORD_CRA_VALIDATION, CraValidation, CraValidationResult
 from schemas.enums import CraStatus, InvoiceStatus, PaymentOffer, PayoutStatus
 from schemas.events import CraValidated
+from schemas.ids import cra_workflow_id, payout_workflow_id
 from settings import Settings
 from starter.mailsink import MailSink
 from tests.fixtures.gateway import eventually
@@ -53,7 +54,6 @@ from tests.workflow.mission_billing import (
     first_validation_day,
     next_month,
 )
-from workflows.ids import cra_workflow_id, payout_workflow_id
 from workflows.registry import WORKFLOWS
 
 HISTORIES = Path(__file__).parent.parent / "histories"

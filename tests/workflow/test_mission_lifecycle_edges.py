@@ -35,6 +35,7 @@ from schemas.events import (
     RenewalRequested,
     RenewalValidated,
 )
+from schemas.ids import cra_workflow_id
 from settings import Settings
 from starter.directory import DatabaseDirectory
 from starter.dispatch import Context, dispatch
@@ -45,7 +46,6 @@ from tests.fixtures.gateway import envelope, eventually
 from tests.fixtures.temporal import refused_update
 from tests.workflow import test_mission_renewal
 from tests.workflow.test_mission_renewal import Harness, last_day
-from workflows.ids import cra_workflow_id
 
 harness = test_mission_renewal.harness
 """The renewal tests' fixture: a worker with every workflow and the real activities on a

@@ -20,6 +20,7 @@ from activities.registry import Activities
 from db.models import Cra, Invoice, Payout
 from domain.cra import month_bounds, month_of
 from schemas.enums import MissionStage, PaymentOffer
+from schemas.ids import mission_workflow_id
 from schemas.mission import MissionState
 from tests.fixtures.gateway import TASK_QUEUE
 from tests.workflow.test_mission_renewal import (
@@ -29,7 +30,6 @@ from tests.workflow.test_mission_renewal import (
     last_day,
     run_chain,
 )
-from workflows.ids import mission_workflow_id
 
 
 @pytest_asyncio.fixture

@@ -23,13 +23,13 @@ from db.engine import create_engine
 from db.models import EmailOutbox, MissionEvent, Proposal, ProposalStatusHistory
 from schemas.activities import RECORD_PROPOSAL, RecordProposalInput, TransitionResult
 from schemas.events import ProposalSubmitted
+from schemas.ids import mission_workflow_id
 from schemas.mission import MissionInput, MissionState
 from settings import Settings
 from starter.mailsink import MailSink
 from tests.fixtures.gateway import proposal_submitted
 from tests.fixtures.histories import recording
 from worker import build_worker
-from workflows.ids import mission_workflow_id
 from workflows.registry import WORKFLOWS
 
 HISTORIES = Path(__file__).parent.parent / "histories"

@@ -46,6 +46,7 @@ from schemas.events import (
     RenewalRequested,
     RenewalValidated,
 )
+from schemas.ids import cra_workflow_id, mission_workflow_id
 from schemas.mission import MissionResult, MissionState
 from settings import Settings
 from starter.explain import explain_month
@@ -53,7 +54,6 @@ from starter.mailsink import MailSink
 from tests.fixtures.histories import record_history
 from tests.fixtures.temporal import refused_update, send_update, skip_time
 from tests.workflow.mission_billing import DOCUMENTS, SUBMIT_AT, VALIDATE_AT, MissionDriver
-from workflows.ids import cra_workflow_id, mission_workflow_id
 from workflows.registry import WORKFLOWS
 
 HISTORIES = Path(__file__).parent.parent / "histories"

@@ -57,6 +57,7 @@ from schemas.enums import (
     ProposalStatus,
 )
 from schemas.events import ClientPaymentReceived, InvoiceCancelled, InvoiceImported
+from schemas.ids import payout_workflow_id
 from schemas.payouts import (
     CLIENT_PAYMENT_RECEIVED,
     INVOICE_CANCELLED,
@@ -73,7 +74,6 @@ from starter.mailsink import MailSink, ReceivedMessage
 from tests.fixtures.gateway import eventually
 from tests.fixtures.histories import record_history
 from tests.fixtures.temporal import skip_time
-from workflows.ids import payout_workflow_id
 from workflows.payout import PAY_AT
 from workflows.registry import WORKFLOWS
 

@@ -54,11 +54,11 @@ from schemas.compliance import (
 )
 from schemas.enums import DocumentKind, LegalForm
 from schemas.events import DocumentReviewed, DocumentUploaded
+from schemas.ids import mission_workflow_id, provider_workflow_id
 from settings import Settings
 from starter.mailsink import MailSink, ReceivedMessage
 from tests.fixtures.histories import recording
 from tests.fixtures.temporal import skip_time, start_time_skipping
-from workflows.ids import mission_workflow_id, provider_workflow_id
 from workflows.provider import NOTICE_TIME
 from workflows.registry import WORKFLOWS
 
