@@ -16,8 +16,8 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.registry import Activities, build_activities
+from activities.temporal_client import connect_temporal
 from settings import Settings, get_settings
-from starter.connect import connect_temporal
 from workflows.registry import WORKFLOWS
 
 log = logging.getLogger("contracting.worker")

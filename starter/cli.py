@@ -123,7 +123,7 @@ def mission_show_command(
     Legal verification says what the provider and the client still have to provide; the
     provider's documents come with their review (rejection comments); then the timeline.
     Reads the workflows through Temporal (CONTRACTING_TEMPORAL_ADDRESS)."""
-    from starter.connect import connect_temporal
+    from activities.temporal_client import connect_temporal
     from starter.missions import MissionUnavailable, UnknownMission, mission_view, render_mission
 
     global _used_temporal_client
@@ -170,7 +170,7 @@ def mission_explain_command(
     Reads the workflows through Temporal (CONTRACTING_TEMPORAL_ADDRESS)."""
     import re
 
-    from starter.connect import connect_temporal
+    from activities.temporal_client import connect_temporal
     from starter.explain import MissionExplanation, explain_mission, render_explanation
     from starter.missions import MissionUnavailable, UnknownMission
 

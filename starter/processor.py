@@ -21,10 +21,10 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from temporalio.client import Client
 
+from activities.temporal_client import connect_temporal
 from db.engine import create_engine, session_factory
 from db.models import ProcessedEvent
 from settings import Settings
-from starter.connect import connect_temporal
 from starter.directory import DatabaseDirectory
 from starter.dispatch import Context, dispatch, handler_for
 from starter.events import EventError, NotApplicable, Unavailable, parse_event

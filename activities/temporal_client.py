@@ -1,4 +1,5 @@
-"""One way to reach Temporal from every process: address, namespace, TLS or API key."""
+"""One way to reach Temporal from every process (worker, gateway, CLI): address, namespace,
+TLS or API key."""
 
 from __future__ import annotations
 
