@@ -42,8 +42,8 @@ from schemas.enums import PaymentOffer
 from schemas.ids import cra_workflow_id, payout_workflow_id
 from schemas.payouts import PayoutState
 from settings import Settings
-from starter.mailsink import MailSink
-from starter.simulate import _database, start_time_skipping
+from starter.demo.simulate import _database, start_time_skipping
+from starter.devstack.mailsink import MailSink
 from tests.workflow.mission_billing import (
     MissionDriver,
     MonthPlan,

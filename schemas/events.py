@@ -84,7 +84,7 @@ class ClientInfo(Model):
     siren: Siren
     approvers: list[Approver] = Field(min_length=1)
     address: PostalAddress | None = None
-    """Required from the platform (starter/events.py); None only in workflow histories
+    """Required from the platform (starter/gateway/events.py); None only in workflow histories
     recorded before the field existed, which must still replay."""
 
 
@@ -97,7 +97,7 @@ class ProviderInfo(Model):
     vat_franchise: bool
     address: PostalAddress | None = None
     """Required from the platform, like the client's, and in the provider's `country`
-    (starter/events.py)."""
+    (starter/gateway/events.py)."""
 
     @model_validator(mode="after")
     def _franchise_is_for_auto_entrepreneurs(self) -> ProviderInfo:

@@ -16,10 +16,10 @@ import typer
 from typer._click.exceptions import ClickException
 
 from settings import get_settings
-from starter.demo import demo_command
-from starter.devstack import dev_command
-from starter.quote import quote_command
-from starter.simulate import simulate_command
+from starter.demo.demo import demo_command
+from starter.demo.simulate import simulate_command
+from starter.devstack.devstack import dev_command
+from starter.support.quote import quote_command
 
 if TYPE_CHECKING:
     from schemas.mission import MissionView
@@ -72,7 +72,7 @@ def gateway_command() -> None:
     """Run the HTTP event gateway (refuses to start without CONTRACTING_GATEWAY_SECRET)."""
     import uvicorn
 
-    from starter.api import create_app
+    from starter.gateway.api import create_app
 
     settings = get_settings()
     try:
@@ -93,7 +93,7 @@ def event_send_command(
     ] = None,
 ) -> None:
     """Sign FILE.json with the gateway secret and post it; prints the gateway's answer."""
-    from starter.client import GatewayClient
+    from starter.gateway.client import GatewayClient
 
     settings = get_settings()
     raw = file.read_bytes()
@@ -124,7 +124,12 @@ def mission_show_command(
     provider's documents come with their review (rejection comments); then the timeline.
     Reads the workflows through Temporal (CONTRACTING_TEMPORAL_ADDRESS)."""
     from activities.temporal_client import connect_temporal
-    from starter.missions import MissionUnavailable, UnknownMission, mission_view, render_mission
+    from starter.support.missions import (
+        MissionUnavailable,
+        UnknownMission,
+        mission_view,
+        render_mission,
+    )
 
     global _used_temporal_client
     settings = get_settings()
@@ -171,8 +176,8 @@ def mission_explain_command(
     import re
 
     from activities.temporal_client import connect_temporal
-    from starter.explain import MissionExplanation, explain_mission, render_explanation
-    from starter.missions import MissionUnavailable, UnknownMission
+    from starter.support.explain import MissionExplanation, explain_mission, render_explanation
+    from starter.support.missions import MissionUnavailable, UnknownMission
 
     if month is not None and not re.fullmatch(r"[0-9]{4}-(0[1-9]|1[0-2])", month):
         typer.echo(f"error: --month must be YYYY-MM, got {month!r}", err=True)
@@ -213,7 +218,7 @@ def mission_documents_command(
 ) -> None:
     """A mission's billing documents as issued: each validated month's BPF and invoice
     (Factur-X). Reads PostgreSQL (CONTRACTING_DATABASE_URL)."""
-    from starter.documents import (
+    from starter.support.documents import (
         NoSuchMission,
         fetch_documents,
         render_documents,

@@ -18,7 +18,7 @@ from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 
 from settings import Settings
-from starter.devstack import (
+from starter.devstack.devstack import (
     DevStack,
     PortInUseError,
     StackError,
@@ -175,7 +175,7 @@ def test_contracting_dev_runs_the_demo_and_stops_cleanly(tmp_path: Path) -> None
     assert "Contracting dev stack is ready" in output
     assert f"http://127.0.0.1:{settings.temporal_ui_port}" in output
     assert "dev-secret" in output
-    # The demo leaves a payout workflow of every offer (starter/demo.py).
+    # The demo leaves a payout workflow of every offer (starter/demo/demo.py).
     for offer in ("flash", "basic", "express", "back_to_back", "immediate"):
         line = rf"^payout-PROP-\d{{8}}-\d+-\d{{4}}-\d{{2}} +{offer} "
         assert re.search(line, output, re.MULTILINE), offer

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from sqlalchemy import create_engine, text
 
-from starter.postgres import EmbeddedPostgres, PostgresError
+from starter.devstack.postgres import EmbeddedPostgres, PostgresError
 from tests.fixtures.postgres import TEST_SERVER_SETTINGS, PostgresServerHandle, free_port
 
 
@@ -93,7 +93,8 @@ def test_the_server_dies_with_its_parent(tmp_path_factory: pytest.TempPathFactor
     data_dir = tmp_path_factory.mktemp("orphan") / "data"
     port = free_port()
     script = (
-        "import sys, time; from pathlib import Path; from starter.postgres import EmbeddedPostgres;"
+        "import sys, time; from pathlib import Path;"
+        "from starter.devstack.postgres import EmbeddedPostgres;"
         f"pg = EmbeddedPostgres(Path({str(data_dir)!r}), {port}); pg.start();"
         "print(pg.pid, flush=True); time.sleep(60)"
     )

@@ -32,7 +32,7 @@ from schemas.compliance import ProviderRef
 from schemas.enums import DocumentKind
 from schemas.events import DocumentUploaded
 from settings import Settings
-from starter.mailsink import MailSink
+from starter.devstack.mailsink import MailSink
 
 ISSUED = date(2026, 11, 2)
 EXPIRES = date(2027, 1, 31)

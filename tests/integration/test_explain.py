@@ -10,7 +10,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain.payouts import compute_payout
 from schemas.enums import PaymentOffer
-from starter.explain import MissionExplanation
+from starter.support.explain import MissionExplanation
 from tests.fixtures.gateway import GatewayTestClient, eventually
 from tests.integration.test_gateway_contracting import (
     _contracting,

@@ -18,7 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 from db.models import EmailOutbox, Mission, ProcessedEvent, Proposal
 from schemas import search_attributes as sa
 from schemas.mission import MissionState
-from starter.mailsink import MailSink
+from starter.devstack.mailsink import MailSink
 from tests.fixtures.gateway import (
     GatewayTestClient,
     envelope,
@@ -116,8 +116,8 @@ async def test_duplicate_detected_after_a_gateway_restart(
     import httpx
 
     from db.engine import session_factory
-    from starter.api import create_app
-    from starter.processor import EventProcessor
+    from starter.gateway.api import create_app
+    from starter.gateway.processor import EventProcessor
     from tests.fixtures.gateway import TASK_QUEUE
 
     event = envelope("proposal.submitted", proposal_submitted())

@@ -19,8 +19,8 @@ from temporalio.client import Client
 from db.models import CreditNote, Invoice, Payout
 from schemas.enums import InvoiceStatus, PayoutStatus
 from schemas.events import Event, InvoiceCancelled
-from starter.dispatch import Context, dispatch
-from starter.events import NotApplicable, UnknownTarget
+from starter.gateway.dispatch import Context, dispatch
+from starter.gateway.events import NotApplicable, UnknownTarget
 from tests.fixtures.gateway import GatewayTestClient, envelope, eventually
 from tests.integration.test_gateway_contracting import (
     file_and_validate,

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from db.models import EmailOutbox, Invoice, Payout
 from domain.clock import paris_date
 from schemas.enums import PayoutStatus
-from starter.mailsink import MailSink
+from starter.devstack.mailsink import MailSink
 from tests.fixtures.gateway import GatewayTestClient, envelope, eventually
 from tests.integration.test_gateway_contracting import (
     cra_instants,

@@ -25,9 +25,9 @@ from db.engine import session_factory
 from db.models import ProcessedEvent
 from schemas.ids import mission_workflow_id
 from settings import Settings
-from starter.api import create_app
-from starter.binaries import temporal_test_server
-from starter.processor import EventProcessor
+from starter.devstack.binaries import temporal_test_server
+from starter.gateway.api import create_app
+from starter.gateway.processor import EventProcessor
 from tests.fixtures.gateway import (
     TASK_QUEUE,
     GatewayTestClient,

@@ -11,7 +11,7 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
-from starter.mailsink import MailSink, eml_file_name
+from starter.devstack.mailsink import MailSink, eml_file_name
 
 
 def _message(message_id: str, subject: str = "Votre CRA est validé") -> EmailMessage:
@@ -104,7 +104,7 @@ def test_file_names_sort_by_arrival_and_are_safe() -> None:
 
 
 def test_runs_as_a_process(tmp_path: Path) -> None:
-    """`python -m starter.mailsink` is what `contracting dev` starts."""
+    """`python -m starter.devstack.mailsink` is what `contracting dev` starts."""
     import smtplib
     import socket
 
@@ -112,7 +112,15 @@ def test_runs_as_a_process(tmp_path: Path) -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     process = subprocess.Popen(
-        [sys.executable, "-m", "starter.mailsink", "--dir", str(tmp_path), "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "starter.devstack.mailsink",
+            "--dir",
+            str(tmp_path),
+            "--port",
+            str(port),
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -32,7 +32,7 @@ from schemas.enums import MissionStage, PaymentOffer, ProposalStatus
 from schemas.events import ProposalSubmitted
 from schemas.mission import ContractTerms, EmailSpec, MissionTransition
 from settings import Settings
-from starter.mailsink import MailSink
+from starter.devstack.mailsink import MailSink
 from tests.fixtures.gateway import proposal_submitted
 
 

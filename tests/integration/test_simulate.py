@@ -21,7 +21,7 @@ from domain.clock import paris_date, paris_instant
 from domain.fees import offer_fee
 from domain.payouts import compute_payout
 from schemas.enums import PaymentOffer
-from starter.simulate import SimulationResult, render, run_simulation
+from starter.demo.simulate import SimulationResult, render, run_simulation
 from workflows.payout import PAY_AT
 
 MONTHS = 3

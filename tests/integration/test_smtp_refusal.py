@@ -24,7 +24,7 @@ from schemas.activities import DELIVER_OUTBOX, DeliverOutboxInput, DeliverOutbox
 from schemas.enums import OutboxStatus
 from schemas.ids import mission_workflow_id
 from settings import Settings
-from starter.mailsink import MailSink
+from starter.devstack.mailsink import MailSink
 from tests.fixtures.gateway import GatewayTestClient, envelope, eventually, proposal_submitted
 
 

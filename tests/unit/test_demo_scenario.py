@@ -1,4 +1,4 @@
-"""The demo's scenario (starter/demo.py), without a stack: every event is one the gateway
+"""The demo's scenario (starter/demo/demo.py), without a stack: every event is one the gateway
 accepts as well-formed, a re-run on the same day sends the same bytes, and the missions cover
 every payment offer, the billed ones started on the first day of last month."""
 
@@ -11,8 +11,8 @@ import pytest
 
 from domain.clock import paris_instant
 from schemas.enums import PaymentOffer
-from starter.demo import build_scenario
-from starter.events import parse_event
+from starter.demo.demo import build_scenario
+from starter.gateway.events import parse_event
 
 
 @pytest.mark.parametrize("today", [date(2026, 11, 27), date(2027, 1, 1), date(2027, 3, 31)])

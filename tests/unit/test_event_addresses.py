@@ -14,7 +14,7 @@ from stdnum.fr import tva
 from domain.billing_documents import french_vat_number, party
 from schemas.events import PostalAddress, ProposalSubmitted
 from schemas.mission import MissionInput
-from starter.events import InvalidEvent, parse_event
+from starter.gateway.events import InvalidEvent, parse_event
 from tests.fixtures.gateway import CLIENT_ADDRESS, envelope, proposal_submitted
 
 

@@ -9,9 +9,9 @@ from decimal import Decimal
 import pytest
 
 from schemas.events import PAYLOADS, CraValidated, ProposalSubmitted
-from starter.dispatch import handler_for
-from starter.events import InvalidEvent, parse_event
-from starter.signing import is_valid, sign
+from starter.gateway.dispatch import handler_for
+from starter.gateway.events import InvalidEvent, parse_event
+from starter.gateway.signing import is_valid, sign
 from tests.fixtures.gateway import envelope, proposal_submitted
 
 

@@ -13,10 +13,10 @@ from fastapi import FastAPI
 from schemas.common import Model
 from schemas.events import PAYLOADS
 from settings import Settings
-from starter.api import COMPONENTS, ENVELOPE_ONLY, add_event_schemas, create_app
-from starter.events import REQUIRED_AT_EDGE
-from starter.processor import EventProcessor, Outcome
-from starter.signing import SIGNATURE_HEADER, sign
+from starter.gateway.api import COMPONENTS, ENVELOPE_ONLY, add_event_schemas, create_app
+from starter.gateway.events import REQUIRED_AT_EDGE
+from starter.gateway.processor import EventProcessor, Outcome
+from starter.gateway.signing import SIGNATURE_HEADER, sign
 from tests.fixtures.gateway import envelope, proposal_submitted
 
 SECRET = "openapi-test-secret"

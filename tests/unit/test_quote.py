@@ -6,7 +6,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from starter.quote import quote_command
+from starter.support.quote import quote_command
 
 app = typer.Typer()
 app.command("quote")(quote_command)

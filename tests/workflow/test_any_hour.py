@@ -34,7 +34,7 @@ from schemas.enums import PaymentOffer, PayoutStatus
 from schemas.ids import payout_workflow_id
 from schemas.payouts import PayoutState
 from settings import Settings
-from starter.mailsink import MailSink
+from starter.devstack.mailsink import MailSink
 from tests.fixtures.clock import NASTY_INSTANTS
 from tests.fixtures.gateway import eventually
 from tests.fixtures.temporal import skip_until, start_time_skipping

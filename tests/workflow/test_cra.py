@@ -60,7 +60,7 @@ from schemas.events import CraRejected, CraSubmitted, CraValidated, ProposalSubm
 from schemas.ids import cra_workflow_id, payout_workflow_id
 from schemas.payouts import PayoutState
 from settings import Settings
-from starter.mailsink import MailSink, ReceivedMessage
+from starter.devstack.mailsink import MailSink, ReceivedMessage
 from tests.fixtures.gateway import eventually, proposal_submitted
 from tests.fixtures.histories import record_history
 from tests.fixtures.temporal import refused_update, send_update, skip_time

@@ -42,7 +42,7 @@ from schemas.enums import CraStatus, InvoiceStatus, PaymentOffer, PayoutStatus
 from schemas.events import CraValidated
 from schemas.ids import cra_workflow_id, payout_workflow_id
 from settings import Settings
-from starter.mailsink import MailSink
+from starter.devstack.mailsink import MailSink
 from tests.fixtures.gateway import eventually
 from tests.fixtures.histories import record_history
 from tests.fixtures.temporal import send_update

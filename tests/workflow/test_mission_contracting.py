@@ -51,7 +51,7 @@ from schemas.events import (
 from schemas.ids import cra_workflow_id, mission_workflow_id, provider_workflow_id
 from schemas.mission import MissionInput, MissionResult, MissionState
 from settings import Settings
-from starter.mailsink import MailSink, ReceivedMessage
+from starter.devstack.mailsink import MailSink, ReceivedMessage
 from tests.fixtures.gateway import eventually, proposal_submitted
 from tests.fixtures.histories import record_history
 from tests.fixtures.temporal import refused_update, send_update, skip_time

@@ -37,11 +37,11 @@ from schemas.events import (
 )
 from schemas.ids import cra_workflow_id
 from settings import Settings
-from starter.directory import DatabaseDirectory
-from starter.dispatch import Context, dispatch
-from starter.events import EventError, NotApplicable, parse_event
-from starter.explain import explain_month
-from starter.mailsink import MailSink, ReceivedMessage
+from starter.devstack.mailsink import MailSink, ReceivedMessage
+from starter.gateway.directory import DatabaseDirectory
+from starter.gateway.dispatch import Context, dispatch
+from starter.gateway.events import EventError, NotApplicable, parse_event
+from starter.support.explain import explain_month
 from tests.fixtures.gateway import envelope, eventually
 from tests.fixtures.temporal import refused_update
 from tests.workflow import test_mission_renewal

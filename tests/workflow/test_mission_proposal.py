@@ -26,7 +26,7 @@ from schemas.events import ProposalSubmitted
 from schemas.ids import mission_workflow_id
 from schemas.mission import MissionInput, MissionState
 from settings import Settings
-from starter.mailsink import MailSink
+from starter.devstack.mailsink import MailSink
 from tests.fixtures.gateway import proposal_submitted
 from tests.fixtures.histories import recording
 from worker import build_worker

@@ -49,8 +49,8 @@ from schemas.events import (
 from schemas.ids import cra_workflow_id, mission_workflow_id
 from schemas.mission import MissionResult, MissionState
 from settings import Settings
-from starter.explain import explain_month
-from starter.mailsink import MailSink
+from starter.devstack.mailsink import MailSink
+from starter.support.explain import explain_month
 from tests.fixtures.histories import record_history
 from tests.fixtures.temporal import refused_update, send_update, skip_time
 from tests.workflow.mission_billing import DOCUMENTS, SUBMIT_AT, VALIDATE_AT, MissionDriver

@@ -70,7 +70,7 @@ from schemas.payouts import (
     PayoutTransition,
 )
 from settings import Settings
-from starter.mailsink import MailSink, ReceivedMessage
+from starter.devstack.mailsink import MailSink, ReceivedMessage
 from tests.fixtures.gateway import eventually
 from tests.fixtures.histories import record_history
 from tests.fixtures.temporal import skip_time

@@ -56,7 +56,7 @@ from schemas.enums import DocumentKind, LegalForm
 from schemas.events import DocumentReviewed, DocumentUploaded
 from schemas.ids import mission_workflow_id, provider_workflow_id
 from settings import Settings
-from starter.mailsink import MailSink, ReceivedMessage
+from starter.devstack.mailsink import MailSink, ReceivedMessage
 from tests.fixtures.histories import recording
 from tests.fixtures.temporal import skip_time, start_time_skipping
 from workflows.provider import NOTICE_TIME

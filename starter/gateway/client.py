@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from starter.signing import SIGNATURE_HEADER, sign
+from starter.gateway.signing import SIGNATURE_HEADER, sign
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ from domain.calendar import is_business_day
 from schemas.enums import MissionStage, ProposalStatus
 from schemas.mission import MissionView
 from settings import get_settings
-from starter.client import GatewayClient, GatewayResponse
+from starter.gateway.client import GatewayClient, GatewayResponse
 
 PARIS = ZoneInfo("Europe/Paris")
 WAIT_TIMEOUT = 30.0
@@ -144,7 +144,7 @@ def proposal_data(
     client: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The `data` of a `proposal.submitted` event: the one place the demo and the simulation
-    (`starter/simulate.py`) build it, so a new contract field is a one-line change."""
+    (`starter/demo/simulate.py`) build it, so a new contract field is a one-line change."""
     client_data = dict(client or CLIENT)
     client_data.setdefault("address", POSTAL_ADDRESSES.get(client_data["siren"]))
     provider_data = provider.as_event_data()

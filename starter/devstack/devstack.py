@@ -31,7 +31,7 @@ from typing import Annotated, Any
 import typer
 
 from settings import Settings, get_settings
-from starter.postgres import EmbeddedPostgres, PostgresError, parent_death_signal
+from starter.devstack.postgres import EmbeddedPostgres, PostgresError, parent_death_signal
 
 DEV_DATABASE = "contracting"
 DEV_ROLE = "contracting"
@@ -293,7 +293,7 @@ class DevStack:
         return env
 
     def temporal_argv(self) -> list[str]:
-        from starter.binaries import temporal_cli
+        from starter.devstack.binaries import temporal_cli
 
         s = self.settings
         argv = [
@@ -326,7 +326,7 @@ class DevStack:
         return [
             sys.executable,
             "-m",
-            "starter.mailsink",
+            "starter.devstack.mailsink",
             "--dir",
             str(self.mail_dir),
             "--host",
@@ -344,7 +344,7 @@ class DevStack:
             sys.executable,
             "-m",
             "uvicorn",
-            "starter.api:app",
+            "starter.gateway.api:app",
             "--host",
             s.gateway_host,
             "--port",

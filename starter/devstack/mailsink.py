@@ -6,7 +6,7 @@ delivery look for), with two headers prepended: `X-Envelope-From` and `X-Envelop
 also keeps the parsed messages in memory for tests, and can answer the next DATA commands with
 a temporary failure (`fail_next(2)` → "451 4.3.0 Try again later") to exercise retries.
 
-    python -m starter.mailsink --dir var/mail --port 1025     # what `contracting dev` runs
+    python -m starter.devstack.mailsink --dir var/mail --port 1025     # what `contracting dev` runs
 """
 
 from __future__ import annotations

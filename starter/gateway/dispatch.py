@@ -49,7 +49,7 @@ from schemas.ids import (
     provider_workflow_id,
 )
 from schemas.mission import MissionInput, MissionState
-from starter.events import NotApplicable, NotYetSupported, Unavailable, UnknownTarget
+from starter.gateway.events import NotApplicable, NotYetSupported, Unavailable, UnknownTarget
 
 
 class Directory(Protocol):

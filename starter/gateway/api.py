@@ -3,7 +3,7 @@
 OpenAPI docs at `/docs`.
 
 The route of `POST /events` reads the raw body itself (the HMAC signature is over those exact
-bytes) and `starter.events.parse_event` validates it; FastAPI never parses it. Its OpenAPI
+bytes) and `starter.gateway.events.parse_event` validates it; FastAPI never parses it. Its OpenAPI
 request body is therefore written here, from the same models (`event_request_body`): one
 envelope per event type, a `oneOf` with a discriminator on `type`."""
 
@@ -21,18 +21,18 @@ from pydantic.json_schema import models_json_schema
 from schemas.events import PAYLOADS, Envelope
 from schemas.mission import MissionView
 from settings import Settings, get_settings
-from starter.documents import (
+from starter.gateway.events import REQUIRED_AT_EDGE, EventError
+from starter.gateway.processor import EventProcessor, open_processor
+from starter.gateway.signing import SIGNATURE_HEADER, is_valid
+from starter.support.documents import (
     MissionDocuments,
     NoSuchDocument,
     NoSuchMission,
     list_documents,
     read_document,
 )
-from starter.events import REQUIRED_AT_EDGE, EventError
-from starter.explain import MissionExplanation, explain_mission
-from starter.missions import MissionUnavailable, UnknownMission, mission_view
-from starter.processor import EventProcessor, open_processor
-from starter.signing import SIGNATURE_HEADER, is_valid
+from starter.support.explain import MissionExplanation, explain_mission
+from starter.support.missions import MissionUnavailable, UnknownMission, mission_view
 
 
 class Accepted(BaseModel):
@@ -77,8 +77,8 @@ def event_request_body() -> tuple[dict[str, Any], dict[str, Any]]:
     One component per event type (`<Payload>Event`: the envelope with `type` fixed to that
     type and `data` its payload model of `schemas.events.PAYLOADS`), the payload models and
     their nested models; the body is a `oneOf` of the envelopes with a discriminator on
-    `type`. The fields `starter.events.REQUIRED_AT_EDGE` requires are marked required, as the
-    gateway answers 422 without them. Documentation only: validation is `parse_event`'s.
+    `type`. The fields `starter.gateway.events.REQUIRED_AT_EDGE` requires are marked required,
+    as the gateway answers 422 without them. Documentation only: validation is `parse_event`'s.
     """
     models = list(dict.fromkeys(PAYLOADS.values()))
     refs, top = models_json_schema(
@@ -366,7 +366,7 @@ def create_app(
 
 
 def __getattr__(name: str) -> FastAPI:
-    """`uvicorn starter.api:app` builds the app from the environment on first access."""
+    """`uvicorn starter.gateway.api:app` builds the app from the environment on first access."""
     if name == "app":
         return create_app()
     raise AttributeError(name)

@@ -13,8 +13,8 @@ before they expire, so compliance never lapses), purchase order, contract signed
 offer; then every month the CRA submitted on the month's last business day and validated by
 the client's approver a few business days later, and the client paying each invoice — on its
 due date, except a few late payments so that penalties show. They are handed to the workflows
-by the gateway's dispatch code (`starter/dispatch.py`), except three that go straight to their
-workflow as an update (the test server's quirks, `tests/fixtures/temporal.py`):
+by the gateway's dispatch code (`starter/gateway/dispatch.py`), except three that go straight
+to their workflow as an update (the test server's quirks, `tests/fixtures/temporal.py`):
 `document.uploaded` (update-with-start freezes the test server's clock; `proposal.retained`
 already started the provider workflow), `cra.validated` and `client_payment.received` (the
 test server forgets the outcome of an update that ends its workflow; the update was applied).
@@ -58,7 +58,7 @@ from domain.documents import expires_on
 from domain.offers import offer_rule
 from domain.payouts import compute_payout
 from schemas.enums import DocumentKind, LegalForm, MissionStage, PaymentOffer
-from starter.demo import CLIENT, DURAND, LEA, NORDIC, DemoProvider, proposal_data
+from starter.demo.demo import CLIENT, DURAND, LEA, NORDIC, DemoProvider, proposal_data
 
 MIN_MONTHS, MAX_MONTHS = 1, 36
 TASK_QUEUE = "simulate"
@@ -208,7 +208,7 @@ async def _database(database_url: str | None) -> Any:
         await asyncio.to_thread(upgrade, database_url)
         yield database_url
         return
-    from starter.postgres import EmbeddedPostgres
+    from starter.devstack.postgres import EmbeddedPostgres
 
     root = Path(tempfile.mkdtemp(prefix="contracting-simulate-"))
     server = EmbeddedPostgres(
@@ -237,7 +237,7 @@ async def start_time_skipping() -> Any:
     from temporalio.testing import WorkflowEnvironment
 
     from schemas.search_attributes import ALL_KEYS
-    from starter.binaries import temporal_test_server
+    from starter.devstack.binaries import temporal_test_server
 
     quiet = TelemetryFilter(core_level="ERROR", other_level="ERROR")
     env = await WorkflowEnvironment.start_time_skipping(
@@ -266,8 +266,8 @@ class Simulation:
 
     def __init__(self, env: Any, engine: Any, run: str) -> None:
         from db.engine import session_factory
-        from starter.directory import DatabaseDirectory
-        from starter.dispatch import Context
+        from starter.gateway.directory import DatabaseDirectory
+        from starter.gateway.dispatch import Context
 
         self.env = env
         self.engine = engine
@@ -295,7 +295,7 @@ class Simulation:
 
     async def send(self, event_type: str, data: dict[str, Any]) -> None:
         """Parse the event as the gateway does, then hand it to its workflow."""
-        from starter.events import parse_event
+        from starter.gateway.events import parse_event
 
         now = await self.env.get_current_time()
         event = parse_event(self.envelope(event_type, data, now), received_at=now)
@@ -307,8 +307,8 @@ class Simulation:
 
     async def _hand_over(self, event: Any) -> None:
         from schemas.ids import cra_workflow_id, payout_workflow_id, provider_workflow_id
-        from starter.dispatch import dispatch
-        from starter.events import EventError
+        from starter.gateway.dispatch import dispatch
+        from starter.gateway.events import EventError
 
         event_type, payload = event.type, event.payload
         try:
@@ -731,7 +731,7 @@ async def run_simulation(
     from activities.registry import Activities
     from db.engine import create_engine
     from settings import Settings
-    from starter.mailsink import MailSink
+    from starter.devstack.mailsink import MailSink
     from worker import build_worker
 
     say = echo or (lambda _line: None)

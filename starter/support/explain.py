@@ -22,7 +22,7 @@ from schemas.enums import CraStatus, MissionStage, PaymentOffer, PayoutStatus
 from schemas.ids import cra_workflow_id, mission_workflow_id, payout_workflow_id
 from schemas.mission import MissionState
 from schemas.payouts import PayoutState
-from starter.missions import PARIS, STATE_QUERY, MissionUnavailable, UnknownMission
+from starter.support.missions import PARIS, STATE_QUERY, MissionUnavailable, UnknownMission
 
 T = TypeVar("T", bound=BaseModel)
 

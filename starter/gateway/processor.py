@@ -25,9 +25,9 @@ from activities.temporal_client import connect_temporal
 from db.engine import create_engine, session_factory
 from db.models import ProcessedEvent
 from settings import Settings
-from starter.directory import DatabaseDirectory
-from starter.dispatch import Context, dispatch, handler_for
-from starter.events import EventError, NotApplicable, Unavailable, parse_event
+from starter.gateway.directory import DatabaseDirectory
+from starter.gateway.dispatch import Context, dispatch, handler_for
+from starter.gateway.events import EventError, NotApplicable, Unavailable, parse_event
 
 PROCESSING = "processing"
 ACCEPTED = "accepted"
