@@ -8,13 +8,15 @@ activity can finish what the first attempt started.
 
 The validation writes, in one transaction: the CRA as validated with its lines, the BPF, the
 invoice (numbered from the issuer's gap-free counter for self-billing, or awaiting import),
-the payout schedule row, the timeline row and the provider's email — and the files of the
-BPF and the invoice (`activities.billing_files`).
+the payout row, the timeline row and the provider's email — and the files of the BPF and the
+invoice (`activities.billing_files`). The payout's terms (date, gross, fee, net, status) are
+computed once, by `domain.payouts.payout_terms`: the payout row and the email read them, and
+the result carries them to the payout workflow.
 """
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -27,7 +29,7 @@ from activities.billing_files import issue_cra_documents
 from activities.transitions import queue_email, record_timeline
 from db.models import Bpf, Cra, CraLine, CraLineKind, Invoice, InvoiceKind, Payout
 from db.sequences import next_number
-from domain.fees import offer_fee, service_amount
+from domain.fees import service_amount
 from domain.invoices import (
     DEFAULT_LATE_PAYMENT_RATE,
     DEFAULT_RECOVERY_INDEMNITY,
@@ -37,7 +39,7 @@ from domain.invoices import (
 )
 from domain.money import to_money
 from domain.offers import offer_rule
-from domain.payouts import compute_payout
+from domain.payouts import client_due_date, payout_terms
 from schemas.activities import TransitionResult
 from schemas.cra import (
     RECORD_CRA_TRANSITION,
@@ -48,12 +50,9 @@ from schemas.cra import (
     bpf_number,
     invoice_number,
 )
-from schemas.enums import CraStatus, InvoiceStatus, PaymentOffer, PayoutStatus
+from schemas.enums import CraStatus, InvoiceStatus
 from schemas.events import CraSubmitted
-
-CLIENT_PAYMENT_TERM = timedelta(days=30)
-"""The client's payment term of a generated invoice: 30 days after the service, the default
-of L441-10 Code de commerce when the contract sets none (60 days at most)."""
+from schemas.payouts import PayoutTerms
 
 _NOT_VALIDATED = Cra.status != CraStatus.VALIDATED
 
@@ -139,6 +138,7 @@ class CraActivities:
                 result = await self._bill(session, v, amounts)
             else:
                 result = await _written(session, v, amounts)
+            terms = result.terms
             await issue_cra_documents(session, v.mission_id, v.month, at=v.at)
             result.outbox_keys.append(
                 await queue_email(
@@ -151,9 +151,9 @@ class CraActivities:
                         **v.email_context,
                         "bpf_number": result.bpf_number,
                         "invoice_number": result.invoice_number or "",
-                        "amount": str(amounts.total_incl_vat),
-                        "payout_date": result.payout_date.isoformat() if result.payout_date else "",
-                        "payout_status": result.payout_status.value,
+                        "amount": str(terms.amount),
+                        "payout_date": terms.payout_date.isoformat() if terms.payout_date else "",
+                        "payout_status": terms.status.value,
                         "offer": offer_rule(v.payment_offer).label,
                     },
                 )
@@ -164,7 +164,7 @@ class CraActivities:
             v.month,
             applied,
             result.invoice_number,
-            result.payout_date,
+            terms.payout_date,
         )
         return result
 
@@ -195,24 +195,23 @@ class CraActivities:
             .on_conflict_do_nothing()
         )
         invoice_id, number, invoice_date = await self._invoice(session, v, amounts)
-        payout_status, payout_date = _payout_terms(v, invoice_date)
-        fee = offer_fee(v.payment_offer, v.tjm, v.cra.days)
+        terms = _terms(v, invoice_date, amounts)
         await session.execute(
             insert(Payout)
             .values(
                 mission_id=v.mission_id,
                 month=v.month,
                 invoice_id=invoice_id,
-                offer=v.payment_offer,
-                amount=amounts.total_incl_vat,
-                fee=fee,
-                net_amount=amounts.total_incl_vat - fee,
-                due_on=payout_date,
-                status=payout_status,
+                offer=terms.offer,
+                amount=terms.amount,
+                fee=terms.fee,
+                net_amount=terms.net_amount,
+                due_on=terms.payout_date,
+                status=terms.status,
             )
             .on_conflict_do_nothing(index_elements=[Payout.mission_id, Payout.month])
         )
-        return _result(True, bpf, number, invoice_date, amounts, payout_status, payout_date)
+        return CraValidationResult(applied=True, bpf_number=bpf, invoice_number=number, terms=terms)
 
     async def _invoice(
         self, session: AsyncSession, v: CraValidation, amounts: InvoiceAmounts
@@ -249,7 +248,7 @@ class CraActivities:
                 status=InvoiceStatus.IN_PAYMENT,
                 number=number,
                 issued_on=issued_on,
-                due_on=issued_on + CLIENT_PAYMENT_TERM,
+                due_on=client_due_date(issued_on),
                 amount_excl_vat=amounts.total_excl_vat,
                 vat_amount=amounts.vat,
                 amount_incl_vat=amounts.total_incl_vat,
@@ -287,44 +286,19 @@ async def _issue_date(session: AsyncSession, issuer_siren: str, validated_on: da
     return validated_on if latest is None else max(validated_on, latest)
 
 
-def _payout_terms(v: CraValidation, invoice_date: date | None) -> tuple[PayoutStatus, date | None]:
-    """The payout's status and date (domain.payouts): unknown until the client pays
-    (back-to-back) or until the invoice is imported (its date may move the legal cap)."""
-    if v.invoice_mode == "imported" and invoice_date is None:
-        return PayoutStatus.WAITING_INVOICE_IMPORT, None
-    if v.payment_offer is PaymentOffer.BACK_TO_BACK:
-        return PayoutStatus.WAITING_CLIENT_PAYMENT, None
-    schedule = compute_payout(v.payment_offer, v.validated_on, invoice_date)
-    return PayoutStatus.SCHEDULED, schedule.payout_date
-
-
-def _result(
-    applied: bool,
-    bpf: str,
-    number: str | None,
-    invoice_date: date | None,
-    amounts: InvoiceAmounts,
-    payout_status: PayoutStatus,
-    payout_date: date | None,
-) -> CraValidationResult:
-    return CraValidationResult(
-        applied=applied,
-        bpf_number=bpf,
-        invoice_number=number,
-        invoice_date=invoice_date,
-        amount_excl_vat=amounts.total_excl_vat,
-        vat_amount=amounts.vat,
-        amount_incl_vat=amounts.total_incl_vat,
-        service_amount=amounts.service,
-        payout_status=payout_status,
-        payout_date=payout_date,
+def _terms(v: CraValidation, invoice_date: date | None, amounts: InvoiceAmounts) -> PayoutTerms:
+    """The payout's terms (domain.payouts): undated while the invoice awaits its import (its
+    date may move the legal cap), waiting for the client's payment under back-to-back."""
+    return payout_terms(
+        v.payment_offer, v.validated_on, invoice_date, amounts, tjm=v.tjm, days=v.cra.days
     )
 
 
 async def _written(
     session: AsyncSession, v: CraValidation, amounts: InvoiceAmounts
 ) -> CraValidationResult:
-    """What the first, committed attempt wrote: read back, never written again."""
+    """What the first, committed attempt wrote: read back (the invoice's number and date),
+    never written again; the terms follow from the same facts as the first time."""
     invoice = (
         await session.execute(
             select(Invoice.number, Invoice.issued_on).where(
@@ -332,24 +306,13 @@ async def _written(
             )
         )
     ).first()
-    payout = (
-        await session.execute(
-            select(Payout.status, Payout.due_on).where(
-                Payout.mission_id == v.mission_id, Payout.month == v.month
-            )
-        )
-    ).first()
     number = invoice.number if invoice else None
     issued_on = invoice.issued_on if invoice else None
-    status, due_on = _payout_terms(v, issued_on)
-    if payout is not None and payout.status in (
-        PayoutStatus.SCHEDULED,
-        PayoutStatus.WAITING_CLIENT_PAYMENT,
-        PayoutStatus.WAITING_INVOICE_IMPORT,
-    ):
-        status, due_on = payout.status, payout.due_on
-    return _result(
-        False, bpf_number(v.mission_id, v.month), number, issued_on, amounts, status, due_on
+    return CraValidationResult(
+        applied=False,
+        bpf_number=bpf_number(v.mission_id, v.month),
+        invoice_number=number,
+        terms=_terms(v, issued_on, amounts),
     )
 
 

@@ -22,13 +22,13 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.billing_files import issue_credit_note_document
-from activities.cra import CLIENT_PAYMENT_TERM
 from activities.transitions import queue_email, record_timeline
 from db.models import ClientPayment, CreditNote, Invoice, Payout
 from db.sequences import CREDIT_NOTE_SERIES, next_number
 from domain.clock import paris_date
 from domain.formatting import money_fr
 from domain.money import ZERO
+from domain.payouts import imported_invoice_terms
 from domain.penalties import late_payment_penalty
 from schemas.activities import TransitionResult
 from schemas.enums import InvoiceStatus, PayoutStatus
@@ -182,9 +182,11 @@ class PayoutActivities:
     @activity.defn(name=RECORD_INVOICE_IMPORT)
     async def record_invoice_import(self, inp: InvoiceImport) -> InvoiceImportResult:
         """A manual import checked against the validated CRA: amounts equal, the invoice is
-        numbered, dated of its import and in payment (under verification while checked);
-        different, it is blocked with the reason and the provider is told that the fix goes
-        through next month's CRA. A retry after the commit finds the same outcome."""
+        numbered, dated of its import and in payment (under verification while checked), and
+        the payout's terms are dated from it (`imported_invoice_terms`: the invoice's due date
+        and the payout date); different, it is blocked with the reason and the provider is
+        told that the fix goes through next month's CRA. A retry after the commit finds the
+        same outcome."""
         key = f"invoice.imported:{inp.mission_id}:{inp.month}:{inp.number}"
         async with self._sessions.begin() as session:
             invoice = (
@@ -205,7 +207,8 @@ class PayoutActivities:
                 InvoiceStatus.IN_PAYMENT,
                 InvoiceStatus.PAID,
             ):
-                return InvoiceImportResult(accepted=True)
+                terms = imported_invoice_terms(inp.terms, invoice.issued_on or inp.imported_on)
+                return InvoiceImportResult(accepted=True, terms=terms)
             reason = _mismatch(invoice, inp)
             if reason is not None:
                 invoice.status = InvoiceStatus.BLOCKED
@@ -253,10 +256,11 @@ class PayoutActivities:
                     type="InvoiceNumberTaken",
                     non_retryable=True,
                 )
+            terms = imported_invoice_terms(inp.terms, inp.imported_on)
             invoice.status = InvoiceStatus.UNDER_VERIFICATION
             invoice.number = inp.number
-            invoice.issued_on = inp.imported_on
-            invoice.due_on = inp.imported_on + CLIENT_PAYMENT_TERM
+            invoice.issued_on = terms.invoice_date
+            invoice.due_on = terms.client_due_on
             invoice.amount_excl_vat = inp.amount_excl_vat
             invoice.vat_amount = inp.vat_amount
             invoice.amount_incl_vat = inp.amount_excl_vat + inp.vat_amount
@@ -273,20 +277,22 @@ class PayoutActivities:
                 data={
                     "month": inp.month,
                     "number": inp.number,
-                    "issued_on": inp.imported_on.isoformat(),
+                    "issued_on": str(terms.invoice_date),
                     "amount_excl_vat": str(inp.amount_excl_vat),
                     "vat_amount": str(inp.vat_amount),
                 },
             )
-        return InvoiceImportResult(accepted=True)
+        return InvoiceImportResult(accepted=True, terms=terms)
 
 
 def _expected(invoice: Invoice, inp: InvoiceImport) -> tuple[Decimal, Decimal]:
     """The validated CRA's amounts (excl. VAT, VAT) the import must carry."""
     expected_excl = (
-        invoice.amount_excl_vat if invoice.amount_excl_vat is not None else inp.expected_excl_vat
+        invoice.amount_excl_vat
+        if invoice.amount_excl_vat is not None
+        else inp.terms.amount_excl_vat
     )
-    expected_vat = invoice.vat_amount if invoice.vat_amount is not None else inp.expected_vat
+    expected_vat = invoice.vat_amount if invoice.vat_amount is not None else inp.terms.vat_amount
     return expected_excl, expected_vat
 
 

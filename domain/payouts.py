@@ -11,13 +11,20 @@
 - Back-to-back: no date, the provider is paid once the client has paid.
 
 The invoice date is the validation date unless the provider imports the invoice later.
+
+`payout_terms` is the one place a payout's terms (date, gross, fee, net, initial status) are
+computed: the CRA validation calls it once, stores and e-mails the result and hands it to the
+payout workflow, which pays it without recomputing; a manual import re-dates it with
+`imported_invoice_terms`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 from domain.calendar import (
     NonBusinessDay,
@@ -28,12 +35,19 @@ from domain.calendar import (
     previous_business_day_on_or_before,
 )
 from domain.errors import DomainError
+from domain.fees import offer_fee
 from domain.formatting import date_fr, day_month_fr, long_date_fr
+from domain.invoices import InvoiceAmounts
 from domain.offers import offer_rule
-from schemas.enums import PaymentOffer
+from schemas.enums import PaymentOffer, PayoutStatus
+from schemas.payouts import PayoutDateFacts, PayoutTerms
 
 LEGAL_MAX_PAYMENT_DAYS = 60
 """L441-10 Code de commerce: payment no later than 60 days after the invoice date."""
+
+CLIENT_PAYMENT_TERM = timedelta(days=30)
+"""The client's payment term of an invoice: due 30 days after its date, the default of
+L441-10 Code de commerce when the contract sets none (60 days at most)."""
 
 
 class Shift(StrEnum):
@@ -243,4 +257,108 @@ def explain_payout(schedule: PayoutSchedule) -> str:
     return (
         f"{sentence} : le {long_date_fr(target)} {reason} et le jour ouvré suivant dépasserait "
         f"{legal}, donc paiement le jour ouvré précédent, le {payout}{others}."
+    )
+
+
+# --- The payout's terms: computed once, carried everywhere ---------------------------------
+
+
+def client_due_date(invoice_date: date, term: timedelta = CLIENT_PAYMENT_TERM) -> date:
+    """The day the client must pay the invoice by (printed on it; late from the next day)."""
+    return invoice_date + term
+
+
+def payout_terms(
+    offer: PaymentOffer,
+    validated_on: date,
+    invoice_date: date | None,
+    amounts: InvoiceAmounts,
+    *,
+    tjm: Decimal,
+    days: Decimal,
+    client_payment_term: timedelta = CLIENT_PAYMENT_TERM,
+) -> PayoutTerms:
+    """The payout of a CRA validated on `validated_on` and invoiced for `amounts`.
+
+    `invoice_date` is None while a manually imported invoice awaits its import: the payout
+    then waits for it, undated (its date may move the legal cap). Otherwise: back-to-back
+    waits for the client's payment (no date); every other offer is scheduled on
+    `compute_payout`'s date. The gross is the invoice's total incl. VAT, the fee the offer's
+    on the days of service (`tjm` × `days`: never on expenses, overtime or corrections), the
+    net their difference. Raises DomainError when an invoice dated too early leaves no
+    business day for a fixed-date offer.
+    """
+    offer = PaymentOffer(offer)
+    fee = offer_fee(offer, tjm, days)
+    gross = amounts.total_incl_vat
+    return PayoutTerms(
+        offer=offer,
+        validated_on=validated_on,
+        service_amount=amounts.service,
+        amount_excl_vat=amounts.total_excl_vat,
+        vat_amount=amounts.vat,
+        amount=gross,
+        fee=fee,
+        net_amount=gross - fee,
+        **_dated(offer, validated_on, invoice_date, client_payment_term),
+    )
+
+
+def imported_invoice_terms(
+    terms: PayoutTerms,
+    imported_on: date,
+    *,
+    client_payment_term: timedelta = CLIENT_PAYMENT_TERM,
+) -> PayoutTerms:
+    """`terms` once the manually imported invoice is accepted: it is dated of its import,
+    never before the validation, and the payout dated from it. Amounts do not change (the
+    import matched the validated CRA)."""
+    invoice_date = max(imported_on, terms.validated_on)
+    dated = _dated(terms.offer, terms.validated_on, invoice_date, client_payment_term)
+    return terms.model_copy(update=dated)
+
+
+def back_to_back_payout_date(client_paid_on: date) -> date:
+    """Back-to-back: the first business day on or after the client's payment."""
+    return next_business_day_on_or_after(client_paid_on)
+
+
+def _dated(
+    offer: PaymentOffer, validated_on: date, invoice_date: date | None, term: timedelta
+) -> dict[str, Any]:
+    """The date-dependent fields of PayoutTerms."""
+    if invoice_date is None:
+        return {
+            "invoice_date": None,
+            "client_due_on": None,
+            "status": PayoutStatus.WAITING_INVOICE_IMPORT,
+            "payout_date": None,
+            "schedule": None,
+        }
+    schedule = compute_payout(offer, validated_on, invoice_date)
+    return {
+        "invoice_date": invoice_date,
+        "client_due_on": client_due_date(invoice_date, term),
+        "status": (
+            PayoutStatus.WAITING_CLIENT_PAYMENT
+            if schedule.payout_date is None
+            else PayoutStatus.SCHEDULED
+        ),
+        "payout_date": schedule.payout_date,
+        "schedule": schedule_facts(schedule),
+    }
+
+
+def schedule_facts(schedule: PayoutSchedule) -> PayoutDateFacts:
+    """What support reads about a payout date: its raw date, shift, holidays, legal cap and
+    the French sentence of `explain_payout`."""
+    return PayoutDateFacts(
+        raw_date=schedule.raw_date,
+        shift=schedule.shift.value,
+        skipped_holidays=[
+            f"{day.day.isoformat()} ({day.holiday})" for day in schedule.skipped_holidays
+        ],
+        legal_limit=schedule.legal_limit,
+        capped_by_legal_limit=schedule.capped_by_legal_limit,
+        explanation=explain_payout(schedule),
     )

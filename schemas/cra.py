@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from schemas.common import Email, Model, Money, Month, NonEmptyText, PlatformId
 from schemas.enums import CraStatus, LegalForm, PaymentOffer, PayoutStatus
 from schemas.events import CraSubmitted
+from schemas.payouts import PayoutTerms
 
 CRA_WORKFLOW = "CraWorkflow"
 
@@ -204,19 +205,32 @@ class CraValidation(BaseModel):
 
 
 class CraValidationResult(BaseModel):
-    """What the billing transaction wrote (or had written, on a retry)."""
+    """What the billing transaction wrote (or had written, on a retry): the BPF, the invoice
+    and the payout's terms, computed once (domain.payouts.payout_terms) and carried to the
+    payout workflow."""
 
     applied: bool = Field(description="False when the validation had already been written")
     bpf_number: str
     invoice_number: str | None = None
-    invoice_date: date | None = None
-    amount_excl_vat: Decimal
-    vat_amount: Decimal
-    amount_incl_vat: Decimal
-    service_amount: Decimal
-    payout_status: PayoutStatus
-    payout_date: date | None = None
+    terms: PayoutTerms
     outbox_keys: list[str] = Field(default_factory=list)
+
+    # Read from the terms, never stored twice.
+    @property
+    def amount_excl_vat(self) -> Decimal:
+        return self.terms.amount_excl_vat
+
+    @property
+    def amount_incl_vat(self) -> Decimal:
+        return self.terms.amount
+
+    @property
+    def payout_status(self) -> PayoutStatus:
+        return self.terms.status
+
+    @property
+    def payout_date(self) -> date | None:
+        return self.terms.payout_date
 
 
 def bpf_number(mission_id: str, month: str) -> str:

@@ -1,8 +1,10 @@
 """The payout workflow `payout-<mission_id>-<YYYY-MM>`: its input, state, updates and activities.
 
-One payout per validated CRA (hence per invoice). The workflow computes every amount and the
-date from `domain/` (one source of truth): the caller passes the CRA's facts (TJM, days,
-expenses), never an amount or a date it computed itself.
+One payout per validated CRA (hence per invoice). Its terms (date, gross, fee, net, initial
+status) are computed once, by `domain.payouts.payout_terms`, in the CRA validation's
+transaction (activities/cra.py): the provider's e-mail, the `payouts` row and the payout
+workflow all read that one `PayoutTerms`, carried in `PayoutInput.terms`. Only a manual
+import re-dates them (`domain.payouts.imported_invoice_terms`, in the import's transaction).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.common import Days, Email, Model, Money, Month, NonEmptyText, PlatformId
+from schemas.common import Email, Model, Money, Month, NonEmptyText, PlatformId
 from schemas.enums import PaymentOffer, PayoutStatus
 
 PAYOUT_WORKFLOW = "PayoutWorkflow"
@@ -45,30 +47,58 @@ class PayoutProvider(Model):
     name: NonEmptyText
 
 
+class PayoutDateFacts(Model):
+    """Why the payout date is what it is (domain.payouts.PayoutSchedule), for support."""
+
+    raw_date: date | None = None
+    shift: str = "none"
+    skipped_holidays: list[str] = Field(default_factory=list, description="'2026-07-14 (…)'")
+    legal_limit: date | None = None
+    capped_by_legal_limit: bool = False
+    explanation: str = ""
+
+
+class PayoutTerms(Model):
+    """The payout of one validated CRA, computed once by `domain.payouts.payout_terms`.
+
+    `invoice_date` (and with it `client_due_on`, `payout_date` and `schedule`) is None while
+    a manually imported invoice awaits its import; `payout_date` is None for back-to-back
+    too (paid after the client's payment). `amount` is the invoice's total incl. VAT (days of
+    service, expenses, overtime and corrections, and VAT); `fee` applies to the days of
+    service only (domain.fees); `net_amount` = `amount` - `fee`. `status` is the payout's
+    initial status: scheduled, waiting for the client's payment or for the invoice's import.
+    """
+
+    offer: PaymentOffer
+    validated_on: date = Field(description="CRA validation date (Europe/Paris)")
+    invoice_date: date | None = None
+    client_due_on: date | None = Field(
+        default=None, description="the client's due date: invoice date + the payment term"
+    )
+    status: PayoutStatus
+    payout_date: date | None = None
+    service_amount: Money
+    amount_excl_vat: Money
+    vat_amount: Money
+    amount: Money = Field(description="gross: the invoice's total incl. VAT")
+    fee: Money
+    net_amount: Money = Field(description="what the provider receives: amount - fee")
+    schedule: PayoutDateFacts | None = None
+
+
 class PayoutInput(Model):
-    """What the monthly CRA cycle knows when the client validates the CRA.
+    """What the monthly CRA cycle knows once the client validated the CRA: the terms the
+    validation computed and stored (never recomputed by the payout).
 
     `invoice_number` is None while a manual-import invoice awaits its import: the payout then
-    waits for `invoice.imported`. The gross amount is TJM × days + `expenses_excl_vat` +
-    `vat_amount` (the invoice's VAT, 0 under the VAT franchise): the invoice's total incl.
-    VAT. `expenses_excl_vat` is everything invoiced beside the days of service (expenses,
-    overtime / on-call, corrections of earlier months, which may make it negative); the
-    offer's fee applies to the days of service only (domain.fees).
+    waits for `invoice.imported`.
     """
 
     mission_id: PlatformId
     month: Month
-    offer: PaymentOffer
     provider: PayoutProvider
     invoice_number: NonEmptyText | None = None
-    invoice_date: date | None = Field(
-        default=None, description="the invoice's date; the validation date when None"
-    )
-    validated_on: date = Field(description="CRA validation date (Europe/Paris)")
-    tjm: Money
-    days: Days
-    expenses_excl_vat: Money = Decimal("0.00")
-    vat_amount: Money = Decimal("0.00")
+    terms: PayoutTerms
 
 
 class PayoutFacts(BaseModel):
@@ -168,10 +198,11 @@ class ClientPaymentResult(BaseModel):
 
 class InvoiceImport(BaseModel):
     """A manual import checked against the validated CRA, in one transaction: the `invoices`
-    row is numbered and in payment, or blocked with the reason (and the provider's email).
+    row is numbered, dated of its import and in payment, or blocked with the reason (and the
+    provider's email).
 
-    `expected_*` are the CRA's amounts as the payout knows them, used only when the invoice
-    row holds none (rows written before the CRA validation stored the expected amounts)."""
+    `terms` are the payout's terms as the validation computed them: their amounts are the
+    ones expected when the invoice row holds none, and an accepted import re-dates them."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -182,8 +213,7 @@ class InvoiceImport(BaseModel):
     amount_excl_vat: Decimal
     vat_amount: Decimal
     file_ref: str
-    expected_excl_vat: Decimal
-    expected_vat: Decimal
+    terms: PayoutTerms
     at: datetime
     provider_email: str
     context: dict[str, str] = Field(default_factory=dict)
@@ -191,6 +221,8 @@ class InvoiceImport(BaseModel):
 
 class InvoiceImportResult(BaseModel):
     accepted: bool
+    terms: PayoutTerms | None = None
+    """The payout's terms dated from the accepted invoice (`imported_invoice_terms`)."""
     reason: str | None = None
     expected_excl_vat: Decimal | None = None
     """What the validated CRA invoices (excl. VAT), when the import was blocked."""

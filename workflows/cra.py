@@ -227,24 +227,16 @@ class CraWorkflow:
     async def _start_payout(self, billing: CraValidationResult) -> str:
         """The payout outlives this cycle: started by an activity (activities/starts.py);
         cycles begun before `PAYOUT_BY_ACTIVITY` start it as an ABANDON child."""
-        inp, cra = self._inp, self._cra()
+        inp = self._inp
         workflow_id = payout_workflow_id(inp.mission_id, inp.month)
         payout_input = PayoutInput(
             mission_id=inp.mission_id,
             month=inp.month,
-            offer=inp.payment_offer,
             provider=PayoutProvider(
                 siren=inp.provider.siren, email=inp.provider.email, name=inp.provider.name
             ),
             invoice_number=billing.invoice_number,
-            invoice_date=billing.invoice_date,
-            validated_on=self._validated_on(),
-            tjm=inp.tjm,
-            days=cra.days,
-            # Everything invoiced beside the days of service (expenses, overtime, corrections):
-            # the payout's gross amount is then the invoice's total incl. VAT.
-            expenses_excl_vat=billing.amount_excl_vat - billing.service_amount,
-            vat_amount=billing.vat_amount,
+            terms=billing.terms,  # computed once by the validation: the payout pays them
         )
         if workflow.patched(PAYOUT_BY_ACTIVITY):
             await workflow.execute_activity(

@@ -4,21 +4,24 @@ Each payout lives in its own workflow so that a mission can continue-as-new whil
 pending. The caller (the monthly CRA cycle) starts it as a child with
 `ParentClosePolicy.ABANDON`: a payout outlives the run that started it.
 
-- Amounts and dates come from `domain/` only: gross amount = TJM × days + expenses + VAT, fee
-  = the offer's fee on the days of service (domain.fees), date = domain.payouts.
-- Basic, Express, Flash: one durable timer to 09:00 Europe/Paris on the date computed from the
-  CRA validation (the legal cap counts from the invoice date). The client's payment is
+- The terms (gross amount = the invoice's total incl. VAT, fee = the offer's fee on the days of
+  service, net, date, initial status) come in `PayoutInput.terms`, computed once by
+  `domain.payouts.payout_terms` when the CRA was validated (activities/cra.py): the payout
+  pays what the provider's e-mail promised and the ledger row holds, and never recomputes.
+- Basic, Express, Flash: one durable timer to 09:00 Europe/Paris on the terms' date (computed
+  from the CRA validation, the legal cap counting from the invoice date). The client's payment is
   recorded (with late-payment interest and the €40 indemnity when it is late) but never moves
   the date: an early payment does not make it earlier, a late one does not delay it.
 - Back-to-back: waits for `client_payment.received`, then pays on the first business day on
   or after the client's payment.
 - Immediate: pays on the first business day on or after the validation (or the import).
-- Manual import (`invoice_number` None at start): waits for `invoice.imported`, whose
-  activity checks the amounts against the validated CRA in one transaction. Equal: the
-  invoice is numbered and in payment, the import date becomes the invoice date and the date is
-  computed. Different: the invoice is blocked with the reason, the provider is told that the
-  fix goes through next month's CRA, and the payout keeps waiting (the update is accepted:
-  the event was valid). Guarded by `workflow.patched('invoice-import-check')`.
+- Manual import (`invoice_number` None at start, undated terms): waits for `invoice.imported`,
+  whose activity checks the amounts against the validated CRA in one transaction. Equal: the
+  invoice is numbered and in payment, the import date becomes the invoice date and the
+  activity returns the terms dated from it (`domain.payouts.imported_invoice_terms`).
+  Different: the invoice is blocked with the reason, the provider is told that the fix goes
+  through next month's CRA, and the payout keeps waiting (the update is accepted: the event
+  was valid).
 - Importing again after a blocked import (policy): the validated CRA is immutable, so the
   payout waits for an invoice with the CRA's amounts; the difference the provider wanted to
   invoice goes on next month's CRA as a correction line. Hence an import that matches the
@@ -49,17 +52,13 @@ from decimal import Decimal
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from domain.calendar import next_business_day_on_or_after
 from domain.clock import paris_date, paris_instant
-from domain.errors import DomainError
-from domain.fees import offer_fee, service_amount
 from domain.formatting import long_date_fr
-from domain.money import to_money
 from domain.offers import offer_rule
-from domain.payouts import PayoutSchedule, compute_payout, explain_payout
+from domain.payouts import back_to_back_payout_date
 from schemas import search_attributes as sa
 from schemas.activities import TransitionResult
-from schemas.enums import PaymentOffer, PayoutStatus
+from schemas.enums import PayoutStatus
 from schemas.events import ClientPaymentReceived, InvoiceCancelled, InvoiceImported
 from schemas.payouts import (
     CLIENT_PAYMENT_RECEIVED,
@@ -115,17 +114,16 @@ class PayoutWorkflow:
     @workflow.init
     def __init__(self, inp: PayoutInput) -> None:
         self._inp = inp
+        self._terms = inp.terms
+        """What is paid, and when: the validation's terms, re-dated only by an accepted import."""
         self._invoice_number = inp.invoice_number
-        self._invoice_date = inp.invoice_date
         self._imported = inp.invoice_number is not None
-        self._schedule: PayoutSchedule | None = None
         self._client_payment: ClientPaymentReceived | None = None
         self._client: ClientPaymentResult | None = None
+        self._paid_after_client: date | None = None
+        """Back-to-back: the payout date, known once the client has paid."""
         self._lock = asyncio.Lock()  # transitions take turns; state changes after a commit
-        self._status = (
-            PayoutStatus.SCHEDULED if self._imported else PayoutStatus.WAITING_INVOICE_IMPORT
-        )
-        self._payout_date: date | None = None
+        self._status = inp.terms.status if self._imported else PayoutStatus.WAITING_INVOICE_IMPORT
         self._paid_at: datetime | None = None
         self._committed_at: datetime | None = None
         self._reason: str | None = None
@@ -133,10 +131,6 @@ class PayoutWorkflow:
         self._blocked_import: InvoiceImported | None = None
         """The last import blocked by its amounts (validators refuse it if sent again)."""
         self._blocked_expected: tuple[Decimal | None, Decimal | None] = (None, None)
-        self._service = service_amount(inp.tjm, inp.days)
-        self._amount = to_money(self._service + inp.expenses_excl_vat + inp.vat_amount)
-        self._fee = offer_fee(inp.offer, inp.tjm, inp.days)
-        self._net = self._amount - self._fee
 
     # --- The run --------------------------------------------------------------------------
 
@@ -145,23 +139,21 @@ class PayoutWorkflow:
         # Search attributes go in as few upserts as possible (each is a history event).
         attributes = [
             sa.MISSION_ID.value_set(inp.mission_id),
-            sa.PAYMENT_OFFER.value_set(inp.offer.value),
+            sa.PAYMENT_OFFER.value_set(self._terms.offer.value),
         ]
         if not self._imported:
             workflow.upsert_search_attributes(attributes)
             attributes = []
             await self._step("scheduled", PayoutStatus.WAITING_INVOICE_IMPORT)
             await workflow.wait_condition(lambda: self._imported or self._done)
-        if not self._done:
-            self._compute()
-        if not self._done and inp.offer is PaymentOffer.BACK_TO_BACK:
+        if not self._done and self._terms.status is PayoutStatus.WAITING_CLIENT_PAYMENT:
             if attributes:
                 workflow.upsert_search_attributes(attributes)
                 attributes = []
             await self._step("scheduled", PayoutStatus.WAITING_CLIENT_PAYMENT)
             await workflow.wait_condition(lambda: self._client is not None or self._done)
             if self._client_payment is not None:
-                self._payout_date = next_business_day_on_or_after(self._client_payment.paid_on)
+                self._paid_after_client = back_to_back_payout_date(self._client_payment.paid_on)
         if not self._done:
             assert self._payout_date is not None
             workflow.upsert_search_attributes(
@@ -193,14 +185,9 @@ class PayoutWorkflow:
     def _done(self) -> bool:
         return self._status in _DONE
 
-    def _compute(self) -> None:
-        inp = self._inp
-        invoice_date = self._invoice_date or inp.validated_on
-        try:
-            self._schedule = compute_payout(inp.offer, inp.validated_on, invoice_date)
-        except DomainError as exc:
-            raise ApplicationError(str(exc), type="InvalidPayout", non_retryable=True) from exc
-        self._payout_date = self._schedule.payout_date
+    @property
+    def _payout_date(self) -> date | None:
+        return self._terms.payout_date or self._paid_after_client
 
     async def _until_payout_date(self) -> None:
         assert self._payout_date is not None
@@ -247,11 +234,11 @@ class PayoutWorkflow:
                 at=at,
                 mission_id=inp.mission_id,
                 month=inp.month,
-                offer=inp.offer,
+                offer=self._terms.offer,
                 status=status,
-                amount=self._amount,
-                fee=self._fee,
-                net_amount=self._net,
+                amount=self._terms.amount,
+                fee=self._terms.fee,
+                net_amount=self._terms.net_amount,
                 due_on=self._payout_date,
                 reason=self._reason,
                 provider_email=inp.provider.email,
@@ -266,16 +253,16 @@ class PayoutWorkflow:
         return result
 
     def _context(self) -> dict[str, str]:
-        inp = self._inp
+        inp, terms = self._inp, self._terms
         return {
             "mission_id": inp.mission_id,
             "month": inp.month,
             "provider_name": inp.provider.name,
-            "offer": offer_rule(inp.offer).label,
+            "offer": offer_rule(terms.offer).label,
             "invoice_number": self._invoice_number or "",
-            "amount": str(self._amount),
-            "fee": str(self._fee),
-            "net_amount": str(self._net),
+            "amount": str(terms.amount),
+            "fee": str(terms.fee),
+            "net_amount": str(terms.net_amount),
             "payout_date": self._payout_date.isoformat() if self._payout_date else "",
             "reason": self._reason or "",
         }
@@ -329,7 +316,7 @@ class PayoutWorkflow:
             )
         if self._status in (PayoutStatus.CANCELLED, PayoutStatus.FLAGGED):
             raise _rejection(f"invoice {event.invoice_number} is cancelled")
-        invoiced_on = self._invoice_date or self._inp.validated_on
+        invoiced_on = self._terms.invoice_date or self._terms.validated_on
         paid_on = min(event.paid_on, paris_date(occurred(event)))
         if paid_on < invoiced_on:
             raise _rejection(
@@ -339,50 +326,48 @@ class PayoutWorkflow:
 
     @workflow.update(name=INVOICE_IMPORTED)
     async def invoice_imported(self, event: InvoiceImported) -> PayoutState:
-        # The invoice exists from its import on: that date is the invoice date.
-        invoice_date = max(paris_date(occurred(event)), self._inp.validated_on)
-        if workflow.patched("invoice-import-check"):
-            async with self._lock:
-                if self._imported or self._done:
-                    raise _rejection(
-                        f"the invoice of mission {self._inp.mission_id} ({self._inp.month}) "
-                        f"was already imported ({self._invoice_number}) or cancelled"
-                    )
-                try:
-                    result: InvoiceImportResult = await workflow.execute_activity(
-                        RECORD_INVOICE_IMPORT,
-                        InvoiceImport(
-                            mission_id=self._inp.mission_id,
-                            month=self._inp.month,
-                            number=event.number,
-                            imported_on=invoice_date,
-                            amount_excl_vat=event.amount_excl_vat,
-                            vat_amount=event.vat_amount,
-                            file_ref=event.file_ref,
-                            expected_excl_vat=to_money(self._service + self._inp.expenses_excl_vat),
-                            expected_vat=self._inp.vat_amount,
-                            at=workflow.now(),
-                            provider_email=self._inp.provider.email,
-                            context=self._context(),
-                        ),
-                        result_type=InvoiceImportResult,
-                        start_to_close_timeout=DB_TIMEOUT,
-                        retry_policy=DB_RETRY,
-                    )
-                except ActivityError as exc:
-                    raise _rejection(root_message(exc)) from exc
-                if not result.accepted:
-                    self._blocked_reason = result.reason
-                    self._blocked_import = event
-                    self._blocked_expected = (result.expected_excl_vat, result.expected_vat)
-            if not result.accepted:  # the payout keeps waiting for a matching invoice
-                await deliver_outbox(result.outbox_keys)
+        async with self._lock:
+            if self._imported or self._done:
+                raise _rejection(
+                    f"the invoice of mission {self._inp.mission_id} ({self._inp.month}) "
+                    f"was already imported ({self._invoice_number}) or cancelled"
+                )
+            try:
+                result: InvoiceImportResult = await workflow.execute_activity(
+                    RECORD_INVOICE_IMPORT,
+                    InvoiceImport(
+                        mission_id=self._inp.mission_id,
+                        month=self._inp.month,
+                        number=event.number,
+                        imported_on=paris_date(occurred(event)),
+                        amount_excl_vat=event.amount_excl_vat,
+                        vat_amount=event.vat_amount,
+                        file_ref=event.file_ref,
+                        terms=self._terms,
+                        at=workflow.now(),
+                        provider_email=self._inp.provider.email,
+                        context=self._context(),
+                    ),
+                    result_type=InvoiceImportResult,
+                    start_to_close_timeout=DB_TIMEOUT,
+                    retry_policy=DB_RETRY,
+                )
+            except ActivityError as exc:
+                raise _rejection(root_message(exc)) from exc
+            if result.accepted:
+                # The invoice exists from its import on: the terms are dated from it.
+                assert result.terms is not None, "an accepted import dates the terms"
+                self._terms = result.terms
+                self._invoice_number = event.number
+                self._blocked_reason = None
+                self._blocked_import = None
+                self._imported = True
                 return self._state()
-        self._invoice_number = event.number
-        self._invoice_date = invoice_date
-        self._blocked_reason = None
-        self._blocked_import = None
-        self._imported = True
+            self._blocked_reason = result.reason
+            self._blocked_import = event
+            self._blocked_expected = (result.expected_excl_vat, result.expected_vat)
+        # The payout keeps waiting for a matching invoice.
+        await deliver_outbox(result.outbox_keys)
         return self._state()
 
     @invoice_imported.validator
@@ -442,24 +427,18 @@ class PayoutWorkflow:
         return self._state()
 
     def _state(self) -> PayoutState:
-        inp = self._inp
-        facts = PayoutFacts(validated_on=inp.validated_on, invoice_date=self._invoice_date)
-        schedule = self._schedule
-        if schedule is not None:
-            facts.invoice_date = schedule.invoice_date
-            facts.raw_date = schedule.raw_date
-            facts.shift = schedule.shift.value
-            facts.skipped_holidays = [
-                f"{day.day.isoformat()} ({day.holiday})" for day in schedule.skipped_holidays
-            ]
-            facts.legal_limit = schedule.legal_limit
-            facts.capped_by_legal_limit = schedule.capped_by_legal_limit
-            facts.explanation = explain_payout(schedule)
-            if schedule.payout_date is None and self._payout_date is not None:
+        inp, terms = self._inp, self._terms
+        facts = PayoutFacts(
+            validated_on=terms.validated_on,
+            invoice_date=terms.invoice_date,
+            **(terms.schedule.model_dump() if terms.schedule is not None else {}),
+        )
+        if terms.schedule is not None:
+            if self._paid_after_client is not None:
                 assert self._client_payment is not None
                 facts.explanation += (
                     f" Client payé le {long_date_fr(self._client_payment.paid_on)} : paiement "
-                    f"le {long_date_fr(self._payout_date)}."
+                    f"le {long_date_fr(self._paid_after_client)}."
                 )
         elif not self._imported:
             facts.explanation = (
@@ -475,14 +454,14 @@ class PayoutWorkflow:
         return PayoutState(
             mission_id=inp.mission_id,
             month=inp.month,
-            offer=inp.offer,
+            offer=terms.offer,
             status=self._status,
             invoice_number=self._invoice_number,
             payout_date=self._payout_date,
-            service_amount=self._service,
-            amount=self._amount,
-            fee=self._fee,
-            net_amount=self._net,
+            service_amount=terms.service_amount,
+            amount=terms.amount,
+            fee=terms.fee,
+            net_amount=terms.net_amount,
             paid_at=self._paid_at,
             reason=self._reason,
             invoice_blocked_reason=self._blocked_reason,

@@ -27,7 +27,6 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.cra import CLIENT_PAYMENT_TERM
 from activities.mailer import Mailer
 from activities.registry import Activities
 from db.engine import create_engine
@@ -35,7 +34,7 @@ from db.models import Bpf, Cra, CraLine, EmailOutbox, Invoice, MissionEvent, Pay
 from domain.calendar import is_business_day
 from domain.clock import paris_date, paris_instant
 from domain.cra import month_bounds
-from domain.payouts import Shift, compute_payout
+from domain.payouts import CLIENT_PAYMENT_TERM, Shift, compute_payout
 from domain.penalties import late_payment_penalty
 from schemas.cra import RECORD_CRA_VALIDATION, CraValidation, CraValidationResult
 from schemas.enums import CraStatus, InvoiceStatus, PaymentOffer, PayoutStatus

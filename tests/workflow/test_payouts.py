@@ -44,7 +44,8 @@ from db.models import (
 from domain.calendar import next_business_day_on_or_after
 from domain.clock import paris_date, paris_instant
 from domain.fees import offer_fee, service_amount
-from domain.payouts import compute_payout
+from domain.invoices import Expense, compute_invoice_amounts
+from domain.payouts import compute_payout, payout_terms
 from domain.penalties import late_payment_penalty
 from schemas.activities import TransitionResult
 from schemas.enums import (
@@ -219,18 +220,25 @@ class Harness:
             due_on=validated_on + timedelta(days=due_in_days),
             incl_vat=INCL_VAT,
         )
+        # The terms as the CRA validation computes them (activities/cra.py).
+        amounts = compute_invoice_amounts(
+            tjm=TJM, days=DAYS, expenses=[Expense(amount_excl_vat=EXPENSES, vat_rate=Decimal(20))]
+        )
+        assert (amounts.vat, amounts.total_incl_vat) == (VAT, INCL_VAT)
+        terms = payout_terms(
+            offer,
+            validated_on,
+            None if manual_import else invoice_date or validated_on,
+            amounts,
+            tjm=TJM,
+            days=DAYS,
+        )
         inp = PayoutInput(
             mission_id=mission_id,
             month=MONTH,
-            offer=offer,
             provider=provider,
             invoice_number=number,
-            invoice_date=invoice_date,
-            validated_on=validated_on,
-            tjm=TJM,
-            days=DAYS,
-            expenses_excl_vat=EXPENSES,
-            vat_amount=VAT,
+            terms=terms,
         )
         handle = await self.env.client.start_workflow(
             PAYOUT_WORKFLOW,
@@ -389,11 +397,11 @@ async def test_fixed_date_and_immediate_payouts_match_domain(
     assert "already received" in str(refused.value.cause)
 
     for (handle, inp), invoiced in started:
-        expected = compute_payout(inp.offer, inp.validated_on, invoiced)
+        expected = compute_payout(inp.terms.offer, inp.terms.validated_on, invoiced)
         assert expected.payout_date is not None
         await h.reach_payment(expected.payout_date)
         result = await h.until(handle, lambda s: s.status is PayoutStatus.PAID)
-        fee = offer_fee(inp.offer, TJM, DAYS)
+        fee = offer_fee(inp.terms.offer, TJM, DAYS)
         assert result.status is PayoutStatus.PAID
         assert result.payout_date == expected.payout_date
         assert (result.amount, result.fee, result.net_amount) == (_gross(), fee, _gross() - fee)
@@ -413,7 +421,7 @@ async def test_fixed_date_and_immediate_payouts_match_domain(
         assert row.invoice_id is not None
         mails = await h.mails(_about(inp.mission_id, "Paiement effectué"), 1)
         assert len(mails) == 1 and mails[0].rcpt_tos == (inp.provider.email,)
-    assert started[1][0][1].offer is PaymentOffer.BASIC
+    assert started[1][0][1].terms.offer is PaymentOffer.BASIC
     assert (await h.state(started[1][0][0])).facts.capped_by_legal_limit
     assert (await h.state(started[4][0][0])).payout_date == date(2026, 7, 16)
     await record_history(basic, "payout_basic")
@@ -618,7 +626,7 @@ def _import(inp: PayoutInput, number: str, excl_vat: str, vat: str) -> InvoiceIm
         mission_id=inp.mission_id,
         month=MONTH,
         number=number,
-        issued_on=inp.validated_on,
+        issued_on=inp.terms.validated_on,
         amount_excl_vat=Decimal(excl_vat),
         vat_amount=Decimal(vat),
         file_ref=f"s3://invoices/{number}.pdf",
@@ -728,7 +736,7 @@ async def test_importing_again_after_a_blocked_import(
     state = await h.until(handle, lambda s: s.payout_date is not None)
     assert (
         state.payout_date
-        == compute_payout(PaymentOffer.BASIC, inp.validated_on, imported_on).payout_date
+        == compute_payout(PaymentOffer.BASIC, inp.terms.validated_on, imported_on).payout_date
     )
     invoice = await h.invoice_row(inp.mission_id)
     assert invoice.status == InvoiceStatus.IN_PAYMENT and invoice.issued_on == imported_on
