@@ -1,6 +1,7 @@
 """Payout dates per offer, with the facts that explain them."""
 
 from datetime import date, timedelta
+from decimal import Decimal
 
 import pytest
 from hypothesis import given
@@ -8,8 +9,21 @@ from hypothesis import strategies as st
 
 from domain.calendar import is_business_day
 from domain.errors import DomainError
-from domain.payouts import LEGAL_MAX_PAYMENT_DAYS, Shift, compute_payout, explain_payout
+from domain.fees import offer_fee
+from domain.invoices import Expense, compute_invoice_amounts
+from domain.payouts import (
+    CLIENT_PAYMENT_TERM,
+    LEGAL_MAX_PAYMENT_DAYS,
+    Shift,
+    back_to_back_payout_date,
+    client_due_date,
+    compute_payout,
+    explain_payout,
+    imported_invoice_terms,
+    payout_terms,
+)
 from schemas.enums import PaymentOffer as O
+from schemas.enums import PayoutStatus
 
 dates = st.dates(min_value=date(2000, 1, 1), max_value=date(2099, 10, 31))
 
@@ -162,4 +176,154 @@ def test_immediate_is_the_first_business_day_after_validation_and_import(validat
     assert payout >= imported
     assert all(
         not is_business_day(imported + timedelta(days=i)) for i in range((payout - imported).days)
+    )
+
+
+# --- payout_terms: the one computation the validation stores, e-mails and carries ---------
+
+TJM = Decimal("650.00")
+DAYS = Decimal("18.5")
+# 18.5 days at 650.00 (12,025.00), a 120.00 train ticket at 20 % VAT and 300.00 of on-call
+# time: 12,445.00 excl. VAT, 2,489.00 VAT, 14,934.00 incl. VAT.
+AMOUNTS = compute_invoice_amounts(
+    tjm=TJM,
+    days=DAYS,
+    overtime=[Decimal("300.00")],
+    expenses=[Expense(amount_excl_vat=Decimal("120.00"), vat_rate=Decimal("20"))],
+)
+
+
+def _terms(offer, validated, invoice_date="validation"):
+    invoice = validated if invoice_date == "validation" else invoice_date
+    return payout_terms(offer, validated, invoice, AMOUNTS, tjm=TJM, days=DAYS)
+
+
+@pytest.mark.parametrize(
+    ("offer", "validated", "status", "payout", "fee"),
+    [
+        # Tuesday 2 March 2027: day 60 is Saturday 1 May (a holiday), Monday 3 May would
+        # pass the legal maximum: Friday 30 April.
+        (O.BASIC, date(2027, 3, 2), PayoutStatus.SCHEDULED, date(2027, 4, 30), "0.00"),
+        # Thursday 8 January 2026: day 30 is Saturday 7 February, paid Monday 9 February.
+        (O.EXPRESS, date(2026, 1, 8), PayoutStatus.SCHEDULED, date(2026, 2, 9), "300.63"),
+        # Friday 10 July 2026: the 14 July holiday pushes it to Thursday 16.
+        (O.FLASH, date(2026, 7, 10), PayoutStatus.SCHEDULED, date(2026, 7, 16), "601.25"),
+        # Saturday 11 July 2026: the first business day on or after, Monday 13.
+        (O.IMMEDIATE, date(2026, 7, 11), PayoutStatus.SCHEDULED, date(2026, 7, 13), "370.00"),
+        (O.BACK_TO_BACK, date(2026, 7, 11), PayoutStatus.WAITING_CLIENT_PAYMENT, None, "0.00"),
+    ],
+)
+def test_payout_terms_of_every_offer(offer, validated, status, payout, fee):
+    terms = _terms(offer, validated)
+    assert (terms.offer, terms.status, terms.payout_date) == (offer, status, payout)
+    assert (terms.validated_on, terms.invoice_date) == (validated, validated)
+    assert terms.client_due_on == validated + timedelta(days=30)
+    # The fee is on the days of service only, never on expenses or on-call time.
+    assert terms.fee == Decimal(fee) == offer_fee(offer, TJM, DAYS)
+    assert terms.service_amount == Decimal("12025.00")
+    assert (terms.amount_excl_vat, terms.vat_amount) == (Decimal("12445.00"), Decimal("2489.00"))
+    assert terms.amount == Decimal("14934.00") == AMOUNTS.total_incl_vat
+    assert terms.net_amount == terms.amount - terms.fee
+    schedule = compute_payout(offer, validated)
+    assert terms.schedule is not None
+    assert terms.schedule.explanation == explain_payout(schedule)
+    assert terms.schedule.raw_date == schedule.raw_date
+    assert terms.schedule.shift == schedule.shift.value
+    assert terms.schedule.capped_by_legal_limit == schedule.capped_by_legal_limit
+
+
+def test_payout_terms_say_why_the_date_moved():
+    flash = _terms(O.FLASH, date(2026, 7, 10)).schedule
+    assert flash is not None and flash.skipped_holidays == ["2026-07-14 (Fête nationale)"]
+    basic = _terms(O.BASIC, date(2027, 3, 2)).schedule
+    assert basic is not None
+    assert basic.capped_by_legal_limit and basic.shift == "previous_business_day"
+    assert basic.legal_limit == date(2027, 5, 1)
+
+
+def test_payout_terms_count_the_legal_cap_from_a_later_invoice_date():
+    # The issuer's latest invoice is dated two days after the validation: the cap moves too.
+    terms = _terms(O.BASIC, date(2027, 3, 2), invoice_date=date(2027, 3, 4))
+    assert terms.payout_date == date(2027, 5, 3)
+    assert terms.client_due_on == date(2027, 4, 3)
+
+
+def test_payout_terms_refuse_an_invoice_that_leaves_no_business_day():
+    with pytest.raises(DomainError, match="too early"):
+        _terms(O.BASIC, date(2026, 1, 6), invoice_date=date(2025, 10, 1))
+
+
+def test_payout_terms_with_expenses_only_beside_no_service():
+    amounts = compute_invoice_amounts(
+        tjm=TJM,
+        days=Decimal("0"),
+        expenses=[Expense(amount_excl_vat=Decimal("50.00"), vat_rate=Decimal("5.5"))],
+    )
+    terms = payout_terms(
+        O.FLASH, date(2026, 6, 1), date(2026, 6, 1), amounts, tjm=TJM, days=Decimal("0")
+    )
+    assert (terms.amount, terms.fee, terms.net_amount) == (
+        Decimal("52.75"),
+        Decimal("0.00"),
+        Decimal("52.75"),
+    )
+
+
+@pytest.mark.parametrize("offer", list(O))
+def test_a_manual_import_leaves_the_terms_undated_until_the_import(offer):
+    terms = _terms(offer, date(2026, 7, 10), invoice_date=None)
+    assert terms.status is PayoutStatus.WAITING_INVOICE_IMPORT
+    assert (terms.invoice_date, terms.client_due_on, terms.payout_date, terms.schedule) == (
+        None,
+        None,
+        None,
+        None,
+    )
+    assert (terms.amount, terms.fee) == (AMOUNTS.total_incl_vat, offer_fee(offer, TJM, DAYS))
+    # Imported on the 14 July holiday: the invoice is dated of its import.
+    imported = imported_invoice_terms(terms, date(2026, 7, 14))
+    assert imported == _terms(offer, date(2026, 7, 10), invoice_date=date(2026, 7, 14))
+    assert imported.client_due_on == date(2026, 8, 13)
+    if offer is O.IMMEDIATE:
+        assert imported.payout_date == date(2026, 7, 15)
+
+
+def test_an_imported_invoice_is_never_dated_before_the_validation():
+    terms = _terms(O.EXPRESS, date(2026, 7, 10), invoice_date=None)
+    imported = imported_invoice_terms(terms, date(2026, 7, 8))
+    assert imported.invoice_date == date(2026, 7, 10)
+    assert imported == _terms(O.EXPRESS, date(2026, 7, 10))
+
+
+def test_the_client_payment_term():
+    assert CLIENT_PAYMENT_TERM.days == 30
+    assert client_due_date(date(2026, 1, 31)) == date(2026, 3, 2)
+    assert client_due_date(date(2026, 1, 31), timedelta(days=45)) == date(2026, 3, 17)
+    terms = payout_terms(
+        O.BASIC,
+        date(2026, 1, 31),
+        date(2026, 1, 31),
+        AMOUNTS,
+        tjm=TJM,
+        days=DAYS,
+        client_payment_term=timedelta(days=45),
+    )
+    assert terms.client_due_on == date(2026, 3, 17)
+
+
+def test_back_to_back_pays_the_first_business_day_on_or_after_the_client_payment():
+    assert back_to_back_payout_date(date(2026, 7, 10)) == date(2026, 7, 10)  # Friday
+    assert back_to_back_payout_date(date(2026, 7, 11)) == date(2026, 7, 13)  # Saturday
+    assert back_to_back_payout_date(date(2026, 7, 14)) == date(2026, 7, 15)  # Fête nationale
+
+
+@given(st.sampled_from(list(O)), dates, st.integers(min_value=0, max_value=10))
+def test_payout_terms_are_the_date_and_fee_rules(offer, validated, later):
+    """The terms add no rule: the date is compute_payout's, the fee offer_fee's."""
+    invoice = validated + timedelta(days=later)
+    terms = _terms(offer, validated, invoice_date=invoice)
+    assert terms.payout_date == compute_payout(offer, validated, invoice).payout_date
+    assert terms.fee == offer_fee(offer, TJM, DAYS)
+    assert terms.status is (
+        PayoutStatus.WAITING_CLIENT_PAYMENT if offer is O.BACK_TO_BACK else PayoutStatus.SCHEDULED
     )
