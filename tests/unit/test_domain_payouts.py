@@ -2,6 +2,7 @@
 
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Literal
 
 import pytest
 from hypothesis import given
@@ -24,6 +25,7 @@ from domain.payouts import (
 )
 from schemas.enums import PaymentOffer as O
 from schemas.enums import PayoutStatus
+from schemas.payouts import PayoutTerms
 
 dates = st.dates(min_value=date(2000, 1, 1), max_value=date(2099, 10, 31))
 
@@ -193,7 +195,9 @@ AMOUNTS = compute_invoice_amounts(
 )
 
 
-def _terms(offer, validated, invoice_date="validation"):
+def _terms(
+    offer: O, validated: date, invoice_date: date | Literal["validation"] | None = "validation"
+) -> PayoutTerms:
     invoice = validated if invoice_date == "validation" else invoice_date
     return payout_terms(offer, validated, invoice, AMOUNTS, tjm=TJM, days=DAYS)
 
