@@ -64,3 +64,17 @@ def test_dockerfile_copies_every_package_of_the_project() -> None:
     }
     missing = {f"{m}.py" for m in tool["py-modules"]} | top_level
     assert missing <= copied, f"Dockerfile does not copy {missing - copied}"
+
+
+def test_pyproject_lists_every_package_the_image_installs() -> None:
+    """`pip install .` (the Dockerfile) installs only the packages pyproject names: a new
+    subpackage (say `starter/gateway/`) left out would be missing from the image."""
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(tool["packages"])
+    top_level = {name.split(".")[0] for name in listed}
+    on_disk = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for name in top_level
+        for init in (ROOT / name).rglob("__init__.py")
+    }
+    assert on_disk == listed, f"pyproject.toml packages differ: {on_disk ^ listed}"
