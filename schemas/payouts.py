@@ -209,7 +209,9 @@ class InvoiceImport(BaseModel):
     mission_id: str
     month: str
     number: str
-    imported_on: date = Field(description="the import date: the invoice's issue date")
+    imported_on: date = Field(
+        description="the import's day (Paris): the invoice's date, never before the validation"
+    )
     amount_excl_vat: Decimal
     vat_amount: Decimal
     file_ref: str

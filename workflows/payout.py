@@ -1,8 +1,8 @@
 """The payout workflow `payout-<mission_id>-<YYYY-MM>`: one per validated CRA, until paid.
 
 Each payout lives in its own workflow so that a mission can continue-as-new while payouts are
-pending. The caller (the monthly CRA cycle) starts it as a child with
-`ParentClosePolicy.ABANDON`: a payout outlives the run that started it.
+pending. The monthly CRA cycle starts it through the idempotent `start_payout` activity
+(activities/starts.py): a payout outlives the cycle that started it.
 
 - The terms (gross amount = the invoice's total incl. VAT, fee = the offer's fee on the days of
   service, net, date, initial status) come in `PayoutInput.terms`, computed once by
