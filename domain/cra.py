@@ -6,6 +6,10 @@ calendar days of that month that belong to the mission (weekends included, since
 missions work them). Days go in half-day steps. A validated CRA is immutable: a mistake is
 fixed by a correction line, possibly negative, on a later month's CRA, and that line must
 point at an earlier month whose CRA was validated.
+
+The CRA is due by the last business day of the mission's part of the month; when it is not
+submitted by then, the provider is reminded at 09:00 Paris the next business day, then every
+7 days until the first submission.
 """
 
 from __future__ import annotations
@@ -13,14 +17,21 @@ from __future__ import annotations
 import calendar
 import re
 from collections.abc import Collection
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
+from domain.calendar import next_business_day_on_or_after, previous_business_day_on_or_before
+from domain.clock import paris_instant
 from domain.errors import InvalidCra
 from domain.money import is_half_day_multiple
 from schemas.events import CraSubmitted
 
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+REMINDER_AT = time(9, 0)
+"""CRA reminders go at 09:00, Europe/Paris."""
+REMINDER_EVERY = timedelta(days=7)
+"""After the first reminder (the business day after the due day), one more every week."""
 
 
 def parse_month(month: str) -> tuple[int, int]:
@@ -107,3 +118,25 @@ def check_cra(cra: CraSubmitted, start: date, end: date, validated_months: Colle
     check_days(cra.days, cra.month, start, end)
     for line in cra.corrections:
         check_correction(cra.month, line.corrects_month, validated_months)
+
+
+def due_day(month: str, mission_start: date, mission_end: date) -> date:
+    """The last business day of the mission's part of `month`: the CRA is due by then (the
+    part's last day when it has no business day)."""
+    first, last = month_bounds(month)
+    last = min(last, mission_end)
+    first = max(first, mission_start)
+    day = previous_business_day_on_or_before(last)
+    return day if day >= first else last
+
+
+def first_reminder_day(month: str, mission_start: date, mission_end: date) -> date:
+    """The first reminder: the business day after the due day."""
+    due = due_day(month, mission_start, mission_end)
+    return next_business_day_on_or_after(due + timedelta(days=1))
+
+
+def reminder_at(month: str, mission_start: date, mission_end: date, sent: int) -> datetime:
+    """When the reminder after `sent` earlier ones goes out (09:00 Paris, then weekly)."""
+    first = paris_instant(first_reminder_day(month, mission_start, mission_end), REMINDER_AT)
+    return first + REMINDER_EVERY * sent

@@ -120,6 +120,9 @@ class MissionState(BaseModel):
     end_date: date
     qualification_meeting_at: datetime | None = None
     qualification_meeting_held: bool = False
+    qualification_meeting_reminded_for: datetime | None = Field(
+        default=None, description="the meeting whose reminder was sent"
+    )
     cancel_reason: str | None = None
     rfp_closed: bool = False
     legal: LegalVerification = Field(default_factory=LegalVerification)

@@ -12,8 +12,7 @@ the start of billing. A child of the mission workflow, one per month of a missio
 - Reminder: when the CRA is not submitted by the last business day of the mission's part of
   the month, the provider is emailed at 09:00 Paris on the next business day, then every 7
   days until the first submission (durable timers; a rejected CRA is announced by its own
-  email instead). Cycles begun before the `REMINDER_AFTER_DUE_DAY` patch remind on the last
-  business day itself, as they did when they started.
+  email instead). The due and reminder days are rules of `domain/cra.py`.
 - The mission tells the cycle when its end date moves (renewal, early termination): the
   month's pro rata, the most days a CRA may declare and the reminder move with it.
 - Validation: one activity, one transaction (validated CRA + lines, BPF, invoice or its
@@ -28,16 +27,12 @@ activities, 2 email deliveries, 1 child start.
 
 from __future__ import annotations
 
-import asyncio
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 
 from temporalio import workflow
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.workflow import ParentClosePolicy
 
-from domain.calendar import next_business_day_on_or_after, previous_business_day_on_or_before
-from domain.clock import paris_date, paris_instant, paris_text
-from domain.cra import check_cra, mission_days_in_month, month_bounds
+from domain.clock import paris_date, paris_text
+from domain.cra import check_cra, due_day, mission_days_in_month, month_bounds, reminder_at
 from schemas import search_attributes as sa
 from schemas.activities import START_PAYOUT, TransitionResult
 from schemas.cra import (
@@ -67,46 +62,13 @@ from schemas.cra import (
 from schemas.enums import CraStatus
 from schemas.events import CraRejected, CraSubmitted, CraValidated
 from schemas.ids import mission_workflow_id, payout_workflow_id
-from schemas.payouts import PAYOUT_WORKFLOW, PayoutInput, PayoutProvider
-from workflows.effects import DB_RETRY, DB_TIMEOUT, deliver_outbox
+from schemas.payouts import PayoutInput, PayoutProvider
+from workflows.options import db_activity
 from workflows.timers import Deadline
+from workflows.transitions import TransitionQueue
 from workflows.validation import check, occurred, refuse
 
-REMINDER_AT = time(9, 0)
-"""Reminders go at 09:00, Europe/Paris. Changing it (or the two constants below) changes the
-timers of running cycles: guard the change with `workflow.patched()`."""
-REMINDER_EVERY = timedelta(days=7)
-"""After the first reminder (the month's last business day), one more every week."""
-
 _OPEN = (CraStatus.DRAFT, CraStatus.REJECTED)
-
-REMINDER_AFTER_DUE_DAY = "cra-reminder-after-due-day"
-"""Patch: the first reminder goes out the business day after the CRA was due (it was "not
-submitted by its last business day"), no longer on that day itself."""
-PAYOUT_BY_ACTIVITY = "payout-started-by-activity"
-"""Patch: the payout is started by an activity, no longer as a child (activities/starts.py)."""
-REPORTS_TO_MISSION = "cra-reports-to-mission"
-"""Patch: a closing cycle signals the mission's current run (older cycles only returned)."""
-
-
-def due_day(month: str, mission_start: date, mission_end: date) -> date:
-    """The last business day of the mission's part of `month`: the CRA is due by then."""
-    first, last = month_bounds(month)
-    last = min(last, mission_end)
-    first = max(first, mission_start)
-    day = previous_business_day_on_or_before(last)
-    return day if day >= first else last
-
-
-def first_reminder_day(
-    month: str, mission_start: date, mission_end: date, *, after_due_day: bool = True
-) -> date:
-    """The first reminder: the business day after the due day (the rule since the
-    `REMINDER_AFTER_DUE_DAY` patch), or the due day itself (cycles begun before it)."""
-    due = due_day(month, mission_start, mission_end)
-    if not after_due_day:
-        return due
-    return next_business_day_on_or_after(due + timedelta(days=1))
 
 
 @workflow.defn(name=CRA_WORKFLOW)
@@ -121,27 +83,13 @@ class CraWorkflow:
             month=inp.month,
             max_days=mission_days_in_month(inp.month, inp.mission_start, inp.mission_end),
         )
-        self._reminder_after_due_day = True  # decided in `run`, where `patched` may be asked
-        self._effects: list[CraTransition | CraValidation] = []
-        self._deliveries: list[asyncio.Future[None]] = []
+        self._effects = TransitionQueue[CraTransition | CraValidation](self._write)
         self._billing: CraValidationResult | None = None
 
     # ------------------------------------------------------------------ main loop
 
-    @property
-    def _first_reminder(self) -> datetime:
-        inp = self._inp
-        day = first_reminder_day(
-            inp.month,
-            inp.mission_start,
-            inp.mission_end,
-            after_due_day=self._reminder_after_due_day,
-        )
-        return paris_instant(day, REMINDER_AT)
-
     @workflow.run
     async def run(self, inp: CraInput) -> CraResult:
-        self._reminder_after_due_day = workflow.patched(REMINDER_AFTER_DUE_DAY)
         workflow.upsert_search_attributes(
             [
                 sa.MISSION_ID.value_set(inp.mission_id),
@@ -151,7 +99,7 @@ class CraWorkflow:
             ]
         )
         while True:
-            await self._drain()
+            await self._effects.drain()
             if self._billing is not None:
                 break
             self._maybe_remind(workflow.now())
@@ -162,10 +110,9 @@ class CraWorkflow:
         if inp.start_payout:
             payout_id = await self._start_payout(self._billing)
         await workflow.wait_condition(workflow.all_handlers_finished)
-        await self._drain()
-        await self._deliveries_done()
-        if workflow.patched(REPORTS_TO_MISSION):
-            await self._report_to_mission()
+        await self._effects.drain()
+        await self._effects.delivered()
+        await self._report_to_mission()
         billing = self._billing
         return CraResult(
             mission_id=inp.mission_id,
@@ -186,47 +133,21 @@ class CraWorkflow:
         # When the deadline passes first, `_maybe_remind` acts on it.
         await self._deadline.wait(deadline, lambda: bool(self._effects))
 
-    async def _drain(self) -> None:
-        """Write the queued transitions in order: one activity each, then their emails."""
-        while self._effects:
-            effect = self._effects.pop(0)
-            if isinstance(effect, CraValidation):
-                billing = await workflow.execute_activity(
-                    RECORD_CRA_VALIDATION,
-                    effect,
-                    result_type=CraValidationResult,
-                    start_to_close_timeout=DB_TIMEOUT,
-                    retry_policy=DB_RETRY,
-                )
-                self._billing = billing
-                self._state.bpf_number = billing.bpf_number
-                self._state.invoice_number = billing.invoice_number
-                self._state.payout_status = billing.payout_status
-                self._state.payout_date = billing.payout_date
-                self._deliver(billing.outbox_keys)
-                continue
-            result = await workflow.execute_activity(
-                RECORD_CRA_TRANSITION,
-                effect,
-                result_type=TransitionResult,
-                start_to_close_timeout=DB_TIMEOUT,
-                retry_policy=DB_RETRY,
-            )
-            self._deliver(result.outbox_keys)
-
-    def _deliver(self, keys: list[str]) -> None:
-        """Send emails in the background: an SMTP outage never holds the next transitions;
-        the run waits for every delivery before it ends."""
-        if keys:
-            self._deliveries.append(asyncio.ensure_future(deliver_outbox(keys)))
-
-    async def _deliveries_done(self) -> None:
-        while self._deliveries:
-            await self._deliveries.pop(0)
+    async def _write(self, effect: CraTransition | CraValidation) -> list[str]:
+        """Write one queued transition; the validation also bills the month."""
+        if isinstance(effect, CraValidation):
+            billing = await db_activity(RECORD_CRA_VALIDATION, effect, CraValidationResult)
+            self._billing = billing
+            self._state.bpf_number = billing.bpf_number
+            self._state.invoice_number = billing.invoice_number
+            self._state.payout_status = billing.payout_status
+            self._state.payout_date = billing.payout_date
+            return billing.outbox_keys
+        result = await db_activity(RECORD_CRA_TRANSITION, effect, TransitionResult)
+        return result.outbox_keys
 
     async def _start_payout(self, billing: CraValidationResult) -> str:
-        """The payout outlives this cycle: started by an activity (activities/starts.py);
-        cycles begun before `PAYOUT_BY_ACTIVITY` start it as an ABANDON child."""
+        """The payout outlives this cycle: started by an activity (activities/starts.py)."""
         inp = self._inp
         workflow_id = payout_workflow_id(inp.mission_id, inp.month)
         payout_input = PayoutInput(
@@ -238,25 +159,7 @@ class CraWorkflow:
             invoice_number=billing.invoice_number,
             terms=billing.terms,  # computed once by the validation: the payout pays them
         )
-        if workflow.patched(PAYOUT_BY_ACTIVITY):
-            await workflow.execute_activity(
-                START_PAYOUT,
-                payout_input,
-                start_to_close_timeout=DB_TIMEOUT,
-                retry_policy=DB_RETRY,
-            )
-            self._note("payout.started", workflow_id)
-            return workflow_id
-        try:
-            await workflow.start_child_workflow(
-                PAYOUT_WORKFLOW,
-                payout_input,
-                id=workflow_id,
-                parent_close_policy=ParentClosePolicy.ABANDON,
-            )
-        except WorkflowAlreadyStartedError:
-            # This cycle was reset or re-run by ops after the payout began: one payout only.
-            workflow.logger.warning("payout %s was already started", workflow_id)
+        await db_activity(START_PAYOUT, payout_input)
         self._note("payout.started", workflow_id)
         return workflow_id
 
@@ -275,7 +178,8 @@ class CraWorkflow:
     def _next_reminder(self) -> datetime | None:
         if self._state.status is not CraStatus.DRAFT:
             return None  # a submission stops the reminders for good
-        return self._first_reminder + REMINDER_EVERY * self._state.reminders_sent
+        inp, sent = self._inp, self._state.reminders_sent
+        return reminder_at(inp.month, inp.mission_start, inp.mission_end, sent)
 
     def _maybe_remind(self, now: datetime) -> None:
         due = self._next_reminder()
@@ -341,7 +245,7 @@ class CraWorkflow:
         self._state.next_reminder_at = None
         inp, cra = self._inp, self._cra()
         first, last = month_bounds(inp.month)
-        self._effects.append(
+        self._effects.put(
             CraValidation(
                 key=f"cra.validated:{inp.mission_id}:{inp.month}",
                 at=now,
@@ -481,7 +385,7 @@ class CraWorkflow:
             update = workflow.current_update_info()
             assert update is not None, "a transition outside an update needs a key"
             key = f"cra.{kind}:{inp.mission_id}:{inp.month}:{update.id}"
-        self._effects.append(
+        self._effects.put(
             CraTransition(
                 key=key,
                 kind=kind,

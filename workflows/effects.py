@@ -1,25 +1,17 @@
-"""How workflows reach their side effects: activity timeouts and retries, and email delivery.
+"""How workflows deliver email: the outbox delivery activity, never failing its workflow.
 
-Shared by every workflow so that a change of policy (how long SMTP may be down, how often a
-database write retries) is one edit.
+The activity options (timeouts, retries) are in `workflows/options.py`.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, FailureError
 
 from schemas.activities import DELIVER_OUTBOX, DeliverOutboxInput, DeliverOutboxResult
-
-# A database write is short; transient faults retry (bad input is raised non-retryable).
-DB_TIMEOUT = timedelta(seconds=30)
-DB_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
-# SMTP may be down for a while: keep retrying, backing off to 10 minutes between attempts.
-MAIL_TIMEOUT = timedelta(minutes=2)
-MAIL_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=10))
+from workflows.options import DB_RETRY as DB_RETRY  # re-exported until payout.py imports options
+from workflows.options import DB_TIMEOUT as DB_TIMEOUT
+from workflows.options import MAIL_RETRY, MAIL_TIMEOUT
 
 
 def root_message(exc: BaseException) -> str:

@@ -15,9 +15,10 @@ from schemas.events import Dated
 NOT_APPLICABLE = "NotApplicable"
 
 
-def refuse(message: str) -> ApplicationError:
-    """A refusal of an event that does not apply; nothing is written, not even to history."""
-    return ApplicationError(message, type=NOT_APPLICABLE, non_retryable=True)
+def refuse(message: str, *, type: str = NOT_APPLICABLE) -> ApplicationError:
+    """A refusal of an event that does not apply (or, `type`, names what is not there);
+    nothing is written, not even to history. Every workflow refuses through this."""
+    return ApplicationError(message, type=type, non_retryable=True)
 
 
 def check(rule: Callable[[], Any]) -> None:

@@ -7,14 +7,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from domain.clock import paris_instant
 from domain.cra import (
+    REMINDER_AT,
+    REMINDER_EVERY,
     check_correction,
     check_cra,
     check_days,
+    due_day,
+    first_reminder_day,
     mission_days_in_month,
     mission_months,
     month_bounds,
     month_of,
+    reminder_at,
 )
 from domain.errors import InvalidCra
 from schemas.events import CorrectionLine, CraSubmitted
@@ -116,3 +122,25 @@ def test_days_accepted_exactly_when_half_day_multiple_within_limit(days, start, 
     except InvalidCra:
         accepted = False
     assert accepted == expected
+
+
+def test_a_cra_is_due_on_the_last_business_day_of_the_missions_part_of_the_month() -> None:
+    # January 2027 ends on a Sunday: due Friday the 29th, reminded Monday 1 February.
+    assert due_day("2027-01", date(2026, 12, 1), date(2027, 5, 31)) == date(2027, 1, 29)
+    assert first_reminder_day("2027-01", date(2026, 12, 1), date(2027, 5, 31)) == date(2027, 2, 1)
+    # A mission ending on Wednesday 13 January: due that day, reminded the next.
+    assert due_day("2027-01", date(2026, 12, 1), date(2027, 1, 13)) == date(2027, 1, 13)
+    # December 2026 ends on a Thursday: due the 31st, reminded Monday 4 January (New Year).
+    assert due_day("2026-12", date(2026, 12, 1), date(2027, 5, 31)) == date(2026, 12, 31)
+    assert first_reminder_day("2026-12", date(2026, 12, 1), date(2027, 5, 31)) == date(2027, 1, 4)
+    # A part of the month with no business day (a Saturday-Sunday mission end): its last day.
+    assert due_day("2027-01", date(2027, 1, 2), date(2027, 1, 3)) == date(2027, 1, 3)
+
+
+def test_reminders_go_at_nine_paris_then_every_week() -> None:
+    first = reminder_at("2027-01", date(2026, 12, 1), date(2027, 5, 31), 0)
+    assert first == paris_instant(date(2027, 2, 1), REMINDER_AT)
+    assert (
+        reminder_at("2027-01", date(2026, 12, 1), date(2027, 5, 31), 2)
+        == first + 2 * REMINDER_EVERY
+    )

@@ -40,7 +40,7 @@ from db.models import (
 )
 from domain.calendar import next_business_day_on_or_after, previous_business_day_on_or_before
 from domain.clock import paris_date, paris_instant
-from domain.cra import month_bounds, month_of
+from domain.cra import REMINDER_AT, REMINDER_EVERY, month_bounds, month_of
 from domain.fees import offer_fee
 from domain.payouts import compute_payout
 from schemas import search_attributes as sa
@@ -64,7 +64,6 @@ from starter.devstack.mailsink import MailSink, ReceivedMessage
 from tests.fixtures.gateway import eventually, proposal_submitted
 from tests.fixtures.histories import record_history
 from tests.fixtures.temporal import refused_update, send_update, skip_time
-from workflows.cra import REMINDER_AT, REMINDER_EVERY
 from workflows.registry import WORKFLOWS
 
 HISTORIES = Path(__file__).parent.parent / "histories"
@@ -482,9 +481,8 @@ async def test_validation_retried_after_commit_writes_nothing_twice(
 async def test_reminders_the_business_day_after_the_due_day_then_weekly_until_submitted(
     harness: Harness,
 ) -> None:
-    """The rule since the `cra-reminder-after-due-day` patch: the CRA is due on the month's
-    last business day, the reminder goes out the next business day (cycles begun before the
-    patch replay their last-business-day reminders: tests/histories/cra_reminders_*)."""
+    """The CRA is due on the month's last business day; the reminder goes out the next
+    business day at 09:00 Paris, then weekly until the first submission."""
     inp = await harness.mission()
     handle = await harness.start(inp)
     mid = inp.mission_id

@@ -39,7 +39,7 @@ from domain.penalties import late_payment_penalty
 from schemas.cra import RECORD_CRA_VALIDATION, CraValidation, CraValidationResult
 from schemas.enums import CraStatus, InvoiceStatus, PaymentOffer, PayoutStatus
 from schemas.events import CraValidated
-from schemas.ids import cra_workflow_id, payout_workflow_id
+from schemas.ids import payout_workflow_id
 from settings import Settings
 from starter.devstack.mailsink import MailSink
 from tests.fixtures.gateway import eventually
@@ -320,10 +320,8 @@ async def test_basic_mission_pays_60_days_later_and_the_legal_cap_pulls_one_back
         last = outcomes[-1]
         payout = h.env.client.get_workflow_handle(payout_workflow_id(pid, last.month))
         assert (await h.payout_state(pid, last.month)).status is PayoutStatus.SCHEDULED
-        cycle = h.env.client.get_workflow_handle(cra_workflow_id(pid, pulled.month))
         for name, handle in (
             ("mission_three_months_billed", mission),
-            ("cra_month_billed_payout_by_activity", cycle),
             ("payout_basic_pending_timer", payout),
         ):
             await record_history(handle, name)

@@ -1,8 +1,9 @@
 """Every recorded history under tests/histories/ replays against the current workflow code.
 
-A change that running missions would replay differently (a new activity, a reordered timer)
-fails here: guard it with `workflow.patched()` (see the README, "Changing workflow code").
-Record a new history with `RECORD_HISTORIES=1 pytest tests/workflow`.
+A change that running workflows would replay differently (a new activity, a reordered
+timer) fails here. Before v1.0.0, re-record the histories it changes
+(`RECORD_HISTORIES=<names>`); from v1.0.0 on, guard it with `workflow.patched()` and keep the
+old histories (docs/design.md, "Changing workflow code").
 """
 
 from __future__ import annotations

@@ -1,0 +1,46 @@
+"""The transition queue every main loop shares.
+
+Handlers change the in-memory state and `put` a transition; the main loop `drain`s the queue:
+each transition written in order by one idempotent activity, its emails then delivered in the
+background, so an update answers at once and an SMTP outage never holds the next transition.
+A run waits for every delivery (`delivered`) before it ends or continues as new.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+from workflows.effects import deliver_outbox
+
+T = TypeVar("T")
+
+
+class TransitionQueue(Generic[T]):
+    """Transitions waiting to be written; `write` records one and returns its outbox keys."""
+
+    def __init__(self, write: Callable[[T], Awaitable[list[str]]]) -> None:
+        self._write = write
+        self._pending: list[T] = []
+        self._deliveries: list[asyncio.Future[None]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self._pending)
+
+    def put(self, transition: T) -> None:
+        self._pending.append(transition)
+
+    async def drain(self) -> None:
+        """Write the queued transitions in order (including those queued meanwhile)."""
+        while self._pending:
+            self.deliver(await self._write(self._pending.pop(0)))
+
+    def deliver(self, keys: list[str]) -> None:
+        """Send emails in the background; `delivered` waits for them."""
+        if keys:
+            self._deliveries.append(asyncio.ensure_future(deliver_outbox(keys)))
+
+    async def delivered(self) -> None:
+        while self._deliveries:
+            await self._deliveries.pop(0)
