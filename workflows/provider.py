@@ -33,10 +33,11 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import ActivityError, FailureError
 
 from domain import documents as rules
 from domain.clock import paris_date, paris_instant
+from domain.compliance import REVIEWED, compliance_status
 from domain.errors import DomainError
 from schemas.activities import (
     RECORD_DOCUMENT_EXPIRY,
@@ -61,8 +62,6 @@ from schemas.compliance import (
     ComplianceStatus,
     DocumentState,
     DocumentView,
-    MissingDocument,
-    MissingReason,
     ProviderComplianceInput,
     ProviderComplianceState,
     WatchRequest,
@@ -70,8 +69,10 @@ from schemas.compliance import (
 from schemas.enums import DocumentKind, LegalForm
 from schemas.events import DocumentReviewed, DocumentUploaded
 from schemas.ids import mission_workflow_id, provider_workflow_id
-from workflows.effects import DB_RETRY, DB_TIMEOUT, deliver_outbox, root_message
+from workflows.effects import deliver_outbox, root_message
+from workflows.options import db_activity
 from workflows.timers import Deadline
+from workflows.validation import refuse
 
 CONTINUE_AS_NEW_AFTER_EVENTS = 500
 """History length after which a run continues as new (a few dozen transitions: ~1 year)."""
@@ -87,11 +88,7 @@ EXPIRED: ExpiryStage = "expired"
 
 # Application error types of the update validators and handlers (the gateway answers 409,
 # or 404 for an unknown document).
-NOT_APPLICABLE = "NotApplicable"
 UNKNOWN_DOCUMENT = "UnknownDocument"
-
-_REVIEWED = frozenset({DocumentState.ACCEPTED, DocumentState.EXPIRED})
-"""Statuses of a document a reviewer accepted (an expired document was accepted first)."""
 
 
 @dataclass(frozen=True)
@@ -103,10 +100,6 @@ class _Notice:
     @property
     def key(self) -> str:
         return expiry_email_key(self.document.document_id, self.stage)
-
-
-def _rejection(message: str, *, type: str = NOT_APPLICABLE) -> ApplicationError:
-    return ApplicationError(message, type=type, non_retryable=True)
 
 
 @workflow.defn(name=PROVIDER_WORKFLOW)
@@ -165,7 +158,7 @@ class ProviderComplianceWorkflow:
         now = workflow.now()
         candidates = [notice.due for notice in self._pending_notices()]
         for doc in self._state.documents:
-            if doc.status in _REVIEWED:
+            if doc.status in REVIEWED:
                 candidates.extend(
                     paris_instant(day, time(0)) for day in (doc.issued_on, doc.expires_on)
                 )
@@ -207,7 +200,7 @@ class ProviderComplianceWorkflow:
         now = workflow.now()
         sent = self._state.reminders_sent
         for doc in self._state.documents:
-            if doc.status not in _REVIEWED:
+            if doc.status not in REVIEWED:
                 continue
             expired_at = paris_instant(doc.expires_on, NOTICE_TIME)
             if expiry_email_key(doc.document_id, EXPIRED) in sent:
@@ -228,7 +221,7 @@ class ProviderComplianceWorkflow:
         kinds = self._interchangeable(doc.kind)
         return any(
             other.document_id != doc.document_id
-            and other.status in _REVIEWED
+            and other.status in REVIEWED
             and other.kind in kinds
             and rules.is_valid_on(doc.expires_on, other.issued_on, other.expires_on)
             for other in self._state.documents
@@ -260,7 +253,7 @@ class ProviderComplianceWorkflow:
             notice.stage == REMINDER or doc.reviewed_at is None or doc.reviewed_at < notice.due
         )
         try:
-            result = await workflow.execute_activity(
+            result = await db_activity(
                 RECORD_DOCUMENT_EXPIRY,
                 RecordDocumentExpiryInput(
                     document_id=doc.document_id,
@@ -270,9 +263,7 @@ class ProviderComplianceWorkflow:
                     notify=notify,
                     mission_ids=list(self._state.watchers),
                 ),
-                result_type=TransitionResult,
-                start_to_close_timeout=DB_TIMEOUT,
-                retry_policy=DB_RETRY,
+                TransitionResult,
             )
         except ActivityError as exc:
             # Not retryable (the row is gone?): log it for ops, never loop on it.
@@ -374,7 +365,7 @@ class ProviderComplianceWorkflow:
     def _check_upload(self, upload: DocumentUploaded) -> date:
         """The resolved expiry date, or a rejection the gateway turns into a 409."""
         if upload.provider_siren != self._siren:
-            raise _rejection(
+            raise refuse(
                 f"document {upload.document_id} is for provider {upload.provider_siren}, "
                 f"not {self._siren} (workflow {provider_workflow_id(self._siren)})"
             )
@@ -386,7 +377,7 @@ class ProviderComplianceWorkflow:
                 kbis_max_age_days=self._kbis_max_age_days,
             )
         except DomainError as exc:
-            raise _rejection(f"document {upload.document_id}: {exc}") from exc
+            raise refuse(f"document {upload.document_id}: {exc}") from exc
         existing = self._find(upload.document_id)
         if existing is not None:
             differences = [
@@ -400,7 +391,7 @@ class ProviderComplianceWorkflow:
                 if old != new
             ]
             if differences:
-                raise _rejection(
+                raise refuse(
                     f"document {upload.document_id} was already uploaded with other content "
                     f"({', '.join(differences)}); upload a new file under a new document_id"
                 )
@@ -436,13 +427,13 @@ class ProviderComplianceWorkflow:
     def _check_review(self, review: DocumentReviewed) -> DocumentView:
         doc = self._find(review.document_id)
         if doc is None:
-            raise _rejection(
+            raise refuse(
                 f"provider {self._siren} has no document {review.document_id}",
                 type=UNKNOWN_DOCUMENT,
             )
         if doc.status != DocumentState.UNDER_REVIEW:
             when = f" on {doc.reviewed_at.isoformat()}" if doc.reviewed_at else ""
-            raise _rejection(
+            raise refuse(
                 f"document {doc.document_id} is not under review: it was already "
                 f"{doc.status}{when}; the provider must upload a new document"
             )
@@ -450,16 +441,10 @@ class ProviderComplianceWorkflow:
 
     async def _transition(self, activity: str, arg: Any) -> TransitionResult:
         try:
-            result: TransitionResult = await workflow.execute_activity(
-                activity,
-                arg,
-                result_type=TransitionResult,
-                start_to_close_timeout=DB_TIMEOUT,
-                retry_policy=DB_RETRY,
-            )
+            result = await db_activity(activity, arg, TransitionResult)
         except ActivityError as exc:
             # Fails the update (the caller gets the reason), not the workflow.
-            raise _rejection(root_message(exc)) from exc
+            raise refuse(root_message(exc)) from exc
         return result
 
     def _changed(self, result: TransitionResult) -> None:
@@ -506,28 +491,7 @@ class ProviderComplianceWorkflow:
     # --- Compliance ------------------------------------------------------------------------------
 
     def _status(self, on: date) -> ComplianceStatus:
-        """Compliant iff every requirement has an accepted document valid on `on`."""
-        missing: list[MissingDocument] = []
-        rests_on: list[date] = []
-        for requirement in rules.required_documents(self._legal_form()):
-            relevant = [d for d in self._state.documents if d.kind in requirement.accepted]
-            valid = [
-                d.expires_on
-                for d in relevant
-                if d.status in _REVIEWED and rules.is_valid_on(on, d.issued_on, d.expires_on)
-            ]
-            if valid:
-                rests_on.append(max(valid))  # the valid document that lasts longest
-            else:
-                missing.append(_missing(requirement, relevant, on))
-        return ComplianceStatus(
-            siren=self._siren,
-            on=on,
-            compliant=not missing,
-            missing=missing,
-            valid_until=min(rests_on) if not missing else None,
-            documents=[_view_on(doc, on) for doc in self._state.documents],
-        )
+        return compliance_status(self._siren, self._legal_form(), self._state.documents, on)
 
     def _legal_form(self) -> LegalForm:
         provider = self._state.provider
@@ -538,53 +502,6 @@ class ProviderComplianceWorkflow:
 
     def _today(self) -> date:
         return paris_date(workflow.now())
-
-
-def _missing(
-    requirement: rules.Requirement, relevant: list[DocumentView], on: date
-) -> MissingDocument:
-    """Why a requirement is unmet: a document under review first, else the provider's latest
-    document of that requirement (rejected, or expired), else nothing at all."""
-    base: dict[str, Any] = {
-        "requirement": requirement.name,
-        "accepted_kinds": sorted(requirement.accepted),
-    }
-    under_review = [d for d in relevant if d.status == DocumentState.UNDER_REVIEW]
-    if under_review:
-        doc = under_review[-1]
-        return MissingDocument(
-            **base,
-            reason="under_review",
-            status=MissingReason.UNDER_REVIEW,
-            document_id=doc.document_id,
-        )
-    if relevant:
-        doc = relevant[-1]
-        if doc.status == DocumentState.REJECTED:
-            return MissingDocument(
-                **base,
-                reason=f"rejected: {doc.comment}",
-                status=MissingReason.REJECTED,
-                document_id=doc.document_id,
-                comment=doc.comment,
-            )
-        if doc.expires_on <= on:
-            return MissingDocument(
-                **base,
-                reason=f"expired on {doc.expires_on.isoformat()}",
-                status=MissingReason.EXPIRED,
-                document_id=doc.document_id,
-                expired_on=doc.expires_on,
-            )
-    return MissingDocument(**base, reason="missing", status=MissingReason.MISSING)
-
-
-def _view_on(doc: DocumentView, on: date) -> DocumentView:
-    """The document as of `on`: an accepted document is expired from its expiry date."""
-    if doc.status not in _REVIEWED:
-        return doc.model_copy()
-    status = DocumentState.EXPIRED if doc.expires_on <= on else DocumentState.ACCEPTED
-    return doc.model_copy(update={"status": status})
 
 
 def _fingerprint(status: ComplianceStatus) -> Any:
