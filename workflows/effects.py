@@ -9,8 +9,6 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, FailureError
 
 from schemas.activities import DELIVER_OUTBOX, DeliverOutboxInput, DeliverOutboxResult
-from workflows.options import DB_RETRY as DB_RETRY  # re-exported until payout.py imports options
-from workflows.options import DB_TIMEOUT as DB_TIMEOUT
 from workflows.options import MAIL_RETRY, MAIL_TIMEOUT
 
 

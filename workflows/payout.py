@@ -50,7 +50,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
 
 from domain.clock import paris_date, paris_instant
 from domain.formatting import long_date_fr
@@ -81,9 +81,10 @@ from schemas.payouts import (
     Recipient,
     RecordClientPaymentInput,
 )
-from workflows.effects import DB_RETRY, DB_TIMEOUT, deliver_outbox, root_message
+from workflows.effects import deliver_outbox, root_message
+from workflows.options import db_activity
 from workflows.timers import Deadline
-from workflows.validation import occurred
+from workflows.validation import occurred, refuse
 
 PAY_AT = time(9, 0)
 """Payouts are made at 09:00, Europe/Paris, on their day."""
@@ -91,13 +92,7 @@ PAY_AT = time(9, 0)
 KEEP_OPEN_AFTER_PAID = timedelta(days=400)
 """How long a paid payout still waits for the client's payment or a credit note."""
 
-NOT_APPLICABLE = "NotApplicable"
-
 _DONE = frozenset({PayoutStatus.PAID, PayoutStatus.CANCELLED, PayoutStatus.FLAGGED})
-
-
-def _rejection(message: str) -> ApplicationError:
-    return ApplicationError(message, type=NOT_APPLICABLE, non_retryable=True)
 
 
 def _same_import(a: InvoiceImported, b: InvoiceImported) -> bool:
@@ -226,7 +221,7 @@ class PayoutWorkflow:
         if email is not None:
             emails.append(PayoutEmail(to=email[0], template=email[1], context=self._context()))
         at = workflow.now()
-        result: TransitionResult = await workflow.execute_activity(
+        result: TransitionResult = await db_activity(
             RECORD_PAYOUT_TRANSITION,
             PayoutTransition(
                 key=key,
@@ -244,9 +239,7 @@ class PayoutWorkflow:
                 provider_email=inp.provider.email,
                 emails=emails,
             ),
-            result_type=TransitionResult,
-            start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=DB_RETRY,
+            TransitionResult,
         )
         self._status = status
         self._committed_at = at  # the row's paid_at for a payment
@@ -271,12 +264,12 @@ class PayoutWorkflow:
 
     def _check_invoice(self, number: str) -> None:
         if self._invoice_number is None:
-            raise _rejection(
+            raise refuse(
                 f"the invoice of mission {self._inp.mission_id} ({self._inp.month}) is not "
                 "imported yet"
             )
         if number != self._invoice_number:
-            raise _rejection(
+            raise refuse(
                 f"invoice {number} is not the invoice of this payout "
                 f"({self._invoice_number}, mission {self._inp.mission_id}, {self._inp.month})"
             )
@@ -287,7 +280,7 @@ class PayoutWorkflow:
         self._client_payment = event
         async with self._lock:
             try:
-                self._client = await workflow.execute_activity(
+                self._client = await db_activity(
                     RECORD_CLIENT_PAYMENT,
                     RecordClientPaymentInput(
                         mission_id=self._inp.mission_id,
@@ -297,29 +290,27 @@ class PayoutWorkflow:
                         paid_on=event.paid_on,
                         at=workflow.now(),
                     ),
-                    result_type=ClientPaymentResult,
-                    start_to_close_timeout=DB_TIMEOUT,
-                    retry_policy=DB_RETRY,
+                    ClientPaymentResult,
                 )
             except ActivityError as exc:
                 self._client_payment = None  # not recorded: the platform may send it again
-                raise _rejection(root_message(exc)) from exc
+                raise refuse(root_message(exc)) from exc
         return self._state()
 
     @client_payment_received.validator
     def _validate_client_payment(self, event: ClientPaymentReceived) -> None:
         self._check_invoice(event.invoice_number)
         if self._client_payment is not None:
-            raise _rejection(
+            raise refuse(
                 f"the client's payment of invoice {event.invoice_number} was already received "
                 f"(paid on {self._client_payment.paid_on.isoformat()})"
             )
         if self._status in (PayoutStatus.CANCELLED, PayoutStatus.FLAGGED):
-            raise _rejection(f"invoice {event.invoice_number} is cancelled")
+            raise refuse(f"invoice {event.invoice_number} is cancelled")
         invoiced_on = self._terms.invoice_date or self._terms.validated_on
         paid_on = min(event.paid_on, paris_date(occurred(event)))
         if paid_on < invoiced_on:
-            raise _rejection(
+            raise refuse(
                 f"a payment of invoice {event.invoice_number} on {paid_on.isoformat()} precedes "
                 f"the invoice, dated {invoiced_on.isoformat()}: check paid_on and occurred_at"
             )
@@ -328,12 +319,12 @@ class PayoutWorkflow:
     async def invoice_imported(self, event: InvoiceImported) -> PayoutState:
         async with self._lock:
             if self._imported or self._done:
-                raise _rejection(
+                raise refuse(
                     f"the invoice of mission {self._inp.mission_id} ({self._inp.month}) "
                     f"was already imported ({self._invoice_number}) or cancelled"
                 )
             try:
-                result: InvoiceImportResult = await workflow.execute_activity(
+                result: InvoiceImportResult = await db_activity(
                     RECORD_INVOICE_IMPORT,
                     InvoiceImport(
                         mission_id=self._inp.mission_id,
@@ -348,12 +339,10 @@ class PayoutWorkflow:
                         provider_email=self._inp.provider.email,
                         context=self._context(),
                     ),
-                    result_type=InvoiceImportResult,
-                    start_to_close_timeout=DB_TIMEOUT,
-                    retry_policy=DB_RETRY,
+                    InvoiceImportResult,
                 )
             except ActivityError as exc:
-                raise _rejection(root_message(exc)) from exc
+                raise refuse(root_message(exc)) from exc
             if result.accepted:
                 # The invoice exists from its import on: the terms are dated from it.
                 assert result.terms is not None, "an accepted import dates the terms"
@@ -373,12 +362,12 @@ class PayoutWorkflow:
     @invoice_imported.validator
     def _validate_invoice_imported(self, event: InvoiceImported) -> None:
         if (event.mission_id, event.month) != (self._inp.mission_id, self._inp.month):
-            raise _rejection(
+            raise refuse(
                 f"invoice {event.number} is for mission {event.mission_id} ({event.month}), "
                 f"not {self._inp.mission_id} ({self._inp.month})"
             )
         if self._imported:
-            raise _rejection(
+            raise refuse(
                 f"the invoice of mission {self._inp.mission_id} ({self._inp.month}) was already "
                 f"imported ({self._invoice_number})"
             )
@@ -390,7 +379,7 @@ class PayoutWorkflow:
                 if excl is not None and vat is not None
                 else "the validated CRA's amounts"
             )
-            raise _rejection(
+            raise refuse(
                 f"invoice {event.number} was already imported and blocked "
                 f"({self._blocked_reason}): the validated CRA is immutable, import an invoice of "
                 f"{amounts} for {self._inp.month}, and put the difference on next month's CRA "
