@@ -7,8 +7,9 @@ import functools
 import json
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
@@ -22,7 +23,9 @@ from starter.devstack.devstack import dev_command
 from starter.support.quote import quote_command
 
 if TYPE_CHECKING:
-    from schemas.mission import MissionView
+    from temporalio.client import Client
+
+T = TypeVar("T")
 
 app = typer.Typer(
     help="Contracting orchestrator: embedded dev stack, worker, gateway, demo and support tools.",
@@ -123,36 +126,10 @@ def mission_show_command(
     Legal verification says what the provider and the client still have to provide; the
     provider's documents come with their review (rejection comments); then the timeline.
     Reads the workflows through Temporal (CONTRACTING_TEMPORAL_ADDRESS)."""
-    from activities.temporal_client import connect_temporal
-    from starter.support.missions import (
-        MissionUnavailable,
-        UnknownMission,
-        mission_view,
-        render_mission,
-    )
+    from starter.support.missions import mission_view, render_mission
 
-    global _used_temporal_client
-    settings = get_settings()
-    _used_temporal_client = True
-
-    async def fetch() -> MissionView:
-        try:
-            client = await connect_temporal(settings)
-        except RuntimeError as exc:  # the SDK's connection errors
-            raise MissionUnavailable(
-                f"cannot reach Temporal at {settings.temporal_address}: {exc}"
-            ) from exc
-        return await mission_view(client, mission_id)
-
-    try:
-        view = asyncio.run(fetch())
-    except (UnknownMission, MissionUnavailable) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
-    if as_json:
-        typer.echo(view.model_dump_json(indent=2))
-    else:
-        typer.echo(render_mission(view))
+    view = _read_workflows(lambda client: mission_view(client, mission_id))
+    typer.echo(view.model_dump_json(indent=2) if as_json else render_mission(view))
 
 
 @mission_app.command("explain")
@@ -175,35 +152,41 @@ def mission_explain_command(
     Reads the workflows through Temporal (CONTRACTING_TEMPORAL_ADDRESS)."""
     import re
 
-    from activities.temporal_client import connect_temporal
-    from starter.support.explain import MissionExplanation, explain_mission, render_explanation
-    from starter.support.missions import MissionUnavailable, UnknownMission
+    from starter.support.explain import explain_mission, render_explanation
 
     if month is not None and not re.fullmatch(r"[0-9]{4}-(0[1-9]|1[0-2])", month):
         typer.echo(f"error: --month must be YYYY-MM, got {month!r}", err=True)
         raise typer.Exit(2)
+    explanation = _read_workflows(lambda client: explain_mission(client, mission_id, month))
+    typer.echo(
+        explanation.model_dump_json(indent=2) if as_json else render_explanation(explanation)
+    )
+
+
+def _read_workflows(read: Callable[[Client], Awaitable[T]]) -> T:
+    """What `read` answers from the workflows, through Temporal (CONTRACTING_TEMPORAL_ADDRESS);
+    an unknown mission or an unreachable Temporal is one `error: …` line and exit status 1."""
+    from activities.temporal_client import connect_temporal
+    from starter.support.missions import MissionUnavailable, UnknownMission
+
     global _used_temporal_client
     settings = get_settings()
     _used_temporal_client = True
 
-    async def fetch() -> MissionExplanation:
+    async def fetch() -> T:
         try:
             client = await connect_temporal(settings)
         except RuntimeError as exc:  # the SDK's connection errors
             raise MissionUnavailable(
                 f"cannot reach Temporal at {settings.temporal_address}: {exc}"
             ) from exc
-        return await explain_mission(client, mission_id, month)
+        return await read(client)
 
     try:
-        explanation = asyncio.run(fetch())
+        return asyncio.run(fetch())
     except (UnknownMission, MissionUnavailable) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
-    if as_json:
-        typer.echo(explanation.model_dump_json(indent=2))
-    else:
-        typer.echo(render_explanation(explanation))
 
 
 @mission_app.command("documents")
