@@ -31,7 +31,12 @@ from typing import Annotated, Any
 import typer
 
 from settings import Settings, get_settings
-from starter.devstack.postgres import EmbeddedPostgres, PostgresError, parent_death_signal
+from starter.devstack.postgres import (
+    EmbeddedPostgres,
+    PostgresError,
+    parent_death_signal,
+    pid_alive,
+)
 
 DEV_DATABASE = "contracting"
 DEV_ROLE = "contracting"
@@ -357,7 +362,7 @@ class DevStack:
         """Refuse to start next to a running stack or on a taken port, before touching anything."""
         previous = self._read_ready_file()
         pid = previous.get("pid") if previous else None
-        if isinstance(pid, int) and pid != os.getpid() and _alive(pid):
+        if isinstance(pid, int) and pid != os.getpid() and pid_alive(pid):
             raise StackError(
                 f"a `contracting dev` is already running (pid {pid}, {self.ready_file}): "
                 f"stop it first (Ctrl-C in its terminal, or `kill {pid}`)"
@@ -702,16 +707,6 @@ async def ensure_search_attributes(client: Any, namespace: str, wanted: dict[str
         await client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(search_attributes=missing, namespace=namespace)
         )
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 DEMO_COMMAND = [sys.executable, "-c", "from starter.cli import main; main()", "demo"]

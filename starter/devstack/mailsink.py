@@ -26,11 +26,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
-from types import TracebackType
 from typing import Any, cast
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from starter.devstack.service import Service
 
 log = logging.getLogger("contracting.mailsink")
 
@@ -95,7 +96,7 @@ class _Controller(Controller):
         return bound()
 
 
-class MailSink:
+class MailSink(Service):
     """The SMTP sink. `start()` serves in a background thread; `stop()` ends it.
 
     `port=0` picks a free port (read `sink.port` after `start()`).
@@ -136,18 +137,6 @@ class MailSink:
         if self._controller is not None:
             self._controller.stop()
             self._controller = None
-
-    def __enter__(self) -> MailSink:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # ------------------------------------------------------------------ behaviour for tests
 

@@ -29,10 +29,11 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import TracebackType
 
 import psycopg
 from psycopg import sql
+
+from starter.devstack.service import Service
 
 log = logging.getLogger("contracting.postgres")
 
@@ -130,7 +131,8 @@ def _open_binaries_to_everyone(bin_dir: Path) -> None:
     _binaries_opened = True
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process `pid` exists (one owned by another user counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -174,7 +176,7 @@ def parent_death_signal(sig: int) -> Callable[[], None] | None:
     return preexec
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(Service):
     """One PostgreSQL cluster in `data_dir`, served on TCP `host:port` by a child process.
 
     `extra_settings` are passed as `-c name=value` (tests use `fsync=off`). The server log goes
@@ -315,7 +317,7 @@ class EmbeddedPostgres:
             pid = int(first_line.strip())
         except (OSError, IndexError, ValueError):
             return None
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             return None
         cmdline = _cmdline(pid)
         if cmdline and Path(cmdline[0]).name.startswith("postgres"):
@@ -449,18 +451,6 @@ class EmbeddedPostgres:
     def poll(self) -> int | None:
         """The server's exit code if it has exited, else None (supervisors call this)."""
         return None if self._process is None else self._process.poll()
-
-    def __enter__(self) -> EmbeddedPostgres:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # ------------------------------------------------------------------ databases
 
