@@ -189,13 +189,7 @@ class PayoutActivities:
         same outcome."""
         key = f"invoice.imported:{inp.mission_id}:{inp.month}:{inp.number}"
         async with self._sessions.begin() as session:
-            invoice = (
-                await session.execute(
-                    select(Invoice)
-                    .where(Invoice.mission_id == inp.mission_id, Invoice.month == inp.month)
-                    .with_for_update()
-                )
-            ).scalar_one_or_none()
+            invoice = await _locked_invoice(session, inp.mission_id, inp.month)
             if invoice is None:
                 raise ApplicationError(
                     f"no invoice awaits import for mission {inp.mission_id} ({inp.month}): "
@@ -353,16 +347,21 @@ async def _write_payout(session: AsyncSession, t: PayoutTransition) -> None:
         )
 
 
-async def _credit_note(session: AsyncSession, t: PayoutTransition) -> None:
-    """The invoice is cancelled; a numbered invoice gets its credit note (one per invoice, so a
-    retry never spends a second number). An invoice never imported has nothing to credit."""
-    invoice = (
+async def _locked_invoice(session: AsyncSession, mission_id: str, month: str) -> Invoice | None:
+    """The month's invoice row, locked until the transaction ends (one writer at a time)."""
+    return (
         await session.execute(
             select(Invoice)
-            .where(Invoice.mission_id == t.mission_id, Invoice.month == t.month)
+            .where(Invoice.mission_id == mission_id, Invoice.month == month)
             .with_for_update()
         )
     ).scalar_one_or_none()
+
+
+async def _credit_note(session: AsyncSession, t: PayoutTransition) -> None:
+    """The invoice is cancelled; a numbered invoice gets its credit note (one per invoice, so a
+    retry never spends a second number). An invoice never imported has nothing to credit."""
+    invoice = await _locked_invoice(session, t.mission_id, t.month)
     if invoice is None:
         activity.logger.warning("no invoice for %s %s to cancel", t.mission_id, t.month)
         return
