@@ -112,6 +112,28 @@ def invoice_lines_for_cra(
     def rate(value: Decimal | str) -> Decimal:
         return ZERO if vat_franchise else parse_vat_rate(value)
 
+    def one_unit(
+        kind: LineKind,
+        label: str,
+        amount: Decimal,
+        vat: Decimal | str,
+        *,
+        corrects_month: str | None = None,
+        receipt_ref: str | None = None,
+    ) -> InvoiceLine:
+        """One unit of `amount`; a negative amount is one unit less, at a positive price."""
+        return InvoiceLine(
+            kind=kind,
+            label=label,
+            quantity=Decimal(-1) if amount < 0 else Decimal(1),
+            unit=LineUnit.UNIT,
+            unit_price_excl_vat=abs(amount),
+            vat_rate=rate(vat),
+            amount_excl_vat=amount,
+            corrects_month=corrects_month,
+            receipt_ref=receipt_ref,
+        )
+
     lines = [
         InvoiceLine(
             kind=LineKind.SERVICE,
@@ -124,39 +146,30 @@ def invoice_lines_for_cra(
         )
     ]
     lines += [
-        InvoiceLine(
-            kind=LineKind.OVERTIME,
-            label=f"Astreinte / heures supplémentaires : {line.label}",
-            quantity=Decimal(1),
-            unit=LineUnit.UNIT,
-            unit_price_excl_vat=line.amount,
-            vat_rate=rate(vat_rate),
-            amount_excl_vat=line.amount,
+        one_unit(
+            LineKind.OVERTIME,
+            f"Astreinte / heures supplémentaires : {line.label}",
+            line.amount,
+            vat_rate,
         )
         for line in cra.overtime
     ]
     lines += [
-        InvoiceLine(
-            kind=LineKind.CORRECTION,
-            label=f"Régularisation {month_fr(line.corrects_month)} : {line.label}",
-            quantity=Decimal(-1) if line.amount < 0 else Decimal(1),
-            unit=LineUnit.UNIT,
-            unit_price_excl_vat=abs(line.amount),
-            vat_rate=rate(vat_rate),
-            amount_excl_vat=line.amount,
+        one_unit(
+            LineKind.CORRECTION,
+            f"Régularisation {month_fr(line.corrects_month)} : {line.label}",
+            line.amount,
+            vat_rate,
             corrects_month=line.corrects_month,
         )
         for line in cra.corrections
     ]
     lines += [
-        InvoiceLine(
-            kind=LineKind.EXPENSE,
-            label=f"Frais : {line.label}",
-            quantity=Decimal(1),
-            unit=LineUnit.UNIT,
-            unit_price_excl_vat=line.amount,
-            vat_rate=rate(line.vat_rate),
-            amount_excl_vat=line.amount,
+        one_unit(
+            LineKind.EXPENSE,
+            f"Frais : {line.label}",
+            line.amount,
+            line.vat_rate,
             receipt_ref=line.receipt_ref,
         )
         for line in cra.expenses
