@@ -9,9 +9,9 @@ envelope per event type, a `oneOf` with a discriminator on `type`."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -194,6 +194,30 @@ def add_event_schemas(document: dict[str, Any], schemas: dict[str, Any]) -> None
         target.setdefault(name, schema)
 
 
+T = TypeVar("T")
+
+WORKFLOW_READ_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "No such mission."},
+    503: {"model": Problem, "description": "Temporal unavailable."},
+}
+"""What a route that reads the workflows answers besides its model."""
+
+
+def _problem(status_code: int, exc: Exception) -> JSONResponse:
+    return JSONResponse(status_code=status_code, content=Problem(detail=str(exc)).model_dump())
+
+
+async def _read_workflows(read: Awaitable[T]) -> T | JSONResponse:
+    """What the workflows answer, or the problem: 404 for an unknown mission, 503 when
+    Temporal cannot be reached."""
+    try:
+        return await read
+    except UnknownMission as exc:
+        return _problem(404, exc)
+    except MissionUnavailable as exc:
+        return _problem(503, exc)
+
+
 def create_app(
     settings: Settings | None = None, processor: EventProcessor | None = None
 ) -> FastAPI:
@@ -281,29 +305,18 @@ def create_app(
     @app.get(
         "/missions/{mission_id}",
         response_model=MissionView,
-        responses={
-            404: {"model": Problem, "description": "No such mission."},
-            503: {"model": Problem, "description": "Temporal unavailable."},
-        },
+        responses=WORKFLOW_READ_RESPONSES,
     )
     async def get_mission(mission_id: str, request: Request) -> MissionView | JSONResponse:
         """The mission as its workflow sees it: stage, proposal, legal verification (what
         each side still has to provide), the provider's documents, timeline."""
         processor: EventProcessor = request.app.state.processor
-        try:
-            return await mission_view(processor.temporal, mission_id)
-        except UnknownMission as exc:
-            return JSONResponse(status_code=404, content=Problem(detail=str(exc)).model_dump())
-        except MissionUnavailable as exc:
-            return JSONResponse(status_code=503, content=Problem(detail=str(exc)).model_dump())
+        return await _read_workflows(mission_view(processor.temporal, mission_id))
 
     @app.get(
         "/missions/{mission_id}/explain",
         response_model=MissionExplanation,
-        responses={
-            404: {"model": Problem, "description": "No such mission."},
-            503: {"model": Problem, "description": "Temporal unavailable."},
-        },
+        responses=WORKFLOW_READ_RESPONSES,
     )
     async def explain_mission_route(
         mission_id: str,
@@ -316,12 +329,7 @@ def create_app(
         visible, why the payout has not arrived (or when it was paid), in French, with the
         facts (dates, amounts, invoice number) each reason rests on."""
         processor: EventProcessor = request.app.state.processor
-        try:
-            return await explain_mission(processor.temporal, mission_id, month)
-        except UnknownMission as exc:
-            return JSONResponse(status_code=404, content=Problem(detail=str(exc)).model_dump())
-        except MissionUnavailable as exc:
-            return JSONResponse(status_code=503, content=Problem(detail=str(exc)).model_dump())
+        return await _read_workflows(explain_mission(processor.temporal, mission_id, month))
 
     @app.get(
         "/missions/{mission_id}/documents",
@@ -335,7 +343,7 @@ def create_app(
         try:
             return await list_documents(processor.sessions, mission_id)
         except NoSuchMission as exc:
-            return JSONResponse(status_code=404, content=Problem(detail=str(exc)).model_dump())
+            return _problem(404, exc)
 
     @app.get(
         "/missions/{mission_id}/documents/{name}",
@@ -351,7 +359,7 @@ def create_app(
         try:
             info, content = await read_document(processor.sessions, mission_id, name)
         except (NoSuchMission, NoSuchDocument) as exc:
-            return JSONResponse(status_code=404, content=Problem(detail=str(exc)).model_dump())
+            return _problem(404, exc)
         return Response(
             content=content,
             media_type=info.content_type,
