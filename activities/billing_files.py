@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
@@ -177,16 +179,13 @@ async def issue_credit_note_document(
     except (NotIssuable, ValidationError) as exc:
         await _not_issued(session, mission_id, month, at=at, reason=str(exc), what="credit_note")
         return []
-    name = f"{note.number}.pdf"
-    await _insert(
+    name = await _store(
         session,
         mission_id,
         month,
         BillingDocumentKind.CREDIT_NOTE,
-        doc.number,
-        name,
-        await asyncio.to_thread(render_credit_note_facturx_pdf, doc),
-        doc.issued_on,
+        doc,
+        render_credit_note_facturx_pdf,
     )
     await session.execute(
         update(CreditNote)
@@ -348,16 +347,8 @@ async def _store_bpf(
         raise NotIssuable(
             f"BPF {bpf.number}: the lines give {doc.amount_excl_vat}, the row {bpf.amount_excl_vat}"
         )
-    name = f"{bpf.number}.pdf"
-    await _insert(
-        session,
-        bpf.mission_id,
-        bpf.month,
-        BillingDocumentKind.BPF,
-        doc.number,
-        name,
-        await asyncio.to_thread(render_bpf_pdf, doc),
-        doc.issued_on,
+    name = await _store(
+        session, bpf.mission_id, bpf.month, BillingDocumentKind.BPF, doc, render_bpf_pdf
     )
     await session.execute(
         update(Bpf).where(Bpf.id == bpf.id, Bpf.file_ref.is_(None)).values(file_ref=name)
@@ -372,16 +363,13 @@ async def _store_invoice(
     ledger = (invoice.amount_excl_vat, invoice.vat_amount, invoice.amount_incl_vat)
     if (doc.total_excl_vat, doc.total_vat, doc.total_incl_vat) != ledger:
         raise NotIssuable(f"invoice {invoice.number}: the lines disagree with its row {ledger}")
-    name = f"{doc.number}.pdf"
-    await _insert(
+    name = await _store(
         session,
         invoice.mission_id,
         invoice.month,
         BillingDocumentKind.INVOICE,
-        doc.number,
-        name,
-        await asyncio.to_thread(render_facturx_pdf, doc),
-        doc.issued_on,
+        doc,
+        render_facturx_pdf,
     )
     await session.execute(
         update(Invoice)
@@ -420,31 +408,44 @@ def _invoice_document(
     )
 
 
-async def _insert(
+class _Issued(Protocol):
+    @property
+    def number(self) -> str: ...
+    @property
+    def issued_on(self) -> date: ...
+
+
+D = TypeVar("D", bound=_Issued)
+
+
+async def _store(
     session: AsyncSession,
     mission_id: str,
     month: str,
     kind: BillingDocumentKind,
-    number: str,
-    name: str,
-    content: bytes,
-    issued_on: date,
-) -> None:
+    doc: D,
+    render: Callable[[D], bytes],
+) -> str:
+    """Render `doc` (in a thread: rendering is CPU-bound) and keep its file, once per mission,
+    month and kind; returns the file's name (`<number>.pdf`)."""
+    name = f"{doc.number}.pdf"
+    content = await asyncio.to_thread(render, doc)
     await session.execute(
         insert(BillingDocument)
         .values(
             mission_id=mission_id,
             month=month,
             kind=kind,
-            number=number,
+            number=doc.number,
             name=name,
             content_type=PDF,
             content=content,
             size=len(content),
             sha256=hashlib.sha256(content).hexdigest(),
-            issued_on=issued_on,
+            issued_on=doc.issued_on,
         )
         .on_conflict_do_nothing(
             index_elements=[BillingDocument.mission_id, BillingDocument.month, BillingDocument.kind]
         )
     )
+    return name
