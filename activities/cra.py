@@ -42,8 +42,6 @@ from domain.offers import offer_rule
 from domain.payouts import client_due_date, payout_terms
 from schemas.activities import TransitionResult
 from schemas.cra import (
-    RECORD_CRA_TRANSITION,
-    RECORD_CRA_VALIDATION,
     CraTransition,
     CraValidation,
     CraValidationResult,
@@ -52,6 +50,7 @@ from schemas.cra import (
 )
 from schemas.enums import CraStatus, InvoiceStatus
 from schemas.events import CraSubmitted
+from schemas.names import RECORD_CRA_TRANSITION, RECORD_CRA_VALIDATION
 from schemas.payouts import PayoutTerms
 
 _NOT_VALIDATED = Cra.status != CraStatus.VALIDATED

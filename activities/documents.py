@@ -36,9 +36,6 @@ from temporalio.exceptions import ApplicationError
 from activities.transitions import queue_email, record_timeline
 from db.models import DocumentReview, DocumentStatus, EmailOutbox, LegalDocument, Provider
 from schemas.activities import (
-    RECORD_DOCUMENT_EXPIRY,
-    RECORD_DOCUMENT_REVIEW,
-    RECORD_DOCUMENT_UPLOAD,
     RecordDocumentExpiryInput,
     RecordDocumentReviewInput,
     RecordDocumentUploadInput,
@@ -46,6 +43,7 @@ from schemas.activities import (
     expiry_email_key,
 )
 from schemas.enums import DocumentKind, LegalForm
+from schemas.names import RECORD_DOCUMENT_EXPIRY, RECORD_DOCUMENT_REVIEW, RECORD_DOCUMENT_UPLOAD
 
 KIND_LABELS: dict[DocumentKind, str] = {
     DocumentKind.URSSAF_VIGILANCE: "attestation de vigilance URSSAF",

@@ -31,15 +31,11 @@ from db.models import (
     Provider,
     PurchaseOrder,
 )
-from schemas.activities import RECORD_MISSION_TRANSITION, WATCH_PROVIDER, TransitionResult
-from schemas.compliance import (
-    PROVIDER_WORKFLOW,
-    WATCH,
-    ProviderComplianceInput,
-    WatchRequest,
-)
+from schemas.activities import TransitionResult
+from schemas.compliance import ProviderComplianceInput, WatchRequest
 from schemas.ids import provider_workflow_id
 from schemas.mission import MissionTransition, Role
+from schemas.names import PROVIDER_WORKFLOW, RECORD_MISSION_TRANSITION, WATCH, WATCH_PROVIDER
 from schemas.search_attributes import PROVIDER_ID
 
 

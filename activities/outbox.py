@@ -19,8 +19,9 @@ from temporalio.exceptions import ApplicationError
 
 from activities.mailer import Mailer, OutgoingEmail, message_id_for
 from db.models import EmailOutbox
-from schemas.activities import DELIVER_OUTBOX, DeliverOutboxInput, DeliverOutboxResult
+from schemas.activities import DeliverOutboxInput, DeliverOutboxResult
 from schemas.enums import OutboxStatus
+from schemas.names import DELIVER_OUTBOX
 
 
 class OutboxActivities:

@@ -32,10 +32,8 @@ from domain.payouts import imported_invoice_terms
 from domain.penalties import late_payment_penalty
 from schemas.activities import TransitionResult
 from schemas.enums import InvoiceStatus, PayoutStatus
+from schemas.names import RECORD_CLIENT_PAYMENT, RECORD_INVOICE_IMPORT, RECORD_PAYOUT_TRANSITION
 from schemas.payouts import (
-    RECORD_CLIENT_PAYMENT,
-    RECORD_INVOICE_IMPORT,
-    RECORD_PAYOUT_TRANSITION,
     ClientPaymentResult,
     InvoiceImport,
     InvoiceImportResult,

@@ -18,9 +18,10 @@ from db.models import (
     Provider,
     Rfp,
 )
-from schemas.activities import RECORD_PROPOSAL, RecordProposalInput, TransitionResult
+from schemas.activities import RecordProposalInput, TransitionResult
 from schemas.enums import MissionStage, ProposalStatus
 from schemas.events import PostalAddress, ProposalSubmitted
+from schemas.names import RECORD_PROPOSAL
 
 
 class ProposalActivities:

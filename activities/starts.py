@@ -25,10 +25,10 @@ from temporalio.common import (
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from schemas.activities import OPEN_CRA_CYCLE, START_PAYOUT
-from schemas.cra import CRA_WORKFLOW, CraInput
+from schemas.cra import CraInput
 from schemas.ids import cra_workflow_id, payout_workflow_id
-from schemas.payouts import PAYOUT_WORKFLOW, PayoutInput
+from schemas.names import CRA_WORKFLOW, OPEN_CRA_CYCLE, PAYOUT_WORKFLOW, START_PAYOUT
+from schemas.payouts import PayoutInput
 from schemas.search_attributes import MISSION_ID
 
 

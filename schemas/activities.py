@@ -13,13 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.compliance import ProviderRef
 from schemas.events import DocumentUploaded, ProposalSubmitted
-
-RECORD_PROPOSAL = "record_proposal"
-RECORD_MISSION_TRANSITION = "record_mission_transition"
-WATCH_PROVIDER = "watch_provider"
-OPEN_CRA_CYCLE = "open_cra_cycle"
-START_PAYOUT = "start_payout"
-DELIVER_OUTBOX = "deliver_outbox"
+from schemas.names import DELIVER_OUTBOX as DELIVER_OUTBOX
+from schemas.names import OPEN_CRA_CYCLE as OPEN_CRA_CYCLE
+from schemas.names import RECORD_MISSION_TRANSITION as RECORD_MISSION_TRANSITION
+from schemas.names import RECORD_PROPOSAL as RECORD_PROPOSAL
+from schemas.names import START_PAYOUT as START_PAYOUT
+from schemas.names import WATCH_PROVIDER as WATCH_PROVIDER
 
 
 class RecordProposalInput(BaseModel):
@@ -50,9 +49,9 @@ class DeliverOutboxResult(BaseModel):
 
 # --- Provider legal documents (the provider compliance workflow `provider-<SIREN>`) ---------
 
-RECORD_DOCUMENT_UPLOAD = "record_document_upload"
-RECORD_DOCUMENT_REVIEW = "record_document_review"
-RECORD_DOCUMENT_EXPIRY = "record_document_expiry"
+from schemas.names import RECORD_DOCUMENT_EXPIRY as RECORD_DOCUMENT_EXPIRY  # noqa: E402
+from schemas.names import RECORD_DOCUMENT_REVIEW as RECORD_DOCUMENT_REVIEW  # noqa: E402
+from schemas.names import RECORD_DOCUMENT_UPLOAD as RECORD_DOCUMENT_UPLOAD  # noqa: E402
 
 ExpiryStage = Literal["reminder", "expired"]
 

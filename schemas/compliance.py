@@ -9,19 +9,16 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.enums import DocumentKind, LegalForm
+from schemas.names import COMPLIANCE_CHANGED as COMPLIANCE_CHANGED
+from schemas.names import COMPLIANCE_QUERY as COMPLIANCE_QUERY
+from schemas.names import DOCUMENT_REVIEWED as DOCUMENT_REVIEWED
+from schemas.names import DOCUMENT_UPLOADED as DOCUMENT_UPLOADED
 
-PROVIDER_WORKFLOW = "ProviderComplianceWorkflow"
-# Update names on the provider workflow are the event types they handle.
-DOCUMENT_UPLOADED = "document.uploaded"
-DOCUMENT_REVIEWED = "document.reviewed"
-# Signals and query of the provider workflow.
-WATCH = "watch"
-UNWATCH = "unwatch"
-COMPLIANCE_QUERY = "compliance"
-# Query answering the whole ProviderComplianceState (documents, watchers, reminders sent).
-STATE_QUERY = "state"
-# Signal sent by the provider workflow to every watching `mission-<id>` workflow.
-COMPLIANCE_CHANGED = "provider_compliance_changed"
+# Transitional re-exports: the names live in schemas.names.
+from schemas.names import PROVIDER_WORKFLOW as PROVIDER_WORKFLOW
+from schemas.names import STATE_QUERY as STATE_QUERY
+from schemas.names import UNWATCH as UNWATCH
+from schemas.names import WATCH as WATCH
 
 
 class DocumentState(StrEnum):

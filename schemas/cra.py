@@ -18,28 +18,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from schemas.common import Email, Model, Money, Month, NonEmptyText, PlatformId
 from schemas.enums import CraStatus, LegalForm, PaymentOffer, PayoutStatus
 from schemas.events import CraSubmitted
+from schemas.names import CRA_CLOSED as CRA_CLOSED
+from schemas.names import CRA_REJECTED as CRA_REJECTED
+from schemas.names import CRA_SUBMITTED as CRA_SUBMITTED
+from schemas.names import CRA_VALIDATED as CRA_VALIDATED
+
+# Transitional re-exports: the names live in schemas.names.
+from schemas.names import CRA_WORKFLOW as CRA_WORKFLOW
+from schemas.names import MISSION_PERIOD_CHANGED as MISSION_PERIOD_CHANGED
+from schemas.names import MONTH_VALIDATED as MONTH_VALIDATED
+from schemas.names import RECORD_CRA_TRANSITION as RECORD_CRA_TRANSITION
+from schemas.names import RECORD_CRA_VALIDATION as RECORD_CRA_VALIDATION
+from schemas.names import STATE_QUERY as STATE_QUERY
 from schemas.payouts import PayoutTerms
-
-CRA_WORKFLOW = "CraWorkflow"
-
-# Updates, named after the platform's event types (payloads from schemas.events).
-CRA_SUBMITTED = "cra.submitted"
-CRA_VALIDATED = "cra.validated"
-CRA_REJECTED = "cra.rejected"
-# Signal from the mission workflow: an earlier month's CRA was validated since this one began,
-# so corrections of that month become acceptable.
-MONTH_VALIDATED = "cra.month_validated"
-# Signal from the mission workflow: the mission's end date moved (renewal, early termination),
-# so the month's pro rata, the most days a CRA may declare and the reminder move with it.
-MISSION_PERIOD_CHANGED = "cra.mission_period_changed"
-# Signal to the mission workflow `mission-<id>` (whichever run is current) when a cycle closes:
-# the mission learns it by signal, not by awaiting the child, so it may continue as new.
-CRA_CLOSED = "mission.cra_closed"
-STATE_QUERY = "state"
-
-# Activities, called by name from the workflow.
-RECORD_CRA_TRANSITION = "record_cra_transition"
-RECORD_CRA_VALIDATION = "record_cra_validation"
 
 InvoiceMode = Literal["generated", "imported"]
 

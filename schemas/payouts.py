@@ -17,23 +17,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.common import Email, Model, Money, Month, NonEmptyText, PlatformId
 from schemas.enums import PaymentOffer, PayoutStatus
+from schemas.names import CLIENT_PAYMENT_RECEIVED as CLIENT_PAYMENT_RECEIVED
+from schemas.names import INVOICE_CANCELLED as INVOICE_CANCELLED
+from schemas.names import INVOICE_IMPORTED as INVOICE_IMPORTED
 
-PAYOUT_WORKFLOW = "PayoutWorkflow"
-
-# Updates (each with a validator: a wrong invoice number is refused before anything is
-# written) and the query.
-CLIENT_PAYMENT_RECEIVED = "client_payment.received"
-"""Payload `schemas.events.ClientPaymentReceived`."""
-INVOICE_IMPORTED = "invoice.imported"
-"""Payload `schemas.events.InvoiceImported`: the import date becomes the invoice date."""
-INVOICE_CANCELLED = "invoice.cancelled"
-"""Payload `schemas.events.InvoiceCancelled`: cancels a payout not yet made, flags a paid one."""
-STATE_QUERY = "state"
-
-# Activities, called by name from the workflow.
-RECORD_PAYOUT_TRANSITION = "record_payout_transition"
-RECORD_CLIENT_PAYMENT = "record_client_payment"
-RECORD_INVOICE_IMPORT = "record_invoice_import"
+# Transitional re-exports: the names live in schemas.names.
+from schemas.names import PAYOUT_WORKFLOW as PAYOUT_WORKFLOW
+from schemas.names import RECORD_CLIENT_PAYMENT as RECORD_CLIENT_PAYMENT
+from schemas.names import RECORD_INVOICE_IMPORT as RECORD_INVOICE_IMPORT
+from schemas.names import RECORD_PAYOUT_TRANSITION as RECORD_PAYOUT_TRANSITION
+from schemas.names import STATE_QUERY as STATE_QUERY
 
 
 def credit_note_number(issuer_siren: str, sequence: int) -> str:

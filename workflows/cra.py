@@ -34,18 +34,8 @@ from temporalio import workflow
 from domain.clock import paris_date, paris_text
 from domain.cra import check_cra, due_day, mission_days_in_month, month_bounds, reminder_at
 from schemas import search_attributes as sa
-from schemas.activities import START_PAYOUT, TransitionResult
+from schemas.activities import TransitionResult
 from schemas.cra import (
-    CRA_CLOSED,
-    CRA_REJECTED,
-    CRA_SUBMITTED,
-    CRA_VALIDATED,
-    CRA_WORKFLOW,
-    MISSION_PERIOD_CHANGED,
-    MONTH_VALIDATED,
-    RECORD_CRA_TRANSITION,
-    RECORD_CRA_VALIDATION,
-    STATE_QUERY,
     CraClosed,
     CraInput,
     CraResult,
@@ -62,6 +52,19 @@ from schemas.cra import (
 from schemas.enums import CraStatus
 from schemas.events import CraRejected, CraSubmitted, CraValidated
 from schemas.ids import mission_workflow_id, payout_workflow_id
+from schemas.names import (
+    CRA_CLOSED,
+    CRA_REJECTED,
+    CRA_SUBMITTED,
+    CRA_VALIDATED,
+    CRA_WORKFLOW,
+    MISSION_PERIOD_CHANGED,
+    MONTH_VALIDATED,
+    RECORD_CRA_TRANSITION,
+    RECORD_CRA_VALIDATION,
+    START_PAYOUT,
+    STATE_QUERY,
+)
 from schemas.payouts import PayoutInput, PayoutProvider
 from workflows.options import db_activity
 from workflows.timers import Deadline

@@ -8,7 +8,8 @@ from __future__ import annotations
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, FailureError
 
-from schemas.activities import DELIVER_OUTBOX, DeliverOutboxInput, DeliverOutboxResult
+from schemas.activities import DeliverOutboxInput, DeliverOutboxResult
+from schemas.names import DELIVER_OUTBOX
 from workflows.options import MAIL_RETRY, MAIL_TIMEOUT
 
 

@@ -39,23 +39,9 @@ from domain.clock import paris_instant
 from domain.errors import DomainError
 from domain.mission_rules import FINAL_STAGES, RUNNING_STAGES, Context, Step
 from schemas import search_attributes as sa
-from schemas.activities import (
-    OPEN_CRA_CYCLE,
-    RECORD_MISSION_TRANSITION,
-    RECORD_PROPOSAL,
-    WATCH_PROVIDER,
-    RecordProposalInput,
-    TransitionResult,
-)
-from schemas.compliance import COMPLIANCE_CHANGED, ComplianceStatus, WatchRequest
-from schemas.cra import (
-    CRA_CLOSED,
-    MISSION_PERIOD_CHANGED,
-    MONTH_VALIDATED,
-    CraClosed,
-    MissionPeriodChanged,
-    MonthValidated,
-)
+from schemas.activities import RecordProposalInput, TransitionResult
+from schemas.compliance import ComplianceStatus, WatchRequest
+from schemas.cra import CraClosed, MissionPeriodChanged, MonthValidated
 from schemas.events import (
     ContractSigned,
     MissionTerminated,
@@ -83,6 +69,34 @@ from schemas.mission import (
     TimelineEntry,
     UpdateAccepted,
 )
+from schemas.names import (
+    COMPLIANCE_CHANGED,
+    CONTRACT_SIGNED,
+    CRA_CLOSED,
+    MISSION_PERIOD_CHANGED,
+    MISSION_TERMINATED,
+    MISSION_WORKFLOW,
+    MONTH_VALIDATED,
+    OPEN_CRA_CYCLE,
+    PROPOSAL_CANCELLED,
+    PROPOSAL_LOST,
+    PROPOSAL_RATED,
+    PROPOSAL_READ,
+    PROPOSAL_RETAINED,
+    PROPOSAL_UPDATED,
+    PURCHASE_ORDER_CONFIRMED,
+    QUALIFICATION_MEETING_HELD,
+    QUALIFICATION_MEETING_SCHEDULED,
+    RECORD_MISSION_TRANSITION,
+    RECORD_PROPOSAL,
+    RENEWAL_ACCEPTED,
+    RENEWAL_DECLINED,
+    RENEWAL_REQUESTED,
+    RENEWAL_VALIDATED,
+    RFP_CLOSED,
+    STATE_QUERY,
+    WATCH_PROVIDER,
+)
 from workflows.options import db_activity
 from workflows.timers import Deadline
 from workflows.transitions import TransitionQueue
@@ -95,7 +109,7 @@ E = TypeVar("E")
 Decision = Callable[[MissionState, E, Context], Step]
 
 
-@workflow.defn(name="MissionWorkflow")
+@workflow.defn(name=MISSION_WORKFLOW)
 class MissionWorkflow:
     @workflow.init
     def __init__(self, inp: MissionInput) -> None:
@@ -287,7 +301,7 @@ class MissionWorkflow:
 
     # ------------------------------------------------------------------ queries and signals
 
-    @workflow.query
+    @workflow.query(name=STATE_QUERY)
     def state(self) -> MissionState:
         return self._state
 
@@ -298,7 +312,7 @@ class MissionWorkflow:
 
     # ------------------------------------------------------------------ platform events
 
-    @workflow.update(name="proposal.read")
+    @workflow.update(name=PROPOSAL_READ)
     def proposal_read(self, event: ProposalRead) -> UpdateAccepted:
         return self._decide(rules.proposal_read, event)
 
@@ -306,7 +320,7 @@ class MissionWorkflow:
     def _validate_read(self, event: ProposalRead) -> None:
         self._validate(rules.proposal_read, event)
 
-    @workflow.update(name="proposal.rated")
+    @workflow.update(name=PROPOSAL_RATED)
     def proposal_rated(self, event: ProposalRated) -> UpdateAccepted:
         return self._decide(rules.proposal_rated, event)
 
@@ -314,7 +328,7 @@ class MissionWorkflow:
     def _validate_rated(self, event: ProposalRated) -> None:
         self._validate(rules.proposal_rated, event)
 
-    @workflow.update(name="proposal.updated")
+    @workflow.update(name=PROPOSAL_UPDATED)
     def proposal_updated(self, event: ProposalUpdated) -> UpdateAccepted:
         return self._decide(rules.proposal_updated, event)
 
@@ -322,7 +336,7 @@ class MissionWorkflow:
     def _validate_updated(self, event: ProposalUpdated) -> None:
         self._validate(rules.proposal_updated, event)
 
-    @workflow.update(name="proposal.cancelled")
+    @workflow.update(name=PROPOSAL_CANCELLED)
     def proposal_cancelled(self, event: ProposalCancelled) -> UpdateAccepted:
         return self._decide(rules.proposal_cancelled, event)
 
@@ -330,7 +344,7 @@ class MissionWorkflow:
     def _validate_cancelled(self, event: ProposalCancelled) -> None:
         self._validate(rules.proposal_cancelled, event)
 
-    @workflow.update(name="qualification_meeting.scheduled")
+    @workflow.update(name=QUALIFICATION_MEETING_SCHEDULED)
     def qm_scheduled(self, event: QualificationMeetingScheduled) -> UpdateAccepted:
         return self._decide(rules.qm_scheduled, event)
 
@@ -338,7 +352,7 @@ class MissionWorkflow:
     def _validate_qm_scheduled(self, event: QualificationMeetingScheduled) -> None:
         self._validate(rules.qm_scheduled, event)
 
-    @workflow.update(name="qualification_meeting.held")
+    @workflow.update(name=QUALIFICATION_MEETING_HELD)
     def qm_held(self, event: QualificationMeetingHeld) -> UpdateAccepted:
         return self._decide(rules.qm_held, event)
 
@@ -346,7 +360,7 @@ class MissionWorkflow:
     def _validate_qm_held(self, event: QualificationMeetingHeld) -> None:
         self._validate(rules.qm_held, event)
 
-    @workflow.update(name="proposal.retained")
+    @workflow.update(name=PROPOSAL_RETAINED)
     def proposal_retained(self, event: ProposalRetained) -> UpdateAccepted:
         return self._decide(rules.proposal_retained, event)
 
@@ -354,7 +368,7 @@ class MissionWorkflow:
     def _validate_retained(self, event: ProposalRetained) -> None:
         self._validate(rules.proposal_retained, event)
 
-    @workflow.update(name="proposal.lost")
+    @workflow.update(name=PROPOSAL_LOST)
     def proposal_lost(self, event: ProposalLost) -> UpdateAccepted:
         return self._decide(rules.proposal_lost, event)
 
@@ -362,7 +376,7 @@ class MissionWorkflow:
     def _validate_lost(self, event: ProposalLost) -> None:
         self._validate(rules.proposal_lost, event)
 
-    @workflow.update(name="rfp.closed")
+    @workflow.update(name=RFP_CLOSED)
     def rfp_closed(self, event: RfpClosed) -> UpdateAccepted:
         return self._decide(rules.rfp_closed, event)
 
@@ -370,7 +384,7 @@ class MissionWorkflow:
     def _validate_rfp_closed(self, event: RfpClosed) -> None:
         self._validate(rules.rfp_closed, event)
 
-    @workflow.update(name="purchase_order.confirmed")
+    @workflow.update(name=PURCHASE_ORDER_CONFIRMED)
     def purchase_order_confirmed(self, event: PurchaseOrderConfirmed) -> UpdateAccepted:
         return self._decide(rules.purchase_order_confirmed, event)
 
@@ -378,7 +392,7 @@ class MissionWorkflow:
     def _validate_purchase_order(self, event: PurchaseOrderConfirmed) -> None:
         self._validate(rules.purchase_order_confirmed, event)
 
-    @workflow.update(name="contract.signed")
+    @workflow.update(name=CONTRACT_SIGNED)
     def contract_signed(self, event: ContractSigned) -> UpdateAccepted:
         return self._decide(rules.contract_signed, event)
 
@@ -386,7 +400,7 @@ class MissionWorkflow:
     def _validate_contract(self, event: ContractSigned) -> None:
         self._validate(rules.contract_signed, event)
 
-    @workflow.update(name="renewal.requested")
+    @workflow.update(name=RENEWAL_REQUESTED)
     def renewal_requested(self, event: RenewalRequested) -> UpdateAccepted:
         return self._decide(rules.renewal_requested, event)
 
@@ -394,7 +408,7 @@ class MissionWorkflow:
     def _validate_renewal_requested(self, event: RenewalRequested) -> None:
         self._validate(rules.renewal_requested, event)
 
-    @workflow.update(name="renewal.accepted")
+    @workflow.update(name=RENEWAL_ACCEPTED)
     def renewal_accepted(self, event: RenewalAccepted) -> UpdateAccepted:
         return self._decide(rules.renewal_accepted, event)
 
@@ -402,7 +416,7 @@ class MissionWorkflow:
     def _validate_renewal_accepted(self, event: RenewalAccepted) -> None:
         self._validate(rules.renewal_accepted, event)
 
-    @workflow.update(name="renewal.validated")
+    @workflow.update(name=RENEWAL_VALIDATED)
     def renewal_validated(self, event: RenewalValidated) -> UpdateAccepted:
         return self._decide(rules.renewal_validated, event)
 
@@ -410,7 +424,7 @@ class MissionWorkflow:
     def _validate_renewal_validated(self, event: RenewalValidated) -> None:
         self._validate(rules.renewal_validated, event)
 
-    @workflow.update(name="renewal.declined")
+    @workflow.update(name=RENEWAL_DECLINED)
     def renewal_declined(self, event: RenewalDeclined) -> UpdateAccepted:
         return self._decide(rules.renewal_declined, event)
 
@@ -418,7 +432,7 @@ class MissionWorkflow:
     def _validate_renewal_declined(self, event: RenewalDeclined) -> None:
         self._validate(rules.renewal_declined, event)
 
-    @workflow.update(name="mission.terminated")
+    @workflow.update(name=MISSION_TERMINATED)
     def mission_terminated(self, event: MissionTerminated) -> UpdateAccepted:
         return self._decide(rules.mission_terminated, event)
 

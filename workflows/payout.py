@@ -60,7 +60,7 @@ from schemas import search_attributes as sa
 from schemas.activities import TransitionResult
 from schemas.enums import PayoutStatus
 from schemas.events import ClientPaymentReceived, InvoiceCancelled, InvoiceImported
-from schemas.payouts import (
+from schemas.names import (
     CLIENT_PAYMENT_RECEIVED,
     INVOICE_CANCELLED,
     INVOICE_IMPORTED,
@@ -69,6 +69,8 @@ from schemas.payouts import (
     RECORD_INVOICE_IMPORT,
     RECORD_PAYOUT_TRANSITION,
     STATE_QUERY,
+)
+from schemas.payouts import (
     ClientPaymentResult,
     InvoiceImport,
     InvoiceImportResult,

@@ -40,9 +40,6 @@ from domain.clock import paris_date, paris_instant
 from domain.compliance import REVIEWED, compliance_status
 from domain.errors import DomainError
 from schemas.activities import (
-    RECORD_DOCUMENT_EXPIRY,
-    RECORD_DOCUMENT_REVIEW,
-    RECORD_DOCUMENT_UPLOAD,
     ExpiryStage,
     RecordDocumentExpiryInput,
     RecordDocumentReviewInput,
@@ -51,14 +48,6 @@ from schemas.activities import (
     expiry_email_key,
 )
 from schemas.compliance import (
-    COMPLIANCE_CHANGED,
-    COMPLIANCE_QUERY,
-    DOCUMENT_REVIEWED,
-    DOCUMENT_UPLOADED,
-    PROVIDER_WORKFLOW,
-    STATE_QUERY,
-    UNWATCH,
-    WATCH,
     ComplianceStatus,
     DocumentState,
     DocumentView,
@@ -69,6 +58,19 @@ from schemas.compliance import (
 from schemas.enums import DocumentKind, LegalForm
 from schemas.events import DocumentReviewed, DocumentUploaded
 from schemas.ids import mission_workflow_id, provider_workflow_id
+from schemas.names import (
+    COMPLIANCE_CHANGED,
+    COMPLIANCE_QUERY,
+    DOCUMENT_REVIEWED,
+    DOCUMENT_UPLOADED,
+    PROVIDER_WORKFLOW,
+    RECORD_DOCUMENT_EXPIRY,
+    RECORD_DOCUMENT_REVIEW,
+    RECORD_DOCUMENT_UPLOAD,
+    STATE_QUERY,
+    UNWATCH,
+    WATCH,
+)
 from workflows.effects import deliver_outbox, root_message
 from workflows.options import db_activity
 from workflows.timers import Deadline

@@ -26,12 +26,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from schemas import search_attributes as sa
-from schemas.compliance import (
-    DOCUMENT_REVIEWED,
-    DOCUMENT_UPLOADED,
-    PROVIDER_WORKFLOW,
-    ProviderComplianceInput,
-)
+from schemas.compliance import ProviderComplianceInput
 from schemas.enums import MissionStage
 from schemas.events import (
     PAYLOADS,
@@ -49,6 +44,15 @@ from schemas.ids import (
     provider_workflow_id,
 )
 from schemas.mission import MissionInput, MissionState
+from schemas.names import (
+    CRA_UPDATES,
+    DOCUMENT_REVIEWED,
+    DOCUMENT_UPLOADED,
+    MISSION_UPDATES,
+    MISSION_WORKFLOW,
+    PROVIDER_WORKFLOW,
+    STATE_QUERY,
+)
 from starter.gateway.events import NotApplicable, NotYetSupported, Unavailable, UnknownTarget
 
 
@@ -91,7 +95,7 @@ async def _proposal_submitted(ctx: Context, event: Event) -> Dispatched:
     workflow_id = mission_workflow_id(proposal.proposal_id)
     try:
         await ctx.client.start_workflow(
-            "MissionWorkflow",
+            MISSION_WORKFLOW,
             MissionInput(event_id=event.event_id, occurred_at=event.occurred_at, proposal=proposal),
             id=workflow_id,
             task_queue=ctx.task_queue,
@@ -226,7 +230,7 @@ async def _why_no_cra(ctx: Context, mission_id: str, month: str) -> str:
     """Why the CRA of a month is not open: the FAQ's reasons, from the mission's state."""
     handle = ctx.client.get_workflow_handle(mission_workflow_id(mission_id))
     try:
-        state = await handle.query("state", result_type=MissionState)
+        state = await handle.query(STATE_QUERY, result_type=MissionState)
     except RPCError as exc:
         raise UnknownTarget(f"unknown mission {mission_id!r}") from exc
     reason = _NOT_VISIBLE.get(state.stage)
@@ -291,31 +295,13 @@ async def _invoice_imported(ctx: Context, event: Event) -> Dispatched:
     return Dispatched(workflow_id=workflow_id)
 
 
-MISSION_UPDATES = (
-    "proposal.read",
-    "proposal.rated",
-    "proposal.updated",
-    "proposal.cancelled",
-    "qualification_meeting.scheduled",
-    "qualification_meeting.held",
-    "proposal.retained",
-    "proposal.lost",
-    "purchase_order.confirmed",
-    "contract.signed",
-    "renewal.requested",
-    "renewal.accepted",
-    "renewal.validated",
-    "renewal.declined",
-    "mission.terminated",
-)
-
 HANDLERS: dict[str, Handler] = {
     "proposal.submitted": _proposal_submitted,
     **dict.fromkeys(MISSION_UPDATES, _mission_update),
     "rfp.closed": _rfp_closed,
     "document.uploaded": _document_uploaded,
     "document.reviewed": _document_reviewed,
-    **dict.fromkeys(("cra.submitted", "cra.validated", "cra.rejected"), _cra_update),
+    **dict.fromkeys(CRA_UPDATES, _cra_update),
     "client_payment.received": _invoice_event,
     "invoice.cancelled": _invoice_event,
     "invoice.imported": _invoice_imported,

@@ -21,8 +21,9 @@ from schemas.cra import CraState
 from schemas.enums import CraStatus, MissionStage, PaymentOffer, PayoutStatus
 from schemas.ids import cra_workflow_id, mission_workflow_id, payout_workflow_id
 from schemas.mission import MissionState
+from schemas.names import STATE_QUERY
 from schemas.payouts import PayoutState
-from starter.support.missions import PARIS, STATE_QUERY, MissionUnavailable, UnknownMission
+from starter.support.missions import PARIS, MissionUnavailable, UnknownMission
 
 T = TypeVar("T", bound=BaseModel)
 

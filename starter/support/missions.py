@@ -14,12 +14,11 @@ from zoneinfo import ZoneInfo
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from schemas.compliance import COMPLIANCE_QUERY, ComplianceStatus, DocumentView
+from schemas.compliance import ComplianceStatus, DocumentView
 from schemas.enums import DocumentKind, MissionStage
 from schemas.ids import mission_workflow_id, provider_workflow_id
 from schemas.mission import MissionState, MissionView
-
-STATE_QUERY = "state"
+from schemas.names import COMPLIANCE_QUERY, STATE_QUERY
 
 PARIS = ZoneInfo("Europe/Paris")
 
