@@ -44,7 +44,7 @@ from schemas.payouts import PayoutState
 from settings import Settings
 from starter.demo.simulate import _database, start_time_skipping
 from starter.devstack.mailsink import MailSink
-from tests.workflow.mission_billing import (
+from tests.support.mission import (
     MissionDriver,
     MonthPlan,
     first_validation_day,

@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.smtp",
     "tests.fixtures.temporal",
     "tests.fixtures.gateway",
+    "tests.fixtures.missions",
 ]

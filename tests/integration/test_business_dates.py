@@ -18,8 +18,9 @@ from domain.clock import paris_date, paris_instant
 from domain.cra import month_bounds
 from domain.payouts import compute_payout
 from schemas.enums import PaymentOffer
-from tests.fixtures.gateway import GatewayTestClient, envelope, eventually
-from tests.integration.test_gateway_contracting import (
+from tests.support.factories import envelope
+from tests.support.gateway import (
+    GatewayTestClient,
     cra_instants,
     file_and_validate,
     file_cra,
@@ -29,6 +30,7 @@ from tests.integration.test_gateway_contracting import (
     validate_cra,
     view,
 )
+from tests.support.waits import eventually
 
 
 async def _validated(gateway: GatewayTestClient, pid: str, month: str) -> None:

@@ -11,18 +11,19 @@ from temporalio.testing import WorkflowEnvironment
 from domain.payouts import compute_payout
 from schemas.enums import PaymentOffer
 from starter.support.explain import MissionExplanation
-from tests.fixtures.gateway import GatewayTestClient, eventually
-from tests.integration.test_gateway_contracting import (
-    _contracting,
+from tests.support.factories import new_siren
+from tests.support.gateway import (
+    GatewayTestClient,
     file_and_validate,
-    fresh_siren,
     month_open,
     provider,
     retain,
+    run_contracting,
     submit,
     today,
     until_stage,
 )
+from tests.support.waits import eventually
 
 
 async def explain(
@@ -37,7 +38,7 @@ async def explain(
 async def test_cra_not_visible_while_contracting_is_in_progress(
     gateway: GatewayTestClient, dev_server_env: WorkflowEnvironment
 ) -> None:
-    pid = await submit(gateway, provider=provider(fresh_siren()))
+    pid = await submit(gateway, provider=provider(new_siren()))
     await retain(gateway, pid)
     await until_stage(gateway, pid, "legal_verification")
     month = today().strftime("%Y-%m")
@@ -51,10 +52,10 @@ async def test_cra_not_visible_while_contracting_is_in_progress(
     assert "la contractualisation est en cours chez le client" in reason.message
     assert entry.payout == []
 
-    code, out, err = await _contracting(dev_server_env, "mission", "explain", pid)
+    code, out, err = await run_contracting(dev_server_env, "mission", "explain", pid)
     assert code == 0, err
     assert "la contractualisation est en cours chez le client" in out
-    code, out, err = await _contracting(
+    code, out, err = await run_contracting(
         dev_server_env, "mission", "explain", pid, "--month", month, "--json"
     )
     assert code == 0, err
@@ -67,7 +68,7 @@ async def test_cra_not_visible_while_contracting_is_in_progress(
     assert "unknown mission 'P-nope'" in missing.json()["detail"]
     bad = await gateway.http.get(f"/missions/{pid}/explain?month=2026-13")
     assert bad.status_code == 422
-    code, out, err = await _contracting(dev_server_env, "mission", "explain", "P-nope")
+    code, out, err = await run_contracting(dev_server_env, "mission", "explain", "P-nope")
     assert code == 1 and out == ""
     assert err.startswith("error: unknown mission 'P-nope'")
 

@@ -19,17 +19,10 @@ from db.models import EmailOutbox, Mission, ProcessedEvent, Proposal
 from schemas import search_attributes as sa
 from schemas.mission import MissionState
 from starter.devstack.mailsink import MailSink
-from tests.fixtures.gateway import (
-    GatewayTestClient,
-    envelope,
-    eventually,
-    proposal_submitted,
-)
-
-
-async def _count(engine: AsyncEngine, stmt: Any) -> int:
-    async with engine.connect() as conn:
-        return int((await conn.execute(stmt)).scalar_one())
+from tests.support.db import count
+from tests.support.factories import envelope, proposal_submitted
+from tests.support.gateway import GatewayTestClient
+from tests.support.waits import eventually
 
 
 async def test_proposal_submitted_starts_mission_records_it_and_mails_both_sides(
@@ -69,14 +62,14 @@ async def test_proposal_submitted_starts_mission_records_it_and_mails_both_sides
     assert state.stage == "proposal"
     assert state.proposal_status == "sent"
 
-    assert await _count(db_engine, select(func.count()).where(Proposal.proposal_id == pid)) == 1
-    assert await _count(db_engine, select(func.count()).where(Mission.mission_id == pid)) == 1
+    assert await count(db_engine, select(func.count()).where(Proposal.proposal_id == pid)) == 1
+    assert await count(db_engine, select(func.count()).where(Mission.mission_id == pid)) == 1
     sent = select(func.count()).where(EmailOutbox.mission_id == pid, EmailOutbox.status == "sent")
     await eventually(lambda: _is(db_engine, sent, 2))
 
 
 async def _is(engine: AsyncEngine, stmt: Any, expected: int) -> bool:
-    return await _count(engine, stmt) == expected
+    return await count(engine, stmt) == expected
 
 
 async def test_same_event_twice_gives_one_workflow_and_one_email_each(
@@ -147,7 +140,7 @@ async def test_same_proposal_under_a_new_event_id_is_a_conflict(
     assert "already submitted" in response.json()["detail"]
     # Nothing recorded for the refused event: it can be re-evaluated later.
     stmt = select(func.count()).where(ProcessedEvent.event_id == second["event_id"])
-    assert await _count(db_engine, stmt) == 0
+    assert await count(db_engine, stmt) == 0
 
 
 async def test_reused_event_id_with_different_content_is_refused(
@@ -173,7 +166,7 @@ async def test_bad_signature_is_401_and_records_nothing(
     assert response.status_code == 401
     assert "X-Signature" in response.json()["detail"]
     stmt = select(func.count()).where(ProcessedEvent.event_id == event["event_id"])
-    assert await _count(db_engine, stmt) == 0
+    assert await count(db_engine, stmt) == 0
 
 
 async def test_malformed_payload_is_422_with_field_paths(
@@ -189,7 +182,7 @@ async def test_malformed_payload_is_422_with_field_paths(
     locs = {error["loc"] for error in response.json()["errors"]}
     assert {"data.tjm", "data.provider.country", "data.rfp_id", "data.unexpected"} <= locs
     stmt = select(func.count()).where(ProcessedEvent.event_id == event["event_id"])
-    assert await _count(db_engine, stmt) == 0
+    assert await count(db_engine, stmt) == 0
 
 
 async def test_malformed_envelope_is_422(gateway: GatewayTestClient) -> None:

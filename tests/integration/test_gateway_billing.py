@@ -21,28 +21,14 @@ from schemas.enums import InvoiceStatus, PayoutStatus
 from schemas.events import Event, InvoiceCancelled
 from starter.gateway.dispatch import Context, dispatch
 from starter.gateway.events import NotApplicable, UnknownTarget
-from tests.fixtures.gateway import GatewayTestClient, envelope, eventually
-from tests.integration.test_gateway_contracting import (
-    file_and_validate,
-    month_open,
+from tests.support.factories import envelope
+from tests.support.gateway import (
+    GatewayTestClient,
     post,
     today,
-    view,
+    validated_month,
 )
-
-
-async def _validated_month(
-    gateway: GatewayTestClient, engine: AsyncEngine, offer: str = "basic"
-) -> tuple[str, str]:
-    """A mission in progress whose month's CRA is validated: (mission id, month)."""
-    pid, month = await month_open(gateway, offer, 9)
-    await file_and_validate(gateway, pid, month)
-
-    async def validated() -> bool:
-        return (await view(gateway, pid)).state.validated_months == [month]
-
-    await eventually(validated)
-    return pid, month
+from tests.support.waits import eventually
 
 
 async def _invoice(engine: AsyncEngine, mission_id: str, month: str) -> Invoice | None:
@@ -74,7 +60,7 @@ async def test_a_payment_of_an_unknown_invoice_is_404(gateway: GatewayTestClient
 async def test_invoice_cancelled_before_payment_writes_one_credit_note_and_cancels(
     gateway: GatewayTestClient, db_engine: AsyncEngine
 ) -> None:
-    pid, month = await _validated_month(gateway, db_engine)
+    pid, month = await validated_month(gateway)
 
     async def scheduled() -> bool:
         return await _payout_status(db_engine, pid, month) == PayoutStatus.SCHEDULED.value

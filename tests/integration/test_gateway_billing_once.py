@@ -6,7 +6,6 @@ invoice, one payout paid once, one billing-started email and one payout-paid ema
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -15,18 +14,10 @@ from db.models import EmailOutbox, Invoice, Payout
 from domain.clock import paris_date
 from schemas.enums import PayoutStatus
 from starter.devstack.mailsink import MailSink
-from tests.fixtures.gateway import GatewayTestClient, envelope, eventually
-from tests.integration.test_gateway_contracting import (
-    cra_instants,
-    file_cra,
-    month_open,
-    view,
-)
-
-
-async def _count(engine: AsyncEngine, stmt: Any) -> int:
-    async with engine.connect() as conn:
-        return int((await conn.execute(stmt)).scalar_one())
+from tests.support.db import count
+from tests.support.factories import envelope
+from tests.support.gateway import GatewayTestClient, cra_instants, file_cra, month_open, view
+from tests.support.waits import eventually
 
 
 async def _submitted_month(gateway: GatewayTestClient) -> tuple[str, str]:
@@ -99,7 +90,7 @@ async def test_validation_and_client_payment_delivered_twice_with_smtp_451_bill_
     assert resent.status_code == 409 and "already received" in resent.text
 
     async def paid_and_mailed() -> bool:
-        paid = await _count(
+        paid = await count(
             db_engine,
             select(func.count()).where(
                 Payout.mission_id == pid, Payout.month == month, Payout.status == PayoutStatus.PAID
@@ -111,7 +102,7 @@ async def test_validation_and_client_payment_delivered_twice_with_smtp_451_bill_
     await eventually(paid_and_mailed, within=30)
     for model in (Invoice, Payout):
         assert (
-            await _count(
+            await count(
                 db_engine,
                 select(func.count()).select_from(model).where(model.mission_id == pid),
             )
@@ -127,7 +118,7 @@ async def test_validation_and_client_payment_delivered_twice_with_smtp_451_bill_
         ("cra_validated", f"CRA {month} validé"),
         ("payout_paid", "Paiement effectué"),
     ):
-        sent = await _count(
+        sent = await count(
             db_engine,
             select(func.count()).where(
                 EmailOutbox.mission_id == pid,

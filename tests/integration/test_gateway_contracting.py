@@ -7,232 +7,42 @@ workflow, its documents and its compliance belong to that test alone.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import random
-import sys
 import uuid
-from datetime import date, datetime, time, timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
-import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
-from stdnum import luhn
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from db.models import ProcessedEvent
-from domain.calendar import previous_business_day_on_or_before
-from domain.clock import paris_date, paris_instant
-from domain.cra import month_bounds, month_of
 from schemas import search_attributes as sa
 from schemas.compliance import COMPLIANCE_QUERY, ComplianceStatus
 from schemas.mission import MissionView
-from tests.fixtures.gateway import (
-    PROVIDER_ADDRESS,
-    GatewayTestClient,
+from tests.support.factories import (
     envelope,
-    eventually,
-    foreign_address,
-    proposal_submitted,
+    new_siren,
 )
-
-CONTRACTING = Path(sys.executable).parent / "contracting"
-PARIS = ZoneInfo("Europe/Paris")
+from tests.support.gateway import (
+    PARIS,
+    GatewayTestClient,
+    apply,
+    post,
+    provider,
+    refused,
+    retain,
+    run_contracting,
+    submit,
+    today,
+    until_stage,
+    upload,
+    view,
+)
+from tests.support.waits import eventually
 
 REJECTION = "Attestation illisible : le code de sécurité n'apparaît pas"
-
-
-def today() -> date:
-    """The business date the workflows use (Europe/Paris)."""
-    return datetime.now(PARIS).date()
-
-
-def past_month(months_ago: int = 1) -> str:
-    """A whole month before this one: every day of it is past, whatever the hour or the day
-    (the last of a month included) the test runs, so its CRA can be filed and validated on
-    dates the test chooses (`cra_instants`)."""
-    month = month_of(today())
-    for _ in range(months_ago):
-        month = month_of(month_bounds(month)[0] - timedelta(days=1))
-    return month
-
-
-def cra_instants(month: str) -> tuple[datetime, datetime]:
-    """When the provider submits (10:00 Paris) and the approver validates (17:00) a month's
-    CRA: its last business day, as the FAQ asks."""
-    due = previous_business_day_on_or_before(month_bounds(month)[1])
-    return paris_instant(due, time(10)), paris_instant(due, time(17))
-
-
-def fresh_siren() -> str:
-    body = str(random.randrange(10_000_000, 100_000_000))
-    return body + luhn.calc_check_digit(body)
-
-
-def provider(siren: str | None = None, **overrides: Any) -> dict[str, Any]:
-    country = overrides.get("country", "FR")
-    return {
-        "siren": siren or fresh_siren(),
-        "name": "Durand Conseil",
-        "email": "paul@durand-conseil.example",
-        "country": "FR",
-        "legal_form": "company",
-        "vat_franchise": False,
-        "address": PROVIDER_ADDRESS if country == "FR" else foreign_address(country),
-        **overrides,
-    }
-
-
-async def post(
-    gateway: GatewayTestClient,
-    event_type: str,
-    event_id: str | None = None,
-    occurred_at: datetime | None = None,
-    **data: Any,
-) -> httpx.Response:
-    return await gateway.post_event(envelope(event_type, data, event_id, occurred_at))
-
-
-async def submit(gateway: GatewayTestClient, **overrides: Any) -> str:
-    """A new proposal (its own provider unless given), once recorded; answers its id."""
-    overrides.setdefault("provider", provider())
-    data = proposal_submitted(**overrides)
-    response = await gateway.post_event(envelope("proposal.submitted", data))
-    assert response.status_code == 202, response.text
-    pid = str(data["proposal_id"])
-
-    async def recorded() -> bool:  # in the database, where rfp.closed finds its proposals
-        timeline = (await view(gateway, pid)).state.timeline
-        return any(entry.kind == "proposal.submitted" for entry in timeline)
-
-    await eventually(recorded)
-    return pid
-
-
-async def view(gateway: GatewayTestClient, mission_id: str) -> MissionView:
-    response = await gateway.http.get(f"/missions/{mission_id}")
-    assert response.status_code == 200, response.text
-    return MissionView.model_validate(response.json())
-
-
-async def until_stage(gateway: GatewayTestClient, mission_id: str, stage: str) -> MissionView:
-    async def reached() -> bool:
-        return (await view(gateway, mission_id)).state.stage == stage
-
-    await eventually(reached)
-    return await view(gateway, mission_id)
-
-
-async def apply(
-    gateway: GatewayTestClient,
-    event_type: str,
-    occurred_at: datetime | None = None,
-    **data: Any,
-) -> None:
-    response = await post(gateway, event_type, occurred_at=occurred_at, **data)
-    assert response.status_code == 202, f"{event_type}: {response.text}"
-
-
-async def retain(gateway: GatewayTestClient, pid: str) -> None:
-    await apply(gateway, "proposal.read", proposal_id=pid)
-    await apply(gateway, "proposal.rated", proposal_id=pid, interesting=True)
-    await apply(gateway, "proposal.retained", proposal_id=pid)
-
-
-async def upload(
-    gateway: GatewayTestClient, siren: str, kind: str, issued_days_ago: int = 3
-) -> str:
-    document_id = f"DOC-{uuid.uuid4().hex[:12]}"
-    await apply(
-        gateway,
-        "document.uploaded",
-        document_id=document_id,
-        provider_siren=siren,
-        kind=kind,
-        issued_on=(today() - timedelta(days=issued_days_ago)).isoformat(),
-        file_ref=f"s3://docs/{document_id}.pdf",
-    )
-    return document_id
-
-
-async def month_open(
-    gateway: GatewayTestClient,
-    offer: str,
-    number: int,
-    signed_on: date | None = None,
-    months_ago: int = 1,
-    siren: str | None = None,
-) -> tuple[str, str]:
-    """A mission that started on the 1st of `past_month(months_ago)` with `offer` (purchase
-    order `PO-<number>`, contract `CP-<number>`), its provider compliant, once the CRA cycle
-    of that month is open: (mission id, month). File and validate it at `cra_instants`."""
-    siren = siren or fresh_siren()
-    month = past_month(months_ago)
-    start = month_bounds(month)[0]
-    pid = await submit(
-        gateway,
-        provider=provider(siren),
-        start_date=start.isoformat(),
-        end_date=(start + timedelta(days=150)).isoformat(),
-    )
-    await retain(gateway, pid)
-    for kind in ("urssaf_vigilance", "kbis", "sworn_statement", "foreign_workers_list"):
-        document_id = await upload(gateway, siren, kind, issued_days_ago=1)
-        await apply(gateway, "document.reviewed", document_id=document_id, accepted=True)
-    await apply(gateway, "purchase_order.confirmed", proposal_id=pid, po_number=f"PO-{number}")
-    await apply(
-        gateway,
-        "contract.signed",
-        proposal_id=pid,
-        signed_on=(signed_on or start).isoformat(),
-        payment_offer=offer,
-        special_conditions_ref=f"CP-{number}",
-    )
-    await until_stage(gateway, pid, "in_progress")
-
-    async def cra_open() -> bool:
-        return month in (await view(gateway, pid)).state.cra_months
-
-    await eventually(cra_open)
-    return pid, month
-
-
-async def file_cra(
-    gateway: GatewayTestClient, pid: str, month: str, at: datetime, days: str = "1"
-) -> None:
-    """The provider files the month's CRA, at `at`."""
-    await apply(gateway, "cra.submitted", occurred_at=at, mission_id=pid, month=month, days=days)
-
-
-async def validate_cra(gateway: GatewayTestClient, pid: str, month: str, at: datetime) -> None:
-    """The approver APR-1 validates the month's CRA, at `at`."""
-    await apply(
-        gateway, "cra.validated", occurred_at=at, mission_id=pid, month=month, approver_id="APR-1"
-    )
-
-
-async def file_and_validate(
-    gateway: GatewayTestClient, pid: str, month: str, days: str = "1"
-) -> date:
-    """The provider files the month's CRA, the approver validates it, at `cra_instants`:
-    the validation day (the invoice's date and the payout's starting point)."""
-    submitted_at, validated_at = cra_instants(month)
-    await file_cra(gateway, pid, month, submitted_at, days)
-    await validate_cra(gateway, pid, month, validated_at)
-    return paris_date(validated_at)
-
-
-async def refused(response: httpx.Response, *fragments: str) -> str:
-    assert response.status_code == 409, response.text
-    detail = str(response.json()["detail"])
-    for fragment in fragments:
-        assert fragment in detail, detail
-    return detail
 
 
 async def _recorded(engine: AsyncEngine, event_id: str) -> int:
@@ -462,7 +272,7 @@ async def test_rfp_closed_with_no_open_proposal_left_is_409(gateway: GatewayTest
 async def test_document_uploaded_before_any_proposal_starts_the_provider_workflow(
     gateway: GatewayTestClient, dev_server_env: WorkflowEnvironment
 ) -> None:
-    siren = fresh_siren()
+    siren = new_siren()
     response = await post(
         gateway,
         "document.uploaded",
@@ -500,7 +310,7 @@ async def test_document_uploaded_before_any_proposal_starts_the_provider_workflo
 async def test_mission_view_shows_what_is_missing_side_by_side_and_the_rejection(
     gateway: GatewayTestClient,
 ) -> None:
-    siren = fresh_siren()
+    siren = new_siren()
     pid = await submit(gateway, provider=provider(siren))
     await retain(gateway, pid)
     rejected = await upload(gateway, siren, "urssaf_vigilance")
@@ -546,7 +356,7 @@ async def test_mission_view_shows_what_is_missing_side_by_side_and_the_rejection
 async def test_full_path_to_in_progress_through_the_gateway(
     gateway: GatewayTestClient, dev_server_env: WorkflowEnvironment
 ) -> None:
-    siren = fresh_siren()
+    siren = new_siren()
     start = today()
     pid = await submit(
         gateway,
@@ -617,7 +427,7 @@ async def test_full_path_to_in_progress_through_the_gateway(
 async def test_a_cra_before_the_mission_started_is_409_with_the_reason(
     gateway: GatewayTestClient,
 ) -> None:
-    pid = await submit(gateway, provider=provider(fresh_siren()))
+    pid = await submit(gateway, provider=provider(new_siren()))
     await retain(gateway, pid)
     month = today().strftime("%Y-%m")
     await refused(
@@ -632,27 +442,10 @@ async def test_a_cra_before_the_mission_started_is_409_with_the_reason(
 # --- The CLI --------------------------------------------------------------------------------
 
 
-async def _contracting(env: WorkflowEnvironment, *args: str) -> tuple[int, str, str]:
-    """Run the installed command without blocking the loop the worker runs on."""
-    process = await asyncio.create_subprocess_exec(
-        str(CONTRACTING),
-        *args,
-        env={
-            **os.environ,
-            "CONTRACTING_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
-        },
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
-
-
 async def test_contracting_mission_show(
     gateway: GatewayTestClient, dev_server_env: WorkflowEnvironment
 ) -> None:
-    siren = fresh_siren()
+    siren = new_siren()
     pid = await submit(gateway, provider=provider(siren), tjm="655.50")
     await retain(gateway, pid)
     rejected = await upload(gateway, siren, "urssaf_vigilance")
@@ -664,7 +457,7 @@ async def test_contracting_mission_show(
         return any(REJECTION in item for item in (await view(gateway, pid)).missing["provider"])
 
     await eventually(signalled)
-    code, out, err = await _contracting(dev_server_env, "mission", "show", pid)
+    code, out, err = await run_contracting(dev_server_env, "mission", "show", pid)
     assert code == 0, err
     assert f"Mission {pid}" in out
     assert "legal_verification — Vérification légale en cours" in out
@@ -675,12 +468,12 @@ async def test_contracting_mission_show(
     assert f"« {REJECTION} »" in out
     assert "proposal.retained" in out
 
-    code, out, err = await _contracting(dev_server_env, "mission", "show", pid, "--json")
+    code, out, err = await run_contracting(dev_server_env, "mission", "show", pid, "--json")
     assert code == 0, err
     shown = MissionView.model_validate(json.loads(out))
     assert shown == await view(gateway, pid)
 
-    code, out, err = await _contracting(dev_server_env, "mission", "show", "P-nope")
+    code, out, err = await run_contracting(dev_server_env, "mission", "show", "P-nope")
     assert code == 1
     assert out == ""
     lines = err.strip().splitlines()

@@ -11,15 +11,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.models import MissionTerms
 from domain.cra import month_bounds, month_of
-from tests.fixtures.gateway import GatewayTestClient, envelope, eventually
-from tests.integration.test_gateway_billing import _validated_month
-from tests.integration.test_gateway_contracting import apply, post, view
+from tests.support.factories import envelope
+from tests.support.gateway import GatewayTestClient, apply, post, validated_month, view
+from tests.support.waits import eventually
 
 
 async def test_renewal_then_termination_through_the_gateway(
     gateway: GatewayTestClient, db_engine: AsyncEngine
 ) -> None:
-    pid, month = await _validated_month(gateway, db_engine)
+    pid, month = await validated_month(gateway)
     state = (await view(gateway, pid)).state
     new_end = state.end_date + timedelta(days=92)
     renewed_month = month_of(state.end_date + timedelta(days=35))

@@ -28,13 +28,10 @@ from settings import Settings
 from starter.devstack.binaries import temporal_test_server
 from starter.gateway.api import create_app
 from starter.gateway.processor import EventProcessor
-from tests.fixtures.gateway import (
-    TASK_QUEUE,
-    GatewayTestClient,
-    envelope,
-    eventually,
-    proposal_submitted,
-)
+from tests.fixtures.gateway import TASK_QUEUE
+from tests.support.factories import envelope, proposal_submitted
+from tests.support.gateway import GatewayTestClient
+from tests.support.waits import eventually
 
 FAST_FAILURE = RetryConfig(
     initial_interval_millis=50, max_interval_millis=100, max_elapsed_time_millis=500, max_retries=1

@@ -33,7 +33,7 @@ from schemas.events import ProposalSubmitted
 from schemas.mission import ContractTerms, EmailSpec, MissionTransition
 from settings import Settings
 from starter.devstack.mailsink import MailSink
-from tests.fixtures.gateway import proposal_submitted
+from tests.support.factories import proposal_submitted
 
 
 @pytest_asyncio.fixture

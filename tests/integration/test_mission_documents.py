@@ -36,16 +36,9 @@ from db.models import (
 from domain.billing_documents import french_vat_number
 from schemas.enums import PayoutStatus
 from settings import Settings
-from tests.fixtures.gateway import (
-    CLIENT_ADDRESS,
-    PROVIDER_ADDRESS,
-    GatewayTestClient,
-    envelope,
-    eventually,
-    proposal_submitted,
-)
-from tests.integration.test_gateway_billing import _validated_month
-from tests.integration.test_gateway_contracting import CONTRACTING, submit
+from tests.support.factories import CLIENT_ADDRESS, PROVIDER_ADDRESS, envelope, proposal_submitted
+from tests.support.gateway import CONTRACTING, GatewayTestClient, submit, validated_month
+from tests.support.waits import eventually
 
 NS = {"ram": "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100"}
 AGREEMENT = "{*}SupplyChainTradeTransaction/ram:ApplicableHeaderTradeAgreement"
@@ -93,7 +86,7 @@ async def _cli(database_url: str, *args: str) -> tuple[int, str, str]:
 async def test_a_validated_month_serves_its_bpf_and_its_factur_x_invoice(
     gateway: GatewayTestClient, db_engine: AsyncEngine, stack_settings: Settings, tmp_path: Path
 ) -> None:
-    pid, month = await _validated_month(gateway, db_engine)
+    pid, month = await validated_month(gateway)
     invoice = await _invoice(db_engine, pid)
     assert invoice.number is not None
 
@@ -174,7 +167,7 @@ async def test_a_validated_month_serves_its_bpf_and_its_factur_x_invoice(
 async def test_a_cancelled_invoice_gets_its_credit_note_as_factur_x(
     gateway: GatewayTestClient, db_engine: AsyncEngine
 ) -> None:
-    pid, _ = await _validated_month(gateway, db_engine)
+    pid, _ = await validated_month(gateway)
     invoice = await _invoice(db_engine, pid)
 
     async def scheduled() -> bool:
@@ -215,7 +208,7 @@ async def test_documents_are_issued_once_and_the_same_when_reissued(
 ) -> None:
     """A retried validation finds its files; a lost file is issued again, byte for byte, under
     its number: no second document, no second number."""
-    pid, month = await _validated_month(gateway, db_engine)
+    pid, month = await validated_month(gateway)
     invoice = await _invoice(db_engine, pid)
 
     async def documents() -> dict[str, tuple[str, str]]:
@@ -263,7 +256,7 @@ async def test_a_party_without_address_gets_no_document_and_the_timeline_says_wh
 ) -> None:
     """A provider recorded before the contract carried addresses: billing goes on, no
     invoice without its mandatory mentions."""
-    pid, month = await _validated_month(gateway, db_engine)
+    pid, month = await validated_month(gateway)
     async with db_engine.begin() as conn:
         siren = (
             await conn.execute(select(Mission.provider_siren).where(Mission.mission_id == pid))

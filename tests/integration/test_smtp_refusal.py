@@ -25,7 +25,9 @@ from schemas.enums import OutboxStatus
 from schemas.ids import mission_workflow_id
 from settings import Settings
 from starter.devstack.mailsink import MailSink
-from tests.fixtures.gateway import GatewayTestClient, envelope, eventually, proposal_submitted
+from tests.support.factories import envelope, proposal_submitted
+from tests.support.gateway import GatewayTestClient
+from tests.support.waits import eventually
 
 
 def fresh_siren() -> str:

@@ -1,6 +1,8 @@
 """Drives a mission through MissionWorkflow from `proposal.submitted` to its monthly payouts,
-on the time-skipping server with the real activities: the platform's side of
-tests/workflow/test_mission_billing.py and bench/history_per_month.py.
+renewals and end, as the platform and the client would: the platform's side of the workflow
+tests (billing, contracting, renewal, lifecycle edges, long life) and of
+bench/history_per_month.py. It runs against any worker (real activities or fakes) on the
+time-skipping server or the dev server.
 
 Each month the provider submits the CRA on the month's last business day (08:00 Paris, before
 the 09:00 reminder) and the client validates it on a day the test chooses (`MonthPlan`); the
@@ -10,7 +12,6 @@ expected invoice and payout are then computed from `domain/` alone.
 from __future__ import annotations
 
 import asyncio
-import random
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,29 +19,32 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from stdnum import luhn
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from domain.calendar import next_business_day_on_or_after, previous_business_day_on_or_before
 from domain.clock import paris_date, paris_instant
-from domain.cra import month_bounds, month_of
+from domain.cra import month_bounds
 from domain.fees import offer_fee
 from domain.invoices import InvoiceAmounts, invoice_amounts_for_cra
 from domain.payouts import PayoutSchedule, compute_payout
 from schemas.compliance import DOCUMENT_REVIEWED, DOCUMENT_UPLOADED
 from schemas.cra import CraResult
-from schemas.enums import DocumentKind, PaymentOffer
+from schemas.enums import PaymentOffer
 from schemas.events import (
     ClientPaymentReceived,
     ContractSigned,
     CraSubmitted,
     CraValidated,
-    DocumentReviewed,
-    DocumentUploaded,
     ProposalRetained,
     ProposalSubmitted,
     PurchaseOrderConfirmed,
+    RenewalAccepted,
+    RenewalRequested,
+    RenewalValidated,
 )
 from schemas.ids import (
     cra_workflow_id,
@@ -50,12 +54,25 @@ from schemas.ids import (
 )
 from schemas.mission import MissionInput, MissionResult, MissionState
 from schemas.payouts import CLIENT_PAYMENT_RECEIVED, PayoutState
-from tests.fixtures.gateway import eventually, proposal_submitted
+from starter.devstack.mailsink import MailSink, ReceivedMessage
 from tests.fixtures.temporal import send_update, skip_until
+from tests.support import db
+from tests.support.factories import (
+    APPROVER,
+    DOCUMENTS,
+    document_events,
+    event_id,
+    new_siren,
+    proposal_submitted,
+)
+from tests.support.months import due_day, last_day, next_month
+from tests.support.waits import about, eventually
 
 Handle = WorkflowHandle[Any, Any]
-APPROVER = "APR-1"  # the approver of tests.fixtures.gateway.proposal_submitted's client
 TJM = Decimal("650.00")
+DAYS = Decimal("10")
+WAIT = 60.0
+"""Seconds a workflow result may take once the clock is past what it waits for."""
 SUBMIT_AT = time(10, 17)
 VALIDATE_AT = time(14, 43)
 """The platform's events land off the hour: the workflows' own timers fire on the hour
@@ -63,26 +80,6 @@ VALIDATE_AT = time(14, 43)
 timer that fired while the task was with the worker (docs/testing.md)."""
 LEGACY_SIGNATURE = date(2025, 3, 3)
 """Back-to-back and immediate payment are for contracts signed before 2025-04-28."""
-DOCUMENTS = (
-    DocumentKind.URSSAF_VIGILANCE,
-    DocumentKind.KBIS,
-    DocumentKind.SWORN_STATEMENT,
-    DocumentKind.FOREIGN_WORKERS_LIST,
-)
-
-
-def new_siren() -> str:
-    body = str(random.randint(10_000_000, 99_999_999))
-    return body + luhn.calc_check_digit(body)
-
-
-def next_month(day: date) -> str:
-    return month_of(month_bounds(month_of(day))[1] + timedelta(days=1))
-
-
-def due_day(month: str) -> date:
-    """The month's last business day: the provider submits the CRA then."""
-    return previous_business_day_on_or_before(month_bounds(month)[1])
 
 
 def first_validation_day(
@@ -198,6 +195,45 @@ class MissionDriver:
 
     # ------------------------------------------------------------------ contracting
 
+    async def submit(
+        self, start: date, end: date, *, prefix: str = "BILL", **provider: Any
+    ) -> Handle:
+        """`proposal.submitted` (its own provider, with a fresh SIREN, unless `provider` says
+        otherwise), dated now on the server's clock: the mission's handle."""
+        data = proposal_submitted(
+            proposal_id=f"{prefix}-{uuid.uuid4().hex[:10]}",
+            start_date=start.isoformat(),
+            end_date=end.isoformat(),
+        )
+        data["provider"].update({"siren": new_siren(), **provider})
+        proposal = ProposalSubmitted.model_validate(data)
+        return await self.env.client.start_workflow(
+            "MissionWorkflow",
+            MissionInput(event_id=event_id(), occurred_at=await self.now(), proposal=proposal),
+            id=mission_workflow_id(proposal.proposal_id),
+            task_queue=self.queue,
+            result_type=MissionResult,
+        )
+
+    async def upload_documents(self, siren: str, issued_on: date, prefix: str) -> Handle:
+        """The provider uploads every legal document (ids `DOC-<prefix>-<kind>`), each accepted
+        at once: the provider workflow's handle."""
+        provider = self.env.client.get_workflow_handle(provider_workflow_id(siren))
+        for kind in DOCUMENTS:
+            upload, review = document_events(siren, kind, issued_on, f"DOC-{prefix}-{kind.value}")
+            await send_update(provider, DOCUMENT_UPLOADED, upload)
+            await send_update(provider, DOCUMENT_REVIEWED, review)
+        return provider
+
+    async def retain_with_documents(self, handle: Handle, issued_on: date) -> Handle:
+        """Retain the proposal, then upload and accept every document the provider needs: the
+        provider workflow's handle."""
+        state = await self.state(handle)
+        pid = state.mission_id
+        await send_update(handle, "proposal.retained", ProposalRetained(proposal_id=pid))
+        await self.until(handle, lambda s: bool(s.legal.provider_missing))
+        return await self.upload_documents(state.provider_siren, issued_on, pid)
+
     async def contract(
         self,
         offer: PaymentOffer,
@@ -211,46 +247,9 @@ class MissionDriver:
         by default) accepted → purchase order → contract signed today with `offer` (before
         2025-04-28 for back-to-back and immediate payment): legal verification complete."""
         today = await self.today()
-        data = proposal_submitted(
-            proposal_id=f"{prefix}-{uuid.uuid4().hex[:10]}",
-            start_date=start.isoformat(),
-            end_date=end.isoformat(),
-        )
-        data["provider"]["siren"] = new_siren()
-        proposal = ProposalSubmitted.model_validate(data)
-        pid = proposal.proposal_id
-        handle = await self.env.client.start_workflow(
-            "MissionWorkflow",
-            MissionInput(
-                event_id=f"evt-{uuid.uuid4().hex}", occurred_at=await self.now(), proposal=proposal
-            ),
-            id=mission_workflow_id(pid),
-            task_queue=self.queue,
-            result_type=MissionResult,
-        )
-        await send_update(handle, "proposal.retained", ProposalRetained(proposal_id=pid))
-        await self.until(handle, lambda s: bool(s.legal.provider_missing))
-        provider = self.env.client.get_workflow_handle(
-            provider_workflow_id(proposal.provider.siren)
-        )
-        for kind in DOCUMENTS:
-            document_id = f"DOC-{pid}-{kind.value}"
-            await send_update(
-                provider,
-                DOCUMENT_UPLOADED,
-                DocumentUploaded(
-                    document_id=document_id,
-                    provider_siren=proposal.provider.siren,
-                    kind=kind,
-                    issued_on=issued_on or today,
-                    file_ref=f"s3://docs/{document_id}.pdf",
-                ),
-            )
-            await send_update(
-                provider,
-                DOCUMENT_REVIEWED,
-                DocumentReviewed(document_id=document_id, accepted=True),
-            )
+        handle = await self.submit(start, end, prefix=prefix)
+        pid = (await self.state(handle)).mission_id
+        await self.retain_with_documents(handle, issued_on or today)
         await send_update(
             handle,
             "purchase_order.confirmed",
@@ -359,3 +358,160 @@ class MissionDriver:
         handle = self.env.client.get_workflow_handle(payout_workflow_id(pid, month))
         state: PayoutState = await handle.query("state", result_type=PayoutState)
         return state
+
+
+class MissionHarness(MissionDriver):
+    """The driver, with the database (rows and counts) and the SMTP sink, and the steps of a
+    mission's life (a month submitted and validated, renewal, fresh documents, the end)."""
+
+    def __init__(
+        self,
+        env: WorkflowEnvironment,
+        queue: str,
+        engine: AsyncEngine,
+        patience: float = 20.0,
+        sink: MailSink | None = None,
+    ) -> None:
+        super().__init__(env, queue, patience)
+        self.engine = engine
+        self.sink = sink
+
+    def sent(self, mission_id: str, subject_part: str) -> list[ReceivedMessage]:
+        """The mails of that mission already in the sink whose subject holds `subject_part`."""
+        assert self.sink is not None, "no SMTP sink given"
+        return [m for m in self.sink.messages if about(mission_id, subject_part)(m)]
+
+    async def state(self, handle: Handle) -> MissionState:
+        """The current run's state; a query that lands while the run continues as new is
+        asked again."""
+        for _ in range(20):
+            try:
+                return await super().state(handle)
+            except RPCError:
+                await asyncio.sleep(0.2)
+        return await super().state(handle)
+
+    async def count(self, stmt: Any) -> int:
+        return await db.count(self.engine, stmt)
+
+    async def rows(self, stmt: Any) -> list[Any]:
+        return await db.rows(self.engine, stmt)
+
+    async def send(self, handle: Handle, name: str, payload: Any) -> Any:
+        return await send_update(handle, name, payload, f"evt-{uuid.uuid4().hex}")
+
+    async def month(
+        self,
+        mission: Handle,
+        month: str,
+        *,
+        days: Decimal = DAYS,
+        ends: date | None = None,
+        quick: bool = False,
+    ) -> CraResult:
+        """The provider submits on the last business day of the mission's part of the month,
+        an approver validates the next business day; the cycle's result."""
+        state = await self.state(mission)
+        pid = state.mission_id
+        due = previous_business_day_on_or_before(min(last_day(month), ends or last_day(month)))
+        await self.sleep_until(paris_instant(due, SUBMIT_AT))
+        await self.until(mission, lambda s: month in s.cra_months)
+        cycle = self.env.client.get_workflow_handle(
+            cra_workflow_id(pid, month), result_type=CraResult
+        )
+        submitted = CraSubmitted(
+            mission_id=pid, month=month, days=days, occurred_at=paris_instant(due, SUBMIT_AT)
+        )
+        await self.send(cycle, "cra.submitted", submitted)
+        validate_on = next_business_day_on_or_after(due + timedelta(days=1))
+        if quick:  # the client validates the same day: one time skip less per month
+            validate_on = due
+        validated_at = paris_instant(validate_on, VALIDATE_AT)
+        await self.sleep_until(validated_at)
+        await self.send(
+            cycle,
+            "cra.validated",
+            CraValidated(
+                mission_id=pid, month=month, approver_id=APPROVER, occurred_at=validated_at
+            ),
+        )
+        result: CraResult = await asyncio.wait_for(cycle.result(), WAIT)
+        assert result.validated_on == validate_on
+        return result
+
+    async def ended(self, mission: Handle) -> MissionResult:
+        """The mission's result, once the clock is past its end date (the result call alone
+        would wait forever if the test server stopped skipping time)."""
+        end = (await self.state(mission)).end_date
+        await self.sleep_until(paris_instant(end + timedelta(days=1), time(1, 7)))
+        result: MissionResult = await asyncio.wait_for(mission.result(), WAIT)
+        return result
+
+    async def refresh_documents(self, state: MissionState) -> None:
+        """The provider uploads fresh legal documents, accepted at once."""
+        today = await self.today()
+        await self.upload_documents(
+            state.provider_siren, today, f"{state.mission_id}-{today.isoformat()}"
+        )
+
+    async def renew(
+        self,
+        mission: Handle,
+        new_end: date,
+        *,
+        tjm: str | None = None,
+        offer: PaymentOffer | None = None,
+    ) -> None:
+        pid = (await self.state(mission)).mission_id
+        await self.send(
+            mission,
+            "renewal.requested",
+            RenewalRequested(mission_id=pid, new_end_date=new_end, new_tjm=tjm),
+        )
+        await self.send(
+            mission, "renewal.accepted", RenewalAccepted(mission_id=pid, payment_offer=offer)
+        )
+        await self.send(
+            mission, "renewal.validated", RenewalValidated(mission_id=pid, approver_id=APPROVER)
+        )
+
+
+def renewed_after(run: int) -> Callable[[MissionState], bool]:
+    """The renewal took effect and the workflow continued as new past run `run`."""
+    return lambda state: state.renewal is None and state.run > run
+
+
+def check_billing(
+    result: CraResult, offer: PaymentOffer, tjm: Decimal, days: Decimal = DAYS
+) -> None:
+    """The month was invoiced at `tjm` and is paid on `offer`'s date (domain/)."""
+    assert result.validated_on is not None
+    assert result.amount_excl_vat == tjm * days
+    assert result.payout_date == compute_payout(offer, result.validated_on).payout_date
+    assert result.amount_incl_vat == (tjm * days * Decimal("1.2")).quantize(Decimal("0.01"))
+
+
+async def next_run(harness: MissionHarness, workflow_id: str, run_id: str) -> str | None:
+    """The run a run continued as new into, if it did."""
+    handle = harness.env.client.get_workflow_handle(workflow_id, run_id=run_id)
+    last = (await handle.fetch_history()).events[-1]
+    if last.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+        return None
+    return str(last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id)
+
+
+async def run_chain(
+    harness: MissionHarness, workflow_id: str, first_run: str
+) -> list[tuple[int, int]]:
+    """(events, bytes) of every run of a workflow, following its continue-as-new chain."""
+    sizes: list[tuple[int, int]] = []
+    run_id: str | None = first_run
+    while run_id:
+        handle = harness.env.client.get_workflow_handle(workflow_id, run_id=run_id)
+        history = await handle.fetch_history()
+        sizes.append((len(history.events), sum(e.ByteSize() for e in history.events)))
+        last = history.events[-1]
+        run_id = None
+        if last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+            run_id = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+    return sizes

@@ -15,7 +15,7 @@ from domain.billing_documents import french_vat_number, party
 from schemas.events import PostalAddress, ProposalSubmitted
 from schemas.mission import MissionInput
 from starter.gateway.events import InvalidEvent, parse_event
-from tests.fixtures.gateway import CLIENT_ADDRESS, envelope, proposal_submitted
+from tests.support.factories import CLIENT_ADDRESS, envelope, proposal_submitted
 
 
 def _raw(event: dict[str, Any]) -> bytes:

@@ -12,7 +12,7 @@ from schemas.events import PAYLOADS, CraValidated, ProposalSubmitted
 from starter.gateway.dispatch import handler_for
 from starter.gateway.events import InvalidEvent, parse_event
 from starter.gateway.signing import is_valid, sign
-from tests.fixtures.gateway import envelope, proposal_submitted
+from tests.support.factories import envelope, proposal_submitted
 
 
 def _raw(event: dict[str, object]) -> bytes:

@@ -17,7 +17,7 @@ from starter.gateway.api import COMPONENTS, ENVELOPE_ONLY, add_event_schemas, cr
 from starter.gateway.events import REQUIRED_AT_EDGE
 from starter.gateway.processor import EventProcessor, Outcome
 from starter.gateway.signing import SIGNATURE_HEADER, sign
-from tests.fixtures.gateway import envelope, proposal_submitted
+from tests.support.factories import envelope, proposal_submitted
 
 SECRET = "openapi-test-secret"
 

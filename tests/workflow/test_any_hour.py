@@ -36,9 +36,9 @@ from schemas.payouts import PayoutState
 from settings import Settings
 from starter.devstack.mailsink import MailSink
 from tests.fixtures.clock import NASTY_INSTANTS
-from tests.fixtures.gateway import eventually
 from tests.fixtures.temporal import skip_until, start_time_skipping
-from tests.workflow.test_cra import Harness, submitted, validated
+from tests.support.cra import CraHarness, submitted, validated
+from tests.support.waits import eventually
 from workflows.payout import PAY_AT
 from workflows.registry import WORKFLOWS
 
@@ -46,7 +46,7 @@ from workflows.registry import WORKFLOWS
 @pytest_asyncio.fixture(params=sorted(NASTY_INSTANTS))
 async def at_instant(
     request: pytest.FixtureRequest, stack_settings: Settings, smtp_sink: MailSink
-) -> AsyncIterator[Harness]:
+) -> AsyncIterator[CraHarness]:
     """A CRA harness on a test server whose clock starts at the instant of the param."""
     env: WorkflowEnvironment = await start_time_skipping(NASTY_INSTANTS[request.param])
     queue = f"tq-{uuid.uuid4().hex}"
@@ -60,14 +60,14 @@ async def at_instant(
         async with Worker(
             env.client, task_queue=queue, workflows=list(WORKFLOWS), activities=activities.all()
         ):
-            yield Harness(env, queue, smtp_sink, activities)
+            yield CraHarness(env, queue, smtp_sink, activities)
     finally:
         await activities.close()
         await env.shutdown()
 
 
 async def test_validation_day_invoice_and_payout_follow_the_events_paris_day(
-    at_instant: Harness, db_engine: AsyncEngine
+    at_instant: CraHarness, db_engine: AsyncEngine
 ) -> None:
     h = at_instant
     now = await h.env.get_current_time()

@@ -4,10 +4,9 @@ sink) and the real payout workflow as its child."""
 from __future__ import annotations
 
 import asyncio
-import random
 import uuid
-from collections.abc import AsyncIterator, Callable
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -16,18 +15,13 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
-from stdnum import luhn
 from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowHandle,
 )
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
-from temporalio.worker import Worker
 
-from activities.mailer import Mailer
-from activities.registry import Activities
-from db.engine import create_engine
 from db.models import (
     Bpf,
     Cra,
@@ -39,168 +33,41 @@ from db.models import (
     Payout,
 )
 from domain.calendar import next_business_day_on_or_after, previous_business_day_on_or_before
-from domain.clock import paris_date, paris_instant
+from domain.clock import paris_instant
 from domain.cra import REMINDER_AT, REMINDER_EVERY, month_bounds, month_of
 from domain.fees import offer_fee
 from domain.payouts import compute_payout
 from schemas import search_attributes as sa
-from schemas.activities import RecordProposalInput
 from schemas.cra import (
-    CRA_WORKFLOW,
     MONTH_VALIDATED,
-    CraInput,
-    CraProvider,
     CraResult,
-    CraState,
     CraValidation,
     MonthValidated,
 )
 from schemas.enums import LegalForm, PaymentOffer
-from schemas.events import CraRejected, CraSubmitted, CraValidated, ProposalSubmitted
+from schemas.events import CraRejected, CraSubmitted
 from schemas.ids import cra_workflow_id, payout_workflow_id
 from schemas.payouts import PayoutState
 from settings import Settings
-from starter.devstack.mailsink import MailSink, ReceivedMessage
-from tests.fixtures.gateway import eventually, proposal_submitted
+from starter.devstack.mailsink import MailSink
 from tests.fixtures.histories import record_history
-from tests.fixtures.temporal import refused_update, send_update, skip_time
-from workflows.registry import WORKFLOWS
+from tests.fixtures.temporal import skip_time
+from tests.support.cra import CraHarness, submitted, validated
+from tests.support.factories import APPROVER, new_siren
+from tests.support.months import next_month
+from tests.support.waits import about, eventually
+from tests.support.workers import real_worker
 
 HISTORIES = Path(__file__).parent.parent / "histories"
 Handle = WorkflowHandle[Any, Any]
-APPROVER = "APR-1"  # the approver of tests.fixtures.gateway.proposal_submitted's client
-
-
-def new_siren() -> str:
-    body = str(random.randint(10_000_000, 99_999_999))
-    return body + luhn.calc_check_digit(body)
-
-
-def next_month(day: date) -> str:
-    return month_of(month_bounds(month_of(day))[1] + timedelta(days=1))
-
-
-class Harness:
-    def __init__(
-        self, env: WorkflowEnvironment, queue: str, sink: MailSink, activities: Activities
-    ) -> None:
-        self.env = env
-        self.queue = queue
-        self.sink = sink
-        self.activities = activities
-
-    async def today(self) -> date:
-        return paris_date(await self.env.get_current_time())
-
-    async def mission(
-        self,
-        *,
-        siren: str | None = None,
-        start: date | None = None,
-        end: date | None = None,
-        offer: PaymentOffer = PaymentOffer.BASIC,
-        **overrides: Any,
-    ) -> CraInput:
-        """A mission recorded in PostgreSQL (parties, proposal, mission row) and the input of
-        its CRA cycle for next month (by default the whole month)."""
-        month = next_month(await self.today())
-        first, last = month_bounds(month)
-        start, end = start or first, end or last + timedelta(days=90)
-        data = proposal_submitted(start_date=start.isoformat(), end_date=end.isoformat())
-        data["provider"]["siren"] = siren or new_siren()
-        proposal = ProposalSubmitted.model_validate(data)
-        await ActivityEnvironment().run(
-            self.activities.proposals.record_proposal,
-            RecordProposalInput(
-                event_id=f"evt-{uuid.uuid4().hex}",
-                occurred_at=datetime.now(UTC),
-                proposal=proposal,
-            ),
-        )
-        values: dict[str, Any] = {
-            "mission_id": proposal.proposal_id,
-            "month": month,
-            "mission_start": start,
-            "mission_end": end,
-            "tjm": proposal.tjm,
-            "payment_offer": offer,
-            "provider": CraProvider(
-                siren=proposal.provider.siren,
-                name=proposal.provider.name,
-                email=proposal.provider.email,
-                legal_form=proposal.provider.legal_form,
-                vat_franchise=proposal.provider.vat_franchise,
-                country=proposal.provider.country,
-            ),
-            "client_id": proposal.client.id,
-            "client_name": proposal.client.name,
-            "approver_ids": [a.id for a in proposal.client.approvers],
-        }
-        return CraInput(**{**values, **overrides})
-
-    async def start(self, inp: CraInput) -> Handle:
-        return await self.env.client.start_workflow(
-            CRA_WORKFLOW,
-            inp,
-            id=cra_workflow_id(inp.mission_id, inp.month),
-            task_queue=self.queue,
-            result_type=CraResult,
-        )
-
-    async def state(self, handle: Handle) -> CraState:
-        result: CraState = await handle.query("state", result_type=CraState)
-        return result
-
-    async def send(
-        self, handle: Handle, name: str, payload: Any, event_id: str | None = None
-    ) -> Any:
-        return await send_update(handle, name, payload, event_id)
-
-    async def refused(self, handle: Handle, name: str, payload: Any) -> str:
-        return await refused_update(handle, name, payload)
-
-    async def mails(
-        self, predicate: Callable[[ReceivedMessage], bool], count: int
-    ) -> list[ReceivedMessage]:
-        async def arrived() -> bool:
-            return len([m for m in self.sink.messages if predicate(m)]) >= count
-
-        await eventually(arrived, within=15)
-        return [m for m in self.sink.messages if predicate(m)]
-
-
-def _about(mission_id: str, subject_part: str) -> Callable[[ReceivedMessage], bool]:
-    return lambda m: mission_id in (m.message_id or "") and subject_part in m.subject
-
-
-def submitted(inp: CraInput, days: str, **lines: Any) -> CraSubmitted:
-    return CraSubmitted.model_validate(
-        {"mission_id": inp.mission_id, "month": inp.month, "days": days, **lines}
-    )
-
-
-def validated(inp: CraInput, approver: str = APPROVER) -> CraValidated:
-    return CraValidated(mission_id=inp.mission_id, month=inp.month, approver_id=approver)
 
 
 @pytest_asyncio.fixture
 async def harness(
     own_time_skipping_env: WorkflowEnvironment, stack_settings: Settings, smtp_sink: MailSink
-) -> AsyncIterator[Harness]:
-    env = own_time_skipping_env
-    queue = f"tq-{uuid.uuid4().hex}"
-    settings = stack_settings.model_copy(update={"task_queue": queue})
-    activities = Activities(
-        create_engine(settings.database_url),
-        Mailer(settings),
-        settings=settings,
-        temporal=env.client,
-    )
-    async with Worker(
-        env.client, task_queue=queue, workflows=list(WORKFLOWS), activities=activities.all()
-    ):
-        yield Harness(env, queue, smtp_sink, activities)
-    await activities.close()
+) -> AsyncIterator[CraHarness]:
+    async with real_worker(own_time_skipping_env, stack_settings) as (queue, activities):
+        yield CraHarness(own_time_skipping_env, queue, smtp_sink, activities)
 
 
 async def _scalar(engine: AsyncEngine, stmt: Any) -> Any:
@@ -208,7 +75,7 @@ async def _scalar(engine: AsyncEngine, stmt: Any) -> Any:
         return (await conn.execute(stmt)).scalar_one_or_none()
 
 
-async def test_impossible_cras_are_refused_before_history(harness: Harness) -> None:
+async def test_impossible_cras_are_refused_before_history(harness: CraHarness) -> None:
     month = next_month(await harness.today())
     first, _ = month_bounds(month)
     start = first + timedelta(days=19)  # first month pro rata: from the 20th
@@ -252,7 +119,7 @@ async def test_impossible_cras_are_refused_before_history(harness: Harness) -> N
 
 
 async def test_rejection_then_resubmission_then_validation_bills_once(
-    harness: Harness, db_engine: AsyncEngine
+    harness: CraHarness, db_engine: AsyncEngine
 ) -> None:
     previous = month_of(await harness.today())
     inp = await harness.mission(offer=PaymentOffer.EXPRESS, validated_months=[previous])
@@ -261,14 +128,14 @@ async def test_rejection_then_resubmission_then_validation_bills_once(
     mid = inp.mission_id
 
     await harness.send(handle, "cra.submitted", submitted(inp, "19"))
-    await harness.mails(_about(mid, f"CRA {inp.month} transmis"), 1)
+    await harness.mails(about(mid, f"CRA {inp.month} transmis"), 1)
     comment = "Il manque le jour férié travaillé"
     await harness.send(
         handle,
         "cra.rejected",
         CraRejected(mission_id=mid, month=inp.month, approver_id=APPROVER, comment=comment),
     )
-    rejected = (await harness.mails(_about(mid, "refusé par votre client"), 1))[0]
+    rejected = (await harness.mails(about(mid, "refusé par votre client"), 1))[0]
     assert comment in rejected.text()
     assert rejected.rcpt_tos == (inp.provider.email,)
     assert (await harness.state(handle)).status == "rejected"
@@ -308,7 +175,7 @@ async def test_rejection_then_resubmission_then_validation_bills_once(
     assert payout_state["payout_date"] == expected.isoformat()
     assert Decimal(payout_state["amount"]) == result.amount_incl_vat
 
-    mail = (await harness.mails(_about(mid, "la facturation de la mission"), 1))[0]
+    mail = (await harness.mails(about(mid, "la facturation de la mission"), 1))[0]
     assert (
         expected.strftime("%d/%m/%Y") in mail.text()
         and f"F-{inp.provider.siren}-000001" in mail.text()
@@ -351,13 +218,13 @@ async def test_rejection_then_resubmission_then_validation_bills_once(
     assert payout.fee == fee and payout.net_amount == result.amount_incl_vat - fee
     assert payout.status in ("scheduled", "paid")
     assert emails == 1
-    assert len([m for m in harness.sink.messages if _about(mid, "la facturation")(m)]) == 1
+    assert len([m for m in harness.sink.messages if about(mid, "la facturation")(m)]) == 1
 
     await record_history(handle, "cra_validated")
 
 
 async def test_a_validated_cra_is_immutable_and_numbers_continue_across_missions(
-    harness: Harness, db_engine: AsyncEngine
+    harness: CraHarness, db_engine: AsyncEngine
 ) -> None:
     siren = new_siren()
     first = await harness.mission(siren=siren, offer=PaymentOffer.FLASH)
@@ -389,7 +256,7 @@ async def test_a_validated_cra_is_immutable_and_numbers_continue_across_missions
 
 
 async def test_manual_import_invoice_awaits_import_with_no_number(
-    harness: Harness, db_engine: AsyncEngine
+    harness: CraHarness, db_engine: AsyncEngine
 ) -> None:
     inp = await harness.mission(invoice_mode="imported", start_payout=False)
     handle = await harness.start(inp)
@@ -406,12 +273,12 @@ async def test_manual_import_invoice_awaits_import_with_no_number(
         ).one()
     assert invoice.status == "awaiting_import" and invoice.number is None
     assert payout.status == "waiting_invoice_import" and payout.due_on is None
-    mail = (await harness.mails(_about(inp.mission_id, "la facturation"), 1))[0]
+    mail = (await harness.mails(about(inp.mission_id, "la facturation"), 1))[0]
     assert "dès que vous aurez importé votre facture" in mail.text()
 
 
 async def test_validation_retried_after_commit_writes_nothing_twice(
-    harness: Harness, db_engine: AsyncEngine
+    harness: CraHarness, db_engine: AsyncEngine
 ) -> None:
     inp = await harness.mission()
     first_day, last_day = month_bounds(inp.month)
@@ -479,7 +346,7 @@ async def test_validation_retried_after_commit_writes_nothing_twice(
 
 
 async def test_reminders_the_business_day_after_the_due_day_then_weekly_until_submitted(
-    harness: Harness,
+    harness: CraHarness,
 ) -> None:
     """The CRA is due on the month's last business day; the reminder goes out the next
     business day at 09:00 Paris, then weekly until the first submission."""
@@ -492,18 +359,18 @@ async def test_reminders_the_business_day_after_the_due_day_then_weekly_until_su
 
     now = await harness.env.get_current_time()
     await skip_time(harness.env, (first_at - now) - timedelta(minutes=1))
-    assert not [m for m in harness.sink.messages if _about(mid, "Rappel")(m)]
+    assert not [m for m in harness.sink.messages if about(mid, "Rappel")(m)]
     await skip_time(harness.env, timedelta(minutes=2))
-    await harness.mails(_about(mid, "Rappel"), 1)
+    await harness.mails(about(mid, "Rappel"), 1)
     await skip_time(harness.env, REMINDER_EVERY)
-    reminders = await harness.mails(_about(mid, "Rappel"), 2)
+    reminders = await harness.mails(about(mid, "Rappel"), 2)
     assert "rappel n° 2" in reminders[-1].text()
     assert (await harness.state(handle)).reminders_sent == 2
 
     await harness.send(handle, "cra.submitted", submitted(inp, "10"))
     await skip_time(harness.env, REMINDER_EVERY * 3)
     await asyncio.sleep(0.3)
-    assert len([m for m in harness.sink.messages if _about(mid, "Rappel")(m)]) == 2
+    assert len([m for m in harness.sink.messages if about(mid, "Rappel")(m)]) == 2
     state = await harness.state(handle)
     assert state.reminders_sent == 2 and state.next_reminder_at is None
     await record_history(handle, "cra_reminders_after_due_day")
@@ -511,7 +378,7 @@ async def test_reminders_the_business_day_after_the_due_day_then_weekly_until_su
 
 
 async def test_a_provider_under_the_vat_franchise_is_billed_and_paid_no_vat(
-    harness: Harness, db_engine: AsyncEngine
+    harness: CraHarness, db_engine: AsyncEngine
 ) -> None:
     """An auto-entrepreneur under art. 293 B: the invoice carries no VAT and the mention, and
     the payout pays the invoice's total (excl. VAT = incl. VAT)."""

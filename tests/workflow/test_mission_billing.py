@@ -13,6 +13,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
 from datetime import date, time, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -25,7 +26,6 @@ from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.mailer import Mailer
 from activities.registry import Activities
@@ -42,18 +42,18 @@ from schemas.events import CraValidated
 from schemas.ids import payout_workflow_id
 from settings import Settings
 from starter.devstack.mailsink import MailSink
-from tests.fixtures.gateway import eventually
 from tests.fixtures.histories import record_history
 from tests.fixtures.temporal import send_update
-from tests.workflow.mission_billing import (
+from tests.support.mission import (
     Handle,
-    MissionDriver,
+    MissionHarness,
     MonthOutcome,
     MonthPlan,
     first_validation_day,
-    next_month,
 )
-from workflows.registry import WORKFLOWS
+from tests.support.months import next_month
+from tests.support.waits import eventually
+from tests.support.workers import real_worker
 
 HISTORIES = Path(__file__).parent.parent / "histories"
 
@@ -68,30 +68,6 @@ MONTH_2_LINES: dict[str, Any] = {
 DAYS = (Decimal("15"), Decimal("18.5"), Decimal("10"))
 
 
-class Harness(MissionDriver):
-    def __init__(
-        self, env: WorkflowEnvironment, queue: str, sink: MailSink, engine: AsyncEngine
-    ) -> None:
-        super().__init__(env, queue)
-        self.sink = sink
-        self.engine = engine
-
-    async def rows(self, stmt: Any) -> list[Any]:
-        async with self.engine.connect() as conn:
-            return list((await conn.execute(stmt)).all())
-
-    async def count(self, stmt: Any) -> int:
-        async with self.engine.connect() as conn:
-            return int((await conn.execute(stmt)).scalar_one())
-
-    def mails(self, pid: str, subject_part: str) -> list[Any]:
-        return [
-            m
-            for m in self.sink.messages
-            if pid in (m.message_id or "") and subject_part in m.subject
-        ]
-
-
 @pytest_asyncio.fixture
 async def make_harness(
     own_time_skipping_env: WorkflowEnvironment,
@@ -100,35 +76,15 @@ async def make_harness(
     db_engine: AsyncEngine,
 ) -> AsyncIterator[Callable[..., Any]]:
     """A worker on its own queue with the real activities; `extra` ones replace them by name."""
-    env = own_time_skipping_env
-    built: list[tuple[Worker, Activities]] = []
+    async with AsyncExitStack() as stack:
 
-    async def make(*extra: Callable[..., Any]) -> Harness:
-        queue = f"tq-{uuid.uuid4().hex}"
-        settings = stack_settings.model_copy(update={"task_queue": queue})
-        activities = Activities(
-            create_engine(settings.database_url),
-            Mailer(settings),
-            settings=settings,
-            temporal=env.client,
-        )
-        replaced = {activity._Definition.must_from_callable(fn).name for fn in extra}
-        kept = [
-            fn
-            for fn in activities.all()
-            if activity._Definition.must_from_callable(fn).name not in replaced
-        ]
-        worker = Worker(
-            env.client, task_queue=queue, workflows=list(WORKFLOWS), activities=[*kept, *extra]
-        )
-        await worker.__aenter__()
-        built.append((worker, activities))
-        return Harness(env, queue, smtp_sink, db_engine)
+        async def make(*extra: Callable[..., Any]) -> MissionHarness:
+            queue, _ = await stack.enter_async_context(
+                real_worker(own_time_skipping_env, stack_settings, *extra)
+            )
+            return MissionHarness(own_time_skipping_env, queue, db_engine, sink=smtp_sink)
 
-    yield make
-    for worker, activities in built:
-        await worker.__aexit__(None, None, None)
-        await activities.close()
+        yield make
 
 
 def plans(
@@ -152,7 +108,7 @@ def plans(
 
 
 async def run_mission(
-    h: Harness, offer: PaymentOffer, make_plans: Any
+    h: MissionHarness, offer: PaymentOffer, make_plans: Any
 ) -> tuple[str, Handle, list[MonthOutcome]]:
     mission, months = await h.mission_in_progress(offer)
     pid = (await h.state(mission)).mission_id
@@ -160,7 +116,7 @@ async def run_mission(
     return pid, mission, outcomes
 
 
-async def skip_to_a_holiday_season(h: Harness, predicate: Callable[[date], bool]) -> None:
+async def skip_to_a_holiday_season(h: MissionHarness, predicate: Callable[[date], bool]) -> None:
     """Move the clock (no workflow runs yet) so that one of the three months of the mission
     `mission_in_progress` starts next month has a validation day `predicate` accepts: some
     quarters have no public holiday near a month end (January to March in some years)."""
@@ -177,7 +133,7 @@ async def skip_to_a_holiday_season(h: Harness, predicate: Callable[[date], bool]
 
 
 async def check_paid(
-    h: Harness, pid: str, offer: PaymentOffer, outcomes: list[MonthOutcome]
+    h: MissionHarness, pid: str, offer: PaymentOffer, outcomes: list[MonthOutcome]
 ) -> None:
     """Once the last payout date has passed: every month invoiced once and paid once, on the
     date and for the amount `domain/` gives, in the workflows and in the database."""
@@ -243,16 +199,16 @@ async def check_paid(
         )
         assert bpf.amount_excl_vat == o.amounts.total_excl_vat
         # One email each: billing started (with the payment date when known), then paid.
-        [billing] = h.mails(pid, f"CRA {o.month} validé")
+        [billing] = h.sent(pid, f"CRA {o.month} validé")
         if o.client_paid_on is None:
             assert o.payout_on.strftime("%d/%m/%Y") in billing.text()
-        assert len(h.mails(pid, f"Paiement effectué : mission {pid}, CRA {o.month}")) == 1
+        assert len(h.sent(pid, f"Paiement effectué : mission {pid}, CRA {o.month}")) == 1
     numbers = [o.cra.invoice_number for o in outcomes]
     siren = (await h.state(await _mission(h, pid))).provider_siren
     assert numbers == [f"F-{siren}-{n:06d}" for n in (1, 2, 3)]  # continuous per issuer
 
 
-async def _mission(h: Harness, pid: str) -> Handle:
+async def _mission(h: MissionHarness, pid: str) -> Handle:
     return h.env.client.get_workflow_handle(f"mission-{pid}")
 
 
@@ -274,7 +230,7 @@ def check_month_2_lines(outcome: MonthOutcome, offer: PaymentOffer) -> None:
     assert outcome.net == Decimal("14862.00") - fee
 
 
-async def check_lines_in_db(h: Harness, pid: str, month: str) -> None:
+async def check_lines_in_db(h: MissionHarness, pid: str, month: str) -> None:
     [cra] = await h.rows(select(Cra.__table__).where(Cra.mission_id == pid, Cra.month == month))
     assert cra.status == CraStatus.VALIDATED
     lines = await h.rows(
@@ -293,7 +249,7 @@ async def check_lines_in_db(h: Harness, pid: str, month: str) -> None:
 async def test_basic_mission_pays_60_days_later_and_the_legal_cap_pulls_one_back(
     make_harness: Callable[..., Any],
 ) -> None:
-    h: Harness = await make_harness()
+    h: MissionHarness = await make_harness()
 
     def capped(day: date) -> bool:
         return (
@@ -359,7 +315,7 @@ async def test_flash_mission_across_a_public_holiday_with_a_worker_lost_after_th
         )
 
     try:
-        h: Harness = await make_harness(lost_after_commit)
+        h: MissionHarness = await make_harness(lost_after_commit)
         await skip_to_a_holiday_season(h, across_holiday)
         pid, _, outcomes = await run_mission(
             h,
@@ -415,7 +371,7 @@ async def test_express_mission_with_the_validation_delivered_twice(
 ) -> None:
     """The platform delivers month 2's `cra.validated` twice with the same event id (one
     update), then again under a new event id (refused: a validated CRA is immutable)."""
-    h: Harness = await make_harness()
+    h: MissionHarness = await make_harness()
     refusals: list[str] = []
 
     async def twice_then_again(cycle: Handle, event: CraValidated) -> None:
@@ -469,7 +425,7 @@ async def test_back_to_back_mission_waits_for_the_client_then_pays(
     late, once month 3 is validated: month 1's payout has waited two months (a fixed-date
     offer would have paid it), and the client owes late-payment interest and the €40
     indemnity on it."""
-    h: Harness = await make_harness()
+    h: MissionHarness = await make_harness()
     pid, _, outcomes = await run_mission(h, PaymentOffer.BACK_TO_BACK, plans)
 
     async def all_waiting() -> bool:
@@ -505,7 +461,7 @@ async def test_immediate_mission_pays_at_once_and_survives_smtp_451(
     """Immediate payment: the first business day on or after the validation (a Saturday
     validation pays on Monday), €20 per day. Month 2's emails meet two 451 answers: the
     billing-started and the payout-paid emails still arrive once each."""
-    h: Harness = await make_harness()
+    h: MissionHarness = await make_harness()
 
     def saturday(day: date) -> bool:
         return day.weekday() == 5

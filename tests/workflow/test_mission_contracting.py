@@ -3,7 +3,6 @@ activities (PostgreSQL, SMTP sink) and the real provider compliance workflow."""
 
 from __future__ import annotations
 
-import random
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
@@ -14,7 +13,6 @@ from typing import Any
 import pytest_asyncio
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
-from stdnum import luhn
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
     WorkflowHandle,
@@ -52,9 +50,11 @@ from schemas.ids import cra_workflow_id, mission_workflow_id, provider_workflow_
 from schemas.mission import MissionInput, MissionResult, MissionState
 from settings import Settings
 from starter.devstack.mailsink import MailSink, ReceivedMessage
-from tests.fixtures.gateway import eventually, proposal_submitted
 from tests.fixtures.histories import record_history
 from tests.fixtures.temporal import refused_update, send_update, skip_time
+from tests.support.db import count as count_rows
+from tests.support.factories import new_siren, proposal_submitted
+from tests.support.waits import about, eventually
 from workflows.registry import WORKFLOWS
 
 HISTORIES = Path(__file__).parent.parent / "histories"
@@ -65,12 +65,6 @@ KINDS = (
     DocumentKind.SWORN_STATEMENT,
     DocumentKind.FOREIGN_WORKERS_LIST,
 )
-
-
-def new_siren() -> str:
-    """A valid SIREN nobody else uses, so each test has its own provider workflow."""
-    body = str(random.randint(10_000_000, 99_999_999))
-    return body + luhn.calc_check_digit(body)
 
 
 class Harness:
@@ -163,10 +157,6 @@ def _upload(
     )
 
 
-def _about(mission_id: str, subject_part: str) -> Callable[[ReceivedMessage], bool]:
-    return lambda m: mission_id in (m.message_id or "") and subject_part in m.subject
-
-
 @pytest_asyncio.fixture
 async def harness(
     own_time_skipping_env: WorkflowEnvironment, stack_settings: Settings, smtp_sink: MailSink
@@ -188,11 +178,6 @@ async def harness(
     ):
         yield Harness(time_skipping_env, queue, smtp_sink)
     await activities.close()
-
-
-async def _count(engine: AsyncEngine, stmt: Any) -> int:
-    async with engine.connect() as conn:
-        return int((await conn.execute(stmt)).scalar_one())
 
 
 async def test_proposal_read_rated_updated_then_lost_ends_the_mission(
@@ -217,12 +202,12 @@ async def test_proposal_read_rated_updated_then_lost_ends_the_mission(
         "proposal.updated",
         "proposal.lost",
     ]
-    tjm_mail = (await harness.mails(_about(pid, "modifié son TJM"), 1))[0]
+    tjm_mail = (await harness.mails(about(pid, "modifié son TJM"), 1))[0]
     assert tjm_mail.rcpt_tos == ("claire.martin@acme.example",)
     assert "650,00 €" in tjm_mail.text() and "700,00 €" in tjm_mail.text()
-    await harness.mails(_about(pid, "lue par"), 1)
-    await harness.mails(_about(pid, "jugée intéressante"), 1)
-    await harness.mails(_about(pid, "n'a pas été retenue"), 1)
+    await harness.mails(about(pid, "lue par"), 1)
+    await harness.mails(about(pid, "jugée intéressante"), 1)
+    await harness.mails(about(pid, "n'a pas été retenue"), 1)
     async with db_engine.connect() as conn:
         row = (await conn.execute(select(Proposal).where(Proposal.proposal_id == pid))).one()
         stage = (
@@ -279,12 +264,12 @@ async def test_same_event_twice_has_one_effect(harness: Harness, db_engine: Asyn
         )
     state = await harness.state(handle)
     assert [e.kind for e in state.timeline] == ["proposal.submitted", "proposal.read"]
-    await harness.mails(_about(pid, "lue par"), 1)
+    await harness.mails(about(pid, "lue par"), 1)
     stmt = select(func.count()).where(
         MissionEvent.mission_id == pid, MissionEvent.kind == "proposal.read"
     )
-    assert await _count(db_engine, stmt) == 1
-    assert len([m for m in harness.sink.messages if _about(pid, "lue par")(m)]) == 1
+    assert await count_rows(db_engine, stmt) == 1
+    assert len([m for m in harness.sink.messages if about(pid, "lue par")(m)]) == 1
 
 
 async def test_provider_cancels_with_a_reason(harness: Harness) -> None:
@@ -296,7 +281,7 @@ async def test_provider_cancels_with_a_reason(harness: Harness) -> None:
         ProposalCancelled(proposal_id=pid, reason="Autre mission acceptée"),
     )
     assert (await handle.result()).stage == "cancelled"
-    [mail] = await harness.mails(_about(pid, "a annulé sa proposition"), 1)
+    [mail] = await harness.mails(about(pid, "a annulé sa proposition"), 1)
     assert "Autre mission acceptée" in mail.text()
     assert (await harness.state(handle)).cancel_reason == "Autre mission acceptée"
 
@@ -322,7 +307,7 @@ async def test_qm_reminder_fires_the_day_before_and_moves_with_a_reschedule(
         "qualification_meeting.scheduled",
         QualificationMeetingScheduled(proposal_id=pid, at=moved),
     )
-    reminder = _about(pid, "Rappel : entretien")
+    reminder = about(pid, "Rappel : entretien")
 
     # Past the first meeting's eve: no reminder, the meeting was moved.
     await skip_time(harness.env, timedelta(days=2, hours=12))
@@ -366,8 +351,8 @@ async def test_rfp_closed_keeps_the_retained_and_loses_the_others(harness: Harne
 
     assert (await other.result()).stage == "lost"
     assert (await harness.state(retained)).stage == "legal_verification"
-    await harness.mails(_about(won, "est clôturé"), 1)
-    [lost_mail] = await harness.mails(_about(lost, "n'a pas été retenue"), 1)
+    await harness.mails(about(won, "est clôturé"), 1)
+    [lost_mail] = await harness.mails(about(lost, "n'a pas été retenue"), 1)
     assert "est clôturé" in lost_mail.text()
     assert "RFP-1" in await harness.refused(retained, "rfp.closed", RfpClosed(rfp_id="RFP-1"))
     assert "already closed" in await harness.refused(
@@ -479,7 +464,7 @@ async def test_mission_starts_on_its_start_date_not_before(harness: Harness) -> 
         ),
     )
     state = await harness.until(handle, lambda s: s.stage == "to_start")
-    await harness.mails(_about(pid, "démarrage le"), 2)
+    await harness.mails(about(pid, "démarrage le"), 2)
 
     start = paris_instant(state.start_date)
     await skip_time(
@@ -489,7 +474,7 @@ async def test_mission_starts_on_its_start_date_not_before(harness: Harness) -> 
     await skip_time(harness.env, timedelta(minutes=2))
     state = await harness.until(handle, lambda s: s.stage == "in_progress")
     assert state.started_on == state.start_date
-    await harness.mails(_about(pid, "a démarré"), 2)
+    await harness.mails(about(pid, "a démarré"), 2)
 
 
 async def test_ineligible_offers_are_refused(harness: Harness) -> None:
@@ -552,7 +537,7 @@ async def test_compliance_lapse_during_the_mission_alerts_ops_and_provider(
     )
     state = await harness.until(handle, lambda s: s.compliance_alert)
     assert state.stage == "in_progress"  # not stopped: a product decision
-    mails = await harness.mails(_about(pid, "documents légaux expirés"), 2)
+    mails = await harness.mails(about(pid, "documents légaux expirés"), 2)
     assert {m.rcpt_tos for m in mails} == {
         ("paul@durand-conseil.example",),
         ("ops@contracting.localhost",),

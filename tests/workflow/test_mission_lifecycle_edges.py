@@ -42,28 +42,21 @@ from starter.gateway.directory import DatabaseDirectory
 from starter.gateway.dispatch import Context, dispatch
 from starter.gateway.events import EventError, NotApplicable, parse_event
 from starter.support.explain import explain_month
-from tests.fixtures.gateway import envelope, eventually
 from tests.fixtures.temporal import refused_update
-from tests.workflow import test_mission_renewal
-from tests.workflow.test_mission_renewal import Harness, last_day
+from tests.support.factories import APPROVER, envelope
+from tests.support.mission import MissionHarness
+from tests.support.months import following, last_day
+from tests.support.waits import eventually
 
-harness = test_mission_renewal.harness
-"""The renewal tests' fixture: a worker with every workflow and the real activities on a
-time-skipping server of the test's own (the `Harness` drives it)."""
 Handle = WorkflowHandle[Any, Any]
-APPROVER = "APR-1"  # the approver of tests.fixtures.gateway.proposal_submitted's client
-PROVIDER_EMAIL = "paul@durand-conseil.example"  # tests.fixtures.gateway.proposal_submitted's
+PROVIDER_EMAIL = "paul@durand-conseil.example"  # tests.support.factories.proposal_submitted's
 KBIS_VALIDITY = timedelta(days=90)
 """A Kbis extract is valid 90 days (CONTRACTING_KBIS_MAX_AGE_DAYS): the first to lapse."""
 WAIT = 30.0
 
 
-def following(month: str) -> str:
-    return month_of(month_bounds(month)[1] + timedelta(days=1))
-
-
 async def contracted(
-    h: Harness,
+    h: MissionHarness,
     *,
     start: date,
     end: date,
@@ -90,7 +83,7 @@ async def mails(
     return [m for m in sink.messages if about(m)]
 
 
-async def timeline_kinds(h: Harness, mission_id: str) -> list[str]:
+async def timeline_kinds(h: MissionHarness, mission_id: str) -> list[str]:
     """The mission's timeline as written to PostgreSQL (`mission_events`), in order."""
     rows = await h.rows(
         select(MissionEvent.kind)
@@ -100,7 +93,7 @@ async def timeline_kinds(h: Harness, mission_id: str) -> list[str]:
     return [row.kind for row in rows]
 
 
-async def db_mission(h: Harness, mission_id: str, check: Callable[[Any], bool]) -> Any:
+async def db_mission(h: MissionHarness, mission_id: str, check: Callable[[Any], bool]) -> Any:
     """The `missions` row, once `check` holds (the worker writes it asynchronously)."""
 
     async def reached() -> bool:
@@ -111,13 +104,13 @@ async def db_mission(h: Harness, mission_id: str, check: Callable[[Any], bool]) 
     return (await h.rows(select(Mission).where(Mission.mission_id == mission_id)))[0]
 
 
-async def cra_state(h: Harness, mission_id: str, month: str) -> CraState:
+async def cra_state(h: MissionHarness, mission_id: str, month: str) -> CraState:
     cycle = h.env.client.get_workflow_handle(cra_workflow_id(mission_id, month))
     state: CraState = await cycle.query("state", result_type=CraState)
     return state
 
 
-async def cycle_max_days(h: Harness, mission_id: str, month: str, expected: int) -> int:
+async def cycle_max_days(h: MissionHarness, mission_id: str, month: str, expected: int) -> int:
     """The open cycle's `max_days`, once it is `expected` (or after 20 s, whatever it is)."""
 
     async def learned() -> bool:
@@ -128,7 +121,7 @@ async def cycle_max_days(h: Harness, mission_id: str, month: str, expected: int)
     return (await cra_state(h, mission_id, month)).max_days
 
 
-async def gateway_refusal(h: Harness, event_type: str, data: dict[str, Any]) -> EventError:
+async def gateway_refusal(h: MissionHarness, event_type: str, data: dict[str, Any]) -> EventError:
     """What the gateway's dispatch answers to a platform event dated now (test server's
     clock): parsed as the gateway parses it, routed with its PostgreSQL directory."""
     now = await h.now()
@@ -144,9 +137,9 @@ async def gateway_refusal(h: Harness, event_type: str, data: dict[str, Any]) -> 
 
 
 async def test_documents_lapsing_before_the_start_date_send_the_mission_back_to_legal_verification(
-    harness: Harness, smtp_sink: MailSink, stack_settings: Settings
+    mission_harness: MissionHarness, smtp_sink: MailSink, stack_settings: Settings
 ) -> None:
-    h = harness
+    h = mission_harness
     today = await h.today()
     start = today + timedelta(days=10)
     issued = today - timedelta(days=85)  # the Kbis lapses in 5 days: after verification
@@ -190,9 +183,9 @@ async def test_documents_lapsing_before_the_start_date_send_the_mission_back_to_
 
 
 async def test_fresh_documents_accepted_during_the_mission_clear_the_compliance_alert(
-    harness: Harness, smtp_sink: MailSink
+    mission_harness: MissionHarness, smtp_sink: MailSink
 ) -> None:
-    h = harness
+    h = mission_harness
     today = await h.today()
     issued = today - timedelta(days=80)  # the Kbis lapses in 10 days, mid-mission
     handle = await contracted(h, start=today, end=today + timedelta(days=60), issued_on=issued)
@@ -227,9 +220,9 @@ async def test_fresh_documents_accepted_during_the_mission_clear_the_compliance_
 
 
 async def test_after_an_early_termination_no_cra_opens_beyond_the_end_and_validations_are_refused(
-    harness: Harness,
+    mission_harness: MissionHarness,
 ) -> None:
-    h = harness
+    h = mission_harness
     mission, months = await h.mission_in_progress(PaymentOffer.BASIC, months=3)
     pid = (await h.state(mission)).mission_id
     first, second, third = months
@@ -298,9 +291,9 @@ async def test_after_an_early_termination_no_cra_opens_beyond_the_end_and_valida
 
 
 async def test_a_renewal_validated_while_a_mid_month_end_cycle_is_open_extends_it_to_the_month(
-    harness: Harness,
+    mission_harness: MissionHarness,
 ) -> None:
-    h = harness
+    h = mission_harness
     today = await h.today()
     month = following(month_of(today))
     start = month_bounds(month)[0]
@@ -344,8 +337,8 @@ async def test_a_renewal_validated_while_a_mid_month_end_cycle_is_open_extends_i
 # ---------------------------------------------------------------------- 5. renewal dropped
 
 
-async def test_a_termination_drops_the_pending_renewal(harness: Harness) -> None:
-    h = harness
+async def test_a_termination_drops_the_pending_renewal(mission_harness: MissionHarness) -> None:
+    h = mission_harness
     mission, months = await h.mission_in_progress(PaymentOffer.BASIC, months=2)
     pid = (await h.state(mission)).mission_id
     await h.until(mission, lambda s: months[0] in s.cra_months)

@@ -23,22 +23,21 @@ from schemas.enums import MissionStage, PaymentOffer
 from schemas.ids import mission_workflow_id
 from schemas.mission import MissionState
 from tests.fixtures.gateway import TASK_QUEUE
-from tests.workflow.test_mission_renewal import (
-    Harness,
+from tests.support.mission import (
+    MissionHarness,
     check_billing,
-    following,
-    last_day,
     run_chain,
 )
+from tests.support.months import following, last_day
 
 
 @pytest_asyncio.fixture
 async def dev_harness(
     dev_server_env: WorkflowEnvironment, running_worker: Activities, db_engine: AsyncEngine
-) -> Harness:
+) -> MissionHarness:
     """The same driver on the real dev server and the session's worker: its clock cannot
     skip, so the mission lies in the past and every dated event carries its `occurred_at`."""
-    return Harness(dev_server_env, TASK_QUEUE, db_engine, patience=60.0)
+    return MissionHarness(dev_server_env, TASK_QUEUE, db_engine, patience=60.0)
 
 
 def renewal_effective(renewals_before: int) -> Callable[[MissionState], bool]:
@@ -51,7 +50,7 @@ def months_before(month: str, count: int) -> str:
     return month
 
 
-async def test_a_9_month_mission_with_two_renewals_stays_small(dev_harness: Harness) -> None:
+async def test_a_9_month_mission_with_two_renewals_stays_small(dev_harness: MissionHarness) -> None:
     """Nine months driven by their events alone on the real dev server (no clock to skip,
     so nothing can stall): four months under Express, renewed at month 3 to month 7 at a new
     TJM, then at month 5 to month 9 under Flash. Every month is billed at its contract's

@@ -27,8 +27,9 @@ from schemas.ids import mission_workflow_id
 from schemas.mission import MissionInput, MissionState
 from settings import Settings
 from starter.devstack.mailsink import MailSink
-from tests.fixtures.gateway import proposal_submitted
 from tests.fixtures.histories import recording
+from tests.support.db import count
+from tests.support.factories import proposal_submitted
 from worker import build_worker
 from workflows.registry import WORKFLOWS
 
@@ -61,11 +62,6 @@ async def _start(
     )
 
 
-async def _count(engine: AsyncEngine, stmt: object) -> int:
-    async with engine.connect() as conn:
-        return int((await conn.execute(stmt)).scalar_one())  # type: ignore[call-overload]
-
-
 async def test_submitted_proposal_is_recorded_and_both_sides_are_mailed(
     time_skipping_env: WorkflowEnvironment,
     activities: Activities,
@@ -89,9 +85,9 @@ async def test_submitted_proposal_is_recorded_and_both_sides_are_mailed(
         ("claire.martin@acme.example",),
     }
     assert all(m.message_id and pid in m.message_id for m in mails)
-    assert await _count(db_engine, select(func.count()).where(Proposal.proposal_id == pid)) == 1
+    assert await count(db_engine, select(func.count()).where(Proposal.proposal_id == pid)) == 1
     status_rows = select(func.count()).where(ProposalStatusHistory.proposal_id == pid)
-    assert await _count(db_engine, status_rows) == 1
+    assert await count(db_engine, status_rows) == 1
     if recording("mission_proposal_submitted"):
         (HISTORIES / "mission_proposal_submitted.json").write_text(history.to_json())
 
@@ -132,11 +128,11 @@ async def test_activity_retried_after_its_commit_writes_nothing_twice(
         (MissionEvent, MissionEvent.mission_id),
     ):
         assert (
-            await _count(db_engine, select(func.count()).select_from(model).where(column == pid))
+            await count(db_engine, select(func.count()).select_from(model).where(column == pid))
             == 1
         )
     outbox = select(func.count()).where(EmailOutbox.mission_id == pid)
-    assert await _count(db_engine, outbox) == 2
+    assert await count(db_engine, outbox) == 2
 
 
 async def test_smtp_451_then_recovery_sends_each_email_once(
@@ -159,4 +155,4 @@ async def test_smtp_451_then_recovery_sends_each_email_once(
         EmailOutbox.mission_id == pid, EmailOutbox.status == "sent"
     )
     # Two rows sent, one of them after a refused first attempt.
-    assert await _count(db_engine, sent) == 3
+    assert await count(db_engine, sent) == 3

@@ -3,7 +3,6 @@ sink): dates and amounts from `domain/`, paid exactly once, client payments and 
 
 from __future__ import annotations
 
-import random
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import date, timedelta
@@ -15,7 +14,6 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
-from stdnum import luhn
 from temporalio import activity
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
@@ -72,9 +70,10 @@ from schemas.payouts import (
 )
 from settings import Settings
 from starter.devstack.mailsink import MailSink, ReceivedMessage
-from tests.fixtures.gateway import eventually
 from tests.fixtures.histories import record_history
 from tests.fixtures.temporal import skip_time
+from tests.support.factories import new_siren
+from tests.support.waits import about, eventually
 from workflows.payout import PAY_AT
 from workflows.registry import WORKFLOWS
 
@@ -87,11 +86,6 @@ VAT = Decimal("2429.00")
 """20 % of the invoice's 12,145.00 excl. VAT (18.5 days at 650.00, 120.00 of expenses)."""
 INCL_VAT = Decimal("14574.00")
 MONTH = "2026-11"
-
-
-def new_siren() -> str:
-    body = str(random.randint(10_000_000, 99_999_999))
-    return body + luhn.calc_check_digit(body)
 
 
 class Harness:
@@ -305,10 +299,6 @@ class Harness:
             ).one()
 
 
-def _about(mission_id: str, subject_part: str) -> Callable[[ReceivedMessage], bool]:
-    return lambda m: mission_id in (m.message_id or "") and subject_part in m.subject
-
-
 def _gross() -> Decimal:
     """What production pays: the invoice's total incl. VAT (days and expenses excl. VAT, and
     the 20 % VAT the seeded invoice carries)."""
@@ -419,7 +409,7 @@ async def test_fixed_date_and_immediate_payouts_match_domain(
             fee,
         )
         assert row.invoice_id is not None
-        mails = await h.mails(_about(inp.mission_id, "Paiement effectué"), 1)
+        mails = await h.mails(about(inp.mission_id, "Paiement effectué"), 1)
         assert len(mails) == 1 and mails[0].rcpt_tos == (inp.provider.email,)
     assert started[1][0][1].terms.offer is PaymentOffer.BASIC
     assert (await h.state(started[1][0][0])).facts.capped_by_legal_limit
@@ -453,7 +443,7 @@ async def test_paid_once_when_the_pay_activity_is_retried_after_its_commit(
         state = await h.until(handle, lambda s: s.status is PayoutStatus.PAID)
         assert crashed and state.payout_date == expected
         assert state.paid_at is not None and paris_date(state.paid_at) == expected
-        await h.mails(_about(inp.mission_id, "Paiement effectué"), 1)
+        await h.mails(about(inp.mission_id, "Paiement effectué"), 1)
         assert (
             await h.count(
                 select(func.count()).where(
@@ -478,7 +468,7 @@ async def test_paid_once_when_the_pay_activity_is_retried_after_its_commit(
             )
             == 1
         )
-        assert len([m for m in h.sink.messages if _about(inp.mission_id, "Paiement")(m)]) == 1
+        assert len([m for m in h.sink.messages if about(inp.mission_id, "Paiement")(m)]) == 1
     finally:
         await real.close()
 
@@ -515,7 +505,7 @@ async def test_back_to_back_waits_for_the_client_payment_then_pays(
     assert result.fee == 0 and result.net_amount == _gross()
     assert result.facts.client_days_late == 0  # due 30 days after validation
     assert "Client payé le" in result.facts.explanation
-    await h.mails(_about(inp.mission_id, "Paiement effectué"), 1)
+    await h.mails(about(inp.mission_id, "Paiement effectué"), 1)
     invoice = await h.invoice_row(inp.mission_id)
     assert invoice.status == "paid" and invoice.paid_at is not None  # the client settled it
     await record_history(handle, "payout_back_to_back")
@@ -582,11 +572,11 @@ async def test_cancelled_invoice_cancels_a_pending_payout_and_flags_a_paid_one(
     assert flagged.status is PayoutStatus.FLAGGED and flagged.reason == "Avoir AV-1"
     assert (await h.payout_row(pending_inp.mission_id)).status == PayoutStatus.CANCELLED
     assert (await h.payout_row(paid_inp.mission_id)).status == PayoutStatus.FLAGGED
-    mails = await h.mails(_about(pending_inp.mission_id, "Paiement annulé"), 1)
+    mails = await h.mails(about(pending_inp.mission_id, "Paiement annulé"), 1)
     assert mails[0].rcpt_tos == (pending_inp.provider.email,)
-    mails = await h.mails(_about(paid_inp.mission_id, "facture annulée après paiement"), 1)
+    mails = await h.mails(about(paid_inp.mission_id, "facture annulée après paiement"), 1)
     assert mails[0].rcpt_tos == ("ops@contracting.localhost",)
-    assert not [m for m in h.sink.messages if _about(pending_inp.mission_id, "effectué")(m)]
+    assert not [m for m in h.sink.messages if about(pending_inp.mission_id, "effectué")(m)]
 
 
 async def test_manual_import_waits_for_the_invoice_then_pays_immediately(
@@ -652,7 +642,7 @@ async def test_a_mismatched_import_blocks_the_invoice_and_a_matching_one_lets_it
     invoice = await h.invoice_row(inp.mission_id)
     assert invoice.status == InvoiceStatus.BLOCKED and invoice.blocked_reason == reason
     assert invoice.number is None
-    mails = await h.mails(_about(inp.mission_id, "Facture bloquée"), 1)
+    mails = await h.mails(about(inp.mission_id, "Facture bloquée"), 1)
     assert mails[0].rcpt_tos == (inp.provider.email,)
     body = mails[0].text()
     assert "12 100,00 €" in body and "CRA du mois suivant" in body
@@ -705,7 +695,7 @@ async def test_importing_again_after_a_blocked_import(
     number = f"F-{uuid.uuid4().hex[:10]}"
     wrong = _import(inp, number, "12100.00", "2429.00")
     await h.send(handle, INVOICE_IMPORTED, wrong)
-    await h.mails(_about(inp.mission_id, "Facture bloquée"), 1)
+    await h.mails(about(inp.mission_id, "Facture bloquée"), 1)
     blocked_rows = select(func.count()).where(
         MissionEvent.mission_id == inp.mission_id, MissionEvent.kind == "invoice.blocked"
     )
@@ -723,7 +713,7 @@ async def test_importing_again_after_a_blocked_import(
     state = await h.send(handle, INVOICE_IMPORTED, _import(inp, number, "12145.00", "2400.00"))
     assert state.invoice_blocked_reason == "TVA 2 429,00 € attendue, 2 400,00 € importée"
     assert state.status is PayoutStatus.WAITING_INVOICE_IMPORT and state.payout_date is None
-    mails = await h.mails(_about(inp.mission_id, "Facture bloquée"), 2)
+    mails = await h.mails(about(inp.mission_id, "Facture bloquée"), 2)
     assert "2 400,00 €" in mails[-1].text()
     assert await h.count(blocked_rows) == 2
     invoice = await h.invoice_row(inp.mission_id)
@@ -743,7 +733,7 @@ async def test_importing_again_after_a_blocked_import(
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await h.send(handle, INVOICE_IMPORTED, _import(inp, "F-OTHER", "12145.00", "2429.00"))
     assert "already imported" in str(refused.value.cause)
-    assert len([m for m in h.sink.messages if _about(inp.mission_id, "Facture bloquée")(m)]) == 2
+    assert len([m for m in h.sink.messages if about(inp.mission_id, "Facture bloquée")(m)]) == 2
 
 
 async def test_a_basic_payout_waits_for_its_imported_invoice(
@@ -759,7 +749,7 @@ async def test_a_basic_payout_waits_for_its_imported_invoice(
     state = await h.state(handle)
     assert state.status is PayoutStatus.WAITING_INVOICE_IMPORT and state.payout_date is None
     assert "pas encore importée" in state.facts.explanation
-    assert not [m for m in h.sink.messages if _about(inp.mission_id, "Paiement effectué")(m)]
+    assert not [m for m in h.sink.messages if about(inp.mission_id, "Paiement effectué")(m)]
 
     state = await h.send(handle, INVOICE_IMPORTED, _import(inp, "F-LATE-1", "12145.00", "2429.00"))
     assert state.invoice_number == "F-LATE-1"

@@ -317,11 +317,6 @@ async def _today(env: WorkflowEnvironment) -> date:
     return paris_date(await env.get_current_time())
 
 
-async def _count(engine: AsyncEngine, stmt: object) -> int:
-    async with engine.connect() as conn:
-        return int((await conn.execute(stmt)).scalar_one())  # type: ignore[call-overload]
-
-
 def _activity_names(events: list[object]) -> list[str]:
     return [
         e.activity_task_scheduled_event_attributes.activity_type.name  # type: ignore[attr-defined]

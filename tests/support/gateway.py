@@ -1,0 +1,275 @@
+"""The platform's side of the gateway tests (tests/integration/): signed events posted to the
+gateway app, missions walked to a month whose CRA cycle is open, CRAs filed and validated at
+instants the test chooses.
+
+The gateway tests run on the real dev server: its clock is the wall clock, so `today` is the
+real Paris date, and the dates a test asserts come from the events it sends (`past_month`,
+`cra_instants`), never from the hour it runs at (docs/testing.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import uuid
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+from temporalio.testing import WorkflowEnvironment
+
+from domain.calendar import previous_business_day_on_or_before
+from domain.clock import paris_date, paris_instant
+from domain.cra import month_bounds, month_of
+from schemas.mission import MissionView
+from starter.gateway.signing import SIGNATURE_HEADER, sign
+from tests.support.factories import (
+    APPROVER,
+    PROVIDER_ADDRESS,
+    envelope,
+    foreign_address,
+    new_siren,
+    proposal_submitted,
+)
+from tests.support.waits import eventually
+
+TEST_SECRET = "test-secret"
+
+
+class GatewayTestClient:
+    """Posts events to the gateway app the way the platform does."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+        self.workflow_ids: set[str] = set()
+
+    async def post_event(
+        self, event: dict[str, Any], *, secret: str = TEST_SECRET, signature: str | None = None
+    ) -> httpx.Response:
+        body = json.dumps(event).encode()
+        header = signature if signature is not None else sign(body, secret)
+        response = await self.http.post("/events", content=body, headers={SIGNATURE_HEADER: header})
+        if response.status_code == 202:
+            self.workflow_ids.add(response.json()["workflow_id"])
+        return response
+
+
+CONTRACTING = Path(sys.executable).parent / "contracting"
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def today() -> date:
+    """The business date the workflows use (Europe/Paris)."""
+    return datetime.now(PARIS).date()
+
+
+def past_month(months_ago: int = 1) -> str:
+    """A whole month before this one: every day of it is past, whatever the hour or the day
+    (the last of a month included) the test runs, so its CRA can be filed and validated on
+    dates the test chooses (`cra_instants`)."""
+    month = month_of(today())
+    for _ in range(months_ago):
+        month = month_of(month_bounds(month)[0] - timedelta(days=1))
+    return month
+
+
+def cra_instants(month: str) -> tuple[datetime, datetime]:
+    """When the provider submits (10:00 Paris) and the approver validates (17:00) a month's
+    CRA: its last business day, as the FAQ asks."""
+    due = previous_business_day_on_or_before(month_bounds(month)[1])
+    return paris_instant(due, time(10)), paris_instant(due, time(17))
+
+
+def provider(siren: str | None = None, **overrides: Any) -> dict[str, Any]:
+    country = overrides.get("country", "FR")
+    return {
+        "siren": siren or new_siren(),
+        "name": "Durand Conseil",
+        "email": "paul@durand-conseil.example",
+        "country": "FR",
+        "legal_form": "company",
+        "vat_franchise": False,
+        "address": PROVIDER_ADDRESS if country == "FR" else foreign_address(country),
+        **overrides,
+    }
+
+
+async def post(
+    gateway: GatewayTestClient,
+    event_type: str,
+    event_id: str | None = None,
+    occurred_at: datetime | None = None,
+    **data: Any,
+) -> httpx.Response:
+    return await gateway.post_event(envelope(event_type, data, event_id, occurred_at))
+
+
+async def submit(gateway: GatewayTestClient, **overrides: Any) -> str:
+    """A new proposal (its own provider unless given), once recorded; answers its id."""
+    overrides.setdefault("provider", provider())
+    data = proposal_submitted(**overrides)
+    response = await gateway.post_event(envelope("proposal.submitted", data))
+    assert response.status_code == 202, response.text
+    pid = str(data["proposal_id"])
+
+    async def recorded() -> bool:  # in the database, where rfp.closed finds its proposals
+        timeline = (await view(gateway, pid)).state.timeline
+        return any(entry.kind == "proposal.submitted" for entry in timeline)
+
+    await eventually(recorded)
+    return pid
+
+
+async def view(gateway: GatewayTestClient, mission_id: str) -> MissionView:
+    response = await gateway.http.get(f"/missions/{mission_id}")
+    assert response.status_code == 200, response.text
+    return MissionView.model_validate(response.json())
+
+
+async def until_stage(gateway: GatewayTestClient, mission_id: str, stage: str) -> MissionView:
+    async def reached() -> bool:
+        return (await view(gateway, mission_id)).state.stage == stage
+
+    await eventually(reached)
+    return await view(gateway, mission_id)
+
+
+async def apply(
+    gateway: GatewayTestClient,
+    event_type: str,
+    occurred_at: datetime | None = None,
+    **data: Any,
+) -> None:
+    response = await post(gateway, event_type, occurred_at=occurred_at, **data)
+    assert response.status_code == 202, f"{event_type}: {response.text}"
+
+
+async def retain(gateway: GatewayTestClient, pid: str) -> None:
+    await apply(gateway, "proposal.read", proposal_id=pid)
+    await apply(gateway, "proposal.rated", proposal_id=pid, interesting=True)
+    await apply(gateway, "proposal.retained", proposal_id=pid)
+
+
+async def upload(
+    gateway: GatewayTestClient, siren: str, kind: str, issued_days_ago: int = 3
+) -> str:
+    document_id = f"DOC-{uuid.uuid4().hex[:12]}"
+    await apply(
+        gateway,
+        "document.uploaded",
+        document_id=document_id,
+        provider_siren=siren,
+        kind=kind,
+        issued_on=(today() - timedelta(days=issued_days_ago)).isoformat(),
+        file_ref=f"s3://docs/{document_id}.pdf",
+    )
+    return document_id
+
+
+async def month_open(
+    gateway: GatewayTestClient,
+    offer: str,
+    number: int,
+    signed_on: date | None = None,
+    months_ago: int = 1,
+    siren: str | None = None,
+) -> tuple[str, str]:
+    """A mission that started on the 1st of `past_month(months_ago)` with `offer` (purchase
+    order `PO-<number>`, contract `CP-<number>`), its provider compliant, once the CRA cycle
+    of that month is open: (mission id, month). File and validate it at `cra_instants`."""
+    siren = siren or new_siren()
+    month = past_month(months_ago)
+    start = month_bounds(month)[0]
+    pid = await submit(
+        gateway,
+        provider=provider(siren),
+        start_date=start.isoformat(),
+        end_date=(start + timedelta(days=150)).isoformat(),
+    )
+    await retain(gateway, pid)
+    for kind in ("urssaf_vigilance", "kbis", "sworn_statement", "foreign_workers_list"):
+        document_id = await upload(gateway, siren, kind, issued_days_ago=1)
+        await apply(gateway, "document.reviewed", document_id=document_id, accepted=True)
+    await apply(gateway, "purchase_order.confirmed", proposal_id=pid, po_number=f"PO-{number}")
+    await apply(
+        gateway,
+        "contract.signed",
+        proposal_id=pid,
+        signed_on=(signed_on or start).isoformat(),
+        payment_offer=offer,
+        special_conditions_ref=f"CP-{number}",
+    )
+    await until_stage(gateway, pid, "in_progress")
+
+    async def cra_open() -> bool:
+        return month in (await view(gateway, pid)).state.cra_months
+
+    await eventually(cra_open)
+    return pid, month
+
+
+async def file_cra(
+    gateway: GatewayTestClient, pid: str, month: str, at: datetime, days: str = "1"
+) -> None:
+    """The provider files the month's CRA, at `at`."""
+    await apply(gateway, "cra.submitted", occurred_at=at, mission_id=pid, month=month, days=days)
+
+
+async def validate_cra(gateway: GatewayTestClient, pid: str, month: str, at: datetime) -> None:
+    """The approver APR-1 validates the month's CRA, at `at`."""
+    await apply(
+        gateway, "cra.validated", occurred_at=at, mission_id=pid, month=month, approver_id=APPROVER
+    )
+
+
+async def file_and_validate(
+    gateway: GatewayTestClient, pid: str, month: str, days: str = "1"
+) -> date:
+    """The provider files the month's CRA, the approver validates it, at `cra_instants`:
+    the validation day (the invoice's date and the payout's starting point)."""
+    submitted_at, validated_at = cra_instants(month)
+    await file_cra(gateway, pid, month, submitted_at, days)
+    await validate_cra(gateway, pid, month, validated_at)
+    return paris_date(validated_at)
+
+
+async def refused(response: httpx.Response, *fragments: str) -> str:
+    assert response.status_code == 409, response.text
+    detail = str(response.json()["detail"])
+    for fragment in fragments:
+        assert fragment in detail, detail
+    return detail
+
+
+async def validated_month(gateway: GatewayTestClient, offer: str = "basic") -> tuple[str, str]:
+    """A mission in progress whose month's CRA is validated: (mission id, month)."""
+    pid, month = await month_open(gateway, offer, 9)
+    await file_and_validate(gateway, pid, month)
+
+    async def validated() -> bool:
+        return (await view(gateway, pid)).state.validated_months == [month]
+
+    await eventually(validated)
+    return pid, month
+
+
+async def run_contracting(env: WorkflowEnvironment, *args: str) -> tuple[int, str, str]:
+    """Run the installed `contracting` command against `env`'s server, without blocking the
+    loop the worker runs on: (exit code, stdout, stderr)."""
+    process = await asyncio.create_subprocess_exec(
+        str(CONTRACTING),
+        *args,
+        env={
+            **os.environ,
+            "CONTRACTING_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
+        },
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()

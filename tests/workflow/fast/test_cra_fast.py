@@ -1,0 +1,88 @@
+"""The fast tier: CraWorkflow on the time-skipping server with its activities replaced by fakes
+under the same names (tests/support/fakes.py). No PostgreSQL, no SMTP: what the workflow
+decides and in what order it asks for it to be written."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+import pytest_asyncio
+from temporalio.testing import WorkflowEnvironment
+
+from domain.clock import paris_date
+from domain.cra import month_bounds
+from domain.payouts import compute_payout
+from schemas.activities import START_PAYOUT
+from schemas.cra import CRA_WORKFLOW, RECORD_CRA_TRANSITION, RECORD_CRA_VALIDATION, CraResult
+from schemas.enums import PaymentOffer
+from schemas.ids import cra_workflow_id
+from schemas.payouts import PayoutInput
+from tests.fixtures.temporal import refused_update, send_update
+from tests.support.cra import cra_input, new_proposal, submitted, validated
+from tests.support.fakes import FakeCraActivities, fake_worker
+from tests.support.months import next_month
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest_asyncio.fixture
+async def cra_env(
+    own_time_skipping_env: WorkflowEnvironment,
+) -> AsyncIterator[tuple[WorkflowEnvironment, FakeCraActivities, str]]:
+    fakes = FakeCraActivities()
+    async with fake_worker(own_time_skipping_env, fakes.all()) as queue:
+        yield own_time_skipping_env, fakes, queue
+
+
+async def test_a_validated_cra_starts_its_payout_with_the_terms_of_its_validation(
+    cra_env: tuple[WorkflowEnvironment, FakeCraActivities, str],
+) -> None:
+    env, fakes, queue = cra_env
+    month = next_month(paris_date(await env.get_current_time()))
+    first, last = month_bounds(month)
+    inp = cra_input(
+        new_proposal(first, last + timedelta(days=90)),
+        month,
+        first,
+        last + timedelta(days=90),
+        PaymentOffer.FLASH,
+    )
+    cycle = await env.client.start_workflow(
+        CRA_WORKFLOW,
+        inp,
+        id=cra_workflow_id(inp.mission_id, month),
+        task_queue=queue,
+        result_type=CraResult,
+    )
+    await send_update(cycle, "cra.submitted", submitted(inp, "18"))
+    await send_update(cycle, "cra.validated", validated(inp))
+    result = await cycle.result()
+
+    today = paris_date(await env.get_current_time())
+    assert result.validated_on == today and result.days == Decimal("18")
+    assert result.payout_date == compute_payout(PaymentOffer.FLASH, today).payout_date
+    assert fakes.recorded.names()[:2] == [RECORD_CRA_TRANSITION, RECORD_CRA_VALIDATION]
+    [payout] = fakes.recorded.inputs(START_PAYOUT)
+    assert isinstance(payout, PayoutInput)
+    assert payout.terms.payout_date == result.payout_date
+    assert payout.invoice_number == result.invoice_number
+
+
+async def test_a_refused_update_writes_nothing(
+    cra_env: tuple[WorkflowEnvironment, FakeCraActivities, str],
+) -> None:
+    env, fakes, queue = cra_env
+    month = next_month(paris_date(await env.get_current_time()))
+    first, last = month_bounds(month)
+    inp = cra_input(new_proposal(first, last), month, first, last)
+    cycle = await env.client.start_workflow(
+        CRA_WORKFLOW, inp, id=cra_workflow_id(inp.mission_id, month), task_queue=queue
+    )
+
+    assert "half-day steps" in await refused_update(cycle, "cra.submitted", submitted(inp, "8.3"))
+    assert "not submitted yet" in await refused_update(cycle, "cra.validated", validated(inp))
+    assert fakes.recorded.calls == []
+    await cycle.terminate("test over")
