@@ -18,11 +18,7 @@ from temporalio.client import (
     WorkflowHandle,
 )
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from activities.mailer import Mailer
-from activities.registry import Activities
-from db.engine import create_engine
 from db.models import Contract, Invoice, Mission, MissionEvent, Proposal, PurchaseOrder
 from domain.clock import paris_date, paris_instant
 from schemas.compliance import DOCUMENT_REVIEWED, DOCUMENT_UPLOADED
@@ -54,8 +50,8 @@ from tests.fixtures.histories import record_history
 from tests.fixtures.temporal import refused_update, send_update, skip_time
 from tests.support.db import count as count_rows
 from tests.support.factories import new_siren, proposal_submitted
-from tests.support.waits import about, eventually
-from workflows.registry import WORKFLOWS
+from tests.support.waits import about, eventually, mails
+from tests.support.workers import real_worker
 
 HISTORIES = Path(__file__).parent.parent / "histories"
 Handle = WorkflowHandle[Any, Any]
@@ -120,11 +116,7 @@ class Harness:
     async def mails(
         self, predicate: Callable[[ReceivedMessage], bool], count: int
     ) -> list[ReceivedMessage]:
-        async def arrived() -> bool:
-            return len([m for m in self.sink.messages if predicate(m)]) >= count
-
-        await eventually(arrived, within=20)
-        return [m for m in self.sink.messages if predicate(m)]
+        return await mails(self.sink, predicate, count, within=20)
 
     async def retain_with_documents(self, handle: Handle, issued_on: date) -> Handle:
         """Retain the proposal, then upload and accept every document the provider needs."""
@@ -161,23 +153,8 @@ def _upload(
 async def harness(
     own_time_skipping_env: WorkflowEnvironment, stack_settings: Settings, smtp_sink: MailSink
 ) -> AsyncIterator[Harness]:
-    time_skipping_env = own_time_skipping_env
-    queue = f"tq-{uuid.uuid4().hex}"
-    settings = stack_settings.model_copy(update={"task_queue": queue})
-    activities = Activities(
-        create_engine(settings.database_url),
-        Mailer(settings),
-        settings=settings,
-        temporal=time_skipping_env.client,
-    )
-    async with Worker(
-        time_skipping_env.client,
-        task_queue=queue,
-        workflows=list(WORKFLOWS),
-        activities=activities.all(),
-    ):
-        yield Harness(time_skipping_env, queue, smtp_sink)
-    await activities.close()
+    async with real_worker(own_time_skipping_env, stack_settings) as (queue, _):
+        yield Harness(own_time_skipping_env, queue, smtp_sink)
 
 
 async def test_proposal_read_rated_updated_then_lost_ends_the_mission(
