@@ -40,6 +40,7 @@ from db.engine import create_engine
 from domain.clock import paris_instant
 from schemas.enums import PaymentOffer
 from schemas.ids import cra_workflow_id, payout_workflow_id
+from schemas.names import STATE_QUERY
 from schemas.payouts import PayoutState
 from settings import Settings
 from starter.demo.simulate import _database, start_time_skipping
@@ -119,7 +120,7 @@ async def measure(months: int, offer: PaymentOffer) -> None:
         payouts = []
         for month in calendar:
             handle = env.client.get_workflow_handle(payout_workflow_id(pid, month))
-            state: PayoutState = await handle.query("state", result_type=PayoutState)
+            state: PayoutState = await handle.query(STATE_QUERY, result_type=PayoutState)
             assert state.status == "paid", state
             payouts.append(await size(handle))
 

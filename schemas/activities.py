@@ -13,12 +13,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.compliance import ProviderRef
 from schemas.events import DocumentUploaded, ProposalSubmitted
-from schemas.names import DELIVER_OUTBOX as DELIVER_OUTBOX
-from schemas.names import OPEN_CRA_CYCLE as OPEN_CRA_CYCLE
-from schemas.names import RECORD_MISSION_TRANSITION as RECORD_MISSION_TRANSITION
-from schemas.names import RECORD_PROPOSAL as RECORD_PROPOSAL
-from schemas.names import START_PAYOUT as START_PAYOUT
-from schemas.names import WATCH_PROVIDER as WATCH_PROVIDER
 
 
 class RecordProposalInput(BaseModel):
@@ -49,9 +43,6 @@ class DeliverOutboxResult(BaseModel):
 
 # --- Provider legal documents (the provider compliance workflow `provider-<SIREN>`) ---------
 
-from schemas.names import RECORD_DOCUMENT_EXPIRY as RECORD_DOCUMENT_EXPIRY  # noqa: E402
-from schemas.names import RECORD_DOCUMENT_REVIEW as RECORD_DOCUMENT_REVIEW  # noqa: E402
-from schemas.names import RECORD_DOCUMENT_UPLOAD as RECORD_DOCUMENT_UPLOAD  # noqa: E402
 
 ExpiryStage = Literal["reminder", "expired"]
 

@@ -9,16 +9,6 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.enums import DocumentKind, LegalForm
-from schemas.names import COMPLIANCE_CHANGED as COMPLIANCE_CHANGED
-from schemas.names import COMPLIANCE_QUERY as COMPLIANCE_QUERY
-from schemas.names import DOCUMENT_REVIEWED as DOCUMENT_REVIEWED
-from schemas.names import DOCUMENT_UPLOADED as DOCUMENT_UPLOADED
-
-# Transitional re-exports: the names live in schemas.names.
-from schemas.names import PROVIDER_WORKFLOW as PROVIDER_WORKFLOW
-from schemas.names import STATE_QUERY as STATE_QUERY
-from schemas.names import UNWATCH as UNWATCH
-from schemas.names import WATCH as WATCH
 
 
 class DocumentState(StrEnum):

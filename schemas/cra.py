@@ -18,18 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from schemas.common import Email, Model, Money, Month, NonEmptyText, PlatformId
 from schemas.enums import CraStatus, LegalForm, PaymentOffer, PayoutStatus
 from schemas.events import CraSubmitted
-from schemas.names import CRA_CLOSED as CRA_CLOSED
-from schemas.names import CRA_REJECTED as CRA_REJECTED
-from schemas.names import CRA_SUBMITTED as CRA_SUBMITTED
-from schemas.names import CRA_VALIDATED as CRA_VALIDATED
-
-# Transitional re-exports: the names live in schemas.names.
-from schemas.names import CRA_WORKFLOW as CRA_WORKFLOW
-from schemas.names import MISSION_PERIOD_CHANGED as MISSION_PERIOD_CHANGED
-from schemas.names import MONTH_VALIDATED as MONTH_VALIDATED
-from schemas.names import RECORD_CRA_TRANSITION as RECORD_CRA_TRANSITION
-from schemas.names import RECORD_CRA_VALIDATION as RECORD_CRA_VALIDATION
-from schemas.names import STATE_QUERY as STATE_QUERY
 from schemas.payouts import PayoutTerms
 
 InvoiceMode = Literal["generated", "imported"]

@@ -17,16 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.common import Email, Model, Money, Month, NonEmptyText, PlatformId
 from schemas.enums import PaymentOffer, PayoutStatus
-from schemas.names import CLIENT_PAYMENT_RECEIVED as CLIENT_PAYMENT_RECEIVED
-from schemas.names import INVOICE_CANCELLED as INVOICE_CANCELLED
-from schemas.names import INVOICE_IMPORTED as INVOICE_IMPORTED
-
-# Transitional re-exports: the names live in schemas.names.
-from schemas.names import PAYOUT_WORKFLOW as PAYOUT_WORKFLOW
-from schemas.names import RECORD_CLIENT_PAYMENT as RECORD_CLIENT_PAYMENT
-from schemas.names import RECORD_INVOICE_IMPORT as RECORD_INVOICE_IMPORT
-from schemas.names import RECORD_PAYOUT_TRANSITION as RECORD_PAYOUT_TRANSITION
-from schemas.names import STATE_QUERY as STATE_QUERY
 
 
 def credit_note_number(issuer_siren: str, sequence: int) -> str:

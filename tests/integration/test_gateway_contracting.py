@@ -19,8 +19,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from db.models import ProcessedEvent
 from schemas import search_attributes as sa
-from schemas.compliance import COMPLIANCE_QUERY, ComplianceStatus
+from schemas.compliance import ComplianceStatus
 from schemas.mission import MissionView
+from schemas.names import COMPLIANCE_QUERY
 from tests.support.factories import (
     envelope,
     new_siren,

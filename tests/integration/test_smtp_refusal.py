@@ -20,9 +20,10 @@ from activities.mailer import Mailer, message_id_for
 from activities.outbox import OutboxActivities
 from db.engine import session_factory
 from db.models import EmailOutbox
-from schemas.activities import DELIVER_OUTBOX, DeliverOutboxInput, DeliverOutboxResult
+from schemas.activities import DeliverOutboxInput, DeliverOutboxResult
 from schemas.enums import OutboxStatus
 from schemas.ids import mission_workflow_id
+from schemas.names import DELIVER_OUTBOX
 from settings import Settings
 from starter.devstack.mailsink import MailSink
 from tests.support.factories import envelope, proposal_submitted

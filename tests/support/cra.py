@@ -15,10 +15,11 @@ from activities.registry import Activities
 from domain.clock import paris_date
 from domain.cra import month_bounds
 from schemas.activities import RecordProposalInput
-from schemas.cra import CRA_WORKFLOW, CraInput, CraProvider, CraResult, CraState
+from schemas.cra import CraInput, CraProvider, CraResult, CraState
 from schemas.enums import PaymentOffer
 from schemas.events import CraSubmitted, CraValidated, ProposalSubmitted
 from schemas.ids import cra_workflow_id
+from schemas.names import CRA_WORKFLOW
 from starter.devstack.mailsink import MailSink, ReceivedMessage
 from tests.fixtures.temporal import refused_update, send_update
 from tests.support.factories import APPROVER, new_siren, proposal_submitted

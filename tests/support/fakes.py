@@ -21,20 +21,9 @@ from temporalio.worker import Worker
 
 from domain.invoices import invoice_amounts_for_cra
 from domain.payouts import payout_terms
-from schemas.activities import (
-    DELIVER_OUTBOX,
-    START_PAYOUT,
-    DeliverOutboxInput,
-    DeliverOutboxResult,
-    TransitionResult,
-)
-from schemas.cra import (
-    RECORD_CRA_TRANSITION,
-    RECORD_CRA_VALIDATION,
-    CraTransition,
-    CraValidation,
-    CraValidationResult,
-)
+from schemas.activities import DeliverOutboxInput, DeliverOutboxResult, TransitionResult
+from schemas.cra import CraTransition, CraValidation, CraValidationResult
+from schemas.names import DELIVER_OUTBOX, RECORD_CRA_TRANSITION, RECORD_CRA_VALIDATION, START_PAYOUT
 from schemas.payouts import PayoutInput
 from workflows.registry import WORKFLOWS
 

@@ -31,7 +31,6 @@ from domain.cra import month_bounds
 from domain.fees import offer_fee
 from domain.invoices import InvoiceAmounts, invoice_amounts_for_cra
 from domain.payouts import PayoutSchedule, compute_payout
-from schemas.compliance import DOCUMENT_REVIEWED, DOCUMENT_UPLOADED
 from schemas.cra import CraResult
 from schemas.enums import PaymentOffer
 from schemas.events import (
@@ -53,7 +52,13 @@ from schemas.ids import (
     provider_workflow_id,
 )
 from schemas.mission import MissionInput, MissionResult, MissionState
-from schemas.payouts import CLIENT_PAYMENT_RECEIVED, PayoutState
+from schemas.names import (
+    CLIENT_PAYMENT_RECEIVED,
+    DOCUMENT_REVIEWED,
+    DOCUMENT_UPLOADED,
+    MISSION_WORKFLOW,
+)
+from schemas.payouts import PayoutState
 from starter.devstack.mailsink import MailSink, ReceivedMessage
 from tests.fixtures.temporal import send_update, skip_until
 from tests.support import db
@@ -208,7 +213,7 @@ class MissionDriver:
         data["provider"].update({"siren": new_siren(), **provider})
         proposal = ProposalSubmitted.model_validate(data)
         return await self.env.client.start_workflow(
-            "MissionWorkflow",
+            MISSION_WORKFLOW,
             MissionInput(event_id=event_id(), occurred_at=await self.now(), proposal=proposal),
             id=mission_workflow_id(proposal.proposal_id),
             task_queue=self.queue,

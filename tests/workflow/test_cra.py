@@ -38,15 +38,11 @@ from domain.cra import REMINDER_AT, REMINDER_EVERY, month_bounds, month_of
 from domain.fees import offer_fee
 from domain.payouts import compute_payout
 from schemas import search_attributes as sa
-from schemas.cra import (
-    MONTH_VALIDATED,
-    CraResult,
-    CraValidation,
-    MonthValidated,
-)
+from schemas.cra import CraResult, CraValidation, MonthValidated
 from schemas.enums import LegalForm, PaymentOffer
 from schemas.events import CraRejected, CraSubmitted
 from schemas.ids import cra_workflow_id, payout_workflow_id
+from schemas.names import MONTH_VALIDATED
 from schemas.payouts import PayoutState
 from settings import Settings
 from starter.devstack.mailsink import MailSink

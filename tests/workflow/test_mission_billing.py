@@ -36,10 +36,11 @@ from domain.clock import paris_date, paris_instant
 from domain.cra import month_bounds
 from domain.payouts import CLIENT_PAYMENT_TERM, Shift, compute_payout
 from domain.penalties import late_payment_penalty
-from schemas.cra import RECORD_CRA_VALIDATION, CraValidation, CraValidationResult
+from schemas.cra import CraValidation, CraValidationResult
 from schemas.enums import CraStatus, InvoiceStatus, PaymentOffer, PayoutStatus
 from schemas.events import CraValidated
 from schemas.ids import payout_workflow_id
+from schemas.names import RECORD_CRA_VALIDATION
 from settings import Settings
 from starter.devstack.mailsink import MailSink
 from tests.fixtures.histories import record_history

@@ -21,7 +21,6 @@ from temporalio.testing import WorkflowEnvironment
 
 from db.models import Contract, Invoice, Mission, MissionEvent, Proposal, PurchaseOrder
 from domain.clock import paris_date, paris_instant
-from schemas.compliance import DOCUMENT_REVIEWED, DOCUMENT_UPLOADED
 from schemas.cra import CraState
 from schemas.enums import DocumentKind
 from schemas.events import (
@@ -44,6 +43,7 @@ from schemas.events import (
 )
 from schemas.ids import cra_workflow_id, mission_workflow_id, provider_workflow_id
 from schemas.mission import MissionInput, MissionResult, MissionState
+from schemas.names import DOCUMENT_REVIEWED, DOCUMENT_UPLOADED
 from settings import Settings
 from starter.devstack.mailsink import MailSink, ReceivedMessage
 from tests.fixtures.histories import record_history

@@ -21,10 +21,11 @@ from activities.mailer import Mailer
 from activities.registry import Activities
 from db.engine import create_engine
 from db.models import EmailOutbox, MissionEvent, Proposal, ProposalStatusHistory
-from schemas.activities import RECORD_PROPOSAL, RecordProposalInput, TransitionResult
+from schemas.activities import RecordProposalInput, TransitionResult
 from schemas.events import ProposalSubmitted
 from schemas.ids import mission_workflow_id
 from schemas.mission import MissionInput, MissionState
+from schemas.names import RECORD_PROPOSAL
 from settings import Settings
 from starter.devstack.mailsink import MailSink
 from tests.fixtures.histories import recording

@@ -57,17 +57,14 @@ from schemas.enums import (
 )
 from schemas.events import ClientPaymentReceived, InvoiceCancelled, InvoiceImported
 from schemas.ids import payout_workflow_id
-from schemas.payouts import (
+from schemas.names import (
     CLIENT_PAYMENT_RECEIVED,
     INVOICE_CANCELLED,
     INVOICE_IMPORTED,
     PAYOUT_WORKFLOW,
     RECORD_PAYOUT_TRANSITION,
-    PayoutInput,
-    PayoutProvider,
-    PayoutState,
-    PayoutTransition,
 )
+from schemas.payouts import PayoutInput, PayoutProvider, PayoutState, PayoutTransition
 from settings import Settings
 from starter.devstack.mailsink import MailSink, ReceivedMessage
 from tests.fixtures.histories import record_history

@@ -37,14 +37,6 @@ from db.models import DocumentReview, LegalDocument, MissionEvent, Provider
 from domain.clock import paris_date, paris_instant
 from domain.documents import reminder_date
 from schemas.compliance import (
-    COMPLIANCE_CHANGED,
-    COMPLIANCE_QUERY,
-    DOCUMENT_REVIEWED,
-    DOCUMENT_UPLOADED,
-    PROVIDER_WORKFLOW,
-    STATE_QUERY,
-    UNWATCH,
-    WATCH,
     ComplianceStatus,
     DocumentView,
     ProviderComplianceInput,
@@ -55,6 +47,16 @@ from schemas.compliance import (
 from schemas.enums import DocumentKind, LegalForm
 from schemas.events import DocumentReviewed, DocumentUploaded
 from schemas.ids import mission_workflow_id, provider_workflow_id
+from schemas.names import (
+    COMPLIANCE_CHANGED,
+    COMPLIANCE_QUERY,
+    DOCUMENT_REVIEWED,
+    DOCUMENT_UPLOADED,
+    PROVIDER_WORKFLOW,
+    STATE_QUERY,
+    UNWATCH,
+    WATCH,
+)
 from settings import Settings
 from starter.devstack.mailsink import MailSink, ReceivedMessage
 from tests.fixtures.histories import recording

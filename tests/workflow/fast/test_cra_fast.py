@@ -15,10 +15,10 @@ from temporalio.testing import WorkflowEnvironment
 from domain.clock import paris_date
 from domain.cra import month_bounds
 from domain.payouts import compute_payout
-from schemas.activities import START_PAYOUT
-from schemas.cra import CRA_WORKFLOW, RECORD_CRA_TRANSITION, RECORD_CRA_VALIDATION, CraResult
+from schemas.cra import CraResult
 from schemas.enums import PaymentOffer
 from schemas.ids import cra_workflow_id
+from schemas.names import CRA_WORKFLOW, RECORD_CRA_TRANSITION, RECORD_CRA_VALIDATION, START_PAYOUT
 from schemas.payouts import PayoutInput
 from tests.fixtures.temporal import refused_update, send_update
 from tests.support.cra import cra_input, new_proposal, submitted, validated
