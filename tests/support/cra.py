@@ -51,11 +51,12 @@ class CraHarness:
         start: date | None = None,
         end: date | None = None,
         offer: PaymentOffer = PaymentOffer.BASIC,
+        month: str | None = None,
         **overrides: Any,
     ) -> CraInput:
         """A mission recorded in PostgreSQL (parties, proposal, mission row) and the input of
-        its CRA cycle for next month (by default the whole month)."""
-        month = next_month(await self.today())
+        its CRA cycle for `month` (by default next month, the whole month)."""
+        month = month or next_month(await self.today())
         first, last = month_bounds(month)
         start, end = start or first, end or last + timedelta(days=90)
         data = proposal_submitted(start_date=start.isoformat(), end_date=end.isoformat())
