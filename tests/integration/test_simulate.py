@@ -1,4 +1,4 @@
-"""`contracting simulate`: five missions, one per offer, three months on the time-skipping
+"""`contracting simulate`: five missions, one per offer, two months on the time-skipping
 server with the real worker, a fresh PostgreSQL database and the in-process SMTP sink; the
 printed timeline is what the database holds, and the payout dates follow domain/payouts.py."""
 
@@ -24,7 +24,7 @@ from schemas.enums import PaymentOffer
 from starter.demo.simulate import SimulationResult, render, run_simulation
 from workflows.payout import PAY_AT
 
-MONTHS = 3
+MONTHS = 2
 CLI = "from starter.cli import main; main()"
 
 
