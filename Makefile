@@ -18,12 +18,14 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/contracting dev --demo
 
-## Lint, type-check and run the whole test suite.
+## Lint, type-check and run the whole test suite (mypy runs beside the tests; any failure fails).
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy .
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/mypy . > .mypy.out 2>&1 & mypy=$$!; \
+	$(BIN)/pytest -n 2 --dist loadfile; tests=$$?; \
+	wait $$mypy; typed=$$?; cat .mypy.out; rm -f .mypy.out; \
+	test $$tests -eq 0 && test $$typed -eq 0
 
 ## Delete the embedded stack's data (Temporal history, PostgreSQL, mails).
 clean-data:
