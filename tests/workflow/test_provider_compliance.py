@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,8 @@ from settings import Settings
 from starter.devstack.mailsink import MailSink, ReceivedMessage
 from tests.fixtures.histories import recording
 from tests.fixtures.temporal import skip_time, start_time_skipping
+from tests.support.factories import DOCUMENTS
+from tests.support.waits import eventually
 from workflows.provider import NOTICE_TIME
 from workflows.registry import WORKFLOWS
 
@@ -68,12 +70,7 @@ HISTORIES = Path(__file__).parent.parent / "histories"
 
 Handle = WorkflowHandle[Any, Any]
 
-ALL_KINDS = (
-    DocumentKind.URSSAF_VIGILANCE,
-    DocumentKind.KBIS,
-    DocumentKind.SWORN_STATEMENT,
-    DocumentKind.FOREIGN_WORKERS_LIST,
-)
+ALL_KINDS = DOCUMENTS
 
 
 @workflow.defn(name="ComplianceWatcher", sandboxed=False)
@@ -275,19 +272,11 @@ async def _received(handle: WatcherHandle) -> list[ComplianceStatus]:
     return await handle.query(ComplianceWatcher.received)
 
 
-async def _eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached within the timeout")
-        await asyncio.sleep(0.05)
-
-
 async def _watcher_got(handle: WatcherHandle, count: int) -> list[ComplianceStatus]:
     async def enough() -> bool:
         return len(await _received(handle)) >= count
 
-    await _eventually(enough)
+    await eventually(enough)
     await asyncio.sleep(0.2)  # and no more than that
     received = await _received(handle)
     assert len(received) == count, [(s.on, s.compliant) for s in received]
@@ -302,7 +291,7 @@ async def _mails(sink: MailSink, provider: ProviderRef, count: int) -> list[Rece
     async def enough() -> bool:
         return len(_mails_to(sink, provider)) >= count
 
-    await _eventually(enough)
+    await eventually(enough)
     await asyncio.sleep(0.2)  # and no more than that
     mails = _mails_to(sink, provider)
     assert len(mails) == count, [m.subject for m in mails]
@@ -661,7 +650,7 @@ async def test_expiry_emails_on_their_day_and_watchers_told_of_every_change(
         async def dropped() -> bool:
             return (await _state(handle)).watchers == []
 
-        await _eventually(dropped)
+        await eventually(dropped)
         assert not (await _compliance(handle)).compliant
         description = await handle.describe()
         assert description.status is not None
@@ -709,7 +698,7 @@ async def test_unwatch_stops_the_signals(
         async def told() -> bool:
             return (await _received(watchers[staying]))[-1].compliant
 
-        await _eventually(told)
+        await eventually(told)
         assert len(await _received(watchers[leaving])) == 1
         assert (await _state(handle)).watchers == [staying]
 
@@ -748,7 +737,7 @@ async def test_continue_as_new_keeps_documents_watchers_and_sent_reminders(
             received = await _received(watcher)
             return bool(received) and received[-1].compliant
 
-        await _eventually(compliant_told)
+        await eventually(compliant_told)
         reminder_at = paris_instant(reminder_date(urssaf_expiry), NOTICE_TIME)
         await _sleep_until(env, reminder_at + timedelta(minutes=1))
         await _mails(smtp_sink, provider, 5)
@@ -756,12 +745,16 @@ async def test_continue_as_new_keeps_documents_watchers_and_sent_reminders(
         await _upload(handle, extra := _doc(provider, DocumentKind.SWORN_STATEMENT, day0))
 
         async def continued() -> bool:
-            state = await _state(handle)
-            return (await handle.describe()).run_id != first_run and any(
-                d.document_id == extra.document_id for d in state.documents
-            )
+            # Read from histories, never by query: temporal-test-server 1.40 leaks a time lock
+            # when a query meets the task that continues a run as new (docs/testing.md).
+            current = (await handle.describe()).run_id
+            if current == first_run:
+                return False
+            run = env.client.get_workflow_handle(handle.id, run_id=current)
+            events = (await run.fetch_history()).events
+            return any(extra.document_id.encode() in event.SerializeToString() for event in events)
 
-        await _eventually(continued)
+        await eventually(continued)
         before = await _received(watcher)
         # Let a few more runs go by: nothing is sent again, nothing is lost.
         await _review(handle, extra.document_id)
