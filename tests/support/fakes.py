@@ -16,15 +16,36 @@ from typing import Any
 
 from pydantic import BaseModel
 from temporalio import activity
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from domain.clock import paris_date
 from domain.invoices import invoice_amounts_for_cra
 from domain.payouts import payout_terms
-from schemas.activities import DeliverOutboxInput, DeliverOutboxResult, TransitionResult
-from schemas.cra import CraTransition, CraValidation, CraValidationResult
-from schemas.names import DELIVER_OUTBOX, RECORD_CRA_TRANSITION, RECORD_CRA_VALIDATION, START_PAYOUT
-from schemas.payouts import PayoutInput
+from schemas.activities import (
+    DeliverOutboxInput,
+    DeliverOutboxResult,
+    RecordProposalInput,
+    TransitionResult,
+)
+from schemas.compliance import ComplianceStatus, WatchRequest
+from schemas.cra import CraInput, CraTransition, CraValidation, CraValidationResult
+from schemas.ids import mission_workflow_id
+from schemas.mission import MissionTransition
+from schemas.names import (
+    COMPLIANCE_CHANGED,
+    DELIVER_OUTBOX,
+    OPEN_CRA_CYCLE,
+    RECORD_CRA_TRANSITION,
+    RECORD_CRA_VALIDATION,
+    RECORD_MISSION_TRANSITION,
+    RECORD_PAYOUT_TRANSITION,
+    RECORD_PROPOSAL,
+    START_PAYOUT,
+    WATCH_PROVIDER,
+)
+from schemas.payouts import PayoutInput, PayoutTransition
 from workflows.registry import WORKFLOWS
 
 
@@ -40,13 +61,26 @@ class Recorded:
     def inputs(self, name: str) -> list[Any]:
         return [arg for called, arg in self.calls if called == name]
 
+    def kinds(self, name: str) -> list[str]:
+        """The `kind` of every transition written through activity `name`, in order."""
+        return [arg.kind for arg in self.inputs(name)]
 
-class FakeCraActivities:
-    """The CRA cycle's activities: transitions and the billing recorded in memory, the
-    payout's start recorded (not started), emails dropped."""
+
+class FakeOutbox:
+    """`deliver_outbox`, shared by the fakes: the keys recorded, nothing sent."""
 
     def __init__(self) -> None:
         self.recorded = Recorded()
+
+    @activity.defn(name=DELIVER_OUTBOX)
+    async def deliver_outbox(self, inp: DeliverOutboxInput) -> DeliverOutboxResult:
+        self.recorded.calls.append((DELIVER_OUTBOX, inp))
+        return DeliverOutboxResult(sent=len(inp.keys))
+
+
+class FakeCraActivities(FakeOutbox):
+    """The CRA cycle's activities: transitions and the billing recorded in memory, the
+    payout's start recorded (not started), emails dropped."""
 
     @activity.defn(name=RECORD_CRA_TRANSITION)
     async def record_cra_transition(self, t: CraTransition) -> TransitionResult:
@@ -73,11 +107,6 @@ class FakeCraActivities:
     async def start_payout(self, inp: PayoutInput) -> None:
         self.recorded.calls.append((START_PAYOUT, inp))
 
-    @activity.defn(name=DELIVER_OUTBOX)
-    async def deliver_outbox(self, inp: DeliverOutboxInput) -> DeliverOutboxResult:
-        self.recorded.calls.append((DELIVER_OUTBOX, inp))
-        return DeliverOutboxResult(sent=len(inp.keys))
-
     def all(self) -> list[Callable[..., Any]]:
         return [
             self.record_cra_transition,
@@ -85,6 +114,67 @@ class FakeCraActivities:
             self.start_payout,
             self.deliver_outbox,
         ]
+
+
+class FakeMissionActivities(FakeOutbox):
+    """The mission's activities: the proposal and the transitions recorded in memory (their
+    emails stay in the transition, none is queued), the month's CRA cycle recorded (not
+    started), and `watch_provider` answering as the provider workflow does: it signals
+    `provider_compliance_changed` to the mission at once, compliant unless told otherwise
+    (`compliant`), with nothing missing."""
+
+    def __init__(self, client: Client, *, compliant: bool = True) -> None:
+        super().__init__()
+        self._client = client
+        self.compliant = compliant
+
+    @activity.defn(name=RECORD_PROPOSAL)
+    async def record_proposal(self, inp: RecordProposalInput) -> TransitionResult:
+        self.recorded.calls.append((RECORD_PROPOSAL, inp))
+        return TransitionResult(applied=True)
+
+    @activity.defn(name=RECORD_MISSION_TRANSITION)
+    async def record_mission_transition(self, t: MissionTransition) -> TransitionResult:
+        self.recorded.calls.append((RECORD_MISSION_TRANSITION, t))
+        return TransitionResult(applied=True)
+
+    @activity.defn(name=WATCH_PROVIDER)
+    async def watch_provider(self, request: WatchRequest) -> None:
+        """What `provider-<SIREN>` does for a new watcher: signal it the status at once."""
+        self.recorded.calls.append((WATCH_PROVIDER, request))
+        status = ComplianceStatus(
+            siren=request.provider.siren,
+            on=paris_date(activity.info().current_attempt_scheduled_time),
+            compliant=self.compliant,
+        )
+        mission = self._client.get_workflow_handle(mission_workflow_id(request.mission_id))
+        await mission.signal(COMPLIANCE_CHANGED, status)
+
+    @activity.defn(name=OPEN_CRA_CYCLE)
+    async def open_cra_cycle(self, inp: CraInput) -> None:
+        self.recorded.calls.append((OPEN_CRA_CYCLE, inp))
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [
+            self.record_proposal,
+            self.record_mission_transition,
+            self.watch_provider,
+            self.open_cra_cycle,
+            self.deliver_outbox,
+        ]
+
+
+class FakePayoutActivities(FakeOutbox):
+    """The payout's transitions recorded in memory (each with its instant, `at`); the keys of
+    their emails returned and recorded as delivered, nothing sent."""
+
+    @activity.defn(name=RECORD_PAYOUT_TRANSITION)
+    async def record_payout_transition(self, t: PayoutTransition) -> TransitionResult:
+        self.recorded.calls.append((RECORD_PAYOUT_TRANSITION, t))
+        return TransitionResult(applied=True, outbox_keys=[f"{t.key}:{e.to}" for e in t.emails])
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [self.record_payout_transition, self.deliver_outbox]
 
 
 @asynccontextmanager

@@ -54,9 +54,11 @@ from schemas.ids import (
 from schemas.mission import MissionInput, MissionResult, MissionState
 from schemas.names import (
     CLIENT_PAYMENT_RECEIVED,
+    CONTRACT_SIGNED,
     DOCUMENT_REVIEWED,
     DOCUMENT_UPLOADED,
     MISSION_WORKFLOW,
+    PURCHASE_ORDER_CONFIRMED,
 )
 from schemas.payouts import PayoutState
 from starter.devstack.mailsink import MailSink, ReceivedMessage
@@ -71,7 +73,7 @@ from tests.support.factories import (
     proposal_submitted,
 )
 from tests.support.months import due_day, last_day, next_month
-from tests.support.waits import about, eventually
+from tests.support.waits import about, eventually, mails
 
 Handle = WorkflowHandle[Any, Any]
 TJM = Decimal("650.00")
@@ -251,27 +253,34 @@ class MissionDriver:
         """proposal.submitted → retained → every legal document (issued on `issued_on`, today
         by default) accepted → purchase order → contract signed today with `offer` (before
         2025-04-28 for back-to-back and immediate payment): legal verification complete."""
-        today = await self.today()
         handle = await self.submit(start, end, prefix=prefix)
+        await self.retain_with_documents(handle, issued_on or await self.today())
+        await self.sign(handle, offer)
+        return handle
+
+    async def sign(
+        self, handle: Handle, offer: PaymentOffer, *, po_number: str | None = None
+    ) -> None:
+        """The client's side of legal verification: the purchase order (`PO-<id>` unless
+        given) confirmed, then the contract signed with `offer` today (before 2025-04-28 for
+        back-to-back and immediate payment)."""
         pid = (await self.state(handle)).mission_id
-        await self.retain_with_documents(handle, issued_on or today)
         await send_update(
             handle,
-            "purchase_order.confirmed",
-            PurchaseOrderConfirmed(proposal_id=pid, po_number=f"PO-{pid}"),
+            PURCHASE_ORDER_CONFIRMED,
+            PurchaseOrderConfirmed(proposal_id=pid, po_number=po_number or f"PO-{pid}"),
         )
         fixed = offer in (PaymentOffer.BASIC, PaymentOffer.EXPRESS, PaymentOffer.FLASH)
         await send_update(
             handle,
-            "contract.signed",
+            CONTRACT_SIGNED,
             ContractSigned(
                 proposal_id=pid,
-                signed_on=today if fixed else LEGACY_SIGNATURE,
+                signed_on=await self.today() if fixed else LEGACY_SIGNATURE,
                 payment_offer=offer,
                 special_conditions_ref=f"CP-{pid}",
             ),
         )
-        return handle
 
     async def mission_in_progress(
         self, offer: PaymentOffer, months: int = 3, first_month: str | None = None
@@ -380,6 +389,13 @@ class MissionHarness(MissionDriver):
         super().__init__(env, queue, patience)
         self.engine = engine
         self.sink = sink
+
+    async def mails(
+        self, predicate: Callable[[ReceivedMessage], bool], count: int, within: float = 20.0
+    ) -> list[ReceivedMessage]:
+        """The sink's mails `predicate` accepts, once there are `count` of them."""
+        assert self.sink is not None, "no SMTP sink given"
+        return await mails(self.sink, predicate, count, within=within)
 
     def sent(self, mission_id: str, subject_part: str) -> list[ReceivedMessage]:
         """The mails of that mission already in the sink whose subject holds `subject_part`."""
