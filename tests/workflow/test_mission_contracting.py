@@ -1,176 +1,80 @@
 """The mission from proposal to "in progress" on the time-skipping server, with the real
-activities (PostgreSQL, SMTP sink) and the real provider compliance workflow."""
+activities (PostgreSQL, SMTP sink) and the real provider compliance workflow, driven by
+`mission_harness` (tests/support/mission.py)."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-import pytest_asyncio
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import (
-    WorkflowHandle,
-)
-from temporalio.testing import WorkflowEnvironment
+from temporalio.client import WorkflowHandle
 
 from db.models import Contract, Invoice, Mission, MissionEvent, Proposal, PurchaseOrder
-from domain.clock import paris_date, paris_instant
+from domain.clock import paris_instant
 from schemas.cra import CraState
-from schemas.enums import DocumentKind
+from schemas.enums import DocumentKind, PaymentOffer
 from schemas.events import (
     ContractSigned,
     CraSubmitted,
     CraValidated,
     DocumentReviewed,
-    DocumentUploaded,
     ProposalCancelled,
     ProposalLost,
     ProposalRated,
     ProposalRead,
     ProposalRetained,
-    ProposalSubmitted,
     ProposalUpdated,
     PurchaseOrderConfirmed,
     QualificationMeetingHeld,
     QualificationMeetingScheduled,
     RfpClosed,
 )
-from schemas.ids import cra_workflow_id, mission_workflow_id, provider_workflow_id
-from schemas.mission import MissionInput, MissionResult, MissionState
+from schemas.ids import cra_workflow_id, provider_workflow_id
+from schemas.mission import MissionState
 from schemas.names import DOCUMENT_REVIEWED, DOCUMENT_UPLOADED
-from settings import Settings
-from starter.devstack.mailsink import MailSink, ReceivedMessage
 from tests.fixtures.histories import record_history
 from tests.fixtures.temporal import refused_update, send_update, skip_time
 from tests.support.db import count as count_rows
-from tests.support.factories import new_siren, proposal_submitted
-from tests.support.waits import about, eventually, mails
-from tests.support.workers import real_worker
+from tests.support.factories import DOCUMENTS, document_events
+from tests.support.mission import MissionHarness
+from tests.support.waits import about
 
-HISTORIES = Path(__file__).parent.parent / "histories"
 Handle = WorkflowHandle[Any, Any]
-KINDS = (
-    DocumentKind.URSSAF_VIGILANCE,
-    DocumentKind.KBIS,
-    DocumentKind.SWORN_STATEMENT,
-    DocumentKind.FOREIGN_WORKERS_LIST,
-)
 
 
-class Harness:
-    """A worker on its own task queue, and helpers to drive missions as the platform does."""
-
-    def __init__(self, env: WorkflowEnvironment, queue: str, sink: MailSink) -> None:
-        self.env = env
-        self.queue = queue
-        self.sink = sink
-
-    async def today(self) -> date:
-        return paris_date(await self.env.get_current_time())
-
-    async def submit(self, *, start_in_days: int = 10, **provider: Any) -> Handle:
-        today = await self.today()
-        data = proposal_submitted(
-            start_date=(today + timedelta(days=start_in_days)).isoformat(),
-            end_date=(today + timedelta(days=start_in_days + 180)).isoformat(),
-        )
-        data["provider"].update({"siren": new_siren(), **provider})
-        proposal = ProposalSubmitted.model_validate(data)
-        return await self.env.client.start_workflow(
-            "MissionWorkflow",
-            MissionInput(
-                event_id=f"evt-{uuid.uuid4().hex}",
-                occurred_at=datetime.now(UTC),
-                proposal=proposal,
-            ),
-            id=mission_workflow_id(proposal.proposal_id),
-            task_queue=self.queue,
-            result_type=MissionResult,
-        )
-
-    async def state(self, handle: Handle) -> MissionState:
-        result: MissionState = await handle.query("state", result_type=MissionState)
-        return result
-
-    async def send(
-        self, handle: Handle, name: str, payload: Any, event_id: str | None = None
-    ) -> Any:
-        return await send_update(handle, name, payload, event_id)
-
-    async def refused(self, handle: Handle, name: str, payload: Any) -> str:
-        return await refused_update(handle, name, payload)
-
-    async def until(self, handle: Handle, check: Callable[[MissionState], bool]) -> MissionState:
-        async def reached() -> bool:
-            return check(await self.state(handle))
-
-        await eventually(reached, within=20)
-        return await self.state(handle)
-
-    async def mails(
-        self, predicate: Callable[[ReceivedMessage], bool], count: int
-    ) -> list[ReceivedMessage]:
-        return await mails(self.sink, predicate, count, within=20)
-
-    async def retain_with_documents(self, handle: Handle, issued_on: date) -> Handle:
-        """Retain the proposal, then upload and accept every document the provider needs."""
-        state = await self.state(handle)
-        await self.send(handle, "proposal.retained", ProposalRetained(proposal_id=state.mission_id))
-        provider = self.env.client.get_workflow_handle(provider_workflow_id(state.provider_siren))
-        await self.until(handle, lambda s: bool(s.legal.provider_missing))
-        for kind in KINDS:
-            document_id = f"DOC-{state.mission_id}-{kind.value}"
-            await self.send(
-                provider, DOCUMENT_UPLOADED, _upload(state, kind, issued_on, document_id)
-            )
-            await self.send(
-                provider,
-                DOCUMENT_REVIEWED,
-                DocumentReviewed(document_id=document_id, accepted=True),
-            )
-        return provider
+async def submit(h: MissionHarness, *, start_in_days: int = 10, **provider: Any) -> Handle:
+    """`proposal.submitted` for a mission starting in `start_in_days` days, for 180 days."""
+    start = await h.today() + timedelta(days=start_in_days)
+    return await h.submit(start, start + timedelta(days=180), prefix="P", **provider)
 
 
-def _upload(
-    state: MissionState, kind: DocumentKind, issued_on: date, document_id: str
-) -> DocumentUploaded:
-    return DocumentUploaded(
-        document_id=document_id,
-        provider_siren=state.provider_siren,
-        kind=kind,
-        issued_on=issued_on,
-        file_ref=f"s3://docs/{document_id}.pdf",
-    )
-
-
-@pytest_asyncio.fixture
-async def harness(
-    own_time_skipping_env: WorkflowEnvironment, stack_settings: Settings, smtp_sink: MailSink
-) -> AsyncIterator[Harness]:
-    async with real_worker(own_time_skipping_env, stack_settings) as (queue, _):
-        yield Harness(own_time_skipping_env, queue, smtp_sink)
+def _upload(state: MissionState, kind: DocumentKind, issued_on: date, document_id: str) -> Any:
+    """The provider uploads a document (its review is the test's)."""
+    return document_events(state.provider_siren, kind, issued_on, document_id)[0]
 
 
 async def test_proposal_read_rated_updated_then_lost_ends_the_mission(
-    harness: Harness, db_engine: AsyncEngine
+    mission_harness: MissionHarness, db_engine: AsyncEngine
 ) -> None:
-    handle = await harness.submit()
-    pid = (await harness.state(handle)).mission_id
-    await harness.send(handle, "proposal.read", ProposalRead(proposal_id=pid))
-    await harness.send(handle, "proposal.rated", ProposalRated(proposal_id=pid, interesting=True))
-    await harness.send(handle, "proposal.updated", ProposalUpdated(proposal_id=pid, tjm="700.00"))
-    accepted = await harness.send(handle, "proposal.lost", ProposalLost(proposal_id=pid))
+    handle = await submit(mission_harness)
+    pid = (await mission_harness.state(handle)).mission_id
+    await mission_harness.send(handle, "proposal.read", ProposalRead(proposal_id=pid))
+    await mission_harness.send(
+        handle, "proposal.rated", ProposalRated(proposal_id=pid, interesting=True)
+    )
+    await mission_harness.send(
+        handle, "proposal.updated", ProposalUpdated(proposal_id=pid, tjm="700.00")
+    )
+    accepted = await mission_harness.send(handle, "proposal.lost", ProposalLost(proposal_id=pid))
 
     assert accepted is None or accepted["stage"] == "lost"  # see Harness.send
     result = await handle.result()
     assert result.stage == "lost"
-    state = await harness.state(handle)
+    state = await mission_harness.state(handle)
     assert state.tjm == 700
     assert [e.kind for e in state.timeline] == [
         "proposal.submitted",
@@ -179,12 +83,12 @@ async def test_proposal_read_rated_updated_then_lost_ends_the_mission(
         "proposal.updated",
         "proposal.lost",
     ]
-    tjm_mail = (await harness.mails(about(pid, "modifié son TJM"), 1))[0]
+    tjm_mail = (await mission_harness.mails(about(pid, "modifié son TJM"), 1))[0]
     assert tjm_mail.rcpt_tos == ("claire.martin@acme.example",)
     assert "650,00 €" in tjm_mail.text() and "700,00 €" in tjm_mail.text()
-    await harness.mails(about(pid, "lue par"), 1)
-    await harness.mails(about(pid, "jugée intéressante"), 1)
-    await harness.mails(about(pid, "n'a pas été retenue"), 1)
+    await mission_harness.mails(about(pid, "lue par"), 1)
+    await mission_harness.mails(about(pid, "jugée intéressante"), 1)
+    await mission_harness.mails(about(pid, "n'a pas été retenue"), 1)
     async with db_engine.connect() as conn:
         row = (await conn.execute(select(Proposal).where(Proposal.proposal_id == pid))).one()
         stage = (
@@ -194,29 +98,31 @@ async def test_proposal_read_rated_updated_then_lost_ends_the_mission(
     assert stage == "lost"
 
 
-async def test_events_that_do_not_apply_are_refused_before_history(harness: Harness) -> None:
-    handle = await harness.submit()
-    pid = (await harness.state(handle)).mission_id
-    await harness.send(handle, "proposal.read", ProposalRead(proposal_id=pid))
+async def test_events_that_do_not_apply_are_refused_before_history(
+    mission_harness: MissionHarness,
+) -> None:
+    handle = await submit(mission_harness)
+    pid = (await mission_harness.state(handle)).mission_id
+    await mission_harness.send(handle, "proposal.read", ProposalRead(proposal_id=pid))
 
-    assert "only to a proposal that is envoyée" in await harness.refused(
+    assert "only to a proposal that is envoyée" in await refused_update(
         handle, "proposal.read", ProposalRead(proposal_id=pid)
     )
-    assert "schedule a qualification meeting" in await harness.refused(
+    assert "schedule a qualification meeting" in await refused_update(
         handle,
         "qualification_meeting.scheduled",
         QualificationMeetingScheduled(proposal_id=pid, at=datetime.now(UTC) + timedelta(days=3)),
     )
-    assert "during legal verification" in await harness.refused(
+    assert "during legal verification" in await refused_update(
         handle,
         "purchase_order.confirmed",
         PurchaseOrderConfirmed(proposal_id=pid, po_number="PO-1"),
     )
-    await harness.send(handle, "proposal.retained", ProposalRetained(proposal_id=pid))
-    assert "client has already decided" in await harness.refused(
+    await mission_harness.send(handle, "proposal.retained", ProposalRetained(proposal_id=pid))
+    assert "client has already decided" in await refused_update(
         handle, "proposal.updated", ProposalUpdated(proposal_id=pid, tjm="800.00")
     )
-    assert "client has already decided" in await harness.refused(
+    assert "client has already decided" in await refused_update(
         handle, "proposal.cancelled", ProposalCancelled(proposal_id=pid, reason="trop tard")
     )
 
@@ -227,59 +133,61 @@ async def test_events_that_do_not_apply_are_refused_before_history(harness: Harn
         if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
     ]
     assert len(accepted) == 2  # read and retained; every refusal left no trace
-    state = await harness.state(handle)
+    state = await mission_harness.state(handle)
     assert [e.kind for e in state.timeline][1:] == ["proposal.read", "proposal.retained"]
     assert state.tjm == 650
 
 
-async def test_same_event_twice_has_one_effect(harness: Harness, db_engine: AsyncEngine) -> None:
-    handle = await harness.submit()
-    pid = (await harness.state(handle)).mission_id
+async def test_same_event_twice_has_one_effect(
+    mission_harness: MissionHarness, db_engine: AsyncEngine
+) -> None:
+    handle = await submit(mission_harness)
+    pid = (await mission_harness.state(handle)).mission_id
     for _ in range(2):
-        await harness.send(
-            handle, "proposal.read", ProposalRead(proposal_id=pid), event_id="evt-read-1"
-        )
-    state = await harness.state(handle)
+        await send_update(handle, "proposal.read", ProposalRead(proposal_id=pid), "evt-read-1")
+    state = await mission_harness.state(handle)
     assert [e.kind for e in state.timeline] == ["proposal.submitted", "proposal.read"]
-    await harness.mails(about(pid, "lue par"), 1)
+    await mission_harness.mails(about(pid, "lue par"), 1)
     stmt = select(func.count()).where(
         MissionEvent.mission_id == pid, MissionEvent.kind == "proposal.read"
     )
     assert await count_rows(db_engine, stmt) == 1
-    assert len([m for m in harness.sink.messages if about(pid, "lue par")(m)]) == 1
+    assert len(mission_harness.sent(pid, "lue par")) == 1
 
 
-async def test_provider_cancels_with_a_reason(harness: Harness) -> None:
-    handle = await harness.submit()
-    pid = (await harness.state(handle)).mission_id
-    await harness.send(
+async def test_provider_cancels_with_a_reason(mission_harness: MissionHarness) -> None:
+    handle = await submit(mission_harness)
+    pid = (await mission_harness.state(handle)).mission_id
+    await mission_harness.send(
         handle,
         "proposal.cancelled",
         ProposalCancelled(proposal_id=pid, reason="Autre mission acceptée"),
     )
     assert (await handle.result()).stage == "cancelled"
-    [mail] = await harness.mails(about(pid, "a annulé sa proposition"), 1)
+    [mail] = await mission_harness.mails(about(pid, "a annulé sa proposition"), 1)
     assert "Autre mission acceptée" in mail.text()
-    assert (await harness.state(handle)).cancel_reason == "Autre mission acceptée"
+    assert (await mission_harness.state(handle)).cancel_reason == "Autre mission acceptée"
 
 
 async def test_qm_reminder_fires_the_day_before_and_moves_with_a_reschedule(
-    harness: Harness,
+    mission_harness: MissionHarness,
 ) -> None:
-    handle = await harness.submit()
-    pid = (await harness.state(handle)).mission_id
-    await harness.send(handle, "proposal.rated", ProposalRated(proposal_id=pid, interesting=True))
-    now = await harness.env.get_current_time()
+    handle = await submit(mission_harness)
+    pid = (await mission_harness.state(handle)).mission_id
+    await mission_harness.send(
+        handle, "proposal.rated", ProposalRated(proposal_id=pid, interesting=True)
+    )
+    now = await mission_harness.env.get_current_time()
     first = now + timedelta(days=3)
     moved = now + timedelta(days=5)
-    await harness.send(
+    await mission_harness.send(
         handle,
         "qualification_meeting.scheduled",
         QualificationMeetingScheduled(proposal_id=pid, at=first),
     )
-    state = await harness.state(handle)
+    state = await mission_harness.state(handle)
     assert state.stage == "qualification" and state.proposal_status == "qualification_meeting"
-    await harness.send(
+    await mission_harness.send(
         handle,
         "qualification_meeting.scheduled",
         QualificationMeetingScheduled(proposal_id=pid, at=moved),
@@ -287,123 +195,116 @@ async def test_qm_reminder_fires_the_day_before_and_moves_with_a_reschedule(
     reminder = about(pid, "Rappel : entretien")
 
     # Past the first meeting's eve: no reminder, the meeting was moved.
-    await skip_time(harness.env, timedelta(days=2, hours=12))
-    assert not [m for m in harness.sink.messages if reminder(m)]
+    await skip_time(mission_harness.env, timedelta(days=2, hours=12))
+    assert not mission_harness.sent(pid, "Rappel : entretien")
     # Just before the new eve: still nothing; just after: one reminder to each side.
     await skip_time(
-        harness.env,
-        moved - timedelta(days=1) - (await harness.env.get_current_time()) - timedelta(minutes=5),
+        mission_harness.env,
+        moved - timedelta(days=1) - await mission_harness.now() - timedelta(minutes=5),
     )
-    assert not [m for m in harness.sink.messages if reminder(m)]
-    await skip_time(harness.env, timedelta(minutes=10))
-    mails = await harness.mails(reminder, 2)
+    assert not mission_harness.sent(pid, "Rappel : entretien")
+    await skip_time(mission_harness.env, timedelta(minutes=10))
+    mails = await mission_harness.mails(reminder, 2)
     assert {m.rcpt_tos for m in mails} == {
         ("paul@durand-conseil.example",),
         ("claire.martin@acme.example",),
     }
     reminded = [
         e
-        for e in (await harness.state(handle)).timeline
+        for e in (await mission_harness.state(handle)).timeline
         if e.kind == "qualification_meeting.reminder"
     ]
     assert len(reminded) == 1 and reminded[0].at >= moved - timedelta(days=1)
-    await harness.send(
+    await mission_harness.send(
         handle, "qualification_meeting.held", QualificationMeetingHeld(proposal_id=pid)
     )
-    assert "already marked as held" in await harness.refused(
+    assert "already marked as held" in await refused_update(
         handle, "qualification_meeting.held", QualificationMeetingHeld(proposal_id=pid)
     )
 
 
-async def test_rfp_closed_keeps_the_retained_and_loses_the_others(harness: Harness) -> None:
-    retained = await harness.submit()
-    other = await harness.submit()
-    won = (await harness.state(retained)).mission_id
-    lost = (await harness.state(other)).mission_id
-    await harness.send(retained, "proposal.retained", ProposalRetained(proposal_id=won))
-    await harness.send(other, "proposal.read", ProposalRead(proposal_id=lost))
+async def test_rfp_closed_keeps_the_retained_and_loses_the_others(
+    mission_harness: MissionHarness,
+) -> None:
+    retained = await submit(mission_harness)
+    other = await submit(mission_harness)
+    won = (await mission_harness.state(retained)).mission_id
+    lost = (await mission_harness.state(other)).mission_id
+    await mission_harness.send(retained, "proposal.retained", ProposalRetained(proposal_id=won))
+    await mission_harness.send(other, "proposal.read", ProposalRead(proposal_id=lost))
 
     for handle in (retained, other):
-        await harness.send(handle, "rfp.closed", RfpClosed(rfp_id="RFP-90064-1"))
+        await mission_harness.send(handle, "rfp.closed", RfpClosed(rfp_id="RFP-90064-1"))
 
     assert (await other.result()).stage == "lost"
-    assert (await harness.state(retained)).stage == "legal_verification"
-    await harness.mails(about(won, "est clôturé"), 1)
-    [lost_mail] = await harness.mails(about(lost, "n'a pas été retenue"), 1)
+    assert (await mission_harness.state(retained)).stage == "legal_verification"
+    await mission_harness.mails(about(won, "est clôturé"), 1)
+    [lost_mail] = await mission_harness.mails(about(lost, "n'a pas été retenue"), 1)
     assert "est clôturé" in lost_mail.text()
-    assert "RFP-1" in await harness.refused(retained, "rfp.closed", RfpClosed(rfp_id="RFP-1"))
-    assert "already closed" in await harness.refused(
+    assert "RFP-1" in await refused_update(retained, "rfp.closed", RfpClosed(rfp_id="RFP-1"))
+    assert "already closed" in await refused_update(
         retained, "rfp.closed", RfpClosed(rfp_id="RFP-90064-1")
     )
 
 
 async def test_rejected_document_blocks_the_start_until_a_valid_one_is_accepted(
-    harness: Harness, db_engine: AsyncEngine
+    mission_harness: MissionHarness, db_engine: AsyncEngine
 ) -> None:
-    handle = await harness.submit(start_in_days=10)
-    state = await harness.state(handle)
+    handle = await submit(mission_harness, start_in_days=10)
+    state = await mission_harness.state(handle)
     pid = state.mission_id
-    await harness.send(handle, "proposal.retained", ProposalRetained(proposal_id=pid))
-    state = await harness.until(handle, lambda s: len(s.legal.provider_missing) == 4)
+    await mission_harness.send(handle, "proposal.retained", ProposalRetained(proposal_id=pid))
+    state = await mission_harness.until(handle, lambda s: len(s.legal.provider_missing) == 4)
     assert state.stage == "legal_verification"
     missing = state.legal.missing()
     assert missing["client"] == ["bon de commande (purchase order)"]
     assert any("signature" in item for item in missing["provider"])
 
-    provider = harness.env.client.get_workflow_handle(provider_workflow_id(state.provider_siren))
-    today = await harness.today()
-    for kind in KINDS:
-        await harness.send(
+    provider = mission_harness.env.client.get_workflow_handle(
+        provider_workflow_id(state.provider_siren)
+    )
+    today = await mission_harness.today()
+    for kind in DOCUMENTS:
+        await mission_harness.send(
             provider, DOCUMENT_UPLOADED, _upload(state, kind, today, f"D-{pid}-{kind.value}")
         )
-    for kind in KINDS[1:]:
-        await harness.send(
+    for kind in DOCUMENTS[1:]:
+        await mission_harness.send(
             provider,
             DOCUMENT_REVIEWED,
             DocumentReviewed(document_id=f"D-{pid}-{kind.value}", accepted=True),
         )
-    await harness.send(
+    await mission_harness.send(
         provider,
         DOCUMENT_REVIEWED,
         DocumentReviewed(
             document_id=f"D-{pid}-urssaf_vigilance", accepted=False, comment="Attestation illisible"
         ),
     )
-    await harness.send(
-        handle,
-        "purchase_order.confirmed",
-        PurchaseOrderConfirmed(proposal_id=pid, po_number="PO-77"),
-    )
-    await harness.send(
-        handle,
-        "contract.signed",
-        ContractSigned(
-            proposal_id=pid, signed_on=today, payment_offer="flash", special_conditions_ref="CP-1"
-        ),
-    )
-    state = await harness.until(
+    await mission_harness.sign(handle, PaymentOffer.FLASH, po_number="PO-77")
+    state = await mission_harness.until(
         handle, lambda s: any("Attestation illisible" in m.reason for m in s.legal.provider_missing)
     )
     assert state.stage == "legal_verification"
     assert state.legal.missing()["client"] == []
 
     # Far past the start date, still blocked: verification is pending.
-    await skip_time(harness.env, timedelta(days=12))
-    state = await harness.state(handle)
+    await skip_time(mission_harness.env, timedelta(days=12))
+    state = await mission_harness.state(handle)
     assert state.stage == "legal_verification" and state.started_on is None
 
-    await harness.send(
+    await mission_harness.send(
         provider,
         DOCUMENT_UPLOADED,
-        _upload(state, KINDS[0], await harness.today(), f"D-{pid}-urssaf-2"),
+        _upload(state, DOCUMENTS[0], await mission_harness.today(), f"D-{pid}-urssaf-2"),
     )
-    await harness.send(
+    await mission_harness.send(
         provider,
         DOCUMENT_REVIEWED,
         DocumentReviewed(document_id=f"D-{pid}-urssaf-2", accepted=True),
     )
-    state = await harness.until(handle, lambda s: s.stage == "in_progress")
-    assert state.started_on == await harness.today()
+    state = await mission_harness.until(handle, lambda s: s.stage == "in_progress")
+    assert state.started_on == await mission_harness.today()
     async with db_engine.connect() as conn:
         po = (
             await conn.execute(
@@ -417,104 +318,79 @@ async def test_rejected_document_blocks_the_start_until_a_valid_one_is_accepted(
             await conn.execute(select(Mission.stage).where(Mission.mission_id == pid))
         ).scalar()
     assert (po, offer, stage) == ("PO-77", "flash", "in_progress")
-    [rejected] = await harness.mails(lambda m: "Attestation illisible" in m.text(), 1)
+    [rejected] = await mission_harness.mails(lambda m: "Attestation illisible" in m.text(), 1)
     assert rejected.rcpt_tos == ("paul@durand-conseil.example",)
 
 
-async def test_mission_starts_on_its_start_date_not_before(harness: Harness) -> None:
-    handle = await harness.submit(start_in_days=20)
-    pid = (await harness.state(handle)).mission_id
-    await harness.retain_with_documents(handle, await harness.today())
-    await harness.send(
-        handle,
-        "purchase_order.confirmed",
-        PurchaseOrderConfirmed(proposal_id=pid, po_number="PO-1"),
-    )
-    await harness.send(
-        handle,
-        "contract.signed",
-        ContractSigned(
-            proposal_id=pid,
-            signed_on=await harness.today(),
-            payment_offer="basic",
-            special_conditions_ref="CP",
-        ),
-    )
-    state = await harness.until(handle, lambda s: s.stage == "to_start")
-    await harness.mails(about(pid, "démarrage le"), 2)
+async def test_mission_starts_on_its_start_date_not_before(mission_harness: MissionHarness) -> None:
+    handle = await submit(mission_harness, start_in_days=20)
+    pid = (await mission_harness.state(handle)).mission_id
+    await mission_harness.retain_with_documents(handle, await mission_harness.today())
+    await mission_harness.sign(handle, PaymentOffer.BASIC, po_number="PO-1")
+    state = await mission_harness.until(handle, lambda s: s.stage == "to_start")
+    await mission_harness.mails(about(pid, "démarrage le"), 2)
 
     start = paris_instant(state.start_date)
     await skip_time(
-        harness.env, start - await harness.env.get_current_time() - timedelta(minutes=1)
+        mission_harness.env,
+        start - await mission_harness.env.get_current_time() - timedelta(minutes=1),
     )
-    assert (await harness.state(handle)).stage == "to_start"
-    await skip_time(harness.env, timedelta(minutes=2))
-    state = await harness.until(handle, lambda s: s.stage == "in_progress")
+    assert (await mission_harness.state(handle)).stage == "to_start"
+    await skip_time(mission_harness.env, timedelta(minutes=2))
+    state = await mission_harness.until(handle, lambda s: s.stage == "in_progress")
     assert state.started_on == state.start_date
-    await harness.mails(about(pid, "a démarré"), 2)
+    await mission_harness.mails(about(pid, "a démarré"), 2)
 
 
-async def test_ineligible_offers_are_refused(harness: Harness) -> None:
-    french = await harness.submit()
-    foreign = await harness.submit(country="FI")
+async def test_ineligible_offers_are_refused(mission_harness: MissionHarness) -> None:
+    french = await submit(mission_harness)
+    foreign = await submit(mission_harness, country="FI")
     for handle in (french, foreign):
-        pid = (await harness.state(handle)).mission_id
-        await harness.send(handle, "proposal.retained", ProposalRetained(proposal_id=pid))
-    fr_id = (await harness.state(french)).mission_id
-    fi_id = (await harness.state(foreign)).mission_id
+        pid = (await mission_harness.state(handle)).mission_id
+        await mission_harness.send(handle, "proposal.retained", ProposalRetained(proposal_id=pid))
+    fr_id = (await mission_harness.state(french)).mission_id
+    fi_id = (await mission_harness.state(foreign)).mission_id
     old = ContractSigned(
         proposal_id=fr_id,
         signed_on=date(2025, 4, 1),
         payment_offer="flash",
         special_conditions_ref="CP",
     )
-    assert "before 2025-04-28" in await harness.refused(french, "contract.signed", old)
+    assert "before 2025-04-28" in await refused_update(french, "contract.signed", old)
     abroad = ContractSigned(
         proposal_id=fi_id,
-        signed_on=await harness.today(),
+        signed_on=await mission_harness.today(),
         payment_offer="basic",
         special_conditions_ref="CP",
     )
-    assert "France" in await harness.refused(foreign, "contract.signed", abroad)
+    assert "France" in await refused_update(foreign, "contract.signed", abroad)
     b2b = abroad.model_copy(update={"payment_offer": "back_to_back"})
-    await harness.send(foreign, "contract.signed", b2b)
-    assert "already signed" in await harness.refused(foreign, "contract.signed", b2b)
+    await mission_harness.send(foreign, "contract.signed", b2b)
+    assert "already signed" in await refused_update(foreign, "contract.signed", b2b)
 
 
 async def test_compliance_lapse_during_the_mission_alerts_ops_and_provider(
-    harness: Harness,
+    mission_harness: MissionHarness,
 ) -> None:
-    handle = await harness.submit(start_in_days=0)
-    pid = (await harness.state(handle)).mission_id
-    issued = await harness.today() - timedelta(days=80)  # Kbis: 90 days, so lapses in 10 days
-    await harness.retain_with_documents(handle, issued)
-    await harness.send(
-        handle,
-        "purchase_order.confirmed",
-        PurchaseOrderConfirmed(proposal_id=pid, po_number="PO-9"),
-    )
-    await harness.send(
-        handle,
-        "contract.signed",
-        ContractSigned(
-            proposal_id=pid,
-            signed_on=await harness.today(),
-            payment_offer="express",
-            special_conditions_ref="CP",
-        ),
-    )
-    state = await harness.until(handle, lambda s: s.stage == "in_progress")
+    handle = await submit(mission_harness, start_in_days=0)
+    pid = (await mission_harness.state(handle)).mission_id
+    issued = await mission_harness.today() - timedelta(
+        days=80
+    )  # Kbis: 90 days, so lapses in 10 days
+    await mission_harness.retain_with_documents(handle, issued)
+    await mission_harness.sign(handle, PaymentOffer.EXPRESS, po_number="PO-9")
+    state = await mission_harness.until(handle, lambda s: s.stage == "in_progress")
     assert state.legal.provider_valid_until == issued + timedelta(days=90)
 
     await skip_time(
-        harness.env,
+        mission_harness.env,
         paris_instant(issued + timedelta(days=90))
-        - await harness.env.get_current_time()
+        - await mission_harness.env.get_current_time()
         + timedelta(hours=1),
     )
-    state = await harness.until(handle, lambda s: s.compliance_alert)
+    state = await mission_harness.until(handle, lambda s: s.compliance_alert)
     assert state.stage == "in_progress"  # not stopped: a product decision
-    mails = await harness.mails(about(pid, "documents légaux expirés"), 2)
+    mails = await mission_harness.mails(about(pid, "documents légaux expirés"), 2)
     assert {m.rcpt_tos for m in mails} == {
         ("paul@durand-conseil.example",),
         ("ops@contracting.localhost",),
@@ -523,39 +399,25 @@ async def test_compliance_lapse_during_the_mission_alerts_ops_and_provider(
 
 
 async def test_a_started_mission_opens_its_monthly_cra_cycle_and_learns_of_its_validation(
-    harness: Harness, db_engine: AsyncEngine
+    mission_harness: MissionHarness, db_engine: AsyncEngine
 ) -> None:
-    handle = await harness.submit(start_in_days=0)
-    pid = (await harness.state(handle)).mission_id
-    await harness.retain_with_documents(handle, await harness.today())
-    await harness.send(
-        handle,
-        "purchase_order.confirmed",
-        PurchaseOrderConfirmed(proposal_id=pid, po_number="PO-3"),
-    )
-    await harness.send(
-        handle,
-        "contract.signed",
-        ContractSigned(
-            proposal_id=pid,
-            signed_on=await harness.today(),
-            payment_offer="flash",
-            special_conditions_ref="CP",
-        ),
-    )
-    month = (await harness.today()).strftime("%Y-%m")
-    state = await harness.until(handle, lambda s: s.cra_months == [month])
+    handle = await submit(mission_harness, start_in_days=0)
+    pid = (await mission_harness.state(handle)).mission_id
+    await mission_harness.retain_with_documents(handle, await mission_harness.today())
+    await mission_harness.sign(handle, PaymentOffer.FLASH, po_number="PO-3")
+    month = (await mission_harness.today()).strftime("%Y-%m")
+    state = await mission_harness.until(handle, lambda s: s.cra_months == [month])
 
-    cycle = harness.env.client.get_workflow_handle(cra_workflow_id(pid, month))
+    cycle = mission_harness.env.client.get_workflow_handle(cra_workflow_id(pid, month))
     cra = await cycle.query("state", result_type=CraState)
     assert cra.status == "draft"
-    await harness.send(
+    await mission_harness.send(
         cycle, "cra.submitted", CraSubmitted(mission_id=pid, month=month, days=Decimal("1"))
     )
-    await harness.send(
+    await mission_harness.send(
         cycle, "cra.validated", CraValidated(mission_id=pid, month=month, approver_id="APR-1")
     )
-    state = await harness.until(handle, lambda s: s.validated_months == [month])
+    state = await mission_harness.until(handle, lambda s: s.validated_months == [month])
     assert state.stage == "in_progress"
     async with db_engine.connect() as conn:
         invoice = (
