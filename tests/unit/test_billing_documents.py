@@ -38,6 +38,7 @@ from domain.formatting import money_fr
 from domain.invoices import invoice_amounts_for_cra
 from schemas.billing import (
     BpfApprover,
+    BpfDocument,
     CreditNoteDocument,
     InvoiceDocument,
     InvoiceLine,
@@ -118,6 +119,23 @@ def _invoice(*, franchise: bool = False, seller: Party = SELLER, **extra) -> Inv
     )
 
 
+def _bpf(
+    number: str = "BPF-M-1-2026-07", approver: BpfApprover | None = None, **extra: Any
+) -> BpfDocument:
+    """The month's BPF, validated on 2026-08-03, the seller as the provider."""
+    return bpf_document_for_cra(
+        CRA,
+        TJM,
+        number=number,
+        issued_on=date(2026, 8, 3),
+        client=BUYER,
+        provider=SELLER,
+        validated_on=date(2026, 8, 3),
+        approver=approver or BpfApprover(id="AP-1"),
+        **extra,
+    )
+
+
 def _credit_note(invoice: InvoiceDocument) -> CreditNoteDocument:
     return CreditNoteDocument.cancelling(
         invoice, number="AV-2026-000003", issued_on=date(2026, 8, 20), reason="Erreur de TJM"
@@ -134,6 +152,13 @@ def _xml(pdf: bytes) -> tuple[bytes, ET.Element]:
     name, xml = facturx.get_facturx_xml_from_pdf(pdf, check_xsd=False)
     assert name == "factur-x.xml"
     return xml, ET.fromstring(xml)
+
+
+def _en16931_xml(pdf: bytes) -> ET.Element:
+    """The PDF's Factur-X XML, once it passes the library's EN 16931 XSD check."""
+    xml, root = _xml(pdf)
+    assert facturx.xml_check_xsd(xml, flavor="factur-x", level="en16931") is True
+    return root
 
 
 def _find(root: ET.Element, path: str) -> str:
@@ -330,9 +355,8 @@ def test_facturx_amounts_equal_the_domain_amounts():
 def test_franchise_facturx_is_exempt_with_the_293_b_reason():
     doc = _invoice(franchise=True, seller=AUTO_ENTREPRENEUR)
     pdf = render_facturx_pdf(doc)
-    xml, root = _xml(pdf)
+    root = _en16931_xml(pdf)
 
-    assert facturx.xml_check_xsd(xml, flavor="factur-x", level="en16931") is True
     [tax] = root.findall(f"{SETTLEMENT}/ram:ApplicableTradeTax", NS)
     assert _find(tax, "ram:CategoryCode") == "E"
     assert _find(tax, "ram:ExemptionReasonCode") == "VATEX-FR-FRANCHISE"
@@ -447,8 +471,7 @@ def test_credit_note_references_the_invoice_it_cancels():
         assert f"Total TTC : -{money_fr(invoice.total_incl_vat)}" in text
         assert "SIREN : 732829320" in text and "SIREN : 542107651" in text
 
-    xml, root = _xml(render_credit_note_facturx_pdf(note))
-    assert facturx.xml_check_xsd(xml, flavor="factur-x", level="en16931") is True
+    root = _en16931_xml(render_credit_note_facturx_pdf(note))
     assert _find(root, "rsm:ExchangedDocument/ram:TypeCode") == "261"  # self-billed credit note
     reference = f"{SETTLEMENT}/ram:InvoiceReferencedDocument"
     assert _find(root, f"{reference}/ram:IssuerAssignedID") == "F-2026-000042"
@@ -461,16 +484,9 @@ def test_credit_note_references_the_invoice_it_cancels():
 
 
 def test_bpf_pdf_states_the_facts_of_the_validated_cra():
-    doc = bpf_document_for_cra(
-        CRA,
-        TJM,
-        number="BPF-M-1-2026-07",
-        issued_on=date(2026, 8, 3),
-        client=BUYER,
-        provider=SELLER,
-        validated_on=date(2026, 8, 3),
-        submitted_on=date(2026, 7, 31),
+    doc = _bpf(
         approver=BpfApprover(id="AP-1", email="anne.martin@acme.example", name="Anne Martin"),
+        submitted_on=date(2026, 7, 31),
         purchase_order="PO-2026-17",
     )
     assert (
@@ -502,16 +518,7 @@ def test_rendering_is_deterministic_across_time():
     """A retried activity re-renders identical bytes: no clock leaks into the files."""
     invoice = _invoice()
     note = _credit_note(invoice)
-    bpf = bpf_document_for_cra(
-        CRA,
-        TJM,
-        number="BPF-1",
-        issued_on=date(2026, 8, 3),
-        client=BUYER,
-        provider=SELLER,
-        validated_on=date(2026, 8, 3),
-        approver=BpfApprover(id="AP-1"),
-    )
+    bpf = _bpf("BPF-1")
     renders: list[Callable[[], bytes]] = [
         lambda: render_invoice_pdf(invoice),
         lambda: render_facturx_pdf(invoice),
@@ -572,17 +579,7 @@ def test_both_postal_addresses_are_in_the_xml_and_the_bpf():
         assert lines == party.address_lines
         assert _find(root, f"{address}/ram:PostcodeCode") == party.postcode
         assert _find(root, f"{address}/ram:CityName") == party.city
-    bpf = bpf_document_for_cra(
-        CRA,
-        TJM,
-        number="BPF-M-1-2026-07",
-        issued_on=date(2026, 8, 3),
-        client=BUYER,
-        provider=SELLER,
-        validated_on=date(2026, 8, 3),
-        approver=BpfApprover(id="AP-1"),
-    )
-    text = _text(render_bpf_pdf(bpf))
+    text = _text(render_bpf_pdf(_bpf()))
     for party in (SELLER, BUYER):
         assert all(line in text for line in party.address_lines)
         assert f"{party.postcode} {party.city}" in text

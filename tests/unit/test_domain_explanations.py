@@ -4,41 +4,49 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
-from domain.explanations import why_cra_not_visible, why_payout_not_arrived
+from domain.explanations import Explanation, why_cra_not_visible, why_payout_not_arrived
 from domain.payouts import compute_payout
 from schemas.enums import CraStatus, MissionStage, PaymentOffer, PayoutStatus
 
 TODAY = date(2026, 7, 13)
 
 
-def codes(reasons: list) -> list[str]:  # type: ignore[type-arg]
+def codes(reasons: list[Explanation]) -> list[str]:
     return [reason.code for reason in reasons]
+
+
+def cra_reason(
+    stage: MissionStage, start_date: date, month: str, **facts: Any
+) -> Explanation | None:
+    """Why `month`'s CRA is not visible, asked on TODAY."""
+    return why_cra_not_visible(
+        stage=stage, start_date=start_date, month=month, today=TODAY, **facts
+    )
+
+
+def june_payout(offer: PaymentOffer | None, **facts: Any) -> list[Explanation]:
+    """Why June 2026's payout has not arrived, asked on TODAY."""
+    return why_payout_not_arrived(month="2026-06", today=TODAY, offer=offer, **facts)
+
+
+def validated_june(
+    offer: PaymentOffer, validated_on: date = date(2026, 7, 1), **facts: Any
+) -> list[Explanation]:
+    """The same, June's CRA validated on `validated_on`."""
+    return june_payout(offer, cra_status=CraStatus.VALIDATED, validated_on=validated_on, **facts)
 
 
 # --- CRA visibility ---------------------------------------------------------------------------
 
 
 def test_visible_cra_has_no_reason() -> None:
-    assert (
-        why_cra_not_visible(
-            stage=MissionStage.IN_PROGRESS,
-            start_date=date(2026, 7, 1),
-            month="2026-07",
-            today=TODAY,
-            cra_open=True,
-        )
-        is None
-    )
+    assert cra_reason(MissionStage.IN_PROGRESS, date(2026, 7, 1), "2026-07", cra_open=True) is None
 
 
 def test_contracting_in_progress_at_the_client() -> None:
-    reason = why_cra_not_visible(
-        stage=MissionStage.LEGAL_VERIFICATION,
-        start_date=date(2026, 8, 3),
-        month="2026-08",
-        today=TODAY,
-    )
+    reason = cra_reason(MissionStage.LEGAL_VERIFICATION, date(2026, 8, 3), "2026-08")
     assert reason is not None
     assert reason.code == "contracting_in_progress"
     assert "la contractualisation est en cours chez le client" in reason.message
@@ -47,16 +55,12 @@ def test_contracting_in_progress_at_the_client() -> None:
 
 
 def test_proposal_not_retained_yet() -> None:
-    reason = why_cra_not_visible(
-        stage=MissionStage.QUALIFICATION, start_date=date(2026, 8, 3), month="2026-08", today=TODAY
-    )
+    reason = cra_reason(MissionStage.QUALIFICATION, date(2026, 8, 3), "2026-08")
     assert reason is not None and reason.code == "contracting_not_begun"
 
 
 def test_mission_not_started_names_the_start_date() -> None:
-    reason = why_cra_not_visible(
-        stage=MissionStage.TO_START, start_date=date(2026, 9, 1), month="2026-09", today=TODAY
-    )
+    reason = cra_reason(MissionStage.TO_START, date(2026, 9, 1), "2026-09")
     assert reason is not None
     assert reason.code == "mission_not_started"
     assert "la mission n'a pas démarré (elle démarre le 01/09/2026)" in reason.message
@@ -64,38 +68,22 @@ def test_mission_not_started_names_the_start_date() -> None:
 
 def test_renewal_awaiting_validation() -> None:
     for stage, flag in ((MissionStage.RENEWAL_PENDING, False), (MissionStage.IN_PROGRESS, True)):
-        reason = why_cra_not_visible(
-            stage=stage,
-            start_date=date(2026, 1, 5),
-            month="2026-07",
-            today=TODAY,
-            renewal_pending=flag,
-        )
+        reason = cra_reason(stage, date(2026, 1, 5), "2026-07", renewal_pending=flag)
         assert reason is not None and reason.code == "renewal_pending"
         assert "validation du prestataire ou du client" in reason.message
 
 
 def test_in_progress_months_outside_or_not_begun() -> None:
-    outside = why_cra_not_visible(
-        stage=MissionStage.IN_PROGRESS,
-        start_date=date(2026, 3, 2),
-        end_date=date(2026, 12, 31),
-        month="2026-02",
-        today=TODAY,
+    outside = cra_reason(
+        MissionStage.IN_PROGRESS, date(2026, 3, 2), "2026-02", end_date=date(2026, 12, 31)
     )
     assert outside is not None and outside.code == "not_a_mission_month"
-    future = why_cra_not_visible(
-        stage=MissionStage.IN_PROGRESS, start_date=date(2026, 3, 2), month="2026-08", today=TODAY
-    )
+    future = cra_reason(MissionStage.IN_PROGRESS, date(2026, 3, 2), "2026-08")
     assert future is not None and future.code == "month_not_begun"
     assert "01/08/2026" in future.message
-    missing = why_cra_not_visible(
-        stage=MissionStage.IN_PROGRESS, start_date=date(2026, 3, 2), month="2026-07", today=TODAY
-    )
+    missing = cra_reason(MissionStage.IN_PROGRESS, date(2026, 3, 2), "2026-07")
     assert missing is not None and missing.code == "cycle_not_open"
-    closed = why_cra_not_visible(
-        stage=MissionStage.CANCELLED, start_date=date(2026, 3, 2), month="2026-07", today=TODAY
-    )
+    closed = cra_reason(MissionStage.CANCELLED, date(2026, 3, 2), "2026-07")
     assert closed is not None and closed.code == "mission_closed"
 
 
@@ -103,40 +91,27 @@ def test_in_progress_months_outside_or_not_begun() -> None:
 
 
 def test_cra_not_validated() -> None:
-    submitted = why_payout_not_arrived(
-        month="2026-06",
-        today=TODAY,
-        offer=PaymentOffer.BASIC,
-        cra_status=CraStatus.SUBMITTED,
-        submitted_on=date(2026, 6, 30),
+    submitted = june_payout(
+        PaymentOffer.BASIC, cra_status=CraStatus.SUBMITTED, submitted_on=date(2026, 6, 30)
     )
     assert codes(submitted) == ["cra_not_validated"]
     assert "soumis le 30/06/2026" in submitted[0].message
-    rejected = why_payout_not_arrived(
-        month="2026-06",
-        today=TODAY,
-        offer=PaymentOffer.BASIC,
-        cra_status=CraStatus.REJECTED,
-        rejection_comment="2 jours en trop",
+    rejected = june_payout(
+        PaymentOffer.BASIC, cra_status=CraStatus.REJECTED, rejection_comment="2 jours en trop"
     )
     assert "« 2 jours en trop »" in rejected[0].message
-    none = why_payout_not_arrived(month="2026-06", today=TODAY, offer=None, cra_status=None)
+    none = june_payout(None, cra_status=None)
     assert codes(none) == ["cra_not_validated"] and none[0].facts["cra_status"] == "none"
-    draft = why_payout_not_arrived(
-        month="2026-06", today=TODAY, offer=None, cra_status=CraStatus.DRAFT
-    )
+    draft = june_payout(None, cra_status=CraStatus.DRAFT)
     assert "pas encore soumis" in draft[0].message
 
 
 def test_flash_shifted_by_weekend_and_the_14_july() -> None:
     schedule = compute_payout(PaymentOffer.FLASH, date(2026, 7, 10))
     assert schedule.payout_date == date(2026, 7, 16)
-    reasons = why_payout_not_arrived(
-        month="2026-06",
-        today=TODAY,
-        offer=PaymentOffer.FLASH,
-        cra_status=CraStatus.VALIDATED,
-        validated_on=date(2026, 7, 10),
+    reasons = validated_june(
+        PaymentOffer.FLASH,
+        date(2026, 7, 10),
         invoice_number="F-000001",
         payout_status=PayoutStatus.SCHEDULED,
         payout_date=schedule.payout_date,
@@ -154,12 +129,9 @@ def test_flash_shifted_by_weekend_and_the_14_july() -> None:
 def test_basic_fixed_delay_running_until_its_date() -> None:
     schedule = compute_payout(PaymentOffer.BASIC, date(2026, 7, 2))
     assert schedule.payout_date is not None
-    reasons = why_payout_not_arrived(
-        month="2026-06",
-        today=TODAY,
-        offer=PaymentOffer.BASIC,
-        cra_status=CraStatus.VALIDATED,
-        validated_on=date(2026, 7, 2),
+    reasons = validated_june(
+        PaymentOffer.BASIC,
+        date(2026, 7, 2),
         payout_status=PayoutStatus.SCHEDULED,
         payout_date=schedule.payout_date,
         raw_date=schedule.raw_date,
@@ -175,12 +147,9 @@ def test_express_date_shifted_off_a_weekend() -> None:
     # 2026-07-03 + 30 days = Sunday 2026-08-02 → Monday 2026-08-03.
     schedule = compute_payout(PaymentOffer.EXPRESS, date(2026, 7, 3))
     assert schedule.payout_date == date(2026, 8, 3)
-    reasons = why_payout_not_arrived(
-        month="2026-06",
-        today=TODAY,
-        offer=PaymentOffer.EXPRESS,
-        cra_status=CraStatus.VALIDATED,
-        validated_on=date(2026, 7, 3),
+    reasons = validated_june(
+        PaymentOffer.EXPRESS,
+        date(2026, 7, 3),
         payout_status=PayoutStatus.SCHEDULED,
         payout_date=schedule.payout_date,
         raw_date=schedule.raw_date,
@@ -191,12 +160,8 @@ def test_express_date_shifted_off_a_weekend() -> None:
 
 
 def test_back_to_back_waits_for_the_client_payment_of_the_invoice() -> None:
-    reasons = why_payout_not_arrived(
-        month="2026-06",
-        today=TODAY,
-        offer=PaymentOffer.BACK_TO_BACK,
-        cra_status=CraStatus.VALIDATED,
-        validated_on=date(2026, 7, 1),
+    reasons = validated_june(
+        PaymentOffer.BACK_TO_BACK,
         invoice_number="F-000001",
         payout_status=PayoutStatus.WAITING_CLIENT_PAYMENT,
     )
@@ -206,25 +171,16 @@ def test_back_to_back_waits_for_the_client_payment_of_the_invoice() -> None:
 
 
 def test_manual_import_invoice_not_imported() -> None:
-    reasons = why_payout_not_arrived(
-        month="2026-06",
-        today=TODAY,
-        offer=PaymentOffer.EXPRESS,
-        cra_status=CraStatus.VALIDATED,
-        validated_on=date(2026, 7, 1),
-        payout_status=PayoutStatus.WAITING_INVOICE_IMPORT,
+    reasons = validated_june(
+        PaymentOffer.EXPRESS, payout_status=PayoutStatus.WAITING_INVOICE_IMPORT
     )
     assert codes(reasons) == ["invoice_not_imported"]
     assert "import manuel" in reasons[0].message
 
 
 def test_already_paid_names_the_date_and_amount() -> None:
-    reasons = why_payout_not_arrived(
-        month="2026-06",
-        today=TODAY,
-        offer=PaymentOffer.FLASH,
-        cra_status=CraStatus.VALIDATED,
-        validated_on=date(2026, 7, 1),
+    reasons = validated_june(
+        PaymentOffer.FLASH,
         invoice_number="F-000002",
         payout_status=PayoutStatus.PAID,
         payout_date=date(2026, 7, 6),
@@ -237,31 +193,13 @@ def test_already_paid_names_the_date_and_amount() -> None:
 
 
 def test_due_date_passed_and_other_states() -> None:
-    overdue = why_payout_not_arrived(
-        month="2026-06",
-        today=TODAY,
-        offer=PaymentOffer.FLASH,
-        cra_status=CraStatus.VALIDATED,
-        validated_on=date(2026, 7, 1),
-        payout_status=PayoutStatus.SCHEDULED,
-        payout_date=date(2026, 7, 6),
+    overdue = validated_june(
+        PaymentOffer.FLASH, payout_status=PayoutStatus.SCHEDULED, payout_date=date(2026, 7, 6)
     )
     assert codes(overdue) == ["flash_shifted", "payout_overdue"]
-    cancelled = why_payout_not_arrived(
-        month="2026-06",
-        today=TODAY,
-        offer=PaymentOffer.FLASH,
-        cra_status=CraStatus.VALIDATED,
-        validated_on=date(2026, 7, 1),
-        invoice_number="F-000003",
-        payout_status=PayoutStatus.CANCELLED,
+    cancelled = validated_june(
+        PaymentOffer.FLASH, invoice_number="F-000003", payout_status=PayoutStatus.CANCELLED
     )
     assert "F-000003" in cancelled[0].message
-    missing = why_payout_not_arrived(
-        month="2026-06",
-        today=TODAY,
-        offer=PaymentOffer.FLASH,
-        cra_status=CraStatus.VALIDATED,
-        validated_on=date(2026, 7, 1),
-    )
+    missing = validated_june(PaymentOffer.FLASH)
     assert codes(missing) == ["payout_not_started"]

@@ -2,6 +2,7 @@
 
 from datetime import date
 from decimal import Decimal as D
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -11,16 +12,17 @@ from domain.errors import DomainError, IneligibleOffer, InvalidAmount
 from domain.quote import compute_quote
 from schemas.enums import PaymentOffer as O
 
+FLASH: dict[str, Any] = {
+    "offer": O.FLASH,
+    "tjm": D("650"),
+    "days": D("18.5"),
+    "validated_on": date(2026, 7, 10),
+}
+"""Flash, validated on Friday 2026-07-10: the worked example, and what each refusal changes."""
+
 
 def test_flash_quote_worked_example():
-    quote = compute_quote(
-        offer=O.FLASH,
-        tjm=D("650"),
-        days=D("18.5"),
-        validated_on=date(2026, 7, 10),
-        expenses=D("120.40"),
-        contract_signed_on=date(2025, 6, 1),
-    )
+    quote = compute_quote(**FLASH, expenses=D("120.40"), contract_signed_on=date(2025, 6, 1))
     assert quote.service_amount == D("12025.00")
     assert quote.fee == D("601.25")
     assert quote.expenses == D("120.40")
@@ -66,61 +68,25 @@ def test_back_to_back_quote_has_no_date():
     assert quote.payout_amount == D("7000.00")
 
 
-def test_flash_on_a_contract_signed_before_the_cutoff_is_refused():
-    with pytest.raises(IneligibleOffer, match="before 2025-04-28"):
-        compute_quote(
-            offer=O.FLASH,
-            tjm=D("650"),
-            days=D("1"),
-            validated_on=date(2026, 7, 10),
-            contract_signed_on=date(2025, 4, 27),
-        )
-
-
-def test_fixed_date_offer_outside_france_is_refused():
-    with pytest.raises(IneligibleOffer, match="outside France"):
-        compute_quote(
-            offer=O.EXPRESS,
-            tjm=D("650"),
-            days=D("1"),
-            validated_on=date(2026, 7, 10),
-            provider_country="BE",
-        )
-
-
 @pytest.mark.parametrize(
-    ("changes", "message"),
+    ("changes", "error", "message"),
     [
-        ({"days": D("18.3")}, "half-day steps"),
-        ({"days": D("32")}, "at most 31"),
-        ({"days": D("-1")}, "days must not be negative"),
-        ({"tjm": D("-650")}, "TJM must not be negative"),
-        ({"tjm": D("0")}, "TJM must be greater than zero"),
-        ({"tjm": D("650.001")}, "at most two decimals"),
-        ({"expenses": D("-0.01")}, "expenses must not be negative"),
-        ({"expenses": D("1.005")}, "at most two decimals"),
+        ({"contract_signed_on": date(2025, 4, 27)}, IneligibleOffer, "before 2025-04-28"),
+        ({"offer": O.EXPRESS, "provider_country": "BE"}, IneligibleOffer, "outside France"),
+        ({"contract_signed_on": date(2026, 7, 11)}, DomainError, "after the CRA validation"),
+        ({"days": D("18.3")}, InvalidAmount, "half-day steps"),
+        ({"days": D("32")}, InvalidAmount, "at most 31"),
+        ({"days": D("-1")}, InvalidAmount, "days must not be negative"),
+        ({"tjm": D("-650")}, InvalidAmount, "TJM must not be negative"),
+        ({"tjm": D("0")}, InvalidAmount, "TJM must be greater than zero"),
+        ({"tjm": D("650.001")}, InvalidAmount, "at most two decimals"),
+        ({"expenses": D("-0.01")}, InvalidAmount, "expenses must not be negative"),
+        ({"expenses": D("1.005")}, InvalidAmount, "at most two decimals"),
     ],
 )
-def test_invalid_amounts_are_refused(changes, message):
-    arguments = {
-        "offer": O.FLASH,
-        "tjm": D("650"),
-        "days": D("18.5"),
-        "validated_on": date(2026, 7, 10),
-    } | changes
-    with pytest.raises(InvalidAmount, match=message):
-        compute_quote(**arguments)
-
-
-def test_contract_signed_after_validation_is_refused():
-    with pytest.raises(DomainError, match="after the CRA validation"):
-        compute_quote(
-            offer=O.FLASH,
-            tjm=D("650"),
-            days=D("1"),
-            validated_on=date(2026, 7, 10),
-            contract_signed_on=date(2026, 7, 11),
-        )
+def test_ineligible_offers_and_invalid_amounts_are_refused(changes, error, message):
+    with pytest.raises(error, match=message):
+        compute_quote(**(FLASH | changes))
 
 
 @given(

@@ -29,32 +29,11 @@ from schemas.events import (
     RenewalValidated,
 )
 from schemas.mission import MissionState
+from tests.support.factories import proposal_submitted
 
 PID = "P-1"
 NOW = datetime(2026, 11, 20, 10, tzinfo=UTC)
-PROPOSAL = ProposalSubmitted.model_validate(
-    {
-        "proposal_id": PID,
-        "rfp_id": "RFP-1",
-        "client": {
-            "id": "CLI-1",
-            "name": "Acme Industries",
-            "siren": "325437259",
-            "approvers": [{"id": "APR-1", "email": "claire.martin@acme.example"}],
-        },
-        "provider": {
-            "siren": "200780963",
-            "name": "Durand Conseil",
-            "email": "paul@durand-conseil.example",
-            "country": "FR",
-            "legal_form": "company",
-            "vat_franchise": False,
-        },
-        "tjm": "650.00",
-        "start_date": "2026-12-01",
-        "end_date": "2027-05-31",
-    }
-)
+PROPOSAL = ProposalSubmitted.model_validate(proposal_submitted(PID, rfp_id="RFP-1"))
 
 
 def ctx(now: datetime = NOW) -> Context:
@@ -84,12 +63,14 @@ def retained() -> MissionState:
     return state
 
 
-def in_progress() -> MissionState:
-    """A mission contracted on the Basic offer, started on 2026-12-01."""
-    state = retained()
-    compliant(state)
-    po = PurchaseOrderConfirmed(proposal_id=PID, po_number="PO-1")
-    apply(state, rules.purchase_order_confirmed(state, po, ctx()))
+def progress(state: MissionState, context: Context) -> None:
+    """Apply what the state and the clock now allow."""
+    for step in rules.progress(state, context):
+        apply(state, step)
+
+
+def sign(state: MissionState) -> None:
+    """The contract signed on the Basic offer on 2026-11-20, and what that allows at once."""
     signed = ContractSigned(
         proposal_id=PID,
         signed_on=date(2026, 11, 20),
@@ -97,11 +78,18 @@ def in_progress() -> MissionState:
         special_conditions_ref="CP-1",
     )
     apply(state, rules.contract_signed(state, signed, ctx()))
-    for step in rules.progress(state, ctx()):
-        apply(state, step)
+    progress(state, ctx())
+
+
+def in_progress() -> MissionState:
+    """A mission contracted on the Basic offer, started on 2026-12-01."""
+    state = retained()
+    compliant(state)
+    po = PurchaseOrderConfirmed(proposal_id=PID, po_number="PO-1")
+    apply(state, rules.purchase_order_confirmed(state, po, ctx()))
+    sign(state)
     assert state.stage is MissionStage.TO_START
-    for step in rules.progress(state, ctx(paris_instant(date(2026, 12, 1)))):
-        apply(state, step)
+    progress(state, ctx(paris_instant(date(2026, 12, 1))))
     return state
 
 
@@ -154,15 +142,7 @@ def test_a_start_with_lapsed_documents_goes_back_to_legal_verification() -> None
     state = retained()
     compliant(state, until=date(2026, 11, 30))
     state.legal.purchase_order = "PO-1"
-    signed = ContractSigned(
-        proposal_id=PID,
-        signed_on=date(2026, 11, 20),
-        payment_offer=PaymentOffer.BASIC,
-        special_conditions_ref="CP-1",
-    )
-    apply(state, rules.contract_signed(state, signed, ctx()))
-    for step in rules.progress(state, ctx()):
-        apply(state, step)
+    sign(state)
     (step,) = rules.progress(state, ctx(paris_instant(date(2026, 12, 1))))
     assert step.kind == "mission.start_blocked" and step.stage is MissionStage.LEGAL_VERIFICATION
     assert not state.legal.provider_compliant

@@ -1,6 +1,7 @@
 """`contracting quote`: one JSON object on success, one stderr line and status 2 on bad input."""
 
 import json
+from typing import Any
 
 import pytest
 import typer
@@ -36,12 +37,30 @@ def run(*args: str):
     return runner.invoke(app, list(args))
 
 
-def test_flash_quote_prints_one_json_object():
-    result = run(*FLASH, "--expenses", "120.40", "--contract-signed-on", "2025-06-01")
+def quoted(*args: str) -> dict[str, Any]:
+    """The JSON object a successful quote prints, alone on stdout."""
+    result = run(*args)
     assert result.exit_code == 0, result.stderr
     assert result.stderr == ""
     assert result.stdout.count("\n") == 1
-    assert json.loads(result.stdout) == {
+    body: dict[str, Any] = json.loads(result.stdout)
+    return body
+
+
+def refused(*args: str) -> str:
+    """The one stderr line of a quote refused with status 2."""
+    result = run(*args)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1
+    error: str = result.stderr
+    assert error.startswith("error: ")
+    return error
+
+
+def test_flash_quote_prints_one_json_object():
+    body = quoted(*FLASH, "--expenses", "120.40", "--contract-signed-on", "2025-06-01")
+    assert body == {
         "offer": "flash",
         "service_amount": "12025.00",
         "fee": "601.25",
@@ -57,43 +76,37 @@ def test_flash_quote_prints_one_json_object():
 
 
 def test_defaults_contract_signed_on_validation_in_france_without_expenses():
-    result = run(*FLASH)
-    assert result.exit_code == 0, result.stderr
-    body = json.loads(result.stdout)
+    body = quoted(*FLASH)
     assert body["expenses"] == "0.00"
     assert body["payout_amount"] == "11423.75"
 
 
-def test_back_to_back_has_a_null_date():
-    result = run(
-        "quote", "--tjm", "500", "--days", "10", "--offer", "back-to-back",
-        "--validated-on", "2026-07-10", "--country", "de",
-    )  # fmt: skip
-    assert result.exit_code == 0, result.stderr
-    body = json.loads(result.stdout)
-    assert body["offer"] == "back_to_back"
-    assert body["payout_date"] is None
-    assert body["fee"] == "0.00"
-
-
-def test_basic_with_a_later_invoice_date():
-    result = run(
-        "quote", "--tjm", "500", "--days", "20", "--offer", "basic",
-        "--validated-on", "2026-01-06", "--invoice-date", "2026-01-08",
-    )  # fmt: skip
-    assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout)["payout_date"] == "2026-03-09"
-
-
-def test_immediate_on_a_saturday_pays_monday():
-    result = run(
-        "quote", "--tjm", "500", "--days", "1", "--offer", "immediate",
-        "--validated-on", "2026-07-11", "--contract-signed-on", "2024-01-01",
-    )  # fmt: skip
-    assert result.exit_code == 0, result.stderr
-    body = json.loads(result.stdout)
-    assert body["payout_date"] == "2026-07-13"
-    assert body["fee"] == "20.00"
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        pytest.param(
+            ["--tjm", "500", "--days", "10", "--offer", "back-to-back",
+             "--validated-on", "2026-07-10", "--country", "de"],
+            {"offer": "back_to_back", "payout_date": None, "fee": "0.00"},
+            id="back-to-back-has-a-null-date",
+        ),
+        pytest.param(
+            ["--tjm", "500", "--days", "20", "--offer", "basic",
+             "--validated-on", "2026-01-06", "--invoice-date", "2026-01-08"],
+            {"payout_date": "2026-03-09"},
+            id="basic-with-a-later-invoice-date",
+        ),
+        pytest.param(
+            ["--tjm", "500", "--days", "1", "--offer", "immediate",
+             "--validated-on", "2026-07-11", "--contract-signed-on", "2024-01-01"],
+            {"payout_date": "2026-07-13", "fee": "20.00"},
+            id="immediate-on-a-saturday-pays-monday",
+        ),
+    ],
+)  # fmt: skip
+def test_each_offer_quotes_its_date_and_fee(args, expected):
+    body = quoted("quote", *args)
+    assert {key: body[key] for key in expected} == expected
 
 
 @pytest.mark.parametrize(
@@ -114,16 +127,9 @@ def test_immediate_on_a_saturday_pays_monday():
     ],
 )
 def test_bad_input_exits_2_with_one_stderr_line(extra, message):
-    result = run(*FLASH, *extra)  # later options override the defaults of FLASH
-    assert result.exit_code == 2
-    assert result.stdout == ""
-    assert result.stderr.count("\n") == 1
-    assert result.stderr.startswith("error: ")
-    assert message in result.stderr
+    assert message in refused(*FLASH, *extra)  # later options override those of FLASH
 
 
 def test_missing_option_is_one_line_too():
-    result = run("quote", "--tjm", "650", "--offer", "flash", "--validated-on", "2026-07-10")
-    assert result.exit_code == 2
-    assert result.stdout == ""
-    assert result.stderr == "error: missing --days (for example --days 18.5)\n"
+    error = refused("quote", "--tjm", "650", "--offer", "flash", "--validated-on", "2026-07-10")
+    assert error == "error: missing --days (for example --days 18.5)\n"
