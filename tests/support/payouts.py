@@ -276,13 +276,13 @@ class PayoutHarness(PayoutDriver):
         return await db.count(self.engine, stmt)
 
     async def invoice_row(self, mission_id: str) -> Any:
-        [row] = await db.rows(
-            self.engine, select(Invoice.__table__).where(Invoice.mission_id == mission_id)
-        )
-        return row
+        return await self._row(Invoice, mission_id)
 
     async def payout_row(self, mission_id: str) -> Any:
-        [row] = await db.rows(
-            self.engine, select(Payout.__table__).where(Payout.mission_id == mission_id)
-        )
+        return await self._row(Payout, mission_id)
+
+    async def _row(self, model: type[Invoice] | type[Payout], mission_id: str) -> Any:
+        """The mission's one row of `model`'s table."""
+        query = select(model.__table__).where(model.__table__.c.mission_id == mission_id)
+        [row] = await db.rows(self.engine, query)
         return row
