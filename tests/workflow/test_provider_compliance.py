@@ -63,6 +63,7 @@ from tests.fixtures.histories import recording
 from tests.fixtures.temporal import skip_time, start_time_skipping
 from tests.support.factories import DOCUMENTS
 from tests.support.waits import eventually
+from tests.support.workers import new_queue
 from workflows.provider import NOTICE_TIME
 from workflows.registry import WORKFLOWS
 
@@ -178,8 +179,11 @@ def _new_provider() -> ProviderRef:
     )
 
 
-async def _register_provider(engine: AsyncEngine, provider: ProviderRef) -> None:
-    """What `proposal.submitted` writes about the provider."""
+async def _registered_provider(
+    engine: AsyncEngine, legal_form: LegalForm = LegalForm.COMPANY
+) -> ProviderRef:
+    """A new provider, with what `proposal.submitted` writes about it."""
+    provider = _new_provider().model_copy(update={"legal_form": legal_form})
     async with engine.begin() as conn:
         await conn.execute(
             insert(Provider)
@@ -192,6 +196,7 @@ async def _register_provider(engine: AsyncEngine, provider: ProviderRef) -> None
             )
             .on_conflict_do_nothing()
         )
+    return provider
 
 
 async def _start(
@@ -328,9 +333,8 @@ async def test_documents_reviewed_until_compliant_and_rejection_comment(
     db_engine: AsyncEngine,
     smtp_sink: MailSink,
 ) -> None:
-    queue = f"tq-{uuid.uuid4().hex}"
-    provider = _new_provider()
-    await _register_provider(db_engine, provider)
+    queue = new_queue()
+    provider = await _registered_provider(db_engine)
     today = await _today(env)
     docs = {kind: _doc(provider, kind, today) for kind in ALL_KINDS}
     async with _running(env, queue, activities):
@@ -483,9 +487,8 @@ async def test_update_with_start_as_the_gateway_does(
     db_engine: AsyncEngine,
 ) -> None:
     env = dev_server_env
-    queue = f"tq-{uuid.uuid4().hex}"
-    provider = _new_provider()
-    await _register_provider(db_engine, provider)
+    queue = new_queue()
+    provider = await _registered_provider(db_engine)
     today = paris_date(datetime.now(UTC))
     kbis = _doc(provider, DocumentKind.KBIS, today)
     handle = env.client.get_workflow_handle(provider_workflow_id(provider.siren))
@@ -527,7 +530,7 @@ async def test_expiry_emails_on_their_day_and_watchers_told_of_every_change(
     db_engine: AsyncEngine,
     smtp_sink: MailSink,
 ) -> None:
-    queue = f"tq-{uuid.uuid4().hex}"
+    queue = new_queue()
     provider = _new_provider()
     mission = _mission_id()
     day0 = await _today(env)
@@ -668,9 +671,8 @@ async def test_unwatch_stops_the_signals(
     db_engine: AsyncEngine,
     smtp_sink: MailSink,
 ) -> None:
-    queue = f"tq-{uuid.uuid4().hex}"
-    provider = _new_provider().model_copy(update={"legal_form": LegalForm.AUTO_ENTREPRENEUR})
-    await _register_provider(db_engine, provider)
+    queue = new_queue()
+    provider = await _registered_provider(db_engine, LegalForm.AUTO_ENTREPRENEUR)
     staying, leaving = _mission_id(), _mission_id()
     today = await _today(env)
     async with _running(env, queue, activities):
@@ -712,9 +714,8 @@ async def test_continue_as_new_keeps_documents_watchers_and_sent_reminders(
     db_engine: AsyncEngine,
     smtp_sink: MailSink,
 ) -> None:
-    queue = f"tq-{uuid.uuid4().hex}"
-    provider = _new_provider()
-    await _register_provider(db_engine, provider)
+    queue = new_queue()
+    provider = await _registered_provider(db_engine)
     mission = _mission_id()
     day0 = await _today(env)
     urssaf_expiry = day0 + timedelta(days=40)
