@@ -46,8 +46,9 @@ from schemas.enums import (
     PaymentOffer,
     ProposalStatus,
 )
+from schemas.events import ClientPaymentReceived
 from schemas.ids import payout_workflow_id
-from schemas.names import PAYOUT_WORKFLOW, STATE_QUERY
+from schemas.names import CLIENT_PAYMENT_RECEIVED, PAYOUT_WORKFLOW, STATE_QUERY
 from schemas.payouts import PayoutInput, PayoutProvider, PayoutState
 from starter.devstack.mailsink import MailSink, ReceivedMessage
 from tests.fixtures.temporal import skip_until
@@ -157,6 +158,20 @@ class PayoutDriver:
             name, payload, id=uuid.uuid4().hex, result_type=PayoutState
         )
         return result
+
+    async def client_pays(
+        self,
+        handle: Handle,
+        paid_on: date,
+        *,
+        invoice_number: str | None,
+        amount: Decimal = INCL_VAT,
+    ) -> PayoutState:
+        """The platform reports the client's payment of the invoice (all of it by default)."""
+        payment = ClientPaymentReceived(
+            invoice_number=invoice_number or "", amount=amount, paid_on=paid_on
+        )
+        return await self.send(handle, CLIENT_PAYMENT_RECEIVED, payment)
 
     async def reach_payment(self, payout_date: date) -> None:
         """Let the test server's clock run just past the payout's instant (PAY_AT, Paris, on

@@ -36,9 +36,8 @@ from schemas.enums import (
     PaymentOffer,
     PayoutStatus,
 )
-from schemas.events import ClientPaymentReceived, InvoiceCancelled, InvoiceImported
+from schemas.events import InvoiceCancelled, InvoiceImported
 from schemas.names import (
-    CLIENT_PAYMENT_RECEIVED,
     INVOICE_CANCELLED,
     INVOICE_IMPORTED,
     RECORD_PAYOUT_TRANSITION,
@@ -86,24 +85,12 @@ async def test_fixed_date_and_immediate_payouts_match_domain(
     ]
     basic, basic_inp = started[0][0]
     # The client pays the Basic invoice early: recorded, no penalty, the date does not move.
-    early = await harness.send(
-        basic,
-        CLIENT_PAYMENT_RECEIVED,
-        ClientPaymentReceived(
-            invoice_number=basic_inp.invoice_number or "",
-            amount=Decimal("14574.00"),
-            paid_on=today,
-        ),
-    )
+    early = await harness.client_pays(basic, today, invoice_number=basic_inp.invoice_number)
     assert early.facts.client_paid_on == today and early.facts.client_penalties == 0
     assert early.payout_date == compute_payout(PaymentOffer.BASIC, today).payout_date
     with pytest.raises(WorkflowUpdateFailedError) as refused:  # the same payment, resent
-        await harness.send(
-            basic,
-            CLIENT_PAYMENT_RECEIVED,
-            ClientPaymentReceived(
-                invoice_number=basic_inp.invoice_number or "", amount=Decimal("1.00"), paid_on=today
-            ),
+        await harness.client_pays(
+            basic, today, invoice_number=basic_inp.invoice_number, amount=Decimal("1.00")
         )
     assert "already received" in str(refused.value.cause)
 
@@ -205,20 +192,10 @@ async def test_back_to_back_waits_for_the_client_payment_then_pays(
     await skip_time(harness.env, timedelta(days=20))
     assert (await harness.state(handle)).status is PayoutStatus.WAITING_CLIENT_PAYMENT
     with pytest.raises(WorkflowUpdateFailedError) as refused:
-        await harness.send(
-            handle,
-            CLIENT_PAYMENT_RECEIVED,
-            ClientPaymentReceived(invoice_number="F-OTHER", amount=Decimal("1.00"), paid_on=today),
-        )
+        await harness.client_pays(handle, today, invoice_number="F-OTHER", amount=Decimal("1.00"))
     assert "not the invoice of this payout" in str(refused.value.cause)
     paid_on = today + timedelta(days=20)
-    await harness.send(
-        handle,
-        CLIENT_PAYMENT_RECEIVED,
-        ClientPaymentReceived(
-            invoice_number=inp.invoice_number or "", amount=Decimal("14574.00"), paid_on=paid_on
-        ),
-    )
+    await harness.client_pays(handle, paid_on, invoice_number=inp.invoice_number)
     await harness.reach_payment(next_business_day_on_or_after(paid_on))
     result: PayoutState = await handle.result()
     assert result.status is PayoutStatus.PAID
@@ -245,13 +222,7 @@ async def test_a_late_client_payment_records_penalties_and_does_not_delay_the_pa
     assert state.paid_at is not None and paris_date(state.paid_at) == expected
     due_on = today + timedelta(days=30)
     paid_on = today + timedelta(days=65)
-    await harness.send(
-        handle,
-        CLIENT_PAYMENT_RECEIVED,
-        ClientPaymentReceived(
-            invoice_number=inp.invoice_number or "", amount=Decimal("14574.00"), paid_on=paid_on
-        ),
-    )
+    await harness.client_pays(handle, paid_on, invoice_number=inp.invoice_number)
     result: PayoutState = await handle.result()
     penalty = late_payment_penalty(Decimal("14574.00"), due_on, paid_on)
     assert result.facts.client_days_late == 35 == penalty.days_late

@@ -17,11 +17,7 @@ from domain.clock import paris_date, paris_instant
 from domain.payouts import compute_payout
 from schemas.enums import PaymentOffer, PayoutStatus
 from schemas.events import InvoiceCancelled
-from schemas.names import (
-    DELIVER_OUTBOX,
-    INVOICE_CANCELLED,
-    RECORD_PAYOUT_TRANSITION,
-)
+from schemas.names import DELIVER_OUTBOX, INVOICE_CANCELLED, RECORD_PAYOUT_TRANSITION
 from schemas.payouts import PayoutTransition
 from tests.fixtures.temporal import settle, skip_until
 from tests.support.fakes import FakePayoutActivities, fake_worker
