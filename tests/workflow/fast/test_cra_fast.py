@@ -15,7 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from domain.clock import paris_date
 from domain.cra import month_bounds
 from domain.payouts import compute_payout
-from schemas.cra import CraResult
+from schemas.cra import CraInput, CraResult
 from schemas.enums import PaymentOffer
 from schemas.ids import cra_workflow_id
 from schemas.names import CRA_WORKFLOW, RECORD_CRA_TRANSITION, RECORD_CRA_VALIDATION, START_PAYOUT
@@ -37,19 +37,23 @@ async def cra_env(
         yield own_time_skipping_env, fakes, queue
 
 
+async def next_months_cycle(
+    env: WorkflowEnvironment, offer: PaymentOffer = PaymentOffer.BASIC, *, more_days: int = 0
+) -> CraInput:
+    """The input of next month's CRA cycle, of a mission from that month's first day to
+    `more_days` after its last."""
+    month = next_month(paris_date(await env.get_current_time()))
+    first, last = month_bounds(month)
+    end = last + timedelta(days=more_days)
+    return cra_input(new_proposal(first, end), month, first, end, offer)
+
+
 async def test_a_validated_cra_starts_its_payout_with_the_terms_of_its_validation(
     cra_env: tuple[WorkflowEnvironment, FakeCraActivities, str],
 ) -> None:
     env, fakes, queue = cra_env
-    month = next_month(paris_date(await env.get_current_time()))
-    first, last = month_bounds(month)
-    inp = cra_input(
-        new_proposal(first, last + timedelta(days=90)),
-        month,
-        first,
-        last + timedelta(days=90),
-        PaymentOffer.FLASH,
-    )
+    inp = await next_months_cycle(env, PaymentOffer.FLASH, more_days=90)
+    month = inp.month
     cycle = await env.client.start_workflow(
         CRA_WORKFLOW,
         inp,
@@ -75,9 +79,8 @@ async def test_a_refused_update_writes_nothing(
     cra_env: tuple[WorkflowEnvironment, FakeCraActivities, str],
 ) -> None:
     env, fakes, queue = cra_env
-    month = next_month(paris_date(await env.get_current_time()))
-    first, last = month_bounds(month)
-    inp = cra_input(new_proposal(first, last), month, first, last)
+    inp = await next_months_cycle(env)
+    month = inp.month
     cycle = await env.client.start_workflow(
         CRA_WORKFLOW, inp, id=cra_workflow_id(inp.mission_id, month), task_queue=queue
     )
