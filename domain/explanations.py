@@ -17,6 +17,7 @@ from decimal import Decimal
 from domain.calendar import NonBusinessDay, non_business_days_between
 from domain.formatting import date_fr, day_month_fr, long_date_fr, money_fr
 from domain.offers import offer_rule
+from domain.payouts import LEGAL_MAX_PAYMENT_DAYS
 from schemas.enums import CraStatus, MissionStage, PaymentOffer, PayoutStatus
 
 LATE_VALIDATION_DAYS = 5
@@ -157,6 +158,52 @@ def _nbd_note(days: tuple[NonBusinessDay, ...]) -> str:
         if day.holiday is not None:
             parts.append(f"le {day_month_fr(day.day)} est férié : {day.holiday}")
     return " ; ".join(parts)
+
+
+def _date_shifted(
+    label: str,
+    raw_date: date,
+    payout_date: date,
+    legal_limit: date | None,
+    facts: dict[str, str],
+) -> Explanation:
+    """Why a dated payout is not on its raw date: a start on a non-business day moved to the
+    next business day (immediate payment); a Basic / Express date brought to the previous
+    business day by a weekend or a holiday, or by the legal maximum (`legal_limit`, given
+    only when the cap is what moved it) and then by a weekend or a holiday it falls on."""
+    facts = {**facts, "raw_date": raw_date.isoformat()}
+    raw = long_date_fr(raw_date)
+    payout = long_date_fr(payout_date)
+    if payout_date > raw_date:
+        skipped = non_business_days_between(raw_date, payout_date - timedelta(days=1))
+        message = (
+            f"Offre {label} : la date théorique du {raw} n'est pas un jour ouvré "
+            f"({_nbd_note(skipped)}), paiement reporté au jour ouvré suivant, le {payout}."
+        )
+        return Explanation("date_shifted", message, facts)
+    if legal_limit is None:
+        skipped = non_business_days_between(payout_date + timedelta(days=1), raw_date)
+        message = (
+            f"Offre {label} : la date théorique du {raw} n'est pas un jour ouvré "
+            f"({_nbd_note(skipped)}), paiement avancé au jour ouvré précédent, le {payout} "
+            "(jamais après la date promise)."
+        )
+        return Explanation("date_shifted", message, facts)
+    facts["legal_limit"] = legal_limit.isoformat()
+    message = (
+        f"Offre {label} : la date théorique du {raw} dépasse la limite légale de "
+        f"{LEGAL_MAX_PAYMENT_DAYS} jours "
+        f"après la facture (art. L441-10 du Code de commerce), le {long_date_fr(legal_limit)}"
+    )
+    if payout_date == legal_limit:
+        message += f" : paiement avancé à cette limite, le {payout}."
+    else:
+        skipped = non_business_days_between(payout_date + timedelta(days=1), legal_limit)
+        message += (
+            f", qui n'est pas un jour ouvré ({_nbd_note(skipped)}) : paiement avancé au jour "
+            f"ouvré précédent, le {payout}."
+        )
+    return Explanation("date_shifted", message, facts)
 
 
 def why_payout_not_arrived(
@@ -340,22 +387,13 @@ def why_payout_not_arrived(
                 )
             )
     elif rule is not None and raw_date is not None and raw_date != payout_date:
-        lo, hi = sorted((raw_date, payout_date))
-        skipped = non_business_days_between(lo, hi)
-        cap = ""
-        if capped_by_legal_limit and legal_limit is not None:
-            cap = (
-                f", sans dépasser la limite légale de 60 jours après la facture "
-                f"({date_fr(legal_limit)})"
-            )
-            facts["legal_limit"] = legal_limit.isoformat()
         reasons.append(
-            Explanation(
-                "date_shifted",
-                f"Offre {rule.label} : la date théorique du {long_date_fr(raw_date)} n'est pas "
-                f"un jour ouvré ({_nbd_note(skipped)}), paiement le {long_date_fr(payout_date)}"
-                f"{cap}.",
-                {**facts, "raw_date": raw_date.isoformat()},
+            _date_shifted(
+                rule.label,
+                raw_date,
+                payout_date,
+                legal_limit if capped_by_legal_limit else None,
+                facts,
             )
         )
     if today < payout_date:

@@ -1,10 +1,10 @@
 """When the provider is paid, and the facts that explain that date to support.
 
-- Basic / Express: CRA validation + 60 / 30 calendar days. A date that is not a business day
-  moves to the next business day, unless that passes the legal maximum of 60 days after the
-  invoice date (L441-10 Code de commerce): then it moves to the previous business day. The
-  date never exceeds that maximum, even when the invoice predates the validation (an
-  invoice dated so early that no business day remains raises DomainError).
+- Basic / Express: CRA validation + 60 / 30 calendar days, or the legal maximum of 60 days
+  after the invoice date (L441-10 Code de commerce) when that is earlier. A date that is not
+  a business day moves to the previous business day (product decision of 2026-11-30: never
+  later than promised, never after the legal maximum). An invoice dated so early that no
+  business day remains on or after the validation raises DomainError.
 - Flash: 3 business days after validation.
 - Immediate: the first business day on or after the later of validation and invoice date
   (for a manual import, the invoice exists only once imported).
@@ -29,7 +29,6 @@ from typing import Any
 from domain.calendar import (
     NonBusinessDay,
     add_business_days,
-    is_business_day,
     next_business_day_on_or_after,
     non_business_days_between,
     previous_business_day_on_or_before,
@@ -51,7 +50,11 @@ L441-10 Code de commerce when the contract sets none (60 days at most)."""
 
 
 class Shift(StrEnum):
-    """How the raw date was moved to land on a business day."""
+    """How the payout date was moved from the raw date.
+
+    NEXT_BUSINESS_DAY: immediate payment started on a non-business day. PREVIOUS_BUSINESS_DAY:
+    a Basic / Express date brought earlier, by a weekend or holiday, by the legal maximum, or
+    both (`PayoutSchedule.capped_by_legal_limit` says when the maximum is what moved it)."""
 
     NONE = "none"
     NEXT_BUSINESS_DAY = "next_business_day"
@@ -72,12 +75,14 @@ class PayoutSchedule:
     and Flash counted in calendar days), the start date for immediate payment."""
     shift: Shift
     skipped: tuple[NonBusinessDay, ...]
-    """Non-business days that moved the date: between validation and payout for Flash, the
-    raw date and the days crossed to reach a business day otherwise."""
+    """Non-business days that moved the date: between validation and payout for Flash; for
+    Basic / Express the days from the payout (excluded) to the day it stood in for: the raw
+    date, or the legal maximum when capped; from the start date for immediate payment."""
     legal_limit: date | None
     """Invoice date + 60 days, for Basic and Express."""
     capped_by_legal_limit: bool
-    """True when the legal maximum forced an earlier date than the usual rule."""
+    """True when the legal maximum made the payout earlier than the raw date's previous
+    business day (the date the offer alone gives)."""
 
     @property
     def skipped_holidays(self) -> tuple[NonBusinessDay, ...]:
@@ -144,17 +149,11 @@ def _fixed_calendar_delay(
 ) -> PayoutSchedule:
     raw = validated_on + timedelta(days=delay)
     limit = invoice_date + timedelta(days=LEGAL_MAX_PAYMENT_DAYS)
-    target = min(raw, limit)
-    capped = target < raw
-    if is_business_day(target):
-        payout, shift = target, Shift.NONE
-    else:
-        forward = next_business_day_on_or_after(target)
-        if forward <= limit:
-            payout, shift = forward, Shift.NEXT_BUSINESS_DAY
-        else:
-            payout, shift = previous_business_day_on_or_before(target), Shift.PREVIOUS_BUSINESS_DAY
-            capped = True
+    promised = previous_business_day_on_or_before(raw)
+    payout = min(promised, previous_business_day_on_or_before(limit))
+    capped = payout < promised
+    target = limit if capped else raw
+    shift = Shift.NONE if payout == raw else Shift.PREVIOUS_BUSINESS_DAY
     if payout < validated_on:
         raise DomainError(
             f"invoice date {invoice_date.isoformat()} is too early: the legal limit of "
@@ -162,12 +161,7 @@ def _fixed_calendar_delay(
             f"day on or after the CRA validation ({validated_on.isoformat()}); check the "
             "invoice date"
         )
-    if shift is Shift.NEXT_BUSINESS_DAY:
-        skipped = non_business_days_between(target, payout - timedelta(days=1))
-    elif shift is Shift.PREVIOUS_BUSINESS_DAY:
-        skipped = non_business_days_between(payout + timedelta(days=1), target)
-    else:
-        skipped = ()
+    skipped = non_business_days_between(payout + timedelta(days=1), target)
     return PayoutSchedule(
         offer=offer,
         validated_on=validated_on,
@@ -235,28 +229,18 @@ def explain_payout(schedule: PayoutSchedule) -> str:
         f"la limite légale de {LEGAL_MAX_PAYMENT_DAYS} jours après la facture du "
         f"{date_fr(schedule.invoice_date)} (art. L441-10 du Code de commerce)"
     )
-    if raw > limit:
+    if schedule.capped_by_legal_limit:
         sentence += f" (le {long_date_fr(raw)}), ramené à {legal}"
         target = limit
     else:
         target = raw
-    if schedule.shift is Shift.NONE:
+    if schedule.payout_date == target:
         return f"{sentence} : le {payout}."
     reason = _why_not_business_day(target, schedule.skipped)
     others = _holidays_note(tuple(day for day in schedule.skipped if day.day != target))
-    if schedule.shift is Shift.NEXT_BUSINESS_DAY:
-        return (
-            f"{sentence} : le {long_date_fr(target)} {reason}, paiement le jour ouvré suivant, "
-            f"le {payout}{others}."
-        )
-    if raw > limit:
-        return (
-            f"{sentence} : le {long_date_fr(target)} {reason}, paiement le jour ouvré "
-            f"précédent, le {payout}{others}."
-        )
     return (
-        f"{sentence} : le {long_date_fr(target)} {reason} et le jour ouvré suivant dépasserait "
-        f"{legal}, donc paiement le jour ouvré précédent, le {payout}{others}."
+        f"{sentence} : le {long_date_fr(target)} {reason}, paiement avancé au jour ouvré "
+        f"précédent, le {payout}{others}."
     )
 
 

@@ -148,7 +148,8 @@ def mission_explain_command(
 
     French sentences for support, each naming its dates, amounts and invoice number: CRA not
     validated or validated late, invoice not imported, fixed delay running, Flash shifted by a
-    weekend or holiday, client not paid (back-to-back), due date not reached, or paid on D.
+    weekend or holiday, a Basic / Express date brought earlier by one or by the legal cap,
+    client not paid (back-to-back), due date not reached, or paid on D.
     Reads the workflows through Temporal (CONTRACTING_TEMPORAL_ADDRESS)."""
     import re
 

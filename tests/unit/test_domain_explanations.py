@@ -143,20 +143,83 @@ def test_basic_fixed_delay_running_until_its_date() -> None:
     assert "due_date_not_reached" in codes(reasons)
 
 
-def test_express_date_shifted_off_a_weekend() -> None:
-    # 2026-07-03 + 30 days = Sunday 2026-08-02 → Monday 2026-08-03.
-    schedule = compute_payout(PaymentOffer.EXPRESS, date(2026, 7, 3))
-    assert schedule.payout_date == date(2026, 8, 3)
-    reasons = validated_june(
-        PaymentOffer.EXPRESS,
-        date(2026, 7, 3),
+def scheduled_june(
+    offer: PaymentOffer, validated_on: date, invoice_date: date | None = None
+) -> list[Explanation]:
+    """June's reasons for a payout scheduled as `compute_payout` dates it, with its facts."""
+    schedule = compute_payout(offer, validated_on, invoice_date)
+    return validated_june(
+        offer,
+        validated_on,
+        invoice_date=schedule.invoice_date,
         payout_status=PayoutStatus.SCHEDULED,
         payout_date=schedule.payout_date,
         raw_date=schedule.raw_date,
         legal_limit=schedule.legal_limit,
+        capped_by_legal_limit=schedule.capped_by_legal_limit,
     )
+
+
+def test_express_date_brought_back_off_a_weekend() -> None:
+    # 2026-07-03 + 30 days = Sunday 2026-08-02 → Friday 2026-07-31, never after day 30.
+    assert compute_payout(PaymentOffer.EXPRESS, date(2026, 7, 3)).payout_date == date(2026, 7, 31)
+    reasons = scheduled_june(PaymentOffer.EXPRESS, date(2026, 7, 3))
     assert codes(reasons) == ["fixed_delay_running", "date_shifted", "due_date_not_reached"]
-    assert "dimanche 02/08/2026 n'est pas un jour ouvré" in reasons[1].message
+    assert reasons[1].message == (
+        "Offre Express : la date théorique du dimanche 02/08/2026 n'est pas un jour ouvré (le "
+        "week-end (01/08, 02/08)), paiement avancé au jour ouvré précédent, le vendredi "
+        "31/07/2026 (jamais après la date promise)."
+    )
+    assert "legal_limit" not in reasons[1].facts
+    assert reasons[1].facts["raw_date"] == "2026-08-02"
+
+
+def test_express_brought_back_before_christmas() -> None:
+    # The issue's example as support reads it: validated Wednesday 25/11/2026 (the helper's
+    # CRA is June's, so it also counts as validated late; only the date's reason matters).
+    reasons = scheduled_june(PaymentOffer.EXPRESS, date(2026, 11, 25))
+    shifted = next(reason for reason in reasons if reason.code == "date_shifted")
+    assert "vendredi 25/12/2026 n'est pas un jour ouvré (le 25/12 est férié : Noël)" in (
+        shifted.message
+    )
+    assert "avancé au jour ouvré précédent, le jeudi 24/12/2026" in shifted.message
+
+
+def test_legal_cap_on_a_business_day_is_not_called_a_non_business_day() -> None:
+    # Invoice dated 20/06/2026, validated 03/07: the cap, Wednesday 19/08/2026, comes before
+    # day 60 (Tuesday 01/09, a business day): the cap moved the date, not a weekend.
+    reasons = scheduled_june(PaymentOffer.BASIC, date(2026, 7, 3), date(2026, 6, 20))
+    shifted = next(reason for reason in reasons if reason.code == "date_shifted")
+    assert "n'est pas un jour ouvré" not in shifted.message
+    assert shifted.message == (
+        "Offre Basic : la date théorique du mardi 01/09/2026 dépasse la limite légale de 60 "
+        "jours après la facture (art. L441-10 du Code de commerce), le mercredi 19/08/2026 : "
+        "paiement avancé à cette limite, le mercredi 19/08/2026."
+    )
+    assert shifted.facts["legal_limit"] == "2026-08-19"
+    assert shifted.facts["invoice_date"] == "2026-06-20"
+
+
+def test_legal_cap_on_a_holiday_then_the_previous_business_day() -> None:
+    # Invoice dated 16/06/2026: the cap is Saturday 15/08 (Assomption): paid Friday 14/08.
+    reasons = scheduled_june(PaymentOffer.BASIC, date(2026, 7, 3), date(2026, 6, 16))
+    shifted = next(reason for reason in reasons if reason.code == "date_shifted")
+    assert shifted.message == (
+        "Offre Basic : la date théorique du mardi 01/09/2026 dépasse la limite légale de 60 "
+        "jours après la facture (art. L441-10 du Code de commerce), le samedi 15/08/2026, qui "
+        "n'est pas un jour ouvré (le 15/08 est férié : Assomption) : paiement avancé au jour "
+        "ouvré précédent, le vendredi 14/08/2026."
+    )
+
+
+def test_immediate_payment_on_a_saturday_is_moved_to_the_next_business_day() -> None:
+    reasons = scheduled_june(PaymentOffer.IMMEDIATE, date(2026, 7, 11))
+    shifted = next(reason for reason in reasons if reason.code == "date_shifted")
+    assert shifted.message == (
+        "Offre paiement immédiat : la date théorique du samedi 11/07/2026 n'est pas un jour "
+        "ouvré (le week-end (11/07, 12/07)), paiement reporté au jour ouvré suivant, le lundi "
+        "13/07/2026."
+    )
 
 
 def test_back_to_back_waits_for_the_client_payment_of_the_invoice() -> None:

@@ -50,20 +50,34 @@ def test_flash_on_a_plain_week_is_not_shifted():
     assert not schedule.shifted
 
 
-def test_basic_pulled_back_by_the_legal_cap():
-    # Validated (and invoiced) Tuesday 06/01/2026: +60 days is Saturday 07/03/2026. The next
-    # business day, Monday 09/03, is 62 days after the invoice: past the legal 60, so the
-    # payout moves back to Friday 06/03/2026.
-    schedule = compute_payout(O.BASIC, date(2026, 1, 6))
-    assert schedule.raw_date == date(2026, 3, 7)
-    assert schedule.legal_limit == date(2026, 3, 7)
+def test_express_validated_25_november_2026_pays_24_december_not_after_christmas():
+    # The issue's example: day 30 is Friday 25/12/2026 (Noël). The next business day, Monday
+    # 28/12, would be day 33: the payout moves to the previous business day, Thursday 24/12.
+    schedule = compute_payout(O.EXPRESS, date(2026, 11, 25))
+    assert schedule.raw_date == date(2026, 12, 25)
+    assert schedule.payout_date == date(2026, 12, 24)
+    assert schedule.shift is Shift.PREVIOUS_BUSINESS_DAY
+    assert not schedule.capped_by_legal_limit
+    assert [(d.day, d.holiday) for d in schedule.skipped] == [(date(2026, 12, 25), "Noël")]
+    assert explain_payout(schedule) == (
+        "Offre Express : CRA validé le mercredi 25/11/2026, paiement 30 jours plus tard : le "
+        "vendredi 25/12/2026 est férié (Noël), paiement avancé au jour ouvré précédent, le "
+        "jeudi 24/12/2026."
+    )
+
+
+def test_basic_whose_day_60_is_a_sunday_pays_the_friday_before():
+    # Validated Wednesday 07/01/2026: day 60 is Sunday 08/03/2026, paid Friday 06/03.
+    schedule = compute_payout(O.BASIC, date(2026, 1, 7))
+    assert schedule.raw_date == date(2026, 3, 8)
     assert schedule.payout_date == date(2026, 3, 6)
     assert schedule.shift is Shift.PREVIOUS_BUSINESS_DAY
-    assert schedule.capped_by_legal_limit
+    assert not schedule.capped_by_legal_limit
+    assert [d.day for d in schedule.skipped] == [date(2026, 3, 7), date(2026, 3, 8)]
     text = explain_payout(schedule)
-    assert "samedi 07/03/2026 tombe un week-end" in text
-    assert "L441-10" in text
-    assert text.endswith("paiement le jour ouvré précédent, le vendredi 06/03/2026.")
+    assert "le dimanche 08/03/2026 tombe un week-end" in text
+    assert "L441-10" not in text
+    assert text.endswith("paiement avancé au jour ouvré précédent, le vendredi 06/03/2026.")
 
 
 def test_basic_pulled_back_over_a_holiday_too():
@@ -71,23 +85,74 @@ def test_basic_pulled_back_over_a_holiday_too():
     schedule = compute_payout(O.BASIC, date(2026, 3, 3))
     assert schedule.payout_date == date(2026, 4, 30)
     assert [d.holiday for d in schedule.skipped_holidays] == ["Fête du Travail"]
-    assert "Fête du Travail" in explain_payout(schedule)
+    assert schedule.shift is Shift.PREVIOUS_BUSINESS_DAY
+    assert not schedule.capped_by_legal_limit
+    assert explain_payout(schedule).endswith(
+        "le samedi 02/05/2026 tombe un week-end, paiement avancé au jour ouvré précédent, le "
+        "jeudi 30/04/2026 (le 01/05 est férié : Fête du Travail)."
+    )
 
 
-def test_basic_with_a_later_invoice_moves_forward_within_the_cap():
-    # Invoice imported two days after validation: the limit is Monday 09/03, so the weekend
-    # date moves forward to that Monday.
+def test_basic_landing_on_a_holiday_moves_to_the_previous_business_day():
+    # Validated Tuesday 16/06/2026, invoiced Thursday 18/06: +60 is Saturday 15/08
+    # (Assomption), well within the cap (17/08): paid Friday 14/08, not Monday 17/08.
+    schedule = compute_payout(O.BASIC, date(2026, 6, 16), invoice_date=date(2026, 6, 18))
+    assert schedule.payout_date == date(2026, 8, 14)
+    assert schedule.shift is Shift.PREVIOUS_BUSINESS_DAY
+    assert not schedule.capped_by_legal_limit
+    assert "le samedi 15/08/2026 est férié (Assomption)" in explain_payout(schedule)
+
+
+def test_basic_with_a_later_invoice_still_pays_before_the_weekend():
+    # Invoice two days after the validation: the cap is Monday 09/03, but day 60, Saturday
+    # 07/03, moves back to Friday 06/03: a later invoice never makes the payout later.
     schedule = compute_payout(O.BASIC, date(2026, 1, 6), invoice_date=date(2026, 1, 8))
-    assert schedule.payout_date == date(2026, 3, 9)
-    assert schedule.shift is Shift.NEXT_BUSINESS_DAY
+    assert schedule.payout_date == date(2026, 3, 6)
+    assert schedule.shift is Shift.PREVIOUS_BUSINESS_DAY
     assert not schedule.capped_by_legal_limit
 
 
 def test_basic_never_pays_later_than_60_days_after_an_earlier_invoice():
+    # Invoice dated 20/12/2025, before the validation of 06/01/2026: the cap, Wednesday
+    # 18/02/2026, comes before day 60 (07/03) and is a business day.
     schedule = compute_payout(O.BASIC, date(2026, 1, 6), invoice_date=date(2025, 12, 20))
     assert schedule.payout_date == date(2026, 2, 18)  # 20/12/2025 + 60 days, a Wednesday
+    assert schedule.legal_limit == date(2026, 2, 18)
     assert schedule.capped_by_legal_limit
-    assert schedule.shift is Shift.NONE
+    assert schedule.shift is Shift.PREVIOUS_BUSINESS_DAY
+    assert schedule.skipped == ()
+    assert explain_payout(schedule) == (
+        "Offre Basic : CRA validé le mardi 06/01/2026, paiement 60 jours plus tard (le samedi "
+        "07/03/2026), ramené à la limite légale de 60 jours après la facture du 20/12/2025 "
+        "(art. L441-10 du Code de commerce) : le mercredi 18/02/2026."
+    )
+
+
+def test_the_legal_cap_on_a_weekend_pays_the_business_day_before_it():
+    # Invoice dated 10/12/2025, validated 06/01/2026: the cap is Sunday 08/02/2026, earlier
+    # than day 60: paid Friday 06/02, and the sentence names the cap, not day 60, as the day
+    # that is not a business day.
+    schedule = compute_payout(O.BASIC, date(2026, 1, 6), invoice_date=date(2025, 12, 10))
+    assert schedule.legal_limit == date(2026, 2, 8)
+    assert schedule.payout_date == date(2026, 2, 6)
+    assert schedule.capped_by_legal_limit
+    assert schedule.shift is Shift.PREVIOUS_BUSINESS_DAY
+    assert [d.day for d in schedule.skipped] == [date(2026, 2, 7), date(2026, 2, 8)]
+    assert explain_payout(schedule) == (
+        "Offre Basic : CRA validé le mardi 06/01/2026, paiement 60 jours plus tard (le samedi "
+        "07/03/2026), ramené à la limite légale de 60 jours après la facture du 10/12/2025 "
+        "(art. L441-10 du Code de commerce) : le dimanche 08/02/2026 tombe un week-end, "
+        "paiement avancé au jour ouvré précédent, le vendredi 06/02/2026."
+    )
+
+
+def test_a_cap_one_day_before_a_weekend_day_60_is_not_what_moved_the_date():
+    # Validated 07/01/2026, invoiced 06/01: day 60 is Sunday 08/03, the cap Saturday 07/03.
+    # Both give Friday 06/03: the weekend moved it, the cap did not.
+    schedule = compute_payout(O.BASIC, date(2026, 1, 7), invoice_date=date(2026, 1, 6))
+    assert schedule.payout_date == date(2026, 3, 6)
+    assert not schedule.capped_by_legal_limit
+    assert "L441-10" not in explain_payout(schedule)
 
 
 def test_invoice_so_early_that_no_date_is_legal_is_refused():
@@ -95,24 +160,25 @@ def test_invoice_so_early_that_no_date_is_legal_is_refused():
         compute_payout(O.BASIC, date(2026, 1, 6), invoice_date=date(2025, 10, 1))
 
 
-def test_basic_landing_on_a_holiday_moves_to_the_next_business_day():
-    # Validated Tuesday 16/06/2026, invoiced Thursday 18/06: +60 is Saturday 15/08 (Assomption).
-    schedule = compute_payout(O.BASIC, date(2026, 6, 16), invoice_date=date(2026, 6, 18))
-    assert schedule.payout_date == date(2026, 8, 17)
-    assert "est férié (Assomption)" in explain_payout(schedule)
-
-
 def test_express_across_a_weekend():
-    # Thursday 08/01/2026 + 30 days = Saturday 07/02 → Monday 09/02 (well within 60 days).
+    # Thursday 08/01/2026 + 30 days = Saturday 07/02 → Friday 06/02 (never day 32).
     schedule = compute_payout(O.EXPRESS, date(2026, 1, 8))
     assert schedule.raw_date == date(2026, 2, 7)
-    assert schedule.payout_date == date(2026, 2, 9)
-    assert schedule.shift is Shift.NEXT_BUSINESS_DAY
-    assert [d.day for d in schedule.skipped] == [date(2026, 2, 7), date(2026, 2, 8)]
+    assert schedule.payout_date == date(2026, 2, 6)
+    assert schedule.shift is Shift.PREVIOUS_BUSINESS_DAY
+    assert [d.day for d in schedule.skipped] == [date(2026, 2, 7)]
     assert explain_payout(schedule) == (
         "Offre Express : CRA validé le jeudi 08/01/2026, paiement 30 jours plus tard : le samedi "
-        "07/02/2026 tombe un week-end, paiement le jour ouvré suivant, le lundi 09/02/2026."
+        "07/02/2026 tombe un week-end, paiement avancé au jour ouvré précédent, le vendredi "
+        "06/02/2026."
     )
+
+
+def test_a_business_day_30_or_60_is_kept():
+    schedule = compute_payout(O.EXPRESS, date(2026, 1, 5))  # + 30 = Wednesday 04/02
+    assert schedule.payout_date == date(2026, 2, 4)
+    assert (schedule.shift, schedule.skipped, schedule.shifted) == (Shift.NONE, (), False)
+    assert explain_payout(schedule).endswith("30 jours plus tard : le mercredi 04/02/2026.")
 
 
 def test_immediate_on_a_saturday_validation_pays_monday():
@@ -130,6 +196,18 @@ def test_immediate_with_manual_import_waits_for_the_import():
 
 def test_immediate_on_a_business_day_pays_the_same_day():
     assert compute_payout(O.IMMEDIATE, date(2026, 7, 10)).payout_date == date(2026, 7, 10)
+
+
+def test_only_flash_and_immediate_still_move_later_over_christmas():
+    # The previous-business-day rule is Basic's and Express's only: Flash counts business days
+    # (Thursday 24/12/2026: Monday 28, Tuesday 29, Wednesday 30), immediate payment on Noël
+    # waits for the next business day.
+    flash = compute_payout(O.FLASH, date(2026, 12, 24))
+    assert (flash.payout_date, flash.shift) == (date(2026, 12, 30), Shift.NONE)
+    assert [d.holiday for d in flash.skipped_holidays] == ["Noël"]
+    immediate = compute_payout(O.IMMEDIATE, date(2026, 12, 25))
+    assert (immediate.payout_date, immediate.shift) == (date(2026, 12, 28), Shift.NEXT_BUSINESS_DAY)
+    assert immediate.legal_limit is None and not immediate.capped_by_legal_limit
 
 
 def test_back_to_back_has_no_date():
@@ -154,10 +232,39 @@ def test_fixed_calendar_payouts_are_business_days_within_the_legal_cap(offer, va
     delay = 60 if offer is O.BASIC else 30
     raw = validated + timedelta(days=delay)
     limit = invoice + timedelta(days=LEGAL_MAX_PAYMENT_DAYS)
-    if raw <= limit and is_business_day(raw):
-        assert payout == raw
-    if payout > raw:  # moved forward: only non-business days were skipped
-        assert all(not is_business_day(raw + timedelta(days=i)) for i in range((payout - raw).days))
+    target = min(raw, limit)
+    assert payout <= target  # never after the promised day, never after the cap
+    # The latest business day on or before it: only non-business days lie after the payout.
+    assert all(
+        not is_business_day(target - timedelta(days=i)) for i in range((target - payout).days)
+    )
+    assert schedule.shift is (Shift.NONE if payout == raw else Shift.PREVIOUS_BUSINESS_DAY)
+    # Capped only when the cap is what moved it: a business day lies between it and day N.
+    assert schedule.capped_by_legal_limit == any(
+        is_business_day(payout + timedelta(days=i)) for i in range(1, (raw - payout).days + 1)
+    )
+
+
+@pytest.mark.parametrize("offer", [O.BASIC, O.EXPRESS])
+def test_every_validation_day_2025_to_2032_pays_a_business_day_never_late(offer):
+    """Invoiced on the validation day, every day of 2025–2032: a business day, on or after
+    the validation, never after the promised day 30 / 60 nor the legal cap, and the latest
+    business day that is so (only non-business days between the payout and that day)."""
+    delay = 60 if offer is O.BASIC else 30
+    day = date(2025, 1, 1)
+    while day <= date(2032, 12, 31):
+        schedule = compute_payout(offer, day)
+        payout = schedule.payout_date
+        promised = day + timedelta(days=delay)
+        assert payout is not None and is_business_day(payout), day
+        assert day <= payout <= promised <= day + timedelta(days=LEGAL_MAX_PAYMENT_DAYS), day
+        assert all(
+            not is_business_day(payout + timedelta(days=i))
+            for i in range(1, (promised - payout).days + 1)
+        ), day
+        assert not schedule.capped_by_legal_limit, day
+        assert (schedule.shift is Shift.NONE) == (payout == promised), day
+        day += timedelta(days=1)
 
 
 @given(dates)
@@ -205,11 +312,10 @@ def _terms(
 @pytest.mark.parametrize(
     ("offer", "validated", "status", "payout", "fee"),
     [
-        # Tuesday 2 March 2027: day 60 is Saturday 1 May (a holiday), Monday 3 May would
-        # pass the legal maximum: Friday 30 April.
+        # Tuesday 2 March 2027: day 60 is Saturday 1 May (a holiday): Friday 30 April.
         (O.BASIC, date(2027, 3, 2), PayoutStatus.SCHEDULED, date(2027, 4, 30), "0.00"),
-        # Thursday 8 January 2026: day 30 is Saturday 7 February, paid Monday 9 February.
-        (O.EXPRESS, date(2026, 1, 8), PayoutStatus.SCHEDULED, date(2026, 2, 9), "300.63"),
+        # Thursday 8 January 2026: day 30 is Saturday 7 February, paid Friday 6 February.
+        (O.EXPRESS, date(2026, 1, 8), PayoutStatus.SCHEDULED, date(2026, 2, 6), "300.63"),
         # Friday 10 July 2026: the 14 July holiday pushes it to Thursday 16.
         (O.FLASH, date(2026, 7, 10), PayoutStatus.SCHEDULED, date(2026, 7, 16), "601.25"),
         # Saturday 11 July 2026: the first business day on or after, Monday 13.
@@ -241,15 +347,26 @@ def test_payout_terms_say_why_the_date_moved():
     assert flash is not None and flash.skipped_holidays == ["2026-07-14 (Fête nationale)"]
     basic = _terms(O.BASIC, date(2027, 3, 2)).schedule
     assert basic is not None
-    assert basic.capped_by_legal_limit and basic.shift == "previous_business_day"
+    assert basic.shift == "previous_business_day" and not basic.capped_by_legal_limit
+    assert basic.skipped_holidays == ["2027-05-01 (Fête du Travail)"]
     assert basic.legal_limit == date(2027, 5, 1)
+    capped = _terms(O.BASIC, date(2026, 1, 6), invoice_date=date(2025, 12, 10)).schedule
+    assert capped is not None
+    assert capped.capped_by_legal_limit and capped.shift == "previous_business_day"
+    assert capped.legal_limit == date(2026, 2, 8)
 
 
-def test_payout_terms_count_the_legal_cap_from_a_later_invoice_date():
-    # The issuer's latest invoice is dated two days after the validation: the cap moves too.
+def test_payout_terms_count_the_legal_cap_from_the_invoice_date():
+    # The issuer's latest invoice is dated two days after the validation: the cap moves too,
+    # but never the payout past day 60 (Saturday 1 May 2027, a holiday: Friday 30 April).
     terms = _terms(O.BASIC, date(2027, 3, 2), invoice_date=date(2027, 3, 4))
-    assert terms.payout_date == date(2027, 5, 3)
+    assert terms.payout_date == date(2027, 4, 30)
+    assert terms.schedule is not None and terms.schedule.legal_limit == date(2027, 5, 3)
     assert terms.client_due_on == date(2027, 4, 3)
+    # An invoice dated before the validation brings the cap, and the payout, earlier.
+    early = _terms(O.BASIC, date(2027, 3, 2), invoice_date=date(2027, 2, 20))
+    assert early.payout_date == date(2027, 4, 21)  # 20/02/2027 + 60 days, a Wednesday
+    assert early.schedule is not None and early.schedule.capped_by_legal_limit
 
 
 def test_payout_terms_refuse_an_invoice_that_leaves_no_business_day():

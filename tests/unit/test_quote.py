@@ -93,8 +93,14 @@ def test_defaults_contract_signed_on_validation_in_france_without_expenses():
         pytest.param(
             ["--tjm", "500", "--days", "20", "--offer", "basic",
              "--validated-on", "2026-01-06", "--invoice-date", "2026-01-08"],
-            {"payout_date": "2026-03-09"},
-            id="basic-with-a-later-invoice-date",
+            {"payout_date": "2026-03-06"},
+            id="basic-with-a-later-invoice-date-still-pays-before-day-60",
+        ),
+        pytest.param(
+            ["--tjm", "500", "--days", "20", "--offer", "express",
+             "--validated-on", "2026-11-25"],
+            {"payout_date": "2026-12-24", "fee": "250.00"},
+            id="express-day-30-on-christmas-pays-the-day-before",
         ),
         pytest.param(
             ["--tjm", "500", "--days", "1", "--offer", "immediate",

@@ -2,7 +2,8 @@
 time-skipping server with the real activities (PostgreSQL, SMTP sink): proposal → retained →
 legal verification → start → three monthly CRAs submitted and validated → payouts. Every
 payout date and amount is checked against `domain/` and against the database rows, with a
-Flash payout across a public holiday, a Basic payout pulled back by the L441-10 legal cap,
+Flash payout across a public holiday, Basic and Express payouts whose day 60 / 30 is not a
+business day paid the business day before (never late),
 overtime and expenses in a CRA, and the exactly-once cases of the validation path: the same
 validation delivered twice, a worker lost between the commit and the reply, an SMTP server
 that answers 451 then recovers."""
@@ -247,29 +248,32 @@ async def check_lines_in_db(h: MissionHarness, pid: str, month: str) -> None:
     ]
 
 
-async def test_basic_mission_pays_60_days_later_and_the_legal_cap_pulls_one_back(
+async def test_basic_mission_pays_60_days_later_and_never_after_day_60(
     make_harness: Callable[..., Any],
 ) -> None:
     h: MissionHarness = await make_harness()
 
-    def capped(day: date) -> bool:
-        return (
-            is_business_day(day) and compute_payout(PaymentOffer.BASIC, day).capped_by_legal_limit
-        )
+    def day_60_off(day: date) -> bool:
+        return is_business_day(day) and not is_business_day(day + timedelta(days=60))
 
-    # Month 2 is validated on a day whose 60th day later is not a business day: the next
-    # business day would pass the 60-day legal maximum, so the payout moves back.
+    # Month 2 is validated on a day whose 60th day later is not a business day: the payout
+    # moves to the business day before it (never after the promised day, nor the legal cap).
     pid, mission, outcomes = await run_mission(
         h,
         PaymentOffer.BASIC,
         lambda months: plans(
-            months, lambda i, m: first_validation_day(m, capped) if i == 1 else None
+            months, lambda i, m: first_validation_day(m, day_60_off) if i == 1 else None
         ),
     )
     pulled = outcomes[1]
-    assert pulled.schedule.capped_by_legal_limit
+    day_60 = pulled.plan.validate_on + timedelta(days=60)
     assert pulled.schedule.shift is Shift.PREVIOUS_BUSINESS_DAY
-    assert pulled.payout_on < pulled.plan.validate_on + timedelta(days=60)
+    assert not pulled.schedule.capped_by_legal_limit  # the weekend moved it, not the cap
+    assert pulled.payout_on < day_60 and is_business_day(pulled.payout_on)
+    assert all(
+        not is_business_day(pulled.payout_on + timedelta(days=i))
+        for i in range(1, (day_60 - pulled.payout_on).days + 1)
+    )
     check_month_2_lines(pulled, PaymentOffer.BASIC)
 
     if os.environ.get("RECORD_HISTORIES"):  # each one only if new or named (histories.py)
@@ -286,9 +290,9 @@ async def test_basic_mission_pays_60_days_later_and_the_legal_cap_pulls_one_back
     await check_paid(h, pid, PaymentOffer.BASIC, outcomes)
     await check_lines_in_db(h, pid, pulled.month)
     state = await h.payout_state(pid, pulled.month)
-    assert state.facts.capped_by_legal_limit and state.facts.legal_limit == (
-        pulled.plan.validate_on + timedelta(days=60)
-    )
+    assert not state.facts.capped_by_legal_limit and state.facts.legal_limit == day_60
+    assert state.facts.shift == Shift.PREVIOUS_BUSINESS_DAY.value
+    assert "paiement avancé au jour ouvré précédent" in state.facts.explanation
 
 
 async def test_flash_mission_across_a_public_holiday_with_a_worker_lost_after_the_commit(
@@ -393,7 +397,7 @@ async def test_express_mission_with_the_validation_delivered_twice(
 
     def lands_on_a_weekend(day: date) -> bool:
         schedule = compute_payout(PaymentOffer.EXPRESS, day)
-        return is_business_day(day) and schedule.shift is Shift.NEXT_BUSINESS_DAY
+        return is_business_day(day) and schedule.shift is Shift.PREVIOUS_BUSINESS_DAY
 
     pid, _, outcomes = await run_mission(
         h,
@@ -406,7 +410,12 @@ async def test_express_mission_with_the_validation_delivered_twice(
     )
     assert len(refusals) == 1
     assert refusals[0] == "completed" or "a validated CRA is immutable" in refusals[0], refusals
-    assert outcomes[0].schedule.shift is Shift.NEXT_BUSINESS_DAY
+    # Month 1's day 30 is not a business day: paid the business day before, never after it
+    # (the billing e-mail and the payout carry that earlier date: check_paid).
+    first = outcomes[0]
+    assert first.schedule.shift is Shift.PREVIOUS_BUSINESS_DAY
+    assert first.payout_on < first.plan.validate_on + timedelta(days=30)
+    assert is_business_day(first.payout_on)
     check_month_2_lines(outcomes[1], PaymentOffer.EXPRESS)
     await check_paid(h, pid, PaymentOffer.EXPRESS, outcomes)
     assert (
