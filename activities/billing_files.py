@@ -42,7 +42,7 @@ from activities.billing_documents import (
     render_credit_note_facturx_pdf,
     render_facturx_pdf,
 )
-from activities.transitions import record_timeline
+from activities.transitions import queue_email, record_timeline
 from db.models import (
     Approver,
     BillingDocument,
@@ -88,14 +88,22 @@ class _Facts:
 
 
 async def issue_cra_documents(
-    session: AsyncSession, mission_id: str, month: str, *, at: datetime
+    session: AsyncSession,
+    mission_id: str,
+    month: str,
+    *,
+    at: datetime,
+    ops_email: str | None = None,
+    outbox_keys: list[str] | None = None,
 ) -> list[str]:
     """Render and store the month's missing files; the names written now (none on a retry).
 
     A document that cannot carry its mandatory mentions (a party recorded without a postal
-    address, a seller charging VAT without a French VAT number) or whose lines disagree with
-    the ledger is not issued: the reason goes to the mission's timeline and the log, and
-    billing goes on without the file (money never waits for a PDF).
+    address, a seller charging VAT without a French VAT number), whose lines disagree with
+    the ledger or whose rendering fails is not issued: billing goes on without the file
+    (money never waits for a PDF) and it is an ops alert (`_not_issued`) — the BPF and the
+    invoice each on their own, so one failing never holds the other back. The alert's e-mail
+    goes to `ops_email`, its outbox key appended to `outbox_keys` for the caller to deliver.
     """
     have = set(
         (
@@ -124,17 +132,25 @@ async def issue_cra_documents(
     if not (wanted_bpf or wanted_invoice):
         return []
     written: list[str] = []
+    alert = _Alert(session, mission_id, month, at=at, ops_email=ops_email, keys=outbox_keys)
     try:
         facts = await _facts(session, mission_id, month)
         if facts is None:
             return []
         parties = _parties(facts)
-        if wanted_bpf and bpf is not None:
-            written.append(await _store_bpf(session, facts, bpf, parties))
-        if wanted_invoice and invoice is not None:
-            written.append(await _store_invoice(session, facts, invoice, parties))
     except (NotIssuable, ValidationError) as exc:
-        await _not_issued(session, mission_id, month, at=at, reason=str(exc))
+        await alert.not_issued(str(exc))
+        return []
+    if wanted_bpf and bpf is not None:
+        try:
+            written.append(await _store_bpf(session, facts, bpf, parties))
+        except (NotIssuable, ValidationError) as exc:
+            await alert.not_issued(str(exc), what="bpf")
+    if wanted_invoice and invoice is not None:
+        try:
+            written.append(await _store_invoice(session, facts, invoice, parties))
+        except (NotIssuable, ValidationError) as exc:
+            await alert.not_issued(str(exc), what="invoice")
     return written
 
 
@@ -177,16 +193,20 @@ async def issue_credit_note_document(
             invoice_doc, number=note.number, issued_on=note.issued_on, reason=note.reason
         )
     except (NotIssuable, ValidationError) as exc:
-        await _not_issued(session, mission_id, month, at=at, reason=str(exc), what="credit_note")
+        await _Alert(session, mission_id, month, at=at).not_issued(str(exc), what="credit_note")
         return []
-    name = await _store(
-        session,
-        mission_id,
-        month,
-        BillingDocumentKind.CREDIT_NOTE,
-        doc,
-        render_credit_note_facturx_pdf,
-    )
+    try:
+        name = await _store(
+            session,
+            mission_id,
+            month,
+            BillingDocumentKind.CREDIT_NOTE,
+            doc,
+            render_credit_note_facturx_pdf,
+        )
+    except NotIssuable as exc:
+        await _Alert(session, mission_id, month, at=at).not_issued(str(exc), what="credit_note")
+        return []
     await session.execute(
         update(CreditNote)
         .where(CreditNote.id == note.id, CreditNote.pdf_ref.is_(None))
@@ -195,26 +215,66 @@ async def issue_credit_note_document(
     return [name]
 
 
-async def _not_issued(
-    session: AsyncSession,
-    mission_id: str,
-    month: str,
-    *,
-    at: datetime,
-    reason: str,
-    what: str = "documents",
-) -> None:
-    """Say on the mission's timeline (and in the log) why a document was not issued."""
-    activity.logger.warning("%s of %s %s not issued: %s", what, mission_id, month, reason)
-    suffix = "" if what == "documents" else f":{what}"
-    await record_timeline(
-        session,
-        key=f"billing_documents.not_issued:{mission_id}:{month}{suffix}",
-        mission_id=mission_id,
-        kind="billing_documents.not_issued",
-        at=at,
-        data={"month": month, "document": what, "reason": reason},
-    )
+# What the ops e-mail calls each document that was not issued.
+_DOCUMENT_FR = {
+    "documents": "le BPF et la facture",
+    "bpf": "le BPF",
+    "invoice": "la facture",
+    "credit_note": "l'avoir",
+}
+
+
+@dataclass
+class _Alert:
+    """A month's document that cannot be issued is an ops alert, not a quiet row."""
+
+    session: AsyncSession
+    mission_id: str
+    month: str
+    at: datetime
+    ops_email: str | None = None
+    keys: list[str] | None = None
+
+    async def not_issued(self, reason: str, what: str = "documents") -> None:
+        """An ERROR log line naming the mission, the month and the reason; the mission's
+        timeline row `billing_documents.not_issued`; and, when the caller gave the ops
+        address, one e-mail to ops — keyed like the row, so one per document however often
+        the issue is retried."""
+        mission_id, month = self.mission_id, self.month
+        activity.logger.error(
+            "billing document not issued: %s of mission %s, month %s: %s",
+            what,
+            mission_id,
+            month,
+            reason,
+        )
+        suffix = "" if what == "documents" else f":{what}"
+        key = f"billing_documents.not_issued:{mission_id}:{month}{suffix}"
+        await record_timeline(
+            self.session,
+            key=key,
+            mission_id=mission_id,
+            kind="billing_documents.not_issued",
+            at=self.at,
+            data={"month": month, "document": what, "reason": reason},
+        )
+        if self.ops_email is None:
+            return
+        outbox_key = await queue_email(
+            self.session,
+            key=f"{key}:ops",
+            mission_id=mission_id,
+            recipients=[self.ops_email],
+            template="billing_documents_not_issued",
+            context={
+                "mission_id": mission_id,
+                "month": month,
+                "document": _DOCUMENT_FR[what],
+                "reason": reason,
+            },
+        )
+        if self.keys is not None and outbox_key not in self.keys:
+            self.keys.append(outbox_key)
 
 
 class NotIssuable(Exception):
@@ -429,7 +489,10 @@ async def _store(
     """Render `doc` (in a thread: rendering is CPU-bound) and keep its file, once per mission,
     month and kind; returns the file's name (`<number>.pdf`)."""
     name = f"{doc.number}.pdf"
-    content = await asyncio.to_thread(render, doc)
+    try:
+        content = await asyncio.to_thread(render, doc)
+    except Exception as exc:  # rendering is pure: what fails once fails on every retry
+        raise NotIssuable(f"rendering {name} failed: {exc!r}") from exc
     await session.execute(
         insert(BillingDocument)
         .values(

@@ -29,6 +29,7 @@ from activities.billing_files import issue_cra_documents
 from activities.transitions import queue_email, record_timeline
 from db.models import Bpf, Cra, CraLine, CraLineKind, Invoice, InvoiceKind, Payout
 from db.sequences import next_number
+from domain.document_numbers import bpf_number, invoice_number
 from domain.fees import service_amount
 from domain.invoices import (
     DEFAULT_LATE_PAYMENT_RATE,
@@ -41,13 +42,7 @@ from domain.money import to_money
 from domain.offers import offer_rule
 from domain.payouts import client_due_date, payout_terms
 from schemas.activities import TransitionResult
-from schemas.cra import (
-    CraTransition,
-    CraValidation,
-    CraValidationResult,
-    bpf_number,
-    invoice_number,
-)
+from schemas.cra import CraTransition, CraValidation, CraValidationResult
 from schemas.enums import CraStatus, InvoiceStatus
 from schemas.events import CraSubmitted
 from schemas.names import RECORD_CRA_TRANSITION, RECORD_CRA_VALIDATION
@@ -63,8 +58,11 @@ class CraActivities:
         *,
         late_payment_rate: Decimal = DEFAULT_LATE_PAYMENT_RATE,
         recovery_indemnity: Decimal = DEFAULT_RECOVERY_INDEMNITY,
+        ops_email: str | None = None,
     ) -> None:
+        """`ops_email` receives the alert of a document that cannot be issued."""
         self._sessions = sessions
+        self._ops_email = ops_email
         self._late_payment_rate = late_payment_rate
         self._recovery_indemnity = recovery_indemnity
 
@@ -138,7 +136,14 @@ class CraActivities:
             else:
                 result = await _written(session, v, amounts)
             terms = result.terms
-            await issue_cra_documents(session, v.mission_id, v.month, at=v.at)
+            await issue_cra_documents(
+                session,
+                v.mission_id,
+                v.month,
+                at=v.at,
+                ops_email=self._ops_email,
+                outbox_keys=result.outbox_keys,
+            )
             result.outbox_keys.append(
                 await queue_email(
                     session,
@@ -181,11 +186,10 @@ class CraActivities:
         )
         if cra_id is not None:
             await _write_lines(session, cra_id, v.cra, tjm=v.tjm)
-        bpf = bpf_number(v.mission_id, v.month)
         await session.execute(
             insert(Bpf)
             .values(
-                number=bpf,
+                number=bpf_number(v.mission_id, v.month),
                 mission_id=v.mission_id,
                 month=v.month,
                 issued_on=v.validated_on,
@@ -193,6 +197,7 @@ class CraActivities:
             )
             .on_conflict_do_nothing()
         )
+        bpf = await _bpf_number(session, v)
         invoice_id, number, invoice_date = await self._invoice(session, v, amounts)
         terms = _terms(v, invoice_date, amounts)
         await session.execute(
@@ -309,10 +314,21 @@ async def _written(
     issued_on = invoice.issued_on if invoice else None
     return CraValidationResult(
         applied=False,
-        bpf_number=bpf_number(v.mission_id, v.month),
+        bpf_number=await _bpf_number(session, v),
         invoice_number=number,
         terms=_terms(v, issued_on, amounts),
     )
+
+
+async def _bpf_number(session: AsyncSession, v: CraValidation) -> str:
+    """The month's BPF number as its row holds it: a BPF keeps the number it was issued with
+    (domain.document_numbers computes the number of a new one)."""
+    stored = (
+        await session.execute(
+            select(Bpf.number).where(Bpf.mission_id == v.mission_id, Bpf.month == v.month)
+        )
+    ).scalar_one_or_none()
+    return stored if stored is not None else bpf_number(v.mission_id, v.month)
 
 
 async def _upsert_cra(session: AsyncSession, cra: CraSubmitted, **values: Any) -> int | None:

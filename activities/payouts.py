@@ -26,6 +26,7 @@ from activities.transitions import queue_email, record_timeline
 from db.models import ClientPayment, CreditNote, Invoice, Payout
 from db.sequences import CREDIT_NOTE_SERIES, next_number
 from domain.clock import paris_date
+from domain.document_numbers import credit_note_number
 from domain.formatting import money_fr
 from domain.money import ZERO
 from domain.payouts import imported_invoice_terms
@@ -39,7 +40,6 @@ from schemas.payouts import (
     InvoiceImportResult,
     PayoutTransition,
     RecordClientPaymentInput,
-    credit_note_number,
 )
 
 _FINAL = (PayoutStatus.PAID, PayoutStatus.CANCELLED, PayoutStatus.FLAGGED)

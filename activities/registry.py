@@ -47,6 +47,7 @@ class Activities:
             sessions,
             late_payment_rate=settings.late_payment_rate,
             recovery_indemnity=settings.recovery_indemnity,
+            ops_email=settings.ops_email,
         )
         self.payouts = PayoutActivities(sessions, settings.ops_email)
 

@@ -210,15 +210,3 @@ class CraValidationResult(BaseModel):
     @property
     def payout_date(self) -> date | None:
         return self.terms.payout_date
-
-
-def bpf_number(mission_id: str, month: str) -> str:
-    return f"BPF-{mission_id}-{month}"
-
-
-def invoice_number(issuer_siren: str, sequence: int) -> str:
-    """The issuer's continuous invoice number: `F-<SIREN>-000001`, `F-<SIREN>-000002`, …
-
-    Continuous per issuer (L441-9) and, with the issuer's SIREN in it, unique on the whole
-    platform: `client_payment.received` and `invoice.cancelled` name only the number."""
-    return f"F-{issuer_siren}-{sequence:06d}"

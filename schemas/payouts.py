@@ -19,11 +19,6 @@ from schemas.common import Email, Model, Money, Month, NonEmptyText, PlatformId
 from schemas.enums import PaymentOffer, PayoutStatus
 
 
-def credit_note_number(issuer_siren: str, sequence: int) -> str:
-    """The issuer's continuous credit-note number, unique platform-wide: `AV-<SIREN>-000001`."""
-    return f"AV-{issuer_siren}-{sequence:06d}"
-
-
 class PayoutProvider(Model):
     siren: str = Field(pattern=r"^[0-9]{9}$")
     email: Email

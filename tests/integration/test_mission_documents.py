@@ -11,20 +11,27 @@ import asyncio
 import hashlib
 import io
 import json
+import logging
 import os
+import uuid
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from pathlib import Path
 
 import facturx
 import httpx
+import pytest
 from pypdf import PdfReader
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from activities import billing_files
 from activities.billing_files import issue_cra_documents
+from activities.registry import Activities
 from db.models import (
     BillingDocument,
+    Bpf,
+    EmailOutbox,
     Invoice,
     InvoiceNumberSequence,
     Mission,
@@ -34,6 +41,8 @@ from db.models import (
     Provider,
 )
 from domain.billing_documents import french_vat_number
+from domain.document_numbers import bpf_number
+from schemas.activities import DeliverOutboxInput
 from schemas.enums import PayoutStatus
 from settings import Settings
 from tests.support.factories import CLIENT_ADDRESS, PROVIDER_ADDRESS, envelope, proposal_submitted
@@ -332,3 +341,118 @@ async def test_a_proposal_without_addresses_is_422_and_not_recorded(
             )
         ).scalar_one()
     assert count == 0
+
+
+async def test_a_100_character_mission_id_with_dots_and_colons_gets_all_its_documents(
+    gateway: GatewayTestClient, db_engine: AsyncEngine
+) -> None:
+    """The contract allows ids of 100 characters with `.` and `:`: the month still gets its
+    BPF, its invoice PDF and its Factur-X, under numbers of at most 35 characters."""
+    head = f"mission:{uuid.uuid4().hex}.acme.fr:"
+    long_id = (head + "x" * 100)[:100]
+    pid, month = await validated_month(gateway, proposal_id=long_id)
+    assert pid == long_id and len(pid) == 100
+    invoice = await _invoice(db_engine, pid)
+    assert invoice.number is not None
+
+    listed = await _get(gateway, f"/missions/{pid}/documents")
+    assert listed.status_code == 200, listed.text
+    documents = {doc["kind"]: doc for doc in listed.json()["documents"]}
+    assert set(documents) == {"bpf", "invoice"}
+    number = bpf_number(pid, month)
+    assert documents["bpf"]["number"] == number and len(number) <= 35
+    assert documents["invoice"]["number"] == invoice.number
+    async with db_engine.connect() as conn:
+        stored = await conn.scalar(select(Bpf.number).where(Bpf.mission_id == pid))
+        alerts = await conn.scalar(
+            select(func.count())
+            .select_from(MissionEvent)
+            .where(MissionEvent.kind == "billing_documents.not_issued")
+            .where(MissionEvent.mission_id == pid)
+        )
+    assert stored == number and alerts == 0
+
+    files = {}
+    for kind, doc in documents.items():
+        response = await _get(gateway, doc["url"])
+        assert response.status_code == 200, response.text
+        assert response.content.startswith(b"%PDF-")
+        files[kind] = response.content
+    assert f"BON POUR FACTURATION (BPF) N° {number}" in _text(files["bpf"])
+    assert f"FACTURE N° {invoice.number}" in _text(files["invoice"])
+    _, xml = facturx.get_facturx_xml_from_pdf(files["invoice"], check_xsd=False)
+    assert facturx.xml_check_xsd(xml, flavor="factur-x", level="en16931")
+    root = ET.fromstring(xml)
+    assert root.findtext("{*}ExchangedDocument/ram:ID", namespaces=NS) == invoice.number
+
+
+async def test_a_document_that_cannot_be_rendered_is_one_ops_alert(
+    gateway: GatewayTestClient,
+    db_engine: AsyncEngine,
+    running_worker: Activities,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A BPF whose rendering fails: an ERROR log naming the mission, the month and the
+    reason, the timeline row, one e-mail to ops however often it is retried — and the invoice
+    is issued all the same."""
+    pid, month = await validated_month(gateway)
+    async with db_engine.begin() as conn:
+        await conn.execute(delete(BillingDocument).where(BillingDocument.mission_id == pid))
+
+    def broken(doc: object) -> bytes:
+        raise RuntimeError("font cache unreadable")
+
+    monkeypatch.setattr(billing_files, "render_bpf_pdf", broken)
+    invoice = await _invoice(db_engine, pid)
+    keys: list[str] = []
+    with caplog.at_level(logging.ERROR):
+        for _ in range(2):
+            async with AsyncSession(db_engine) as session, session.begin():
+                written = await issue_cra_documents(
+                    session,
+                    pid,
+                    month,
+                    at=datetime.now(UTC),
+                    ops_email="ops@contracting.localhost",
+                    outbox_keys=keys,
+                )
+            assert written in ([f"{invoice.number}.pdf"], [])
+    key = f"billing_documents.not_issued:{pid}:{month}:bpf"
+    assert keys == [f"{key}:ops"]
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any(pid in m and month in m and "font cache unreadable" in m for m in errors), errors
+    async with db_engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(MissionEvent.data["reason"].astext).where(
+                    MissionEvent.mission_id == pid,
+                    MissionEvent.kind == "billing_documents.not_issued",
+                )
+            )
+        ).all()
+        emails = (
+            await conn.execute(
+                select(EmailOutbox.recipients, EmailOutbox.subject, EmailOutbox.body_text).where(
+                    EmailOutbox.outbox_key == f"{key}:ops"
+                )
+            )
+        ).all()
+        kinds = set(
+            (
+                await conn.execute(
+                    select(BillingDocument.kind).where(BillingDocument.mission_id == pid)
+                )
+            ).scalars()
+        )
+    assert len(rows) == 1 and "font cache unreadable" in rows[0][0]
+    assert len(emails) == 1
+    recipients, subject, body = emails[0]
+    assert recipients == ["ops@contracting.localhost"]
+    assert pid in subject and month in subject and "le BPF" in subject
+    assert "font cache unreadable" in body
+    assert {str(kind) for kind in kinds} == {"invoice"}
+    # Sent once, through the outbox the CRA workflow delivers the validation's keys with.
+    sent = await running_worker.outbox.deliver_outbox(DeliverOutboxInput(keys=keys))
+    again = await running_worker.outbox.deliver_outbox(DeliverOutboxInput(keys=keys))
+    assert (sent.sent, again.sent, again.already_sent) == (1, 0, 1)

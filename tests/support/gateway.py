@@ -177,15 +177,18 @@ async def month_open(
     signed_on: date | None = None,
     months_ago: int = 1,
     siren: str | None = None,
+    proposal_id: str | None = None,
 ) -> tuple[str, str]:
     """A mission that started on the 1st of `past_month(months_ago)` with `offer` (purchase
     order `PO-<number>`, contract `CP-<number>`), its provider compliant, once the CRA cycle
-    of that month is open: (mission id, month). File and validate it at `cra_instants`."""
+    of that month is open: (mission id, month). File and validate it at `cra_instants`.
+    `proposal_id` (the mission id) is a fresh short one unless given."""
     siren = siren or new_siren()
     month = past_month(months_ago)
     start = month_bounds(month)[0]
     pid = await submit(
         gateway,
+        proposal_id=proposal_id,
         provider=provider(siren),
         start_date=start.isoformat(),
         end_date=(start + timedelta(days=150)).isoformat(),
@@ -245,9 +248,11 @@ async def refused(response: httpx.Response, *fragments: str) -> str:
     return detail
 
 
-async def validated_month(gateway: GatewayTestClient, offer: str = "basic") -> tuple[str, str]:
+async def validated_month(
+    gateway: GatewayTestClient, offer: str = "basic", proposal_id: str | None = None
+) -> tuple[str, str]:
     """A mission in progress whose month's CRA is validated: (mission id, month)."""
-    pid, month = await month_open(gateway, offer, 9)
+    pid, month = await month_open(gateway, offer, 9, proposal_id=proposal_id)
     await file_and_validate(gateway, pid, month)
 
     async def validated() -> bool:

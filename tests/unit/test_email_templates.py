@@ -47,6 +47,7 @@ CONTEXT = {
     "payout_date": "2026-12-03",
     "days": "18.5",
     "bpf_number": "BPF-P-1-2026-11",
+    "document": "le BPF",
     "payout_status": "scheduled",
     "reminder_count": "2",
     "due_on": "2026-11-30",
