@@ -150,9 +150,9 @@ def test_temporal_dev_server_starts_with_the_search_attributes(tmp_path: Path) -
     assert temporal.poll() is not None
 
 
-def test_contracting_dev_runs_the_demo_and_stops_cleanly(tmp_path: Path) -> None:
+def test_contracting_dev_runs_the_demo_and_stops_cleanly(os_tmp_path: Path) -> None:
     """The whole stack, end to end: start, demo through the gateway, mails, clean stop."""
-    settings = _settings(tmp_path / "var")
+    settings = _settings(os_tmp_path / "var")
     env = {**os.environ, **_env_for(settings), "PYTHONPATH": os.getcwd()}
     started = time.monotonic()
     result = subprocess.run(
@@ -185,7 +185,7 @@ def test_contracting_dev_runs_the_demo_and_stops_cleanly(tmp_path: Path) -> None
     assert "renewal.validated" in output
     assert "step(s) failed" not in output
     assert "stopping PostgreSQL" in output
-    var_dir = tmp_path / "var"
+    var_dir = os_tmp_path / "var"
     assert not (var_dir / "ready").exists()
     assert (var_dir / "temporal" / "temporal.db").exists()
     assert (var_dir / "postgres" / "data" / "PG_VERSION").exists()

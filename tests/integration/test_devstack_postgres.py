@@ -18,9 +18,9 @@ from tests.fixtures.postgres import TEST_SERVER_SETTINGS, PostgresServerHandle, 
 
 
 @pytest.fixture
-def embedded(tmp_path_factory: pytest.TempPathFactory) -> EmbeddedPostgres:
+def embedded(os_tmp_path: Path) -> EmbeddedPostgres:
     return EmbeddedPostgres(
-        tmp_path_factory.mktemp("pg") / "data",
+        os_tmp_path / "data",
         port=free_port(),
         extra_settings=TEST_SERVER_SETTINGS,
     )
@@ -88,9 +88,9 @@ def test_a_port_in_use_fails_with_the_log(embedded: EmbeddedPostgres) -> None:
     assert "could not" in str(failure.value).lower()
 
 
-def test_the_server_dies_with_its_parent(tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_the_server_dies_with_its_parent(os_tmp_path: Path) -> None:
     """A `kill -9` of the dev stack must not leave PostgreSQL holding the port."""
-    data_dir = tmp_path_factory.mktemp("orphan") / "data"
+    data_dir = os_tmp_path / "data"
     port = free_port()
     script = (
         "import sys, time; from pathlib import Path;"
