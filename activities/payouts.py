@@ -12,6 +12,8 @@ then left alone and only the outbox keys are returned again for the send activit
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from decimal import Decimal
 from typing import Any
 
@@ -25,12 +27,14 @@ from activities.billing_files import issue_credit_note_document
 from activities.transitions import queue_email, record_timeline
 from db.models import ClientPayment, CreditNote, Invoice, Payout
 from db.sequences import CREDIT_NOTE_SERIES, next_number
+from domain.client_payments import ClientPayment as Payment
+from domain.client_payments import PaymentProgress, payment_progress
 from domain.clock import paris_date
 from domain.document_numbers import credit_note_number
 from domain.formatting import money_fr
 from domain.money import ZERO
 from domain.payouts import imported_invoice_terms
-from domain.penalties import late_payment_penalty
+from domain.penalties import late_payment_penalties
 from schemas.activities import TransitionResult
 from schemas.enums import InvoiceStatus, PayoutStatus
 from schemas.names import RECORD_CLIENT_PAYMENT, RECORD_INVOICE_IMPORT, RECORD_PAYOUT_TRANSITION
@@ -41,6 +45,8 @@ from schemas.payouts import (
     PayoutTransition,
     RecordClientPaymentInput,
 )
+
+log = logging.getLogger(__name__)
 
 _FINAL = (PayoutStatus.PAID, PayoutStatus.CANCELLED, PayoutStatus.FLAGGED)
 
@@ -95,17 +101,22 @@ class PayoutActivities:
 
     @activity.defn(name=RECORD_CLIENT_PAYMENT)
     async def record_client_payment(self, inp: RecordClientPaymentInput) -> ClientPaymentResult:
-        """The client's payment against its invoice, with the late-payment interest and the
-        fixed recovery indemnity when it pays after the due date (L441-10, D441-5)."""
-        event_id = f"client_payment:{inp.mission_id}:{inp.month}:{inp.invoice_number}"
+        """One client payment of the invoice (one row per platform event: a retry or a re-sent
+        event counts once), and where all its payments stand (`payment_progress`): the invoice
+        is paid once they cover its total incl. VAT. The payment bears the late-payment
+        interest on what it settles, and the fixed recovery indemnity when it is the invoice's
+        first late payment (L441-10, D441-5). A payment beyond the total is flagged to ops
+        (timeline row, warning log, e-mail), once per event."""
         async with self._sessions.begin() as session:
             invoice = (
                 await session.execute(
-                    select(Invoice).where(
+                    select(Invoice)
+                    .where(
                         Invoice.mission_id == inp.mission_id,
                         Invoice.month == inp.month,
                         Invoice.number == inp.invoice_number,
                     )
+                    .with_for_update()  # the invoice's payments are summed one writer at a time
                 )
             ).scalar_one_or_none()
             if invoice is None:
@@ -115,46 +126,59 @@ class PayoutActivities:
                     type="UnknownInvoice",
                     non_retryable=True,
                 )
-            due_on = invoice.due_on
-            if due_on is None:
-                days_late, penalties, indemnity = 0, ZERO, ZERO
-            else:
-                kwargs: dict[str, Any] = {}
-                if invoice.late_payment_rate is not None:
-                    kwargs["rate"] = invoice.late_payment_rate
-                if invoice.recovery_indemnity is not None:
-                    kwargs["indemnity"] = invoice.recovery_indemnity
-                total = (
-                    invoice.amount_incl_vat if invoice.amount_incl_vat is not None else inp.amount
-                )
-                penalty = late_payment_penalty(total, due_on, inp.paid_on, **kwargs)
-                days_late, penalties, indemnity = (
-                    penalty.days_late,
-                    penalty.interest,
-                    penalty.indemnity,
-                )
+            total = (
+                invoice.amount_incl_vat
+                if invoice.amount_incl_vat is not None
+                else inp.invoice_total
+            )
             inserted = await session.execute(
                 insert(ClientPayment)
                 .values(
-                    event_id=event_id,
+                    event_id=inp.event_id,
                     invoice_id=invoice.id,
                     amount=inp.amount,
                     paid_on=inp.paid_on,
-                    days_late=days_late,
-                    penalties=penalties,
-                    indemnity=indemnity,
                 )
                 .on_conflict_do_nothing(index_elements=[ClientPayment.event_id])
                 .returning(ClientPayment.id)
             )
             applied = inserted.scalar_one_or_none() is not None
-            if applied and invoice.status == InvoiceStatus.IN_PAYMENT:
+            rows = list(
+                (
+                    await session.execute(
+                        select(ClientPayment)
+                        .where(ClientPayment.invoice_id == invoice.id)
+                        .order_by(ClientPayment.paid_on, ClientPayment.id)
+                    )
+                ).scalars()
+            )
+            (mine,) = [row for row in rows if row.event_id == inp.event_id]
+            payments = [Payment(amount=row.amount, paid_on=row.paid_on) for row in rows]
+            progress = payment_progress(total, payments)
+            due_on = invoice.due_on
+            if applied and due_on is not None:
+                kwargs: dict[str, Any] = {}
+                if invoice.late_payment_rate is not None:
+                    kwargs["rate"] = invoice.late_payment_rate
+                if invoice.recovery_indemnity is not None:
+                    kwargs["indemnity"] = invoice.recovery_indemnity
+                penalty = late_payment_penalties(total, due_on, payments, **kwargs)[
+                    rows.index(mine)
+                ]
+                mine.days_late = penalty.days_late
+                mine.penalties = penalty.interest
+                # The indemnity is owed once per invoice, whatever order the payments came in.
+                others = any(row.indemnity > 0 for row in rows if row is not mine)
+                mine.indemnity = ZERO if others else penalty.indemnity
+                await session.flush()
+            if applied and progress.complete and invoice.status == InvoiceStatus.IN_PAYMENT:
                 # The client settled it: the invoice is paid (a cancelled one stays cancelled).
                 invoice.status = InvoiceStatus.PAID
                 invoice.paid_at = inp.at
+            event_key = _payment_key(inp)
             await record_timeline(
                 session,
-                key=f"{event_id}:received",
+                key=f"{event_key}:received",
                 mission_id=inp.mission_id,
                 kind="client_payment.received",
                 at=inp.at,
@@ -164,17 +188,82 @@ class PayoutActivities:
                     "amount": str(inp.amount),
                     "paid_on": inp.paid_on.isoformat(),
                     "due_on": due_on.isoformat() if due_on else None,
-                    "days_late": days_late,
-                    "penalties": str(penalties),
-                    "indemnity": str(indemnity),
+                    "days_late": mine.days_late,
+                    "penalties": str(mine.penalties),
+                    "indemnity": str(mine.indemnity),
+                    "paid": str(progress.paid),
+                    "still_due": str(progress.still_due),
+                    "complete_on": progress.complete_on.isoformat()
+                    if progress.complete_on
+                    else None,
                 },
             )
+            keys = []
+            before = payment_progress(
+                total, [p for p, row in zip(payments, rows, strict=True) if row is not mine]
+            )
+            if progress.overpaid_by > before.overpaid_by:
+                keys.append(await self._flag_overpayment(session, inp, event_key, progress))
         return ClientPaymentResult(
             applied=applied,
             due_on=due_on,
-            days_late=days_late,
-            penalties=penalties,
-            indemnity=indemnity,
+            days_late=mine.days_late,
+            penalties=mine.penalties,
+            indemnity=mine.indemnity,
+            paid=progress.paid,
+            still_due=progress.still_due,
+            complete_on=progress.complete_on,
+            overpaid_by=progress.overpaid_by,
+            days_late_max=max(row.days_late for row in rows),
+            penalties_total=sum((row.penalties for row in rows), ZERO),
+            indemnity_total=sum((row.indemnity for row in rows), ZERO),
+            outbox_keys=keys,
+        )
+
+    async def _flag_overpayment(
+        self,
+        session: AsyncSession,
+        inp: RecordClientPaymentInput,
+        event_key: str,
+        progress: PaymentProgress,
+    ) -> str:
+        """The client paid beyond the invoice total: a timeline row, a warning and an e-mail
+        to ops (once per event; a retry only returns the e-mail's key again)."""
+        data = {
+            "month": inp.month,
+            "invoice_number": inp.invoice_number,
+            "invoice_total": str(progress.total),
+            "paid": str(progress.paid),
+            "overpaid_by": str(progress.overpaid_by),
+        }
+        if await record_timeline(
+            session,
+            key=f"{event_key}:overpaid",
+            mission_id=inp.mission_id,
+            kind="client_payment.overpaid",
+            at=inp.at,
+            data=data,
+        ):
+            log.warning(
+                "client overpaid invoice %s of mission %s (%s): %s paid for %s, %s too much",
+                inp.invoice_number,
+                inp.mission_id,
+                inp.month,
+                progress.paid,
+                progress.total,
+                progress.overpaid_by,
+            )
+        return await queue_email(
+            session,
+            key=f"{event_key}:overpaid:ops",
+            mission_id=inp.mission_id,
+            recipients=[self._ops_email],
+            template="client_overpaid",
+            context={
+                "mission_id": inp.mission_id,
+                "provider_name": inp.provider_name,
+                **data,
+            },
         )
 
     @activity.defn(name=RECORD_INVOICE_IMPORT)
@@ -343,6 +432,19 @@ async def _write_payout(session: AsyncSession, t: PayoutTransition) -> None:
             t.month,
             t.status,
         )
+
+
+def _payment_key(inp: RecordClientPaymentInput) -> str:
+    """The idempotency key of a payment's timeline rows and e-mail: its mission, month and
+    event (the event id digested when the whole would not fit the 300-character keys)."""
+    key = f"client_payment:{inp.mission_id}:{inp.month}:{inp.event_id}"
+    if len(key) <= _KEY_ROOM:
+        return key
+    digest = hashlib.sha256(inp.event_id.encode()).hexdigest()[:32]
+    return f"client_payment:{inp.mission_id}:{inp.month}:{digest}"
+
+
+_KEY_ROOM = 300 - len(":overpaid:ops")
 
 
 async def _locked_invoice(session: AsyncSession, mission_id: str, month: str) -> Invoice | None:

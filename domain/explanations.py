@@ -226,6 +226,8 @@ def why_payout_not_arrived(
     legal_limit: date | None = None,
     capped_by_legal_limit: bool = False,
     client_paid_on: date | None = None,
+    client_paid: Decimal | None = None,
+    client_still_due: Decimal | None = None,
 ) -> list[Explanation]:
     """Why the month's payout has not arrived (or that it has), each reason with its facts:
     CRA not validated or validated late, invoice not imported, fixed delay running, Flash or
@@ -336,6 +338,21 @@ def why_payout_not_arrived(
     if offer is PaymentOffer.BACK_TO_BACK or payout_status is PayoutStatus.WAITING_CLIENT_PAYMENT:
         number = invoice_number or "(sans numéro)"
         facts = {"invoice_number": number, "validated_on": validated_on.isoformat()}
+        if client_paid_on is None and client_paid and client_still_due:
+            # Partly paid: the payments accumulate until they cover the invoice.
+            facts["client_paid"] = str(client_paid)
+            facts["client_still_due"] = str(client_still_due)
+            reasons.append(
+                Explanation(
+                    "client_partly_paid",
+                    "Offre back-to-back : le prestataire est payé après le règlement complet du "
+                    f"client ; le client a réglé {money_fr(client_paid)} de la facture {number}, "
+                    f"il reste {money_fr(client_still_due)} à payer (CRA validé le "
+                    f"{date_fr(validated_on)}).",
+                    facts,
+                )
+            )
+            return reasons
         if client_paid_on is None:
             reasons.append(
                 Explanation(

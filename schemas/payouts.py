@@ -90,7 +90,14 @@ class PayoutFacts(BaseModel):
     legal_limit: date | None = None
     capped_by_legal_limit: bool = False
     explanation: str = ""
-    client_paid_on: date | None = None
+    client_paid_on: date | None = Field(
+        default=None, description="the day the client's payments came to cover the invoice"
+    )
+    client_paid: Decimal = Field(default=Decimal("0.00"), description="paid so far by the client")
+    client_still_due: Decimal | None = Field(
+        default=None, description="what the client still owes (None: no payment yet)"
+    )
+    client_overpaid_by: Decimal = Decimal("0.00")
     client_days_late: int = 0
     client_penalties: Decimal = Decimal("0.00")
     client_indemnity: Decimal = Decimal("0.00")
@@ -161,17 +168,34 @@ class RecordClientPaymentInput(BaseModel):
     mission_id: str
     month: str
     invoice_number: str
+    event_id: str = Field(description="the platform's event id: one payment per event")
     amount: Decimal
     paid_on: date
     at: datetime
+    invoice_total: Decimal = Field(
+        description="the payout's gross (the invoice total incl. VAT) when the invoice row "
+        "holds no total"
+    )
+    provider_name: str = ""
 
 
 class ClientPaymentResult(BaseModel):
+    """This payment's late fees, and where all the invoice's payments stand
+    (`domain.client_payments.payment_progress`)."""
+
     applied: bool
     due_on: date | None = None
     days_late: int = 0
     penalties: Decimal = Decimal("0.00")
     indemnity: Decimal = Decimal("0.00")
+    paid: Decimal = Decimal("0.00")
+    still_due: Decimal = Decimal("0.00")
+    complete_on: date | None = None
+    overpaid_by: Decimal = Decimal("0.00")
+    days_late_max: int = 0
+    penalties_total: Decimal = Decimal("0.00")
+    indemnity_total: Decimal = Decimal("0.00")
+    outbox_keys: list[str] = Field(default_factory=list)
 
 
 class InvoiceImport(BaseModel):

@@ -12,8 +12,12 @@ pending. The monthly CRA cycle starts it through the idempotent `start_payout` a
   from the CRA validation, the legal cap counting from the invoice date). The client's payment is
   recorded (with late-payment interest and the €40 indemnity when it is late) but never moves
   the date: an early payment does not make it earlier, a late one does not delay it.
-- Back-to-back: waits for `client_payment.received`, then pays on the first business day on
-  or after the client's payment.
+- Back-to-back: waits until the client's payments (`client_payment.received` may be partial:
+  they accumulate per invoice, `domain.client_payments`) cover the invoice total incl. VAT,
+  then pays on the first business day on or after the day they did. A partial payment is
+  recorded and the payout keeps waiting (`explain` says what is still due); a payment beyond
+  the total is recorded and flagged to ops by the activity. Each payment is one platform
+  event (its id is the update id): a retried or re-sent event counts once.
 - Immediate: pays on the first business day on or after the validation (or the import).
 - Manual import (`invoice_number` None at start, undated terms): waits for `invoice.imported`,
   whose activity checks the amounts against the validated CRA in one transaction. Equal: the
@@ -32,8 +36,8 @@ pending. The monthly CRA cycle starts it through the idempotent `start_payout` a
   and where the difference goes. Once an import is accepted, any further import is refused.
 - `invoice.cancelled`: cancels a payout not yet made; a payout already made is flagged for ops.
 - After paying, the workflow stays open (no timer running but `KEEP_OPEN_AFTER_PAID`) until the
-  client's payment is recorded or the invoice is cancelled, so late payments and credit notes
-  still reach it.
+  client's payments cover the invoice or the invoice is cancelled, so late payments and credit
+  notes still reach it.
 
 Each transition is one activity (payout row, timeline, outbox) then one delivery activity.
 A Basic payout costs: schedule, timer, pay, deliver.
@@ -115,8 +119,10 @@ class PayoutWorkflow:
         """What is paid, and when: the validation's terms, re-dated only by an accepted import."""
         self._invoice_number = inp.invoice_number
         self._imported = inp.invoice_number is not None
-        self._client_payment: ClientPaymentReceived | None = None
+        self._payment_ids: set[str] = set()
+        """The events of the client's payments taken (recorded or being recorded)."""
         self._client: ClientPaymentResult | None = None
+        """Where the client's payments stand, after the last one recorded."""
         self._paid_after_client: date | None = None
         """Back-to-back: the payout date, known once the client has paid."""
         self._lock = asyncio.Lock()  # transitions take turns; state changes after a commit
@@ -148,9 +154,9 @@ class PayoutWorkflow:
                 workflow.upsert_search_attributes(attributes)
                 attributes = []
             await self._step("scheduled", PayoutStatus.WAITING_CLIENT_PAYMENT)
-            await workflow.wait_condition(lambda: self._client is not None or self._done)
-            if self._client_payment is not None:
-                self._paid_after_client = back_to_back_payout_date(self._client_payment.paid_on)
+            await workflow.wait_condition(lambda: self._client_paid_on is not None or self._done)
+            if self._client_paid_on is not None:
+                self._paid_after_client = back_to_back_payout_date(self._client_paid_on)
         if not self._done:
             assert self._payout_date is not None
             workflow.upsert_search_attributes(
@@ -171,7 +177,7 @@ class PayoutWorkflow:
             await Deadline("client payment or credit note after the payout").wait(
                 workflow.now() + KEEP_OPEN_AFTER_PAID,
                 lambda: (
-                    (self._client is not None and not self._lock.locked())
+                    (self._client_paid_on is not None and not self._lock.locked())
                     or self._status is not PayoutStatus.PAID
                 ),
             )
@@ -181,6 +187,11 @@ class PayoutWorkflow:
     @property
     def _done(self) -> bool:
         return self._status in _DONE
+
+    @property
+    def _client_paid_on(self) -> date | None:
+        """The day the client's payments came to cover the invoice (None: not yet)."""
+        return self._client.complete_on if self._client is not None else None
 
     @property
     def _payout_date(self) -> date | None:
@@ -278,35 +289,42 @@ class PayoutWorkflow:
 
     @workflow.update(name=CLIENT_PAYMENT_RECEIVED)
     async def client_payment_received(self, event: ClientPaymentReceived) -> PayoutState:
-        # Taken at once, so a second delivery of the same event is refused by the validator.
-        self._client_payment = event
+        # One payment per event (the update id is the platform's event id): Temporal answers
+        # a second delivery of a completed update itself, and the ledger counts it once.
+        update = workflow.current_update_info()
+        assert update is not None, "a client payment is an update"
+        event_id = update.id
+        if event_id in self._payment_ids:
+            return self._state()
+        self._payment_ids.add(event_id)
         async with self._lock:
             try:
-                self._client = await db_activity(
+                result: ClientPaymentResult = await db_activity(
                     RECORD_CLIENT_PAYMENT,
                     RecordClientPaymentInput(
                         mission_id=self._inp.mission_id,
                         month=self._inp.month,
                         invoice_number=event.invoice_number,
+                        event_id=event_id,
                         amount=event.amount,
                         paid_on=event.paid_on,
                         at=workflow.now(),
+                        invoice_total=self._terms.amount,
+                        provider_name=self._inp.provider.name,
                     ),
                     ClientPaymentResult,
                 )
             except ActivityError as exc:
-                self._client_payment = None  # not recorded: the platform may send it again
+                self._payment_ids.discard(event_id)  # not recorded: it may be sent again
                 raise refuse(root_message(exc)) from exc
+            self._client = result
+        if result.outbox_keys:  # an overpayment's e-mail to ops
+            await deliver_outbox(result.outbox_keys)
         return self._state()
 
     @client_payment_received.validator
     def _validate_client_payment(self, event: ClientPaymentReceived) -> None:
         self._check_invoice(event.invoice_number)
-        if self._client_payment is not None:
-            raise refuse(
-                f"the client's payment of invoice {event.invoice_number} was already received "
-                f"(paid on {self._client_payment.paid_on.isoformat()})"
-            )
         if self._status in (PayoutStatus.CANCELLED, PayoutStatus.FLAGGED):
             raise refuse(f"invoice {event.invoice_number} is cancelled")
         invoiced_on = self._terms.invoice_date or self._terms.validated_on
@@ -426,9 +444,9 @@ class PayoutWorkflow:
         )
         if terms.schedule is not None:
             if self._paid_after_client is not None:
-                assert self._client_payment is not None
+                assert self._client_paid_on is not None
                 facts.explanation += (
-                    f" Client payé le {long_date_fr(self._client_payment.paid_on)} : paiement "
+                    f" Client payé le {long_date_fr(self._client_paid_on)} : paiement "
                     f"le {long_date_fr(self._paid_after_client)}."
                 )
         elif not self._imported:
@@ -436,12 +454,14 @@ class PayoutWorkflow:
                 f"Facture du CRA {inp.month} pas encore importée : la date de paiement sera "
                 "calculée à son import."
             )
-        if self._client_payment is not None:
-            facts.client_paid_on = self._client_payment.paid_on
         if self._client is not None:
-            facts.client_days_late = self._client.days_late
-            facts.client_penalties = self._client.penalties
-            facts.client_indemnity = self._client.indemnity
+            facts.client_paid_on = self._client.complete_on
+            facts.client_paid = self._client.paid
+            facts.client_still_due = self._client.still_due
+            facts.client_overpaid_by = self._client.overpaid_by
+            facts.client_days_late = self._client.days_late_max
+            facts.client_penalties = self._client.penalties_total
+            facts.client_indemnity = self._client.indemnity_total
         return PayoutState(
             mission_id=inp.mission_id,
             month=inp.month,

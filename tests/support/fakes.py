@@ -20,6 +20,8 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from domain.client_payments import ClientPayment as Payment
+from domain.client_payments import payment_progress
 from domain.clock import paris_date
 from domain.invoices import invoice_amounts_for_cra
 from domain.payouts import payout_terms
@@ -37,6 +39,7 @@ from schemas.names import (
     COMPLIANCE_CHANGED,
     DELIVER_OUTBOX,
     OPEN_CRA_CYCLE,
+    RECORD_CLIENT_PAYMENT,
     RECORD_CRA_TRANSITION,
     RECORD_CRA_VALIDATION,
     RECORD_MISSION_TRANSITION,
@@ -45,7 +48,12 @@ from schemas.names import (
     START_PAYOUT,
     WATCH_PROVIDER,
 )
-from schemas.payouts import PayoutInput, PayoutTransition
+from schemas.payouts import (
+    ClientPaymentResult,
+    PayoutInput,
+    PayoutTransition,
+    RecordClientPaymentInput,
+)
 from workflows.registry import WORKFLOWS
 
 
@@ -166,15 +174,41 @@ class FakeMissionActivities(FakeOutbox):
 
 class FakePayoutActivities(FakeOutbox):
     """The payout's transitions recorded in memory (each with its instant, `at`); the keys of
-    their emails returned and recorded as delivered, nothing sent."""
+    their emails returned and recorded as delivered, nothing sent. The client's payments kept
+    per invoice (mission, month) and event id."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.client_payments: dict[tuple[str, str], dict[str, Payment]] = {}
 
     @activity.defn(name=RECORD_PAYOUT_TRANSITION)
     async def record_payout_transition(self, t: PayoutTransition) -> TransitionResult:
         self.recorded.calls.append((RECORD_PAYOUT_TRANSITION, t))
         return TransitionResult(applied=True, outbox_keys=[f"{t.key}:{e.to}" for e in t.emails])
 
+    @activity.defn(name=RECORD_CLIENT_PAYMENT)
+    async def record_client_payment(self, inp: RecordClientPaymentInput) -> ClientPaymentResult:
+        """The payment kept once per event id in memory; where the invoice's payments stand
+        (`payment_progress` on the payout's gross), no late fees; an overpayment's ops
+        e-mail key when this payment made it."""
+        self.recorded.calls.append((RECORD_CLIENT_PAYMENT, inp))
+        invoice = self.client_payments.setdefault((inp.mission_id, inp.month), {})
+        before = payment_progress(inp.invoice_total, invoice.values())
+        applied = inp.event_id not in invoice
+        invoice.setdefault(inp.event_id, Payment(amount=inp.amount, paid_on=inp.paid_on))
+        progress = payment_progress(inp.invoice_total, invoice.values())
+        overpaid = applied and progress.overpaid_by > before.overpaid_by
+        return ClientPaymentResult(
+            applied=applied,
+            paid=progress.paid,
+            still_due=progress.still_due,
+            complete_on=progress.complete_on,
+            overpaid_by=progress.overpaid_by,
+            outbox_keys=[f"client_payment:{inp.event_id}:overpaid:ops"] if overpaid else [],
+        )
+
     def all(self) -> list[Callable[..., Any]]:
-        return [self.record_payout_transition, self.deliver_outbox]
+        return [self.record_payout_transition, self.record_client_payment, self.deliver_outbox]
 
 
 @asynccontextmanager

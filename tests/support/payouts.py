@@ -152,10 +152,13 @@ class PayoutDriver:
             ) from None
         return await self.state(handle)
 
-    async def send(self, handle: Handle, name: str, payload: Any) -> PayoutState:
-        """An update as the gateway sends it (a fresh event id); the payout's state."""
+    async def send(
+        self, handle: Handle, name: str, payload: Any, *, event_id: str | None = None
+    ) -> PayoutState:
+        """An update as the gateway sends it (the event's id, a fresh one by default); the
+        payout's state."""
         result: PayoutState = await handle.execute_update(
-            name, payload, id=uuid.uuid4().hex, result_type=PayoutState
+            name, payload, id=event_id or uuid.uuid4().hex, result_type=PayoutState
         )
         return result
 
@@ -166,12 +169,14 @@ class PayoutDriver:
         *,
         invoice_number: str | None,
         amount: Decimal = INCL_VAT,
+        event_id: str | None = None,
     ) -> PayoutState:
-        """The platform reports the client's payment of the invoice (all of it by default)."""
+        """The platform reports a client's payment of the invoice (all of it by default;
+        `event_id` to send the same event again)."""
         payment = ClientPaymentReceived(
             invoice_number=invoice_number or "", amount=amount, paid_on=paid_on
         )
-        return await self.send(handle, CLIENT_PAYMENT_RECEIVED, payment)
+        return await self.send(handle, CLIENT_PAYMENT_RECEIVED, payment, event_id=event_id)
 
     async def reach_payment(self, payout_date: date) -> None:
         """Let the test server's clock run just past the payout's instant (PAY_AT, Paris, on

@@ -233,6 +233,20 @@ def test_back_to_back_waits_for_the_client_payment_of_the_invoice() -> None:
     assert reasons[0].facts["invoice_number"] == "F-000001"
 
 
+def test_back_to_back_partly_paid_says_how_much_is_still_due() -> None:
+    reasons = validated_june(
+        PaymentOffer.BACK_TO_BACK,
+        invoice_number="F-000001",
+        payout_status=PayoutStatus.WAITING_CLIENT_PAYMENT,
+        client_paid=Decimal("4000.00"),
+        client_still_due=Decimal("10574.00"),
+    )
+    assert codes(reasons) == ["client_partly_paid"]
+    assert "le client a réglé 4 000,00 € de la facture F-000001" in reasons[0].message
+    assert "il reste 10 574,00 € à payer" in reasons[0].message
+    assert reasons[0].facts["client_still_due"] == "10574.00"
+
+
 def test_manual_import_invoice_not_imported() -> None:
     reasons = validated_june(
         PaymentOffer.EXPRESS, payout_status=PayoutStatus.WAITING_INVOICE_IMPORT

@@ -85,14 +85,16 @@ async def test_fixed_date_and_immediate_payouts_match_domain(
     ]
     basic, basic_inp = started[0][0]
     # The client pays the Basic invoice early: recorded, no penalty, the date does not move.
-    early = await harness.client_pays(basic, today, invoice_number=basic_inp.invoice_number)
+    event_id = f"evt-{uuid.uuid4().hex}"
+    early = await harness.client_pays(
+        basic, today, invoice_number=basic_inp.invoice_number, event_id=event_id
+    )
     assert early.facts.client_paid_on == today and early.facts.client_penalties == 0
     assert early.payout_date == compute_payout(PaymentOffer.BASIC, today).payout_date
-    with pytest.raises(WorkflowUpdateFailedError) as refused:  # the same payment, resent
-        await harness.client_pays(
-            basic, today, invoice_number=basic_inp.invoice_number, amount=Decimal("1.00")
-        )
-    assert "already received" in str(refused.value.cause)
+    again = await harness.client_pays(  # the same event, delivered again: counted once
+        basic, today, invoice_number=basic_inp.invoice_number, event_id=event_id
+    )
+    assert again.facts.client_paid == gross() and again.facts.client_overpaid_by == 0
 
     for (handle, inp), invoiced in started:
         expected = compute_payout(inp.terms.offer, inp.terms.validated_on, invoiced)
@@ -182,31 +184,113 @@ async def test_paid_once_when_the_pay_activity_is_retried_after_its_commit(
         assert len([m for m in harness.sink.messages if about(inp.mission_id, "Paiement")(m)]) == 1
 
 
-async def test_back_to_back_waits_for_the_client_payment_then_pays(
+async def test_back_to_back_waits_for_the_whole_payment_then_pays_once(
     harness: PayoutHarness,
 ) -> None:
+    """A partial payment (delivered twice: counted once) is recorded and the payout waits,
+    saying what is still due; the payment that covers the invoice releases it, dated from that
+    payment's day; the provider is paid once."""
     today = await harness.today()
     handle, inp = await harness.start(PaymentOffer.BACK_TO_BACK)
     state = await harness.until(handle, lambda s: s.status is PayoutStatus.WAITING_CLIENT_PAYMENT)
     assert state.payout_date is None and "après l'encaissement" in state.facts.explanation
-    await skip_time(harness.env, timedelta(days=20))
-    assert (await harness.state(handle)).status is PayoutStatus.WAITING_CLIENT_PAYMENT
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await harness.client_pays(handle, today, invoice_number="F-OTHER", amount=Decimal("1.00"))
     assert "not the invoice of this payout" in str(refused.value.cause)
+
+    partial_on = today + timedelta(days=5)
+    await skip_time(harness.env, timedelta(days=5))
+    event_id = f"evt-{uuid.uuid4().hex}"
+    for _ in range(2):  # the platform sends the same event again
+        partial = await harness.client_pays(
+            handle,
+            partial_on,
+            invoice_number=inp.invoice_number,
+            amount=Decimal("4000.00"),
+            event_id=event_id,
+        )
+        assert partial.status is PayoutStatus.WAITING_CLIENT_PAYMENT
+        assert partial.payout_date is None and partial.facts.client_paid_on is None
+        assert partial.facts.client_paid == Decimal("4000.00")
+        assert partial.facts.client_still_due == gross() - Decimal("4000.00")
+    invoice = await harness.invoice_row(inp.mission_id)
+    assert invoice.status == InvoiceStatus.IN_PAYMENT and invoice.paid_at is None
+    await skip_time(harness.env, timedelta(days=15))
+    assert (await harness.state(handle)).status is PayoutStatus.WAITING_CLIENT_PAYMENT
+
     paid_on = today + timedelta(days=20)
-    await harness.client_pays(handle, paid_on, invoice_number=inp.invoice_number)
+    await harness.client_pays(
+        handle, paid_on, invoice_number=inp.invoice_number, amount=gross() - Decimal("4000.00")
+    )
     await harness.reach_payment(next_business_day_on_or_after(paid_on))
     result: PayoutState = await handle.result()
     assert result.status is PayoutStatus.PAID
     assert result.payout_date == next_business_day_on_or_after(paid_on)
     assert result.fee == 0 and result.net_amount == gross()
+    assert result.facts.client_paid_on == paid_on and result.facts.client_still_due == 0
     assert result.facts.client_days_late == 0  # due 30 days after validation
     assert "Client payé le" in result.facts.explanation
     await harness.mails(about(inp.mission_id, "Paiement effectué"), 1)
     invoice = await harness.invoice_row(inp.mission_id)
     assert invoice.status == "paid" and invoice.paid_at is not None  # the client settled it
+    async with harness.engine.connect() as conn:
+        payments = (
+            await conn.execute(
+                select(ClientPayment.amount, ClientPayment.paid_on)
+                .join(Invoice, Invoice.id == ClientPayment.invoice_id)
+                .where(Invoice.mission_id == inp.mission_id)
+                .order_by(ClientPayment.paid_on)
+            )
+        ).all()
+        paid_rows = await conn.scalar(
+            select(func.count())
+            .select_from(Payout)
+            .where(Payout.mission_id == inp.mission_id, Payout.status == PayoutStatus.PAID)
+        )
+    assert [tuple(p) for p in payments] == [
+        (Decimal("4000.00"), partial_on),
+        (gross() - Decimal("4000.00"), paid_on),
+    ]
+    assert paid_rows == 1
     await record_history(handle, "payout_back_to_back")
+
+
+async def test_an_overpayment_is_recorded_and_flagged_to_ops(harness: PayoutHarness) -> None:
+    """Basic, paid in full then 50 € more before its date: both payments recorded, the second
+    flagged (timeline row, one e-mail to ops, even when delivered again); the date does not
+    move."""
+    today = await harness.today()
+    handle, inp = await harness.start(PaymentOffer.BASIC)
+    await harness.until(handle, lambda s: s.status is PayoutStatus.SCHEDULED)
+    await harness.client_pays(handle, today, invoice_number=inp.invoice_number)
+    event_id = f"evt-{uuid.uuid4().hex}"
+    for _ in range(2):
+        state = await harness.client_pays(
+            handle,
+            today,
+            invoice_number=inp.invoice_number,
+            amount=Decimal("50.00"),
+            event_id=event_id,
+        )
+        assert state.facts.client_overpaid_by == Decimal("50.00")
+        assert state.facts.client_paid == gross() + Decimal("50.00")
+    assert state.payout_date == compute_payout(PaymentOffer.BASIC, today).payout_date
+    assert state.status is PayoutStatus.SCHEDULED
+    mails = await harness.mails(about(inp.mission_id, "au-delà de son montant"), 1)
+    assert len(mails) == 1 and mails[0].rcpt_tos != (inp.provider.email,)
+    body = mails[0].message.get_body(preferencelist=("plain",))
+    assert body is not None and "50,00" in body.get_content()
+    async with harness.engine.connect() as conn:
+        flagged = (
+            await conn.execute(
+                select(MissionEvent.data).where(
+                    MissionEvent.mission_id == inp.mission_id,
+                    MissionEvent.kind == "client_payment.overpaid",
+                )
+            )
+        ).all()
+    assert [row.data["overpaid_by"] for row in flagged] == ["50.00"]
+    await handle.terminate("test over")
 
 
 async def test_a_late_client_payment_records_penalties_and_does_not_delay_the_payout(

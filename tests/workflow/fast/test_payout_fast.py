@@ -8,20 +8,26 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import time, timedelta
+from decimal import Decimal
 
 import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from domain.clock import paris_date, paris_instant
-from domain.payouts import compute_payout
+from domain.payouts import back_to_back_payout_date, compute_payout
 from schemas.enums import PaymentOffer, PayoutStatus
 from schemas.events import InvoiceCancelled
-from schemas.names import DELIVER_OUTBOX, INVOICE_CANCELLED, RECORD_PAYOUT_TRANSITION
+from schemas.names import (
+    DELIVER_OUTBOX,
+    INVOICE_CANCELLED,
+    RECORD_CLIENT_PAYMENT,
+    RECORD_PAYOUT_TRANSITION,
+)
 from schemas.payouts import PayoutTransition
 from tests.fixtures.temporal import settle, skip_until
 from tests.support.fakes import FakePayoutActivities, fake_worker
-from tests.support.payouts import PayoutDriver
+from tests.support.payouts import INCL_VAT, PayoutDriver
 from tests.support.waits import eventually
 from workflows.payout import PAY_AT
 
@@ -106,3 +112,59 @@ async def test_an_invoice_cancelled_before_the_date_cancels_the_payout(payout_en
     assert cancelled.status is PayoutStatus.CANCELLED and cancelled.reason == "Avoir AV-1"
     assert paris_date(cancelled.at) < inp.terms.payout_date
     assert [(e.to, e.template) for e in cancelled.emails] == [("provider", "payout_cancelled")]
+
+
+async def test_back_to_back_waits_for_the_whole_payment(payout_env: Fast) -> None:
+    """A partial payment (sent twice: counted once) leaves the payout waiting with what is
+    still due; the payment that covers the invoice (and 100 € more: flagged to ops) releases
+    it, dated from that payment's day, once."""
+    driver, fakes = payout_env
+    handle, inp = await driver.start(PaymentOffer.BACK_TO_BACK)
+    await written(fakes, "scheduled")
+    assert transitions(fakes)[0].status is PayoutStatus.WAITING_CLIENT_PAYMENT
+    today = await driver.today()
+    event_id = f"evt-{inp.mission_id}"
+
+    for _ in range(2):  # the same event delivered twice
+        partial = await driver.client_pays(
+            handle,
+            today,
+            invoice_number=inp.invoice_number,
+            amount=Decimal("1.00"),
+            event_id=event_id,
+        )
+        assert partial.status is PayoutStatus.WAITING_CLIENT_PAYMENT
+        assert partial.payout_date is None and partial.facts.client_paid_on is None
+        assert (partial.facts.client_paid, partial.facts.client_still_due) == (
+            Decimal("1.00"),
+            INCL_VAT - Decimal("1.00"),
+        )
+    assert len(fakes.recorded.inputs(RECORD_CLIENT_PAYMENT)) <= 2
+    assert list(fakes.client_payments[(inp.mission_id, inp.month)]) == [event_id]
+    await settle()
+    assert fakes.recorded.kinds(RECORD_PAYOUT_TRANSITION) == ["scheduled"]
+
+    # Ten days later, at 07:00, the client pays the rest, and 100 € too much.
+    completed_on = today + timedelta(days=10)
+    await skip_until(driver.env, paris_instant(completed_on, time(7, 0)))
+    state = await driver.client_pays(
+        handle, completed_on, invoice_number=inp.invoice_number, amount=INCL_VAT + Decimal("99")
+    )
+    assert state.facts.client_overpaid_by == Decimal("100.00")
+    assert state.facts.client_still_due == 0 and state.facts.client_paid_on == completed_on
+
+    async def released() -> bool:
+        return fakes.recorded.kinds(RECORD_PAYOUT_TRANSITION)[:2] == ["scheduled", "scheduled"]
+
+    await eventually(released)
+    scheduled = transitions(fakes)[1]
+    assert scheduled.status is PayoutStatus.SCHEDULED
+    assert scheduled.due_on == back_to_back_payout_date(completed_on)
+    delivered = [key for d in fakes.recorded.inputs(DELIVER_OUTBOX) for key in d.keys]
+    assert [key for key in delivered if key.endswith(":overpaid:ops")] and len(delivered) == 1
+
+    await driver.reach_payment(back_to_back_payout_date(completed_on))
+    result = await asyncio.wait_for(handle.result(), 30)  # complete: nothing left to wait for
+    assert result.status is PayoutStatus.PAID
+    assert result.payout_date == back_to_back_payout_date(completed_on)
+    assert fakes.recorded.kinds(RECORD_PAYOUT_TRANSITION) == ["scheduled", "scheduled", "paid"]
