@@ -9,7 +9,8 @@ point at an earlier month whose CRA was validated.
 
 The CRA is due by the last business day of the mission's part of the month; when it is not
 submitted by then, the provider is reminded at 09:00 Paris the next business day, then every
-7 days until the first submission.
+7 days until the first submission. Days not yet worked are not billed: the CRA can be
+submitted from that same day (its Paris day), not before (`submission_opens_on`).
 """
 
 from __future__ import annotations
@@ -128,6 +129,27 @@ def due_day(month: str, mission_start: date, mission_end: date) -> date:
     first = max(first, mission_start)
     day = previous_business_day_on_or_before(last)
     return day if day >= first else last
+
+
+def submission_opens_on(month: str, mission_start: date, mission_end: date) -> date:
+    """The first Paris day the CRA of `month` may be submitted: its due day, that is the
+    month's last business day, or, when the mission ends earlier in that month, the last
+    business day on or before the mission's last day (that last day itself when the
+    mission's part of the month has no business day). Days not yet worked are not billed."""
+    return due_day(month, mission_start, mission_end)
+
+
+def check_submission_day(
+    month: str, submitted_on: date, mission_start: date, mission_end: date
+) -> None:
+    """Raise InvalidCra when a CRA of `month` is submitted (Paris day) before it opens."""
+    opens = submission_opens_on(month, mission_start, mission_end)
+    if submitted_on < opens:
+        raise InvalidCra(
+            f"the {month} CRA cannot be submitted before {opens.isoformat()} (Europe/Paris), "
+            f"the last business day of the mission's part of the month: days not yet worked "
+            f"are not billed (submitted on {submitted_on.isoformat()})"
+        )
 
 
 def first_reminder_day(month: str, mission_start: date, mission_end: date) -> date:

@@ -4,9 +4,11 @@ the start of billing. A child of the mission workflow, one per month of a missio
 - Platform events are **updates** named after their event type (`cra.submitted`,
   `cra.validated`, `cra.rejected`). Validators ask `domain/` whether the event applies (days in
   half-day steps, no more than the mission's calendar days in the month, corrections only of
-  validated earlier months; only an approver of the mission validates or rejects, only a
-  submitted CRA); a refusal (the gateway's 409) writes nothing, not even to history. A
-  validated CRA is immutable: every later submission, validation or rejection is refused.
+  validated earlier months; not before the due day, the submission's Paris day taken from
+  `occurred_at`, since days not yet worked are not billed; only an approver of the mission
+  validates or rejects, only a submitted CRA); a refusal (the gateway's 409) writes nothing,
+  not even to history. A validated CRA is immutable: every later submission, validation or
+  rejection is refused.
 - Handlers change the in-memory state and queue a transition; the main loop writes each one,
   in order, through one idempotent activity, then delivers its emails in the background.
 - Reminder: when the CRA is not submitted by the last business day of the mission's part of
@@ -32,7 +34,14 @@ from datetime import date, datetime
 from temporalio import workflow
 
 from domain.clock import paris_date, paris_text
-from domain.cra import check_cra, due_day, mission_days_in_month, month_bounds, reminder_at
+from domain.cra import (
+    check_cra,
+    check_submission_day,
+    due_day,
+    mission_days_in_month,
+    month_bounds,
+    reminder_at,
+)
 from schemas import search_attributes as sa
 from schemas.activities import TransitionResult
 from schemas.cra import (
@@ -237,6 +246,8 @@ class CraWorkflow:
             raise refuse(self._closed_reason("submit"))
         inp = self._inp
         check(lambda: check_cra(event, inp.mission_start, inp.mission_end, self._validated_months))
+        on = paris_date(occurred(event))  # days not yet worked are not billed
+        check(lambda: check_submission_day(inp.month, on, inp.mission_start, inp.mission_end))
 
     @workflow.update(name=CRA_VALIDATED)
     def cra_validated(self, event: CraValidated) -> CraUpdateAccepted:

@@ -16,7 +16,7 @@ auto-entrepreneur, a Finnish company, a Portuguese company), each left at a diff
 5. Léa Petit EI: read → `proposal`.
 6. Léa Petit EI, on mission 1's RFP, which closes: not retained → `lost`.
 7. Nordic Data Oy withdraws, with a reason → `cancelled`.
-8-11. One mission per other payment offer (Basic: Durand Conseil; Express: Léa Petit EI;
+8-12. One mission per payment offer (Basic and Flash: Durand Conseil; Express: Léa Petit EI;
    back-to-back and immediate payment: Lisboa Dev Lda, Portugal), started on the first day of
    last month, last month's CRA validated today: BPF, invoice and payout workflow on its real
    date → `in_progress` (`add_billed_missions`).
@@ -47,6 +47,7 @@ import httpx
 import typer
 
 from domain.calendar import is_business_day
+from domain.cra import submission_opens_on
 from schemas.enums import MissionStage, ProposalStatus
 from schemas.mission import MissionView
 from settings import get_settings
@@ -390,6 +391,35 @@ class Scenario:
         )
 
 
+def add_first_cra(s: Scenario, m1: str, month: str) -> None:
+    """Mission 1's first month's CRA, filed on the day it opens and validated."""
+    s.add(
+        m1,
+        "cra.submitted",
+        f"{m1}-cra-{month}-submitted",
+        {
+            "mission_id": m1,
+            "month": month,
+            "days": "1",
+            "expenses": [
+                {
+                    "label": "Train Paris-Lyon (kick-off)",
+                    "amount": "120.40",
+                    "vat_rate": "10",
+                    "receipt_ref": f"s3://demo-receipts/{m1}-{month}-1.pdf",
+                }
+            ],
+        },
+    )
+    s.add(
+        m1,
+        "cra.validated",
+        f"{m1}-cra-{month}-validated",
+        {"mission_id": m1, "month": month, "approver_id": CLIENT["approvers"][0]["id"]},
+        lambda v: month in v.state.validated_months,
+    )
+
+
 def build_scenario(today: date) -> Scenario:
     s = Scenario(today)
     next_month = (today.replace(day=28) + timedelta(days=4)).replace(day=1)
@@ -466,33 +496,23 @@ def build_scenario(today: date) -> Scenario:
         payment_offer="flash",
         special_conditions_ref=f"CP-{s.stamp}-001",
     )
-    # Its first month's CRA (pro rata: it started today), validated by the client's approver:
-    # BPF, invoice and a Flash payout 3 business days later (`payout-<mission>-<month>`).
-    s.add(
-        m1,
-        "cra.submitted",
-        f"{m1}-cra-{month}-submitted",
-        {
-            "mission_id": m1,
-            "month": month,
-            "days": "1",
-            "expenses": [
-                {
-                    "label": "Train Paris-Lyon (kick-off)",
-                    "amount": "120.40",
-                    "vat_rate": "10",
-                    "receipt_ref": f"s3://demo-receipts/{m1}-{month}-1.pdf",
-                }
-            ],
-        },
-    )
-    s.add(
-        m1,
-        "cra.validated",
-        f"{m1}-cra-{month}-validated",
-        {"mission_id": m1, "month": month, "approver_id": CLIENT["approvers"][0]["id"]},
-        lambda v: month in v.state.validated_months,
-    )
+    # Its first month's CRA (pro rata: it started today). Days not yet worked are not billed:
+    # it opens on the month's last business day, so before that day filing it is a 409 that
+    # names the day; on it, it is filed and validated by the client's approver: BPF, invoice
+    # and a Flash payout 3 business days later (`payout-<mission>-<month>`). Mission 12 shows
+    # a Flash payout whatever the day.
+    opens = submission_opens_on(month, today, today + timedelta(days=180))
+    if today < opens:
+        s.add(
+            m1,
+            "cra.submitted",
+            f"{m1}-cra-{month}-too-early",
+            {"mission_id": m1, "month": month, "days": "1"},
+            expect_refusal=True,
+            note=f"a CRA filed before its month's last business day ({opens}) is refused",
+        )
+    else:
+        add_first_cra(s, m1, month)
 
     # 2. Léa Petit EI (auto-entrepreneur: a Sirene notice, not a Kbis): to start next month.
     s.proposal(m2, "proposal.read", status_at_least(ProposalStatus.READ))
@@ -587,7 +607,7 @@ def build_scenario(today: date) -> Scenario:
         reason="Le consultant proposé n'est plus disponible aux dates demandées.",
     )
 
-    # 8-11: one mission per other payment offer, billed (a scenario of its own, below).
+    # 8-12: one mission per payment offer, billed (a scenario of its own, below).
     billed = add_billed_missions(s, first_number=8)
     # 8 again: renewed for six more months at a new TJM, paid Express from then on.
     add_renewal(s, billed[0], months=6, tjm="680.00", offer="express")
@@ -630,14 +650,16 @@ def add_renewal(s: Scenario, pid: str, *, months: int, tjm: str, offer: str) -> 
 
 
 def add_billed_missions(s: Scenario, first_number: int) -> list[str]:
-    """Missions 8-11, one per payment offer mission 1 (Flash) does not show, started on the
-    first day of last month: last month's CRA is validated today, so each has its BPF, its
-    invoice and its payout workflow `payout-<mission>-<YYYY-MM>`:
+    """Missions 8-12, one per payment offer, started on the first day of last month (mission
+    1's Flash month is billable only from its last business day): last month's CRA is
+    validated today, so each has its BPF, its invoice and its payout workflow
+    `payout-<mission>-<YYYY-MM>`:
 
     - Basic (Durand Conseil): paid 60 days after the validation, `NextPayoutDate` set;
     - Express (Léa Petit EI, VAT franchise: no VAT on the invoice): 30 days after;
     - back-to-back (Lisboa Dev Lda, Portugal): waits for the client's payment of the invoice;
-    - immediate payment (Lisboa Dev Lda): paid on the first business day on or after today.
+    - immediate payment (Lisboa Dev Lda): paid on the first business day on or after today;
+    - Flash (Durand Conseil): paid 3 business days after today.
 
     A scenario is a function of the `Scenario` like this one, built from its steps (`submit`,
     `proposal`, `documents`, `sign`, `cra`) and called from `build_scenario`; it numbers its
@@ -652,6 +674,7 @@ def add_billed_missions(s: Scenario, first_number: int) -> list[str]:
         (LEA, "express", "450.00"),
         (LISBOA, "back_to_back", "700.00"),
         (LISBOA, "immediate", "680.00"),
+        (DURAND, "flash", "660.00"),
     ]
     # Step by step across the missions (each waits only for its own previous step).
     missions = [

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.models import Invoice, Payout
-from domain.calendar import previous_business_day_on_or_before
+from domain.calendar import next_business_day_on_or_after, previous_business_day_on_or_before
 from domain.clock import paris_date, paris_instant
 from domain.cra import month_bounds
 from domain.payouts import compute_payout
@@ -105,6 +105,30 @@ async def test_a_late_validation_keeps_its_day_and_one_before_the_submission_is_
     assert issued_on == validated_on and due_on == expected
 
 
+async def test_a_cra_filed_before_it_opens_is_409_with_the_day_it_opens(
+    gateway: GatewayTestClient,
+) -> None:
+    """Days not yet worked are not billed: a whole month filed on its 2nd day, or the day
+    before its last business day (late in the evening, Paris), is a 409 that names the day
+    it opens; filed that day it is accepted and validated."""
+    pid, month = await month_open(gateway, "flash", 16)
+    first, last = month_bounds(month)
+    opens = previous_business_day_on_or_before(last)
+    for early in (
+        paris_instant(first + timedelta(days=1), time(10)),
+        paris_instant(opens) - timedelta(minutes=30),
+    ):
+        await refused(
+            await post(
+                gateway, "cra.submitted", occurred_at=early, mission_id=pid, month=month, days="1"
+            ),
+            f"the {month} CRA cannot be submitted before {opens.isoformat()} (Europe/Paris)",
+        )
+    await file_cra(gateway, pid, month, paris_instant(opens, time(0, 5)))
+    await validate_cra(gateway, pid, month, paris_instant(opens, time(17)))
+    await _validated(gateway, pid, month)
+
+
 async def test_a_payment_before_its_invoice_is_409(
     gateway: GatewayTestClient, db_engine: AsyncEngine
 ) -> None:
@@ -138,13 +162,14 @@ async def test_invoices_of_an_issuer_stay_in_date_order_when_a_validation_arrive
 ) -> None:
     """Two missions of one provider: the later-dated validation is processed first; the
     earlier one, processed after, gets the next number and is dated no earlier than it."""
-    first, month = await month_open(gateway, "basic", 14)
+    # Two months ago, so that the next business day after its CRA opens is past too.
+    first, month = await month_open(gateway, "basic", 14, months_ago=2)
     view_first = await view(gateway, first)
     siren = view_first.state.provider_siren
-    second, _ = await month_open(gateway, "basic", 15, siren=siren)
+    second, _ = await month_open(gateway, "basic", 15, siren=siren, months_ago=2)
     due = previous_business_day_on_or_before(month_bounds(month)[1])
-    early = paris_instant(due - timedelta(days=7), time(12))
-    late = paris_instant(due, time(17))
+    early = paris_instant(due, time(12))
+    late = paris_instant(next_business_day_on_or_after(due + timedelta(days=1)), time(17))
     for pid in (first, second):
         await file_cra(gateway, pid, month, early - timedelta(hours=2))
     await validate_cra(gateway, second, month, late)

@@ -359,11 +359,10 @@ async def test_full_path_to_in_progress_through_the_gateway(
 ) -> None:
     siren = new_siren()
     start = today()
+    # A one-day mission: its CRA opens today (days not yet worked are not billed), so the
+    # provider can file it now, whatever the day.
     pid = await submit(
-        gateway,
-        provider=provider(siren),
-        start_date=start.isoformat(),
-        end_date=(start + timedelta(days=90)).isoformat(),
+        gateway, provider=provider(siren), start_date=start.isoformat(), end_date=start.isoformat()
     )
     await retain(gateway, pid)
     first = await upload(gateway, siren, "urssaf_vigilance")

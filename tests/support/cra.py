@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from temporalio.client import WorkflowHandle
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.registry import Activities
-from domain.clock import paris_date
-from domain.cra import month_bounds
+from domain.clock import paris_date, paris_instant
+from domain.cra import month_bounds, submission_opens_on
 from schemas.activities import RecordProposalInput
 from schemas.cra import CraInput, CraProvider, CraResult, CraState
 from schemas.enums import PaymentOffer
@@ -99,14 +99,44 @@ class CraHarness:
         return await mails(self.sink, predicate, count)
 
 
-def submitted(inp: CraInput, days: str, **lines: Any) -> CraSubmitted:
+SUBMIT_AT = time(10)
+"""When (Paris) the harness's provider submits, on the day the CRA opens."""
+VALIDATE_AT = time(17)
+"""When (Paris) the harness's approver validates, the same day."""
+
+
+def opens_on(inp: CraInput) -> date:
+    """The first day the cycle's CRA may be submitted (domain/cra.py)."""
+    return submission_opens_on(inp.month, inp.mission_start, inp.mission_end)
+
+
+def submitted(
+    inp: CraInput, days: str, *, at: datetime | None = None, **lines: Any
+) -> CraSubmitted:
+    """The provider's CRA, dated `at` (by default the day it opens, at SUBMIT_AT): days not
+    yet worked are not billed, so it is never dated before that day unless a test says so."""
     return CraSubmitted.model_validate(
-        {"mission_id": inp.mission_id, "month": inp.month, "days": days, **lines}
+        {
+            "mission_id": inp.mission_id,
+            "month": inp.month,
+            "days": days,
+            "occurred_at": at or paris_instant(opens_on(inp), SUBMIT_AT),
+            **lines,
+        }
     )
 
 
-def validated(inp: CraInput, approver: str = APPROVER) -> CraValidated:
-    return CraValidated(mission_id=inp.mission_id, month=inp.month, approver_id=approver)
+def validated(
+    inp: CraInput, approver: str = APPROVER, *, at: datetime | None = None
+) -> CraValidated:
+    """The approver's validation, dated `at` (by default the day the CRA opens, at
+    VALIDATE_AT, after the harness's submission)."""
+    return CraValidated(
+        mission_id=inp.mission_id,
+        month=inp.month,
+        approver_id=approver,
+        occurred_at=at or paris_instant(opens_on(inp), VALIDATE_AT),
+    )
 
 
 def cra_input(

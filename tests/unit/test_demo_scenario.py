@@ -40,13 +40,24 @@ def test_the_missions_cover_every_offer_and_the_billed_ones_have_a_validated_cra
         for step in scenario.steps
         if step.event["type"] == "cra.validated"
     }
-    assert validated == {
-        scenario.pid(1): "2026-11",
-        **{scenario.pid(n): "2026-10" for n in (8, 9, 10, 11)},
-    }
+    # Mission 1's month opens on Monday 30 November (days not yet worked are not billed): on
+    # the 27th its CRA is refused, on the 30th it is filed and validated.
+    assert validated == {scenario.pid(n): "2026-10" for n in (8, 9, 10, 11, 12)}
+    [early] = [
+        step
+        for step in scenario.steps
+        if step.event["type"] == "cra.submitted" and step.mission == scenario.pid(1)
+    ]
+    assert early.expect_refusal and "2026-11-30" in early.note
+    on_the_day = build_scenario(date(2026, 11, 30))
+    assert [
+        step.event["data"]["month"]
+        for step in on_the_day.steps
+        if step.event["type"] == "cra.validated" and step.mission == on_the_day.pid(1)
+    ] == ["2026-11"]
     starts = {
         step.mission: step.event["data"]["start_date"]
         for step in scenario.steps
         if step.event["type"] == "proposal.submitted"
     }
-    assert all(starts[scenario.pid(n)] == "2026-10-01" for n in (8, 9, 10, 11))
+    assert all(starts[scenario.pid(n)] == "2026-10-01" for n in (8, 9, 10, 11, 12))

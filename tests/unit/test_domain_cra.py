@@ -1,6 +1,6 @@
 """CRA rules: pro rata months, half-day steps, corrections of validated months only."""
 
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal as D
 
 import pytest
@@ -14,6 +14,7 @@ from domain.cra import (
     check_correction,
     check_cra,
     check_days,
+    check_submission_day,
     due_day,
     first_reminder_day,
     mission_days_in_month,
@@ -21,6 +22,7 @@ from domain.cra import (
     month_bounds,
     month_of,
     reminder_at,
+    submission_opens_on,
 )
 from domain.errors import InvalidCra
 from schemas.events import CorrectionLine, CraSubmitted
@@ -135,6 +137,57 @@ def test_a_cra_is_due_on_the_last_business_day_of_the_missions_part_of_the_month
     assert first_reminder_day("2026-12", date(2026, 12, 1), date(2027, 5, 31)) == date(2027, 1, 4)
     # A part of the month with no business day (a Saturday-Sunday mission end): its last day.
     assert due_day("2027-01", date(2027, 1, 2), date(2027, 1, 3)) == date(2027, 1, 3)
+
+
+LONG = date(2020, 1, 1), date(2030, 12, 31)
+"""A mission covering every month below whole."""
+
+
+@pytest.mark.parametrize(
+    ("month", "start", "end", "opens"),
+    [
+        # May 2026 ends on a Sunday: the CRA opens Friday the 29th.
+        ("2026-05", *LONG, date(2026, 5, 29)),
+        # October 2026 ends on a Saturday: Friday the 30th.
+        ("2026-10", *LONG, date(2026, 10, 30)),
+        # 31 December is a business day (Thursday in 2026, Friday in 2027): that day itself.
+        ("2026-12", *LONG, date(2026, 12, 31)),
+        ("2027-12", *LONG, date(2027, 12, 31)),
+        # The eve of 1 May (Thursday 30 April 2026) closes April: that day.
+        ("2026-04", *LONG, date(2026, 4, 30)),
+        # A mission ending mid-month on a Saturday: the Friday before.
+        ("2026-11", LONG[0], date(2026, 11, 14), date(2026, 11, 13)),
+        # ... on a holiday that falls on a Saturday (15 August 2026): Friday the 14th.
+        ("2026-08", LONG[0], date(2026, 8, 15), date(2026, 8, 14)),
+        # ... on Pentecost Monday (25 May 2026): Friday the 22nd.
+        ("2026-05", LONG[0], date(2026, 5, 25), date(2026, 5, 22)),
+        # ... on a business day: that day.
+        ("2027-01", LONG[0], date(2027, 1, 13), date(2027, 1, 13)),
+        # A part of the month with no business day (1 May 2026, a holiday): its last day.
+        ("2026-05", LONG[0], date(2026, 5, 1), date(2026, 5, 1)),
+        ("2027-01", date(2027, 1, 2), date(2027, 1, 3), date(2027, 1, 3)),
+    ],
+)
+def test_a_cra_opens_on_the_last_business_day_of_the_missions_part_of_the_month(
+    month: str, start: date, end: date, opens: date
+) -> None:
+    assert submission_opens_on(month, start, end) == opens
+    assert submission_opens_on(month, start, end) == due_day(month, start, end)
+    check_submission_day(month, opens, start, end)  # on the day: accepted
+    check_submission_day(month, date(2031, 1, 1), start, end)  # any day after too
+    with pytest.raises(InvalidCra) as early:
+        check_submission_day(month, opens - timedelta(days=1), start, end)
+    assert f"cannot be submitted before {opens.isoformat()} (Europe/Paris)" in str(early.value)
+
+
+@given(st.dates(min_value=date(2025, 1, 1), max_value=LONG[1]))
+def test_a_whole_month_never_opens_before_its_last_week_nor_on_a_non_business_day(
+    day: date,
+) -> None:
+    month = month_of(day)
+    opens = submission_opens_on(month, *LONG)
+    assert opens.weekday() < 5 and month_of(opens) == month
+    assert (month_bounds(month)[1] - opens).days < 7
 
 
 def test_reminders_go_at_nine_paris_then_every_week() -> None:

@@ -37,7 +37,7 @@ from settings import Settings
 from starter.devstack.mailsink import MailSink
 from tests.fixtures.clock import NASTY_INSTANTS
 from tests.fixtures.temporal import skip_until, start_time_skipping
-from tests.support.cra import CraHarness, submitted, validated
+from tests.support.cra import CraHarness, opens_on, submitted, validated
 from tests.support.waits import eventually
 from workflows.payout import PAY_AT
 from workflows.registry import WORKFLOWS
@@ -75,11 +75,15 @@ async def test_validation_day_invoice_and_payout_follow_the_events_paris_day(
     month = month_of(today)
     expected = {}
     for offer in (PaymentOffer.FLASH, PaymentOffer.IMMEDIATE):
-        inp = await h.mission(start=month_bounds(month)[0], month=month, payment_offer=offer)
+        # The mission ends today, so its CRA is open (from the last business day on or
+        # before today): filed two hours ago, or at the opening day's midnight if later.
+        inp = await h.mission(
+            start=month_bounds(month)[0], end=today, month=month, payment_offer=offer
+        )
         cycle = await h.start(inp)
-        filed = submitted(inp, "1").model_copy(update={"occurred_at": now - timedelta(hours=2)})
-        await h.send(cycle, "cra.submitted", filed)
-        await h.send(cycle, "cra.validated", validated(inp).model_copy(update={"occurred_at": now}))
+        filed_at = max(now - timedelta(hours=2), paris_instant(opens_on(inp)))
+        await h.send(cycle, "cra.submitted", submitted(inp, "1", at=filed_at))
+        await h.send(cycle, "cra.validated", validated(inp, at=now))
         result: CraResult = await cycle.result()
         schedule = compute_payout(offer, today)
         assert schedule.payout_date is not None

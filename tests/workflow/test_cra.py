@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,7 @@ from settings import Settings
 from starter.devstack.mailsink import MailSink
 from tests.fixtures.histories import record_history
 from tests.fixtures.temporal import skip_time
-from tests.support.cra import CraHarness, submitted, validated
+from tests.support.cra import CraHarness, opens_on, submitted, validated
 from tests.support.factories import APPROVER, new_siren
 from tests.support.months import next_month
 from tests.support.waits import about, eventually
@@ -129,7 +129,13 @@ async def test_rejection_then_resubmission_then_validation_bills_once(
     await harness.send(
         handle,
         "cra.rejected",
-        CraRejected(mission_id=mid, month=inp.month, approver_id=APPROVER, comment=comment),
+        CraRejected(
+            mission_id=mid,
+            month=inp.month,
+            approver_id=APPROVER,
+            comment=comment,
+            occurred_at=paris_instant(opens_on(inp), time(12)),
+        ),
     )
     rejected = (await harness.mails(about(mid, "refusé par votre client"), 1))[0]
     assert comment in rejected.text()
@@ -143,7 +149,8 @@ async def test_rejection_then_resubmission_then_validation_bills_once(
         "overtime": [{"label": "Astreinte", "amount": "200.00"}],
         "corrections": [{"label": "Oubli", "amount": "-50.00", "corrects_month": previous}],
     }
-    await harness.send(handle, "cra.submitted", submitted(inp, "20.5", **lines))
+    resubmitted_at = paris_instant(opens_on(inp), time(14))
+    await harness.send(handle, "cra.submitted", submitted(inp, "20.5", at=resubmitted_at, **lines))
     event_id = f"evt-{uuid.uuid4().hex}"
     # The same event delivered twice: one update, one validation.
     await asyncio.gather(

@@ -15,6 +15,7 @@ from temporalio.client import WorkflowHandle
 
 from db.models import Contract, Invoice, Mission, MissionEvent, Proposal, PurchaseOrder
 from domain.clock import paris_instant
+from domain.cra import submission_opens_on
 from schemas.cra import CraState
 from schemas.enums import DocumentKind, PaymentOffer
 from schemas.events import (
@@ -40,7 +41,7 @@ from tests.fixtures.histories import record_history
 from tests.fixtures.temporal import refused_update, send_update, skip_time
 from tests.support.db import count as count_rows
 from tests.support.factories import DOCUMENTS, document_events
-from tests.support.mission import MissionHarness
+from tests.support.mission import SUBMIT_AT, MissionHarness
 from tests.support.waits import about
 
 Handle = WorkflowHandle[Any, Any]
@@ -407,10 +408,13 @@ async def test_a_started_mission_opens_its_monthly_cra_cycle_and_learns_of_its_v
     await mission_harness.sign(handle, PaymentOffer.FLASH, po_number="PO-3")
     month = (await mission_harness.today()).strftime("%Y-%m")
     state = await mission_harness.until(handle, lambda s: s.cra_months == [month])
+    period = state.start_date, state.end_date
 
     cycle = mission_harness.env.client.get_workflow_handle(cra_workflow_id(pid, month))
     cra = await cycle.query("state", result_type=CraState)
     assert cra.status == "draft"
+    # Days not yet worked are not billed: the provider files on the day the CRA opens.
+    await mission_harness.sleep_until(paris_instant(submission_opens_on(month, *period), SUBMIT_AT))
     await mission_harness.send(
         cycle, "cra.submitted", CraSubmitted(mission_id=pid, month=month, days=Decimal("1"))
     )

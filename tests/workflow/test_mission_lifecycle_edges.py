@@ -22,7 +22,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from db.engine import session_factory
 from db.models import Mission, MissionEvent
 from domain.clock import paris_instant
-from domain.cra import month_bounds, month_of
+from domain.cra import month_bounds, month_of, submission_opens_on
 from schemas.cra import CraResult, CraState
 from schemas.enums import CraStatus, MissionStage, PaymentOffer, RenewalStep
 from schemas.events import (
@@ -44,7 +44,7 @@ from starter.gateway.events import EventError, NotApplicable, parse_event
 from starter.support.explain import explain_month
 from tests.fixtures.temporal import refused_update
 from tests.support.factories import APPROVER, envelope
-from tests.support.mission import MissionHarness
+from tests.support.mission import SUBMIT_AT, MissionHarness
 from tests.support.months import following, last_day
 from tests.support.waits import eventually
 
@@ -228,8 +228,11 @@ async def test_after_an_early_termination_no_cra_opens_beyond_the_end_and_valida
     first, second, third = months
     await h.until(mission, lambda s: first in s.cra_months)
     cycle = h.env.client.get_workflow_handle(cra_workflow_id(pid, first), result_type=CraResult)
-    # The provider declares 20 days of the first month while the mission still runs to the
-    # end of the third.
+    # The provider declares 20 days of the first month on its last business day (when its
+    # CRA opens) while the mission still runs to the end of the third.
+    running = await h.state(mission)
+    opens = submission_opens_on(first, running.start_date, running.end_date)
+    await h.sleep_until(paris_instant(opens, SUBMIT_AT))
     await h.send(
         cycle, "cra.submitted", CraSubmitted(mission_id=pid, month=first, days=Decimal("20"))
     )
@@ -325,6 +328,8 @@ async def test_a_renewal_validated_while_a_mid_month_end_cycle_is_open_extends_i
 
     whole_month = last_day(month).day
     assert await cycle_max_days(h, pid, month, whole_month) == whole_month
+    # The whole month is filed when its CRA now opens, on its last business day.
+    await h.sleep_until(paris_instant(submission_opens_on(month, start, new_end), SUBMIT_AT))
     await h.send(
         cycle,
         "cra.submitted",

@@ -5,23 +5,23 @@ decides and in what order it asks for it to be written."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import time, timedelta
 from decimal import Decimal
 
 import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
-from domain.clock import paris_date
+from domain.clock import paris_date, paris_instant
 from domain.cra import month_bounds
 from domain.payouts import compute_payout
-from schemas.cra import CraInput, CraResult
+from schemas.cra import CraInput, CraResult, CraState
 from schemas.enums import PaymentOffer
 from schemas.ids import cra_workflow_id
 from schemas.names import CRA_WORKFLOW, RECORD_CRA_TRANSITION, RECORD_CRA_VALIDATION, START_PAYOUT
 from schemas.payouts import PayoutInput
 from tests.fixtures.temporal import refused_update, send_update
-from tests.support.cra import cra_input, new_proposal, submitted, validated
+from tests.support.cra import cra_input, new_proposal, opens_on, submitted, validated
 from tests.support.fakes import FakeCraActivities, fake_worker
 from tests.support.months import next_month
 
@@ -65,9 +65,9 @@ async def test_a_validated_cra_starts_its_payout_with_the_terms_of_its_validatio
     await send_update(cycle, "cra.validated", validated(inp))
     result = await cycle.result()
 
-    today = paris_date(await env.get_current_time())
-    assert result.validated_on == today and result.days == Decimal("18")
-    assert result.payout_date == compute_payout(PaymentOffer.FLASH, today).payout_date
+    opened = opens_on(inp)  # submitted and validated the day the CRA opens
+    assert result.validated_on == opened and result.days == Decimal("18")
+    assert result.payout_date == compute_payout(PaymentOffer.FLASH, opened).payout_date
     assert fakes.recorded.names()[:2] == [RECORD_CRA_TRANSITION, RECORD_CRA_VALIDATION]
     [payout] = fakes.recorded.inputs(START_PAYOUT)
     assert isinstance(payout, PayoutInput)
@@ -88,4 +88,32 @@ async def test_a_refused_update_writes_nothing(
     assert "half-day steps" in await refused_update(cycle, "cra.submitted", submitted(inp, "8.3"))
     assert "not submitted yet" in await refused_update(cycle, "cra.validated", validated(inp))
     assert fakes.recorded.calls == []
+    await cycle.terminate("test over")
+
+
+async def test_a_cra_opens_on_the_last_business_day_of_the_missions_part_of_the_month(
+    cra_env: tuple[WorkflowEnvironment, FakeCraActivities, str],
+) -> None:
+    """Days not yet worked are not billed: submitted the day before the CRA opens (Paris
+    day of its `occurred_at`), it is refused with the date it opens and nothing is written;
+    on that day it is accepted. The mission ends on a Saturday mid-month: the CRA opens the
+    day before, Friday."""
+    env, fakes, queue = cra_env
+    month = next_month(paris_date(await env.get_current_time()))
+    first, _ = month_bounds(month)
+    saturday = first + timedelta(days=7 + (5 - first.weekday()) % 7)
+    inp = cra_input(new_proposal(first, saturday), month, first, saturday)
+    opened = opens_on(inp)
+    assert opened < saturday and opened.weekday() < 5
+    cycle = await env.client.start_workflow(
+        CRA_WORKFLOW, inp, id=cra_workflow_id(inp.mission_id, month), task_queue=queue
+    )
+    early = paris_instant(opened, time(23, 59)) - timedelta(days=1)
+    refusal = await refused_update(cycle, "cra.submitted", submitted(inp, "5", at=early))
+    assert opened.isoformat() in refusal and "Europe/Paris" in refusal, refusal
+    assert fakes.recorded.calls == []
+
+    await send_update(cycle, "cra.submitted", submitted(inp, "5", at=paris_instant(opened)))
+    state = await cycle.query("state", result_type=CraState)
+    assert state.status == "submitted" and state.submitted_at == paris_instant(opened)
     await cycle.terminate("test over")
