@@ -213,6 +213,7 @@ def why_payout_not_arrived(
     offer: PaymentOffer | None,
     cra_status: CraStatus | None,
     submitted_on: date | None = None,
+    submission_opens: date | None = None,
     validated_on: date | None = None,
     rejection_comment: str | None = None,
     manual_import: bool = False,
@@ -230,7 +231,8 @@ def why_payout_not_arrived(
     client_still_due: Decimal | None = None,
 ) -> list[Explanation]:
     """Why the month's payout has not arrived (or that it has), each reason with its facts:
-    CRA not validated or validated late, invoice not imported, fixed delay running, Flash or
+    CRA not validated (and, not submitted yet, the day `submission_opens` it can be) or
+    validated late, invoice not imported, fixed delay running, Flash or
     a fixed date shifted by weekends and holidays, client not paid (back-to-back), due date
     not reached, already paid."""
     label = month_fr(month)
@@ -248,6 +250,14 @@ def why_payout_not_arrived(
                 detail += f" (motif : « {rejection_comment} »)"
         elif cra_status is CraStatus.DRAFT:
             detail = "le prestataire ne l'a pas encore soumis"
+            if submission_opens is not None and today < submission_opens:
+                # Days not yet worked are not billed: the CRA opens on its due day.
+                facts["submission_opens_on"] = submission_opens.isoformat()
+                detail += (
+                    f", il ne peut le soumettre qu'à partir du {date_fr(submission_opens)}, "
+                    "dernier jour ouvré de la mission dans le mois (les jours pas encore "
+                    "travaillés ne sont pas facturés)"
+                )
         else:
             detail = "il n'existe pas encore"
         reasons.append(

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from domain.cra import month_bounds
+from domain.cra import month_bounds, submission_opens_on
 from domain.explanations import Explanation, why_cra_not_visible, why_payout_not_arrived
 from schemas.cra import CraState
 from schemas.enums import CraStatus, MissionStage, PaymentOffer, PayoutStatus
@@ -131,6 +131,7 @@ def explain_month(
         offer=offer,
         cra_status=cra.status,
         submitted_on=_day(cra.submitted_at),
+        submission_opens=submission_opens_on(month, state.start_date, state.end_date),
         validated_on=validated_on,
         rejection_comment=cra.rejection_comment,
         manual_import=cra.status is CraStatus.VALIDATED and cra.invoice_number is None,

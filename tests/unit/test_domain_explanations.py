@@ -106,6 +106,23 @@ def test_cra_not_validated() -> None:
     assert "pas encore soumis" in draft[0].message
 
 
+def test_a_draft_cra_that_cannot_be_submitted_yet_says_the_day_it_opens() -> None:
+    """Days not yet worked are not billed: July's CRA opens on its last business day."""
+    july = why_payout_not_arrived(
+        month="2026-07",
+        today=TODAY,
+        offer=PaymentOffer.FLASH,
+        cra_status=CraStatus.DRAFT,
+        submission_opens=date(2026, 7, 31),
+    )
+    assert codes(july) == ["cra_not_validated"]
+    assert "qu'à partir du 31/07/2026" in july[0].message, july[0].message
+    assert july[0].facts["submission_opens_on"] == "2026-07-31"
+    # Once open (June's opened on 30 June), only "not submitted yet".
+    june = june_payout(None, cra_status=CraStatus.DRAFT, submission_opens=date(2026, 6, 30))
+    assert "à partir du" not in june[0].message and "submission_opens_on" not in june[0].facts
+
+
 def test_flash_shifted_by_weekend_and_the_14_july() -> None:
     schedule = compute_payout(PaymentOffer.FLASH, date(2026, 7, 10))
     assert schedule.payout_date == date(2026, 7, 16)
