@@ -3,10 +3,13 @@ TLS or API key."""
 
 from __future__ import annotations
 
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import TLSConfig
 
+from schemas.search_attributes import ALL_KEYS
 from settings import Settings
 
 
@@ -29,4 +32,18 @@ async def connect_temporal(settings: Settings) -> Client:
         data_converter=pydantic_data_converter,
         tls=_tls(settings),
         api_key=api_key,
+    )
+
+
+async def register_search_attributes(client: Client) -> None:
+    """Register every custom search attribute of the workflows on a fresh server (the
+    time-skipping test server refuses to upsert unregistered ones, like a real cluster)."""
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=client.namespace,
+            search_attributes={
+                key.name: IndexedValueType.ValueType(int(key.indexed_value_type))
+                for key in ALL_KEYS
+            },
+        )
     )

@@ -46,6 +46,7 @@ from typing import Annotated, Any
 
 import typer
 
+from activities.temporal_client import register_search_attributes
 from domain.calendar import (
     add_business_days,
     is_business_day,
@@ -230,13 +231,10 @@ async def _database(database_url: str | None) -> Any:
 async def start_time_skipping() -> Any:
     """The time-skipping test server from its wheel, with the custom search attributes
     registered (it refuses to upsert unregistered ones, like a real cluster)."""
-    from temporalio.api.enums.v1 import IndexedValueType
-    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
     from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
     from temporalio.testing import WorkflowEnvironment
 
-    from schemas.search_attributes import ALL_KEYS
     from starter.devstack.binaries import temporal_test_server
 
     quiet = TelemetryFilter(core_level="ERROR", other_level="ERROR")
@@ -246,15 +244,7 @@ async def start_time_skipping() -> Any:
         # The SDK core warns that the test server does not advertise recent capabilities.
         runtime=Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(filter=quiet))),
     )
-    await env.client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=env.client.namespace,
-            search_attributes={
-                key.name: IndexedValueType.ValueType(int(key.indexed_value_type))
-                for key in ALL_KEYS
-            },
-        )
-    )
+    await register_search_attributes(env.client)
     return env
 
 
