@@ -1,22 +1,33 @@
 """A payment quote: what a provider receives for a month's CRA, when, and why.
 
 Used by the `contracting quote` support command and by anything that must tell a provider
-the amount and date of a payout before it happens.
+the amount and date of a payout before it happens. The figures are the ledger's: the invoice
+amounts come from `domain.invoices.compute_invoice_amounts` and the payout (gross incl. VAT,
+fee, net, date and its explanation) from `domain.payouts.payout_terms`, the function the CRA
+validation calls; nothing is recomputed here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
 from domain.errors import DomainError, InvalidAmount
-from domain.fees import offer_fee, service_amount
 from domain.formatting import money_fr, percent_fr
+from domain.invoices import (
+    STANDARD_VAT_RATE,
+    Expense,
+    InvoiceAmounts,
+    compute_invoice_amounts,
+    parse_vat_rate,
+)
 from domain.money import ZERO, is_half_day_multiple, non_negative, to_money
 from domain.offers import check_offer_eligibility, offer_rule
-from domain.payouts import PayoutSchedule, compute_payout, explain_payout
+from domain.payouts import payout_terms
 from schemas.enums import PaymentOffer
+from schemas.payouts import PayoutTerms
 
 MAX_DAYS_IN_A_CRA = 31
 
@@ -24,15 +35,41 @@ MAX_DAYS_IN_A_CRA = 31
 @dataclass(frozen=True, slots=True)
 class Quote:
     offer: PaymentOffer
-    service_amount: Decimal
-    fee: Decimal
-    expenses: Decimal
-    payout_amount: Decimal
-    """service − fee + expenses (excl. VAT)."""
-    payout_date: date | None
-    """None for back-to-back: paid once the client has paid."""
+    amounts: InvoiceAmounts
+    """The invoice's amounts: service, overtime, corrections, expenses, excl. VAT, VAT."""
+    terms: PayoutTerms
+    """`payout_terms` for these amounts: gross incl. VAT, fee, net, date, schedule."""
     explanation: str
-    schedule: PayoutSchedule
+
+    @property
+    def service_amount(self) -> Decimal:
+        return self.amounts.service
+
+    @property
+    def amount_excl_vat(self) -> Decimal:
+        return self.terms.amount_excl_vat
+
+    @property
+    def vat_amount(self) -> Decimal:
+        return self.terms.vat_amount
+
+    @property
+    def amount_incl_vat(self) -> Decimal:
+        return self.terms.amount
+
+    @property
+    def fee(self) -> Decimal:
+        return self.terms.fee
+
+    @property
+    def net_amount(self) -> Decimal:
+        """What the provider receives: total incl. VAT − fee."""
+        return self.terms.net_amount
+
+    @property
+    def payout_date(self) -> date | None:
+        """None for back-to-back: paid once the client has paid."""
+        return self.terms.payout_date
 
 
 def _fee_sentence(offer: PaymentOffer, fee: Decimal) -> str:
@@ -45,6 +82,12 @@ def _fee_sentence(offer: PaymentOffer, fee: Decimal) -> str:
     return "Sans frais."
 
 
+def _cents(amount: Decimal, what: str) -> Decimal:
+    if amount != to_money(amount):
+        raise InvalidAmount(f"{what} must have at most two decimals, got {amount}")
+    return amount
+
+
 def compute_quote(
     *,
     offer: PaymentOffer,
@@ -52,15 +95,22 @@ def compute_quote(
     days: Decimal,
     validated_on: date,
     expenses: Decimal = ZERO,
+    expenses_vat_rate: Decimal = STANDARD_VAT_RATE,
+    overtime: Iterable[Decimal] = (),
+    corrections: Iterable[Decimal] = (),
+    vat_franchise: bool = False,
     contract_signed_on: date | None = None,
     provider_country: str = "FR",
     invoice_date: date | None = None,
 ) -> Quote:
     """Quote the payout of `days` at `tjm` under `offer` for a CRA validated on `validated_on`.
 
-    Defaults: the contract was signed on the validation date, the provider is in France and
-    the invoice is dated on the validation. Raises a DomainError (IneligibleOffer,
-    InvalidAmount) with a message saying what to fix.
+    `expenses` (excl. VAT, at `expenses_vat_rate`), `overtime` amounts (excl. VAT, not
+    negative) and `corrections` (excl. VAT, may be negative) are invoiced with the days; VAT
+    is the French 20 % unless `vat_franchise` (art. 293 B: no VAT). Defaults: the contract
+    was signed on the validation date, the provider is in France and the invoice is dated on
+    the validation. Raises a DomainError (IneligibleOffer, InvalidAmount) with a message
+    saying what to fix.
     """
     offer = PaymentOffer(offer)
     tjm = non_negative(tjm, "TJM")
@@ -73,11 +123,10 @@ def compute_quote(
         )
     if not is_half_day_multiple(days):
         raise InvalidAmount(f"days go in half-day steps (e.g. 18 or 18.5), got {days}")
-    expenses = non_negative(expenses, "expenses")
-    if expenses != to_money(expenses):
-        raise InvalidAmount(f"expenses must have at most two decimals, got {expenses}")
-    if tjm != to_money(tjm):
-        raise InvalidAmount(f"TJM must have at most two decimals, got {tjm}")
+    expenses = _cents(non_negative(expenses, "expenses"), "expenses")
+    _cents(tjm, "TJM")
+    overtime_lines = [_cents(non_negative(a, "overtime"), "overtime") for a in overtime]
+    correction_lines = [_cents(a, "a correction") for a in corrections]
     signed_on = validated_on if contract_signed_on is None else contract_signed_on
     if signed_on > validated_on:
         raise DomainError(
@@ -85,18 +134,30 @@ def compute_quote(
             f"{validated_on.isoformat()}: a CRA is validated only on a signed contract"
         )
     check_offer_eligibility(offer, signed_on, provider_country)
-    service = service_amount(tjm, days)
-    fee = offer_fee(offer, tjm, days)
-    expenses = to_money(expenses)
-    schedule = compute_payout(offer, validated_on, invoice_date)
-    explanation = f"{explain_payout(schedule)} {_fee_sentence(offer, fee)}"
+    amounts = compute_invoice_amounts(
+        tjm=tjm,
+        days=days,
+        overtime=overtime_lines,
+        corrections=correction_lines,
+        expenses=(
+            [Expense(amount_excl_vat=expenses, vat_rate=parse_vat_rate(expenses_vat_rate))]
+            if expenses
+            else []
+        ),
+        vat_franchise=vat_franchise,
+    )
+    terms = payout_terms(
+        offer,
+        validated_on,
+        validated_on if invoice_date is None else invoice_date,
+        amounts,
+        tjm=tjm,
+        days=days,
+    )
+    date_sentence = "" if terms.schedule is None else terms.schedule.explanation + " "
     return Quote(
         offer=offer,
-        service_amount=service,
-        fee=fee,
-        expenses=expenses,
-        payout_amount=service - fee + expenses,
-        payout_date=schedule.payout_date,
-        explanation=explanation,
-        schedule=schedule,
+        amounts=amounts,
+        terms=terms,
+        explanation=date_sentence + _fee_sentence(offer, terms.fee),
     )

@@ -1,5 +1,8 @@
 """`contracting quote`: what a provider will be paid for a CRA, when, and why.
 
+The figures are the payout's own (`domain.quote` feeds `domain.payouts.payout_terms`, the
+function the CRA validation calls): excl. VAT, VAT, incl. VAT, fee, net and the date.
+
 Support reads the explanation to the provider. The output is one JSON object on stdout; any
 bad or ineligible input exits with status 2 and one line on stderr, so scripts can rely on
 both. Options are parsed here rather than by Typer, which would print multi-line boxes.
@@ -103,6 +106,35 @@ def quote_command(
     expenses: Annotated[
         str, typer.Option("--expenses", metavar="AMOUNT", help="Expenses excl. VAT to reimburse.")
     ] = "0.00",
+    expenses_vat_rate: Annotated[
+        str,
+        typer.Option("--expenses-vat-rate", metavar="PERCENT", help="VAT rate of the expenses."),
+    ] = "20",
+    overtime: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--overtime",
+            metavar="AMOUNT",
+            help="An overtime or on-call amount excl. VAT (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    correction: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--correction",
+            metavar="AMOUNT",
+            help="A correction of an earlier month excl. VAT, may be negative (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    vat_franchise: Annotated[
+        bool,
+        typer.Option(
+            "--vat-franchise",
+            help="Provider under the VAT franchise (art. 293 B): no VAT (default: 20 % VAT).",
+        ),
+    ] = False,
     contract_signed_on: Annotated[
         str | None,
         typer.Option(
@@ -136,6 +168,10 @@ def quote_command(
                 _required(validated_on, "--validated-on", "2026-07-10"), "--validated-on"
             ),
             expenses=_decimal(expenses, "--expenses"),
+            expenses_vat_rate=_decimal(expenses_vat_rate, "--expenses-vat-rate"),
+            overtime=[_decimal(amount, "--overtime") for amount in overtime or ()],
+            corrections=[_decimal(amount, "--correction") for amount in correction or ()],
+            vat_franchise=vat_franchise,
             contract_signed_on=(
                 None
                 if contract_signed_on is None
@@ -146,12 +182,19 @@ def quote_command(
         )
     except (_BadInput, DomainError) as error:
         raise _fail(str(error)) from None
+    amounts = quote.amounts
     result = {
         "offer": quote.offer.value,
-        "service_amount": str(quote.service_amount),
+        "vat_franchise": amounts.vat_franchise,
+        "service_amount": str(amounts.service),
+        "overtime": str(amounts.overtime),
+        "corrections": str(amounts.corrections),
+        "expenses": str(amounts.expenses),
+        "amount_excl_vat": str(quote.amount_excl_vat),
+        "vat_amount": str(quote.vat_amount),
+        "amount_incl_vat": str(quote.amount_incl_vat),
         "fee": str(quote.fee),
-        "expenses": str(quote.expenses),
-        "payout_amount": str(quote.payout_amount),
+        "net_amount": str(quote.net_amount),
         "payout_date": None if quote.payout_date is None else quote.payout_date.isoformat(),
         "explanation": quote.explanation,
     }

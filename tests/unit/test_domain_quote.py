@@ -9,6 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.errors import DomainError, IneligibleOffer, InvalidAmount
+from domain.invoices import Expense, compute_invoice_amounts
+from domain.payouts import payout_terms
 from domain.quote import compute_quote
 from schemas.enums import PaymentOffer as O
 
@@ -25,8 +27,11 @@ def test_flash_quote_worked_example():
     quote = compute_quote(**FLASH, expenses=D("120.40"), contract_signed_on=date(2025, 6, 1))
     assert quote.service_amount == D("12025.00")
     assert quote.fee == D("601.25")
-    assert quote.expenses == D("120.40")
-    assert quote.payout_amount == D("11544.15")
+    assert quote.amounts.expenses == D("120.40")
+    assert quote.amount_excl_vat == D("12145.40")
+    assert quote.vat_amount == D("2429.08")
+    assert quote.amount_incl_vat == D("14574.48")
+    assert quote.net_amount == D("13973.23")
     assert quote.payout_date == date(2026, 7, 16)
     assert quote.explanation == (
         "Offre Flash : CRA validé le vendredi 10/07/2026, paiement 3 jours ouvrés plus tard, "
@@ -51,7 +56,7 @@ def test_immediate_quote_for_a_foreign_provider():
         provider_country="DE",
     )
     assert quote.fee == D("200.00")
-    assert quote.payout_amount == D("6800.00")
+    assert quote.net_amount == D("8200.00")  # 7,000 + 20 % VAT − 200
     assert quote.payout_date == date(2026, 7, 13)
     assert "Frais 20 € par jour de prestation : 200,00 €." in quote.explanation
 
@@ -65,7 +70,7 @@ def test_back_to_back_quote_has_no_date():
         contract_signed_on=date(2024, 9, 1),
     )
     assert quote.payout_date is None
-    assert quote.payout_amount == D("7000.00")
+    assert quote.net_amount == D("8400.00")
 
 
 @pytest.mark.parametrize(
@@ -82,11 +87,104 @@ def test_back_to_back_quote_has_no_date():
         ({"tjm": D("650.001")}, InvalidAmount, "at most two decimals"),
         ({"expenses": D("-0.01")}, InvalidAmount, "expenses must not be negative"),
         ({"expenses": D("1.005")}, InvalidAmount, "at most two decimals"),
+        ({"overtime": [D("-1")]}, InvalidAmount, "overtime must not be negative"),
+        ({"corrections": [D("-0.001")]}, InvalidAmount, "at most two decimals"),
     ],
 )
 def test_ineligible_offers_and_invalid_amounts_are_refused(changes, error, message):
     with pytest.raises(error, match=message):
         compute_quote(**(FLASH | changes))
+
+
+def test_vat_franchise_quotes_no_vat():
+    quote = compute_quote(**FLASH, vat_franchise=True)
+    assert quote.vat_amount == D("0.00")
+    assert quote.amount_incl_vat == quote.amount_excl_vat == D("12025.00")
+    assert quote.net_amount == D("11423.75")
+
+
+def test_a_vat_registered_provider_is_quoted_its_vat():
+    """The quote used to announce 11,423.75 €: the net excl. VAT, 20 % of the service short."""
+    quote = compute_quote(**FLASH)
+    assert quote.net_amount == D("14430.00") - D("601.25")
+
+
+@given(
+    st.sampled_from(list(O)),
+    st.decimals(min_value=D("0.01"), max_value=3000, places=2),
+    st.integers(min_value=0, max_value=62).map(lambda halves: D(halves) / 2),
+    st.decimals(min_value=0, max_value=5000, places=2),
+    st.lists(st.decimals(min_value=0, max_value=2000, places=2), max_size=2),
+    st.lists(st.decimals(min_value=-2000, max_value=2000, places=2), max_size=2),
+    st.booleans(),
+    st.dates(min_value=date(2025, 4, 28), max_value=date(2030, 12, 31)),
+)
+def test_quote_is_what_payout_terms_pays(
+    offer, tjm, days, expenses, overtime, corrections, franchise, validated
+):
+    """Same inputs, same figures as the CRA validation's payout_terms, for every offer, with
+    and without the franchise, overtime and corrections."""
+    fixed = offer in (O.BASIC, O.EXPRESS, O.FLASH)
+    quote = compute_quote(
+        offer=offer,
+        tjm=tjm,
+        days=days,
+        expenses=expenses,
+        overtime=overtime,
+        corrections=corrections,
+        vat_franchise=franchise,
+        validated_on=validated,
+        provider_country="FR" if fixed else "IT",
+    )
+    amounts = compute_invoice_amounts(
+        tjm=tjm,
+        days=days,
+        overtime=overtime,
+        corrections=corrections,
+        expenses=[Expense(amount_excl_vat=expenses, vat_rate=D("20"))] if expenses else [],
+        vat_franchise=franchise,
+    )
+    terms = payout_terms(offer, validated, validated, amounts, tjm=tjm, days=days)
+    assert quote.terms == terms
+    assert quote.amount_excl_vat == terms.amount_excl_vat
+    assert quote.vat_amount == terms.vat_amount
+    assert quote.amount_incl_vat == terms.amount
+    assert quote.fee == terms.fee
+    assert quote.net_amount == terms.net_amount == terms.amount - terms.fee
+    assert quote.payout_date == terms.payout_date
+    assert terms.schedule is not None
+    assert quote.explanation.startswith(terms.schedule.explanation)
+    if franchise:
+        assert quote.vat_amount == 0
+
+
+@pytest.mark.parametrize("offer", list(O))
+@pytest.mark.parametrize("franchise", [False, True])
+def test_each_offer_with_overtime_and_a_correction(offer, franchise):
+    fixed = offer in (O.BASIC, O.EXPRESS, O.FLASH)
+    quote = compute_quote(
+        offer=offer,
+        tjm=D("500"),
+        days=D("20"),
+        validated_on=date(2026, 7, 10),
+        overtime=[D("300.00")],
+        corrections=[D("-150.00")],
+        vat_franchise=franchise,
+        provider_country="FR" if fixed else "IT",
+    )
+    amounts = compute_invoice_amounts(
+        tjm=D("500"),
+        days=D("20"),
+        overtime=[D("300.00")],
+        corrections=[D("-150.00")],
+        vat_franchise=franchise,
+    )
+    terms = payout_terms(
+        offer, date(2026, 7, 10), date(2026, 7, 10), amounts, tjm=D("500"), days=D("20")
+    )
+    assert quote.terms == terms
+    assert quote.amount_excl_vat == D("10150.00")
+    assert quote.vat_amount == (D("0.00") if franchise else D("2030.00"))
 
 
 @given(
@@ -96,7 +194,7 @@ def test_ineligible_offers_and_invalid_amounts_are_refused(changes, error, messa
     st.decimals(min_value=0, max_value=5000, places=2),
     st.dates(min_value=date(2025, 4, 28), max_value=date(2030, 12, 31)),
 )
-def test_payout_amount_is_service_minus_fee_plus_expenses(offer, tjm, days, expenses, validated):
+def test_net_is_total_incl_vat_minus_fee(offer, tjm, days, expenses, validated):
     fixed = offer in (O.BASIC, O.EXPRESS, O.FLASH)
     quote = compute_quote(
         offer=offer,
@@ -109,7 +207,8 @@ def test_payout_amount_is_service_minus_fee_plus_expenses(offer, tjm, days, expe
     exact_service = tjm * days
     assert abs(quote.service_amount - exact_service) <= D("0.005")
     assert quote.fee >= 0
-    assert quote.expenses == expenses
-    assert quote.payout_amount == quote.service_amount - quote.fee + expenses
-    assert quote.payout_amount.as_tuple().exponent == -2
+    assert quote.amounts.expenses == expenses
+    assert quote.amount_excl_vat == quote.service_amount + expenses
+    assert quote.net_amount == quote.amount_incl_vat - quote.fee
+    assert quote.net_amount.as_tuple().exponent == -2
     assert (quote.payout_date is None) == (offer is O.BACK_TO_BACK)

@@ -1,12 +1,17 @@
 """`contracting quote`: one JSON object on success, one stderr line and status 2 on bad input."""
 
 import json
+from datetime import date
+from decimal import Decimal as D
 from typing import Any
 
 import pytest
 import typer
 from typer.testing import CliRunner
 
+from domain.invoices import Expense, compute_invoice_amounts
+from domain.payouts import payout_terms
+from schemas.enums import PaymentOffer
 from starter.support.quote import quote_command
 
 app = typer.Typer()
@@ -62,10 +67,16 @@ def test_flash_quote_prints_one_json_object():
     body = quoted(*FLASH, "--expenses", "120.40", "--contract-signed-on", "2025-06-01")
     assert body == {
         "offer": "flash",
+        "vat_franchise": False,
         "service_amount": "12025.00",
-        "fee": "601.25",
+        "overtime": "0.00",
+        "corrections": "0.00",
         "expenses": "120.40",
-        "payout_amount": "11544.15",
+        "amount_excl_vat": "12145.40",
+        "vat_amount": "2429.08",
+        "amount_incl_vat": "14574.48",
+        "fee": "601.25",
+        "net_amount": "13973.23",
         "payout_date": "2026-07-16",
         "explanation": (
             "Offre Flash : CRA validé le vendredi 10/07/2026, paiement 3 jours ouvrés plus tard, "
@@ -78,7 +89,62 @@ def test_flash_quote_prints_one_json_object():
 def test_defaults_contract_signed_on_validation_in_france_without_expenses():
     body = quoted(*FLASH)
     assert body["expenses"] == "0.00"
-    assert body["payout_amount"] == "11423.75"
+    assert body["vat_amount"] == "2405.00"
+    assert body["net_amount"] == "13828.75"  # 14,430.00 incl. VAT − 601.25 (was 11,423.75)
+
+
+def test_vat_franchise_overtime_and_corrections():
+    body = quoted(
+        *FLASH, "--vat-franchise", "--overtime", "200", "--overtime", "100.50",
+        "--correction", "-325.25",
+    )  # fmt: skip
+    assert body["vat_franchise"] is True
+    assert body["overtime"] == "300.50"
+    assert body["corrections"] == "-325.25"
+    assert body["amount_excl_vat"] == body["amount_incl_vat"] == "12000.25"
+    assert body["vat_amount"] == "0.00"
+    assert body["net_amount"] == "11399.00"
+
+
+OFFERS = {
+    PaymentOffer.BASIC: "FR",
+    PaymentOffer.EXPRESS: "FR",
+    PaymentOffer.FLASH: "FR",
+    PaymentOffer.BACK_TO_BACK: "DE",
+    PaymentOffer.IMMEDIATE: "DE",
+}
+
+
+@pytest.mark.parametrize("offer", list(PaymentOffer))
+@pytest.mark.parametrize("franchise", [False, True])
+def test_the_quote_prints_payout_terms_figures(offer, franchise):
+    """Same inputs as the CRA validation: the printed figures are payout_terms'."""
+    validated = date(2026, 11, 25)
+    body = quoted(
+        "quote", "--tjm", "612.50", "--days", "17.5", "--offer", offer.value,
+        "--validated-on", validated.isoformat(), "--country", OFFERS[offer],
+        "--expenses", "84.20", "--overtime", "250", "--correction", "-99.99",
+        *(["--vat-franchise"] if franchise else []),
+    )  # fmt: skip
+    amounts = compute_invoice_amounts(
+        tjm=D("612.50"),
+        days=D("17.5"),
+        overtime=[D("250")],
+        corrections=[D("-99.99")],
+        expenses=[Expense(amount_excl_vat=D("84.20"), vat_rate=D("20"))],
+        vat_franchise=franchise,
+    )
+    terms = payout_terms(offer, validated, validated, amounts, tjm=D("612.50"), days=D("17.5"))
+    assert terms.schedule is not None
+    assert body["amount_excl_vat"] == str(terms.amount_excl_vat)
+    assert body["vat_amount"] == str(terms.vat_amount)
+    assert body["amount_incl_vat"] == str(terms.amount)
+    assert body["fee"] == str(terms.fee)
+    assert body["net_amount"] == str(terms.net_amount)
+    assert body["payout_date"] == (
+        None if terms.payout_date is None else terms.payout_date.isoformat()
+    )
+    assert body["explanation"].startswith(terms.schedule.explanation)
 
 
 @pytest.mark.parametrize(
@@ -127,6 +193,9 @@ def test_each_offer_quotes_its_date_and_fee(args, expected):
         (["--validated-on", "10/07/2026"], "--validated-on must be a date"),
         (["--invoice-date", "soon"], "--invoice-date must be a date"),
         (["--tjm", "six cents"], "--tjm must be a number"),
+        (["--overtime", "-5"], "overtime must not be negative"),
+        (["--correction", "ten"], "--correction must be a number"),
+        (["--correction", "1.001"], "at most two decimals"),
         (["--days", "nan"], "--days must be a number"),
         (["--offer", "gold"], "--offer must be one of basic, express, flash"),
         (["--country", "France"], "two-letter"),
