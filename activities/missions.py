@@ -67,14 +67,17 @@ class MissionActivities:
                 await _apply_changes(session, t)
             keys = []
             for email in t.emails:
-                recipients = await self._recipients(session, t.mission_id, email.role)
+                if email.to is not None:
+                    recipients = [email.to]
+                else:
+                    recipients = await self._recipients(session, t.mission_id, email.role)
                 if not recipients:
                     activity.logger.warning("no %s recipient for %s", email.role, t.mission_id)
                     continue
                 keys.append(
                     await queue_email(
                         session,
-                        key=f"{t.key}:{email.role}",
+                        key=email.key or f"{t.key}:{email.role}",
                         mission_id=t.mission_id,
                         recipients=recipients,
                         template=email.template,

@@ -54,6 +54,7 @@ from schemas.events import (
     RenewalValidated,
     RfpClosed,
 )
+from schemas.ids import fanned_out_event_id
 from schemas.mission import (
     ContractTerms,
     EmailSpec,
@@ -77,6 +78,8 @@ class Context:
 
     proposal: ProposalSubmitted
     now: datetime
+    update_id: str | None = None
+    """The update being decided (the platform event id, or the gateway's fan-out id)."""
 
     def occurred(self, event: Dated) -> datetime:
         """When the fact happened: the platform's `occurred_at`, else the clock."""
@@ -250,14 +253,37 @@ def rfp_closed(state: MissionState, event: RfpClosed, ctx: Context) -> Step:
         raise NotApplicable(f"RFP {event.rfp_id} was already closed for this proposal")
     status = proposals.on_rfp_closed(state.proposal_status)
     state.rfp_closed = True
+    favourites = _favourite_mails(state, event, ctx)
     if status is ProposalStatus.RETAINED:
-        return Step("rfp.closed", emails=[_mail(state, ctx, "provider", "rfp_closed_retained")])
+        return Step(
+            "rfp.closed",
+            emails=[_mail(state, ctx, "provider", "rfp_closed_retained"), *favourites],
+        )
     state.proposal_status = status
     return Step(
         "rfp.closed",
         detail=texts.RFP_CLOSED_LOST,
-        emails=[_mail(state, ctx, "provider", "proposal_lost", rfp_closed=True)],
+        emails=[_mail(state, ctx, "provider", "proposal_lost", rfp_closed=True), *favourites],
     )
+
+
+def _favourite_mails(state: MissionState, event: RfpClosed, ctx: Context) -> list[EmailSpec]:
+    """One e-mail per address that had the RFP in its favourites. Every mission on the RFP
+    queues them under the same outbox key, `rfp.closed:<event id>:favourite:<address>`
+    (the platform's event id, not the mission's update id), so each address gets one
+    e-mail however many missions share the RFP and however often the event arrives."""
+    event_id = fanned_out_event_id(ctx.update_id or "", state.mission_id)
+    context = {"rfp_id": event.rfp_id, "client_name": ctx.proposal.client.name}
+    return [
+        EmailSpec(
+            role="provider",
+            template="rfp_closed_favourite",
+            context=context,
+            to=address,
+            key=f"rfp.closed:{event_id}:favourite:{address}",
+        )
+        for address in event.favourited_by
+    ]
 
 
 # ---------------------------------------------------------------------------- legal verification

@@ -10,7 +10,7 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field, StringConstraints, model_validator
+from pydantic import AwareDatetime, Field, StringConstraints, field_validator, model_validator
 
 from schemas.common import (
     CountryCode,
@@ -162,8 +162,26 @@ class ProposalLost(ProposalRef):
     pass
 
 
+MAX_FAVOURITED_BY = 1000
+"""At most this many addresses in `rfp.closed.favourited_by` (a 422 beyond)."""
+
+
 class RfpClosed(Model):
     rfp_id: PlatformId
+    favourited_by: list[Email] = Field(
+        default_factory=list,
+        max_length=MAX_FAVOURITED_BY,
+        description=(
+            "e-mail addresses of the providers who had the RFP in their favourites: each is "
+            "told once that it is closed (the FAQ), whether or not it sent a proposal"
+        ),
+    )
+
+    @field_validator("favourited_by")
+    @classmethod
+    def _favourites_once(cls, addresses: list[str]) -> list[str]:
+        """One address once, whatever its case: one e-mail each."""
+        return list(dict.fromkeys(address.lower() for address in addresses))
 
 
 class DocumentUploaded(Model):

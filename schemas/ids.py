@@ -3,6 +3,16 @@
 from __future__ import annotations
 
 
+def fan_out_update_id(event_id: str, proposal_id: str) -> str:
+    """The update id of an event the gateway fans out to several missions (`rfp.closed`)."""
+    return f"{event_id}:{proposal_id}"
+
+
+def fanned_out_event_id(update_id: str, proposal_id: str) -> str:
+    """The platform event id behind `fan_out_update_id` (the update id itself otherwise)."""
+    return update_id.removesuffix(f":{proposal_id}")
+
+
 def mission_workflow_id(proposal_id: str) -> str:
     return f"mission-{proposal_id}"
 

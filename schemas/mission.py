@@ -194,6 +194,11 @@ class EmailSpec(BaseModel):
     role: Role
     template: str
     context: dict[str, Any] = Field(default_factory=dict)
+    to: str | None = None
+    """An explicit address instead of the role's (a provider who favourited an RFP)."""
+    key: str | None = None
+    """The outbox key for `to`, shared by every mission that queues the same e-mail so it
+    is sent once; None: `<transition key>:<role>`."""
 
 
 class MissionTransition(BaseModel):

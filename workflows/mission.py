@@ -215,7 +215,12 @@ class MissionWorkflow:
     # ------------------------------------------------------------------ applying decisions
 
     def _context(self) -> Context:
-        return Context(proposal=self._proposal, now=workflow.now())
+        update = workflow.current_update_info()
+        return Context(
+            proposal=self._proposal,
+            now=workflow.now(),
+            update_id=None if update is None else update.id,
+        )
 
     def _decide(self, decide: Decision[E], event: E) -> UpdateAccepted:
         """An update's handler: apply the decision its validator already accepted."""

@@ -39,6 +39,7 @@ from schemas.events import (
 )
 from schemas.ids import (
     cra_workflow_id,
+    fan_out_update_id,
     mission_workflow_id,
     payout_workflow_id,
     provider_workflow_id,
@@ -153,7 +154,11 @@ async def _mission_update(ctx: Context, event: Event) -> Dispatched:
 
 
 async def _rfp_closed(ctx: Context, event: Event) -> Dispatched:
-    """Every proposal on the RFP is told; those already closed (lost, cancelled) are skipped."""
+    """Every proposal on the RFP is told; those already closed (lost, cancelled) are skipped.
+
+    Each mission also queues the e-mail of every `favourited_by` address under one outbox
+    key per event and address (domain.mission_rules.rfp_closed): however many missions share
+    the RFP, and however often the event arrives, each address gets one e-mail."""
     closed = event.payload
     assert isinstance(closed, RfpClosed)
     proposals = await ctx.directory.proposals_of_rfp(closed.rfp_id)
@@ -166,7 +171,11 @@ async def _rfp_closed(ctx: Context, event: Event) -> Dispatched:
         handle = ctx.client.get_workflow_handle(workflow_id)
         try:
             await _update(
-                handle, event.type, closed, f"{event.event_id}:{proposal_id}", proposal_id
+                handle,
+                event.type,
+                closed,
+                fan_out_update_id(event.event_id, proposal_id),
+                proposal_id,
             )
         except (NotApplicable, UnknownTarget) as exc:
             skipped[workflow_id] = exc.message

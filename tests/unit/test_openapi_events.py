@@ -9,9 +9,10 @@ from typing import Any, cast
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import ValidationError
 
 from schemas.common import Model
-from schemas.events import PAYLOADS
+from schemas.events import MAX_FAVOURITED_BY, PAYLOADS, RfpClosed
 from settings import Settings
 from starter.gateway.api import COMPONENTS, ENVELOPE_ONLY, add_event_schemas, create_app
 from starter.gateway.events import REQUIRED_AT_EDGE
@@ -125,6 +126,35 @@ def test_nested_models_and_enums_are_described(document: dict[str, Any]) -> None
     )
     offer = _resolve(document, contract["properties"]["payment_offer"])
     assert offer["enum"] == ["basic", "express", "flash", "back_to_back", "immediate"]
+
+
+def test_rfp_closed_describes_its_favourites(document: dict[str, Any]) -> None:
+    mapping = _body_schema(document)["discriminator"]["mapping"]
+    closed = _resolve(
+        document, _resolve(document, {"$ref": mapping["rfp.closed"]})["properties"]["data"]
+    )
+    assert closed.get("required", []) == ["rfp_id"]
+    favourites = closed["properties"]["favourited_by"]
+    assert favourites["type"] == "array"
+    assert favourites["maxItems"] == MAX_FAVOURITED_BY
+    assert "favourites" in favourites["description"]
+    item = _resolve(document, favourites["items"])
+    assert item["type"] == "string"
+    assert item["maxLength"] == 254
+    assert "@" in item["pattern"]
+
+
+def test_rfp_closed_favourites_are_e_mails_once_each_and_bounded() -> None:
+    assert RfpClosed(rfp_id="RFP-1").favourited_by == []
+    closed = RfpClosed(rfp_id="RFP-1", favourited_by=["A@x.fr", "a@X.fr", " b@y.fr "])
+    assert closed.favourited_by == ["a@x.fr", "b@y.fr"]
+    with pytest.raises(ValidationError):
+        RfpClosed(rfp_id="RFP-1", favourited_by=["not an e-mail"])
+    with pytest.raises(ValidationError):
+        RfpClosed(
+            rfp_id="RFP-1",
+            favourited_by=[f"p{i}@x.fr" for i in range(MAX_FAVOURITED_BY + 1)],
+        )
 
 
 def test_every_reference_of_the_document_resolves(document: dict[str, Any]) -> None:

@@ -4,6 +4,8 @@ activities (PostgreSQL, SMTP sink) and the real provider compliance workflow, dr
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -34,9 +36,10 @@ from schemas.events import (
     QualificationMeetingScheduled,
     RfpClosed,
 )
-from schemas.ids import cra_workflow_id, provider_workflow_id
+from schemas.ids import cra_workflow_id, fan_out_update_id, provider_workflow_id
 from schemas.mission import MissionState
 from schemas.names import DOCUMENT_REVIEWED, DOCUMENT_UPLOADED
+from starter.devstack.mailsink import ReceivedMessage
 from tests.fixtures.histories import record_history
 from tests.fixtures.temporal import refused_update, send_update, skip_time
 from tests.support.db import count as count_rows
@@ -246,6 +249,44 @@ async def test_rfp_closed_keeps_the_retained_and_loses_the_others(
     assert "already closed" in await refused_update(
         retained, "rfp.closed", RfpClosed(rfp_id="RFP-90064-1")
     )
+
+
+async def test_rfp_closed_mails_each_favourite_once_across_missions_and_redeliveries(
+    mission_harness: MissionHarness,
+) -> None:
+    """Two missions share the RFP; the event reaches both as the gateway fans it out
+    (update id `<event id>:<proposal>`), then both again: two favourited addresses get one
+    e-mail each (one outbox key per event and address)."""
+    retained = await submit(mission_harness)
+    other = await submit(mission_harness)
+    won = (await mission_harness.state(retained)).mission_id
+    lost = (await mission_harness.state(other)).mission_id
+    await mission_harness.send(retained, "proposal.retained", ProposalRetained(proposal_id=won))
+    rfp = (await mission_harness.state(retained)).rfp_id
+    tag = uuid.uuid4().hex[:8]
+    fans = [f"fan-{tag}@example.org", f"Other-{tag}@Example.org"]
+    closed = RfpClosed(rfp_id=rfp, favourited_by=[*fans, fans[0].upper()])
+    assert closed.favourited_by == [fans[0], fans[1].lower()]
+    event_id = f"evt-{uuid.uuid4().hex}"
+    for _ in range(2):  # delivered twice
+        for handle, pid in ((retained, won), (other, lost)):
+            try:
+                await send_update(handle, "rfp.closed", closed, fan_out_update_id(event_id, pid))
+            except Exception:  # the lost mission has completed: nothing left to update
+                assert pid == lost
+
+    assert (await other.result()).stage == "lost"
+    await mission_harness.mails(about(won, "est clôturé"), 1)
+    addressed = [a.lower() for a in fans]
+
+    def to_fan(m: ReceivedMessage) -> bool:
+        return any(a in addressed for a in m.rcpt_tos) and "vos favoris" in m.subject
+
+    got = await mission_harness.mails(to_fan, 2)
+    await asyncio.sleep(1.0)  # a duplicate would have arrived by now
+    got = [m for m in mission_harness.sink.messages if to_fan(m)] if mission_harness.sink else got
+    assert sorted(tuple(m.rcpt_tos) for m in got) == sorted((a,) for a in addressed)
+    assert all(rfp in m.subject for m in got)
 
 
 async def test_rejected_document_blocks_the_start_until_a_valid_one_is_accepted(
