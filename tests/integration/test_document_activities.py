@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.mailer import Mailer
+from activities.mailer import Mailer, message_id_for
 from activities.registry import Activities
 from db.engine import create_engine
 from db.models import DocumentReview, EmailOutbox, LegalDocument, MissionEvent, Provider
@@ -33,6 +33,7 @@ from schemas.enums import DocumentKind
 from schemas.events import DocumentUploaded
 from settings import Settings
 from starter.devstack.mailsink import MailSink
+from tests.support.waits import mails, naming, own
 
 ISSUED = date(2026, 11, 2)
 EXPIRES = date(2027, 1, 31)
@@ -184,13 +185,13 @@ async def test_review_twice_writes_one_review_and_sends_the_comment_once(
         await ActivityEnvironment().run(
             activities.outbox.deliver_outbox, DeliverOutboxInput(keys=first.outbox_keys)
         )
-    [mail] = await smtp_sink.wait_for_async(1)
+    [mail] = await mails(smtp_sink, naming(message_id_for(f"document.rejected:{doc_id}")), 1)
     assert mail.rcpt_tos == ("paul@durand-conseil.example",)
     assert mail.subject == "Document refusé : extrait Kbis"
     assert "Motif du refus : Kbis de plus de 3 mois" in mail.text()
     assert "colonne Commentaire" in mail.text()
     assert "émis le 02/11/2026" in mail.text()
-    assert len(smtp_sink.messages) == 1
+    assert len(own(smtp_sink, message_id_for(f"document.rejected:{doc_id}"))) == 1
 
 
 async def test_expiry_reminder_and_expired_recorded_once(
@@ -245,8 +246,9 @@ async def test_expiry_reminder_and_expired_recorded_once(
             activities.outbox.deliver_outbox,
             DeliverOutboxInput(keys=[reminder_key, expired_key]),
         )
-    reminder, expired = await smtp_sink.wait_for_async(2)
-    assert len(smtp_sink.messages) == 2
+    needle = message_id_for(f"document.expiry:{doc_id}")[1 : -len("@contracting.localhost>")]
+    reminder, expired = await mails(smtp_sink, naming(needle), 2)
+    assert len(own(smtp_sink, needle)) == 2
     assert reminder.subject == "Votre extrait Kbis expire le 31/01/2027"
     assert "ne sera plus valable à compter du 31/01/2027" in reminder.text()
     assert expired.subject == "Votre extrait Kbis a expiré"

@@ -22,7 +22,7 @@ from starter.devstack.mailsink import MailSink
 from tests.support.db import count
 from tests.support.factories import envelope, proposal_submitted
 from tests.support.gateway import GatewayTestClient
-from tests.support.waits import eventually
+from tests.support.waits import eventually, mails, naming, own
 
 
 async def test_proposal_submitted_starts_mission_records_it_and_mails_both_sides(
@@ -39,8 +39,8 @@ async def test_proposal_submitted_starts_mission_records_it_and_mails_both_sides
     assert response.json()["workflow_id"] == f"mission-{pid}"
     assert response.json()["status"] == "accepted"
 
-    mails = await smtp_sink.wait_for_async(2)
-    by_recipient = {m.rcpt_tos: m for m in mails}
+    received = await mails(smtp_sink, naming(pid), 2)
+    by_recipient = {m.rcpt_tos: m for m in received}
     provider_mail = by_recipient[("paul@durand-conseil.example",)]
     client_mail = by_recipient[("claire.martin@acme.example",)]
     assert pid in provider_mail.subject
@@ -75,7 +75,8 @@ async def _is(engine: AsyncEngine, stmt: Any, expected: int) -> bool:
 async def test_same_event_twice_gives_one_workflow_and_one_email_each(
     gateway: GatewayTestClient, db_engine: AsyncEngine, smtp_sink: MailSink
 ) -> None:
-    event = envelope("proposal.submitted", proposal_submitted())
+    proposal = proposal_submitted()
+    event = envelope("proposal.submitted", proposal)
     first = await gateway.post_event(event)
     second = await gateway.post_event(event)
 
@@ -83,21 +84,22 @@ async def test_same_event_twice_gives_one_workflow_and_one_email_each(
     assert second.status_code == 200
     assert second.json()["status"] == "duplicate"
     assert second.json()["workflow_id"] == first.json()["workflow_id"]
-    await smtp_sink.wait_for_async(2)
+    await mails(smtp_sink, naming(proposal["proposal_id"]), 2)
     await asyncio.sleep(0.5)
-    assert len(smtp_sink.messages) == 2
+    assert len(own(smtp_sink, proposal["proposal_id"])) == 2
 
 
 async def test_duplicate_detected_while_first_delivery_is_in_flight(
     gateway: GatewayTestClient, smtp_sink: MailSink
 ) -> None:
-    event = envelope("proposal.submitted", proposal_submitted())
+    proposal = proposal_submitted()
+    event = envelope("proposal.submitted", proposal)
     responses = await asyncio.gather(*(gateway.post_event(event) for _ in range(5)))
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [200, 200, 200, 200, 202]
-    await smtp_sink.wait_for_async(2)
+    await mails(smtp_sink, naming(proposal["proposal_id"]), 2)
     await asyncio.sleep(0.5)
-    assert len(smtp_sink.messages) == 2
+    assert len(own(smtp_sink, proposal["proposal_id"])) == 2
 
 
 async def test_duplicate_detected_after_a_gateway_restart(
@@ -198,6 +200,27 @@ async def test_invalid_siren_is_422(gateway: GatewayTestClient) -> None:
     response = await gateway.post_event(envelope("proposal.submitted", data))
     assert response.status_code == 422
     assert response.json()["errors"][0]["loc"] == "data.provider.siren"
+
+
+async def test_contract_signed_with_an_unknown_invoicing_is_422(
+    gateway: GatewayTestClient, db_engine: AsyncEngine
+) -> None:
+    """`invoicing` is `platform` (self-billing, the default) or `provider` (manual import)."""
+    data = {
+        "proposal_id": "P-422",
+        "signed_on": "2026-05-04",
+        "payment_offer": "basic",
+        "special_conditions_ref": "CP-1",
+        "invoicing": "client",
+    }
+    event = envelope("contract.signed", data)
+    response = await gateway.post_event(event)
+    assert response.status_code == 422, response.text
+    [error] = response.json()["errors"]
+    assert error["loc"] == "data.invoicing"
+    assert "'platform'" in error["msg"] and "'provider'" in error["msg"]
+    stmt = select(func.count()).where(ProcessedEvent.event_id == event["event_id"])
+    assert await count(db_engine, stmt) == 0
 
 
 async def test_renewal_of_an_unknown_mission_is_404(gateway: GatewayTestClient) -> None:

@@ -34,6 +34,7 @@ from schemas.mission import ContractTerms, EmailSpec, MissionTransition
 from settings import Settings
 from starter.devstack.mailsink import MailSink
 from tests.support.factories import proposal_submitted
+from tests.support.waits import mails, naming, own
 
 
 @pytest_asyncio.fixture
@@ -145,9 +146,9 @@ async def test_contract_transition_writes_once_and_mails_once_when_retried(
 
     for _ in range(2):
         await env.run(activities.outbox.deliver_outbox, DeliverOutboxInput(keys=first.outbox_keys))
-    mails = await smtp_sink.wait_for_async(2)
-    assert len(smtp_sink.messages) == 2
-    by_recipient = {m.rcpt_tos: m for m in mails}
+    received = await mails(smtp_sink, naming(pid), 2)
+    assert len(own(smtp_sink, pid)) == 2
+    by_recipient = {m.rcpt_tos: m for m in received}
     client_mail = by_recipient[("claire.martin@acme.example",)]
     assert client_mail.subject == "Durand Conseil a signé vos conditions particulières"
     assert "offre de paiement Flash" in client_mail.text()

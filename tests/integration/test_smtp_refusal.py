@@ -28,7 +28,7 @@ from settings import Settings
 from starter.devstack.mailsink import MailSink
 from tests.support.factories import envelope, proposal_submitted
 from tests.support.gateway import GatewayTestClient
-from tests.support.waits import eventually
+from tests.support.waits import eventually, mails, naming
 
 
 def fresh_siren() -> str:
@@ -81,7 +81,7 @@ async def test_a_permanent_smtp_refusal_is_recorded_for_ops_and_never_retried(
     dev_server_env: WorkflowEnvironment,
 ) -> None:
     pid = await submitted(gateway)
-    await smtp_sink.wait_for_async(2)  # the provider's acknowledgement, the client's notice
+    await mails(smtp_sink, naming(pid), 2)  # the provider's acknowledgement, the client's notice
     served = smtp_sink.failures_served
 
     smtp_sink.fail_next(1, code=550)  # "550 5.7.1 Rejected by the sink"

@@ -18,6 +18,18 @@ async def eventually(predicate: Callable[[], Awaitable[Any]], within: float = 10
         await asyncio.sleep(0.05)
 
 
+def naming(needle: str) -> Callable[[ReceivedMessage], bool]:
+    """The mails whose Message-ID (derived from the outbox key) names `needle`: a test's own
+    mails, as the session's sink also receives those of workflows other tests left running on
+    the session's dev server."""
+    return lambda m: needle in (m.message_id or "")
+
+
+def own(sink: MailSink, needle: str) -> list[ReceivedMessage]:
+    """The sink's mails whose Message-ID names `needle` (see `naming`)."""
+    return [m for m in sink.messages if naming(needle)(m)]
+
+
 def about(mission_id: str, subject_part: str) -> Callable[[ReceivedMessage], bool]:
     """A mail of that mission whose subject holds `subject_part`."""
     return lambda m: mission_id in (m.message_id or "") and subject_part in m.subject
