@@ -31,6 +31,7 @@ from domain.client_payments import ClientPayment as Payment
 from domain.client_payments import PaymentProgress, payment_progress
 from domain.clock import paris_date
 from domain.document_numbers import credit_note_number
+from domain.errors import DomainError
 from domain.formatting import money_fr
 from domain.money import ZERO
 from domain.payouts import imported_invoice_terms
@@ -269,11 +270,11 @@ class PayoutActivities:
     @activity.defn(name=RECORD_INVOICE_IMPORT)
     async def record_invoice_import(self, inp: InvoiceImport) -> InvoiceImportResult:
         """A manual import checked against the validated CRA: amounts equal, the invoice is
-        numbered, dated of its import and in payment (under verification while checked), and
-        the payout's terms are dated from it (`imported_invoice_terms`: the invoice's due date
-        and the payout date); different, it is blocked with the reason and the provider is
-        told that the fix goes through next month's CRA. A retry after the commit finds the
-        same outcome."""
+        numbered, dated of its own issue date (`issued_on`, never after its import day) and in
+        payment (under verification while checked), and the payout's terms are dated from it
+        (`imported_invoice_terms`: the invoice's due date and the payout date); different, it
+        is blocked with the reason and the provider is told that the fix goes through next
+        month's CRA. A retry after the commit finds the same outcome."""
         key = f"invoice.imported:{inp.mission_id}:{inp.month}:{inp.number}"
         async with self._sessions.begin() as session:
             invoice = await _locked_invoice(session, inp.mission_id, inp.month)
@@ -288,7 +289,9 @@ class PayoutActivities:
                 InvoiceStatus.IN_PAYMENT,
                 InvoiceStatus.PAID,
             ):
-                terms = imported_invoice_terms(inp.terms, invoice.issued_on or inp.imported_on)
+                terms = imported_invoice_terms(
+                    inp.terms, invoice.issued_on or inp.issued_on, inp.imported_on
+                )
                 return InvoiceImportResult(accepted=True, terms=terms)
             reason = _mismatch(invoice, inp)
             if reason is not None:
@@ -337,7 +340,12 @@ class PayoutActivities:
                     type="InvoiceNumberTaken",
                     non_retryable=True,
                 )
-            terms = imported_invoice_terms(inp.terms, inp.imported_on)
+            try:
+                terms = imported_invoice_terms(inp.terms, inp.issued_on, inp.imported_on)
+            except DomainError as exc:
+                raise ApplicationError(
+                    str(exc), type="InvoiceDateRefused", non_retryable=True
+                ) from exc
             invoice.status = InvoiceStatus.UNDER_VERIFICATION
             invoice.number = inp.number
             invoice.issued_on = terms.invoice_date

@@ -326,15 +326,17 @@ def contract_signed(state: MissionState, event: ContractSigned, ctx: Context) ->
         signed_on=event.signed_on,
         payment_offer=event.payment_offer,
         special_conditions_ref=event.special_conditions_ref,
+        invoicing=event.invoicing,
         tjm=state.tjm,
         start_date=state.start_date,
         end_date=state.end_date,
     )
     state.legal.contract = terms
     label = texts.offer_label(event.payment_offer)
+    invoicing = ", factures importées par le prestataire" if event.invoicing == "provider" else ""
     return Step(
         "contract.signed",
-        detail=f"offre {label}",
+        detail=f"offre {label}{invoicing}",
         changes={"contract": terms},
         payment_offer=event.payment_offer,
         emails=[_mail(state, ctx, "client", "contract_signed", offer=label)],
@@ -459,7 +461,8 @@ def renewal_declined(state: MissionState, event: RenewalDeclined, ctx: Context) 
 
 def renewal_terms(state: MissionState, today: date) -> ContractTerms:
     """The contract version a validated renewal signs: the next version, from the day after
-    the current end date to the new one, at the new TJM (or the current) and offer."""
+    the current end date to the new one, at the new TJM (or the current) and offer; the
+    invoicing choice (platform or provider) is kept."""
     renewal, current = state.renewal, state.current_terms
     assert renewal is not None and renewal.payment_offer is not None and current is not None
     return ContractTerms(
@@ -467,6 +470,7 @@ def renewal_terms(state: MissionState, today: date) -> ContractTerms:
         signed_on=today,
         payment_offer=renewal.payment_offer,
         special_conditions_ref=current.special_conditions_ref,
+        invoicing=current.invoicing,
         tjm=renewal.new_tjm or current.tjm,
         start_date=renewed_period_start(state.end_date),
         end_date=renewal.new_end_date,
@@ -747,6 +751,7 @@ def cra_input(state: MissionState, proposal: ProposalSubmitted, month: str) -> C
         client_id=proposal.client.id,
         client_name=proposal.client.name,
         approver_ids=[approver.id for approver in proposal.client.approvers],
+        invoice_mode="imported" if contract.invoicing == "provider" else "generated",
         validated_months=list(state.validated_months),
         terms_version=contract.version,
     )

@@ -290,15 +290,24 @@ def payout_terms(
 
 def imported_invoice_terms(
     terms: PayoutTerms,
+    issued_on: date,
     imported_on: date,
     *,
     client_payment_term: timedelta = CLIENT_PAYMENT_TERM,
 ) -> PayoutTerms:
-    """`terms` once the manually imported invoice is accepted: it is dated of its import,
-    never before the validation, and the payout dated from it. Amounts do not change (the
+    """`terms` once the manually imported invoice is accepted: the invoice's date is its own
+    issue date (`issued_on`, written by the provider), from which the legal 60-day cap and the
+    client's due date run, and the payout is dated from it. An invoice issued after its import
+    day (`imported_on`, Paris) is refused (DomainError), as is one so early that the cap leaves
+    no business day on or after the validation (compute_payout). Amounts do not change (the
     import matched the validated CRA)."""
-    invoice_date = max(imported_on, terms.validated_on)
-    dated = _dated(terms.offer, terms.validated_on, invoice_date, client_payment_term)
+    if issued_on > imported_on:
+        raise DomainError(
+            f"the imported invoice is dated {issued_on.isoformat()}, after its import on "
+            f"{imported_on.isoformat()}: an invoice cannot be issued after it is imported; "
+            "check issued_on and occurred_at"
+        )
+    dated = _dated(terms.offer, terms.validated_on, issued_on, client_payment_term)
     return terms.model_copy(update=dated)
 
 

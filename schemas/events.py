@@ -215,10 +215,16 @@ class PurchaseOrderConfirmed(ProposalRef):
     po_number: NonEmptyText
 
 
+Invoicing = Literal["platform", "provider"]
+"""Who issues the mission's invoices: the platform on the provider's behalf (self-billing,
+generated at each CRA validation) or the provider, who imports its own (`invoice.imported`)."""
+
+
 class ContractSigned(ProposalRef):
     signed_on: date
     payment_offer: PaymentOffer
     special_conditions_ref: NonEmptyText
+    invoicing: Invoicing = "platform"
 
 
 class ExpenseLine(Model):

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.compliance import ComplianceStatus, MissingDocument, MissingReason
 from schemas.enums import MissionStage, PaymentOffer, ProposalStatus, RenewalStep
-from schemas.events import ProposalSubmitted
+from schemas.events import Invoicing, ProposalSubmitted
 
 
 class MissionInput(BaseModel):
@@ -41,6 +41,10 @@ class ContractTerms(BaseModel):
     signed_on: date
     payment_offer: PaymentOffer
     special_conditions_ref: str
+    invoicing: Invoicing = Field(
+        default="platform",
+        description="who issues the invoices: 'platform' (self-billing) or 'provider' (import)",
+    )
     tjm: Decimal
     start_date: date
     end_date: date

@@ -200,7 +200,7 @@ class ClientPaymentResult(BaseModel):
 
 class InvoiceImport(BaseModel):
     """A manual import checked against the validated CRA, in one transaction: the `invoices`
-    row is numbered, dated of its import and in payment, or blocked with the reason (and the
+    row is numbered, dated of its own issue date and in payment, or blocked with the reason (and the
     provider's email).
 
     `terms` are the payout's terms as the validation computed them: their amounts are the
@@ -211,8 +211,11 @@ class InvoiceImport(BaseModel):
     mission_id: str
     month: str
     number: str
+    issued_on: date = Field(
+        description="the invoice's own issue date (the provider's): the invoice date"
+    )
     imported_on: date = Field(
-        description="the import's day (Paris): the invoice's date, never before the validation"
+        description="the import's day (Paris): the invoice cannot be issued after it"
     )
     amount_excl_vat: Decimal
     vat_amount: Decimal

@@ -21,15 +21,16 @@ pending. The monthly CRA cycle starts it through the idempotent `start_payout` a
 - Immediate: pays on the first business day on or after the validation (or the import).
 - Manual import (`invoice_number` None at start, undated terms): waits for `invoice.imported`,
   whose activity checks the amounts against the validated CRA in one transaction. Equal: the
-  invoice is numbered and in payment, the import date becomes the invoice date and the
-  activity returns the terms dated from it (`domain.payouts.imported_invoice_terms`).
+  invoice is numbered and in payment, its own issue date (`issued_on`) becomes the invoice
+  date (refused by the validator, 409, when after the import's Paris day) and the activity
+  returns the terms dated from it (`domain.payouts.imported_invoice_terms`).
   Different: the invoice is blocked with the reason, the provider is told that the fix goes
   through next month's CRA, and the payout keeps waiting (the update is accepted: the event
   was valid).
 - Importing again after a blocked import (policy): the validated CRA is immutable, so the
   payout waits for an invoice with the CRA's amounts; the difference the provider wanted to
   invoice goes on next month's CRA as a correction line. Hence an import that matches the
-  CRA is accepted (numbered, in payment, the payout computes its date from that import); an
+  CRA is accepted (numbered, in payment, the payout computes its date from its issue date); an
   import with other wrong amounts or another number is blocked again with its own reason and
   its own email; the very same import again (same number and amounts, a new event id) is
   refused by the validator (409 at the gateway, nothing written) with the amounts expected
@@ -59,7 +60,7 @@ from temporalio.exceptions import ActivityError
 from domain.clock import paris_date, paris_instant
 from domain.formatting import long_date_fr
 from domain.offers import offer_rule
-from domain.payouts import back_to_back_payout_date
+from domain.payouts import back_to_back_payout_date, imported_invoice_terms
 from schemas import search_attributes as sa
 from schemas.activities import TransitionResult
 from schemas.enums import PayoutStatus
@@ -90,7 +91,7 @@ from schemas.payouts import (
 from workflows.effects import deliver_outbox, root_message
 from workflows.options import db_activity
 from workflows.timers import Deadline
-from workflows.validation import occurred, refuse
+from workflows.validation import check, occurred, refuse
 
 PAY_AT = time(9, 0)
 """Payouts are made at 09:00, Europe/Paris, on their day."""
@@ -350,6 +351,7 @@ class PayoutWorkflow:
                         mission_id=self._inp.mission_id,
                         month=self._inp.month,
                         number=event.number,
+                        issued_on=event.issued_on,
                         imported_on=paris_date(occurred(event)),
                         amount_excl_vat=event.amount_excl_vat,
                         vat_amount=event.vat_amount,
@@ -391,6 +393,13 @@ class PayoutWorkflow:
                 f"the invoice of mission {self._inp.mission_id} ({self._inp.month}) was already "
                 f"imported ({self._invoice_number})"
             )
+        # The invoice's own date: never after its import, never so early that the legal cap
+        # leaves no business day on or after the validation.
+        check(
+            lambda: imported_invoice_terms(
+                self._terms, event.issued_on, paris_date(occurred(event))
+            )
+        )
         blocked = self._blocked_import
         if blocked is not None and _same_import(blocked, event):
             excl, vat = self._blocked_expected

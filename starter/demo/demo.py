@@ -1,6 +1,6 @@
 """`contracting demo`: walk demo missions through contracting and billing with signed events.
 
-Eleven proposals of one client, from the four demo providers (a French company, a French
+Thirteen proposals of one client, from the four demo providers (a French company, a French
 auto-entrepreneur, a Finnish company, a Portuguese company), each left at a different stage:
 
 1. Durand Conseil: read, interesting, QM scheduled and held, retained, documents (the
@@ -20,6 +20,10 @@ auto-entrepreneur, a Finnish company, a Portuguese company), each left at a diff
    back-to-back and immediate payment: Lisboa Dev Lda, Portugal), started on the first day of
    last month, last month's CRA validated today: BPF, invoice and payout workflow on its real
    date → `in_progress` (`add_billed_missions`).
+13. Durand Conseil, Express, contract signed with `invoicing: provider` (manual import): last
+   month's CRA validated today generates no invoice; an import dated tomorrow is refused,
+   the provider's invoice dated last month's last business day is imported and the payout
+   is scheduled (`add_imported_invoice_mission`).
 
 A scenario is a function of the `Scenario` built from its steps (`submit`, `proposal`,
 `documents`, `sign`, `cra`), called from `build_scenario`: add one (a renewal…) the same way.
@@ -39,6 +43,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from time import monotonic
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -46,9 +51,11 @@ from zoneinfo import ZoneInfo
 import httpx
 import typer
 
-from domain.calendar import is_business_day
+from domain.calendar import is_business_day, previous_business_day_on_or_before
 from domain.cra import submission_opens_on
+from domain.invoices import invoice_amounts_for_cra
 from schemas.enums import MissionStage, ProposalStatus
+from schemas.events import CraSubmitted
 from schemas.mission import MissionView
 from settings import get_settings
 from starter.gateway.client import GatewayClient, GatewayResponse
@@ -349,10 +356,19 @@ class Scenario:
             ),
         )
 
-    def sign(self, pid: str, number: int, offer: str, *, opens: str | None = None) -> None:
-        """Purchase order, then the contract with `offer`: with a compliant provider the mission
-        is to start, and in progress at once when its start date has passed; then waits until
-        the CRA cycle of `opens` (YYYY-MM) is open."""
+    def sign(
+        self,
+        pid: str,
+        number: int,
+        offer: str,
+        *,
+        opens: str | None = None,
+        invoicing: str = "platform",
+    ) -> None:
+        """Purchase order, then the contract with `offer` (and `invoicing`, sent when the
+        provider imports its own invoices): with a compliant provider the mission is to start,
+        and in progress at once when its start date has passed; then waits until the CRA cycle
+        of `opens` (YYYY-MM) is open."""
         self.proposal(
             pid,
             "purchase_order.confirmed",
@@ -371,6 +387,7 @@ class Scenario:
             signed_on=self.today.isoformat(),
             payment_offer=offer,
             special_conditions_ref=f"CP-{self.stamp}-{number:03d}",
+            **({} if invoicing == "platform" else {"invoicing": invoicing}),
         )
 
     def cra(self, pid: str, month: str, days: str, expenses: list[dict[str, Any]]) -> None:
@@ -611,7 +628,56 @@ def build_scenario(today: date) -> Scenario:
     billed = add_billed_missions(s, first_number=8)
     # 8 again: renewed for six more months at a new TJM, paid Express from then on.
     add_renewal(s, billed[0], months=6, tjm="680.00", offer="express")
+    # 13: the provider issues its own invoices (manual import).
+    add_imported_invoice_mission(s, number=13)
     return s
+
+
+def add_imported_invoice_mission(s: Scenario, number: int) -> str:
+    """Mission `number` (Durand Conseil, Express), signed with `invoicing: provider`: the
+    provider imports its own invoice instead of the platform's self-billing. Started on the
+    first day of last month, last month's CRA is validated today: no invoice is generated,
+    the payout waits for `invoice.imported`. An invoice dated after its import day is refused
+    (409); the provider's invoice, issued on last month's last business day, is then imported
+    with the CRA's amounts: it is dated of that issue date (the 60-day legal cap runs from
+    it) and the payout is scheduled 30 days after the validation."""
+    last_month_end = s.today.replace(day=1) - timedelta(days=1)
+    started = last_month_end.replace(day=1)
+    month = started.strftime("%Y-%m")
+    worked = sum(is_business_day(started + timedelta(days=n)) for n in range(last_month_end.day))
+    tjm = "610.00"
+    pid = s.submit(number, number - 4, DURAND, tjm, started)
+    s.proposal(pid, "proposal.read", status_at_least(ProposalStatus.READ))
+    s.proposal(pid, "proposal.retained", reached(MissionStage.LEGAL_VERIFICATION))
+    s.sign(pid, number, "express", opens=month, invoicing="provider")
+    s.cra(pid, month, str(worked), [])
+    cra = CraSubmitted(mission_id=pid, month=month, days=Decimal(worked))
+    amounts = invoice_amounts_for_cra(cra, Decimal(tjm), vat_franchise=DURAND.vat_franchise)
+    invoice = {
+        "mission_id": pid,
+        "month": month,
+        "number": f"DC-{s.stamp}-{number:03d}",
+        "issued_on": previous_business_day_on_or_before(last_month_end).isoformat(),
+        "amount_excl_vat": str(amounts.total_excl_vat),
+        "vat_amount": str(amounts.vat),
+        "file_ref": f"s3://demo-invoices/{DURAND.siren}/DC-{s.stamp}-{number:03d}.pdf",
+    }
+    s.add(
+        pid,
+        "invoice.imported",
+        f"{pid}-invoice-{month}-dated-tomorrow",
+        {**invoice, "issued_on": (s.today + timedelta(days=1)).isoformat()},
+        expect_refusal=True,
+        note="an invoice dated after its import is refused",
+    )
+    s.add(
+        pid,
+        "invoice.imported",
+        f"{pid}-invoice-{month}-imported",
+        invoice,
+        note=f"the provider's invoice, dated of its own issue date ({invoice['issued_on']})",
+    )
+    return pid
 
 
 def add_renewal(s: Scenario, pid: str, *, months: int, tjm: str, offer: str) -> None:

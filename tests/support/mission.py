@@ -38,6 +38,7 @@ from schemas.events import (
     ContractSigned,
     CraSubmitted,
     CraValidated,
+    Invoicing,
     ProposalRetained,
     ProposalSubmitted,
     PurchaseOrderConfirmed,
@@ -249,17 +250,24 @@ class MissionDriver:
         *,
         issued_on: date | None = None,
         prefix: str = "BILL",
+        invoicing: Invoicing = "platform",
     ) -> Handle:
         """proposal.submitted → retained → every legal document (issued on `issued_on`, today
         by default) accepted → purchase order → contract signed today with `offer` (before
-        2025-04-28 for back-to-back and immediate payment): legal verification complete."""
+        2025-04-28 for back-to-back and immediate payment) and `invoicing`: legal verification
+        complete."""
         handle = await self.submit(start, end, prefix=prefix)
         await self.retain_with_documents(handle, issued_on or await self.today())
-        await self.sign(handle, offer)
+        await self.sign(handle, offer, invoicing=invoicing)
         return handle
 
     async def sign(
-        self, handle: Handle, offer: PaymentOffer, *, po_number: str | None = None
+        self,
+        handle: Handle,
+        offer: PaymentOffer,
+        *,
+        po_number: str | None = None,
+        invoicing: Invoicing = "platform",
     ) -> None:
         """The client's side of legal verification: the purchase order (`PO-<id>` unless
         given) confirmed, then the contract signed with `offer` today (before 2025-04-28 for
@@ -279,11 +287,16 @@ class MissionDriver:
                 signed_on=await self.today() if fixed else LEGACY_SIGNATURE,
                 payment_offer=offer,
                 special_conditions_ref=f"CP-{pid}",
+                invoicing=invoicing,
             ),
         )
 
     async def mission_in_progress(
-        self, offer: PaymentOffer, months: int = 3, first_month: str | None = None
+        self,
+        offer: PaymentOffer,
+        months: int = 3,
+        first_month: str | None = None,
+        invoicing: Invoicing = "platform",
     ) -> tuple[Handle, list[str]]:
         """proposal.submitted → retained → legal verification complete → contract signed with
         `offer` → started on the 1st of `first_month` (next month by default; a past month on
@@ -295,7 +308,7 @@ class MissionDriver:
         while len(mission_months) < months:
             mission_months.append(next_month(month_bounds(mission_months[-1])[0]))
         end = month_bounds(mission_months[-1])[1]
-        handle = await self.contract(offer, start, end)
+        handle = await self.contract(offer, start, end, invoicing=invoicing)
         # A mission whose start date is past goes through to_start at once.
         await self.until(handle, lambda s: s.stage in ("to_start", "in_progress"))
         await self.sleep_until(paris_instant(start, time(0, 5)))

@@ -5,13 +5,17 @@ every payment offer, the billed ones started on the first day of last month."""
 from __future__ import annotations
 
 import json
-from datetime import date, time
+from datetime import date, time, timedelta
+from decimal import Decimal
 
 import pytest
 
+from domain.calendar import is_business_day
 from domain.clock import paris_instant
+from domain.invoices import invoice_amounts_for_cra
 from schemas.enums import PaymentOffer
-from starter.demo.demo import build_scenario
+from schemas.events import CraSubmitted
+from starter.demo.demo import DURAND, build_scenario
 from starter.gateway.events import parse_event
 
 
@@ -42,7 +46,7 @@ def test_the_missions_cover_every_offer_and_the_billed_ones_have_a_validated_cra
     }
     # Mission 1's month opens on Monday 30 November (days not yet worked are not billed): on
     # the 27th its CRA is refused, on the 30th it is filed and validated.
-    assert validated == {scenario.pid(n): "2026-10" for n in (8, 9, 10, 11, 12)}
+    assert validated == {scenario.pid(n): "2026-10" for n in (8, 9, 10, 11, 12, 13)}
     [early] = [
         step
         for step in scenario.steps
@@ -60,4 +64,36 @@ def test_the_missions_cover_every_offer_and_the_billed_ones_have_a_validated_cra
         for step in scenario.steps
         if step.event["type"] == "proposal.submitted"
     }
-    assert all(starts[scenario.pid(n)] == "2026-10-01" for n in (8, 9, 10, 11, 12))
+    assert all(starts[scenario.pid(n)] == "2026-10-01" for n in (8, 9, 10, 11, 12, 13))
+
+
+@pytest.mark.parametrize("today", [date(2026, 11, 27), date(2027, 1, 1), date(2027, 3, 31)])
+def test_one_mission_imports_its_own_invoice_dated_of_its_issue_date(today: date) -> None:
+    """Mission 13 is signed `invoicing: provider` (every other one is self-billed), its month is
+    validated, then an invoice dated after its import is refused and the provider's invoice,
+    issued on last month's last business day with the validated CRA's amounts, is imported."""
+    scenario = build_scenario(today)
+    pid = scenario.pid(13)
+    invoicing = {
+        step.mission: step.event["data"].get("invoicing", "platform")
+        for step in scenario.steps
+        if step.event["type"] == "contract.signed" and not step.expect_refusal
+    }
+    assert invoicing.pop(pid) == "provider"
+    assert set(invoicing.values()) == {"platform"}
+    steps = [step for step in scenario.steps if step.mission == pid]
+    types = [step.event["type"] for step in steps]
+    assert types[-4:] == ["cra.submitted", "cra.validated", "invoice.imported", "invoice.imported"]
+    cra, refused, imported = steps[-4].event["data"], steps[-2], steps[-1]
+    assert refused.expect_refusal and not imported.expect_refusal
+    assert date.fromisoformat(refused.event["data"]["issued_on"]) > today
+    issued_on = date.fromisoformat(imported.event["data"]["issued_on"])
+    last_month_end = today.replace(day=1) - timedelta(days=1)
+    assert issued_on <= last_month_end and issued_on.month == last_month_end.month
+    assert is_business_day(issued_on) and issued_on <= today
+    assert imported.event["data"]["month"] == cra["month"] == last_month_end.strftime("%Y-%m")
+    amounts = invoice_amounts_for_cra(
+        CraSubmitted.model_validate(cra), Decimal("610.00"), vat_franchise=DURAND.vat_franchise
+    )
+    assert imported.event["data"]["amount_excl_vat"] == str(amounts.total_excl_vat)
+    assert imported.event["data"]["vat_amount"] == str(amounts.vat)

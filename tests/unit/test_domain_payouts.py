@@ -401,19 +401,46 @@ def test_a_manual_import_leaves_the_terms_undated_until_the_import(offer):
         None,
     )
     assert (terms.amount, terms.fee) == (AMOUNTS.total_incl_vat, offer_fee(offer, TJM, DAYS))
-    # Imported on the 14 July holiday: the invoice is dated of its import.
-    imported = imported_invoice_terms(terms, date(2026, 7, 14))
+    # Issued and imported on the 14 July holiday: the invoice is dated of its issue date.
+    imported = imported_invoice_terms(terms, date(2026, 7, 14), date(2026, 7, 14))
     assert imported == _terms(offer, date(2026, 7, 10), invoice_date=date(2026, 7, 14))
     assert imported.client_due_on == date(2026, 8, 13)
     if offer is O.IMMEDIATE:
         assert imported.payout_date == date(2026, 7, 15)
 
 
-def test_an_imported_invoice_is_never_dated_before_the_validation():
+def test_an_imported_invoice_is_dated_of_its_own_issue_date_not_of_its_import():
+    """Validated Friday 10 July 2026, the invoice issued Tuesday 30 June, imported Monday 20
+    July: the legal cap runs from 30 June (29 August, a Saturday: paid Friday 28 August, not
+    on day 60 of the validation, 8 September), and so does the client's due date."""
+    terms = _terms(O.BASIC, date(2026, 7, 10), invoice_date=None)
+    imported = imported_invoice_terms(terms, date(2026, 6, 30), date(2026, 7, 20))
+    assert imported == _terms(O.BASIC, date(2026, 7, 10), invoice_date=date(2026, 6, 30))
+    assert imported.invoice_date == date(2026, 6, 30)
+    assert imported.client_due_on == date(2026, 7, 30)
+    assert imported.payout_date == date(2026, 8, 28)
+    assert imported.schedule is not None and imported.schedule.capped_by_legal_limit
+    assert imported.schedule.legal_limit == date(2026, 8, 29)
+    # The import day would have given day 60 of the validation.
+    assert compute_payout(O.BASIC, date(2026, 7, 10), date(2026, 7, 20)).payout_date == date(
+        2026, 9, 8
+    )
+
+
+@pytest.mark.parametrize("offer", list(O))
+def test_an_invoice_issued_on_its_import_day_is_accepted_and_after_it_refused(offer):
+    terms = _terms(offer, date(2026, 7, 10), invoice_date=None)
+    same_day = imported_invoice_terms(terms, date(2026, 7, 20), date(2026, 7, 20))
+    assert same_day.invoice_date == date(2026, 7, 20)
+    with pytest.raises(DomainError, match="dated 2026-07-21, after its import on 2026-07-20"):
+        imported_invoice_terms(terms, date(2026, 7, 21), date(2026, 7, 20))
+
+
+def test_an_imported_invoice_too_old_for_the_legal_cap_is_refused():
+    """Issued 1 May 2026: its 60 days end on 30 June, before the validation of 10 July."""
     terms = _terms(O.EXPRESS, date(2026, 7, 10), invoice_date=None)
-    imported = imported_invoice_terms(terms, date(2026, 7, 8))
-    assert imported.invoice_date == date(2026, 7, 10)
-    assert imported == _terms(O.EXPRESS, date(2026, 7, 10))
+    with pytest.raises(DomainError, match="invoice date 2026-05-01 is too early"):
+        imported_invoice_terms(terms, date(2026, 5, 1), date(2026, 7, 20))
 
 
 def test_the_client_payment_term():

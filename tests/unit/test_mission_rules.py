@@ -17,6 +17,7 @@ from schemas.cra import CraClosed
 from schemas.enums import CraStatus, MissionStage, PaymentOffer, ProposalStatus, RenewalStep
 from schemas.events import (
     ContractSigned,
+    Invoicing,
     MissionTerminated,
     ProposalRated,
     ProposalRead,
@@ -69,25 +70,26 @@ def progress(state: MissionState, context: Context) -> None:
         apply(state, step)
 
 
-def sign(state: MissionState) -> None:
+def sign(state: MissionState, invoicing: Invoicing = "platform") -> None:
     """The contract signed on the Basic offer on 2026-11-20, and what that allows at once."""
     signed = ContractSigned(
         proposal_id=PID,
         signed_on=date(2026, 11, 20),
         payment_offer=PaymentOffer.BASIC,
         special_conditions_ref="CP-1",
+        invoicing=invoicing,
     )
     apply(state, rules.contract_signed(state, signed, ctx()))
     progress(state, ctx())
 
 
-def in_progress() -> MissionState:
+def in_progress(invoicing: Invoicing = "platform") -> MissionState:
     """A mission contracted on the Basic offer, started on 2026-12-01."""
     state = retained()
     compliant(state)
     po = PurchaseOrderConfirmed(proposal_id=PID, po_number="PO-1")
     apply(state, rules.purchase_order_confirmed(state, po, ctx()))
-    sign(state)
+    sign(state, invoicing)
     assert state.stage is MissionStage.TO_START
     progress(state, ctx(paris_instant(date(2026, 12, 1))))
     return state
@@ -258,6 +260,41 @@ def test_each_month_opens_its_cycle_on_the_contract_in_force_on_its_first_day() 
         PaymentOffer.BASIC,
         Decimal("650.00"),
     )
+    assert inp.invoice_mode == "generated"  # `invoicing: platform`, the default
     deadline = rules.next_deadline(state, paris_instant(date(2026, 12, 1)), ["2026-12"])
     assert deadline == paris_instant(date(2027, 1, 1)) < paris_instant(date(2027, 6, 1))
     assert deadline - paris_instant(date(2026, 12, 1)) == timedelta(days=31)
+
+
+def test_provider_invoicing_makes_every_month_wait_for_an_import_and_a_renewal_keeps_it() -> None:
+    """`contract.signed` with `invoicing: provider`: the contract says so, each CRA cycle is
+    opened in the imported mode (no invoice generated at validation), and a renewal keeps
+    the choice."""
+    state = in_progress("provider")
+    assert state.legal.contract is not None and state.legal.contract.invoicing == "provider"
+    assert rules.cra_input(state, PROPOSAL, "2026-12").invoice_mode == "imported"
+    at = datetime(2027, 4, 2, 9, tzinfo=UTC)
+    requested = RenewalRequested(mission_id=PID, new_end_date=date(2027, 11, 30), occurred_at=at)
+    apply(state, rules.renewal_requested(state, requested, ctx(at)))
+    apply(state, rules.renewal_accepted(state, RenewalAccepted(mission_id=PID), ctx(at)))
+    validated = RenewalValidated(mission_id=PID, approver_id="APR-1", occurred_at=at)
+    apply(state, rules.renewal_validated(state, validated, ctx(at)))
+    renewed = rules.renewal_terms(state, date(2027, 4, 2))
+    assert renewed.version == 2 and renewed.invoicing == "provider"
+
+
+def test_the_signature_says_who_invoices() -> None:
+    state = retained()
+    compliant(state)
+    po = PurchaseOrderConfirmed(proposal_id=PID, po_number="PO-1")
+    apply(state, rules.purchase_order_confirmed(state, po, ctx()))
+    signed = ContractSigned(
+        proposal_id=PID,
+        signed_on=date(2026, 11, 20),
+        payment_offer=PaymentOffer.BASIC,
+        special_conditions_ref="CP-1",
+        invoicing="provider",
+    )
+    step = rules.contract_signed(state, signed, ctx())
+    assert step.detail.endswith(", factures importées par le prestataire")
+    assert step.changes["contract"].invoicing == "provider"

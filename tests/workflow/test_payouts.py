@@ -378,8 +378,11 @@ async def test_manual_import_waits_for_the_invoice_then_pays_immediately(
     )
     await skip_time(harness.env, timedelta(days=4))  # past the first business day at 09:00
     state = await harness.until(handle, lambda s: s.status is PayoutStatus.PAID)
-    assert state.payout_date == next_business_day_on_or_after(imported_on)
-    assert state.facts.invoice_date == imported_on
+    # Dated of its own issue date (the validation day), not of its import 9 days later: the
+    # first business day on or after it has passed, so it is paid at the import.
+    assert state.payout_date == next_business_day_on_or_after(today)
+    assert state.facts.invoice_date == today
+    assert state.paid_at is not None and paris_date(state.paid_at) == imported_on
     assert state.fee == offer_fee(PaymentOffer.IMMEDIATE, TJM, DAYS) == Decimal("370.00")
     assert state.invoice_number == "F-IMPORTED-1"
 
@@ -425,13 +428,13 @@ async def test_a_mismatched_import_blocks_the_invoice_and_a_matching_one_lets_it
         handle, INVOICE_IMPORTED, _import(inp, number, "12145.00", "2429.00")
     )
     assert state.invoice_number == number and state.invoice_blocked_reason is None
-    imported_on = await harness.today()
+    issued_on = inp.terms.validated_on  # the invoice's own date (_import)
     invoice = await harness.invoice_row(inp.mission_id)
     assert invoice.status == InvoiceStatus.IN_PAYMENT and invoice.blocked_reason is None
-    assert invoice.number == number and invoice.issued_on == imported_on
+    assert invoice.number == number and invoice.issued_on == issued_on
     await skip_time(harness.env, timedelta(days=4))  # past the first business day at 09:00
     state = await harness.until(handle, lambda s: s.status is PayoutStatus.PAID)
-    assert state.payout_date == next_business_day_on_or_after(imported_on)
+    assert state.payout_date == next_business_day_on_or_after(issued_on)
     # Imported once: a second import of the month is refused.
     with pytest.raises(WorkflowUpdateFailedError):
         await harness.send(handle, INVOICE_IMPORTED, _import(inp, number, "12145.00", "2429.00"))
@@ -497,19 +500,19 @@ async def test_importing_again_after_a_blocked_import(
     invoice = await harness.invoice_row(inp.mission_id)
     assert invoice.status == InvoiceStatus.BLOCKED and "2 400,00" in invoice.blocked_reason
 
-    # The CRA's amounts: accepted, the payout's date counts from this import.
+    # The CRA's amounts: accepted, the payout's date counts from this invoice's issue date.
     state = await harness.send(
         handle, INVOICE_IMPORTED, _import(inp, number, "12145.00", "2429.00")
     )
-    imported_on = await harness.today()
+    issued_on = inp.terms.validated_on  # the invoice's own date (_import)
     assert state.invoice_number == number and state.invoice_blocked_reason is None
     state = await harness.until(handle, lambda s: s.payout_date is not None)
     assert (
         state.payout_date
-        == compute_payout(PaymentOffer.BASIC, inp.terms.validated_on, imported_on).payout_date
+        == compute_payout(PaymentOffer.BASIC, inp.terms.validated_on, issued_on).payout_date
     )
     invoice = await harness.invoice_row(inp.mission_id)
-    assert invoice.status == InvoiceStatus.IN_PAYMENT and invoice.issued_on == imported_on
+    assert invoice.status == InvoiceStatus.IN_PAYMENT and invoice.issued_on == issued_on
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await harness.send(handle, INVOICE_IMPORTED, _import(inp, "F-OTHER", "12145.00", "2429.00"))
     assert "already imported" in str(refused.value.cause)
@@ -523,7 +526,7 @@ async def test_a_basic_payout_waits_for_its_imported_invoice(
 ) -> None:
     """Manual import under Basic: nothing is scheduled or paid while the invoice is not
     imported, even past the 60 days; the date then counts from the validation, capped at 60
-    days after the import (the invoice date)."""
+    days after the invoice's date (here issued the day of its import)."""
     validated_on = await harness.today()
     handle, inp = await harness.start(PaymentOffer.BASIC, manual_import=True)
     await skip_time(harness.env, timedelta(days=70))
@@ -532,11 +535,12 @@ async def test_a_basic_payout_waits_for_its_imported_invoice(
     assert "pas encore importée" in state.facts.explanation
     assert not [m for m in harness.sink.messages if about(inp.mission_id, "Paiement effectué")(m)]
 
+    imported_on = await harness.today()
+    late = _import(inp, "F-LATE-1", "12145.00", "2429.00")
     state = await harness.send(
-        handle, INVOICE_IMPORTED, _import(inp, "F-LATE-1", "12145.00", "2429.00")
+        handle, INVOICE_IMPORTED, late.model_copy(update={"issued_on": imported_on})
     )
     assert state.invoice_number == "F-LATE-1"
-    imported_on = await harness.today()
     expected = compute_payout(PaymentOffer.BASIC, validated_on, imported_on)
     assert expected.payout_date is not None
     state = await harness.until(handle, lambda s: s.payout_date is not None)
