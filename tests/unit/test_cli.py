@@ -52,4 +52,7 @@ def test_quote_through_the_installed_command() -> None:
     assert result.returncode == 0, result.stderr
     quote = json.loads(result.stdout)
     assert quote["payout_date"] == "2026-07-16"
-    assert quote["payout_amount"] == "11423.75"
+    # 18.5 days at 650 € = 12,025 € + 20 % VAT = 14,430 €, minus the Flash fee (5 %: 601.25 €).
+    assert quote["amount_incl_vat"] == "14430.00"
+    assert quote["fee"] == "601.25"
+    assert quote["net_amount"] == "13828.75"
