@@ -43,7 +43,8 @@ from fpdf.fonts import FontFace
 
 from domain.billing_documents import month_fr
 from domain.formatting import date_fr, money_fr, percent_fr
-from domain.invoices import VAT_FRANCHISE_MENTION, late_payment_mention
+from domain.invoices import late_payment_mention
+from domain.vat import exemption_code, vat_category, vat_mention
 from schemas.billing import (
     BilledDocument,
     BpfDocument,
@@ -61,9 +62,6 @@ BUSINESS_PROCESS_SERVICES = "S1"
 
 NO_DISCOUNT_MENTION = "Pas d'escompte pour paiement anticipé."
 """L441-9: the discount conditions, here that there is none (note AAB in the XML)."""
-
-FRANCHISE_EXEMPTION_CODE = "VATEX-FR-FRANCHISE"
-"""BT-121 for art. 293 B du CGI (franchise en base de TVA)."""
 
 _FONT = "SourceSansPro"
 _FONT_PACKAGE = "font_source_sans_pro"
@@ -213,8 +211,20 @@ class _Pdf(FPDF):
         return bytes(self.output())
 
 
+def registration_mention(party: Party) -> str | None:
+    """A company's legal form, share capital and RCS city (L441-9, R123-237 C. com.)."""
+    if party.registration is None:
+        return None
+    r = party.registration
+    return f"{r.form} au capital de {money_fr(r.share_capital)} · RCS {r.rcs_city}"
+
+
 def _party_block(party: Party) -> str:
-    lines = [party.name, *party.address_lines, f"{party.postcode} {party.city}"]
+    lines = [party.display_name]
+    registration = registration_mention(party)
+    if registration:
+        lines.append(registration)
+    lines += [*party.address_lines, f"{party.postcode} {party.city}"]
     if party.country != "FR":
         lines.append(party.country)
     lines.append(f"SIREN : {party.siren}")
@@ -283,7 +293,8 @@ def _billed_header_facts(doc: BilledDocument) -> list[tuple[str, str]]:
 
 
 def _vat_section(pdf: _Pdf, doc: BilledDocument, *, sign: int = 1) -> None:
-    if doc.vat_franchise:
+    mention = vat_mention(doc.vat_regime)
+    if mention is not None:
         pdf.totals(
             [
                 ("Total HT :", money_fr(sign * doc.total_excl_vat)),
@@ -294,7 +305,7 @@ def _vat_section(pdf: _Pdf, doc: BilledDocument, *, sign: int = 1) -> None:
             ]
         )
         pdf.gap(2)
-        pdf.paragraph(VAT_FRANCHISE_MENTION, bold=True)
+        pdf.paragraph(mention, bold=True)
         return
     pdf.grid(
         ["Taux de TVA", "Base HT", "Montant TVA"],
@@ -334,7 +345,7 @@ def _invoice_pdf(doc: InvoiceDocument, compliance: _Compliance) -> bytes:
     pdf.gap()
     pdf.parties(("Prestataire (vendeur)", doc.seller), ("Client (acheteur)", doc.buyer))
     pdf.gap()
-    _lines_grid(pdf, doc.lines, with_vat=not doc.vat_franchise)
+    _lines_grid(pdf, doc.lines, with_vat=doc.vat_regime.charges_vat)
     pdf.gap()
     _vat_section(pdf, doc)
     pdf.gap()
@@ -372,7 +383,7 @@ def _credit_note_pdf(doc: CreditNoteDocument, compliance: _Compliance) -> bytes:
     pdf.gap()
     pdf.parties(("Prestataire (vendeur)", doc.seller), ("Client (acheteur)", doc.buyer))
     pdf.gap()
-    _lines_grid(pdf, doc.lines, with_vat=not doc.vat_franchise, sign=-1)
+    _lines_grid(pdf, doc.lines, with_vat=doc.vat_regime.charges_vat, sign=-1)
     pdf.gap()
     _vat_section(pdf, doc, sign=-1)
     pdf.gap()
@@ -492,16 +503,21 @@ def _date_102(parent: ET.Element, tag: str, day: date, *, qualified: bool = Fals
 
 
 def _vat_category(doc: BilledDocument, rate: Decimal) -> str:
-    if doc.vat_franchise:
-        return "E"  # exempt: franchise en base (art. 293 B du CGI)
+    """S / Z when the seller charges VAT; E (franchise, 293 B) or AE (reverse charge)."""
+    if not doc.vat_regime.charges_vat:
+        return vat_category(doc.vat_regime)
     return "S" if rate > 0 else "Z"
 
 
-def _trade_party(parent: ET.Element, tag: str, party: Party, *, seller_franchise: bool) -> None:
+def _trade_party(parent: ET.Element, tag: str, party: Party, *, seller_exempt: bool) -> None:
+    """BG-4 / BG-7. The seller's registration is its additional legal information (BT-33)."""
     node = _el(parent, tag)
     if party.siret:
         _el(node, "ram:GlobalID", party.siret, schemeID="0009")  # SIRET
-    _el(node, "ram:Name", party.name)
+    _el(node, "ram:Name", party.display_name)
+    legal_info = registration_mention(party) if tag == "ram:SellerTradeParty" else None
+    if legal_info:
+        _el(node, "ram:Description", legal_info)
     legal = _el(node, "ram:SpecifiedLegalOrganization")
     _el(legal, "ram:ID", party.siren, schemeID="0002")  # SIREN
     address = _el(node, "ram:PostalTradeAddress")
@@ -518,9 +534,9 @@ def _trade_party(parent: ET.Element, tag: str, party: Party, *, seller_franchise
     if party.vat_number:
         registration = _el(node, "ram:SpecifiedTaxRegistration")
         _el(registration, "ram:ID", party.vat_number, schemeID="VA")
-    elif seller_franchise:
-        # BR-E-02: an exempt invoice names the seller's VAT or tax registration; a company's
-        # French tax identification number is its SIREN.
+    elif seller_exempt:
+        # BR-E-02 / BR-AE-02: an exempt or reverse-charged invoice names the seller's VAT or
+        # tax registration; without a VAT number, its French tax identifier is its SIREN.
         registration = _el(node, "ram:SpecifiedTaxRegistration")
         _el(registration, "ram:ID", party.siren, schemeID="FC")
 
@@ -583,8 +599,9 @@ def _cii(
         _el(summation, "ram:LineTotalAmount", _amount(line.amount_excl_vat))
 
     agreement = _el(transaction, "ram:ApplicableHeaderTradeAgreement")
-    _trade_party(agreement, "ram:SellerTradeParty", doc.seller, seller_franchise=doc.vat_franchise)
-    _trade_party(agreement, "ram:BuyerTradeParty", doc.buyer, seller_franchise=False)
+    exempt = not doc.vat_regime.charges_vat
+    _trade_party(agreement, "ram:SellerTradeParty", doc.seller, seller_exempt=exempt)
+    _trade_party(agreement, "ram:BuyerTradeParty", doc.buyer, seller_exempt=False)
     if doc.purchase_order:
         order = _el(agreement, "ram:BuyerOrderReferencedDocument")
         _el(order, "ram:IssuerAssignedID", doc.purchase_order)
@@ -601,12 +618,13 @@ def _cii(
         tax = _el(settlement, "ram:ApplicableTradeTax")
         _el(tax, "ram:CalculatedAmount", _amount(vat.vat))
         _el(tax, "ram:TypeCode", "VAT")
-        if doc.vat_franchise:
-            _el(tax, "ram:ExemptionReason", VAT_FRANCHISE_MENTION)
+        reason, code = vat_mention(doc.vat_regime), exemption_code(doc.vat_regime)
+        if reason is not None:
+            _el(tax, "ram:ExemptionReason", reason)
         _el(tax, "ram:BasisAmount", _amount(vat.base))
         _el(tax, "ram:CategoryCode", _vat_category(doc, vat.rate))
-        if doc.vat_franchise:
-            _el(tax, "ram:ExemptionReasonCode", FRANCHISE_EXEMPTION_CODE)
+        if code is not None:
+            _el(tax, "ram:ExemptionReasonCode", code)
         _el(tax, "ram:RateApplicablePercent", _decimal(vat.rate))
     period = _el(settlement, "ram:BillingSpecifiedPeriod")
     _date_102(period, "ram:StartDateTime", doc.service_start)
@@ -632,13 +650,15 @@ def _cii(
 
 
 def _common_notes(doc: BilledDocument) -> list[tuple[str, str]]:
-    """REG self-billing, TXD franchise, and the AAB / PMD / PMT notes BR-FR-05 requires."""
+    """REG self-billing, TXD the VAT mention (293 B, autoliquidation), and the AAB / PMD /
+    PMT notes BR-FR-05 requires."""
     notes: list[tuple[str, str]] = []
     mention = self_billing_mention(doc)
     if mention:
         notes.append(("REG", mention))
-    if doc.vat_franchise:
-        notes.append(("TXD", VAT_FRANCHISE_MENTION))
+    vat_note = vat_mention(doc.vat_regime)
+    if vat_note is not None:
+        notes.append(("TXD", vat_note))
     notes += [
         ("AAB", NO_DISCOUNT_MENTION),
         ("PMD", penalty_mention(doc)),

@@ -59,15 +59,22 @@ from db.models import (
     Provider,
     PurchaseOrder,
 )
-from domain.billing_documents import bpf_document_for_cra, invoice_document_for_cra, party
+from domain.billing_documents import (
+    bpf_document_for_cra,
+    client_party,
+    invoice_document_for_cra,
+    party,
+)
+from domain.vat import vat_regime
 from schemas.billing import BpfApprover, CreditNoteDocument, InvoiceDocument, Party
-from schemas.enums import CraStatus
+from schemas.enums import CraStatus, LegalForm
 from schemas.events import (
     CorrectionLine,
     CraSubmitted,
     ExpenseLine,
     OvertimeLine,
     PostalAddress,
+    Registration,
 )
 
 PDF = "application/pdf"
@@ -298,16 +305,42 @@ def _address(holder: Client | Provider, who: str) -> PostalAddress:
 
 
 def _parties(facts: _Facts) -> tuple[Party, Party]:
-    """(client, provider) as the documents print them."""
-    client = party(facts.client.name, facts.client.siren, _address(facts.client, "the client"))
+    """(client, provider) as the documents print them. A company established in France
+    prints its registration: one recorded without it is not issuable (L441-9 C. com.)."""
+    client = client_party(
+        facts.client.name,
+        facts.client.siren,
+        _address(facts.client, "the client"),
+        _registration(facts.client, "the client", required=True),
+    )
+    entrepreneur = facts.provider.legal_form is LegalForm.AUTO_ENTREPRENEUR
     provider = party(
         facts.provider.name,
         facts.provider.siren,
         _address(facts.provider, "the provider"),
-        vat_registered=not facts.provider.vat_franchise,
+        vat_number=facts.provider.vat_number,
+        registration=_registration(
+            facts.provider,
+            "the provider",
+            required=not entrepreneur and facts.provider.country == "FR",
+        ),
+        individual_entrepreneur=entrepreneur,
         email=facts.provider.email,
     )
     return client, provider
+
+
+def _registration(holder: Client | Provider, who: str, *, required: bool) -> Registration | None:
+    if holder.registration_form is None or holder.share_capital is None or holder.rcs_city is None:
+        if required:
+            raise NotIssuable(
+                f"{who} {holder.name} has no registration (legal form, share capital, RCS city): "
+                "a mandatory mention of a company's invoice (L441-9 and R123-237 C. com.)"
+            )
+        return None
+    return Registration(
+        form=holder.registration_form, share_capital=holder.share_capital, rcs_city=holder.rcs_city
+    )
 
 
 async def _facts(session: AsyncSession, mission_id: str, month: str) -> _Facts | None:
@@ -402,6 +435,7 @@ async def _store_bpf(
         approver=BpfApprover(id=cra.approver_id, email=facts.approver_email),
         submitted_on=cra.submitted_at.astimezone(PARIS).date() if cra.submitted_at else None,
         purchase_order=facts.purchase_order,
+        regime=vat_regime(facts.provider.country, facts.provider.vat_franchise),
     )
     if doc.amount_excl_vat != bpf.amount_excl_vat:
         raise NotIssuable(
@@ -459,7 +493,7 @@ def _invoice_document(
         due_on=invoice.due_on,
         seller=parties[1],
         buyer=parties[0],
-        vat_franchise=invoice.vat_franchise,
+        regime=invoice.vat_regime,
         service_start=invoice.service_start,
         service_end=invoice.service_end,
         late_payment_rate=invoice.late_payment_rate,

@@ -116,7 +116,7 @@ class CraActivities:
 
     @activity.defn(name=RECORD_CRA_VALIDATION)
     async def record_cra_validation(self, v: CraValidation) -> CraValidationResult:
-        amounts = invoice_amounts_for_cra(v.cra, v.tjm, vat_franchise=v.provider.vat_franchise)
+        amounts = invoice_amounts_for_cra(v.cra, v.tjm, regime=v.provider.vat_regime)
         async with self._sessions.begin() as session:
             applied = await record_timeline(
                 session,
@@ -237,7 +237,7 @@ class CraActivities:
             "month": v.month,
             "service_start": v.service_start,
             "service_end": v.service_end,
-            "vat_franchise": amounts.vat_franchise,
+            "vat_regime": amounts.regime,
             "vat_mention": amounts.vat_mention,
             "late_payment_rate": self._late_payment_rate,
             "recovery_indemnity": to_money(self._recovery_indemnity),

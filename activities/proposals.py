@@ -18,9 +18,11 @@ from db.models import (
     Provider,
     Rfp,
 )
+from domain.errors import DomainError
+from domain.vat import provider_vat_number
 from schemas.activities import RecordProposalInput, TransitionResult
 from schemas.enums import MissionStage, ProposalStatus
-from schemas.events import PostalAddress, ProposalSubmitted
+from schemas.events import PostalAddress, ProposalSubmitted, Registration
 from schemas.names import RECORD_PROPOSAL
 
 
@@ -100,7 +102,12 @@ class ProposalActivities:
 async def _upsert_parties(session: AsyncSession, proposal: ProposalSubmitted) -> None:
     """Clients, approvers and providers are the platform's: the latest event wins."""
     client, provider = proposal.client, proposal.provider
-    client_values = {"name": client.name, "siren": client.siren, **_address(client.address)}
+    client_values = {
+        "name": client.name,
+        "siren": client.siren,
+        **_address(client.address),
+        **_registration(client.registration),
+    }
     await session.execute(
         insert(Client)
         .values(client_id=client.id, **client_values)
@@ -120,7 +127,9 @@ async def _upsert_parties(session: AsyncSession, proposal: ProposalSubmitted) ->
         "country": provider.country,
         "legal_form": provider.legal_form,
         "vat_franchise": provider.vat_franchise,
+        "vat_number": _vat_number(proposal),
         **_address(provider.address),
+        **_registration(provider.registration),
     }
     await session.execute(
         insert(Provider)
@@ -144,6 +153,32 @@ def _address(address: PostalAddress | None) -> dict[str, Any]:
         "postal_code": address.postal_code,
         "city": address.city,
         "address_country": address.country,
+    }
+
+
+def _vat_number(proposal: ProposalSubmitted) -> str | None:
+    """The provider's VAT number as its invoices print it. The gateway refused an invalid
+    one (422); a proposal sent without it (a test, a replayed history) stores what it has,
+    and an invoice that then lacks a mandatory number is not issued but alerted to ops."""
+    provider = proposal.provider
+    try:
+        return provider_vat_number(
+            provider.country,
+            provider.siren,
+            provider.vat_number,
+            vat_franchise=provider.vat_franchise,
+        )
+    except DomainError:
+        return provider.vat_number
+
+
+def _registration(registration: Registration | None) -> dict[str, Any]:
+    """The registration columns: all NULL for a party without one (an individual
+    entrepreneur, a company abroad), so a later event that drops it erases it."""
+    return {
+        "registration_form": registration.form if registration else None,
+        "share_capital": registration.share_capital if registration else None,
+        "rcs_city": registration.rcs_city if registration else None,
     }
 
 

@@ -38,6 +38,7 @@ from schemas.enums import (
     PaymentOffer,
     PayoutStatus,
     ProposalStatus,
+    VatRegime,
 )
 
 NAMING_CONVENTION: dict[str, str] = {
@@ -152,13 +153,35 @@ class PostalAddressColumns:
     address_country: Mapped[str | None] = mapped_column(sa.String(2))
 
 
-class Client(PostalAddressColumns, Base):
+def _registration_complete() -> sa.CheckConstraint:
+    """A company's registration is all there or not at all (revision 0004)."""
+    return sa.CheckConstraint(
+        sa.text(
+            "(registration_form IS NULL) = (share_capital IS NULL)"
+            " AND (share_capital IS NULL) = (rcs_city IS NULL)"
+        ),
+        name="registration",
+    )
+
+
+class RegistrationColumns:
+    """A company's legal form, share capital and RCS city (`schemas.events.Registration`),
+    printed on its invoices: NULL for an individual entrepreneur, a company abroad without
+    them, or parties recorded before revision 0004."""
+
+    registration_form: Mapped[str | None] = mapped_column(sa.String(40))
+    share_capital: Mapped[Decimal | None] = mapped_column(sa.Numeric(14, 2))
+    rcs_city: Mapped[str | None] = mapped_column(sa.String(100))
+
+
+class Client(PostalAddressColumns, RegistrationColumns, Base):
     """The buying company, as the platform knows it."""
 
     __tablename__ = "clients"
     __table_args__ = (
         sa.CheckConstraint(sa.text(f"siren ~ '{SIREN_PATTERN}'"), name="siren"),
         _address_complete(),
+        _registration_complete(),
     )
 
     client_id: Mapped[str] = mapped_column(sa.String(ID_LENGTH), primary_key=True)
@@ -182,7 +205,7 @@ class Approver(Base):
     updated_at: Mapped[datetime] = _updated_at()
 
 
-class Provider(PostalAddressColumns, Base):
+class Provider(PostalAddressColumns, RegistrationColumns, Base):
     """The provider company, identified by its SIREN."""
 
     __tablename__ = "providers"
@@ -190,6 +213,7 @@ class Provider(PostalAddressColumns, Base):
         sa.CheckConstraint(sa.text(f"siren ~ '{SIREN_PATTERN}'"), name="siren"),
         sa.CheckConstraint(sa.text("country ~ '^[A-Z]{2}$'"), name="country"),
         _address_complete(),
+        _registration_complete(),
     )
 
     siren: Mapped[str] = mapped_column(sa.String(9), primary_key=True)
@@ -198,6 +222,9 @@ class Provider(PostalAddressColumns, Base):
     country: Mapped[str] = mapped_column(sa.String(2))
     legal_form: Mapped[LegalForm] = mapped_column(str_enum(LegalForm, "legal_form"))
     vat_franchise: Mapped[bool] = mapped_column(server_default=sa.false())
+    vat_number: Mapped[str | None] = mapped_column(sa.String(20))
+    """Compact intra-community VAT number (domain.vat.provider_vat_number); NULL under the
+    franchise or outside the EU without one."""
     iban: Mapped[str | None] = mapped_column(sa.String(34))
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
@@ -523,8 +550,10 @@ class Invoice(Base):
     vat_amount: Mapped[Decimal | None]
     amount_incl_vat: Mapped[Decimal | None]
     due_on: Mapped[date | None]
-    vat_franchise: Mapped[bool] = mapped_column(server_default=sa.false())
-    # e.g. "TVA non applicable, art. 293 B du CGI"
+    vat_regime: Mapped[VatRegime] = mapped_column(
+        str_enum(VatRegime, "vat_regime"), server_default=VatRegime.FRENCH_VAT.value
+    )
+    # e.g. "TVA non applicable, art. 293 B du CGI", "Autoliquidation : …"
     vat_mention: Mapped[str | None] = mapped_column(sa.Text)
     late_payment_rate: Mapped[Decimal | None] = mapped_column(sa.Numeric(6, 4))
     recovery_indemnity: Mapped[Decimal | None]

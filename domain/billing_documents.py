@@ -16,10 +16,12 @@ from domain.invoices import (
     DEFAULT_LATE_PAYMENT_RATE,
     DEFAULT_RECOVERY_INDEMNITY,
     STANDARD_VAT_RATE,
+    billed_expense,
     invoice_amounts_for_cra,
     parse_vat_rate,
 )
 from domain.money import ZERO, to_money
+from domain.vat import VatRegime, french_vat_number
 from schemas.billing import (
     PLATFORM_NAME,
     BpfApprover,
@@ -31,7 +33,7 @@ from schemas.billing import (
     Party,
     VatBreakdownLine,
 )
-from schemas.events import CraSubmitted, PostalAddress
+from schemas.events import CraSubmitted, PostalAddress, Registration
 
 _MONTHS_FR = (
     "janvier",
@@ -61,28 +63,20 @@ def month_bounds(month: str) -> tuple[date, date]:
     return date(year, number, 1), date(year, number, calendar.monthrange(year, number)[1])
 
 
-def french_vat_number(siren: str) -> str:
-    """The French intra-community VAT number of a company: "FR", a two-digit key, its SIREN.
-
-    The key is (12 + 3 × (SIREN mod 97)) mod 97: the platform knows every party by its SIREN,
-    so the number the invoice must print (art. 242 nonies A CGI) follows from it.
-    """
-    key = (12 + 3 * (int(siren) % 97)) % 97
-    return f"FR{key:02d}{siren}"
-
-
 def party(
     name: str,
     siren: str,
     address: PostalAddress,
     *,
-    vat_registered: bool = True,
+    vat_number: str | None,
+    registration: Registration | None = None,
+    individual_entrepreneur: bool = False,
     email: str | None = None,
 ) -> Party:
-    """A company as its documents name it: name, postal address, SIREN and, when it is
-    registered for VAT in France, its intra-community VAT number (none under the 293 B
-    franchise, none derived for a company established abroad)."""
-    french = address.country == "FR"
+    """A party as its documents name it: name ("EI" beside an individual entrepreneur's),
+    postal address, SIREN, legal form, share capital and RCS city of a company, and its
+    intra-community VAT number (`domain.vat.provider_vat_number` for a provider,
+    `client_party` for the client)."""
     return Party(
         name=name,
         address_lines=list(address.lines),
@@ -90,8 +84,23 @@ def party(
         city=address.city,
         country=address.country,
         siren=siren,
-        vat_number=french_vat_number(siren) if vat_registered and french else None,
+        vat_number=vat_number,
+        registration=registration,
+        individual_entrepreneur=individual_entrepreneur,
         email=email,
+    )
+
+
+def client_party(
+    name: str, siren: str, address: PostalAddress, registration: Registration | None
+) -> Party:
+    """The client: a French company, whose VAT number follows from its SIREN."""
+    return party(
+        name,
+        siren,
+        address,
+        vat_number=french_vat_number(siren),
+        registration=registration,
     )
 
 
@@ -99,18 +108,25 @@ def invoice_lines_for_cra(
     cra: CraSubmitted,
     tjm: Decimal,
     *,
-    vat_franchise: bool,
+    regime: VatRegime,
     vat_rate: Decimal = STANDARD_VAT_RATE,
 ) -> list[InvoiceLine]:
     """The lines of the CRA's invoice: service, overtime, corrections, expenses.
 
-    Service, overtime and corrections are at `vat_rate`, each expense at its own rate, and
-    every line at 0 % under the VAT franchise. A negative correction has quantity -1 and a
-    positive unit price (EN 16931 BR-27: prices are never negative).
+    Service, overtime and corrections are at `vat_rate`, each expense at its own rate, when
+    the provider charges VAT; every line is at 0 % otherwise (franchise, reverse charge), an
+    expense billed at `domain.invoices.billed_expense` (VAT included under the franchise). A
+    negative correction has quantity -1 and a positive unit price (EN 16931 BR-27: prices
+    are never negative).
     """
 
     def rate(value: Decimal | str) -> Decimal:
-        return ZERO if vat_franchise else parse_vat_rate(value)
+        return parse_vat_rate(value) if regime.charges_vat else ZERO
+
+    def expense_label(label: str, vat: str) -> str:
+        if regime is VatRegime.FRANCHISE and parse_vat_rate(vat) > 0:
+            return f"Frais : {label} (coût TTC, TVA non récupérable)"
+        return f"Frais : {label}"
 
     def one_unit(
         kind: LineKind,
@@ -167,8 +183,8 @@ def invoice_lines_for_cra(
     lines += [
         one_unit(
             LineKind.EXPENSE,
-            f"Frais : {line.label}",
-            line.amount,
+            expense_label(line.label, line.vat_rate),
+            billed_expense(line.amount, parse_vat_rate(line.vat_rate), regime),
             line.vat_rate,
             receipt_ref=line.receipt_ref,
         )
@@ -186,7 +202,7 @@ def invoice_document_for_cra(
     due_on: date,
     seller: Party,
     buyer: Party,
-    vat_franchise: bool,
+    regime: VatRegime,
     vat_rate: Decimal = STANDARD_VAT_RATE,
     service_start: date | None = None,
     service_end: date | None = None,
@@ -201,7 +217,7 @@ def invoice_document_for_cra(
     a first or last month). Raises pydantic's ValidationError if the lines and the domain's
     amounts ever disagree.
     """
-    amounts = invoice_amounts_for_cra(cra, tjm, vat_franchise=vat_franchise, vat_rate=vat_rate)
+    amounts = invoice_amounts_for_cra(cra, tjm, regime=regime, vat_rate=vat_rate)
     first, last = month_bounds(cra.month)
     return InvoiceDocument(
         number=number,
@@ -213,8 +229,8 @@ def invoice_document_for_cra(
         service_end=service_end or last,
         seller=seller,
         buyer=buyer,
-        lines=invoice_lines_for_cra(cra, tjm, vat_franchise=vat_franchise, vat_rate=vat_rate),
-        vat_franchise=vat_franchise,
+        lines=invoice_lines_for_cra(cra, tjm, regime=regime, vat_rate=vat_rate),
+        vat_regime=regime,
         total_excl_vat=amounts.total_excl_vat,
         vat_breakdown=[
             VatBreakdownLine(rate=line.rate, base=line.base, vat=line.vat)
@@ -239,12 +255,15 @@ def bpf_document_for_cra(
     provider: Party,
     validated_on: date,
     approver: BpfApprover,
+    regime: VatRegime = VatRegime.FRENCH_VAT,
     vat_rate: Decimal = STANDARD_VAT_RATE,
     submitted_on: date | None = None,
     purchase_order: str | None = None,
 ) -> BpfDocument:
-    """The BPF of a validated CRA: its days and lines, excluding VAT."""
-    lines = invoice_lines_for_cra(cra, tjm, vat_franchise=False, vat_rate=vat_rate)
+    """The BPF of a validated CRA: its days and lines excluding VAT, as the invoice bills
+    them under the provider's `regime` (an expense at its cost VAT included under the
+    franchise), so the BPF's amount is the invoice's total excluding VAT."""
+    lines = invoice_lines_for_cra(cra, tjm, regime=regime, vat_rate=vat_rate)
     return BpfDocument(
         number=number,
         issued_on=issued_on,

@@ -3,8 +3,13 @@
 Lines: service (TJM × days), overtime / on-call amounts, corrections of earlier months (may
 be negative) — all at the standard VAT rate — and expenses, each at its own VAT rate. VAT is
 computed per rate on the summed bases (EN 16931 VAT breakdown), rounded half up to the cent.
-A provider under the VAT franchise (auto-entrepreneur, art. 293 B du CGI) charges no VAT on
-any line, expenses included, and the invoice carries the exemption mention.
+
+Only a provider under `VatRegime.FRENCH_VAT` charges VAT (`domain.vat`). Under the franchise
+(auto-entrepreneur, art. 293 B du CGI) no line carries VAT and an expense is re-billed at
+what it cost the provider, VAT included (`billed_expense`): it cannot recover that VAT.
+Under reverse charge (a provider established abroad) no line carries VAT either and
+expenses are billed excluding VAT, like the service they belong to: the client accounts for
+the VAT of the whole invoice.
 """
 
 from __future__ import annotations
@@ -17,12 +22,13 @@ from domain.errors import InvalidAmount
 from domain.fees import service_amount
 from domain.formatting import money_fr, percent_fr
 from domain.money import ZERO, non_negative, to_money
+from domain.vat import VAT_FRANCHISE_MENTION, VatRegime, vat_mention
 from schemas.events import CraSubmitted
+
+__all__ = ["VAT_FRANCHISE_MENTION"]
 
 STANDARD_VAT_RATE = Decimal("20")
 """French standard VAT rate, in percent, on services."""
-
-VAT_FRANCHISE_MENTION = "TVA non applicable, art. 293 B du CGI"
 
 DEFAULT_LATE_PAYMENT_RATE = Decimal("0.10")
 """Contractual late-payment rate per year (the FAQ's 10 %); settings.late_payment_rate."""
@@ -73,16 +79,29 @@ class InvoiceAmounts:
     vat: Decimal
     total_incl_vat: Decimal
     vat_breakdown: tuple[VatLine, ...]
-    vat_franchise: bool
+    regime: VatRegime
+
+    @property
+    def vat_franchise(self) -> bool:
+        return self.regime is VatRegime.FRANCHISE
 
     @property
     def vat_mention(self) -> str | None:
-        """The art. 293 B mention the invoice must carry, if any."""
-        return VAT_FRANCHISE_MENTION if self.vat_franchise else None
+        """The VAT mention the invoice must carry (293 B, Autoliquidation), if any."""
+        return vat_mention(self.regime)
 
 
 def _vat_on(base: Decimal, rate: Decimal) -> Decimal:
     return to_money(base * rate / 100)
+
+
+def billed_expense(amount_excl_vat: Decimal, vat_rate: Decimal, regime: VatRegime) -> Decimal:
+    """What an expense line bills, excluding the invoice's VAT: its amount excluding VAT,
+    or under the franchise what it cost the provider, VAT included (rounded to the cent)."""
+    amount = to_money(non_negative(amount_excl_vat, "expense amount"))
+    if regime is VatRegime.FRANCHISE:
+        return amount + _vat_on(amount, parse_vat_rate(vat_rate))
+    return amount
 
 
 def compute_invoice_amounts(
@@ -92,14 +111,15 @@ def compute_invoice_amounts(
     overtime: Iterable[Decimal] = (),
     corrections: Iterable[Decimal] = (),
     expenses: Iterable[Expense] = (),
-    vat_franchise: bool = False,
+    regime: VatRegime = VatRegime.FRENCH_VAT,
     vat_rate: Decimal = STANDARD_VAT_RATE,
 ) -> InvoiceAmounts:
-    """Amounts of the invoice of one CRA.
+    """Amounts of the invoice of one CRA under the provider's VAT `regime`.
 
     Overtime and expense amounts must not be negative; corrections may be (they give back an
     amount invoiced too much in an earlier month).
     """
+    regime = VatRegime(regime)
     service = service_amount(tjm, days)
     overtime_total = to_money(sum((non_negative(a, "overtime amount") for a in overtime), ZERO))
     corrections_total = to_money(sum((to_money(a) for a in corrections), ZERO))
@@ -107,13 +127,14 @@ def compute_invoice_amounts(
     bases: dict[Decimal, Decimal] = {}
     service_base = service + overtime_total + corrections_total
     bases[parse_vat_rate(vat_rate)] = service_base
+    expenses_total = ZERO
     for line in expense_lines:
-        amount = to_money(non_negative(line.amount_excl_vat, "expense amount"))
+        amount = billed_expense(line.amount_excl_vat, line.vat_rate, regime)
         rate = parse_vat_rate(line.vat_rate)
         bases[rate] = bases.get(rate, ZERO) + amount
-    expenses_total = to_money(sum((to_money(e.amount_excl_vat) for e in expense_lines), ZERO))
+        expenses_total += amount
     total_excl_vat = service_base + expenses_total
-    if vat_franchise:
+    if not regime.charges_vat:
         breakdown: tuple[VatLine, ...] = (VatLine(rate=ZERO, base=total_excl_vat, vat=ZERO),)
     else:
         breakdown = tuple(
@@ -131,12 +152,12 @@ def compute_invoice_amounts(
         vat=vat,
         total_incl_vat=total_excl_vat + vat,
         vat_breakdown=breakdown,
-        vat_franchise=vat_franchise,
+        regime=regime,
     )
 
 
 def invoice_amounts_for_cra(
-    cra: CraSubmitted, tjm: Decimal, *, vat_franchise: bool, vat_rate: Decimal = STANDARD_VAT_RATE
+    cra: CraSubmitted, tjm: Decimal, *, regime: VatRegime, vat_rate: Decimal = STANDARD_VAT_RATE
 ) -> InvoiceAmounts:
     """`compute_invoice_amounts` fed from a submitted (then validated) CRA."""
     return compute_invoice_amounts(
@@ -148,7 +169,7 @@ def invoice_amounts_for_cra(
             Expense(amount_excl_vat=line.amount, vat_rate=parse_vat_rate(line.vat_rate))
             for line in cra.expenses
         ],
-        vat_franchise=vat_franchise,
+        regime=regime,
         vat_rate=vat_rate,
     )
 

@@ -31,6 +31,7 @@ from domain.renewals import (
     check_termination,
     renewed_period_start,
 )
+from domain.vat import vat_regime
 from schemas.compliance import ComplianceStatus, ProviderRef
 from schemas.cra import CraClosed, CraInput, CraProvider
 from schemas.enums import CraStatus, MissionStage, PaymentOffer, ProposalStatus, RenewalStep
@@ -745,8 +746,8 @@ def cra_input(state: MissionState, proposal: ProposalSubmitted, month: str) -> C
             name=provider.name,
             email=provider.email,
             legal_form=provider.legal_form,
-            vat_franchise=provider.vat_franchise,
             country=provider.country,
+            vat_regime=vat_regime(provider.country, provider.vat_franchise),
         ),
         client_id=proposal.client.id,
         client_name=proposal.client.name,

@@ -26,6 +26,7 @@ from domain.invoices import (
 from domain.money import ZERO, is_half_day_multiple, non_negative, to_money
 from domain.offers import check_offer_eligibility, offer_rule
 from domain.payouts import payout_terms
+from domain.vat import vat_regime
 from schemas.enums import PaymentOffer
 from schemas.payouts import PayoutTerms
 
@@ -107,10 +108,11 @@ def compute_quote(
 
     `expenses` (excl. VAT, at `expenses_vat_rate`), `overtime` amounts (excl. VAT, not
     negative) and `corrections` (excl. VAT, may be negative) are invoiced with the days; VAT
-    is the French 20 % unless `vat_franchise` (art. 293 B: no VAT). Defaults: the contract
-    was signed on the validation date, the provider is in France and the invoice is dated on
-    the validation. Raises a DomainError (IneligibleOffer, InvalidAmount) with a message
-    saying what to fix.
+    follows where the provider is established (`domain.vat`): French 20 %, none under
+    `vat_franchise` (art. 293 B), reverse-charged (no VAT) for a `provider_country` abroad.
+    Defaults: the contract was signed on the validation date, the provider is in France and
+    the invoice is dated on the validation. Raises a DomainError (IneligibleOffer,
+    InvalidAmount) with a message saying what to fix.
     """
     offer = PaymentOffer(offer)
     tjm = non_negative(tjm, "TJM")
@@ -144,7 +146,7 @@ def compute_quote(
             if expenses
             else []
         ),
-        vat_franchise=vat_franchise,
+        regime=vat_regime(provider_country, vat_franchise),
     )
     terms = payout_terms(
         offer,

@@ -37,7 +37,8 @@ from schemas.common import (
     PlatformId,
     PositiveMoney,
 )
-from schemas.events import Siren
+from schemas.enums import VatRegime
+from schemas.events import Registration, Siren
 
 PLATFORM_NAME = "LittleBig Connection"
 """The platform that issues self-billed invoices on the providers' behalf (mandate)."""
@@ -82,7 +83,9 @@ class LineUnit(StrEnum):
 
 
 class Party(Model):
-    """A company on a document: seller (the provider) or buyer (the client)."""
+    """A company or an individual entrepreneur on a document: seller (the provider) or buyer
+    (the client). A company prints its registration (legal form, share capital, RCS city);
+    an individual entrepreneur prints "EI" beside its name (L526-22 C. com.)."""
 
     name: NonEmptyText
     address_lines: list[ShortText] = Field(min_length=1, max_length=3)
@@ -93,6 +96,15 @@ class Party(Model):
     siret: Siret | None = None
     vat_number: VatNumber | None = None
     email: Email | None = None
+    registration: Registration | None = None
+    individual_entrepreneur: bool = False
+
+    @property
+    def display_name(self) -> str:
+        """The name as printed: an individual entrepreneur's followed by "EI"."""
+        if self.individual_entrepreneur and not self.name.rstrip().endswith(" EI"):
+            return f"{self.name} EI"
+        return self.name
 
     @model_validator(mode="after")
     def _siret_extends_siren(self) -> Self:
@@ -135,14 +147,15 @@ class VatBreakdownLine(Model):
     vat: Money
 
 
-def vat_breakdown_of(lines: list[InvoiceLine], *, vat_franchise: bool) -> list[VatBreakdownLine]:
+def vat_breakdown_of(lines: list[InvoiceLine], *, regime: VatRegime) -> list[VatBreakdownLine]:
     """The VAT breakdown of `lines`, highest rate first (EN 16931 BG-23).
 
-    Under the VAT franchise every line is at 0 % and there is one breakdown line, no VAT.
+    When the seller charges no VAT (franchise, reverse charge) every line is at 0 % and there
+    is one breakdown line, no VAT.
     """
     bases: dict[Decimal, Decimal] = defaultdict(Decimal)
     for line in lines:
-        bases[Decimal(0) if vat_franchise else line.vat_rate] += line.amount_excl_vat
+        bases[line.vat_rate if regime.charges_vat else Decimal(0)] += line.amount_excl_vat
     return [
         VatBreakdownLine(rate=rate, base=_money(base), vat=_money(base * rate / 100))
         for rate, base in sorted(bases.items(), reverse=True)
@@ -161,7 +174,8 @@ class BilledDocument(Model):
     seller: Party  # the provider
     buyer: Party  # the client company
     lines: list[InvoiceLine] = Field(min_length=1)
-    vat_franchise: bool = False  # art. 293 B du CGI: no VAT on any line
+    vat_regime: VatRegime = VatRegime.FRENCH_VAT
+    """Only FRENCH_VAT charges VAT; franchise (293 B) and reverse charge put every line at 0 %."""
     total_excl_vat: Money
     vat_breakdown: list[VatBreakdownLine] = Field(min_length=1)
     total_vat: Money
@@ -179,21 +193,33 @@ class BilledDocument(Model):
     def self_billed(self) -> bool:
         return self.issued_by is not None
 
+    @property
+    def vat_franchise(self) -> bool:
+        return self.vat_regime is VatRegime.FRANCHISE
+
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         if self.service_end < self.service_start:
             raise ValueError("service_end must be on or after service_start")
-        if self.vat_franchise and any(line.vat_rate != 0 for line in self.lines):
-            raise ValueError("under the VAT franchise (293 B) every line must be at 0 % VAT")
-        if not self.vat_franchise and self.seller.vat_number is None:
-            raise ValueError("the seller charges VAT: its intra-community VAT number is mandatory")
+        regime = self.vat_regime
+        if not regime.charges_vat and any(line.vat_rate != 0 for line in self.lines):
+            why = "the VAT franchise (293 B)" if self.vat_franchise else "reverse charge"
+            raise ValueError(f"under {why} every line must be at 0 % VAT")
+        if regime in (VatRegime.FRENCH_VAT, VatRegime.REVERSE_CHARGE_EU) and (
+            self.seller.vat_number is None
+        ):
+            raise ValueError(
+                f"under {regime.value} the seller's intra-community VAT number is mandatory"
+            )
+        if regime.reverse_charge and self.buyer.vat_number is None:
+            raise ValueError("a reverse-charged invoice names the buyer's VAT number")
         total_excl = _money(sum((line.amount_excl_vat for line in self.lines), Decimal(0)))
         if self.total_excl_vat != total_excl:
             raise ValueError(
                 f"total_excl_vat {self.total_excl_vat} differs from the sum of the lines "
                 f"{total_excl}"
             )
-        expected = vat_breakdown_of(self.lines, vat_franchise=self.vat_franchise)
+        expected = vat_breakdown_of(self.lines, regime=regime)
         if self.vat_breakdown != expected:
             shown = ", ".join(f"{v.rate} %: base {v.base}, VAT {v.vat}" for v in expected)
             raise ValueError(f"vat_breakdown differs from the lines' breakdown ({shown})")
@@ -260,7 +286,7 @@ class CreditNoteDocument(BilledDocument):
             seller=invoice.seller,
             buyer=invoice.buyer,
             lines=invoice.lines,
-            vat_franchise=invoice.vat_franchise,
+            vat_regime=invoice.vat_regime,
             total_excl_vat=invoice.total_excl_vat,
             vat_breakdown=invoice.vat_breakdown,
             total_vat=invoice.total_vat,

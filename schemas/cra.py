@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.common import Email, Model, Money, Month, NonEmptyText, PlatformId
-from schemas.enums import CraStatus, LegalForm, PaymentOffer, PayoutStatus
+from schemas.enums import CraStatus, LegalForm, PaymentOffer, PayoutStatus, VatRegime
 from schemas.events import CraSubmitted
 from schemas.payouts import PayoutTerms
 
@@ -30,8 +30,10 @@ class CraProvider(Model):
     name: NonEmptyText
     email: Email
     legal_form: LegalForm = LegalForm.COMPANY
-    vat_franchise: bool = False
     country: str = Field(default="FR", pattern=r"^[A-Z]{2}$")
+    vat_regime: VatRegime = VatRegime.FRENCH_VAT
+    """From where the provider is established (domain.vat.vat_regime): what VAT its invoices
+    carry and how its expenses are billed."""
 
 
 class CraInput(Model):

@@ -59,6 +59,28 @@ class LegalForm(StrEnum):
     AUTO_ENTREPRENEUR = "auto_entrepreneur"
 
 
+class VatRegime(StrEnum):
+    """The VAT treatment of a provider's invoices, from where it is established
+    (`domain.vat.vat_regime`; the rules in docs/domain-rules.md)."""
+
+    FRENCH_VAT = "french_vat"
+    """Established in France, registered: French VAT at the standard rate."""
+    FRANCHISE = "franchise"
+    """Auto-entrepreneur under art. 293 B CGI: no VAT, expenses re-billed VAT included."""
+    REVERSE_CHARGE_EU = "reverse_charge_eu"
+    """Established in another EU state: no VAT, "Autoliquidation", both VAT numbers."""
+    REVERSE_CHARGE_NON_EU = "reverse_charge_non_eu"
+    """Established outside the EU: no French VAT, "Autoliquidation"."""
+
+    @property
+    def charges_vat(self) -> bool:
+        return self is VatRegime.FRENCH_VAT
+
+    @property
+    def reverse_charge(self) -> bool:
+        return self in (VatRegime.REVERSE_CHARGE_EU, VatRegime.REVERSE_CHARGE_NON_EU)
+
+
 class DocumentKind(StrEnum):
     """Provider legal documents (D8222-5, D8254-2 Code du travail)."""
 

@@ -57,6 +57,30 @@ class PostalAddress(Model):
         return self
 
 
+LegalFormText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)
+]
+VatNumberText = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        min_length=4,
+        max_length=20,
+        pattern=r"^[A-Za-z]{2}[0-9A-Za-z .+*-]+$",
+    ),
+]
+
+
+class Registration(Model):
+    """A company's registration, printed on its invoices (L441-9 and R123-237 C. com.):
+    legal form ("SAS", "SARL", "Lda", "Oy"…), share capital in euros and the city of the trade
+    register (RCS) it is registered with."""
+
+    form: LegalFormText
+    share_capital: PositiveMoney
+    rcs_city: AddressText
+
+
 class Dated(Model):
     """A payload whose business date is the moment the platform says the fact happened.
 
@@ -86,6 +110,8 @@ class ClientInfo(Model):
     address: PostalAddress | None = None
     """Required from the platform (starter/gateway/events.py); None only in workflow histories
     recorded before the field existed, which must still replay."""
+    registration: Registration | None = None
+    """Required from the platform (starter/gateway/events.py): the client is a company."""
 
 
 class ProviderInfo(Model):
@@ -98,6 +124,13 @@ class ProviderInfo(Model):
     address: PostalAddress | None = None
     """Required from the platform, like the client's, and in the provider's `country`
     (starter/gateway/events.py)."""
+    vat_number: VatNumberText | None = None
+    """Intra-community VAT number: required for a provider established in another EU state
+    (reverse charge), derived from the SIREN for a French one when absent (domain.vat)."""
+    registration: Registration | None = None
+    """Legal form, share capital and RCS city: required from the platform for a company
+    established in France (starter/gateway/events.py); an auto-entrepreneur has none (its
+    invoices print "EI" beside its name)."""
 
     @model_validator(mode="after")
     def _franchise_is_for_auto_entrepreneurs(self) -> ProviderInfo:

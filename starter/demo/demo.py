@@ -17,7 +17,8 @@ auto-entrepreneur, a Finnish company, a Portuguese company), each left at a diff
 6. Léa Petit EI, on mission 1's RFP, which closes: not retained → `lost`.
 7. Nordic Data Oy withdraws, with a reason → `cancelled`.
 8-12. One mission per payment offer (Basic and Flash: Durand Conseil; Express: Léa Petit EI;
-   back-to-back and immediate payment: Lisboa Dev Lda, Portugal), started on the first day of
+   back-to-back: Lisboa Dev Lda, Portugal; immediate payment: Nordic Data Oy, Finland — both
+   reverse-charged, "Autoliquidation"), started on the first day of
    last month, last month's CRA validated today: BPF, invoice and payout workflow on its real
    date → `in_progress` (`add_billed_missions`).
 13. Durand Conseil, Express, contract signed with `invoicing: provider` (manual import): last
@@ -54,7 +55,8 @@ import typer
 from domain.calendar import is_business_day, previous_business_day_on_or_before
 from domain.cra import submission_opens_on
 from domain.invoices import invoice_amounts_for_cra
-from schemas.enums import MissionStage, ProposalStatus
+from domain.vat import vat_regime
+from schemas.enums import MissionStage, ProposalStatus, VatRegime
 from schemas.events import CraSubmitted
 from schemas.mission import MissionView
 from settings import get_settings
@@ -74,9 +76,15 @@ class DemoProvider:
     country: str
     legal_form: str
     vat_franchise: bool
+    vat_number: str | None = None
+    registration: dict[str, str] | None = None
+
+    @property
+    def vat_regime(self) -> VatRegime:
+        return vat_regime(self.country, self.vat_franchise)
 
     def as_event_data(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "siren": self.siren,
             "name": self.name,
             "email": self.email,
@@ -84,6 +92,11 @@ class DemoProvider:
             "legal_form": self.legal_form,
             "vat_franchise": self.vat_franchise,
         }
+        if self.vat_number is not None:
+            data["vat_number"] = self.vat_number
+        if self.registration is not None:
+            data["registration"] = self.registration
+        return data
 
 
 CLIENT: dict[str, Any] = {
@@ -91,19 +104,38 @@ CLIENT: dict[str, Any] = {
     "name": "Acme Industries",
     "siren": "325437259",
     "approvers": [{"id": "APR-ACME-1", "email": "claire.martin@acme.example"}],
+    "registration": {"form": "SA", "share_capital": "1200000.00", "rcs_city": "Paris"},
 }
 
 DURAND = DemoProvider(
-    "200780963", "Durand Conseil", "paul@durand-conseil.example", "FR", "company", False
+    "200780963",
+    "Durand Conseil",
+    "paul@durand-conseil.example",
+    "FR",
+    "company",
+    False,
+    registration={"form": "SARL", "share_capital": "10000.00", "rcs_city": "Lyon"},
 )
 LEA = DemoProvider(
     "518554019", "Léa Petit EI", "lea.petit@example.fr", "FR", "auto_entrepreneur", True
 )
 NORDIC = DemoProvider(
-    "847144854", "Nordic Data Oy", "billing@nordicdata.example", "FI", "company", False
+    "847144854",
+    "Nordic Data Oy",
+    "billing@nordicdata.example",
+    "FI",
+    "company",
+    False,
+    vat_number="FI20774740",
 )
 LISBOA = DemoProvider(
-    "552081317", "Lisboa Dev Lda", "faturas@lisboadev.example", "PT", "company", False
+    "552081317",
+    "Lisboa Dev Lda",
+    "faturas@lisboadev.example",
+    "PT",
+    "company",
+    False,
+    vat_number="PT501964843",
 )
 PROVIDERS = (DURAND, LEA, NORDIC, LISBOA)
 
@@ -652,7 +684,7 @@ def add_imported_invoice_mission(s: Scenario, number: int) -> str:
     s.sign(pid, number, "express", opens=month, invoicing="provider")
     s.cra(pid, month, str(worked), [])
     cra = CraSubmitted(mission_id=pid, month=month, days=Decimal(worked))
-    amounts = invoice_amounts_for_cra(cra, Decimal(tjm), vat_franchise=DURAND.vat_franchise)
+    amounts = invoice_amounts_for_cra(cra, Decimal(tjm), regime=DURAND.vat_regime)
     invoice = {
         "mission_id": pid,
         "month": month,
@@ -724,7 +756,8 @@ def add_billed_missions(s: Scenario, first_number: int) -> list[str]:
     - Basic (Durand Conseil): paid 60 days after the validation, `NextPayoutDate` set;
     - Express (Léa Petit EI, VAT franchise: no VAT on the invoice): 30 days after;
     - back-to-back (Lisboa Dev Lda, Portugal): waits for the client's payment of the invoice;
-    - immediate payment (Lisboa Dev Lda): paid on the first business day on or after today;
+    - immediate payment (Nordic Data Oy, Finland; its foreign workers list, left under review
+      by mission 3, accepted now): paid on the first business day on or after today;
     - Flash (Durand Conseil): paid 3 business days after today.
 
     A scenario is a function of the `Scenario` like this one, built from its steps (`submit`,
@@ -739,7 +772,7 @@ def add_billed_missions(s: Scenario, first_number: int) -> list[str]:
         (DURAND, "basic", "630.00"),
         (LEA, "express", "450.00"),
         (LISBOA, "back_to_back", "700.00"),
-        (LISBOA, "immediate", "680.00"),
+        (NORDIC, "immediate", "680.00"),
         (DURAND, "flash", "660.00"),
     ]
     # Step by step across the missions (each waits only for its own previous step).
@@ -761,6 +794,9 @@ def add_billed_missions(s: Scenario, first_number: int) -> list[str]:
             ("foreign_workers_list", 2),
         ],
     )
+    # Nordic Data Oy's foreign workers list, under review since mission 3, is accepted: the
+    # provider is compliant for mission 11 (mission 3 still lacks its purchase order).
+    s.review(missions[3], f"DOC-{s.stamp}-{NORDIC.siren}-foreign_workers_list-1")
     for n, (pid, (_, offer, _)) in enumerate(zip(missions, plans, strict=True)):
         s.sign(pid, first_number + n, offer, opens=month)
     for pid, (provider, offer, _) in zip(missions, plans, strict=True):

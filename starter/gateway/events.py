@@ -8,9 +8,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from domain.errors import InvalidIdentifier
+from domain.errors import DomainError, InvalidIdentifier
 from domain.identifiers import validate_siren
-from schemas.events import PAYLOADS, Dated, Envelope, Event
+from domain.vat import provider_vat_number, vat_regime
+from schemas.events import PAYLOADS, Dated, Envelope, Event, ProposalSubmitted
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 """How far in the future an `occurred_at` may be: the platform's and our clocks differ by
@@ -106,6 +107,8 @@ def parse_event(raw: bytes, *, received_at: datetime | None = None) -> Event:
             f"the data of a {envelope.type!r} event has an invalid SIREN",
             errors=identifier_errors,
         )
+    if isinstance(payload, ProposalSubmitted):
+        payload = _checked_vat(payload)
     if isinstance(payload, Dated):
         payload = payload.model_copy(update={"occurred_at": envelope.occurred_at})
     return Event(
@@ -148,7 +151,11 @@ def _check_occurred_at(envelope: Envelope, received_at: datetime) -> None:
 
 
 REQUIRED_AT_EDGE: dict[str, tuple[tuple[str, str], ...]] = {
-    "proposal.submitted": (("client", "address"), ("provider", "address")),
+    "proposal.submitted": (
+        ("client", "address"),
+        ("client", "registration"),
+        ("provider", "address"),
+    ),
 }
 """Fields the contract requires that the payload models leave optional: workflow histories
 recorded before they were added carry payloads without them and must still deserialize."""
@@ -165,6 +172,23 @@ def _missing_at_edge(event_type: str, data: dict[str, object]) -> list[dict[str,
                 {"loc": f"data.{parent}.{field}", "msg": "Field required", "type": "missing"}
             )
     provider = data.get("provider") if event_type == "proposal.submitted" else None
+    if (
+        isinstance(provider, dict)
+        and provider.get("country") == "FR"
+        and provider.get("legal_form") == "company"
+        and provider.get("registration") is None
+    ):
+        errors.append(
+            {
+                "loc": "data.provider.registration",
+                "msg": (
+                    "a company established in France prints its legal form, share capital "
+                    "and RCS city on its invoices: send registration {form, share_capital, "
+                    "rcs_city}"
+                ),
+                "type": "missing",
+            }
+        )
     if isinstance(provider, dict) and isinstance(provider.get("address"), dict):
         country, where = provider.get("country"), provider["address"].get("country")
         if isinstance(where, str) and where != country:
@@ -176,6 +200,37 @@ def _missing_at_edge(event_type: str, data: dict[str, object]) -> list[dict[str,
                 }
             )
     return errors
+
+
+def _checked_vat(proposal: ProposalSubmitted) -> ProposalSubmitted:
+    """The provider's VAT regime and number follow where it is established (domain.vat): a
+    franchise claimed abroad, an EU provider without a valid VAT number, a French number of
+    another SIREN are 422s; a valid number is kept in its compact form."""
+    provider = proposal.provider
+    try:
+        vat_regime(provider.country, provider.vat_franchise)
+    except DomainError as exc:
+        raise _invalid_provider("vat_franchise", str(exc)) from None
+    try:
+        number = provider_vat_number(
+            provider.country,
+            provider.siren,
+            provider.vat_number,
+            vat_franchise=provider.vat_franchise,
+        )
+    except DomainError as exc:
+        raise _invalid_provider("vat_number", str(exc)) from None
+    if provider.vat_number is None or number == provider.vat_number:
+        return proposal
+    compact = provider.model_copy(update={"vat_number": number})
+    return proposal.model_copy(update={"provider": compact})
+
+
+def _invalid_provider(field: str, message: str) -> InvalidEvent:
+    return InvalidEvent(
+        "the data of a 'proposal.submitted' event is invalid",
+        errors=[{"loc": f"data.provider.{field}", "msg": message, "type": "value_error"}],
+    )
 
 
 def _siren_errors(model: BaseModel, loc: tuple[str | int, ...]) -> list[dict[str, Any]]:

@@ -132,7 +132,10 @@ def quote_command(
         bool,
         typer.Option(
             "--vat-franchise",
-            help="Provider under the VAT franchise (art. 293 B): no VAT (default: 20 % VAT).",
+            help=(
+                "French provider under the VAT franchise (art. 293 B): no VAT, expenses billed "
+                "VAT included (default: 20 % VAT in France, reverse charge abroad)."
+            ),
         ),
     ] = False,
     contract_signed_on: Annotated[
@@ -146,7 +149,14 @@ def quote_command(
     ] = None,
     country: Annotated[
         str,
-        typer.Option("--country", metavar="CC", help="Provider's country, ISO 3166 two letters."),
+        typer.Option(
+            "--country",
+            metavar="CC",
+            help=(
+                "Provider's country, ISO 3166 two letters: sets the offers it may choose and its "
+                "VAT (French VAT in FR, reverse charge, no VAT, elsewhere)."
+            ),
+        ),
     ] = "FR",
     invoice_date: Annotated[
         str | None,
@@ -185,7 +195,9 @@ def quote_command(
     amounts = quote.amounts
     result = {
         "offer": quote.offer.value,
+        "vat_regime": amounts.regime.value,
         "vat_franchise": amounts.vat_franchise,
+        "vat_mention": amounts.vat_mention,
         "service_amount": str(amounts.service),
         "overtime": str(amounts.overtime),
         "corrections": str(amounts.corrections),

@@ -16,6 +16,7 @@ import os
 import uuid
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
+from decimal import Decimal as D
 from pathlib import Path
 
 import facturx
@@ -40,11 +41,12 @@ from db.models import (
     ProcessedEvent,
     Provider,
 )
-from domain.billing_documents import french_vat_number
 from domain.document_numbers import bpf_number
+from domain.vat import french_vat_number
 from schemas.activities import DeliverOutboxInput
-from schemas.enums import PayoutStatus
+from schemas.enums import PayoutStatus, VatRegime
 from settings import Settings
+from tests.support.einvoice import compile_schematrons
 from tests.support.factories import CLIENT_ADDRESS, PROVIDER_ADDRESS, envelope, proposal_submitted
 from tests.support.gateway import CONTRACTING, GatewayTestClient, submit, validated_month
 from tests.support.waits import eventually
@@ -171,6 +173,44 @@ async def test_a_validated_month_serves_its_bpf_and_its_factur_x_invoice(
     assert code == 0 and json.loads(out) == listed.json()
     code, _, err = await _cli(stack_settings.database_url, "mission", "documents", "NOPE")
     assert code == 1 and err.strip() == "error: no mission 'NOPE'"
+
+
+async def test_a_portuguese_provider_gets_a_reverse_charged_invoice_and_is_paid_its_total(
+    gateway: GatewayTestClient, db_engine: AsyncEngine
+) -> None:
+    """Issue 11 point 1, end to end: a company established in Portugal (its VAT number in
+    `proposal.submitted`) is billed without French VAT, "Autoliquidation" and both VAT
+    numbers on the invoice, Factur-X category AE, and its payout is the invoice's total
+    minus the fee — on `main` before the fix it was charged 20 % VAT (paid out) and its
+    invoice was never issued."""
+    pid, _ = await validated_month(gateway, "immediate", country="PT", vat_number="PT501964843")
+    invoice = await _invoice(db_engine, pid)
+    assert invoice.vat_regime is VatRegime.REVERSE_CHARGE_EU
+    assert invoice.amount_excl_vat == invoice.amount_incl_vat == D("650.00")  # 1 day at 650 €
+    assert invoice.vat_amount == 0
+    assert invoice.vat_mention is not None and invoice.vat_mention.startswith("Autoliquidation")
+    async with db_engine.connect() as conn:
+        payout = (await conn.execute(select(Payout).where(Payout.mission_id == pid))).one()
+    assert payout.amount == D("650.00") and payout.net_amount == D("650.00") - payout.fee
+
+    listed = (await _get(gateway, f"/missions/{pid}/documents")).json()["documents"]
+    assert {doc["kind"] for doc in listed} == {"bpf", "invoice"}
+    [url] = [doc["url"] for doc in listed if doc["kind"] == "invoice"]
+    pdf = (await _get(gateway, url)).content
+    text = _text(pdf)
+    assert "Autoliquidation : TVA due par le preneur, art. 283-2 du CGI" in text
+    assert "N° TVA intracommunautaire : PT501964843" in text
+    assert f"N° TVA intracommunautaire : {french_vat_number('325437259')}" in text
+    assert "Total TVA" not in text and "Net à payer : 650,00 €" in text
+    _, xml = facturx.get_facturx_xml_from_pdf(pdf, check_xsd=False)
+    assert compile_schematrons()(xml) == []
+    root = ET.fromstring(xml)
+    settlement = "{*}SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement"
+    [tax] = root.findall(f"{settlement}/ram:ApplicableTradeTax", NS)
+    assert tax.findtext("ram:CategoryCode", namespaces=NS) == "AE"
+    assert tax.findtext("ram:ExemptionReasonCode", namespaces=NS) == "VATEX-EU-AE"
+    seller_vat = f"{AGREEMENT}/ram:SellerTradeParty/ram:SpecifiedTaxRegistration/ram:ID"
+    assert root.findtext(seller_vat, namespaces=NS) == "PT501964843"
 
 
 async def test_a_cancelled_invoice_gets_its_credit_note_as_factur_x(

@@ -14,6 +14,7 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from activities.registry import Activities
 from domain.clock import paris_date, paris_instant
 from domain.cra import month_bounds, submission_opens_on
+from domain.vat import vat_regime
 from schemas.activities import RecordProposalInput
 from schemas.cra import CraInput, CraProvider, CraResult, CraState
 from schemas.enums import PaymentOffer
@@ -160,8 +161,8 @@ def cra_input(
             name=proposal.provider.name,
             email=proposal.provider.email,
             legal_form=proposal.provider.legal_form,
-            vat_franchise=proposal.provider.vat_franchise,
             country=proposal.provider.country,
+            vat_regime=vat_regime(proposal.provider.country, proposal.provider.vat_franchise),
         ),
         "client_id": proposal.client.id,
         "client_name": proposal.client.name,

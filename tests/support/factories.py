@@ -53,6 +53,10 @@ def foreign_address(country: str) -> dict[str, Any]:
     }
 
 
+CLIENT_REGISTRATION = {"form": "SA", "share_capital": "1200000.00", "rcs_city": "Paris"}
+PROVIDER_REGISTRATION = {"form": "SARL", "share_capital": "10000.00", "rcs_city": "Lyon"}
+
+
 def proposal_submitted(proposal_id: str | None = None, **overrides: Any) -> dict[str, Any]:
     """The payload of a valid `proposal.submitted`, with unique ids."""
     proposal_id = proposal_id or f"P-{uuid.uuid4().hex[:10]}"
@@ -65,6 +69,7 @@ def proposal_submitted(proposal_id: str | None = None, **overrides: Any) -> dict
             "siren": "325437259",
             "approvers": [{"id": APPROVER, "email": "claire.martin@acme.example"}],
             "address": CLIENT_ADDRESS,
+            "registration": CLIENT_REGISTRATION,
         },
         "provider": {
             "siren": "200780963",
@@ -74,6 +79,7 @@ def proposal_submitted(proposal_id: str | None = None, **overrides: Any) -> dict
             "legal_form": "company",
             "vat_franchise": False,
             "address": PROVIDER_ADDRESS,
+            "registration": PROVIDER_REGISTRATION,
         },
         "tjm": "650.00",
         "start_date": "2026-12-01",

@@ -100,7 +100,7 @@ class FakeCraActivities(FakeOutbox):
         """The month billed as production bills it (domain/ alone): invoice dated of the
         validation day, generated number."""
         self.recorded.calls.append((RECORD_CRA_VALIDATION, v))
-        amounts = invoice_amounts_for_cra(v.cra, v.tjm, vat_franchise=v.provider.vat_franchise)
+        amounts = invoice_amounts_for_cra(v.cra, v.tjm, regime=v.provider.vat_regime)
         terms = payout_terms(
             v.payment_offer, v.validated_on, v.validated_on, amounts, tjm=v.tjm, days=v.cra.days
         )

@@ -30,6 +30,7 @@ from starter.gateway.signing import SIGNATURE_HEADER, sign
 from tests.support.factories import (
     APPROVER,
     PROVIDER_ADDRESS,
+    PROVIDER_REGISTRATION,
     envelope,
     foreign_address,
     new_siren,
@@ -84,9 +85,23 @@ def cra_instants(month: str) -> tuple[datetime, datetime]:
     return paris_instant(due, time(10)), paris_instant(due, time(17))
 
 
+EU_VAT_NUMBERS = {
+    "BE": "BE0403019261",
+    "DE": "DE136695976",
+    "ES": "ESA28015865",
+    "FI": "FI20774740",
+    "IT": "IT00743110157",
+    "NL": "NL004495445B01",
+    "PT": "PT501964843",
+}
+"""A valid VAT number per EU state (python-stdnum checks them), for providers abroad."""
+
+
 def provider(siren: str | None = None, **overrides: Any) -> dict[str, Any]:
+    """A provider as `proposal.submitted` carries it: a French company by default (with its
+    registration); abroad, its address there and, in the EU, its VAT number."""
     country = overrides.get("country", "FR")
-    return {
+    data: dict[str, Any] = {
         "siren": siren or new_siren(),
         "name": "Durand Conseil",
         "email": "paul@durand-conseil.example",
@@ -94,8 +109,12 @@ def provider(siren: str | None = None, **overrides: Any) -> dict[str, Any]:
         "legal_form": "company",
         "vat_franchise": False,
         "address": PROVIDER_ADDRESS if country == "FR" else foreign_address(country),
-        **overrides,
     }
+    if country == "FR" and overrides.get("legal_form", "company") == "company":
+        data["registration"] = PROVIDER_REGISTRATION
+    if country in EU_VAT_NUMBERS:
+        data["vat_number"] = EU_VAT_NUMBERS[country]
+    return data | overrides
 
 
 async def post(
@@ -178,18 +197,20 @@ async def month_open(
     months_ago: int = 1,
     siren: str | None = None,
     proposal_id: str | None = None,
+    **provider_fields: Any,
 ) -> tuple[str, str]:
     """A mission that started on the 1st of `past_month(months_ago)` with `offer` (purchase
     order `PO-<number>`, contract `CP-<number>`), its provider compliant, once the CRA cycle
     of that month is open: (mission id, month). File and validate it at `cra_instants`.
-    `proposal_id` (the mission id) is a fresh short one unless given."""
+    `proposal_id` (the mission id) is a fresh short one unless given; `provider_fields`
+    override the provider's (`country="PT"`…)."""
     siren = siren or new_siren()
     month = past_month(months_ago)
     start = month_bounds(month)[0]
     pid = await submit(
         gateway,
         proposal_id=proposal_id,
-        provider=provider(siren),
+        provider=provider(siren, **provider_fields),
         start_date=start.isoformat(),
         end_date=(start + timedelta(days=150)).isoformat(),
     )
@@ -249,10 +270,13 @@ async def refused(response: httpx.Response, *fragments: str) -> str:
 
 
 async def validated_month(
-    gateway: GatewayTestClient, offer: str = "basic", proposal_id: str | None = None
+    gateway: GatewayTestClient,
+    offer: str = "basic",
+    proposal_id: str | None = None,
+    **provider_fields: Any,
 ) -> tuple[str, str]:
     """A mission in progress whose month's CRA is validated: (mission id, month)."""
-    pid, month = await month_open(gateway, offer, 9, proposal_id=proposal_id)
+    pid, month = await month_open(gateway, offer, 9, proposal_id=proposal_id, **provider_fields)
     await file_and_validate(gateway, pid, month)
 
     async def validated() -> bool:

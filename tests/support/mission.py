@@ -32,7 +32,7 @@ from domain.fees import offer_fee
 from domain.invoices import InvoiceAmounts, invoice_amounts_for_cra
 from domain.payouts import PayoutSchedule, compute_payout
 from schemas.cra import CraResult
-from schemas.enums import PaymentOffer
+from schemas.enums import PaymentOffer, VatRegime
 from schemas.events import (
     ClientPaymentReceived,
     ContractSigned,
@@ -345,7 +345,7 @@ class MissionDriver:
         result: CraResult = await asyncio.wait_for(cycle.result(), 60)
         assert result.validated_on == plan.validate_on, (result.validated_on, plan)
 
-        amounts = invoice_amounts_for_cra(cra, TJM, vat_franchise=False)
+        amounts = invoice_amounts_for_cra(cra, TJM, regime=VatRegime.FRENCH_VAT)
         schedule = compute_payout(offer, plan.validate_on)
         expected = schedule.payout_date
         return MonthOutcome(

@@ -93,7 +93,7 @@ def test_one_mission_imports_its_own_invoice_dated_of_its_issue_date(today: date
     assert is_business_day(issued_on) and issued_on <= today
     assert imported.event["data"]["month"] == cra["month"] == last_month_end.strftime("%Y-%m")
     amounts = invoice_amounts_for_cra(
-        CraSubmitted.model_validate(cra), Decimal("610.00"), vat_franchise=DURAND.vat_franchise
+        CraSubmitted.model_validate(cra), Decimal("610.00"), regime=DURAND.vat_regime
     )
     assert imported.event["data"]["amount_excl_vat"] == str(amounts.total_excl_vat)
     assert imported.event["data"]["vat_amount"] == str(amounts.vat)

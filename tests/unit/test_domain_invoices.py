@@ -14,6 +14,7 @@ from domain.invoices import (
     late_payment_mention,
     parse_vat_rate,
 )
+from schemas.enums import VatRegime
 from schemas.events import CorrectionLine, CraSubmitted, ExpenseLine, OvertimeLine
 
 
@@ -60,11 +61,13 @@ def test_auto_entrepreneur_under_293_b_charges_no_vat():
         tjm=D("400"),
         days=D("10"),
         expenses=[Expense(D("50.00"), D("20"))],
-        vat_franchise=True,
+        regime=VatRegime.FRANCHISE,
     )
-    assert amounts.total_excl_vat == D("4050.00")
+    # The 50 € expense cost the auto-entrepreneur 60 € with VAT it cannot recover: billed 60 €.
+    assert amounts.expenses == D("60.00")
+    assert amounts.total_excl_vat == D("4060.00")
     assert amounts.vat == D("0.00")
-    assert amounts.total_incl_vat == D("4050.00")
+    assert amounts.total_incl_vat == D("4060.00")
     assert amounts.vat_mention == VAT_FRANCHISE_MENTION == "TVA non applicable, art. 293 B du CGI"
 
 
@@ -77,7 +80,7 @@ def test_amounts_from_a_cra():
         overtime=[OvertimeLine(label="astreinte", amount=D("150.00"))],
         corrections=[CorrectionLine(label="oubli", amount=D("50.00"), corrects_month="2026-02")],
     )
-    amounts = invoice_amounts_for_cra(cra, D("500"), vat_franchise=False)
+    amounts = invoice_amounts_for_cra(cra, D("500"), regime=VatRegime.FRENCH_VAT)
     assert amounts.total_excl_vat == D("10300.00")
     assert amounts.vat == D("2050.00")  # 20 % × 10200 + 10 % × 100
 

@@ -12,7 +12,9 @@ from domain.errors import DomainError, IneligibleOffer, InvalidAmount
 from domain.invoices import Expense, compute_invoice_amounts
 from domain.payouts import payout_terms
 from domain.quote import compute_quote
+from domain.vat import vat_regime
 from schemas.enums import PaymentOffer as O
+from schemas.enums import VatRegime
 
 FLASH: dict[str, Any] = {
     "offer": O.FLASH,
@@ -56,7 +58,10 @@ def test_immediate_quote_for_a_foreign_provider():
         provider_country="DE",
     )
     assert quote.fee == D("200.00")
-    assert quote.net_amount == D("8200.00")  # 7,000 + 20 % VAT − 200
+    # Established in Germany: reverse charge, no French VAT is paid out (it was 8,200 €).
+    assert quote.amounts.regime is VatRegime.REVERSE_CHARGE_EU
+    assert quote.vat_amount == 0
+    assert quote.net_amount == D("6800.00")  # 7,000 − 200
     assert quote.payout_date == date(2026, 7, 13)
     assert "Frais 20 € par jour de prestation : 200,00 €." in quote.explanation
 
@@ -125,6 +130,7 @@ def test_quote_is_what_payout_terms_pays(
     """Same inputs, same figures as the CRA validation's payout_terms, for every offer, with
     and without the franchise, overtime and corrections."""
     fixed = offer in (O.BASIC, O.EXPRESS, O.FLASH)
+    country = "FR" if fixed or franchise else "IT"
     quote = compute_quote(
         offer=offer,
         tjm=tjm,
@@ -134,7 +140,8 @@ def test_quote_is_what_payout_terms_pays(
         corrections=corrections,
         vat_franchise=franchise,
         validated_on=validated,
-        provider_country="FR" if fixed else "IT",
+        provider_country=country,
+        contract_signed_on=None if fixed else date(2024, 9, 1),
     )
     amounts = compute_invoice_amounts(
         tjm=tjm,
@@ -142,7 +149,7 @@ def test_quote_is_what_payout_terms_pays(
         overtime=overtime,
         corrections=corrections,
         expenses=[Expense(amount_excl_vat=expenses, vat_rate=D("20"))] if expenses else [],
-        vat_franchise=franchise,
+        regime=vat_regime(country, franchise),
     )
     terms = payout_terms(offer, validated, validated, amounts, tjm=tjm, days=days)
     assert quote.terms == terms
@@ -162,6 +169,7 @@ def test_quote_is_what_payout_terms_pays(
 @pytest.mark.parametrize("franchise", [False, True])
 def test_each_offer_with_overtime_and_a_correction(offer, franchise):
     fixed = offer in (O.BASIC, O.EXPRESS, O.FLASH)
+    country = "FR" if fixed or franchise else "IT"
     quote = compute_quote(
         offer=offer,
         tjm=D("500"),
@@ -170,21 +178,23 @@ def test_each_offer_with_overtime_and_a_correction(offer, franchise):
         overtime=[D("300.00")],
         corrections=[D("-150.00")],
         vat_franchise=franchise,
-        provider_country="FR" if fixed else "IT",
+        provider_country=country,
+        contract_signed_on=None if fixed else date(2024, 9, 1),
     )
     amounts = compute_invoice_amounts(
         tjm=D("500"),
         days=D("20"),
         overtime=[D("300.00")],
         corrections=[D("-150.00")],
-        vat_franchise=franchise,
+        regime=vat_regime(country, franchise),
     )
     terms = payout_terms(
         offer, date(2026, 7, 10), date(2026, 7, 10), amounts, tjm=D("500"), days=D("20")
     )
     assert quote.terms == terms
     assert quote.amount_excl_vat == D("10150.00")
-    assert quote.vat_amount == (D("0.00") if franchise else D("2030.00"))
+    # VAT only from a French provider outside the franchise (Italy: reverse charge).
+    assert quote.vat_amount == (D("2030.00") if country == "FR" and not franchise else D("0.00"))
 
 
 @given(

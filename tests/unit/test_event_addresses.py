@@ -11,7 +11,8 @@ import pytest
 from pydantic import ValidationError
 from stdnum.fr import tva
 
-from domain.billing_documents import french_vat_number, party
+from domain.billing_documents import client_party, party
+from domain.vat import french_vat_number
 from schemas.events import PostalAddress, ProposalSubmitted
 from schemas.mission import MissionInput
 from starter.gateway.events import InvalidEvent, parse_event
@@ -101,16 +102,21 @@ def test_french_vat_numbers_follow_from_the_siren() -> None:
 
 def test_a_party_carries_its_address_and_vat_number() -> None:
     address = PostalAddress.model_validate(CLIENT_ADDRESS)
-    client = party("Acme Industries", "325437259", address)
+    client = client_party("Acme Industries", "325437259", address, None)
     assert client.address_lines == CLIENT_ADDRESS["lines"]
     assert (client.postcode, client.city, client.country) == ("75017", "Paris", "FR")
     assert client.vat_number == "FR96325437259"
-    franchise = party("Léa Petit EI", "518554019", address, vat_registered=False)
+    franchise = party(
+        "Léa Petit", "518554019", address, vat_number=None, individual_entrepreneur=True
+    )
     assert franchise.vat_number is None
+    assert franchise.display_name == "Léa Petit EI"
     abroad = PostalAddress(
         lines=["Mannerheimintie 12"], postal_code="00100", city="Helsinki", country="FI"
     )
-    assert party("Nordic Data Oy", "847144854", abroad).vat_number is None
+    assert party("Nordic Data Oy", "847144854", abroad, vat_number="FI20774740").vat_number == (
+        "FI20774740"
+    )
 
 
 def test_an_address_has_at_most_three_lines() -> None:

@@ -107,8 +107,12 @@ def test_fields_required_at_the_edge_are_required_in_the_schema(document: dict[s
         for parent, name in fields:
             holder = _resolve(document, data["properties"][parent])
             assert name in holder["required"], f"{event_type}: {parent}.{name}"
-            address = _resolve(document, holder["properties"][name])
-            assert set(address["required"]) >= {"lines", "postal_code", "city", "country"}
+            model = _resolve(document, holder["properties"][name])
+            expected = {
+                "address": {"lines", "postal_code", "city", "country"},
+                "registration": {"form", "share_capital", "rcs_city"},
+            }[name]
+            assert set(model["required"]) >= expected
 
 
 def test_nested_models_and_enums_are_described(document: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from domain.invoices import Expense, compute_invoice_amounts
 from domain.payouts import payout_terms
+from domain.vat import vat_regime
 from schemas.enums import PaymentOffer
 from starter.support.quote import quote_command
 
@@ -67,7 +68,9 @@ def test_flash_quote_prints_one_json_object():
     body = quoted(*FLASH, "--expenses", "120.40", "--contract-signed-on", "2025-06-01")
     assert body == {
         "offer": "flash",
+        "vat_regime": "french_vat",
         "vat_franchise": False,
+        "vat_mention": None,
         "service_amount": "12025.00",
         "overtime": "0.00",
         "corrections": "0.00",
@@ -113,6 +116,7 @@ OFFERS = {
     PaymentOffer.BACK_TO_BACK: "DE",
     PaymentOffer.IMMEDIATE: "DE",
 }
+FIXED = (PaymentOffer.BASIC, PaymentOffer.EXPRESS, PaymentOffer.FLASH)
 
 
 @pytest.mark.parametrize("offer", list(PaymentOffer))
@@ -120,11 +124,13 @@ OFFERS = {
 def test_the_quote_prints_payout_terms_figures(offer, franchise):
     """Same inputs as the CRA validation: the printed figures are payout_terms'."""
     validated = date(2026, 11, 25)
+    country = "FR" if franchise else OFFERS[offer]
     body = quoted(
         "quote", "--tjm", "612.50", "--days", "17.5", "--offer", offer.value,
-        "--validated-on", validated.isoformat(), "--country", OFFERS[offer],
+        "--validated-on", validated.isoformat(), "--country", country,
         "--expenses", "84.20", "--overtime", "250", "--correction", "-99.99",
         *(["--vat-franchise"] if franchise else []),
+        *([] if offer in FIXED else ["--contract-signed-on", "2024-09-01"]),
     )  # fmt: skip
     amounts = compute_invoice_amounts(
         tjm=D("612.50"),
@@ -132,8 +138,9 @@ def test_the_quote_prints_payout_terms_figures(offer, franchise):
         overtime=[D("250")],
         corrections=[D("-99.99")],
         expenses=[Expense(amount_excl_vat=D("84.20"), vat_rate=D("20"))],
-        vat_franchise=franchise,
+        regime=vat_regime(country, franchise),
     )
+    assert body["vat_regime"] == vat_regime(country, franchise).value
     terms = payout_terms(offer, validated, validated, amounts, tjm=D("612.50"), days=D("17.5"))
     assert terms.schedule is not None
     assert body["amount_excl_vat"] == str(terms.amount_excl_vat)

@@ -39,7 +39,7 @@ from domain.fees import offer_fee
 from domain.payouts import compute_payout
 from schemas import search_attributes as sa
 from schemas.cra import CraResult, CraValidation, MonthValidated
-from schemas.enums import LegalForm, PaymentOffer
+from schemas.enums import LegalForm, PaymentOffer, VatRegime
 from schemas.events import CraRejected, CraSubmitted
 from schemas.ids import cra_workflow_id, payout_workflow_id
 from schemas.names import MONTH_VALIDATED
@@ -389,7 +389,10 @@ async def test_a_provider_under_the_vat_franchise_is_billed_and_paid_no_vat(
     inp = inp.model_copy(
         update={
             "provider": inp.provider.model_copy(
-                update={"legal_form": LegalForm.AUTO_ENTREPRENEUR, "vat_franchise": True}
+                update={
+                    "legal_form": LegalForm.AUTO_ENTREPRENEUR,
+                    "vat_regime": VatRegime.FRANCHISE,
+                }
             )
         }
     )
@@ -404,13 +407,13 @@ async def test_a_provider_under_the_vat_franchise_is_billed_and_paid_no_vat(
                 select(
                     Invoice.vat_amount,
                     Invoice.amount_incl_vat,
-                    Invoice.vat_franchise,
+                    Invoice.vat_regime,
                     Invoice.vat_mention,
                 ).where(Invoice.mission_id == inp.mission_id)
             )
         ).one()
     assert invoice.vat_amount == 0 and invoice.amount_incl_vat == Decimal("6500.00")
-    assert invoice.vat_franchise and invoice.vat_mention is not None
+    assert invoice.vat_regime is VatRegime.FRANCHISE and invoice.vat_mention is not None
     assert "293 B" in invoice.vat_mention
     payout = harness.env.client.get_workflow_handle(payout_workflow_id(inp.mission_id, inp.month))
 
