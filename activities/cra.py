@@ -156,6 +156,7 @@ class CraActivities:
                         "bpf_number": result.bpf_number,
                         "invoice_number": result.invoice_number or "",
                         "amount": str(terms.amount),
+                        "vat_mention": amounts.vat_mention or "",
                         "payout_date": terms.payout_date.isoformat() if terms.payout_date else "",
                         "payout_status": terms.status.value,
                         "offer": offer_rule(v.payment_offer).label,

@@ -278,6 +278,9 @@ class Step:
     until: Check | None = None
     expect_refusal: bool = False
     note: str = ""
+    invoice_of: str | None = None
+    """A month whose invoice number the event's `invoice_number` takes, read from the
+    mission's documents when the step runs (the worker allocates it)."""
 
 
 @dataclass
@@ -310,6 +313,7 @@ class Scenario:
         *,
         expect_refusal: bool = False,
         note: str = "",
+        invoice_of: str | None = None,
     ) -> None:
         # occurred_at: the run date's midnight plus one second per step, so a re-run on the
         # same day sends the very same bytes (a duplicate, not a conflict).
@@ -320,7 +324,7 @@ class Scenario:
             "occurred_at": occurred.isoformat(),
             "data": data,
         }
-        self.steps.append(Step(event, mission, until, expect_refusal, note))
+        self.steps.append(Step(event, mission, until, expect_refusal, note, invoice_of))
 
     def submit(self, number: int, rfp: int, provider: DemoProvider, tjm: str, start: date) -> str:
         pid = self.pid(number)
@@ -420,6 +424,17 @@ class Scenario:
             payment_offer=offer,
             special_conditions_ref=f"CP-{self.stamp}-{number:03d}",
             **({} if invoicing == "platform" else {"invoicing": invoicing}),
+        )
+
+    def client_pays(self, pid: str, month: str, amount: Decimal, note: str) -> None:
+        """The client pays `amount` of the month's invoice today (`client_payment.received`)."""
+        self.add(
+            pid,
+            "client_payment.received",
+            f"{pid}-payment-{month}-{amount}",
+            {"invoice_number": None, "amount": str(amount), "paid_on": self.today.isoformat()},
+            note=note,
+            invoice_of=month,
         )
 
     def cra(self, pid: str, month: str, days: str, expenses: list[dict[str, Any]]) -> None:
@@ -628,6 +643,8 @@ def build_scenario(today: date) -> Scenario:
         m3,
         lambda v: (
             provider_misses_only("liste des salariés étrangers (en cours de vérification)")(v)
+            # accepted since, for mission 11 (steps of different missions interleave)
+            or provider_misses_only()(v)
             or reached(MissionStage.TO_START)(v)
         ),
     )
@@ -756,6 +773,8 @@ def add_billed_missions(s: Scenario, first_number: int) -> list[str]:
     - Basic (Durand Conseil): paid 60 days after the validation, `NextPayoutDate` set;
     - Express (Léa Petit EI, VAT franchise: no VAT on the invoice): 30 days after;
     - back-to-back (Lisboa Dev Lda, Portugal): waits for the client's payment of the invoice;
+      the client pays 40 % of it (nothing released, still due shown by `explain`), then the
+      rest, which releases the payout on the first business day on or after today;
     - immediate payment (Nordic Data Oy, Finland; its foreign workers list, left under review
       by mission 3, accepted now): paid on the first business day on or after today;
     - Flash (Durand Conseil): paid 3 business days after today.
@@ -812,6 +831,14 @@ def add_billed_missions(s: Scenario, first_number: int) -> list[str]:
             )
         days = worked - 1 if provider is LEA else worked  # a day off
         s.cra(pid, month, str(days), expenses)
+    # Back-to-back (Lisboa Dev Lda): the client pays 40 % of the invoice, which releases
+    # nothing (explain says what is still due), then the rest, which releases the payout.
+    back_to_back, tjm = missions[2], Decimal(plans[2][2])
+    cra = CraSubmitted(mission_id=back_to_back, month=month, days=Decimal(worked))
+    total = invoice_amounts_for_cra(cra, tjm, regime=LISBOA.vat_regime).total_incl_vat
+    first = (total * Decimal("0.4")).quantize(Decimal("0.01"))
+    s.client_pays(back_to_back, month, first, "partial: the payout still waits")
+    s.client_pays(back_to_back, month, total - first, "the rest: the payout is released")
     return missions
 
 
@@ -870,10 +897,24 @@ class _Runner:
         self.fail(mission)
         return False
 
+    async def invoice_number(self, mission_id: str, month: str) -> str | None:
+        response = await self.gateway.get_documents(mission_id)
+        for document in response.body.get("documents", []) if response.ok else []:
+            if document["kind"] == "invoice" and document["month"] == month:
+                return str(document["number"])
+        return None
+
     async def run(self, step: Step) -> None:
         if step.mission in self.broken or not await self.settle(step.mission):
             return
         event = step.event
+        if step.invoice_of is not None:
+            number = await self.invoice_number(step.mission, step.invoice_of)
+            if number is None:
+                self.echo(f"no invoice issued for {step.mission} {step.invoice_of}")
+                self.fail(step.mission)
+                return
+            event = {**event, "data": {**event["data"], "invoice_number": number}}
         response: GatewayResponse = await self.gateway.send(event)
         status, body = response.status_code, response.body
         label = str(body.get("status", "?"))

@@ -48,6 +48,11 @@ class GatewayClient:
         response = await self._http.get(f"/missions/{mission_id}")
         return GatewayResponse(response.status_code, response.json())
 
+    async def get_documents(self, mission_id: str) -> GatewayResponse:
+        """`GET /missions/{id}/documents`: the mission's issued BPFs, invoices, credit notes."""
+        response = await self._http.get(f"/missions/{mission_id}/documents")
+        return GatewayResponse(response.status_code, response.json())
+
     async def aclose(self) -> None:
         await self._http.aclose()
 
