@@ -1,0 +1,93 @@
+"""No negative invoice, no negative payout (issue 11 point 2), through MissionWorkflow with the
+real activities, PostgreSQL and the SMTP sink.
+
+A three-month Flash mission at 650 €: 10 days, then 0 days and a −1,300 € correction of the
+first month, then 1.5 days. The second month's invoice is 0 € (not −1,560 €), nothing is
+paid, its e-mails say the 1,300 € are carried over; the third month's invoice opens with
+"Report du solde négatif de <mois>" for −1,300 € and cannot absorb it either (975 € of
+service), and its 48.75 € fee is larger than its 0 € gross: the mission ends with 325 € of
+invoice balance and 48.75 € of fee owed by the provider, an ops alert (timeline row, ops
+e-mail), and no payout ever below zero.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import facturx
+from sqlalchemy import select
+
+from db.models import BillingDocument, BillingDocumentKind, Invoice, MissionEvent, Payout
+from schemas.enums import PaymentOffer
+from tests.support.mission import MissionHarness, MonthPlan, first_validation_day
+from tests.support.waits import about, naming
+
+
+def _plan(month: str, days: str, **lines: object) -> MonthPlan:
+    validate_on = first_validation_day(month)
+    assert validate_on is not None
+    return MonthPlan(month, Decimal(days), validate_on, dict(lines))
+
+
+async def test_a_month_that_cannot_absorb_a_correction_carries_it_over(
+    mission_harness: MissionHarness,
+) -> None:
+    h = mission_harness
+    mission, months = await h.mission_in_progress(PaymentOffer.FLASH, months=3)
+    pid = (await h.state(mission)).mission_id
+    first, second, third = months
+    correction = {"label": "Trop facturé", "amount": "-1300.00", "corrects_month": first}
+
+    await h.run_month(mission, PaymentOffer.FLASH, _plan(first, "10"))
+    zero = await h.run_month(
+        mission, PaymentOffer.FLASH, _plan(second, "0", corrections=[correction])
+    )
+    # Month 2: 0 days and −1,300 €: an invoice of 0 € (continuous numbering), never −1,560 €.
+    assert zero.cra.invoice_number is not None
+    assert zero.cra.amount_excl_vat == Decimal("0.00")
+    assert zero.cra.amount_incl_vat == Decimal("0.00")
+    validated_mail = (await h.mails(about(pid, f"CRA {second} validé"), 1))[0]
+    assert "-1" not in validated_mail.body and "−1" not in validated_mail.body
+    assert "1 300,00 €" in validated_mail.body and "report" in validated_mail.body.lower()
+
+    last = await h.run_month(mission, PaymentOffer.FLASH, _plan(third, "1.5"))
+    # Month 2's Flash payout came (3 business days): nothing wired, and it says why.
+    paid_mail = (await h.mails(about(pid, f"CRA {second}"), 2))[-1]
+    assert "Aucun virement" in paid_mail.body, paid_mail.body
+    assert "viré" not in paid_mail.body
+
+    # Month 3 opens with the carried balance, names its origin, and carries what is left.
+    assert last.cra.amount_incl_vat == Decimal("0.00")
+    invoices = await h.rows(select(Invoice).where(Invoice.mission_id == pid))
+    assert all(row.amount_excl_vat >= 0 and row.amount_incl_vat >= 0 for row in invoices)
+    payouts = await h.rows(select(Payout).where(Payout.mission_id == pid))
+    assert {row.month: row.net_amount for row in payouts} == {
+        first: Decimal("7475.00"),  # 7,800 € incl. VAT - 5 % of 6,500 €
+        second: Decimal("0.00"),
+        third: Decimal("0.00"),  # its 48.75 € fee is larger than its 0 € gross
+    }
+    documents = await h.rows(
+        select(BillingDocument).where(
+            BillingDocument.mission_id == pid,
+            BillingDocument.kind == BillingDocumentKind.INVOICE,
+            BillingDocument.month == third,
+        )
+    )
+    assert len(documents) == 1, "the invoice's lines agree with its ledger row"
+    _, xml = facturx.get_facturx_xml_from_pdf(documents[0].content, check_xsd=False)
+    text = xml.decode()
+    assert "Report du solde négatif de" in text
+    assert zero.cra.invoice_number in text
+
+    # The mission ends with a balance owed by the provider: an ops alert, nothing paid.
+    await h.ended(mission)
+    alerts = await h.rows(
+        select(MissionEvent).where(
+            MissionEvent.mission_id == pid, MissionEvent.kind == "carry_over.unabsorbed"
+        )
+    )
+    assert len(alerts) == 1
+    assert alerts[0].data["invoice_balance"] == "325.00"
+    assert alerts[0].data["fee_balance"] == "48.75"
+    ops = await h.mails(naming(f"carry_over.unabsorbed:{pid}"), 1)
+    assert "325,00 €" in ops[0].body and "48,75 €" in ops[0].body
