@@ -60,6 +60,14 @@ CONTEXT = {
     "declined_by": "client",
     "version": 2,
     "terminated": True,
+    "carried_in_invoice": "",
+    "carried_in_fee": "",
+    "carried_out_invoice": "",
+    "carried_out_fee": "",
+    "carried_from": "",
+    "invoice_balance": "325.00",
+    "fee_balance": "48.75",
+    "balances": "325,00 € de facture (HT) (décembre 2026)",
 }
 
 
@@ -98,3 +106,19 @@ def test_a_subject_spanning_lines_is_refused(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(emails, "_environment", lambda: env)
     with pytest.raises(ValueError, match="one 'Subject: ' line"):
         emails.render("bad", x=True)
+
+
+def test_a_zero_payout_wires_nothing_and_says_what_is_carried_over() -> None:
+    """Issue 11 point 2: never "nous avons viré 0,00 €" (nor a negative amount)."""
+    carried = {"net_amount": "0.00", "amount": "0.00", "fee": "48.75"}
+    carried |= {"carried_out_fee": "48.75", "carried_out_invoice": "325.00"}
+    email = render("payout_paid", **{**CONTEXT, **carried})
+    assert email.subject.startswith("Aucun virement")
+    assert "viré" not in email.body
+    assert "325,00 € HT) est reporté sur la facture du mois suivant" in email.body
+    assert "Frais reportés sur le versement du mois suivant : 48,75 €" in email.body
+    validated = render("cra_validated", **{**CONTEXT, **carried})
+    assert "le solde négatif de 325,00 € HT est reporté sur la facture du mois suivant" in (
+        validated.body
+    )
+    assert "Aucun virement pour ce CRA" in validated.body
