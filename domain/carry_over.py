@@ -164,7 +164,7 @@ def explain_carry_over(
         into = (
             f"reporté sur {month_fr(balance.into_month)}"
             if balance.into_month
-            else "à reporter sur le prochain mois validé"
+            else "reporté sur le prochain mois validé"
         )
         facts = {"kind": balance.kind.value, "from_month": month, "amount": str(balance.amount)}
         if balance.into_month:

@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from db.models import BillingDocument, BillingDocumentKind, Invoice, MissionEvent, Payout
 from schemas.enums import PaymentOffer
+from starter.support.explain import carried_into, explain_month
 from tests.support.mission import MissionHarness, MonthPlan, first_validation_day
 from tests.support.waits import about, naming
 
@@ -80,6 +81,24 @@ async def test_a_month_that_cannot_absorb_a_correction_carries_it_over(
     text = xml.decode()
     assert "Report du solde négatif de" in text
     assert zero.cra.invoice_number in text
+
+    # `explain` says where each balance comes from, how much, and into which month.
+    state = await h.state(mission)
+    states = [await h.payout_state(pid, month) for month in (second, third)]
+    taken_by = carried_into(list(states))
+    told = [
+        explain_month(state, month, None, payout, await h.today(), taken_by)
+        for month, payout in zip((second, third), states, strict=True)
+    ]
+    assert [r.facts for r in told[0].carry_over] == [
+        {"kind": "invoice", "from_month": second, "amount": "1300.00", "into_month": third}
+    ]
+    assert [(r.code, r.facts["amount"]) for r in told[1].carry_over] == [
+        ("carried_in", "1300.00"),
+        ("carried_out", "325.00"),
+        ("carried_out", "48.75"),
+    ]
+    assert zero.cra.invoice_number in told[1].carry_over[0].message
 
     # The mission ends with a balance owed by the provider: an ops alert, nothing paid.
     await h.ended(mission)

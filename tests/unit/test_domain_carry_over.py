@@ -1,0 +1,132 @@
+"""No negative invoice, no negative payout (issue 11 point 2): the pure carry-over rule."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from domain.carry_over import explain_carry_over, month_invoice, settle_payout
+from schemas.events import CraSubmitted
+from schemas.payouts import CarriedBalance, CarryKind
+
+TJM = Decimal("650.00")
+
+
+def cra(month: str, days: str, **lines: Any) -> CraSubmitted:
+    return CraSubmitted.model_validate({"mission_id": "M-1", "month": month, "days": days, **lines})
+
+
+def owed(kind: CarryKind, month: str, amount: str, number: str | None = None) -> CarriedBalance:
+    return CarriedBalance(
+        kind=kind, from_month=month, amount=Decimal(amount), invoice_number=number
+    )
+
+
+CORRECTION = {"label": "Trop facturé", "amount": "-1300.00", "corrects_month": "2026-10"}
+
+
+def test_zero_days_and_a_larger_negative_correction_invoice_zero_and_carry_the_rest() -> None:
+    month = month_invoice(cra("2026-11", "0", corrections=[CORRECTION]), TJM, vat_franchise=False)
+    assert month.amounts.total_excl_vat == Decimal("0.00")
+    assert month.amounts.total_incl_vat == Decimal("0.00")  # not -1,560 €
+    assert month.carried_out == Decimal("1300.00")
+    closing = month.cra.corrections[-1]
+    assert closing.label == "Solde négatif de novembre 2026 reporté sur la facture du mois suivant"
+    assert closing.amount == Decimal("1300.00")
+
+
+def test_the_next_month_opens_with_the_balance_naming_its_origin() -> None:
+    carried = [owed(CarryKind.INVOICE, "2026-11", "1300.00", "F-123456789-000004")]
+    month = month_invoice(cra("2026-12", "10"), TJM, vat_franchise=False, carried=carried)
+    line = month.cra.corrections[-1]
+    assert line.label == (
+        "Report du solde négatif de novembre 2026 (facture F-123456789-000004, CRA 2026-11)"
+    )
+    assert line.amount == Decimal("-1300.00")
+    assert month.amounts.total_excl_vat == Decimal("5200.00")  # 6,500 - 1,300
+    assert month.amounts.vat == Decimal("1040.00")
+    assert month.carried_out == Decimal("0.00")
+
+
+def test_a_month_that_absorbs_only_part_carries_the_remainder_again() -> None:
+    carried = [owed(CarryKind.INVOICE, "2026-11", "1300.00", "F-1")]
+    month = month_invoice(cra("2026-12", "1.5"), TJM, vat_franchise=False, carried=carried)
+    assert month.amounts.total_incl_vat == Decimal("0.00")
+    assert month.carried_out == Decimal("325.00")  # 1,300 - 975
+
+
+def test_a_correction_is_not_set_off_against_expenses_at_another_vat_rate() -> None:
+    """Setting -300 € at 20 % off 200 € at 10 % would make the VAT negative (-40 + 20)."""
+    expense = {"label": "Train", "amount": "200.00", "vat_rate": "10", "receipt_ref": "R-1"}
+    correction = {**CORRECTION, "amount": "-300.00"}
+    month = month_invoice(
+        cra("2026-11", "0", corrections=[correction], expenses=[expense]),
+        TJM,
+        vat_franchise=False,
+    )
+    assert month.carried_out == Decimal("300.00")
+    assert month.amounts.total_excl_vat == Decimal("200.00")
+    assert month.amounts.vat == Decimal("20.00")
+    assert all(line.base >= 0 and line.vat >= 0 for line in month.amounts.vat_breakdown)
+
+
+def test_under_the_vat_franchise_expenses_absorb_a_correction_too() -> None:
+    expense = {"label": "Train", "amount": "200.00", "vat_rate": "10", "receipt_ref": "R-1"}
+    correction = {**CORRECTION, "amount": "-300.00"}
+    month = month_invoice(
+        cra("2026-11", "0", corrections=[correction], expenses=[expense]),
+        TJM,
+        vat_franchise=True,
+    )
+    assert month.amounts.total_incl_vat == Decimal("0.00")
+    assert month.carried_out == Decimal("100.00")
+
+
+def test_a_month_with_no_balance_is_invoiced_as_before() -> None:
+    month = month_invoice(cra("2026-11", "10"), TJM, vat_franchise=False)
+    assert month.cra.corrections == []
+    assert month.amounts.total_incl_vat == Decimal("7800.00")
+
+
+def test_a_fee_larger_than_the_gross_pays_nothing_and_carries_the_shortfall() -> None:
+    settled = settle_payout(Decimal("0.00"), Decimal("48.75"))
+    assert (settled.net, settled.deducted, settled.carried_out) == (
+        Decimal("0.00"),
+        Decimal("0.00"),
+        Decimal("48.75"),
+    )
+
+
+def test_a_fee_balance_is_deducted_from_the_next_payout_never_below_zero() -> None:
+    fee = [owed(CarryKind.FEE, "2026-11", "48.75")]
+    invoice = [owed(CarryKind.INVOICE, "2026-11", "325.00")]  # not the payout's business
+    settled = settle_payout(Decimal("7800.00"), Decimal("325.00"), [*fee, *invoice])
+    assert settled.net == Decimal("7426.25")  # 7,800 - 325 - 48.75
+    assert settled.deducted == Decimal("48.75")
+    small = settle_payout(Decimal("30.00"), Decimal("0.00"), fee)
+    assert (small.net, small.carried_out) == (Decimal("0.00"), Decimal("18.75"))
+    # net = gross - fee - deducted + carried out, the payouts row's CHECK
+    assert small.net == Decimal("30.00") - 0 - small.deducted + small.carried_out
+
+
+def test_explain_names_where_a_balance_comes_from_how_much_and_into_which_month() -> None:
+    taken = CarriedBalance(
+        kind=CarryKind.INVOICE,
+        from_month="2026-11",
+        amount=Decimal("1300.00"),
+        invoice_number="F-1",
+        into_month="2026-12",
+    )
+    out = CarriedBalance(kind=CarryKind.INVOICE, from_month="2026-12", amount=Decimal("325.00"))
+    reasons = explain_carry_over("2026-12", [taken], [out])
+    assert [r.code for r in reasons] == ["carried_in", "carried_out"]
+    assert "novembre 2026 (facture F-1)" in reasons[0].message
+    assert "1 300,00 €" in reasons[0].message and "décembre 2026" in reasons[0].message
+    assert reasons[0].facts == {
+        "kind": "invoice",
+        "from_month": "2026-11",
+        "into_month": "2026-12",
+        "amount": "1300.00",
+    }
+    assert "325,00 €" in reasons[1].message
+    assert "prochain mois validé" in reasons[1].message
