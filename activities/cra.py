@@ -46,7 +46,13 @@ from db.models import (
     Payout,
 )
 from db.sequences import next_number
-from domain.carry_over import MonthInvoice, carry_context, month_invoice, settle_payout
+from domain.carry_over import (
+    MonthInvoice,
+    carry_context,
+    month_invoice,
+    nothing_to_collect,
+    settle_payout,
+)
 from domain.document_numbers import bpf_number, invoice_number
 from domain.fees import service_amount
 from domain.invoices import (
@@ -362,9 +368,10 @@ def _terms(
                 invoice_number=number,
             )
         )
-    return terms.model_copy(
+    settled_terms = terms.model_copy(
         update={"net_amount": settled.net, "carried_in": carried, "carried_out": out}
     )
+    return nothing_to_collect(settled_terms)
 
 
 async def _carried_into(

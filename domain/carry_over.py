@@ -29,12 +29,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from domain.explanations import Explanation
-from domain.formatting import money_fr
+from domain.formatting import long_date_fr, money_fr
 from domain.formatting import month_year_fr as month_fr
 from domain.invoices import InvoiceAmounts, invoice_amounts_for_cra
 from domain.money import ZERO, to_money
+from domain.payouts import back_to_back_payout_date
+from schemas.enums import PaymentOffer, PayoutStatus
 from schemas.events import CorrectionLine, CraSubmitted
-from schemas.payouts import CarriedBalance, CarryKind, PayoutTerms
+from schemas.payouts import CarriedBalance, CarryKind, PayoutDateFacts, PayoutTerms
 
 CARRIED_IN = "Report du solde négatif de "
 CARRIED_OUT = "Solde négatif de "
@@ -210,3 +212,25 @@ def carry_context(terms: PayoutTerms) -> dict[str, str]:
         "carried_from": ", ".join(sorted({month_fr(b.from_month) for b in terms.carried_in})),
         "net_amount": str(terms.net_amount),
     }
+
+
+def nothing_to_collect(terms: PayoutTerms) -> PayoutTerms:
+    """A back-to-back payout of a 0 € invoice waits for no client payment (the client owes
+    nothing): it is dated like one the client paid on the invoice's date, and pays 0 €."""
+    if (
+        terms.offer is not PaymentOffer.BACK_TO_BACK
+        or terms.amount != 0
+        or terms.invoice_date is None
+    ):
+        return terms
+    day = back_to_back_payout_date(terms.invoice_date)
+    facts = PayoutDateFacts(
+        raw_date=terms.invoice_date,
+        explanation=(
+            "Dos à dos : facture de 0,00 €, rien à encaisser du client ; versement de "
+            f"{money_fr(terms.net_amount)} le {long_date_fr(day)}."
+        ),
+    )
+    return terms.model_copy(
+        update={"payout_date": day, "status": PayoutStatus.SCHEDULED, "schedule": facts}
+    )

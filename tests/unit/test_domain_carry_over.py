@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from domain.carry_over import explain_carry_over, month_invoice, settle_payout
+from domain.carry_over import explain_carry_over, month_invoice, nothing_to_collect, settle_payout
+from domain.payouts import payout_terms
+from schemas.enums import PaymentOffer, PayoutStatus
 from schemas.events import CraSubmitted
 from schemas.payouts import CarriedBalance, CarryKind
 
@@ -130,3 +133,21 @@ def test_explain_names_where_a_balance_comes_from_how_much_and_into_which_month(
     }
     assert "325,00 €" in reasons[1].message
     assert "prochain mois validé" in reasons[1].message
+
+
+def test_a_back_to_back_payout_of_a_zero_invoice_waits_for_no_client_payment() -> None:
+    month = month_invoice(cra("2026-11", "0", corrections=[CORRECTION]), TJM, vat_franchise=False)
+    validated = date(2026, 12, 4)  # a Friday
+    terms = payout_terms(
+        PaymentOffer.BACK_TO_BACK, validated, validated, month.amounts, tjm=TJM, days=Decimal(0)
+    )
+    assert terms.status is PayoutStatus.WAITING_CLIENT_PAYMENT
+    dated = nothing_to_collect(terms)
+    assert dated.status is PayoutStatus.SCHEDULED
+    assert dated.payout_date == date(2026, 12, 4)
+    assert dated.net_amount == Decimal("0.00")
+    paid_later = month_invoice(cra("2026-11", "1"), TJM, vat_franchise=False).amounts
+    owed_by_client = payout_terms(
+        PaymentOffer.BACK_TO_BACK, validated, validated, paid_later, tjm=TJM, days=Decimal(1)
+    )
+    assert nothing_to_collect(owed_by_client) == owed_by_client
