@@ -7,7 +7,8 @@ paid, its e-mails say the 1,300 € are carried over; the third month's invoice 
 "Report du solde négatif de <mois>" for −1,300 € and cannot absorb it either (975 € of
 service), and its 48.75 € fee is larger than its 0 € gross: the mission ends with 325 € of
 invoice balance and 48.75 € of fee owed by the provider, an ops alert (timeline row, ops
-e-mail), and no payout ever below zero.
+e-mail), and no payout ever below zero. The third month's validation is retried after its
+commit (a worker lost before replying): the retry reads back what it took in.
 """
 
 from __future__ import annotations
@@ -17,12 +18,30 @@ from decimal import Decimal
 
 import facturx
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio import activity
+from temporalio.testing import WorkflowEnvironment
 
-from db.models import BillingDocument, BillingDocumentKind, Invoice, MissionEvent, Payout
+from activities.mailer import Mailer
+from activities.registry import Activities
+from db.engine import create_engine
+from db.models import (
+    BillingDocument,
+    BillingDocumentKind,
+    CarriedBalanceRow,
+    Invoice,
+    MissionEvent,
+    Payout,
+)
+from schemas.cra import CraValidation, CraValidationResult
 from schemas.enums import PaymentOffer
+from schemas.names import RECORD_CRA_VALIDATION
+from settings import Settings
+from starter.devstack.mailsink import MailSink
 from starter.support.explain import carried_into, explain_month
 from tests.support.mission import MissionHarness, MonthPlan, first_validation_day
 from tests.support.waits import about, naming
+from tests.support.workers import real_worker
 
 
 def _plan(month: str, days: str, **lines: object) -> MonthPlan:
@@ -32,9 +51,33 @@ def _plan(month: str, days: str, **lines: object) -> MonthPlan:
 
 
 async def test_a_month_that_cannot_absorb_a_correction_carries_it_over(
-    mission_harness: MissionHarness,
+    own_time_skipping_env: WorkflowEnvironment,
+    stack_settings: Settings,
+    smtp_sink: MailSink,
+    db_engine: AsyncEngine,
 ) -> None:
-    h = mission_harness
+    real = Activities(
+        create_engine(stack_settings.database_url), Mailer(stack_settings), settings=stack_settings
+    )
+    lost: list[str] = []
+
+    @activity.defn(name=RECORD_CRA_VALIDATION)
+    async def lost_after_commit(v: CraValidation) -> CraValidationResult:
+        """The month that takes a balance in commits, then its worker is lost: the retry
+        must read back what it took in, not take in anything twice."""
+        result = await real.cra.record_cra_validation(v)
+        if v.cra.days == Decimal("1.5") and not lost:
+            lost.append(v.month)
+            raise RuntimeError("worker lost after the commit, before the reply")
+        return result
+
+    async with real_worker(own_time_skipping_env, stack_settings, lost_after_commit) as (queue, _):
+        h = MissionHarness(own_time_skipping_env, queue, db_engine, sink=smtp_sink)
+        await _carry_over_mission(h)
+    assert lost
+
+
+async def _carry_over_mission(h: MissionHarness) -> None:
     mission, months = await h.mission_in_progress(PaymentOffer.FLASH, months=3)
     pid = (await h.state(mission)).mission_id
     first, second, third = months
@@ -81,6 +124,14 @@ async def test_a_month_that_cannot_absorb_a_correction_carries_it_over(
     text = xml.decode()
     assert "Report du solde négatif de" in text
     assert zero.cra.invoice_number in text
+
+    # The ledger: month 2's balance taken in once, by month 3, which carries its own on.
+    ledger = await h.rows(select(CarriedBalanceRow).where(CarriedBalanceRow.mission_id == pid))
+    assert sorted((r.from_month, r.kind.value, r.amount, r.into_month) for r in ledger) == [
+        (second, "invoice", Decimal("1300.00"), third),
+        (third, "fee", Decimal("48.75"), None),
+        (third, "invoice", Decimal("325.00"), None),
+    ]
 
     # `explain` says where each balance comes from, how much, and into which month.
     state = await h.state(mission)
