@@ -503,6 +503,11 @@ class Invoice(Base):
         sa.CheckConstraint(
             sa.text("amount_incl_vat = amount_excl_vat + vat_amount"), name="totals"
         ),
+        # No negative invoice (domain.carry_over): what a month cannot absorb is carried over.
+        sa.CheckConstraint(
+            sa.text("amount_excl_vat >= 0 AND vat_amount >= 0 AND amount_incl_vat >= 0"),
+            name="not_negative",
+        ),
         sa.CheckConstraint(
             sa.text("service_end IS NULL OR service_end >= service_start"),
             name="service_period",

@@ -3,7 +3,8 @@
 `carried_balances` holds what a month could not absorb (an invoice balance owed to the
 client, or a fee the payout could not cover), one per (mission, month, kind), until a later
 month takes it in (`into_month`). `payouts` gains the fee balances it took in and what it
-carried out; its net is never below zero.
+carried out; its net is never below zero, nor an invoice's amounts (CHECK constraints). An
+existing negative invoice or payout makes the upgrade fail: fix it by hand first.
 
 Revision ID: 0004
 Revises: 0003
@@ -24,6 +25,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 PAYOUT_AMOUNTS = "ck_payouts_amounts"
+INVOICE_NOT_NEGATIVE = "ck_invoices_not_negative"
 MONEY = sa.Numeric(precision=12, scale=2)
 
 
@@ -71,6 +73,11 @@ def upgrade() -> None:
             "payouts",
             sa.Column(column, MONEY, server_default=sa.text("0"), nullable=False),
         )
+    op.create_check_constraint(
+        op.f(INVOICE_NOT_NEGATIVE),
+        "invoices",
+        "amount_excl_vat >= 0 AND vat_amount >= 0 AND amount_incl_vat >= 0",
+    )
     op.drop_constraint(op.f(PAYOUT_AMOUNTS), "payouts", type_="check")
     op.create_check_constraint(
         op.f(PAYOUT_AMOUNTS),
@@ -85,6 +92,7 @@ def downgrade() -> None:
     op.create_check_constraint(
         op.f(PAYOUT_AMOUNTS), "payouts", "fee >= 0 AND net_amount = amount - fee"
     )
+    op.drop_constraint(op.f(INVOICE_NOT_NEGATIVE), "invoices", type_="check")
     for column in ("fee_carried_out", "fee_deducted"):
         op.drop_column("payouts", column)
     op.drop_index(op.f("ix_carried_balances_mission_id_into_month"), table_name="carried_balances")
