@@ -7,8 +7,9 @@ from decimal import Decimal
 from typing import Any
 
 from domain.carry_over import explain_carry_over, month_invoice, nothing_to_collect, settle_payout
+from domain.explanations import why_payout_not_arrived
 from domain.payouts import payout_terms
-from schemas.enums import PaymentOffer, PayoutStatus
+from schemas.enums import CraStatus, PaymentOffer, PayoutStatus
 from schemas.events import CraSubmitted
 from schemas.payouts import CarriedBalance, CarryKind
 
@@ -151,3 +152,21 @@ def test_a_back_to_back_payout_of_a_zero_invoice_waits_for_no_client_payment() -
         PaymentOffer.BACK_TO_BACK, validated, validated, paid_later, tjm=TJM, days=Decimal(1)
     )
     assert nothing_to_collect(owed_by_client) == owed_by_client
+
+
+def test_explain_says_a_zero_payout_wired_nothing() -> None:
+    reasons = why_payout_not_arrived(
+        month="2026-11",
+        today=date(2026, 12, 10),
+        offer=PaymentOffer.FLASH,
+        cra_status=CraStatus.VALIDATED,
+        validated_on=date(2026, 12, 1),
+        invoice_number="F-1",
+        payout_status=PayoutStatus.PAID,
+        payout_date=date(2026, 12, 4),
+        paid_on=date(2026, 12, 4),
+        net_amount=Decimal("0.00"),
+    )
+    [paid] = [r for r in reasons if r.code == "paid"]
+    assert paid.message.startswith("Aucun virement de la facture F-1")
+    assert "effectué" not in paid.message
