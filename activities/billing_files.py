@@ -48,6 +48,8 @@ from db.models import (
     BillingDocument,
     BillingDocumentKind,
     Bpf,
+    CarriedBalanceKind,
+    CarriedBalanceRow,
     Client,
     Cra,
     CraLine,
@@ -65,6 +67,7 @@ from domain.billing_documents import (
     invoice_document_for_cra,
     party,
 )
+from domain.carry_over import carried_in_label, carried_out_label
 from domain.vat import vat_regime
 from schemas.billing import BpfApprover, CreditNoteDocument, InvoiceDocument, Party
 from schemas.enums import CraStatus, LegalForm
@@ -76,6 +79,7 @@ from schemas.events import (
     PostalAddress,
     Registration,
 )
+from schemas.payouts import CarriedBalance, CarryKind
 
 PDF = "application/pdf"
 PARIS = ZoneInfo("Europe/Paris")
@@ -386,6 +390,7 @@ async def _facts(session: AsyncSession, mission_id: str, month: str) -> _Facts |
             )
     if tjm is None:
         raise NotIssuable(f"validated CRA {mission_id} {month} has no priced days line")
+    corrections += await _carry_lines(session, mission_id, month)
     approver_email = None
     if cra.approver_id is not None:
         approver_email = (
@@ -410,6 +415,45 @@ async def _facts(session: AsyncSession, mission_id: str, month: str) -> _Facts |
         corrections=corrections,
     )
     return _Facts(cra, submission, tjm, row.Client, row.Provider, approver_email, purchase_order)
+
+
+async def _carry_lines(session: AsyncSession, mission_id: str, month: str) -> list[CorrectionLine]:
+    """The invoice balances the ledger applied to the month (domain.carry_over): those it
+    took in, negative and naming their origin, then what it carried out."""
+    rows = (
+        await session.execute(
+            select(CarriedBalanceRow)
+            .where(
+                CarriedBalanceRow.mission_id == mission_id,
+                CarriedBalanceRow.kind == CarriedBalanceKind.INVOICE,
+                (CarriedBalanceRow.into_month == month) | (CarriedBalanceRow.from_month == month),
+            )
+            .order_by(CarriedBalanceRow.from_month)
+        )
+    ).scalars()
+    taken: list[CorrectionLine] = []
+    out: list[CorrectionLine] = []
+    for row in rows:
+        if row.from_month == month:
+            out.append(
+                CorrectionLine(
+                    label=carried_out_label(month), amount=row.amount, corrects_month=month
+                )
+            )
+            continue
+        balance = CarriedBalance(
+            kind=CarryKind.INVOICE,
+            from_month=row.from_month,
+            amount=row.amount,
+            invoice_number=row.invoice_number,
+            into_month=month,
+        )
+        taken.append(
+            CorrectionLine(
+                label=carried_in_label(balance), amount=-row.amount, corrects_month=row.from_month
+            )
+        )
+    return taken + out
 
 
 def _required(value: str | None, what: str) -> str:

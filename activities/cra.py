@@ -12,6 +12,12 @@ the payout row, the timeline row and the provider's email — and the files of t
 invoice (`activities.billing_files`). The payout's terms (date, gross, fee, net, status) are
 computed once, by `domain.payouts.payout_terms`: the payout row and the email read them, and
 the result carries them to the payout workflow.
+
+No negative invoice, no negative payout (`domain.carry_over`): under a per-mission lock, the
+validation takes in every balance earlier months could not absorb (`carried_balances` rows
+still owed), applies them to this month's invoice and payout, and writes what this month
+cannot absorb, all in the same transaction. A retry finds the timeline row and reads back the
+balances this month took in (`into_month`), so the amounts are the first attempt's.
 """
 
 from __future__ import annotations
@@ -20,22 +26,38 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
 from activities.billing_files import issue_cra_documents
 from activities.transitions import queue_email, record_timeline
-from db.models import Bpf, Cra, CraLine, CraLineKind, Invoice, InvoiceKind, Payout
+from db.models import (
+    Bpf,
+    CarriedBalanceKind,
+    CarriedBalanceRow,
+    Cra,
+    CraLine,
+    CraLineKind,
+    Invoice,
+    InvoiceKind,
+    MissionEvent,
+    Payout,
+)
 from db.sequences import next_number
+from domain.carry_over import (
+    MonthInvoice,
+    carry_context,
+    month_invoice,
+    nothing_to_collect,
+    settle_payout,
+)
 from domain.document_numbers import bpf_number, invoice_number
 from domain.fees import service_amount
 from domain.invoices import (
     DEFAULT_LATE_PAYMENT_RATE,
     DEFAULT_RECOVERY_INDEMNITY,
-    InvoiceAmounts,
-    invoice_amounts_for_cra,
     parse_vat_rate,
 )
 from domain.money import to_money
@@ -46,7 +68,7 @@ from schemas.cra import CraTransition, CraValidation, CraValidationResult
 from schemas.enums import CraStatus, InvoiceStatus
 from schemas.events import CraSubmitted
 from schemas.names import RECORD_CRA_TRANSITION, RECORD_CRA_VALIDATION
-from schemas.payouts import PayoutTerms
+from schemas.payouts import CarriedBalance, CarryKind, PayoutTerms
 
 _NOT_VALIDATED = Cra.status != CraStatus.VALIDATED
 
@@ -116,8 +138,18 @@ class CraActivities:
 
     @activity.defn(name=RECORD_CRA_VALIDATION)
     async def record_cra_validation(self, v: CraValidation) -> CraValidationResult:
-        amounts = invoice_amounts_for_cra(v.cra, v.tjm, regime=v.provider.vat_regime)
         async with self._sessions.begin() as session:
+            # One validation of the mission at a time reads and writes its carried balances.
+            await session.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                {"key": f"carried_balances:{v.mission_id}"},
+            )
+            recorded = await session.scalar(
+                select(MissionEvent.id).where(MissionEvent.idempotency_key == v.key)
+            )
+            carried = await _carried_into(session, v, fresh=recorded is None)
+            month = month_invoice(v.cra, v.tjm, regime=v.provider.vat_regime, carried=carried)
+            amounts = month.amounts
             applied = await record_timeline(
                 session,
                 key=v.key,
@@ -132,9 +164,9 @@ class CraActivities:
                 },
             )
             if applied:
-                result = await self._bill(session, v, amounts)
+                result = await self._bill(session, v, month, carried)
             else:
-                result = await _written(session, v, amounts)
+                result = await _written(session, v, month, carried)
             terms = result.terms
             await issue_cra_documents(
                 session,
@@ -160,6 +192,7 @@ class CraActivities:
                         "payout_date": terms.payout_date.isoformat() if terms.payout_date else "",
                         "payout_status": terms.status.value,
                         "offer": offer_rule(v.payment_offer).label,
+                        **carry_context(terms),
                     },
                 )
             )
@@ -174,8 +207,13 @@ class CraActivities:
         return result
 
     async def _bill(
-        self, session: AsyncSession, v: CraValidation, amounts: InvoiceAmounts
+        self,
+        session: AsyncSession,
+        v: CraValidation,
+        month: MonthInvoice,
+        carried: list[CarriedBalance],
     ) -> CraValidationResult:
+        amounts = month.amounts
         cra_id = await _upsert_cra(
             session,
             v.cra,
@@ -199,8 +237,9 @@ class CraActivities:
             .on_conflict_do_nothing()
         )
         bpf = await _bpf_number(session, v)
-        invoice_id, number, invoice_date = await self._invoice(session, v, amounts)
-        terms = _terms(v, invoice_date, amounts)
+        invoice_id, number, invoice_date = await self._invoice(session, v, month)
+        terms = _terms(v, invoice_date, month, carried, number)
+        await _write_carry(session, v, terms)
         await session.execute(
             insert(Payout)
             .values(
@@ -210,6 +249,8 @@ class CraActivities:
                 offer=terms.offer,
                 amount=terms.amount,
                 fee=terms.fee,
+                fee_deducted=terms.fee_deducted,
+                fee_carried_out=terms.fee_carried_out,
                 net_amount=terms.net_amount,
                 due_on=terms.payout_date,
                 status=terms.status,
@@ -219,10 +260,12 @@ class CraActivities:
         return CraValidationResult(applied=True, bpf_number=bpf, invoice_number=number, terms=terms)
 
     async def _invoice(
-        self, session: AsyncSession, v: CraValidation, amounts: InvoiceAmounts
+        self, session: AsyncSession, v: CraValidation, month: MonthInvoice
     ) -> tuple[int, str | None, date | None]:
         """The month's invoice row: (id, number, issue date). A number is allocated only
-        when no invoice exists yet, so a number is never spent twice."""
+        when no invoice exists yet, so a number is never spent twice. A month entirely
+        absorbed by carried balances still gets its invoice, of 0 € (continuous numbering)."""
+        amounts = month.amounts
         existing = (
             await session.execute(
                 select(Invoice.id, Invoice.number, Invoice.issued_on).where(
@@ -291,16 +334,102 @@ async def _issue_date(session: AsyncSession, issuer_siren: str, validated_on: da
     return validated_on if latest is None else max(validated_on, latest)
 
 
-def _terms(v: CraValidation, invoice_date: date | None, amounts: InvoiceAmounts) -> PayoutTerms:
+def _terms(
+    v: CraValidation,
+    invoice_date: date | None,
+    month: MonthInvoice,
+    carried: list[CarriedBalance],
+    number: str | None,
+) -> PayoutTerms:
     """The payout's terms (domain.payouts): undated while the invoice awaits its import (its
-    date may move the legal cap), waiting for the client's payment under back-to-back."""
-    return payout_terms(
-        v.payment_offer, v.validated_on, invoice_date, amounts, tjm=v.tjm, days=v.cra.days
+    date may move the legal cap), waiting for the client's payment under back-to-back; its
+    net never below zero, with the balances taken in and carried out (domain.carry_over)."""
+    terms = payout_terms(
+        v.payment_offer, v.validated_on, invoice_date, month.amounts, tjm=v.tjm, days=v.cra.days
     )
+    settled = settle_payout(terms.amount, terms.fee, carried)
+    out = []
+    if month.carried_out > 0:
+        out.append(
+            CarriedBalance(
+                kind=CarryKind.INVOICE,
+                from_month=v.month,
+                amount=month.carried_out,
+                invoice_number=number,
+            )
+        )
+    if settled.carried_out > 0:
+        out.append(
+            CarriedBalance(
+                kind=CarryKind.FEE,
+                from_month=v.month,
+                amount=settled.carried_out,
+                invoice_number=number,
+            )
+        )
+    settled_terms = terms.model_copy(
+        update={"net_amount": settled.net, "carried_in": carried, "carried_out": out}
+    )
+    return nothing_to_collect(settled_terms)
+
+
+async def _carried_into(
+    session: AsyncSession, v: CraValidation, *, fresh: bool
+) -> list[CarriedBalance]:
+    """The balances this month takes in: every one still owed by the mission (a first
+    attempt, under the mission's lock), or those it took in already (a retry)."""
+    taken = (
+        CarriedBalanceRow.into_month.is_(None) if fresh else CarriedBalanceRow.into_month == v.month
+    )
+    rows = (
+        await session.execute(
+            select(CarriedBalanceRow)
+            .where(CarriedBalanceRow.mission_id == v.mission_id, taken)
+            .order_by(CarriedBalanceRow.from_month, CarriedBalanceRow.kind)
+        )
+    ).scalars()
+    return [
+        CarriedBalance(
+            kind=CarryKind(row.kind.value),
+            from_month=row.from_month,
+            amount=row.amount,
+            invoice_number=row.invoice_number,
+            into_month=v.month,
+        )
+        for row in rows
+        if row.from_month != v.month
+    ]
+
+
+async def _write_carry(session: AsyncSession, v: CraValidation, terms: PayoutTerms) -> None:
+    """The ledger: the balances taken in are marked so, what this month carries out is owed."""
+    for balance in terms.carried_in:
+        await session.execute(
+            update(CarriedBalanceRow)
+            .where(
+                CarriedBalanceRow.mission_id == v.mission_id,
+                CarriedBalanceRow.from_month == balance.from_month,
+                CarriedBalanceRow.kind == CarriedBalanceKind(balance.kind.value),
+                CarriedBalanceRow.into_month.is_(None),
+            )
+            .values(into_month=v.month)
+        )
+    for balance in terms.carried_out:
+        await session.execute(
+            insert(CarriedBalanceRow)
+            .values(
+                mission_id=v.mission_id,
+                from_month=v.month,
+                kind=CarriedBalanceKind(balance.kind.value),
+                amount=balance.amount,
+                invoice_number=balance.invoice_number,
+            )
+            .on_conflict_do_nothing()
+        )
 
 
 async def _written(
-    session: AsyncSession, v: CraValidation, amounts: InvoiceAmounts
+    session: AsyncSession, v: CraValidation, month: MonthInvoice, carried: list[CarriedBalance]
 ) -> CraValidationResult:
     """What the first, committed attempt wrote: read back (the invoice's number and date),
     never written again; the terms follow from the same facts as the first time."""
@@ -317,7 +446,7 @@ async def _written(
         applied=False,
         bpf_number=await _bpf_number(session, v),
         invoice_number=number,
-        terms=_terms(v, issued_on, amounts),
+        terms=_terms(v, issued_on, month, carried, number),
     )
 
 

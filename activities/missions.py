@@ -20,6 +20,7 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
 )
 
+from activities.carry_over import alert_unabsorbed
 from activities.transitions import queue_email, record_timeline
 from db.models import (
     Approver,
@@ -84,6 +85,13 @@ class MissionActivities:
                         context={**email.context, "role": email.role},
                     )
                 )
+            if t.kind == "mission.ended":
+                # A balance still owed by the provider at the end: an ops alert, nothing paid.
+                alert = await alert_unabsorbed(
+                    session, t.mission_id, at=t.at, ops_email=self._ops_email
+                )
+                if alert is not None:
+                    keys.append(alert)
         return TransitionResult(applied=applied, outbox_keys=keys)
 
     async def _recipients(self, session: AsyncSession, mission_id: str, role: Role) -> list[str]:

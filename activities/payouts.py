@@ -411,7 +411,14 @@ async def _write_payout(session: AsyncSession, t: PayoutTransition) -> None:
         "status_reason": t.reason,
     }
     if t.kind in ("scheduled", "paid"):
-        values.update(amount=t.amount, fee=t.fee, net_amount=t.net_amount, due_on=t.due_on)
+        values.update(
+            amount=t.amount,
+            fee=t.fee,
+            fee_deducted=t.fee_deducted,
+            fee_carried_out=t.fee_carried_out,
+            net_amount=t.net_amount,
+            due_on=t.due_on,
+        )
     if t.kind == "paid":
         values["paid_at"] = t.at
     stmt = insert(Payout).values(
@@ -421,6 +428,8 @@ async def _write_payout(session: AsyncSession, t: PayoutTransition) -> None:
         offer=t.offer,
         amount=t.amount,
         fee=t.fee,
+        fee_deducted=t.fee_deducted,
+        fee_carried_out=t.fee_carried_out,
         net_amount=t.net_amount,
         due_on=t.due_on,
         status=t.status,

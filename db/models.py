@@ -530,6 +530,11 @@ class Invoice(Base):
         sa.CheckConstraint(
             sa.text("amount_incl_vat = amount_excl_vat + vat_amount"), name="totals"
         ),
+        # No negative invoice (domain.carry_over): what a month cannot absorb is carried over.
+        sa.CheckConstraint(
+            sa.text("amount_excl_vat >= 0 AND vat_amount >= 0 AND amount_incl_vat >= 0"),
+            name="not_negative",
+        ),
         sa.CheckConstraint(
             sa.text("service_end IS NULL OR service_end >= service_start"),
             name="service_period",
@@ -665,7 +670,13 @@ class Payout(Base):
         sa.UniqueConstraint("mission_id", "month"),
         sa.UniqueConstraint("invoice_id"),
         sa.ForeignKeyConstraint(["mission_id", "month"], ["cras.mission_id", "cras.month"]),
-        sa.CheckConstraint(sa.text("fee >= 0 AND net_amount = amount - fee"), name="amounts"),
+        sa.CheckConstraint(
+            sa.text(
+                "fee >= 0 AND fee_deducted >= 0 AND fee_carried_out >= 0 AND net_amount >= 0"
+                " AND net_amount = amount - fee - fee_deducted + fee_carried_out"
+            ),
+            name="amounts",
+        ),
         sa.Index(None, "status", "due_on"),
     )
 
@@ -676,11 +687,47 @@ class Payout(Base):
     offer: Mapped[PaymentOffer] = mapped_column(str_enum(PaymentOffer, "offer"))
     amount: Mapped[Decimal]
     fee: Mapped[Decimal] = mapped_column(server_default=sa.text("0"))
+    # Fee balances of earlier months taken in, and what this payout could not cover
+    # (domain.carry_over): the net is never below zero.
+    fee_deducted: Mapped[Decimal] = mapped_column(server_default=sa.text("0"))
+    fee_carried_out: Mapped[Decimal] = mapped_column(server_default=sa.text("0"))
     net_amount: Mapped[Decimal]
     due_on: Mapped[date | None]
     status: Mapped[PayoutStatus] = mapped_column(str_enum(PayoutStatus, "status"))
     status_reason: Mapped[str | None] = mapped_column(sa.Text)
     paid_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = _updated_at()
+
+
+class CarriedBalanceKind(enum.StrEnum):
+    """schemas.payouts.CarryKind, as the ledger stores it."""
+
+    INVOICE = "invoice"
+    FEE = "fee"
+
+
+class CarriedBalanceRow(Base):
+    """A balance a month could not absorb, owed by the provider (domain.carry_over): one per
+    (mission, month, kind), written in the CRA validation's transaction; `into_month` is set
+    when a later month's validation takes it in (NULL: still owed). What a mission ends with
+    still NULL is an ops alert (`carry_over.unabsorbed`)."""
+
+    __tablename__ = "carried_balances"
+    __table_args__ = (
+        sa.UniqueConstraint("mission_id", "from_month", "kind"),
+        sa.ForeignKeyConstraint(["mission_id", "from_month"], ["cras.mission_id", "cras.month"]),
+        sa.CheckConstraint(sa.text("amount > 0"), name="amount"),
+        sa.Index(None, "mission_id", "into_month"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    mission_id: Mapped[str] = mapped_column(sa.String(ID_LENGTH))
+    from_month: Mapped[str] = mapped_column(sa.String(7))
+    kind: Mapped[CarriedBalanceKind] = mapped_column(str_enum(CarriedBalanceKind, "kind"))
+    amount: Mapped[Decimal]
+    invoice_number: Mapped[str | None] = mapped_column(sa.String(ID_LENGTH))
+    into_month: Mapped[str | None] = mapped_column(sa.String(7))
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
 

@@ -12,6 +12,8 @@ import calendar
 from datetime import date
 from decimal import Decimal
 
+from domain.carry_over import is_carry_line
+from domain.formatting import month_year_fr
 from domain.invoices import (
     DEFAULT_LATE_PAYMENT_RATE,
     DEFAULT_RECOVERY_INDEMNITY,
@@ -35,26 +37,10 @@ from schemas.billing import (
 )
 from schemas.events import CraSubmitted, PostalAddress, Registration
 
-_MONTHS_FR = (
-    "janvier",
-    "février",
-    "mars",
-    "avril",
-    "mai",
-    "juin",
-    "juillet",
-    "août",
-    "septembre",
-    "octobre",
-    "novembre",
-    "décembre",
-)
-
 
 def month_fr(month: str) -> str:
     """ "2026-07" as "juillet 2026"."""
-    year, number = month.split("-")
-    return f"{_MONTHS_FR[int(number) - 1]} {year}"
+    return month_year_fr(month)
 
 
 def month_bounds(month: str) -> tuple[date, date]:
@@ -173,7 +159,9 @@ def invoice_lines_for_cra(
     lines += [
         one_unit(
             LineKind.CORRECTION,
-            f"Régularisation {month_fr(line.corrects_month)} : {line.label}",
+            line.label
+            if is_carry_line(line.label)
+            else f"Régularisation {month_fr(line.corrects_month)} : {line.label}",
             line.amount,
             vat_rate,
             corrects_month=line.corrects_month,

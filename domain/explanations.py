@@ -301,13 +301,14 @@ def why_payout_not_arrived(
         if invoice_number:
             facts["invoice_number"] = invoice_number
         invoice = f" de la facture {invoice_number}" if invoice_number else ""
-        reasons.append(
-            Explanation(
-                "paid",
-                f"Le paiement{invoice} pour {label} a déjà été effectué{when}{amount}.",
-                facts,
+        message = f"Le paiement{invoice} pour {label} a déjà été effectué{when}{amount}."
+        if net_amount is not None and net_amount == 0:
+            # A month whose lines were absorbed by a carried balance (domain.carry_over).
+            message = (
+                f"Aucun virement{invoice} pour {label}{when} : le montant à verser était de "
+                f"{money_fr(net_amount)} (aucun versement n'est négatif)."
             )
-        )
+        reasons.append(Explanation("paid", message, facts))
         return reasons
     if payout_status is PayoutStatus.CANCELLED:
         reasons.append(

@@ -11,6 +11,20 @@ from decimal import Decimal
 from domain.money import to_money
 
 _WEEKDAYS_FR = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
+_MONTHS_FR = (
+    "janvier",
+    "février",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "août",
+    "septembre",
+    "octobre",
+    "novembre",
+    "décembre",
+)
 
 
 def weekday_fr(d: date) -> str:
@@ -44,3 +58,9 @@ def percent_fr(rate: Decimal) -> str:
     percent = (rate * 100).normalize()
     text = f"{percent:f}"
     return text.replace(".", ",") + " %"
+
+
+def month_year_fr(month: str) -> str:
+    """ "2026-07" as "juillet 2026", as invoice lines name a month."""
+    year, number = month.split("-")
+    return f"{_MONTHS_FR[int(number) - 1]} {year}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,6 +35,27 @@ class PayoutDateFacts(Model):
     legal_limit: date | None = None
     capped_by_legal_limit: bool = False
     explanation: str = ""
+
+
+class CarryKind(StrEnum):
+    """Whom a carried balance is owed to (domain.carry_over): the client (`invoice`, excl.
+    VAT, a line of the next invoice) or the platform (`fee`, deducted from the next payout)."""
+
+    INVOICE = "invoice"
+    FEE = "fee"
+
+
+class CarriedBalance(Model):
+    """A balance a month could not absorb (owed by the provider), as the ledger
+    (`carried_balances`) holds it: from which month, how much, into which month once taken."""
+
+    kind: CarryKind
+    from_month: Month
+    amount: Money = Field(description="owed by the provider, > 0")
+    invoice_number: str | None = Field(
+        default=None, description="the invoice of from_month, named by the carry line"
+    )
+    into_month: Month | None = Field(default=None, description="None while still owed")
 
 
 class PayoutTerms(Model):
@@ -60,8 +82,20 @@ class PayoutTerms(Model):
     vat_amount: Money
     amount: Money = Field(description="gross: the invoice's total incl. VAT")
     fee: Money
-    net_amount: Money = Field(description="what the provider receives: amount - fee")
+    net_amount: Money = Field(description="what the provider receives, never below zero")
     schedule: PayoutDateFacts | None = None
+    carried_in: list[CarriedBalance] = Field(default_factory=list)
+    carried_out: list[CarriedBalance] = Field(default_factory=list)
+
+    @property
+    def fee_deducted(self) -> Decimal:
+        """The fee balances of earlier months taken from this payout."""
+        return sum((b.amount for b in self.carried_in if b.kind is CarryKind.FEE), Decimal("0.00"))
+
+    @property
+    def fee_carried_out(self) -> Decimal:
+        """What this payout could not cover, carried to the next one."""
+        return sum((b.amount for b in self.carried_out if b.kind is CarryKind.FEE), Decimal("0.00"))
 
 
 class PayoutInput(Model):
@@ -122,6 +156,8 @@ class PayoutState(BaseModel):
         default=None, description="why the last imported invoice was blocked (amounts)"
     )
     facts: PayoutFacts
+    carried_in: list[CarriedBalance] = Field(default_factory=list)
+    carried_out: list[CarriedBalance] = Field(default_factory=list)
 
 
 # --- Activities -------------------------------------------------------------------------------
@@ -154,6 +190,8 @@ class PayoutTransition(BaseModel):
     amount: Decimal
     fee: Decimal
     net_amount: Decimal
+    fee_deducted: Decimal = Decimal("0.00")
+    fee_carried_out: Decimal = Decimal("0.00")
     due_on: date | None = None
     reason: str | None = None
     provider_email: str

@@ -57,6 +57,7 @@ from decimal import Decimal
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
+from domain.carry_over import carry_context
 from domain.clock import paris_date, paris_instant
 from domain.formatting import long_date_fr
 from domain.offers import offer_rule
@@ -248,6 +249,8 @@ class PayoutWorkflow:
                 amount=self._terms.amount,
                 fee=self._terms.fee,
                 net_amount=self._terms.net_amount,
+                fee_deducted=self._terms.fee_deducted,
+                fee_carried_out=self._terms.fee_carried_out,
                 due_on=self._payout_date,
                 reason=self._reason,
                 provider_email=inp.provider.email,
@@ -272,6 +275,7 @@ class PayoutWorkflow:
             "net_amount": str(terms.net_amount),
             "payout_date": self._payout_date.isoformat() if self._payout_date else "",
             "reason": self._reason or "",
+            **carry_context(terms),
         }
 
     # --- Updates --------------------------------------------------------------------------
@@ -486,4 +490,6 @@ class PayoutWorkflow:
             reason=self._reason,
             invoice_blocked_reason=self._blocked_reason,
             facts=facts,
+            carried_in=list(terms.carried_in),
+            carried_out=list(terms.carried_out),
         )

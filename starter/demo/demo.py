@@ -1,6 +1,6 @@
 """`contracting demo`: walk demo missions through contracting and billing with signed events.
 
-Thirteen proposals of one client, from the four demo providers (a French company, a French
+Fourteen proposals of one client, from the four demo providers (a French company, a French
 auto-entrepreneur, a Finnish company, a Portuguese company), each left at a different stage:
 
 1. Durand Conseil: read, interesting, QM scheduled and held, retained, documents (the
@@ -25,6 +25,10 @@ auto-entrepreneur, a Finnish company, a Portuguese company), each left at a diff
    month's CRA validated today generates no invoice; an import dated tomorrow is refused,
    the provider's invoice dated last month's last business day is imported and the payout
    is scheduled (`add_imported_invoice_mission`).
+14. Durand Conseil, Basic, started three months ago: its middle month (2 days and a
+   −3,000 € correction of the first) cannot absorb the correction, so its invoice is 0 € and
+   the 1,800 € left are carried to the last month's invoice as "Report du solde négatif"
+   (`add_carried_over_mission`).
 
 A scenario is a function of the `Scenario` built from its steps (`submit`, `proposal`,
 `documents`, `sign`, `cra`), called from `build_scenario`: add one (a renewal…) the same way.
@@ -432,7 +436,11 @@ class Scenario:
             pid,
             "client_payment.received",
             f"{pid}-payment-{month}-{amount}",
-            {"invoice_number": None, "amount": str(amount), "paid_on": self.today.isoformat()},
+            {
+                "invoice_number": f"<invoice of {month}>",  # replaced when the step runs
+                "amount": str(amount),
+                "paid_on": self.today.isoformat(),
+            },
             note=note,
             invoice_of=month,
         )
@@ -679,7 +687,70 @@ def build_scenario(today: date) -> Scenario:
     add_renewal(s, billed[0], months=6, tjm="680.00", offer="express")
     # 13: the provider issues its own invoices (manual import).
     add_imported_invoice_mission(s, number=13)
+    # 14: a negative balance carried over to the next month's invoice.
+    add_carried_over_mission(s, number=14)
     return s
+
+
+def add_carried_over_mission(s: Scenario, number: int) -> str:
+    """Mission `number` (Durand Conseil, Basic, 600 €), started on the first day of the month
+    three months ago, its three months validated today. The first is billed as worked; the
+    second declares 2 days (1,200 €) and a −3,000 € correction of the first: no invoice is
+    negative, so its invoice is 0 € (its payout wires nothing) and the 1,800 € it cannot
+    absorb are carried to the third month's invoice, which opens with "Report du solde
+    négatif de <mois> (facture F-…)". The third month's CRA is submitted before the second's
+    (a cycle learns that the first month is validated a moment after the mission does)."""
+    first_day = (s.today.replace(day=1) - timedelta(days=1)).replace(day=1)
+    months: list[date] = []
+    for _ in range(3):
+        months.insert(0, first_day)
+        first_day = (first_day - timedelta(days=1)).replace(day=1)
+    first, second, third = (m.strftime("%Y-%m") for m in months)
+
+    def worked(start: date) -> int:
+        end = (start + timedelta(days=32)).replace(day=1)
+        return sum(is_business_day(start + timedelta(days=n)) for n in range((end - start).days))
+
+    pid = s.submit(number, number - 4, DURAND, "600.00", months[0])
+    s.proposal(pid, "proposal.read", status_at_least(ProposalStatus.READ))
+    s.proposal(pid, "proposal.retained", reached(MissionStage.LEGAL_VERIFICATION))
+    s.sign(pid, number, "basic", opens=third)
+    s.cra(pid, first, str(worked(months[0])), [])
+    s.add(
+        pid,
+        "cra.submitted",
+        f"{pid}-cra-{third}-submitted",
+        {"mission_id": pid, "month": third, "days": str(worked(months[2]))},
+    )
+    correction = {
+        "label": "Jours facturés en trop",
+        "amount": "-3000.00",
+        "corrects_month": first,
+    }
+    s.add(
+        pid,
+        "cra.submitted",
+        f"{pid}-cra-{second}-submitted",
+        {"mission_id": pid, "month": second, "days": "2", "corrections": [correction]},
+    )
+    approver = CLIENT["approvers"][0]["id"]
+    s.add(
+        pid,
+        "cra.validated",
+        f"{pid}-cra-{second}-validated",
+        {"mission_id": pid, "month": second, "approver_id": approver},
+        lambda v: second in v.state.validated_months,
+        note="2 days and a -3,000 € correction: invoice of 0 €, 1,800 € carried over",
+    )
+    s.add(
+        pid,
+        "cra.validated",
+        f"{pid}-cra-{third}-validated",
+        {"mission_id": pid, "month": third, "approver_id": approver},
+        lambda v: third in v.state.validated_months,
+        note="its invoice opens with the 1,800 € carried from the month before",
+    )
+    return pid
 
 
 def add_imported_invoice_mission(s: Scenario, number: int) -> str:

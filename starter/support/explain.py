@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from domain.carry_over import explain_carry_over
 from domain.cra import month_bounds, submission_opens_on
 from domain.explanations import Explanation, why_cra_not_visible, why_payout_not_arrived
 from schemas.cra import CraState
@@ -22,7 +23,7 @@ from schemas.enums import CraStatus, MissionStage, PaymentOffer, PayoutStatus
 from schemas.ids import cra_workflow_id, mission_workflow_id, payout_workflow_id
 from schemas.mission import MissionState
 from schemas.names import STATE_QUERY
-from schemas.payouts import PayoutState
+from schemas.payouts import CarriedBalance, CarryKind, PayoutState
 from starter.support.missions import PARIS, MissionUnavailable, UnknownMission
 
 T = TypeVar("T", bound=BaseModel)
@@ -47,6 +48,10 @@ class MonthExplanation(BaseModel):
     cra: list[Reason] = Field(default_factory=list, description="why the CRA is not visible")
     payout: list[Reason] = Field(
         default_factory=list, description="why the payout has not arrived, or that it has"
+    )
+    carry_over: list[Reason] = Field(
+        default_factory=list,
+        description="negative balances taken in from earlier months or carried to a later one",
     )
 
 
@@ -90,14 +95,30 @@ def _day(at: datetime | None) -> date | None:
     return at.astimezone(PARIS).date() if at is not None else None
 
 
+TakenBy = dict[tuple[CarryKind, str], str]
+"""(kind, from month) → the month that took the balance in."""
+
+
+def carried_into(payouts: list[PayoutState | None]) -> TakenBy:
+    """Which month took in each balance, from the payouts' terms (the ledger's `into_month`)."""
+    return {
+        (balance.kind, balance.from_month): payout.month
+        for payout in payouts
+        if payout is not None
+        for balance in payout.carried_in
+    }
+
+
 def explain_month(
     state: MissionState,
     month: str,
     cra: CraState | None,
     payout: PayoutState | None,
     today: date,
+    taken_by: TakenBy | None = None,
 ) -> MonthExplanation:
-    """Pure: one month's explanation from the workflows' states (None: no such workflow)."""
+    """Pure: one month's explanation from the workflows' states (None: no such workflow);
+    `taken_by` names the month that took in each balance this month carried out."""
     offer = payout.offer if payout is not None else None
     terms = state.terms_on(max(month_bounds(month)[0], state.start_date))
     if offer is None and terms is not None:
@@ -121,6 +142,16 @@ def explain_month(
         payout_date=payout.payout_date if payout is not None else None,
         cra=[Reason.of(hidden)] if hidden is not None else [],
     )
+    if payout is not None:
+        taken = taken_by or {}
+        out = [
+            CarriedBalance.model_validate(
+                {**b.model_dump(), "into_month": taken.get((b.kind, b.from_month))}
+            )
+            for b in payout.carried_out
+        ]
+        carry = explain_carry_over(month, payout.carried_in, out)
+        result.carry_over = [Reason.of(reason) for reason in carry]
     if cra is None:
         return result
     facts = payout.facts if payout is not None else None
@@ -165,11 +196,15 @@ async def explain_mission(
     if state is None:
         raise UnknownMission(mission_id)
     months = [month] if month else mission_months(state, today)
-    explained = []
+    found = []
     for each in months:
         cra = await _query(client, cra_workflow_id(mission_id, each), CraState)
         payout = await _query(client, payout_workflow_id(mission_id, each), PayoutState)
-        explained.append(explain_month(state, each, cra, payout, today))
+        found.append((each, cra, payout))
+    taken_by = carried_into([payout for _, _, payout in found])
+    explained = [
+        explain_month(state, each, cra, payout, today, taken_by) for each, cra, payout in found
+    ]
     contract = state.legal.contract
     return MissionExplanation(
         mission_id=mission_id,
@@ -190,5 +225,6 @@ def render_explanation(explanation: MissionExplanation) -> str:
     for month in explanation.months:
         cra = month.cra_status.value if month.cra_status else "non visible"
         lines += ["", f"{month.month} — CRA : {cra}"]
-        lines += [f"  - {reason.message}" for reason in month.cra + month.payout]
+        reasons = month.cra + month.payout + month.carry_over
+        lines += [f"  - {reason.message}" for reason in reasons]
     return "\n".join(lines)

@@ -394,6 +394,35 @@ async def test_payout_upsert_on_the_cra_key_is_a_no_op(engine: AsyncEngine) -> N
         assert inserted.first() is None
 
 
+async def test_no_invoice_and_no_payout_below_zero(engine: AsyncEngine) -> None:
+    """Issue 11 point 2: what a month cannot absorb is carried over, never stored negative."""
+    await _seed_mission(engine)
+    negative = {
+        **_invoice_values("F-2026-0009", "2026-12"),
+        "amount_excl_vat": Decimal("-1300.00"),
+        "vat_amount": Decimal("-260.00"),
+        "amount_incl_vat": Decimal("-1560.00"),
+    }
+    with pytest.raises(IntegrityError, match="ck_invoices_not_negative"):
+        await _insert(engine, Invoice, **negative)
+    payout = {
+        "mission_id": MISSION,
+        "month": "2026-12",
+        "offer": PaymentOffer.FLASH,
+        "amount": Decimal("0.00"),
+        "fee": Decimal("48.75"),
+        "net_amount": Decimal("-48.75"),
+        "status": PayoutStatus.SCHEDULED,
+    }
+    with pytest.raises(IntegrityError, match="ck_payouts_amounts"):
+        await _insert(engine, Payout, **payout)
+    await _insert(
+        engine,
+        Payout,
+        **{**payout, "net_amount": Decimal("0.00"), "fee_carried_out": Decimal("48.75")},
+    )
+
+
 async def test_invoices_awaiting_import_have_no_number_yet(engine: AsyncEngine) -> None:
     """NULL numbers do not collide: several months can await the provider's import."""
     await _seed_mission(engine)
@@ -533,6 +562,7 @@ async def test_concurrent_invoice_numbering_has_no_gaps_or_duplicates(
         ("contracts", ("mission_id", "version")),
         ("purchase_orders", ("mission_id", "po_number")),
         ("client_payments", ("event_id",)),
+        ("carried_balances", ("mission_id", "from_month", "kind")),
         ("email_outbox", ("outbox_key",)),
         ("mission_events", ("idempotency_key",)),
         ("document_reviews", ("document_id", "reviewed_at")),

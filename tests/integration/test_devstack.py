@@ -187,6 +187,9 @@ def test_contracting_dev_runs_the_demo_and_stops_cleanly(os_tmp_path: Path) -> N
     # Mission 8 is renewed at a new TJM, paid Express from then on.
     assert re.search(r"renewed \(v2\) \S+ → \S+: TJM 680\.00, offer express", output), output
     assert "renewal.validated" in output
+    # Mission 14: its middle month cannot absorb its correction, carried to the next month.
+    assert "invoice of 0 €, 1,800 € carried over" in output, output
+    assert len(re.findall(r"^payout-PROP-\d{8}-14-\d{4}-\d{2} +basic ", output, re.M)) == 3
     assert "step(s) failed" not in output
     assert "stopping PostgreSQL" in output
     var_dir = os_tmp_path / "var"

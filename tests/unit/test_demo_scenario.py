@@ -11,12 +11,16 @@ from decimal import Decimal
 import pytest
 
 from domain.calendar import is_business_day
+from domain.carry_over import month_invoice
 from domain.clock import paris_instant
 from domain.invoices import invoice_amounts_for_cra
-from schemas.enums import PaymentOffer
+from schemas.enums import PaymentOffer, VatRegime
 from schemas.events import CraSubmitted
+from schemas.payouts import CarriedBalance, CarryKind
 from starter.demo.demo import DURAND, build_scenario
 from starter.gateway.events import parse_event
+
+FR_VAT = VatRegime.FRENCH_VAT
 
 
 @pytest.mark.parametrize("today", [date(2026, 11, 27), date(2027, 1, 1), date(2027, 3, 31)])
@@ -46,7 +50,7 @@ def test_the_missions_cover_every_offer_and_the_billed_ones_have_a_validated_cra
     }
     # Mission 1's month opens on Monday 30 November (days not yet worked are not billed): on
     # the 27th its CRA is refused, on the 30th it is filed and validated.
-    assert validated == {scenario.pid(n): "2026-10" for n in (8, 9, 10, 11, 12, 13)}
+    assert validated == {scenario.pid(n): "2026-10" for n in (8, 9, 10, 11, 12, 13, 14)}
     [early] = [
         step
         for step in scenario.steps
@@ -97,3 +101,30 @@ def test_one_mission_imports_its_own_invoice_dated_of_its_issue_date(today: date
     )
     assert imported.event["data"]["amount_excl_vat"] == str(amounts.total_excl_vat)
     assert imported.event["data"]["vat_amount"] == str(amounts.vat)
+
+
+def test_one_mission_carries_a_negative_balance_to_the_next_month() -> None:
+    """Mission 14: its middle month's correction is larger than the month, so that month's
+    invoice is 0 € and the rest goes to the next month's invoice (issue 11 point 2)."""
+    scenario = build_scenario(date(2026, 11, 27))
+    pid = scenario.pid(14)
+    steps = [step for step in scenario.steps if step.mission == pid]
+    submitted = {
+        step.event["data"]["month"]: CraSubmitted.model_validate(step.event["data"])
+        for step in steps
+        if step.event["type"] == "cra.submitted"
+    }
+    validated = [
+        step.event["data"]["month"] for step in steps if step.event["type"] == "cra.validated"
+    ]
+    assert validated == ["2026-08", "2026-09", "2026-10"]
+    tjm = Decimal("600.00")
+    middle = month_invoice(submitted["2026-09"], tjm, regime=FR_VAT)
+    assert invoice_amounts_for_cra(submitted["2026-09"], tjm, regime=FR_VAT).total_excl_vat < 0
+    assert middle.amounts.total_incl_vat == Decimal("0.00")
+    assert middle.carried_out == Decimal("1800.00")
+    taken = CarriedBalance(kind=CarryKind.INVOICE, from_month="2026-09", amount=middle.carried_out)
+    last = month_invoice(submitted["2026-10"], tjm, regime=FR_VAT, carried=[taken])
+    assert last.amounts.total_excl_vat == Decimal("600.00") * submitted["2026-10"].days - Decimal(
+        "1800.00"
+    )

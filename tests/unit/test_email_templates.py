@@ -41,6 +41,7 @@ CONTEXT = {
     "last_valid_day": "2026-11-30",
     "month": "2026-11",
     "invoice_number": "F-2026-0042",
+    "vat_mention": "",
     "amount": "12025.00",
     "fee": "601.25",
     "net_amount": "11423.75",
@@ -60,6 +61,14 @@ CONTEXT = {
     "declined_by": "client",
     "version": 2,
     "terminated": True,
+    "carried_in_invoice": "",
+    "carried_in_fee": "",
+    "carried_out_invoice": "",
+    "carried_out_fee": "",
+    "carried_from": "",
+    "invoice_balance": "325.00",
+    "fee_balance": "48.75",
+    "balances": "325,00 € de facture (HT) (décembre 2026)",
 }
 
 
@@ -98,3 +107,28 @@ def test_a_subject_spanning_lines_is_refused(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(emails, "_environment", lambda: env)
     with pytest.raises(ValueError, match="one 'Subject: ' line"):
         emails.render("bad", x=True)
+
+
+def test_a_zero_payout_wires_nothing_and_says_what_is_carried_over() -> None:
+    """Issue 11 point 2: never "nous avons viré 0,00 €" (nor a negative amount)."""
+    carried = {"net_amount": "0.00", "amount": "0.00", "fee": "48.75"}
+    carried |= {"carried_out_fee": "48.75", "carried_out_invoice": "325.00"}
+    email = render("payout_paid", **{**CONTEXT, **carried})
+    assert email.subject.startswith("Aucun virement")
+    assert "viré" not in email.body
+    assert "325,00 € HT) est reporté sur la facture du mois suivant" in email.body
+    assert "Frais reportés sur le versement du mois suivant : 48,75 €" in email.body
+    validated = render("cra_validated", **{**CONTEXT, **carried})
+    assert "le solde négatif de 325,00 € HT est reporté sur la facture du mois suivant" in (
+        validated.body
+    )
+    assert "Aucun virement pour ce CRA" in validated.body
+
+
+def test_an_invoice_without_vat_is_not_announced_incl_vat() -> None:
+    """Issue 11 point 1: a reverse-charged or 293 B invoice has no VAT: not "TTC"."""
+    mention = "Autoliquidation : TVA due par le preneur, art. 283-2 du CGI"
+    email = render("cra_validated", **{**CONTEXT, "vat_mention": mention})
+    assert f"12 025,00 € sans TVA ({mention})" in email.body
+    assert "TTC" not in email.body
+    assert "12 025,00 € TTC" in render("cra_validated", **CONTEXT).body
