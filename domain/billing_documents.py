@@ -50,14 +50,16 @@ _MONTHS_FR = (
 
 
 def month_fr(month: str) -> str:
-    """ "2026-07" as "juillet 2026"."""
-    year, number = month.split("-")
-    return f"{_MONTHS_FR[int(number) - 1]} {year}"
+    """ "2026-07" as "juillet 2026"; a later period of a split month, "2026-07-p2", as
+    "juillet 2026, période 2"."""
+    year, number = month[:7].split("-")
+    part = month[9:]
+    return f"{_MONTHS_FR[int(number) - 1]} {year}" + (f", période {part}" if part else "")
 
 
 def month_bounds(month: str) -> tuple[date, date]:
-    """First and last day of a "YYYY-MM" month."""
-    year, number = (int(part) for part in month.split("-"))
+    """First and last day of a "YYYY-MM" month (of its month, for a period key)."""
+    year, number = (int(part) for part in month[:7].split("-"))
     return date(year, number, 1), date(year, number, calendar.monthrange(year, number)[1])
 
 

@@ -1,7 +1,8 @@
 """Explanations for support: `GET /missions/{id}/explain` and `contracting mission explain`.
 
-For each month of the mission so far (or the month asked), the mission's `state` query, the
-month's CRA cycle `cra-<id>-<YYYY-MM>` and payout `payout-<id>-<YYYY-MM>` are queried; a
+For each month of the mission so far (or the month asked) — each billing period of a month
+that new terms split (`2026-07`, `2026-07-p2`) — the mission's `state` query, the period's
+CRA cycle `cra-<id>-<YYYY-MM[-pN]>` and payout `payout-<id>-<YYYY-MM[-pN]>` are queried; a
 workflow that does not exist is a fact too (no cycle yet: why the CRA is not visible). The
 sentences come from `domain.explanations`.
 """
@@ -15,8 +16,9 @@ from pydantic import BaseModel, Field
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from domain.cra import month_bounds, submission_opens_on
+from domain.cra import submission_opens_on
 from domain.explanations import Explanation, why_cra_not_visible, why_payout_not_arrived
+from domain.mission_rules import cra_opens_on, cycle_bounds, month_periods
 from schemas.cra import CraState
 from schemas.enums import CraStatus, MissionStage, PaymentOffer, PayoutStatus
 from schemas.ids import cra_workflow_id, mission_workflow_id, payout_workflow_id
@@ -73,6 +75,13 @@ def mission_months(state: MissionState, today: date) -> list[str]:
     return _months(state.start_date, last) or _months(state.start_date, state.start_date)
 
 
+def billing_periods(state: MissionState, month: str) -> list[str]:
+    """The keys of a month's billing periods (`2026-07`, `2026-07-p2` when new terms begin
+    inside it: each has its own CRA and payout); a period key asked stays itself."""
+    keys = [period.key for period in month_periods(state, month[:7])]
+    return [month] if month != month[:7] or not keys else keys
+
+
 async def _query(client: Client, workflow_id: str, result_type: type[T]) -> T | None:
     handle = client.get_workflow_handle(workflow_id)
     try:
@@ -99,7 +108,7 @@ def explain_month(
 ) -> MonthExplanation:
     """Pure: one month's explanation from the workflows' states (None: no such workflow)."""
     offer = payout.offer if payout is not None else None
-    terms = state.terms_on(max(month_bounds(month)[0], state.start_date))
+    terms = state.terms_on(cra_opens_on(state, month))
     if offer is None and terms is not None:
         offer = terms.payment_offer
     renewal = state.renewal
@@ -131,7 +140,7 @@ def explain_month(
         offer=offer,
         cra_status=cra.status,
         submitted_on=_day(cra.submitted_at),
-        submission_opens=submission_opens_on(month, state.start_date, state.end_date),
+        submission_opens=submission_opens_on(month, *cycle_bounds(state, month)),
         validated_on=validated_on,
         rejection_comment=cra.rejection_comment,
         manual_import=cra.status is CraStatus.VALIDATED and cra.invoice_number is None,
@@ -164,13 +173,14 @@ async def explain_mission(
     state = await _query(client, mission_workflow_id(mission_id), MissionState)
     if state is None:
         raise UnknownMission(mission_id)
-    months = [month] if month else mission_months(state, today)
+    asked = [month] if month else mission_months(state, today)
+    months = [key for each in asked for key in billing_periods(state, each)]
     explained = []
     for each in months:
         cra = await _query(client, cra_workflow_id(mission_id, each), CraState)
         payout = await _query(client, payout_workflow_id(mission_id, each), PayoutState)
         explained.append(explain_month(state, each, cra, payout, today))
-    contract = state.legal.contract
+    contract = state.terms_on(today) or state.legal.contract
     return MissionExplanation(
         mission_id=mission_id,
         stage=state.stage,

@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import time, timedelta
 from decimal import Decimal
 
-import pytest
 from sqlalchemy import select
 
 from db.models import Bpf, Invoice, Payout
@@ -20,7 +19,6 @@ from tests.support.mission import MissionHarness, check_billing
 from tests.support.months import next_month
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 point 5: a mid-month change is not split yet")
 async def test_a_renewal_with_new_terms_from_the_16th_bills_the_month_in_two_periods(
     mission_harness: MissionHarness,
 ) -> None:
