@@ -143,7 +143,8 @@ class MissionState(BaseModel):
     validated_months: list[str] = Field(default_factory=list)
     renewals: list[ContractTerms] = Field(
         default_factory=list,
-        description="contract versions 2, 3, … signed at renewals (version 1: legal.contract)",
+        description="contract versions 2, 3, … signed at renewals, or by a new contract that "
+        "moves a legacy contract to fixed dates (version 1: legal.contract)",
     )
     renewal: Renewal | None = None
     termination: Termination | None = None

@@ -60,6 +60,8 @@ CONTEXT = {
     "declined_by": "client",
     "version": 2,
     "terminated": True,
+    "signed_on": "2026-12-15",
+    "effective_on": "2026-12-16",
 }
 
 
