@@ -11,10 +11,16 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from db.models import Bpf, Invoice, Payout
+from domain.calendar import previous_business_day_on_or_before
 from domain.clock import paris_instant
 from domain.cra import month_bounds
 from domain.fees import offer_fee
 from schemas.enums import MissionStage, PaymentOffer
+from schemas.events import ContractSigned
+from schemas.mission import MissionView
+from schemas.names import CONTRACT_SIGNED
+from starter.support.missions import render_mission
+from tests.fixtures.temporal import refused_update
 from tests.support.mission import MissionHarness, check_billing
 from tests.support.months import next_month
 
@@ -69,3 +75,44 @@ async def test_a_renewal_with_new_terms_from_the_16th_bills_the_month_in_two_per
 
     ended = await h.ended(mission)
     assert ended.stage == MissionStage.COMPLETED
+
+
+async def test_a_legacy_contract_signs_a_new_one_and_is_paid_on_fixed_dates_from_the_next_day(
+    mission_harness: MissionHarness,
+) -> None:
+    h = mission_harness
+    mission, [month] = await h.mission_in_progress(PaymentOffer.BACK_TO_BACK, months=1)
+    state = await h.state(mission)
+    pid = state.mission_id
+    first, last = month_bounds(month)
+    signed_on = previous_business_day_on_or_before(first + timedelta(days=14))
+    await h.sleep_until(paris_instant(signed_on, time(9, 37)))
+    new_contract = ContractSigned(
+        proposal_id=pid,
+        signed_on=signed_on,
+        payment_offer=PaymentOffer.FLASH,
+        special_conditions_ref=f"CP2-{pid}",
+    )
+    await h.send(mission, CONTRACT_SIGNED, new_contract)
+    state = await h.until(mission, lambda s: len(s.renewals) == 1)
+    assert state.current_terms is not None
+    assert state.current_terms.start_date == signed_on + timedelta(days=1)
+    # Once on fixed dates, another new contract is refused, saying why.
+    assert "on or after 2025-04-28" in await refused_update(mission, CONTRACT_SIGNED, new_contract)
+    shown = render_mission(MissionView(state=state, missing=state.legal.missing()))
+    assert f"{month}-p2" in shown and "offre flash" in shown
+
+    # The days up to the signature stay back-to-back; the next ones are paid on Flash dates.
+    before = await h.month(mission, month, days=Decimal("8"), ends=signed_on)
+    assert before.amount_excl_vat == Decimal("5200.00") and before.payout_date is None
+    after = await h.month(mission, f"{month}-p2", days=Decimal("12"))
+    check_billing(after, PaymentOffer.FLASH, Decimal("650.00"), Decimal("12"))
+    payouts = await h.rows(
+        select(Payout.month, Payout.offer).where(Payout.mission_id == pid).order_by(Payout.month)
+    )
+    assert [(p.month, p.offer) for p in payouts] == [
+        (month, "back_to_back"),
+        (f"{month}-p2", "flash"),
+    ]
+    assert (await h.ended(mission)).stage == MissionStage.COMPLETED
+    assert last == (await h.state(mission)).end_date
