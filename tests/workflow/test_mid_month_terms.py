@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from db.models import Bpf, Invoice, Payout
+from db.models import BillingDocument, Bpf, Invoice, Payout
 from domain.calendar import previous_business_day_on_or_before
 from domain.clock import paris_instant
 from domain.cra import month_bounds
@@ -63,6 +63,14 @@ async def test_a_renewal_with_new_terms_from_the_16th_bills_the_month_in_two_per
     assert len({i.number for i in invoices}) == 2
     bpfs = await h.rows(select(Bpf.number).where(Bpf.mission_id == pid).order_by(Bpf.month))
     assert len({b.number for b in bpfs}) == 2 and all(len(b.number) <= 35 for b in bpfs)
+    # Both periods' files are issued, each under its own number.
+    files = await h.rows(
+        select(BillingDocument.month, BillingDocument.kind, BillingDocument.number)
+        .where(BillingDocument.mission_id == pid)
+        .order_by(BillingDocument.month, BillingDocument.kind)
+    )
+    assert len(files) == 4 and {f.month for f in files} == {month, second}
+    assert {f.number for f in files} == {b.number for b in bpfs} | {i.number for i in invoices}
     payouts = await h.rows(
         select(Payout.month, Payout.offer, Payout.fee)
         .where(Payout.mission_id == pid)
