@@ -46,6 +46,9 @@ class MonthExplanation(BaseModel):
     cra_status: CraStatus | None = None
     payout_status: PayoutStatus | None = None
     payout_date: date | None = None
+    offer: PaymentOffer | None = Field(
+        default=None, description="the period's payment offer (new terms may split a month)"
+    )
     cra: list[Reason] = Field(default_factory=list, description="why the CRA is not visible")
     payout: list[Reason] = Field(
         default_factory=list, description="why the payout has not arrived, or that it has"
@@ -128,6 +131,7 @@ def explain_month(
         cra_status=cra.status if cra is not None else None,
         payout_status=payout.status if payout is not None else None,
         payout_date=payout.payout_date if payout is not None else None,
+        offer=offer,
         cra=[Reason.of(hidden)] if hidden is not None else [],
     )
     if cra is None:
