@@ -20,7 +20,7 @@ from typing import Any
 from domain import mission_texts as texts
 from domain import proposals
 from domain.clock import paris_date, paris_instant
-from domain.cra import mission_months, month_bounds, period_key
+from domain.cra import mission_months, month_bounds, month_of, period_key
 from domain.offers import check_offer_eligibility
 from domain.proposals import NotApplicable
 from domain.renewals import (
@@ -565,6 +565,11 @@ def _renew(state: MissionState, ctx: Context) -> Step | None:
     current = state.current_terms
     assert current is not None
     before = open_cycle_ends(state)
+    billed = month_periods(state, month_of(terms.start_date))
+    if billed and billed[-1].key in state.validated_months:
+        # Its CRA is validated (immutable): the renewed days of that month, even on the same
+        # terms, are a billing period of their own rather than days no CRA counts.
+        state.split_on.append(terms.start_date)
     state.renewals.append(terms)
     state.end_date = terms.end_date
     state.tjm = terms.tjm
@@ -827,9 +832,10 @@ def month_periods(state: MissionState, month: str) -> list[CraPeriod]:
     cuts = [start]
     for terms in state.renewals:
         begins = terms.start_date
-        if start < begins <= end and _billing_terms(
-            state.terms_on(begins - timedelta(days=1))
-        ) != _billing_terms(terms):
+        if start < begins <= end and (
+            begins in state.split_on
+            or _billing_terms(state.terms_on(begins - timedelta(days=1))) != _billing_terms(terms)
+        ):
             cuts.append(begins)
     ends = [cut - timedelta(days=1) for cut in cuts[1:]] + [end]
     return [

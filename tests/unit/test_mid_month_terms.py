@@ -16,9 +16,9 @@ from domain.cra import check_days, due_day, period_key, period_month, period_par
 from domain.document_numbers import bpf_number
 from domain.errors import DomainError, InvalidCra
 from domain.mission_rules import Context
-from schemas.enums import MissionStage, PaymentOffer
+from schemas.enums import MissionStage, PaymentOffer, RenewalStep
 from schemas.events import ContractSigned, ProposalSubmitted
-from schemas.mission import ContractTerms, MissionState
+from schemas.mission import ContractTerms, MissionState, Renewal
 from tests.support.factories import proposal_submitted
 
 PID = "P-1"
@@ -186,3 +186,24 @@ def test_other_second_contracts_are_refused_saying_why(
     with pytest.raises(DomainError, match=why):  # NotApplicable, IneligibleOffer: a 409
         rules.contract_signed(state, signed, context)
     assert state == before
+
+
+def test_a_same_terms_renewal_after_the_months_cra_is_validated_bills_its_days_apart() -> None:
+    state = mission(date(2026, 7, 1), date(2026, 7, 15))
+    state.cra_months, state.validated_months = ["2026-07"], ["2026-07"]
+    state.renewal = Renewal(
+        step=RenewalStep.VALIDATED,
+        requested_at=datetime(2026, 7, 10, tzinfo=UTC),
+        new_end_date=date(2026, 8, 31),
+        payment_offer=PaymentOffer.BACK_TO_BACK,
+        approver_id="APR-1",
+    )
+    state.legal.provider_compliant = True
+    (effective,) = rules.progress(state, ctx(date(2026, 7, 20)))
+    assert effective.kind == "renewal.effective" and effective.period_changed == []
+    # July's validated CRA keeps the 1st-15th; the 16th-31st get a CRA of their own.
+    assert [(p.key, p.start, p.end) for p in rules.month_periods(state, "2026-07")] == [
+        ("2026-07", date(2026, 7, 1), date(2026, 7, 15)),
+        ("2026-07-p2", date(2026, 7, 16), date(2026, 7, 31)),
+    ]
+    assert rules.next_cra_month(state, state.cra_months) == "2026-07-p2"
