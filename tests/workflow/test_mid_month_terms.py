@@ -19,7 +19,9 @@ from schemas.enums import MissionStage, PaymentOffer
 from schemas.events import ContractSigned
 from schemas.mission import MissionView
 from schemas.names import CONTRACT_SIGNED
+from starter.support.explain import billing_periods, explain_month
 from starter.support.missions import render_mission
+from tests.fixtures.histories import record_history
 from tests.fixtures.temporal import refused_update
 from tests.support.mission import MissionHarness, check_billing
 from tests.support.months import next_month
@@ -81,8 +83,15 @@ async def test_a_renewal_with_new_terms_from_the_16th_bills_the_month_in_two_per
         (second, "flash", offer_fee(PaymentOffer.FLASH, Decimal("750.00"), Decimal("11"))),
     ]
 
+    # Support explains each period on its own, with its own offer.
+    state = await h.state(mission)
+    today = await h.today()
+    assert billing_periods(state, month) == [month, second]
+    assert explain_month(state, second, None, None, today).offer == PaymentOffer.FLASH
+
     ended = await h.ended(mission)
     assert ended.stage == MissionStage.COMPLETED
+    await record_history(mission, "mission_mid_month_renewal")  # the run after the renewal
 
 
 async def test_a_legacy_contract_signs_a_new_one_and_is_paid_on_fixed_dates_from_the_next_day(
