@@ -69,6 +69,7 @@ def why_cra_not_visible(
     renewal_step: str | None = None,
     renewal_blocked: str | None = None,
     cra_open: bool = False,
+    opens_on: date | None = None,
 ) -> Explanation | None:
     """None when the month's CRA is visible (its cycle is open), otherwise why not: the FAQ's
     reasons (contracting in progress, mission not started, renewal awaiting validation) and,
@@ -127,7 +128,7 @@ def why_cra_not_visible(
                 f"Le CRA de {label} n'existe pas : ce mois est hors de la mission ({period}).",
                 facts,
             )
-        opens = max(first, start_date)
+        opens = max(first, start_date, opens_on or first)  # a later period: its first day
         if today < opens:
             facts["opens_on"] = opens.isoformat()
             return Explanation(

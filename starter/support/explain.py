@@ -124,6 +124,7 @@ def explain_month(
         renewal_step=renewal.step.value if renewal is not None else None,
         renewal_blocked=renewal.blocked if renewal is not None else None,
         cra_open=cra is not None,
+        opens_on=cra_opens_on(state, month),
     )
     result = MonthExplanation(
         month=month,

@@ -19,6 +19,7 @@ from domain.mission_rules import Context
 from schemas.enums import MissionStage, PaymentOffer, RenewalStep
 from schemas.events import ContractSigned, ProposalSubmitted
 from schemas.mission import ContractTerms, MissionState, Renewal
+from starter.support.explain import billing_periods, explain_month
 from tests.support.factories import proposal_submitted
 
 PID = "P-1"
@@ -100,6 +101,11 @@ def test_a_renewal_with_a_new_tjm_from_the_16th_splits_the_month_in_two_periods(
     assert check_days(Decimal("11"), "2026-07-p2", part.mission_start, part.mission_end)
     with pytest.raises(InvalidCra, match="only 16 calendar days"):
         check_days(Decimal("17"), "2026-07-p2", part.mission_start, part.mission_end)
+    # Support: July has two periods; before the 16th the second is not open yet, and says when.
+    assert billing_periods(state, "2026-07") == ["2026-07", "2026-07-p2"]
+    early = explain_month(state, "2026-07-p2", None, None, date(2026, 7, 10))
+    assert early.offer is PaymentOffer.FLASH and early.cra[0].code == "month_not_begun"
+    assert early.cra[0].facts["opens_on"] == "2026-07-16"
 
 
 def test_a_renewal_on_the_same_terms_keeps_the_month_whole() -> None:
