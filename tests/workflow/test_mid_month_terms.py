@@ -8,21 +8,26 @@ from __future__ import annotations
 from datetime import time, timedelta
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from temporalio.testing import ActivityEnvironment
 
+from activities.cra import CraActivities
 from db.models import BillingDocument, Bpf, Invoice, Payout
 from domain.calendar import previous_business_day_on_or_before
 from domain.clock import paris_instant
 from domain.cra import month_bounds
 from domain.fees import offer_fee
+from schemas.cra import CraProvider, CraValidation
 from schemas.enums import MissionStage, PaymentOffer
-from schemas.events import ContractSigned
+from schemas.events import ContractSigned, CraSubmitted
 from schemas.mission import MissionView
 from schemas.names import CONTRACT_SIGNED
 from starter.support.explain import billing_periods, explain_month
 from starter.support.missions import render_mission
 from tests.fixtures.histories import record_history
 from tests.fixtures.temporal import refused_update
+from tests.support.factories import APPROVER
 from tests.support.mission import MissionHarness, check_billing
 from tests.support.months import next_month
 
@@ -82,6 +87,43 @@ async def test_a_renewal_with_new_terms_from_the_16th_bills_the_month_in_two_per
         (month, "express", offer_fee(PaymentOffer.EXPRESS, Decimal("650.00"), Decimal("10"))),
         (second, "flash", offer_fee(PaymentOffer.FLASH, Decimal("750.00"), Decimal("11"))),
     ]
+
+    # A validation retried after its commit (a worker lost before the reply) writes nothing
+    # twice: the period's key keeps it apart from the first period, and from itself.
+    retried = CraValidation(
+        key=f"cra.validated:{pid}:{second}",
+        at=await h.now(),
+        validated_on=after.validated_on or last,
+        mission_id=pid,
+        month=second,
+        cra=CraSubmitted(mission_id=pid, month=second, days=Decimal("11")),
+        approver_id=APPROVER,
+        tjm=Decimal("750.00"),
+        payment_offer=PaymentOffer.FLASH,
+        provider=CraProvider(
+            siren=state.provider_siren, name="Durand Conseil", email="paul@durand-conseil.example"
+        ),
+        client_name="Acme Industries",
+        invoice_mode="generated",
+        service_start=old_end + timedelta(days=1),
+        service_end=last,
+        email_context={
+            "mission_id": pid,
+            "month": second,
+            "provider_name": "Durand Conseil",
+            "client_name": "Acme Industries",
+            "tjm": "750.00",
+            "days": "11",
+        },
+    )
+    cra_activities = CraActivities(async_sessionmaker(h.engine, expire_on_commit=False))
+    again = await ActivityEnvironment().run(cra_activities.record_cra_validation, retried)
+    assert not again.applied and again.invoice_number == after.invoice_number
+    for model in (Invoice, Payout, Bpf):
+        assert (
+            await h.count(select(func.count()).select_from(model).where(model.mission_id == pid))
+            == 2
+        )
 
     # Support explains each period on its own, with its own offer.
     state = await h.state(mission)
