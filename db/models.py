@@ -52,7 +52,11 @@ NAMING_CONVENTION: dict[str, str] = {
 MONEY = sa.Numeric(12, 2)
 ID_LENGTH = 100  # PlatformId (schemas/common.py)
 ENUM_LENGTH = 32
-MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])(-p[2-9])?$"
+"""A month, or the key of a billing period of a month split by a change of terms
+(`YYYY-MM-p2`, domain.cra.period_key): the `month` columns key a CRA, its BPF, invoice,
+files and payout per (mission, period) — the first period keeps the month's key."""
+MONTH_LENGTH = 10
 SIREN_PATTERN = r"^[0-9]{9}$"
 
 
@@ -421,7 +425,8 @@ class DocumentReview(Base):
 
 
 class Cra(Base):
-    """The monthly activity report of a mission: one per (mission, 'YYYY-MM')."""
+    """The monthly activity report of a mission: one per (mission, 'YYYY-MM'), or per billing
+    period of a month split by a change of terms ('YYYY-MM-p2', MONTH_PATTERN)."""
 
     __tablename__ = "cras"
     __table_args__ = (
@@ -434,7 +439,7 @@ class Cra(Base):
     mission_id: Mapped[str] = mapped_column(
         sa.String(ID_LENGTH), sa.ForeignKey("missions.mission_id")
     )
-    month: Mapped[str] = mapped_column(sa.String(7))
+    month: Mapped[str] = mapped_column(sa.String(MONTH_LENGTH))
     days: Mapped[Decimal] = mapped_column(sa.Numeric(4, 1))
     status: Mapped[CraStatus] = mapped_column(str_enum(CraStatus, "status"))
     terms_version: Mapped[int | None]
@@ -474,7 +479,7 @@ class CraLine(Base):
     amount: Mapped[Decimal]
     vat_rate: Mapped[Decimal | None] = mapped_column(sa.Numeric(5, 2))
     receipt_ref: Mapped[str | None] = mapped_column(sa.Text)
-    corrects_month: Mapped[str | None] = mapped_column(sa.String(7))
+    corrects_month: Mapped[str | None] = mapped_column(sa.String(MONTH_LENGTH))
 
 
 class Bpf(Base):
@@ -489,7 +494,7 @@ class Bpf(Base):
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
     number: Mapped[str] = mapped_column(sa.String(ID_LENGTH), unique=True)
     mission_id: Mapped[str] = mapped_column(sa.String(ID_LENGTH))
-    month: Mapped[str] = mapped_column(sa.String(7))
+    month: Mapped[str] = mapped_column(sa.String(MONTH_LENGTH))
     issued_on: Mapped[date]
     amount_excl_vat: Mapped[Decimal]
     file_ref: Mapped[str | None] = mapped_column(sa.Text)
@@ -545,7 +550,7 @@ class Invoice(Base):
     issuer_siren: Mapped[str] = mapped_column(sa.String(9), sa.ForeignKey("providers.siren"))
     number: Mapped[str | None] = mapped_column(sa.String(ID_LENGTH), index=True)
     mission_id: Mapped[str] = mapped_column(sa.String(ID_LENGTH))
-    month: Mapped[str] = mapped_column(sa.String(7))
+    month: Mapped[str] = mapped_column(sa.String(MONTH_LENGTH))
     kind: Mapped[InvoiceKind] = mapped_column(str_enum(InvoiceKind, "kind"))
     status: Mapped[InvoiceStatus] = mapped_column(str_enum(InvoiceStatus, "status"), index=True)
     issued_on: Mapped[date | None]
@@ -624,7 +629,7 @@ class BillingDocument(Base):
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
     mission_id: Mapped[str] = mapped_column(sa.String(ID_LENGTH))
-    month: Mapped[str] = mapped_column(sa.String(7))
+    month: Mapped[str] = mapped_column(sa.String(MONTH_LENGTH))
     kind: Mapped[BillingDocumentKind] = mapped_column(str_enum(BillingDocumentKind, "kind"))
     number: Mapped[str] = mapped_column(sa.String(ID_LENGTH))
     name: Mapped[str] = mapped_column(sa.String(200))
@@ -682,7 +687,7 @@ class Payout(Base):
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
     mission_id: Mapped[str] = mapped_column(sa.String(ID_LENGTH))
-    month: Mapped[str] = mapped_column(sa.String(7))
+    month: Mapped[str] = mapped_column(sa.String(MONTH_LENGTH))
     invoice_id: Mapped[int | None] = mapped_column(sa.BigInteger, sa.ForeignKey("invoices.id"))
     offer: Mapped[PaymentOffer] = mapped_column(str_enum(PaymentOffer, "offer"))
     amount: Mapped[Decimal]
@@ -723,11 +728,11 @@ class CarriedBalanceRow(Base):
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
     mission_id: Mapped[str] = mapped_column(sa.String(ID_LENGTH))
-    from_month: Mapped[str] = mapped_column(sa.String(7))
+    from_month: Mapped[str] = mapped_column(sa.String(MONTH_LENGTH))
     kind: Mapped[CarriedBalanceKind] = mapped_column(str_enum(CarriedBalanceKind, "kind"))
     amount: Mapped[Decimal]
     invoice_number: Mapped[str | None] = mapped_column(sa.String(ID_LENGTH))
-    into_month: Mapped[str | None] = mapped_column(sa.String(7))
+    into_month: Mapped[str | None] = mapped_column(sa.String(MONTH_LENGTH))
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
 

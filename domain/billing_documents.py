@@ -39,13 +39,14 @@ from schemas.events import CraSubmitted, PostalAddress, Registration
 
 
 def month_fr(month: str) -> str:
-    """ "2026-07" as "juillet 2026"."""
+    """ "2026-07" as "juillet 2026"; a later period of a split month, "2026-07-p2", as
+    "juillet 2026, période 2"."""
     return month_year_fr(month)
 
 
 def month_bounds(month: str) -> tuple[date, date]:
-    """First and last day of a "YYYY-MM" month."""
-    year, number = (int(part) for part in month.split("-"))
+    """First and last day of a "YYYY-MM" month (of its month, for a period key)."""
+    year, number = (int(part) for part in month[:7].split("-"))
     return date(year, number, 1), date(year, number, calendar.monthrange(year, number)[1])
 
 

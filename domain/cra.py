@@ -11,6 +11,12 @@ The CRA is due by the last business day of the mission's part of the month; when
 submitted by then, the provider is reminded at 09:00 Paris the next business day, then every
 7 days until the first submission. Days not yet worked are not billed: the CRA can be
 submitted from that same day (its Paris day), not before (`submission_opens_on`).
+
+A month that straddles a change of terms (a renewal or a new contract from a day inside the
+month, with another TJM or offer) is billed in periods, each with its own CRA: the period
+key is the month (`2026-07`) for the first and `2026-07-p2` for the second (`period_key`).
+Every rule here takes a period key where it takes a month: the bounds given with it (the
+mission's start and end, or the period's) make a period's days, due day and reminders.
 """
 
 from __future__ import annotations
@@ -27,7 +33,9 @@ from domain.errors import InvalidCra
 from domain.money import is_half_day_multiple
 from schemas.events import CraSubmitted
 
-_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])(?:-p([2-9]))?$")
+PART_SEPARATOR = "-p"
+"""`2026-07-p2`: the second billing period of July 2026 (the first is `2026-07`)."""
 
 REMINDER_AT = time(9, 0)
 """CRA reminders go at 09:00, Europe/Paris."""
@@ -36,11 +44,36 @@ REMINDER_EVERY = timedelta(days=7)
 
 
 def parse_month(month: str) -> tuple[int, int]:
-    """("2026-07") -> (2026, 7); raises InvalidCra for anything but YYYY-MM."""
+    """("2026-07") -> (2026, 7), and a period key ("2026-07-p2") -> its month's (2026, 7);
+    raises InvalidCra for anything else."""
     match = _MONTH.match(month)
     if match is None:
-        raise InvalidCra(f"month must be written YYYY-MM (for example 2026-07), got {month!r}")
+        raise InvalidCra(
+            f"month must be written YYYY-MM (for example 2026-07), or YYYY-MM-pN for the "
+            f"N-th period of a month split by a change of terms, got {month!r}"
+        )
     return int(match.group(1)), int(match.group(2))
+
+
+def period_key(month: str, part: int) -> str:
+    """The key of a month's `part`-th billing period: the month itself for the first."""
+    if not 1 <= part <= 9:
+        raise InvalidCra(f"a month has billing periods 1 to 9, got {part}")
+    return month if part == 1 else f"{month}{PART_SEPARATOR}{part}"
+
+
+def period_month(key: str) -> str:
+    """The YYYY-MM month of a period key."""
+    year, number = parse_month(key)
+    return f"{year:04d}-{number:02d}"
+
+
+def period_part(key: str) -> int:
+    """The period's rank in its month (1 for a whole month or its first period)."""
+    match = _MONTH.match(key)
+    if match is None:
+        raise InvalidCra(f"not a month or a period key: {key!r}")
+    return int(match.group(3) or 1)
 
 
 def month_of(d: date) -> str:

@@ -15,6 +15,10 @@ never embeds an id it cannot hold:
   a platform id, so a hashed number never equals a plain one; 70 bits of hash keep two
   missions apart; the number depends on the mission id and the month only, so a retry, a
   replay or a re-issue computes the same one.
+- the BPF of a later billing period of a month split by a change of terms (issue 11 point 5)
+  ends with its period key instead, `BPF-<mission>-<YYYY-MM>-p2`: the mission id fits as it
+  is up to 20 characters; hashed, the hash is 3 characters shorter (11 base32 characters,
+  55 bits), so the number still holds in 35 characters and differs from the first period's.
 """
 
 from __future__ import annotations
@@ -26,9 +30,11 @@ from enum import StrEnum
 
 DOCUMENT_NUMBER_MAX_LENGTH = 35
 _NUMBER = re.compile(r"[A-Za-z0-9+\-_/]{1,35}")
-_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])(-p[2-9])?")
+_MONTH_LENGTH = 7
 _SIREN = re.compile(r"\d{9}")
 _PLAIN_ID = re.compile(r"[A-Za-z0-9_\-]{1,23}")
+_PLAIN_MAX = 23
 _PREFIX_LENGTH = 8
 _HASH_LENGTH = 14
 
@@ -54,7 +60,7 @@ def document_number(
     if kind is DocumentKind.BPF:
         if mission_id is None or month is None or not _MONTH.fullmatch(month):
             raise ValueError(f"a BPF number needs a mission id and a YYYY-MM month: {month!r}")
-        number = f"BPF-{_mission_key(mission_id)}-{month}"
+        number = f"BPF-{_mission_key(mission_id, len(month) - _MONTH_LENGTH)}-{month}"
     else:
         if issuer_siren is None or not _SIREN.fullmatch(issuer_siren):
             raise ValueError(f"an {kind} number needs the issuer's SIREN: {issuer_siren!r}")
@@ -68,7 +74,8 @@ def document_number(
 
 
 def bpf_number(mission_id: str, month: str) -> str:
-    """`BPF-<mission>-<YYYY-MM>`, the mission hashed when its id does not fit."""
+    """`BPF-<mission>-<YYYY-MM>` (or `-<YYYY-MM-pN>` for a later period of a split month),
+    the mission hashed when its id does not fit."""
     return document_number(DocumentKind.BPF, mission_id=mission_id, month=month)
 
 
@@ -85,12 +92,13 @@ def credit_note_number(issuer_siren: str, sequence: int) -> str:
     return document_number(DocumentKind.CREDIT_NOTE, issuer_siren=issuer_siren, sequence=sequence)
 
 
-def _mission_key(mission_id: str) -> str:
+def _mission_key(mission_id: str, suffix: int = 0) -> str:
+    """The mission's part of a BPF number, `suffix` characters shorter for a period key."""
     if not mission_id:
         raise ValueError("a BPF number needs a mission id")
-    if _PLAIN_ID.fullmatch(mission_id):
+    if _PLAIN_ID.fullmatch(mission_id) and len(mission_id) <= _PLAIN_MAX - suffix:
         return mission_id
     digest = hashlib.sha256(mission_id.encode()).digest()
-    hashed = base64.b32encode(digest).decode()[:_HASH_LENGTH]
+    hashed = base64.b32encode(digest).decode()[: _HASH_LENGTH - suffix]
     readable = re.sub(r"[^A-Za-z0-9_\-]", "_", mission_id[:_PREFIX_LENGTH])
     return f"{readable}+{hashed}"

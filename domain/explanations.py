@@ -35,15 +35,17 @@ class Explanation:
 
 
 def month_bounds(month: str) -> tuple[date, date]:
-    """First and last day of a `YYYY-MM` month."""
-    year, number = (int(part) for part in month.split("-"))
+    """First and last day of a `YYYY-MM` month (of its month, for a period key `YYYY-MM-p2`)."""
+    year, number = (int(part) for part in month[:7].split("-"))
     return date(year, number, 1), date(year, number, calendar.monthrange(year, number)[1])
 
 
 def month_fr(month: str) -> str:
-    """`2026-07` → `07/2026`."""
-    year, number = month.split("-")
-    return f"{number}/{year}"
+    """`2026-07` → `07/2026`; a later period of a split month, `2026-07-p2` → `07/2026
+    (période 2)`."""
+    year, number = month[:7].split("-")
+    part = month[9:]
+    return f"{number}/{year}" + (f" (période {part})" if part else "")
 
 
 # --- CRA visibility ---------------------------------------------------------------------------
@@ -67,6 +69,7 @@ def why_cra_not_visible(
     renewal_step: str | None = None,
     renewal_blocked: str | None = None,
     cra_open: bool = False,
+    opens_on: date | None = None,
 ) -> Explanation | None:
     """None when the month's CRA is visible (its cycle is open), otherwise why not: the FAQ's
     reasons (contracting in progress, mission not started, renewal awaiting validation) and,
@@ -125,7 +128,7 @@ def why_cra_not_visible(
                 f"Le CRA de {label} n'existe pas : ce mois est hors de la mission ({period}).",
                 facts,
             )
-        opens = max(first, start_date)
+        opens = max(first, start_date, opens_on or first)  # a later period: its first day
         if today < opens:
             facts["opens_on"] = opens.isoformat()
             return Explanation(

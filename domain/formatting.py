@@ -61,6 +61,8 @@ def percent_fr(rate: Decimal) -> str:
 
 
 def month_year_fr(month: str) -> str:
-    """ "2026-07" as "juillet 2026", as invoice lines name a month."""
-    year, number = month.split("-")
-    return f"{_MONTHS_FR[int(number) - 1]} {year}"
+    """ "2026-07" as "juillet 2026", as invoice lines name a month; a later billing period
+    of a split month, "2026-07-p2", as "juillet 2026, période 2"."""
+    year, number = month[:7].split("-")
+    part = month[9:]
+    return f"{_MONTHS_FR[int(number) - 1]} {year}" + (f", période {part}" if part else "")

@@ -20,11 +20,12 @@ from typing import Any
 from domain import mission_texts as texts
 from domain import proposals
 from domain.clock import paris_date, paris_instant
-from domain.cra import mission_months, month_bounds, month_of
+from domain.cra import mission_months, month_bounds, month_of, period_key
 from domain.offers import check_offer_eligibility
 from domain.proposals import NotApplicable
 from domain.renewals import (
     check_declinable,
+    check_new_contract,
     check_renewal_offer,
     check_renewal_request,
     check_renewal_step,
@@ -315,11 +316,15 @@ def purchase_order_confirmed(
 
 def contract_signed(state: MissionState, event: ContractSigned, ctx: Context) -> Step:
     _target(state, event.proposal_id)
+    if state.legal.contract is not None and state.stage is not MissionStage.LEGAL_VERIFICATION:
+        return _new_contract(state, event, ctx)
     _require_legal_verification(state, "sign the contract")
     if state.legal.contract is not None:
         raise NotApplicable(
-            f"the contract was already signed on {state.legal.contract.signed_on}; "
-            "the payment offer can only change at renewal"
+            f"the contract was already signed on {state.legal.contract.signed_on}; a new "
+            "contract is accepted once the mission is in progress, and only to move a "
+            "contract signed before 2025-04-28 to the fixed-date offers; otherwise the "
+            "payment offer changes at renewal"
         )
     check_offer_eligibility(event.payment_offer, event.signed_on, ctx.proposal.provider.country)
     terms = ContractTerms(
@@ -342,6 +347,64 @@ def contract_signed(state: MissionState, event: ContractSigned, ctx: Context) ->
         payment_offer=event.payment_offer,
         emails=[_mail(state, ctx, "client", "contract_signed", offer=label)],
     )
+
+
+def _new_contract(state: MissionState, event: ContractSigned, ctx: Context) -> Step:
+    """A legacy contract moved to the fixed-date offers (issue 11 point 6): a new contract
+    version, the other terms unchanged (TJM, end date, invoicing), whose offer applies from
+    the day after the signature; the month it starts in is billed in two periods."""
+    current = state.current_terms
+    assert current is not None, "a signed mission has a contract"
+    starts = check_new_contract(
+        state.stage,
+        current,
+        event.payment_offer,
+        event.signed_on,
+        ctx.proposal.provider.country,
+        paris_date(ctx.now),
+        state.end_date,
+        _earliest_new_terms(state),
+    )
+    terms = ContractTerms(
+        version=current.version + 1,
+        signed_on=event.signed_on,
+        payment_offer=event.payment_offer,
+        special_conditions_ref=event.special_conditions_ref,
+        invoicing=current.invoicing,
+        tjm=current.tjm,
+        start_date=starts,
+        end_date=state.end_date,
+    )
+    before = open_cycle_ends(state)
+    state.renewals.append(terms)
+    context = {
+        "offer": texts.offer_label(terms.payment_offer),
+        "signed_on": terms.signed_on.isoformat(),
+        "effective_on": starts.isoformat(),
+    }
+    return Step(
+        "contract.signed",
+        detail=texts.fixed_date_contract(terms),
+        changes={"contract": terms},
+        payment_offer=terms.payment_offer,
+        period_changed=changed_cycles(state, before),
+        emails=texts.both(state, ctx.proposal, "contract_fixed_dates", **context),
+    )
+
+
+def _earliest_new_terms(state: MissionState) -> date:
+    """The first day new terms may apply from: not inside a period whose CRA is validated,
+    nor in a month before the latest one whose cycle is open."""
+    earliest = state.start_date + timedelta(days=1)
+    for key in state.cra_months:
+        period = cra_period(state, key)
+        if period is None:
+            continue
+        if key in state.validated_months:
+            earliest = max(earliest, period.end + timedelta(days=1))
+        else:
+            earliest = max(earliest, month_bounds(period.month)[0])
+    return earliest
 
 
 def compliance_changed(state: MissionState, status: ComplianceStatus) -> None:
@@ -502,7 +565,12 @@ def _renew(state: MissionState, ctx: Context) -> Step | None:
     terms = renewal_terms(state, today)
     current = state.current_terms
     assert current is not None
-    previous_end = state.end_date
+    before = open_cycle_ends(state)
+    billed = month_periods(state, month_of(terms.start_date))
+    if billed and billed[-1].key in state.validated_months:
+        # Its CRA is validated (immutable): the renewed days of that month, even on the same
+        # terms, are a billing period of their own rather than days no CRA counts.
+        state.split_on.append(terms.start_date)
     state.renewals.append(terms)
     state.end_date = terms.end_date
     state.tjm = terms.tjm
@@ -518,8 +586,9 @@ def _renew(state: MissionState, ctx: Context) -> Step | None:
         if terms.payment_offer is not current.payment_offer
         else None,
         continue_as_new=True,
-        # The month of the old end date, if open, now runs to the month's end (or the new end).
-        period_changed=open_cycles(state, month_of(previous_end)),
+        # The month of the old end date, if open, now runs to the month's end (or the new
+        # end) — unless the new terms differ: its second period gets a cycle of its own.
+        period_changed=changed_cycles(state, before),
         emails=texts.both(
             state, ctx.proposal, "renewal_effective", offer=label, version=terms.version
         ),
@@ -539,7 +608,8 @@ def mission_terminated(state: MissionState, event: MissionTerminated, ctx: Conte
         state.cra_months,
         state.validated_months,
     )
-    previous_end = state.end_date
+    _check_later_periods(state, event.end_date)
+    before = open_cycle_ends(state)
     state.termination = Termination(
         end_date=event.end_date, reason=event.reason, at=ctx.occurred(event)
     )
@@ -550,7 +620,7 @@ def mission_terminated(state: MissionState, event: MissionTerminated, ctx: Conte
         stage=MissionStage.IN_PROGRESS if state.stage in RUNNING_STAGES else None,
         detail=texts.terminated(event.end_date, event.reason),
         changes={"end_date": event.end_date},
-        period_changed=open_cycles(state, month_of(event.end_date), month_of(previous_end)),
+        period_changed=changed_cycles(state, before),
         emails=texts.both(
             state,
             ctx.proposal,
@@ -561,13 +631,24 @@ def mission_terminated(state: MissionState, event: MissionTerminated, ctx: Conte
     )
 
 
+def _check_later_periods(state: MissionState, end: date) -> None:
+    """An early end may not fall before a later period of a month whose cycle is open."""
+    for key in state.cra_months:
+        period = cra_period(state, key)
+        if period is not None and period.part > 1 and end < period.start:
+            raise NotApplicable(
+                f"the termination date {end.isoformat()} is too early: the CRA of the period "
+                f"{key} (from {period.start.isoformat()}, under the new terms) is already "
+                "open; the mission may end on that day at the earliest"
+            )
+
+
 def _end(state: MissionState, ctx: Context) -> Step | None:
     """The day after the end date, once every month's CRA is validated (and no renewal is
     pending), the mission ends; its payouts complete on their own."""
     if paris_date(ctx.now) <= state.end_date or state.renewal is not None:
         return None
-    months = mission_months(state.start_date, state.end_date)
-    if any(month not in state.validated_months for month in months):
+    if any(p.key not in state.validated_months for p in mission_periods(state)):
         return None
     terminated = state.termination is not None
     reason = state.termination.reason if state.termination else texts.END_OF_MISSION
@@ -718,27 +799,110 @@ def next_deadline(state: MissionState, now: datetime, opened: Collection[str]) -
 # ---------------------------------------------------------------------------- CRA cycles
 
 
+@dataclass(frozen=True)
+class CraPeriod:
+    """One billing period of a month: the whole mission part of the month, or, when the
+    terms change inside it, each stretch under one contract's TJM, offer and invoicing
+    (issue 11 point 5). Each has its own CRA cycle, BPF, invoice and payout, keyed by `key`
+    (`2026-07`, then `2026-07-p2`: domain.cra.period_key)."""
+
+    key: str
+    month: str
+    part: int
+    start: date
+    end: date
+    terms: ContractTerms | None
+    last: bool
+    """The month's last period: its end follows the mission's end date."""
+
+
+def _billing_terms(terms: ContractTerms | None) -> tuple[object, ...]:
+    """What a change of contract must change for a month to be split: TJM, offer, invoicing."""
+    if terms is None:
+        return ()
+    return (terms.tjm, terms.payment_offer, terms.invoicing)
+
+
+def month_periods(state: MissionState, month: str) -> list[CraPeriod]:
+    """The billing periods of `month`, in order: one unless a contract version with other
+    billing terms begins inside the mission's part of the month; none outside the mission."""
+    first, last = month_bounds(month)
+    start, end = max(first, state.start_date), min(last, state.end_date)
+    if end < start:
+        return []
+    cuts = [start]
+    for terms in state.renewals:
+        begins = terms.start_date
+        if start < begins <= end and (
+            begins in state.split_on
+            or _billing_terms(state.terms_on(begins - timedelta(days=1))) != _billing_terms(terms)
+        ):
+            cuts.append(begins)
+    ends = [cut - timedelta(days=1) for cut in cuts[1:]] + [end]
+    return [
+        CraPeriod(
+            key=period_key(month, part),
+            month=month,
+            part=part,
+            start=begins,
+            end=ends[part - 1],
+            terms=state.terms_on(begins),
+            last=part == len(cuts),
+        )
+        for part, begins in enumerate(cuts, 1)
+    ]
+
+
+def mission_periods(state: MissionState) -> list[CraPeriod]:
+    """Every billing period of the mission, in order."""
+    return [
+        period
+        for month in mission_months(state.start_date, state.end_date)
+        for period in month_periods(state, month)
+    ]
+
+
+def cra_period(state: MissionState, key: str) -> CraPeriod | None:
+    """The period of that key, None when the mission has no such period (any more)."""
+    return next((p for p in mission_periods(state) if p.key == key), None)
+
+
 def next_cra_month(state: MissionState, opened: Collection[str]) -> str | None:
-    """The first month of the mission whose cycle is not opened yet."""
-    months = mission_months(state.start_date, state.end_date)
-    return next((m for m in months if m not in opened), None)
+    """The first billing period of the mission (its key) whose cycle is not opened yet."""
+    return next((p.key for p in mission_periods(state) if p.key not in opened), None)
 
 
 def cra_opens_on(state: MissionState, month: str) -> date:
-    """The CRA of a month opens on its first day, or on the start date in the first month."""
-    return max(month_bounds(month)[0], state.start_date)
+    """The CRA of a period opens on its first day: the month's first day, the start date in
+    the first month, or the day new terms begin."""
+    period = cra_period(state, month)
+    if period is None:
+        return max(month_bounds(month)[0], state.start_date)
+    return period.start
+
+
+def cycle_bounds(state: MissionState, key: str) -> tuple[date, date]:
+    """The dates a period's cycle bills within its month (`CraInput.mission_start` and
+    `mission_end`): the mission's own dates, but where new terms cut the month."""
+    period = cra_period(state, key)
+    if period is None:  # cut away (a termination): the mission's dates say it has no days
+        return state.start_date, state.end_date
+    start = state.start_date if period.part == 1 else period.start
+    return start, state.end_date if period.last else period.end
 
 
 def cra_input(state: MissionState, proposal: ProposalSubmitted, month: str) -> CraInput:
-    """The month's cycle, billed on the contract in force on its first mission day."""
+    """The period's cycle (`month` is its key), billed on the contract in force on its first
+    day."""
     contract = state.terms_on(cra_opens_on(state, month))
     assert contract is not None, "a mission in progress has a signed contract"
     provider = proposal.provider
+    start, end = cycle_bounds(state, month)
     return CraInput(
         mission_id=state.mission_id,
         month=month,
-        mission_start=state.start_date,
-        mission_end=state.end_date,
+        mission_start=start,
+        mission_end=end,
         tjm=contract.tjm,
         payment_offer=contract.payment_offer,
         provider=CraProvider(
@@ -758,13 +922,20 @@ def cra_input(state: MissionState, proposal: ProposalSubmitted, month: str) -> C
     )
 
 
-def open_cycles(state: MissionState, *months: str) -> list[str]:
-    """Of `months`, those whose CRA cycle is open (opened, not validated), once each."""
-    return [
-        month
-        for month in dict.fromkeys(months)
-        if month in state.cra_months and month not in state.validated_months
-    ]
+def open_cycle_ends(state: MissionState) -> dict[str, date | None]:
+    """The last day each open cycle (opened, not validated) bills, by key (None: the period
+    is gone)."""
+    ends: dict[str, date | None] = {}
+    for key in state.cra_months:
+        if key not in state.validated_months:
+            period = cra_period(state, key)
+            ends[key] = period.end if period is not None else None
+    return ends
+
+
+def changed_cycles(state: MissionState, before: dict[str, date | None]) -> list[str]:
+    """The open cycles whose end moved since `before` (`open_cycle_ends`): they learn it."""
+    return [key for key, end in open_cycle_ends(state).items() if before.get(key) != end]
 
 
 def cra_closed(state: MissionState, event: CraClosed) -> list[str]:

@@ -110,6 +110,13 @@ def contract_version(terms: ContractTerms) -> str:
     )
 
 
+def fixed_date_contract(terms: ContractTerms) -> str:
+    return (
+        f"nouveau contrat v{terms.version} signé le {terms.signed_on.isoformat()} : offre "
+        f"{offer_label(terms.payment_offer)} à partir du {terms.start_date.isoformat()}"
+    )
+
+
 def terminated(end_date: date, reason: str) -> str:
     return f"fin anticipée au {end_date.isoformat()} : {reason}"
 

@@ -153,7 +153,12 @@ def check_offer_eligibility(
             f"offer '{offer.value}' is not available: fixed-date offers (basic, express, flash) "
             f"require a provider based in France and a contract signed on or after {cutoff}, "
             f"and {why}; choose one of: {names}"
-            + (" (or sign a new contract to switch to fixed dates)" if country == FRANCE else "")
+            + (
+                f" (a new contract signed on or after {cutoff} moves a mission in progress to "
+                "fixed dates: send it as contract.signed once the mission has started)"
+                if country == FRANCE
+                else ""
+            )
         )
     raise IneligibleOffer(
         f"offer '{offer.value}' is not available: it is only for contracts signed before "

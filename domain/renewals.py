@@ -19,9 +19,10 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from domain.cra import month_bounds
-from domain.offers import check_offer_eligibility
+from domain.offers import FIXED_DATE_OFFERS_FROM, check_offer_eligibility, is_fixed_date_offer
 from domain.proposals import NotApplicable
 from schemas.enums import MissionStage, PaymentOffer, RenewalStep
+from schemas.mission import ContractTerms
 
 RENEWABLE_STAGES = frozenset({MissionStage.IN_PROGRESS})
 """A renewal is requested while the mission runs (not once a renewal is already pending)."""
@@ -117,6 +118,68 @@ def check_termination(
             f"{earliest.isoformat()} at the earliest (its start date, or the CRA of a month "
             "already open or validated covers the days before)"
         )
+
+
+def check_new_contract(
+    stage: MissionStage,
+    current: ContractTerms,
+    offer: PaymentOffer,
+    signed_on: date,
+    country: str,
+    today: date,
+    end: date,
+    earliest: date,
+) -> date:
+    """A second `contract.signed` (issue 11 point 6): a provider whose contract predates the
+    fixed-date offers gets them by signing a new contract, the other terms unchanged, on a
+    mission in progress. Returns the day the new offer applies from (the day after the
+    signature); raises `NotApplicable` saying why not. `earliest`: the first day new terms
+    may take (not inside a period whose CRA is validated, nor a month before the one open)."""
+    cutoff = FIXED_DATE_OFFERS_FROM.isoformat()
+    signed = f"the contract was already signed on {current.signed_on.isoformat()}"
+    if stage is MissionStage.RENEWAL_PENDING:
+        raise NotApplicable(
+            f"{signed} and a renewal is pending: the payment offer changes with it "
+            "(renewal.accepted); sign a new contract once the renewal is settled"
+        )
+    if stage is not MissionStage.IN_PROGRESS:
+        raise NotApplicable(
+            f"{signed}; a new contract is accepted only on a mission in progress whose "
+            f"contract was signed before {cutoff}, to move it to the fixed-date offers (the "
+            f"mission is {stage.value}); otherwise the payment offer changes at renewal"
+        )
+    if current.signed_on >= FIXED_DATE_OFFERS_FROM:
+        raise NotApplicable(
+            f"the contract in force (v{current.version}) was signed on "
+            f"{current.signed_on.isoformat()}, on or after {cutoff}: a new contract moves "
+            "only an older contract to the fixed-date offers; the payment offer changes at "
+            "renewal"
+        )
+    check_offer_eligibility(offer, signed_on, country)
+    if not is_fixed_date_offer(offer):
+        raise NotApplicable(
+            f"a new contract on a mission in progress moves it to the fixed-date offers "
+            f"(basic, express, flash), not to '{PaymentOffer(offer).value}'"
+        )
+    if signed_on > today:
+        raise NotApplicable(
+            f"the new contract is dated {signed_on.isoformat()}, after today "
+            f"({today.isoformat()}, Europe/Paris): send it once signed"
+        )
+    starts = signed_on + timedelta(days=1)
+    if starts > end:
+        raise NotApplicable(
+            f"the mission ends on {end.isoformat()}: a contract signed on "
+            f"{signed_on.isoformat()} would apply from {starts.isoformat()}, after its end"
+        )
+    if starts < earliest:
+        raise NotApplicable(
+            f"a contract signed on {signed_on.isoformat()} would apply from "
+            f"{starts.isoformat()}, but the days before {earliest.isoformat()} are billed "
+            "already (a validated CRA, or an earlier month than the CRA now open): sign it "
+            f"on {(earliest - timedelta(days=1)).isoformat()} or later"
+        )
+    return starts
 
 
 def renewed_period_start(current_end: date) -> date:

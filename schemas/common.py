@@ -28,8 +28,10 @@ def _non_negative(value: Decimal) -> Decimal:
 Money = Annotated[Decimal, AfterValidator(_two_decimals)]
 PositiveMoney = Annotated[Decimal, AfterValidator(_two_decimals), AfterValidator(_non_negative)]
 
-# A calendar month of a CRA, "YYYY-MM".
-Month = Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+# A calendar month of a CRA, "YYYY-MM"; or, for a month split by a change of terms (a renewal
+# or a new contract from a day inside it), the key of its N-th billing period, "YYYY-MM-pN"
+# (N from 2: the first period keeps the month's key). docs/domain-rules.md.
+Month = Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])(-p[2-9])?$")]
 
 # Identifiers chosen by the platform: printable, no spaces, usable in a workflow id.
 PlatformId = Annotated[

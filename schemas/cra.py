@@ -42,6 +42,12 @@ class CraInput(Model):
     `mission_start` / `mission_end` are the mission's dates (the first and last months are
     pro rata); `validated_months` the months of this mission whose CRA is validated (the only
     ones a correction line may fix).
+
+    A month split by new terms (issue 11 point 5) has one cycle per billing period: `month`
+    is then the period's key (`2026-07`, `2026-07-p2`), and `mission_start` / `mission_end`
+    bound the period where new terms cut the month (the first period ends the day the old
+    terms end, the next starts the day the new ones begin), so the period's days, due day
+    and reminders follow from the same rules (domain.mission_rules.cycle_bounds).
     """
 
     mission_id: PlatformId

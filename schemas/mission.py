@@ -143,7 +143,13 @@ class MissionState(BaseModel):
     validated_months: list[str] = Field(default_factory=list)
     renewals: list[ContractTerms] = Field(
         default_factory=list,
-        description="contract versions 2, 3, … signed at renewals (version 1: legal.contract)",
+        description="contract versions 2, 3, … signed at renewals, or by a new contract that "
+        "moves a legacy contract to fixed dates (version 1: legal.contract)",
+    )
+    split_on: list[date] = Field(
+        default_factory=list,
+        description="days a billing period begins although the terms are the same: a renewal "
+        "that took effect once the CRA of the month's days before it was validated",
     )
     renewal: Renewal | None = None
     termination: Termination | None = None

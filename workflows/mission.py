@@ -253,9 +253,9 @@ class MissionWorkflow:
             workflow.upsert_search_attributes(attributes)
         self._watch_requested |= step.watch_provider
         self._continue_as_new_requested |= step.continue_as_new
-        change = MissionPeriodChanged(mission_end=state.end_date)
-        for month in step.period_changed:
-            self._announce(month, MISSION_PERIOD_CHANGED, change)
+        for period in step.period_changed:  # each open cycle learns the end it now bills to
+            change = MissionPeriodChanged(mission_end=rules.cycle_bounds(state, period)[1])
+            self._announce(period, MISSION_PERIOD_CHANGED, change)
         now = workflow.now()
         self._effects.put(
             MissionTransition(

@@ -1,6 +1,6 @@
 """`contracting demo`: walk demo missions through contracting and billing with signed events.
 
-Fourteen proposals of one client, from the four demo providers (a French company, a French
+Fifteen proposals of one client, from the four demo providers (a French company, a French
 auto-entrepreneur, a Finnish company, a Portuguese company), each left at a different stage:
 
 1. Durand Conseil: read, interesting, QM scheduled and held, retained, documents (the
@@ -10,8 +10,8 @@ auto-entrepreneur, a Finnish company, a Portuguese company), each left at a diff
    retained, documents, purchase order, contract (Express), starts on the 1st of next month
    → `to_start`.
 3. Nordic Data Oy (Finland): retained, Flash refused (provider outside France), contract
-   back-to-back, one document still under review, no purchase order yet
-   → `legal_verification`.
+   back-to-back, one document left under review (accepted later, for mission 11), no
+   purchase order yet → `legal_verification`.
 4. Durand Conseil: read, interesting, QM in three days → `qualification`.
 5. Léa Petit EI: read → `proposal`.
 6. Léa Petit EI, on mission 1's RFP, which closes: not retained → `lost`.
@@ -29,6 +29,9 @@ auto-entrepreneur, a Finnish company, a Portuguese company), each left at a diff
    −3,000 € correction of the first) cannot absorb the correction, so its invoice is 0 € and
    the 1,800 € left are carried to the last month's invoice as "Report du solde négatif"
    (`add_carried_over_mission`).
+15. Durand Conseil, Express at 600 € from the 1st to the 15th of last month, renewed to the
+   month's end at 700 € under Flash: last month is billed in two periods, `YYYY-MM` and
+   `YYYY-MM-p2`, each with its own CRA, BPF, invoice and payout (`add_mid_month_renewal`).
 
 A scenario is a function of the `Scenario` built from its steps (`submit`, `proposal`,
 `documents`, `sign`, `cra`), called from `build_scenario`: add one (a renewal…) the same way.
@@ -330,14 +333,23 @@ class Scenario:
         }
         self.steps.append(Step(event, mission, until, expect_refusal, note, invoice_of))
 
-    def submit(self, number: int, rfp: int, provider: DemoProvider, tjm: str, start: date) -> str:
+    def submit(
+        self,
+        number: int,
+        rfp: int,
+        provider: DemoProvider,
+        tjm: str,
+        start: date,
+        end: date | None = None,
+    ) -> str:
         pid = self.pid(number)
         self.missions[pid] = provider
+        end = end or start + timedelta(days=180)
         self.add(
             pid,
             "proposal.submitted",
             f"{pid}-submitted",
-            proposal_data(pid, self.rfp(rfp), provider, tjm, start, start + timedelta(days=180)),
+            proposal_data(pid, self.rfp(rfp), provider, tjm, start, end),
             recorded,
         )
         return pid
@@ -689,6 +701,8 @@ def build_scenario(today: date) -> Scenario:
     add_imported_invoice_mission(s, number=13)
     # 14: a negative balance carried over to the next month's invoice.
     add_carried_over_mission(s, number=14)
+    # 15: renewed from the 16th at a new TJM and offer: last month billed in two periods.
+    add_mid_month_renewal(s, number=15)
     return s
 
 
@@ -750,6 +764,53 @@ def add_carried_over_mission(s: Scenario, number: int) -> str:
         lambda v: third in v.state.validated_months,
         note="its invoice opens with the 1,800 € carried from the month before",
     )
+    return pid
+
+
+def add_mid_month_renewal(s: Scenario, number: int) -> str:
+    """Mission `number` (Durand Conseil, Express at 600 €) ran from the 1st to the 15th of
+    last month; renewed to the month's end at 700 € under Flash, from the 16th: last month is
+    billed in two periods (issue 11 point 5), `YYYY-MM` (1st-15th, 600 €, Express) and
+    `YYYY-MM-p2` (16th-end, 700 €, Flash), each with its own CRA, BPF, invoice and payout."""
+    last_month_end = s.today.replace(day=1) - timedelta(days=1)
+    started = last_month_end.replace(day=1)
+    old_end = started + timedelta(days=14)
+    month = started.strftime("%Y-%m")
+    second = f"{month}-p2"
+
+    def worked(first: date, last: date) -> str:
+        return str(
+            sum(is_business_day(first + timedelta(days=n)) for n in range((last - first).days + 1))
+        )
+
+    pid = s.submit(number, number - 4, DURAND, "600.00", started, old_end)
+    s.proposal(pid, "proposal.read", status_at_least(ProposalStatus.READ))
+    s.proposal(pid, "proposal.retained", reached(MissionStage.LEGAL_VERIFICATION))
+    s.sign(pid, number, "express", opens=month)
+    approver = CLIENT["approvers"][0]["id"]
+    s.add(
+        pid,
+        "renewal.requested",
+        f"{pid}-renewal-requested",
+        {"mission_id": pid, "new_end_date": last_month_end.isoformat(), "new_tjm": "700.00"},
+        reached(MissionStage.RENEWAL_PENDING),
+    )
+    s.add(
+        pid,
+        "renewal.accepted",
+        f"{pid}-renewal-accepted",
+        {"mission_id": pid, "payment_offer": "flash"},
+        timeline_has("renewal.accepted"),
+    )
+    s.add(
+        pid,
+        "renewal.validated",
+        f"{pid}-renewal-validated",
+        {"mission_id": pid, "approver_id": approver},
+        lambda v: second in v.state.cra_months,
+    )
+    s.cra(pid, month, worked(started, old_end), [])
+    s.cra(pid, second, worked(old_end + timedelta(days=1), last_month_end), [])
     return pid
 
 
@@ -1060,6 +1121,8 @@ def _note(view: MissionView) -> str:
                 f"TJM {terms.tjm}, offer {terms.payment_offer.value}"
             )
         return f"started {s.started_on}, offer {offer}{validated}{renewed}"
+    if s.stage is MissionStage.COMPLETED:
+        return f"ended {s.ended_on}, CRA validated: {', '.join(s.validated_months)}"
     if s.stage is MissionStage.TO_START:
         return f"starts {s.start_date} (timer)"
     if s.stage is MissionStage.LEGAL_VERIFICATION:
@@ -1077,7 +1140,7 @@ def _note(view: MissionView) -> str:
 
 async def payout_lines(base_url: str, mission_ids: list[str]) -> list[str]:
     """One line per payout workflow of the missions, from `GET /missions/{id}/explain`."""
-    header = f"{'payout workflow':<34} {'offer':<13} {'status':<24} date"
+    header = f"{'payout workflow':<37} {'offer':<13} {'status':<24} date"
     lines = [header, "-" * len(header)]
     async with httpx.AsyncClient(base_url=base_url, timeout=30.0) as http:
         for mission_id in mission_ids:
@@ -1090,7 +1153,8 @@ async def payout_lines(base_url: str, mission_ids: list[str]) -> list[str]:
                 if month.get("payout_status") is None:
                     continue
                 lines.append(
-                    f"{'payout-' + mission_id + '-' + month['month']:<34} {offer:<13} "
+                    f"{'payout-' + mission_id + '-' + month['month']:<37} "
+                    f"{month.get('offer') or offer:<13} "
                     f"{month['payout_status']:<24} {month.get('payout_date') or ''}"
                 )
     return lines if len(lines) > 2 else []
@@ -1114,7 +1178,8 @@ def demo_command(
     scenario = build_scenario(today)
     for line in summary(views, scenario.missions):
         typer.echo(line)
-    in_progress = [v.state.mission_id for v in views if v.state.stage is MissionStage.IN_PROGRESS]
+    billed = (MissionStage.IN_PROGRESS, MissionStage.COMPLETED)
+    in_progress = [v.state.mission_id for v in views if v.state.stage in billed]
     payouts = asyncio.run(payout_lines(url, in_progress))
     if payouts:
         typer.echo('\nPayouts (Temporal UI: WorkflowType="PayoutWorkflow", column NextPayoutDate):')

@@ -25,6 +25,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from domain.mission_rules import cra_period
 from schemas import search_attributes as sa
 from schemas.compliance import ProviderComplianceInput
 from schemas.enums import MissionStage
@@ -245,6 +246,14 @@ async def _why_no_cra(ctx: Context, mission_id: str, month: str) -> str:
     reason = _NOT_VISIBLE.get(state.stage)
     if reason is None and state.stage is MissionStage.IN_PROGRESS:
         reason = f"{month} is not a month of the mission, or has not begun"
+        period = cra_period(state, month)
+        if period is not None and period.part > 1:
+            reason = f"this period, under new terms, begins on {period.start.isoformat()}"
+        elif month != month[:7]:
+            reason = (
+                f"{month[:7]} has no such billing period: a month is billed in several "
+                "periods only when new terms (a renewal or a new contract) begin inside it"
+            )
     return f"the CRA of {month} is not open for mission {mission_id}: " + (
         reason or f"the mission is {state.stage.value}"
     )

@@ -1,7 +1,8 @@
 """Explanations for support: `GET /missions/{id}/explain` and `contracting mission explain`.
 
-For each month of the mission so far (or the month asked), the mission's `state` query, the
-month's CRA cycle `cra-<id>-<YYYY-MM>` and payout `payout-<id>-<YYYY-MM>` are queried; a
+For each month of the mission so far (or the month asked) — each billing period of a month
+that new terms split (`2026-07`, `2026-07-p2`) — the mission's `state` query, the period's
+CRA cycle `cra-<id>-<YYYY-MM[-pN]>` and payout `payout-<id>-<YYYY-MM[-pN]>` are queried; a
 workflow that does not exist is a fact too (no cycle yet: why the CRA is not visible). The
 sentences come from `domain.explanations`.
 """
@@ -16,8 +17,9 @@ from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.carry_over import explain_carry_over
-from domain.cra import month_bounds, submission_opens_on
+from domain.cra import submission_opens_on
 from domain.explanations import Explanation, why_cra_not_visible, why_payout_not_arrived
+from domain.mission_rules import cra_opens_on, cycle_bounds, month_periods
 from schemas.cra import CraState
 from schemas.enums import CraStatus, MissionStage, PaymentOffer, PayoutStatus
 from schemas.ids import cra_workflow_id, mission_workflow_id, payout_workflow_id
@@ -45,6 +47,9 @@ class MonthExplanation(BaseModel):
     cra_status: CraStatus | None = None
     payout_status: PayoutStatus | None = None
     payout_date: date | None = None
+    offer: PaymentOffer | None = Field(
+        default=None, description="the period's payment offer (new terms may split a month)"
+    )
     cra: list[Reason] = Field(default_factory=list, description="why the CRA is not visible")
     payout: list[Reason] = Field(
         default_factory=list, description="why the payout has not arrived, or that it has"
@@ -76,6 +81,13 @@ def mission_months(state: MissionState, today: date) -> list[str]:
     """The mission's months so far; the start month when it has not begun."""
     last = min(today, state.end_date)
     return _months(state.start_date, last) or _months(state.start_date, state.start_date)
+
+
+def billing_periods(state: MissionState, month: str) -> list[str]:
+    """The keys of a month's billing periods (`2026-07`, `2026-07-p2` when new terms begin
+    inside it: each has its own CRA and payout); a period key asked stays itself."""
+    keys = [period.key for period in month_periods(state, month[:7])]
+    return [month] if month != month[:7] or not keys else keys
 
 
 async def _query(client: Client, workflow_id: str, result_type: type[T]) -> T | None:
@@ -120,7 +132,7 @@ def explain_month(
     """Pure: one month's explanation from the workflows' states (None: no such workflow);
     `taken_by` names the month that took in each balance this month carried out."""
     offer = payout.offer if payout is not None else None
-    terms = state.terms_on(max(month_bounds(month)[0], state.start_date))
+    terms = state.terms_on(cra_opens_on(state, month))
     if offer is None and terms is not None:
         offer = terms.payment_offer
     renewal = state.renewal
@@ -133,6 +145,7 @@ def explain_month(
         renewal_step=renewal.step.value if renewal is not None else None,
         renewal_blocked=renewal.blocked if renewal is not None else None,
         cra_open=cra is not None,
+        opens_on=cra_opens_on(state, month),
     )
     result = MonthExplanation(
         month=month,
@@ -140,6 +153,7 @@ def explain_month(
         cra_status=cra.status if cra is not None else None,
         payout_status=payout.status if payout is not None else None,
         payout_date=payout.payout_date if payout is not None else None,
+        offer=offer,
         cra=[Reason.of(hidden)] if hidden is not None else [],
     )
     if payout is not None:
@@ -162,7 +176,7 @@ def explain_month(
         offer=offer,
         cra_status=cra.status,
         submitted_on=_day(cra.submitted_at),
-        submission_opens=submission_opens_on(month, state.start_date, state.end_date),
+        submission_opens=submission_opens_on(month, *cycle_bounds(state, month)),
         validated_on=validated_on,
         rejection_comment=cra.rejection_comment,
         manual_import=cra.status is CraStatus.VALIDATED and cra.invoice_number is None,
@@ -195,7 +209,8 @@ async def explain_mission(
     state = await _query(client, mission_workflow_id(mission_id), MissionState)
     if state is None:
         raise UnknownMission(mission_id)
-    months = [month] if month else mission_months(state, today)
+    asked = [month] if month else mission_months(state, today)
+    months = [key for each in asked for key in billing_periods(state, each)]
     found = []
     for each in months:
         cra = await _query(client, cra_workflow_id(mission_id, each), CraState)
@@ -205,7 +220,7 @@ async def explain_mission(
     explained = [
         explain_month(state, each, cra, payout, today, taken_by) for each, cra, payout in found
     ]
-    contract = state.legal.contract
+    contract = state.terms_on(today) or state.legal.contract
     return MissionExplanation(
         mission_id=mission_id,
         stage=state.stage,

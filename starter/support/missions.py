@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from domain.mission_rules import mission_periods
 from schemas.compliance import ComplianceStatus, DocumentView
 from schemas.enums import DocumentKind, MissionStage
 from schemas.ids import mission_workflow_id, provider_workflow_id
@@ -145,6 +146,26 @@ def _document_lines(doc: DocumentView) -> list[str]:
     return lines
 
 
+def _periods(s: MissionState) -> list[str]:
+    """Each billing period: a month, or each part of a month that new terms split."""
+    lines = []
+    for period in mission_periods(s):
+        status = (
+            "CRA validé"
+            if period.key in s.validated_months
+            else "CRA ouvert"
+            if period.key in s.cra_months
+            else "à venir"
+        )
+        terms = period.terms
+        offer = f"TJM {terms.tjm} €, offre {terms.payment_offer.value}" if terms else "—"
+        lines.append(
+            f"  {period.key:<11} du {period.start.isoformat()} au {period.end.isoformat()}, "
+            f"{offer} — {status}"
+        )
+    return lines
+
+
 def render_mission(view: MissionView) -> str:
     """The mission as plain text for support: stage, proposal, dates, QM, legal
     verification side by side, documents with their review, timeline."""
@@ -193,6 +214,15 @@ def render_mission(view: MissionView) -> str:
             )
         else:
             lines.append("  Contrat         : non signé")
+        for terms in s.renewals:
+            lines.append(
+                f"  Contrat v{terms.version}      : signé le {terms.signed_on.isoformat()}, du "
+                f"{terms.start_date.isoformat()} au {terms.end_date.isoformat()}, TJM "
+                f"{terms.tjm} €, offre {terms.payment_offer.value}"
+            )
+    if s.stage in VERIFIED_STAGES and s.legal.contract is not None and s.started_on:
+        lines += ["", "Périodes de facturation (un CRA, une facture, un paiement chacune)"]
+        lines += _periods(s)
 
     docs = view.documents
     if docs is not None:

@@ -391,7 +391,8 @@ async def test_full_path_to_in_progress_through_the_gateway(
     description = await dev_server_env.client.get_workflow_handle(f"mission-{pid}").describe()
     assert description.typed_search_attributes.get(sa.MISSION_STAGE) == "in_progress"
     assert description.typed_search_attributes.get(sa.PAYMENT_OFFER) == "flash"
-    # The contract is signed once: the offer only changes at renewal.
+    # A second contract is refused: this one is already on fixed dates (only a contract
+    # signed before 2025-04-28 moves to them by a new one); the offer changes at renewal.
     await refused(
         await post(
             gateway,
@@ -401,7 +402,7 @@ async def test_full_path_to_in_progress_through_the_gateway(
             payment_offer="basic",
             special_conditions_ref="CP-8",
         ),
-        "cannot sign the contract",
+        "a new contract moves only an older contract to the fixed-date offers",
     )
 
     # The month's CRA cycle is open: the provider files, the approver validates.

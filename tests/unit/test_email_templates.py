@@ -69,6 +69,8 @@ CONTEXT = {
     "invoice_balance": "325.00",
     "fee_balance": "48.75",
     "balances": "325,00 € de facture (HT) (décembre 2026)",
+    "signed_on": "2026-12-15",
+    "effective_on": "2026-12-16",
 }
 
 

@@ -178,7 +178,8 @@ def test_a_validated_renewal_signs_contract_v2_from_the_day_after_the_end_date()
     )
     assert (terms.tjm, terms.payment_offer) == (Decimal("700"), PaymentOffer.EXPRESS)
     assert effective.payment_offer is PaymentOffer.EXPRESS  # the search attribute changes
-    assert effective.continue_as_new and effective.period_changed == ["2027-05"]
+    # May ended on its last day and still does: no open cycle has days to learn.
+    assert effective.continue_as_new and effective.period_changed == []
     assert state.end_date == date(2027, 11, 30) and state.renewal is None
     assert state.terms_on(date(2027, 5, 1)).version == 1
     assert state.terms_on(date(2027, 6, 1)).version == 2
@@ -220,11 +221,11 @@ def test_a_termination_that_cuts_into_a_validated_month_is_refused() -> None:
         )
     assert state == before
 
-    terminated = MissionTerminated(mission_id=PID, end_date=date(2027, 2, 28), reason="budget")
+    terminated = MissionTerminated(mission_id=PID, end_date=date(2027, 2, 15), reason="budget")
     step = rules.mission_terminated(state, terminated, ctx(at))
-    assert step.changes == {"end_date": date(2027, 2, 28)}
+    assert step.changes == {"end_date": date(2027, 2, 15)}
     assert step.period_changed == ["2027-02"]  # the open month learns its new end, once
-    assert state.termination is not None and state.end_date == date(2027, 2, 28)
+    assert state.termination is not None and state.end_date == date(2027, 2, 15)
 
 
 def test_the_mission_ends_the_day_after_its_end_once_every_month_is_validated() -> None:

@@ -464,7 +464,7 @@ def upgrade() -> None:
         "cras",
         sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
         sa.Column("mission_id", sa.String(length=100), nullable=False),
-        sa.Column("month", sa.String(length=7), nullable=False),
+        sa.Column("month", sa.String(length=10), nullable=False),
         sa.Column("days", sa.Numeric(precision=4, scale=1), nullable=False),
         sa.Column("status", sa.String(length=32), nullable=False),
         sa.Column("terms_version", sa.Integer(), nullable=True),
@@ -486,7 +486,9 @@ def upgrade() -> None:
             server_default=sa.text("now()"),
             nullable=False,
         ),
-        sa.CheckConstraint("month ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'", name=op.f("ck_cras_month")),
+        sa.CheckConstraint(
+            "month ~ '^[0-9]{4}-(0[1-9]|1[0-2])(-p[2-9])?$'", name=op.f("ck_cras_month")
+        ),
         sa.CheckConstraint("days >= 0 AND days <= 31", name=op.f("ck_cras_days")),
         sa.ForeignKeyConstraint(
             ["approver_id"], ["approvers.approver_id"], name=op.f("fk_cras_approver_id_approvers")
@@ -555,7 +557,7 @@ def upgrade() -> None:
         sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
         sa.Column("number", sa.String(length=100), nullable=False),
         sa.Column("mission_id", sa.String(length=100), nullable=False),
-        sa.Column("month", sa.String(length=7), nullable=False),
+        sa.Column("month", sa.String(length=10), nullable=False),
         sa.Column("issued_on", sa.Date(), nullable=False),
         sa.Column("amount_excl_vat", sa.Numeric(precision=12, scale=2), nullable=False),
         sa.Column("file_ref", sa.Text(), nullable=True),
@@ -586,9 +588,9 @@ def upgrade() -> None:
         sa.Column("amount", sa.Numeric(precision=12, scale=2), nullable=False),
         sa.Column("vat_rate", sa.Numeric(precision=5, scale=2), nullable=True),
         sa.Column("receipt_ref", sa.Text(), nullable=True),
-        sa.Column("corrects_month", sa.String(length=7), nullable=True),
+        sa.Column("corrects_month", sa.String(length=10), nullable=True),
         sa.CheckConstraint(
-            "corrects_month IS NULL OR corrects_month ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'",
+            "corrects_month IS NULL OR corrects_month ~ '^[0-9]{4}-(0[1-9]|1[0-2])(-p[2-9])?$'",
             name=op.f("ck_cra_lines_corrects_month"),
         ),
         sa.ForeignKeyConstraint(
@@ -604,7 +606,7 @@ def upgrade() -> None:
         sa.Column("issuer_siren", sa.String(length=9), nullable=False),
         sa.Column("number", sa.String(length=100), nullable=True),
         sa.Column("mission_id", sa.String(length=100), nullable=False),
-        sa.Column("month", sa.String(length=7), nullable=False),
+        sa.Column("month", sa.String(length=10), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("status", sa.String(length=32), nullable=False),
         sa.Column("issued_on", sa.Date(), nullable=True),
@@ -737,7 +739,7 @@ def upgrade() -> None:
         "payouts",
         sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
         sa.Column("mission_id", sa.String(length=100), nullable=False),
-        sa.Column("month", sa.String(length=7), nullable=False),
+        sa.Column("month", sa.String(length=10), nullable=False),
         sa.Column("invoice_id", sa.BigInteger(), nullable=True),
         sa.Column("offer", sa.String(length=32), nullable=False),
         sa.Column("amount", sa.Numeric(precision=12, scale=2), nullable=False),

@@ -44,7 +44,7 @@ def upgrade() -> None:
         "billing_documents",
         sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
         sa.Column("mission_id", sa.String(length=100), nullable=False),
-        sa.Column("month", sa.String(length=7), nullable=False),
+        sa.Column("month", sa.String(length=10), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("number", sa.String(length=100), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
