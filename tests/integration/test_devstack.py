@@ -190,6 +190,9 @@ def test_contracting_dev_runs_the_demo_and_stops_cleanly(os_tmp_path: Path) -> N
     # Mission 14: its middle month cannot absorb its correction, carried to the next month.
     assert "invoice of 0 €, 1,800 € carried over" in output, output
     assert len(re.findall(r"^payout-PROP-\d{8}-14-\d{4}-\d{2} +basic ", output, re.M)) == 3
+    # Mission 15: renewed from the 16th, last month billed in two periods, two payouts.
+    assert re.search(r"^payout-PROP-\d{8}-15-\d{4}-\d{2} +express ", output, re.M), output
+    assert re.search(r"^payout-PROP-\d{8}-15-\d{4}-\d{2}-p2 +flash ", output, re.M), output
     assert "step(s) failed" not in output
     assert "stopping PostgreSQL" in output
     var_dir = os_tmp_path / "var"

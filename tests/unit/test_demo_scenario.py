@@ -46,13 +46,13 @@ def test_the_missions_cover_every_offer_and_the_billed_ones_have_a_validated_cra
     validated = {
         step.mission: step.event["data"]["month"]
         for step in scenario.steps
-        if step.event["type"] == "cra.validated" and step.mission != scenario.pid(14)
+        if step.event["type"] == "cra.validated" and step.mission != scenario.pid(15)
     }
-    # Mission 14, renewed from the 16th at a new TJM and offer: two periods of October.
+    # Mission 15, renewed from the 16th at a new TJM and offer: two periods of October.
     assert [
         step.event["data"]["month"]
         for step in scenario.steps
-        if step.event["type"] == "cra.validated" and step.mission == scenario.pid(14)
+        if step.event["type"] == "cra.validated" and step.mission == scenario.pid(15)
     ] == ["2026-10", "2026-10-p2"]
     # Mission 1's month opens on Monday 30 November (days not yet worked are not billed): on
     # the 27th its CRA is refused, on the 30th it is filed and validated.
