@@ -3,6 +3,7 @@ legal documents, envelopes."""
 
 from __future__ import annotations
 
+import copy
 import random
 import uuid
 from datetime import UTC, date, datetime
@@ -86,7 +87,8 @@ def proposal_submitted(proposal_id: str | None = None, **overrides: Any) -> dict
         "end_date": "2027-05-31",
     }
     data.update(overrides)
-    return data
+    # A fresh copy each time: a test that edits its payload never edits the shared constants.
+    return copy.deepcopy(data)
 
 
 def envelope(

@@ -10,6 +10,7 @@ real Paris date, and the dates a test asserts come from the events it sends (`pa
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import os
 import sys
@@ -114,7 +115,7 @@ def provider(siren: str | None = None, **overrides: Any) -> dict[str, Any]:
         data["registration"] = PROVIDER_REGISTRATION
     if country in EU_VAT_NUMBERS:
         data["vat_number"] = EU_VAT_NUMBERS[country]
-    return data | overrides
+    return copy.deepcopy(data | overrides)  # tests may edit it: never the shared constants
 
 
 async def post(
