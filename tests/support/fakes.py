@@ -18,7 +18,6 @@ from pydantic import BaseModel
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from domain.client_payments import ClientPayment as Payment
 from domain.client_payments import payment_progress
@@ -54,6 +53,7 @@ from schemas.payouts import (
     PayoutTransition,
     RecordClientPaymentInput,
 )
+from tests.support.workers import sandboxed_worker
 from workflows.registry import WORKFLOWS
 
 
@@ -217,7 +217,7 @@ async def fake_worker(
 ) -> AsyncIterator[str]:
     """Every workflow, and only the given (fake) activities, on a new task queue: the queue."""
     queue = f"fast-{uuid.uuid4().hex}"
-    async with Worker(
+    async with sandboxed_worker(
         env.client, task_queue=queue, workflows=list(WORKFLOWS), activities=activities
     ):
         yield queue

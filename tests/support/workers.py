@@ -5,17 +5,41 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, ClassVar
 
-from temporalio import activity
+from temporalio import activity, workflow
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.mailer import Mailer
 from activities.registry import Activities
 from db.engine import create_engine
 from settings import Settings
 from workflows.registry import WORKFLOWS
+
+
+class SandboxValidatedOnce(SandboxedWorkflowRunner):
+    """The SDK's sandbox, which runs every workflow of the tests, validating each workflow
+    class once per test process. A Worker validates every workflow it registers by
+    instantiating it in a fresh sandbox (~0.6 s for ours on 2 cores), the same work for every
+    test that starts a worker; the workflows still run sandboxed, as in production."""
+
+    _validated: ClassVar[set[type]] = set()
+
+    def prepare_workflow(self, defn: workflow._Definition) -> None:
+        if defn.cls not in self._validated:
+            super().prepare_workflow(defn)
+            self._validated.add(defn.cls)
+
+
+WORKFLOW_RUNNER = SandboxValidatedOnce()
+
+
+def sandboxed_worker(client: Client, **options: Any) -> Worker:
+    """A `Worker` of the tests: `options` as Worker's, the sandbox validated once."""
+    return Worker(client, workflow_runner=WORKFLOW_RUNNER, **options)
 
 
 def new_queue() -> str:
@@ -44,7 +68,7 @@ async def real_worker(
         temporal=env.client,
     )
     try:
-        async with Worker(
+        async with sandboxed_worker(
             env.client,
             task_queue=queue,
             workflows=list(WORKFLOWS),

@@ -20,7 +20,6 @@ import pytest_asyncio
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.mailer import Mailer
 from activities.registry import Activities
@@ -39,6 +38,7 @@ from tests.fixtures.clock import NASTY_INSTANTS
 from tests.fixtures.temporal import skip_until, start_time_skipping
 from tests.support.cra import CraHarness, opens_on, submitted, validated
 from tests.support.waits import eventually
+from tests.support.workers import sandboxed_worker
 from workflows.payout import PAY_AT
 from workflows.registry import WORKFLOWS
 
@@ -57,7 +57,7 @@ async def at_instant(
         temporal=env.client,
     )
     try:
-        async with Worker(
+        async with sandboxed_worker(
             env.client, task_queue=queue, workflows=list(WORKFLOWS), activities=activities.all()
         ):
             yield CraHarness(env, queue, smtp_sink, activities)

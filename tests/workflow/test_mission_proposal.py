@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.mailer import Mailer
 from activities.registry import Activities
@@ -31,6 +30,7 @@ from starter.devstack.mailsink import MailSink
 from tests.fixtures.histories import recording
 from tests.support.db import count
 from tests.support.factories import proposal_submitted
+from tests.support.workers import sandboxed_worker
 from worker import build_worker
 from workflows.registry import WORKFLOWS
 
@@ -113,7 +113,7 @@ async def test_activity_retried_after_its_commit_writes_nothing_twice(
     queue = f"tq-{uuid.uuid4().hex}"
     inp = _mission_input()
     pid = inp.proposal.proposal_id
-    async with Worker(
+    async with sandboxed_worker(
         time_skipping_env.client,
         task_queue=queue,
         workflows=list(WORKFLOWS),

@@ -28,7 +28,6 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.mailer import Mailer
 from activities.registry import Activities
@@ -63,7 +62,7 @@ from tests.fixtures.histories import recording
 from tests.fixtures.temporal import skip_time, start_time_skipping
 from tests.support.factories import DOCUMENTS
 from tests.support.waits import eventually
-from tests.support.workers import new_queue
+from tests.support.workers import new_queue, sandboxed_worker
 from workflows.provider import NOTICE_TIME
 from workflows.registry import WORKFLOWS
 
@@ -138,7 +137,7 @@ async def _running(
     provider workflow left running after its test has timers that would fire during a later
     test's sleep. Terminating a workflow while one of its activities runs has the same effect
     (temporal-test-server 1.40), hence the wait until nothing is pending."""
-    async with Worker(
+    async with sandboxed_worker(
         env.client,
         task_queue=queue,
         workflows=[*WORKFLOWS, ComplianceWatcher],
