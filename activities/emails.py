@@ -45,6 +45,13 @@ def _euros(value: Decimal | str) -> str:
     return money_fr(Decimal(value))
 
 
+def _period(month: str) -> str:
+    """A CRA's month, or a later billing period of a month split by a change of terms:
+    "2026-07-p2" → "2026-07 (période 2)"."""
+    base, _, part = month.partition("-p")
+    return f"{base} (période {part})" if part else month
+
+
 @lru_cache(maxsize=1)
 def _environment() -> Environment:
     env = Environment(
@@ -58,6 +65,7 @@ def _environment() -> Environment:
     env.filters["fr_date"] = _french_date
     env.filters["fr_datetime"] = _french_datetime
     env.filters["euros"] = _euros
+    env.filters["period"] = _period
     return env
 
 

@@ -134,3 +134,10 @@ def test_an_invoice_without_vat_is_not_announced_incl_vat() -> None:
     assert f"12 025,00 € sans TVA ({mention})" in email.body
     assert "TTC" not in email.body
     assert "12 025,00 € TTC" in render("cra_validated", **CONTEXT).body
+
+
+def test_a_later_billing_period_is_named_as_such() -> None:
+    """Issue 11 point 5: a month split by a change of terms has a second CRA, "2026-07-p2"."""
+    email = render("cra_validated", **{**CONTEXT, "month": "2026-07-p2"})
+    assert "CRA 2026-07 (période 2) validé" in email.subject
+    assert "-p2" not in email.subject + email.body
