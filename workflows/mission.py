@@ -33,6 +33,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from temporalio import workflow
+from temporalio.exceptions import FailureError
 
 from domain import mission_rules as rules
 from domain.clock import paris_instant
@@ -97,6 +98,7 @@ from schemas.names import (
     STATE_QUERY,
     WATCH_PROVIDER,
 )
+from workflows.effects import root_message
 from workflows.options import db_activity
 from workflows.timers import Deadline
 from workflows.transitions import TransitionQueue
@@ -206,7 +208,18 @@ class MissionWorkflow:
             )
         while self._announcements:
             workflow_id, signal, payload = self._announcements.pop(0)
+            await self._tell_cycle(workflow_id, signal, payload)
+
+    async def _tell_cycle(self, workflow_id: str, signal: str, payload: Any) -> None:
+        """Tell a CRA cycle what changed. A cycle already closed (terminated by ops, or
+        completed before its `cra.closed` arrived) has nothing left to learn: logged, and the
+        mission goes on (a failed signal would otherwise fail the whole mission)."""
+        try:
             await workflow.get_external_workflow_handle(workflow_id).signal(signal, payload)
+        except FailureError as exc:
+            workflow.logger.warning(
+                "CRA cycle %s not told %s: %s", workflow_id, signal, root_message(exc)
+            )
 
     async def _write(self, transition: MissionTransition) -> list[str]:
         result = await db_activity(RECORD_MISSION_TRANSITION, transition, TransitionResult)

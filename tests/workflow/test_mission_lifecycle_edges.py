@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from db.engine import session_factory
@@ -393,3 +393,26 @@ async def test_a_termination_drops_the_pending_renewal(mission_harness: MissionH
     ended = await h.ended(mission)
     assert ended.stage == MissionStage.TERMINATED
     assert (await h.state(mission)).cra_months == [months[0]]
+
+
+async def test_a_cra_cycle_terminated_by_ops_does_not_fail_its_mission(
+    mission_harness: MissionHarness,
+) -> None:
+    """Issue 12 point 3: ops terminate a month's CRA cycle; the mission, which still counts
+    it open, later tells it the mission ends mid-month. The signal fails (no such running
+    workflow): the mission logs it and goes on, terminated, instead of failing whole."""
+    h = mission_harness
+    mission, months = await h.mission_in_progress(PaymentOffer.BASIC, months=3)
+    pid = (await h.state(mission)).mission_id
+    second = months[1]
+    await h.sleep_until(paris_instant(month_bounds(second)[0] + timedelta(days=9), time(9, 37)))
+    await h.until(mission, lambda s: second in s.cra_months)
+    await h.env.client.get_workflow_handle(cra_workflow_id(pid, second)).terminate("ops")
+    end = month_bounds(second)[0] + timedelta(days=14)
+    await h.send(
+        mission, "mission.terminated", MissionTerminated(mission_id=pid, end_date=end, reason="x")
+    )
+    await h.until(mission, lambda s: s.termination is not None and s.end_date == end)
+    await h.sleep_until(paris_instant(end, time(18, 17)))
+    assert (await mission.describe()).status == WorkflowExecutionStatus.RUNNING
+    assert (await h.state(mission)).stage == MissionStage.IN_PROGRESS
