@@ -39,6 +39,8 @@ class DeliverOutboxInput(BaseModel):
 class DeliverOutboxResult(BaseModel):
     sent: int = 0
     already_sent: int = 0
+    refused: list[str] = []
+    """Outbox keys the SMTP server refused for good: recorded on their rows for ops."""
 
 
 # --- Provider legal documents (the provider compliance workflow `provider-<SIREN>`) ---------

@@ -119,3 +119,5 @@ class PayoutStatus(StrEnum):
 class OutboxStatus(StrEnum):
     PENDING = "pending"
     SENT = "sent"
+    REFUSED = "refused"
+    """The SMTP server refused it for good (5xx, every recipient refused): ops resend it."""

@@ -21,8 +21,9 @@ def root_message(exc: BaseException) -> str:
 
 
 async def deliver_outbox(keys: list[str]) -> None:
-    """Send outbox rows by key; a permanent refusal is logged and left in the outbox row
-    (`last_error`) for ops: it never fails the workflow that queued the email."""
+    """Send outbox rows by key; a permanent refusal is recorded on its row (`refused`) by
+    the activity, which goes on with the other keys: it never fails the workflow that queued
+    the email. What still fails (retries exhausted) is logged."""
     try:
         await workflow.execute_activity(
             DELIVER_OUTBOX,

@@ -1,14 +1,14 @@
 """A permanent SMTP refusal (5xx), on the real dev server with the real worker, PostgreSQL and
-the SMTP sink: the email outbox records it for ops and Temporal does not retry it
-(docs/design.md, "Transactional email outbox": "a 5xx is permanent: logged, left in the row's
-`last_error` for ops, and never fails the workflow that queued it")."""
+the SMTP sink: the email outbox marks the row `refused` for ops (its answer in `last_error`,
+an `email.refused` timeline row), never retries it, never fails the workflow, and still sends
+the other emails of the same transition (docs/design.md, "Transactional email outbox")."""
 
 from __future__ import annotations
 
 import random
 from typing import Any
 
-import pytest
+import aiosmtplib
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from stdnum import luhn
@@ -17,9 +17,9 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.mailer import Mailer, message_id_for
-from activities.outbox import OutboxActivities
+from activities.outbox import OutboxActivities, permanent_code
 from db.engine import session_factory
-from db.models import EmailOutbox
+from db.models import EmailOutbox, MissionEvent
 from schemas.activities import DeliverOutboxInput, DeliverOutboxResult
 from schemas.enums import OutboxStatus
 from schemas.ids import mission_workflow_id
@@ -89,19 +89,22 @@ async def test_a_permanent_smtp_refusal_is_recorded_for_ops_and_never_retried(
     assert read.status_code == 202, read.text
     row = await outbox_row(db_engine, pid, "proposal_read")
     assert smtp_sink.failures_served - served == 1
+    assert row.status == OutboxStatus.REFUSED and "550" in (row.last_error or "")
 
-    # Temporal recorded the delivery as failed for good at its first attempt: not retried.
+    # The refusal is on the mission's timeline for ops; the delivery activity did not fail
+    # (nothing for Temporal to retry).
+    async with db_engine.connect() as conn:
+        refusals = (
+            await conn.execute(
+                select(MissionEvent).where(
+                    MissionEvent.mission_id == pid, MissionEvent.kind == "email.refused"
+                )
+            )
+        ).all()
+    [refusal] = refusals
+    assert refusal.data["outbox_key"] == row.outbox_key and "550" in refusal.data["error"]
     mission = dev_server_env.client.get_workflow_handle(mission_workflow_id(pid))
-
-    async def delivery_failed() -> bool:
-        return bool(await failed_deliveries(mission))
-
-    await eventually(delivery_failed, within=20)
-    [(attempt, failure)] = await failed_deliveries(mission)
-    assert attempt == 1
-    info = failure.application_failure_info
-    assert info.type == "SmtpPermanentFailure" and info.non_retryable
-    assert row.outbox_key in failure.message and "550" in failure.message
+    assert await failed_deliveries(mission) == []
 
     # The mission goes on, and so does SMTP: the next event's email is delivered.
     rated = await gateway.post_event(
@@ -119,7 +122,7 @@ async def test_a_permanent_smtp_refusal_is_recorded_for_ops_and_never_retried(
 
     # The refusal is left in the row for ops, once; nothing re-sent it meanwhile.
     row = (await outbox_rows(db_engine, pid))["proposal_read"]
-    assert row.status != OutboxStatus.SENT and row.sent_at is None
+    assert row.status == OutboxStatus.REFUSED and row.sent_at is None
     assert row.attempts == 1
     assert row.last_error is not None and "550" in row.last_error
     refused_id = message_id_for(row.outbox_key)
@@ -135,16 +138,6 @@ async def test_a_permanent_smtp_refusal_is_recorded_for_ops_and_never_retried(
     assert row.status == OutboxStatus.SENT and row.attempts == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "defect: activities/outbox.py deliver_outbox sends a transition's keys in one "
-        "activity and stops at the first permanently refused one (it raises a non-retryable "
-        "SmtpPermanentFailure), so the transition's other emails are never attempted: they "
-        "stay pending with no last_error, invisible to ops"
-    ),
-)
 async def test_a_permanent_refusal_does_not_hold_back_the_other_emails_of_its_transition(
     gateway: GatewayTestClient,
     db_engine: AsyncEngine,
@@ -155,7 +148,7 @@ async def test_a_permanent_refusal_does_not_hold_back_the_other_emails_of_its_tr
     pid = await submitted(gateway)
     refused = await outbox_row(db_engine, pid, "proposal_acknowledged")
     try:
-        assert refused.status != OutboxStatus.SENT and "550" in (refused.last_error or "")
+        assert refused.status == OutboxStatus.REFUSED and "550" in (refused.last_error or "")
 
         async def client_notice_sent() -> bool:
             row = (await outbox_rows(db_engine, pid)).get("proposal_received")
@@ -186,3 +179,22 @@ async def failed_deliveries(mission: Any) -> list[tuple[int, Any]]:
             if scheduled.get(attributes.scheduled_event_id) == DELIVER_OUTBOX:
                 failed.append((attempts[attributes.scheduled_event_id], attributes.failure))
     return failed
+
+
+def _refused(*codes: int) -> aiosmtplib.SMTPRecipientsRefused:
+    return aiosmtplib.SMTPRecipientsRefused(
+        [
+            aiosmtplib.SMTPRecipientRefused(code, "no", f"r{n}@x.example")
+            for n, code in enumerate(codes)
+        ]
+    )
+
+
+def test_every_recipient_refused_with_a_5xx_is_permanent_a_4xx_is_not() -> None:
+    """Issue 12 point 4: `SMTPRecipientsRefused` has no code of its own and was retried for
+    ever; every recipient refused for good is permanent."""
+    assert permanent_code(_refused(550, 553)) == 550
+    assert permanent_code(_refused(550, 450)) is None  # one may pass later
+    assert permanent_code(aiosmtplib.SMTPResponseException(554, "no")) == 554
+    assert permanent_code(aiosmtplib.SMTPResponseException(451, "later")) is None
+    assert permanent_code(aiosmtplib.SMTPServerDisconnected("gone")) is None
