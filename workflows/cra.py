@@ -123,8 +123,11 @@ class CraWorkflow:
             payout_id = await self._start_payout(self._billing)
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._effects.drain()
-        await self._effects.delivered()
+        # The mission learns the month is billed at once: its e-mails never gate the business
+        # (during an SMTP outage the mission would otherwise see the month as open and accept,
+        # say, a termination inside a month already billed in full).
         await self._report_to_mission()
+        await self._effects.delivered()
         billing = self._billing
         return CraResult(
             mission_id=inp.mission_id,

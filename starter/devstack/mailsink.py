@@ -148,6 +148,11 @@ class MailSink(Service):
         with self._lock:
             self._failures.extend([(code, text)] * count)
 
+    def recover(self) -> None:
+        """End an outage made with `fail_next`: the pending failures are dropped."""
+        with self._lock:
+            self._failures.clear()
+
     def clear(self, *, delete_files: bool = False) -> None:
         """Forget received messages and pending failures (and delete stored files if asked)."""
         with self._lock:

@@ -21,6 +21,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from db.engine import session_factory
 from db.models import Mission, MissionEvent
+from domain.calendar import previous_business_day_on_or_before
 from domain.clock import paris_instant
 from domain.cra import month_bounds, month_of, submission_opens_on
 from schemas.cra import CraResult, CraState
@@ -416,3 +417,51 @@ async def test_a_cra_cycle_terminated_by_ops_does_not_fail_its_mission(
     await h.sleep_until(paris_instant(end, time(18, 17)))
     assert (await mission.describe()).status == WorkflowExecutionStatus.RUNNING
     assert (await h.state(mission)).stage == MissionStage.IN_PROGRESS
+
+
+async def test_a_month_billed_during_an_smtp_outage_is_closed_to_a_termination(
+    mission_harness: MissionHarness,
+) -> None:
+    """Issue 12 points 4 and 5: the CRA cycle tells its mission the month is billed before
+    its e-mails are delivered. During an SMTP outage (every message 451), the mission still
+    learns it at once, so a termination dated inside that month is refused; before, the
+    mission saw the month open until the mails went out, and accepted it."""
+    h = mission_harness
+    sink = h.sink
+    assert sink is not None
+    mission, months = await h.mission_in_progress(PaymentOffer.BASIC, months=3)
+    pid = (await h.state(mission)).mission_id
+    first = months[0]
+    due = previous_business_day_on_or_before(last_day(first))
+    submitted_at = paris_instant(due, SUBMIT_AT)
+    await h.sleep_until(submitted_at)
+    await h.until(mission, lambda s: first in s.cra_months)
+    cycle = h.env.client.get_workflow_handle(cra_workflow_id(pid, first))
+    await h.send(
+        cycle,
+        "cra.submitted",
+        CraSubmitted(mission_id=pid, month=first, days=Decimal("10"), occurred_at=submitted_at),
+    )
+    sink.fail_next(100_000)  # the outage: every message gets "451 Try again later"
+    try:
+        await h.send(
+            cycle,
+            "cra.validated",
+            CraValidated(
+                mission_id=pid,
+                month=first,
+                approver_id=APPROVER,
+                occurred_at=submitted_at + timedelta(seconds=1),
+            ),
+        )
+        await h.until(mission, lambda s: first in s.validated_months)
+        refusal = await refused_update(
+            mission,
+            "mission.terminated",
+            MissionTerminated(
+                mission_id=pid, end_date=last_day(first) - timedelta(days=3), reason="x"
+            ),
+        )
+        assert "too early" in refusal, refusal
+    finally:
+        sink.recover()
