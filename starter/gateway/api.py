@@ -23,7 +23,7 @@ from schemas.mission import MissionView
 from settings import Settings, get_settings
 from starter.gateway.events import REQUIRED_AT_EDGE, EventError
 from starter.gateway.processor import EventProcessor, open_processor
-from starter.gateway.signing import SIGNATURE_HEADER, is_valid
+from starter.gateway.signing import SIGNATURE_HEADER, signature_problem
 from starter.support.documents import (
     MissionDocuments,
     NoSuchDocument,
@@ -287,11 +287,12 @@ def create_app(
         """A platform event (docs/events.md). The body is read raw, its signature checked on
         those bytes, then validated: the request body described here is documentation."""
         raw = await request.body()
-        if not is_valid(raw, x_signature, secret):
+        problem = signature_problem(raw, x_signature, secret)
+        if problem is not None:
             return JSONResponse(
                 status_code=401,
                 content=Rejected(
-                    detail=f"missing or wrong {SIGNATURE_HEADER} header: expected "
+                    detail=f"{problem}; expected "
                     "'sha256=<hex HMAC-SHA256 of the raw body with the shared secret>'"
                 ).model_dump(),
             )
