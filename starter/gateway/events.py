@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -84,8 +85,15 @@ def parse_event(raw: bytes, *, received_at: datetime | None = None) -> Event:
     `occurred_at`: its business date (docs/events.md)."""
     try:
         document = json.loads(raw)
+    except RecursionError:
+        raise InvalidEvent("the body is nested too deeply to be an event") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidEvent(f"the body is not valid JSON: {exc}") from exc
+        raise InvalidEvent(f"the body is not valid JSON: {exc}") from None
+    except ValueError:  # Python refuses integers of more than 4300 digits (int_max_str_digits)
+        raise InvalidEvent(
+            "the body has a number with too many digits (more than "
+            f"{sys.get_int_max_str_digits()}) to be an event"
+        ) from None
     try:
         envelope = Envelope.model_validate(document)
     except ValidationError as exc:

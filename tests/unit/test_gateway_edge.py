@@ -90,3 +90,47 @@ async def test_a_well_formed_but_wrong_signature_says_it_does_not_match(
     assert "does not match" in answer.json()["detail"]
     upper_hex = "sha256=" + sign(raw, SECRET).removeprefix("sha256=").upper()
     assert (await _post(client, raw, upper_hex)).status_code == 202
+
+
+PAYMENT = {"invoice_number": "F-200780963-000001", "paid_on": "2026-10-30"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "loc", "named"),
+    [
+        (
+            _raw(envelope("client_payment.received", {**PAYMENT, "amount": 1e26})),
+            "data.amount",
+            "too large",
+        ),
+        (
+            _raw(envelope("client_payment.received", {**PAYMENT, "amount": "1e26"})),
+            "data.amount",
+            "too large",
+        ),
+        (
+            _raw(envelope("cra.validated", VALIDATION)).replace(b'"APR-1"', b"1" + b"0" * 5000),
+            None,
+            "digits",
+        ),
+        (
+            _raw(envelope("cra.validated", VALIDATION)).replace(
+                b'"APR-1"', b"[" * 100_000 + b"]" * 100_000
+            ),
+            None,
+            "nested",
+        ),
+    ],
+    ids=["amount-1e26", "amount-1e26-string", "5000-digit-integer", "deep-nesting"],
+)
+async def test_a_signed_body_with_huge_numbers_or_deep_nesting_is_a_422_naming_it(
+    client: httpx.AsyncClient, raw: bytes, loc: str | None, named: str
+) -> None:
+    answer = await _post(client, raw)
+    assert answer.status_code == 422, answer.text
+    body = answer.json()
+    if loc is None:
+        assert named in body["detail"]
+    else:
+        error = next(e for e in body["errors"] if e["loc"] == loc)
+        assert named in error["msg"]
