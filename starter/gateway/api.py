@@ -194,6 +194,42 @@ def add_event_schemas(document: dict[str, Any], schemas: dict[str, Any]) -> None
         target.setdefault(name, schema)
 
 
+class BodyRefused(Exception):
+    """A request body refused before it is read whole: its status (413, 400) and why."""
+
+    def __init__(self, status_code: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.detail = detail
+
+
+async def read_limited_body(request: Request, limit: int) -> bytes:
+    """The raw body, at most `limit` bytes: refused from its `Content-Length` before reading
+    anything, else while streaming as soon as it passes the limit, so that a huge or endless
+    body never sits in memory (the signature can only be checked on the whole body)."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.strip().isdigit():
+            raise BodyRefused(400, f"Content-Length {declared!r} is not a number of bytes")
+        if int(declared) > limit:
+            raise BodyRefused(413, _too_large(limit))
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyRefused(413, _too_large(limit))
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> str:
+    return (
+        f"the body is larger than {limit} bytes, the most an event may be "
+        "(CONTRACTING_GATEWAY_MAX_BODY_BYTES): send one event per request"
+    )
+
+
 T = TypeVar("T")
 
 WORKFLOW_READ_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -271,9 +307,11 @@ def create_app(
         response_model=Accepted,
         responses={
             200: {"model": Duplicate, "description": "This event_id was already received."},
+            400: {"model": Rejected, "description": "Content-Length is not a number."},
             401: {"model": Rejected, "description": "Missing or wrong signature."},
             404: {"model": Rejected, "description": "Unknown mission or proposal."},
             409: {"model": Rejected, "description": "Not applicable in the current state."},
+            413: {"model": Rejected, "description": "Body over the size limit."},
             422: {"model": Rejected, "description": "Malformed envelope or payload."},
             501: {"model": Rejected, "description": "Type not handled by this version yet."},
             503: {"model": Rejected, "description": "Temporal or database unavailable."},
@@ -286,7 +324,12 @@ def create_app(
     ) -> JSONResponse:
         """A platform event (docs/events.md). The body is read raw, its signature checked on
         those bytes, then validated: the request body described here is documentation."""
-        raw = await request.body()
+        try:
+            raw = await read_limited_body(request, settings.gateway_max_body_bytes)
+        except BodyRefused as exc:
+            return JSONResponse(
+                status_code=exc.status_code, content=Rejected(detail=exc.detail).model_dump()
+            )
         problem = signature_problem(raw, x_signature, secret)
         if problem is not None:
             return JSONResponse(

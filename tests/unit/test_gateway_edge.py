@@ -134,3 +134,51 @@ async def test_a_signed_body_with_huge_numbers_or_deep_nesting_is_a_422_naming_i
     else:
         error = next(e for e in body["errors"] if e["loc"] == loc)
         assert named in error["msg"]
+
+
+LIMIT = 4096
+
+
+class CountingBody:
+    """A request body streamed in 1 KiB chunks, counting what the gateway pulled."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.sent = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while self.sent < self.size:
+            self.sent += 1024
+            yield b" " * 1024
+
+
+async def _post_stream(body: CountingBody, headers: dict[str, str]) -> httpx.Response:
+    app = create_app(
+        Settings(gateway_secret=SECRET, gateway_max_body_bytes=LIMIT),
+        processor=cast(EventProcessor, ParsingProcessor()),
+    )
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+        return await http.post(
+            "/events", content=body, headers={SIGNATURE_HEADER: "sha256=" + "0" * 64, **headers}
+        )
+
+
+async def test_a_body_declared_over_the_limit_is_a_413_before_it_is_read() -> None:
+    body = CountingBody(1024 * 1024)
+    answer = await _post_stream(body, {"Content-Length": str(body.size)})
+    assert answer.status_code == 413, answer.text
+    assert f"{LIMIT} bytes" in answer.json()["detail"]
+    assert body.sent <= 1024  # at most the first chunk pulled, never the whole body
+
+
+async def test_a_streamed_body_is_cut_at_the_limit_with_a_413() -> None:
+    body = CountingBody(1024 * 1024)  # no Content-Length: chunked
+    answer = await _post_stream(body, {})
+    assert answer.status_code == 413, answer.text
+    assert body.sent <= LIMIT + 1024
+
+
+async def test_a_body_under_the_limit_still_reaches_the_signature_check() -> None:
+    answer = await _post_stream(CountingBody(2048), {})
+    assert answer.status_code == 401
