@@ -55,6 +55,17 @@ class Settings(BaseSettings):
     gateway_port: int = 8000
     gateway_url: str = "http://127.0.0.1:8000"
     gateway_secret: SecretStr | None = None
+    gateway_signature_tolerance_seconds: int = Field(
+        default=300,
+        gt=0,
+        description="How far X-Signature-Timestamp may be from the gateway's clock: a signed "
+        "request replayed later than this is refused (401).",
+    )
+    gateway_allow_untimestamped: bool = Field(
+        default=False,
+        description="Also accept the legacy signature of the body alone, which never expires: "
+        "only while a platform migrates to the timestamped scheme.",
+    )
     gateway_max_body_bytes: int = Field(
         default=512 * 1024,
         gt=0,

@@ -23,7 +23,7 @@ from schemas.mission import MissionView
 from settings import Settings, get_settings
 from starter.gateway.events import REQUIRED_AT_EDGE, EventError
 from starter.gateway.processor import EventProcessor, open_processor
-from starter.gateway.signing import SIGNATURE_HEADER, signature_problem
+from starter.gateway.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, Verifier
 from starter.support.documents import (
     MissionDocuments,
     NoSuchDocument,
@@ -142,7 +142,8 @@ def event_request_body() -> tuple[dict[str, Any], dict[str, Any]]:
         "required": True,
         "description": (
             "A platform event: the envelope and the `data` of its `type` (docs/events.md). "
-            "Sign the raw bytes you send: `X-Signature: sha256=<hex HMAC-SHA256>`."
+            "Sign the raw bytes you send: `X-Signature-Timestamp: <Unix seconds>` and "
+            '`X-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">`.'
         ),
         "content": {
             "application/json": {
@@ -263,7 +264,11 @@ def create_app(
     their own, bound to the test servers).
     """
     settings = settings or get_settings()
-    secret = settings.effective_gateway_secret()
+    verifier = Verifier(
+        settings.effective_gateway_secret(),
+        tolerance_seconds=settings.gateway_signature_tolerance_seconds,
+        allow_untimestamped=settings.gateway_allow_untimestamped,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -278,7 +283,8 @@ def create_app(
         title="Contracting orchestrator — event gateway",
         description=(
             "The marketplace backend posts platform events here (see docs/events.md). Each body "
-            "is signed: `X-Signature: sha256=<hex HMAC-SHA256 of the raw body>`."
+            "is signed: `X-Signature-Timestamp: <Unix seconds>` and `X-Signature: "
+            'sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>">` (docs/events.md).'
         ),
         version="0.1.0",
         lifespan=lifespan,
@@ -321,6 +327,10 @@ def create_app(
     async def post_event(
         request: Request,
         x_signature: Annotated[str | None, Header(alias=SIGNATURE_HEADER)] = None,
+        x_signature_timestamp: Annotated[
+            str | None,
+            Header(alias=TIMESTAMP_HEADER, description="Unix seconds of signing, signed too"),
+        ] = None,
     ) -> JSONResponse:
         """A platform event (docs/events.md). The body is read raw, its signature checked on
         those bytes, then validated: the request body described here is documentation."""
@@ -330,15 +340,9 @@ def create_app(
             return JSONResponse(
                 status_code=exc.status_code, content=Rejected(detail=exc.detail).model_dump()
             )
-        problem = signature_problem(raw, x_signature, secret)
+        problem = verifier.problem(raw, x_signature, x_signature_timestamp)
         if problem is not None:
-            return JSONResponse(
-                status_code=401,
-                content=Rejected(
-                    detail=f"{problem}; expected "
-                    "'sha256=<hex HMAC-SHA256 of the raw body with the shared secret>'"
-                ).model_dump(),
-            )
+            return JSONResponse(status_code=401, content=Rejected(detail=problem).model_dump())
         processor: EventProcessor = request.app.state.processor
         try:
             outcome = await processor.process(raw)

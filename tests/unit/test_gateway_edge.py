@@ -5,6 +5,7 @@ parses like the real one (no Temporal, no database)."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import cast
 
@@ -15,7 +16,7 @@ from settings import Settings
 from starter.gateway.api import create_app
 from starter.gateway.events import parse_event
 from starter.gateway.processor import EventProcessor, Outcome
-from starter.gateway.signing import SIGNATURE_HEADER, sign
+from starter.gateway.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, signed_headers
 from tests.support.factories import envelope
 
 SECRET = "edge-test-secret"
@@ -54,9 +55,12 @@ def _raw(event: dict[str, object]) -> bytes:
 async def _post(
     client: httpx.AsyncClient, raw: bytes, signature: str | bytes | None = None
 ) -> httpx.Response:
-    header = sign(raw, SECRET) if signature is None else signature
-    value = header.encode("latin-1") if isinstance(header, str) else header
-    return await client.post("/events", content=raw, headers={SIGNATURE_HEADER.encode(): value})
+    """Signed now with SECRET, or with `signature` in place of the right X-Signature."""
+    headers = {k.encode(): v.encode() for k, v in signed_headers(raw, SECRET).items()}
+    if signature is not None:
+        value = signature.encode("latin-1") if isinstance(signature, str) else signature
+        headers[SIGNATURE_HEADER.encode()] = value
+    return await client.post("/events", content=raw, headers=headers)
 
 
 @pytest.mark.parametrize(
@@ -88,7 +92,8 @@ async def test_a_well_formed_but_wrong_signature_says_it_does_not_match(
     answer = await _post(client, raw, sign(raw, "another secret"))
     assert answer.status_code == 401
     assert "does not match" in answer.json()["detail"]
-    upper_hex = "sha256=" + sign(raw, SECRET).removeprefix("sha256=").upper()
+    right = signed_headers(raw, SECRET)[SIGNATURE_HEADER]
+    upper_hex = "sha256=" + right.removeprefix("sha256=").upper()
     assert (await _post(client, raw, upper_hex)).status_code == 202
 
 
@@ -182,3 +187,58 @@ async def test_a_streamed_body_is_cut_at_the_limit_with_a_413() -> None:
 async def test_a_body_under_the_limit_still_reaches_the_signature_check() -> None:
     answer = await _post_stream(CountingBody(2048), {})
     assert answer.status_code == 401
+
+
+async def _post_at(
+    raw: bytes, signed_at: float | None, **settings: object
+) -> tuple[httpx.Response, ParsingProcessor]:
+    """Post `raw` signed the current way at `signed_at` (Unix seconds), or the legacy way
+    (body only, no timestamp) when None."""
+    processor = ParsingProcessor()
+    app = create_app(
+        Settings(gateway_secret=SECRET, **settings),  # type: ignore[arg-type]
+        processor=cast(EventProcessor, processor),
+    )
+    if signed_at is None:
+        headers = {SIGNATURE_HEADER: sign(raw, SECRET)}
+    else:
+        headers = signed_headers(raw, SECRET, now=signed_at)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+        return await http.post("/events", content=raw, headers=headers), processor
+
+
+async def test_a_signature_is_valid_for_five_minutes_from_its_timestamp() -> None:
+    raw = _raw(envelope("cra.validated", VALIDATION))
+    fresh, _ = await _post_at(raw, time.time() - 60)
+    assert fresh.status_code == 202, fresh.text
+    for skew in (-400, 400):  # replayed later, or signed by a clock far ahead
+        replayed, processor = await _post_at(raw, time.time() + skew)
+        assert replayed.status_code == 401, replayed.text
+        assert TIMESTAMP_HEADER in replayed.json()["detail"]
+        assert "300 seconds" in replayed.json()["detail"]
+        assert processor.bodies == []
+
+
+async def test_a_body_signed_without_timestamp_is_refused_unless_allowed() -> None:
+    raw = _raw(envelope("cra.validated", VALIDATION))
+    legacy, processor = await _post_at(raw, None)
+    assert legacy.status_code == 401, legacy.text
+    assert f"missing {TIMESTAMP_HEADER}" in legacy.json()["detail"]
+    assert processor.bodies == []
+    allowed, _ = await _post_at(raw, None, gateway_allow_untimestamped=True)
+    assert allowed.status_code == 202, allowed.text
+
+
+async def test_the_timestamp_is_covered_by_the_signature() -> None:
+    raw = _raw(envelope("cra.validated", VALIDATION))
+    headers = signed_headers(raw, SECRET, now=time.time() - 3600)
+    headers[TIMESTAMP_HEADER] = str(int(time.time()))  # an old signature with a fresh date
+    app = create_app(
+        Settings(gateway_secret=SECRET), processor=cast(EventProcessor, ParsingProcessor())
+    )
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+        answer = await http.post("/events", content=raw, headers=headers)
+    assert answer.status_code == 401
+    assert "does not match" in answer.json()["detail"]
