@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     gateway_port: int = 8000
     gateway_url: str = "http://127.0.0.1:8000"
     gateway_secret: SecretStr | None = None
+    gateway_extra_secrets: SecretStr | None = Field(
+        default=None,
+        description="More HMAC secrets that also validate, comma-separated: during a rotation "
+        "the old and the new secret are both accepted.",
+    )
     gateway_signature_tolerance_seconds: int = Field(
         default=300,
         gt=0,
@@ -93,6 +98,13 @@ class Settings(BaseSettings):
             "without a shared HMAC secret. Set it to the secret the platform signs with "
             "(or run the embedded stack with `contracting dev`, which uses 'dev-secret')."
         )
+
+    def gateway_secrets(self) -> tuple[str, ...]:
+        """Every secret a signature may be made with: the gateway secret (the one this side
+        signs with) first, then `gateway_extra_secrets`, so that a rotation has no gap."""
+        extra = self.gateway_extra_secrets.get_secret_value() if self.gateway_extra_secrets else ""
+        secrets = [self.effective_gateway_secret(), *extra.split(",")]
+        return tuple(dict.fromkeys(s.strip() for s in secrets if s.strip()))
 
 
 @lru_cache

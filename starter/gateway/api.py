@@ -265,7 +265,7 @@ def create_app(
     """
     settings = settings or get_settings()
     verifier = Verifier(
-        settings.effective_gateway_secret(),
+        settings.gateway_secrets(),
         tolerance_seconds=settings.gateway_signature_tolerance_seconds,
         allow_untimestamped=settings.gateway_allow_untimestamped,
     )

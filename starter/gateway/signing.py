@@ -39,10 +39,11 @@ def signed_headers(body: bytes, secret: str, *, now: float | None = None) -> dic
 
 @dataclass(frozen=True)
 class Verifier:
-    """How the gateway checks signatures: its secret, how far a signature's timestamp may be
-    from its clock, and whether the legacy body-only scheme is still accepted."""
+    """How the gateway checks signatures: its secrets (several during a rotation, any of which
+    validates), how far a signature's timestamp may be from its clock, and whether the legacy
+    body-only scheme is still accepted."""
 
-    secret: str
+    secrets: tuple[str, ...]
     tolerance_seconds: int = 300
     allow_untimestamped: bool = False
 
@@ -87,8 +88,12 @@ class Verifier:
                     f"{self.tolerance_seconds} seconds allowed: sign each delivery when "
                     "sending it (a retry is signed again)"
                 )
-        expected = sign(body, self.secret, signed_at).encode("ascii")
-        if not hmac.compare_digest(expected, value.lower().encode("ascii")):
+        given = value.lower().encode("ascii")
+        matches = [
+            hmac.compare_digest(sign(body, secret, signed_at).encode("ascii"), given)
+            for secret in self.secrets  # every one, so the time says nothing of which matched
+        ]
+        if not any(matches):
             return (
                 f"{SIGNATURE_HEADER} does not match the body: sign '<timestamp>.<body>' (the "
                 "exact bytes you send) with the shared secret (HMAC-SHA256)"
@@ -98,5 +103,5 @@ class Verifier:
 
 def is_valid(body: bytes, header: str | None, secret: str) -> bool:
     """Constant-time check of a legacy (body only) signature against the body."""
-    verifier = Verifier(secret, allow_untimestamped=True)
+    verifier = Verifier((secret,), allow_untimestamped=True)
     return verifier.problem(body, header, None) is None

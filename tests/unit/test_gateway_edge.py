@@ -242,3 +242,19 @@ async def test_the_timestamp_is_covered_by_the_signature() -> None:
         answer = await http.post("/events", content=raw, headers=headers)
     assert answer.status_code == 401
     assert "does not match" in answer.json()["detail"]
+
+
+async def test_several_secrets_are_valid_at_once_for_rotation() -> None:
+    raw = _raw(envelope("cra.validated", VALIDATION))
+    processor = ParsingProcessor()
+    settings = Settings(gateway_secret="new", gateway_extra_secrets="old, older")
+    app = create_app(settings, processor=cast(EventProcessor, processor))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+        answers = {
+            secret: (
+                await http.post("/events", content=raw, headers=signed_headers(raw, secret))
+            ).status_code
+            for secret in ("new", "old", "older", "retired")
+        }
+    assert answers == {"new": 202, "old": 202, "older": 202, "retired": 401}
