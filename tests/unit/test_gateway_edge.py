@@ -258,3 +258,23 @@ async def test_several_secrets_are_valid_at_once_for_rotation() -> None:
             for secret in ("new", "old", "older", "retired")
         }
     assert answers == {"new": 202, "old": 202, "older": 202, "retired": 401}
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "gateway.example"])
+def test_the_dev_secret_is_refused_on_a_gateway_reachable_from_outside(host: str) -> None:
+    # CONTRACTING_DEV_STACK=1 can come from a stray .env: it must not open a public gateway.
+    with pytest.raises(RuntimeError, match="loopback"):
+        create_app(Settings(dev_stack=True, gateway_host=host))
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost"])
+async def test_the_dev_secret_works_on_a_loopback_dev_stack(host: str) -> None:
+    raw = _raw(envelope("cra.validated", VALIDATION))
+    app = create_app(
+        Settings(dev_stack=True, gateway_host=host),
+        processor=cast(EventProcessor, ParsingProcessor()),
+    )
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+        answer = await http.post("/events", content=raw, headers=signed_headers(raw, "dev-secret"))
+    assert answer.status_code == 202, answer.text
