@@ -9,6 +9,7 @@ envelope per event type, a `oneOf` with a discriminator on `type`."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypeVar
@@ -210,7 +211,7 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
     body never sits in memory (the signature can only be checked on the whole body)."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.strip().isdigit():
+        if not re.fullmatch(r"[0-9]{1,20}", declared.strip()):  # ASCII: "²".isdigit() too
             raise BodyRefused(400, f"Content-Length {declared!r} is not a number of bytes")
         if int(declared) > limit:
             raise BodyRefused(413, _too_large(limit))

@@ -278,3 +278,18 @@ async def test_the_dev_secret_works_on_a_loopback_dev_stack(host: str) -> None:
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
         answer = await http.post("/events", content=raw, headers=signed_headers(raw, "dev-secret"))
     assert answer.status_code == 202, answer.text
+
+
+@pytest.mark.parametrize(
+    "declared", [b"lots", b"\xb2", b"-1"], ids=["word", "superscript", "negative"]
+)
+async def test_a_content_length_that_is_not_a_number_is_a_400(
+    client: httpx.AsyncClient, declared: bytes
+) -> None:
+    raw = _raw(envelope("cra.validated", VALIDATION))
+    headers = {k.encode(): v.encode() for k, v in signed_headers(raw, SECRET).items()}
+    answer = await client.post(
+        "/events", content=raw, headers={**headers, b"Content-Length": declared}
+    )
+    assert answer.status_code == 400, answer.text
+    assert "Content-Length" in answer.json()["detail"]
