@@ -19,6 +19,11 @@ MAX_CLOCK_SKEW = timedelta(minutes=5)
 seconds; a business date further ahead is a bug of the sender, refused (422)."""
 
 
+EARLIEST_OCCURRED_AT = datetime(2000, 1, 1, tzinfo=UTC)
+"""No fact of the platform is older; an earlier `occurred_at` is a sender's bug (year 1 at
++14:00 would even overflow the Paris business date), refused (422)."""
+
+
 class EventError(Exception):
     """An event the gateway answers with a 4xx/5xx: the status and a body a person can act on."""
 
@@ -137,6 +142,21 @@ def _check_occurred_at(envelope: Envelope, received_at: datetime) -> None:
                     "loc": "data.occurred_at",
                     "msg": "remove it from data: the envelope's occurred_at dates the event",
                     "type": "extra_forbidden",
+                }
+            ],
+        )
+    if envelope.occurred_at < EARLIEST_OCCURRED_AT:
+        raise InvalidEvent(
+            "occurred_at is too far in the past",
+            errors=[
+                {
+                    "loc": "occurred_at",
+                    "msg": (
+                        f"{envelope.occurred_at.isoformat()} is before "
+                        f"{EARLIEST_OCCURRED_AT.date().isoformat()}: send the moment the fact "
+                        "happened"
+                    ),
+                    "type": "value_error",
                 }
             ],
         )

@@ -14,7 +14,7 @@ import pytest
 
 from settings import Settings
 from starter.gateway.api import create_app
-from starter.gateway.events import parse_event
+from starter.gateway.events import InvalidEvent, parse_event
 from starter.gateway.processor import EventProcessor, Outcome
 from starter.gateway.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, signed_headers
 from tests.support.factories import envelope
@@ -293,3 +293,13 @@ async def test_a_content_length_that_is_not_a_number_is_a_400(
     )
     assert answer.status_code == 400, answer.text
     assert "Content-Length" in answer.json()["detail"]
+
+
+@pytest.mark.parametrize("occurred_at", ["0001-01-01T00:00:00+14:00", "1999-12-31T23:59:59+00:00"])
+def test_an_occurred_at_before_2000_is_refused(occurred_at: str) -> None:
+    # Year 1 at +14:00 is before datetime.min in UTC: the Paris business date overflowed (500).
+    event = {**envelope("cra.validated", VALIDATION), "occurred_at": occurred_at}
+    with pytest.raises(InvalidEvent) as refused:
+        parse_event(_raw(event))
+    assert refused.value.errors[0]["loc"] == "occurred_at"
+    assert "2000" in refused.value.errors[0]["msg"]
