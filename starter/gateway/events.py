@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -22,6 +22,11 @@ seconds; a business date further ahead is a bug of the sender, refused (422)."""
 EARLIEST_OCCURRED_AT = datetime(2000, 1, 1, tzinfo=UTC)
 """No fact of the platform is older; an earlier `occurred_at` is a sender's bug (year 1 at
 +14:00 would even overflow the Paris business date), refused (422)."""
+
+
+DATE_RANGE = (date(2000, 1, 1), date(2099, 12, 31))
+"""Every date and timestamp of a payload lies in this century: year 9999 plus a document's
+validity, or a timer in year 1, would overflow inside a workflow (stuck, not refused)."""
 
 
 class EventError(Exception):
@@ -119,6 +124,11 @@ def parse_event(raw: bytes, *, received_at: datetime | None = None) -> Event:
         raise InvalidEvent(
             f"the data of a {envelope.type!r} event has an invalid SIREN",
             errors=identifier_errors,
+        )
+    date_errors = _date_errors(payload, ("data",))
+    if date_errors:
+        raise InvalidEvent(
+            f"the data of a {envelope.type!r} event has a date out of range", errors=date_errors
         )
     if isinstance(payload, ProposalSubmitted):
         payload = _checked_vat(payload)
@@ -277,5 +287,29 @@ def _siren_errors(model: BaseModel, loc: tuple[str | int, ...]) -> list[dict[str
             except InvalidIdentifier as exc:
                 errors.append(
                     {"loc": ".".join(map(str, (*loc, name))), "msg": str(exc), "type": "siren"}
+                )
+    return errors
+
+
+def _date_errors(model: BaseModel, loc: tuple[str | int, ...]) -> list[dict[str, Any]]:
+    """A 422 error for every date or timestamp of a payload outside DATE_RANGE."""
+    errors: list[dict[str, Any]] = []
+    first, last = DATE_RANGE
+    for name, value in model:
+        if isinstance(value, BaseModel):
+            errors += _date_errors(value, (*loc, name))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                if isinstance(item, BaseModel):
+                    errors += _date_errors(item, (*loc, name, index))
+        elif isinstance(value, date):
+            day = value.date() if isinstance(value, datetime) else value
+            if not first <= day <= last:
+                errors.append(
+                    {
+                        "loc": ".".join(map(str, (*loc, name))),
+                        "msg": f"{value.isoformat()} is not between {first} and {last}",
+                        "type": "value_error",
+                    }
                 )
     return errors

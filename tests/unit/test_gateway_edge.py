@@ -303,3 +303,40 @@ def test_an_occurred_at_before_2000_is_refused(occurred_at: str) -> None:
         parse_event(_raw(event))
     assert refused.value.errors[0]["loc"] == "occurred_at"
     assert "2000" in refused.value.errors[0]["msg"]
+
+
+@pytest.mark.parametrize(
+    ("event_type", "data", "loc"),
+    [
+        (
+            "document.uploaded",
+            {
+                "document_id": "D-1",
+                "provider_siren": "200780963",
+                "kind": "kbis",
+                "issued_on": "9999-12-31",
+                "file_ref": "s3://d.pdf",
+            },
+            "data.issued_on",
+        ),
+        (
+            "renewal.requested",
+            {"mission_id": "M-1", "new_end_date": "9999-12-31"},
+            "data.new_end_date",
+        ),
+        (
+            "qualification_meeting.scheduled",
+            {"proposal_id": "P-1", "at": "0001-01-01T00:00:00+14:00"},
+            "data.at",
+        ),
+    ],
+    ids=["issued-9999", "renewal-9999", "meeting-year-1"],
+)
+def test_a_date_outside_this_century_is_refused_at_its_path(
+    event_type: str, data: dict[str, object], loc: str
+) -> None:
+    # Year 9999 plus a document's validity, or a timer in year 1, would overflow in the workflow.
+    with pytest.raises(InvalidEvent) as refused:
+        parse_event(_raw(envelope(event_type, data)))
+    assert refused.value.errors[0]["loc"] == loc
+    assert "between 2000-01-01 and 2099-12-31" in refused.value.errors[0]["msg"]
