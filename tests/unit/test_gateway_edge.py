@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import cast
 
 import httpx
@@ -40,11 +41,20 @@ def processor() -> ParsingProcessor:
     return ParsingProcessor()
 
 
-@pytest.fixture
-async def client(processor: ParsingProcessor) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings(gateway_secret=SECRET), processor=cast(EventProcessor, processor))
+@asynccontextmanager
+async def _gateway(
+    settings: Settings, processor: ParsingProcessor | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The gateway app with `settings` over ASGI (no socket); a 500 is answered, not raised."""
+    app = create_app(settings, processor=cast(EventProcessor, processor or ParsingProcessor()))
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+        yield http
+
+
+@pytest.fixture
+async def client(processor: ParsingProcessor) -> AsyncIterator[httpx.AsyncClient]:
+    async with _gateway(Settings(gateway_secret=SECRET), processor) as http:
         yield http
 
 
@@ -158,12 +168,7 @@ class CountingBody:
 
 
 async def _post_stream(body: CountingBody, headers: dict[str, str]) -> httpx.Response:
-    app = create_app(
-        Settings(gateway_secret=SECRET, gateway_max_body_bytes=LIMIT),
-        processor=cast(EventProcessor, ParsingProcessor()),
-    )
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+    async with _gateway(Settings(gateway_secret=SECRET, gateway_max_body_bytes=LIMIT)) as http:
         return await http.post(
             "/events", content=body, headers={SIGNATURE_HEADER: "sha256=" + "0" * 64, **headers}
         )
@@ -190,21 +195,17 @@ async def test_a_body_under_the_limit_still_reaches_the_signature_check() -> Non
 
 
 async def _post_at(
-    raw: bytes, signed_at: float | None, **settings: object
+    raw: bytes, signed_at: float | None, *, allow_untimestamped: bool = False
 ) -> tuple[httpx.Response, ParsingProcessor]:
     """Post `raw` signed the current way at `signed_at` (Unix seconds), or the legacy way
     (body only, no timestamp) when None."""
     processor = ParsingProcessor()
-    app = create_app(
-        Settings(gateway_secret=SECRET, **settings),  # type: ignore[arg-type]
-        processor=cast(EventProcessor, processor),
-    )
+    settings = Settings(gateway_secret=SECRET, gateway_allow_untimestamped=allow_untimestamped)
     if signed_at is None:
         headers = {SIGNATURE_HEADER: sign(raw, SECRET)}
     else:
         headers = signed_headers(raw, SECRET, now=signed_at)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+    async with _gateway(settings, processor) as http:
         return await http.post("/events", content=raw, headers=headers), processor
 
 
@@ -226,7 +227,7 @@ async def test_a_body_signed_without_timestamp_is_refused_unless_allowed() -> No
     assert legacy.status_code == 401, legacy.text
     assert f"missing {TIMESTAMP_HEADER}" in legacy.json()["detail"]
     assert processor.bodies == []
-    allowed, _ = await _post_at(raw, None, gateway_allow_untimestamped=True)
+    allowed, _ = await _post_at(raw, None, allow_untimestamped=True)
     assert allowed.status_code == 202, allowed.text
 
 
@@ -234,11 +235,7 @@ async def test_the_timestamp_is_covered_by_the_signature() -> None:
     raw = _raw(envelope("cra.validated", VALIDATION))
     headers = signed_headers(raw, SECRET, now=time.time() - 3600)
     headers[TIMESTAMP_HEADER] = str(int(time.time()))  # an old signature with a fresh date
-    app = create_app(
-        Settings(gateway_secret=SECRET), processor=cast(EventProcessor, ParsingProcessor())
-    )
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+    async with _gateway(Settings(gateway_secret=SECRET)) as http:
         answer = await http.post("/events", content=raw, headers=headers)
     assert answer.status_code == 401
     assert "does not match" in answer.json()["detail"]
@@ -246,11 +243,8 @@ async def test_the_timestamp_is_covered_by_the_signature() -> None:
 
 async def test_several_secrets_are_valid_at_once_for_rotation() -> None:
     raw = _raw(envelope("cra.validated", VALIDATION))
-    processor = ParsingProcessor()
     settings = Settings(gateway_secret="new", gateway_extra_secrets="old, older")
-    app = create_app(settings, processor=cast(EventProcessor, processor))
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+    async with _gateway(settings) as http:
         answers = {
             secret: (
                 await http.post("/events", content=raw, headers=signed_headers(raw, secret))
@@ -270,12 +264,7 @@ def test_the_dev_secret_is_refused_on_a_gateway_reachable_from_outside(host: str
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost"])
 async def test_the_dev_secret_works_on_a_loopback_dev_stack(host: str) -> None:
     raw = _raw(envelope("cra.validated", VALIDATION))
-    app = create_app(
-        Settings(dev_stack=True, gateway_host=host),
-        processor=cast(EventProcessor, ParsingProcessor()),
-    )
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+    async with _gateway(Settings(dev_stack=True, gateway_host=host)) as http:
         answer = await http.post("/events", content=raw, headers=signed_headers(raw, "dev-secret"))
     assert answer.status_code == 202, answer.text
 
