@@ -258,13 +258,13 @@ async def test_several_secrets_are_valid_at_once_for_rotation() -> None:
 def test_the_dev_secret_is_refused_on_a_gateway_reachable_from_outside(host: str) -> None:
     # CONTRACTING_DEV_STACK=1 can come from a stray .env: it must not open a public gateway.
     with pytest.raises(RuntimeError, match="loopback"):
-        create_app(Settings(dev_stack=True, gateway_host=host))
+        create_app(Settings(dev_stack=True, gateway_host=host, gateway_secret=None))
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost"])
 async def test_the_dev_secret_works_on_a_loopback_dev_stack(host: str) -> None:
     raw = _raw(envelope("cra.validated", VALIDATION))
-    async with _gateway(Settings(dev_stack=True, gateway_host=host)) as http:
+    async with _gateway(Settings(dev_stack=True, gateway_host=host, gateway_secret=None)) as http:
         answer = await http.post("/events", content=raw, headers=signed_headers(raw, "dev-secret"))
     assert answer.status_code == 202, answer.text
 
