@@ -6,6 +6,7 @@ configured on a developer's machine; production overrides them (see the README).
 
 from __future__ import annotations
 
+import ipaddress
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -14,6 +15,16 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_GATEWAY_SECRET = "dev-secret"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a server bound to `host` is reachable from this machine only."""
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a name: it may resolve to any interface
+        return False
 
 
 class Settings(BaseSettings):
@@ -55,9 +66,32 @@ class Settings(BaseSettings):
     gateway_port: int = 8000
     gateway_url: str = "http://127.0.0.1:8000"
     gateway_secret: SecretStr | None = None
+    gateway_extra_secrets: SecretStr | None = Field(
+        default=None,
+        description="More HMAC secrets that also validate, comma-separated: during a rotation "
+        "the old and the new secret are both accepted.",
+    )
+    gateway_signature_tolerance_seconds: int = Field(
+        default=300,
+        gt=0,
+        description="How far X-Signature-Timestamp may be from the gateway's clock: a signed "
+        "request replayed later than this is refused (401).",
+    )
+    gateway_allow_untimestamped: bool = Field(
+        default=False,
+        description="Also accept the legacy signature of the body alone, which never expires: "
+        "only while a platform migrates to the timestamped scheme.",
+    )
+    gateway_max_body_bytes: int = Field(
+        default=512 * 1024,
+        gt=0,
+        description="Largest `POST /events` body (413 above), checked before it is read whole: "
+        "the largest legitimate event, an rfp.closed with 1,000 addresses, is about 260 kB.",
+    )
     dev_stack: bool = Field(
         default=False,
-        description="Set by `contracting dev`: allows the well-known development secret.",
+        description="Set by `contracting dev`: allows the well-known development secret "
+        "while the gateway is bound to a loopback address.",
     )
 
     # Contractual constants that are product decisions (domain-rules.md).
@@ -66,16 +100,32 @@ class Settings(BaseSettings):
     kbis_max_age_days: int = 90
 
     def effective_gateway_secret(self) -> str:
-        """The HMAC secret; the dev stack falls back to `dev-secret`, production must set one."""
+        """The HMAC secret; a dev stack bound to loopback falls back to `dev-secret`, anything
+        else must set one: `CONTRACTING_DEV_STACK=1` alone (a stray `.env`) must not open a
+        gateway reachable from the network with a secret everyone knows."""
         if self.gateway_secret is not None and self.gateway_secret.get_secret_value():
             return self.gateway_secret.get_secret_value()
-        if self.dev_stack:
+        if self.dev_stack and is_loopback(self.gateway_host):
             return DEV_GATEWAY_SECRET
+        if self.dev_stack:
+            raise RuntimeError(
+                f"CONTRACTING_GATEWAY_SECRET is not set and the gateway is bound to "
+                f"{self.gateway_host!r}, not a loopback address: the well-known 'dev-secret' is "
+                "only accepted on a dev stack reachable from this machine alone. Bind it to "
+                "127.0.0.1 (CONTRACTING_GATEWAY_HOST) or set CONTRACTING_GATEWAY_SECRET."
+            )
         raise RuntimeError(
             "CONTRACTING_GATEWAY_SECRET is not set: the gateway refuses to accept events "
             "without a shared HMAC secret. Set it to the secret the platform signs with "
             "(or run the embedded stack with `contracting dev`, which uses 'dev-secret')."
         )
+
+    def gateway_secrets(self) -> tuple[str, ...]:
+        """Every secret a signature may be made with: the gateway secret (the one this side
+        signs with) first, then `gateway_extra_secrets`, so that a rotation has no gap."""
+        extra = self.gateway_extra_secrets.get_secret_value() if self.gateway_extra_secrets else ""
+        secrets = [self.effective_gateway_secret(), *extra.split(",")]
+        return tuple(dict.fromkeys(s.strip() for s in secrets if s.strip()))
 
 
 @lru_cache

@@ -8,11 +8,18 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 CENT = Decimal("0.01")
+MONEY_LIMIT = Decimal("1000000000")
+"""Amounts are below a billion euros in absolute value: no mission comes near, and a larger one
+(1e26 from a buggy sender) cannot be quantized to cents in the decimal context (28 digits)."""
 
 
 def _two_decimals(value: Decimal) -> Decimal:
     if not value.is_finite():
         raise ValueError("must be a finite amount")
+    if abs(value) >= MONEY_LIMIT:
+        raise ValueError(
+            "too large: an amount must be below 1000000000 (a billion) in absolute value"
+        )
     if value != value.quantize(CENT, rounding=ROUND_HALF_UP):
         raise ValueError("must have at most two decimals (euros and cents)")
     return value.quantize(CENT)

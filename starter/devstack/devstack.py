@@ -368,6 +368,10 @@ class DevStack:
                 f"stop it first (Ctrl-C in its terminal, or `kill {pid}`)"
             )
         check_ports(stack_ports(self.settings, gateway=self.with_gateway))
+        try:
+            self.settings.effective_gateway_secret()  # dev-secret only when bound to loopback
+        except RuntimeError as error:
+            raise StackError(str(error)) from None
 
     def _read_ready_file(self) -> dict[str, Any] | None:
         try:

@@ -9,6 +9,7 @@ envelope per event type, a `oneOf` with a discriminator on `type`."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypeVar
@@ -23,7 +24,7 @@ from schemas.mission import MissionView
 from settings import Settings, get_settings
 from starter.gateway.events import REQUIRED_AT_EDGE, EventError
 from starter.gateway.processor import EventProcessor, open_processor
-from starter.gateway.signing import SIGNATURE_HEADER, is_valid
+from starter.gateway.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, Verifier
 from starter.support.documents import (
     MissionDocuments,
     NoSuchDocument,
@@ -142,7 +143,8 @@ def event_request_body() -> tuple[dict[str, Any], dict[str, Any]]:
         "required": True,
         "description": (
             "A platform event: the envelope and the `data` of its `type` (docs/events.md). "
-            "Sign the raw bytes you send: `X-Signature: sha256=<hex HMAC-SHA256>`."
+            "Sign the raw bytes you send: `X-Signature-Timestamp: <Unix seconds>` and "
+            '`X-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">`.'
         ),
         "content": {
             "application/json": {
@@ -194,6 +196,42 @@ def add_event_schemas(document: dict[str, Any], schemas: dict[str, Any]) -> None
         target.setdefault(name, schema)
 
 
+class BodyRefused(Exception):
+    """A request body refused before it is read whole: its status (413, 400) and why."""
+
+    def __init__(self, status_code: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.detail = detail
+
+
+async def read_limited_body(request: Request, limit: int) -> bytes:
+    """The raw body, at most `limit` bytes: refused from its `Content-Length` before reading
+    anything, else while streaming as soon as it passes the limit, so that a huge or endless
+    body never sits in memory (the signature can only be checked on the whole body)."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not re.fullmatch(r"[0-9]{1,20}", declared.strip()):  # ASCII: "²".isdigit() too
+            raise BodyRefused(400, f"Content-Length {declared!r} is not a number of bytes")
+        if int(declared) > limit:
+            raise BodyRefused(413, _too_large(limit))
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyRefused(413, _too_large(limit))
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> str:
+    return (
+        f"the body is larger than {limit} bytes, the most an event may be "
+        "(CONTRACTING_GATEWAY_MAX_BODY_BYTES): send one event per request"
+    )
+
+
 T = TypeVar("T")
 
 WORKFLOW_READ_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -227,7 +265,11 @@ def create_app(
     their own, bound to the test servers).
     """
     settings = settings or get_settings()
-    secret = settings.effective_gateway_secret()
+    verifier = Verifier(
+        settings.gateway_secrets(),
+        tolerance_seconds=settings.gateway_signature_tolerance_seconds,
+        allow_untimestamped=settings.gateway_allow_untimestamped,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -242,7 +284,8 @@ def create_app(
         title="Contracting orchestrator — event gateway",
         description=(
             "The marketplace backend posts platform events here (see docs/events.md). Each body "
-            "is signed: `X-Signature: sha256=<hex HMAC-SHA256 of the raw body>`."
+            "is signed: `X-Signature-Timestamp: <Unix seconds>` and `X-Signature: "
+            'sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>">` (docs/events.md).'
         ),
         version="0.1.0",
         lifespan=lifespan,
@@ -271,9 +314,11 @@ def create_app(
         response_model=Accepted,
         responses={
             200: {"model": Duplicate, "description": "This event_id was already received."},
+            400: {"model": Rejected, "description": "Content-Length is not a number."},
             401: {"model": Rejected, "description": "Missing or wrong signature."},
             404: {"model": Rejected, "description": "Unknown mission or proposal."},
             409: {"model": Rejected, "description": "Not applicable in the current state."},
+            413: {"model": Rejected, "description": "Body over the size limit."},
             422: {"model": Rejected, "description": "Malformed envelope or payload."},
             501: {"model": Rejected, "description": "Type not handled by this version yet."},
             503: {"model": Rejected, "description": "Temporal or database unavailable."},
@@ -283,18 +328,22 @@ def create_app(
     async def post_event(
         request: Request,
         x_signature: Annotated[str | None, Header(alias=SIGNATURE_HEADER)] = None,
+        x_signature_timestamp: Annotated[
+            str | None,
+            Header(alias=TIMESTAMP_HEADER, description="Unix seconds of signing, signed too"),
+        ] = None,
     ) -> JSONResponse:
         """A platform event (docs/events.md). The body is read raw, its signature checked on
         those bytes, then validated: the request body described here is documentation."""
-        raw = await request.body()
-        if not is_valid(raw, x_signature, secret):
+        try:
+            raw = await read_limited_body(request, settings.gateway_max_body_bytes)
+        except BodyRefused as exc:
             return JSONResponse(
-                status_code=401,
-                content=Rejected(
-                    detail=f"missing or wrong {SIGNATURE_HEADER} header: expected "
-                    "'sha256=<hex HMAC-SHA256 of the raw body with the shared secret>'"
-                ).model_dump(),
+                status_code=exc.status_code, content=Rejected(detail=exc.detail).model_dump()
             )
+        problem = verifier.problem(raw, x_signature, x_signature_timestamp)
+        if problem is not None:
+            return JSONResponse(status_code=401, content=Rejected(detail=problem).model_dump())
         processor: EventProcessor = request.app.state.processor
         try:
             outcome = await processor.process(raw)

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from starter.gateway.signing import SIGNATURE_HEADER, sign
+from starter.gateway.signing import signed_headers
 
 
 @dataclass(frozen=True)
@@ -36,10 +36,7 @@ class GatewayClient:
         response = await self._http.post(
             "/events",
             content=body,
-            headers={
-                SIGNATURE_HEADER: sign(body, self._secret),
-                "Content-Type": "application/json",
-            },
+            headers={**signed_headers(body, self._secret), "Content-Type": "application/json"},
         )
         return GatewayResponse(response.status_code, response.json())
 

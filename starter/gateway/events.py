@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+import sys
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -16,6 +17,16 @@ from schemas.events import PAYLOADS, Dated, Envelope, Event, ProposalSubmitted
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 """How far in the future an `occurred_at` may be: the platform's and our clocks differ by
 seconds; a business date further ahead is a bug of the sender, refused (422)."""
+
+
+EARLIEST_OCCURRED_AT = datetime(2000, 1, 1, tzinfo=UTC)
+"""No fact of the platform is older; an earlier `occurred_at` is a sender's bug (year 1 at
++14:00 would even overflow the Paris business date), refused (422)."""
+
+
+DATE_RANGE = (date(2000, 1, 1), date(2099, 12, 31))
+"""Every date and timestamp of a payload lies in this century: year 9999 plus a document's
+validity, or a timer in year 1, would overflow inside a workflow (stuck, not refused)."""
 
 
 class EventError(Exception):
@@ -84,8 +95,15 @@ def parse_event(raw: bytes, *, received_at: datetime | None = None) -> Event:
     `occurred_at`: its business date (docs/events.md)."""
     try:
         document = json.loads(raw)
+    except RecursionError:
+        raise InvalidEvent("the body is nested too deeply to be an event") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidEvent(f"the body is not valid JSON: {exc}") from exc
+        raise InvalidEvent(f"the body is not valid JSON: {exc}") from None
+    except ValueError:  # Python refuses integers of more than 4300 digits (int_max_str_digits)
+        raise InvalidEvent(
+            "the body has a number with too many digits (more than "
+            f"{sys.get_int_max_str_digits()}) to be an event"
+        ) from None
     try:
         envelope = Envelope.model_validate(document)
     except ValidationError as exc:
@@ -106,6 +124,11 @@ def parse_event(raw: bytes, *, received_at: datetime | None = None) -> Event:
         raise InvalidEvent(
             f"the data of a {envelope.type!r} event has an invalid SIREN",
             errors=identifier_errors,
+        )
+    date_errors = _date_errors(payload, ("data",))
+    if date_errors:
+        raise InvalidEvent(
+            f"the data of a {envelope.type!r} event has a date out of range", errors=date_errors
         )
     if isinstance(payload, ProposalSubmitted):
         payload = _checked_vat(payload)
@@ -129,6 +152,21 @@ def _check_occurred_at(envelope: Envelope, received_at: datetime) -> None:
                     "loc": "data.occurred_at",
                     "msg": "remove it from data: the envelope's occurred_at dates the event",
                     "type": "extra_forbidden",
+                }
+            ],
+        )
+    if envelope.occurred_at < EARLIEST_OCCURRED_AT:
+        raise InvalidEvent(
+            "occurred_at is too far in the past",
+            errors=[
+                {
+                    "loc": "occurred_at",
+                    "msg": (
+                        f"{envelope.occurred_at.isoformat()} is before "
+                        f"{EARLIEST_OCCURRED_AT.date().isoformat()}: send the moment the fact "
+                        "happened"
+                    ),
+                    "type": "value_error",
                 }
             ],
         )
@@ -249,5 +287,29 @@ def _siren_errors(model: BaseModel, loc: tuple[str | int, ...]) -> list[dict[str
             except InvalidIdentifier as exc:
                 errors.append(
                     {"loc": ".".join(map(str, (*loc, name))), "msg": str(exc), "type": "siren"}
+                )
+    return errors
+
+
+def _date_errors(model: BaseModel, loc: tuple[str | int, ...]) -> list[dict[str, Any]]:
+    """A 422 error for every date or timestamp of a payload outside DATE_RANGE."""
+    errors: list[dict[str, Any]] = []
+    first, last = DATE_RANGE
+    for name, value in model:
+        if isinstance(value, BaseModel):
+            errors += _date_errors(value, (*loc, name))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                if isinstance(item, BaseModel):
+                    errors += _date_errors(item, (*loc, name, index))
+        elif isinstance(value, date):
+            day = value.date() if isinstance(value, datetime) else value
+            if not first <= day <= last:
+                errors.append(
+                    {
+                        "loc": ".".join(map(str, (*loc, name))),
+                        "msg": f"{value.isoformat()} is not between {first} and {last}",
+                        "type": "value_error",
+                    }
                 )
     return errors

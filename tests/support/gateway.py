@@ -27,7 +27,7 @@ from domain.calendar import previous_business_day_on_or_before
 from domain.clock import paris_date, paris_instant
 from domain.cra import month_bounds, month_of
 from schemas.mission import MissionView
-from starter.gateway.signing import SIGNATURE_HEADER, sign
+from starter.gateway.signing import SIGNATURE_HEADER, signed_headers
 from tests.support.factories import (
     APPROVER,
     PROVIDER_ADDRESS,
@@ -53,8 +53,10 @@ class GatewayTestClient:
         self, event: dict[str, Any], *, secret: str = TEST_SECRET, signature: str | None = None
     ) -> httpx.Response:
         body = json.dumps(event).encode()
-        header = signature if signature is not None else sign(body, secret)
-        response = await self.http.post("/events", content=body, headers={SIGNATURE_HEADER: header})
+        headers = signed_headers(body, secret)
+        if signature is not None:
+            headers[SIGNATURE_HEADER] = signature
+        response = await self.http.post("/events", content=body, headers=headers)
         if response.status_code == 202:
             self.workflow_ids.add(response.json()["workflow_id"])
         return response

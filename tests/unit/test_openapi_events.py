@@ -17,7 +17,7 @@ from settings import Settings
 from starter.gateway.api import COMPONENTS, ENVELOPE_ONLY, add_event_schemas, create_app
 from starter.gateway.events import REQUIRED_AT_EDGE
 from starter.gateway.processor import EventProcessor, Outcome
-from starter.gateway.signing import SIGNATURE_HEADER, sign
+from starter.gateway.signing import signed_headers
 from tests.support.factories import envelope, proposal_submitted
 
 SECRET = "openapi-test-secret"
@@ -211,12 +211,12 @@ async def test_the_raw_body_is_still_signed_and_handed_over_as_sent() -> None:
         answer = await client.post(
             "/events",
             content=raw,
-            headers={SIGNATURE_HEADER: sign(raw, SECRET), "Content-Type": "application/json"},
+            headers={**signed_headers(raw, SECRET), "Content-Type": "application/json"},
         )
         refused = await client.post(
             "/events",
             content=raw,
-            headers={SIGNATURE_HEADER: sign(raw, "another secret")},
+            headers=signed_headers(raw, "another secret"),
         )
     assert answer.status_code == 202
     assert refused.status_code == 401
@@ -229,8 +229,6 @@ async def test_a_body_the_schema_would_refuse_still_reaches_the_gateway_checks()
     processor = RecordingProcessor()
     raw = b'{"not": "an event"}'
     async with _client(processor) as client:
-        answer = await client.post(
-            "/events", content=raw, headers={SIGNATURE_HEADER: sign(raw, SECRET)}
-        )
+        answer = await client.post("/events", content=raw, headers=signed_headers(raw, SECRET))
     assert answer.status_code == 202
     assert processor.bodies == [raw]
