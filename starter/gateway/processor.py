@@ -9,6 +9,7 @@ its claim, so the platform may send the event again once the mission is ready fo
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -33,6 +34,16 @@ PROCESSING = "processing"
 ACCEPTED = "accepted"
 STALE_CLAIM = timedelta(minutes=2)
 """Longer than any dispatch takes (Temporal calls time out well before)."""
+
+
+def content_digest(raw: bytes) -> str:
+    """SHA-256 of the event's canonical JSON (keys sorted, no spacing): a redelivery the
+    platform re-serialized — other key order, other whitespace, escaped or raw UTF-8 — is the
+    same event, while any change of a value is another one (issue 12 point 9)."""
+    canonical = json.dumps(
+        json.loads(raw), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -63,7 +74,7 @@ class EventProcessor:
     async def process(self, raw: bytes) -> Outcome:
         event = parse_event(raw)
         handler_for(event.type)  # 501 before anything is recorded
-        digest = hashlib.sha256(raw).hexdigest()
+        digest = content_digest(raw)
         try:
             claimed = await self._claim(event.event_id, event.type, digest)
             resumed = False

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,9 +18,11 @@ from db.models import EmailOutbox, Mission, ProcessedEvent, Proposal
 from schemas import search_attributes as sa
 from schemas.mission import MissionState
 from starter.devstack.mailsink import MailSink
+from starter.gateway.processor import content_digest
+from starter.gateway.signing import signed_headers
 from tests.support.db import count
 from tests.support.factories import envelope, proposal_submitted
-from tests.support.gateway import GatewayTestClient
+from tests.support.gateway import TEST_SECRET, GatewayTestClient
 from tests.support.waits import eventually, mails, naming, own
 
 
@@ -145,6 +146,22 @@ async def test_same_proposal_under_a_new_event_id_is_a_conflict(
     assert await count(db_engine, stmt) == 0
 
 
+async def test_a_redelivery_serialized_differently_is_the_same_event(
+    gateway: GatewayTestClient,
+) -> None:
+    """Issue 12 point 9: the platform's retry may re-serialize the event (key order, spacing,
+    escapes): the content is compared, not the bytes."""
+    event = envelope("proposal.submitted", proposal_submitted())
+    first = await gateway.post_event(event)
+    assert first.status_code == 202, first.text
+    body = json.dumps(dict(reversed(list(event.items()))), indent=2, ensure_ascii=True).encode()
+    again = await gateway.http.post(
+        "/events", content=body, headers=signed_headers(body, TEST_SECRET)
+    )
+    assert again.status_code == 200, again.text
+    assert again.json()["status"] == "duplicate"
+
+
 async def test_reused_event_id_with_different_content_is_refused(
     gateway: GatewayTestClient,
 ) -> None:
@@ -246,7 +263,7 @@ async def _leave_claim(engine: AsyncEngine, event: dict[str, Any], age: timedelt
                 event_id=event["event_id"],
                 type=event["type"],
                 status="processing",
-                payload_sha256=hashlib.sha256(body).hexdigest(),
+                payload_sha256=content_digest(body),
                 received_at=datetime.now(UTC) - age,
             )
             .on_conflict_do_update(
