@@ -155,8 +155,10 @@ def mission_explain_command(
 
     from starter.support.explain import explain_mission, render_explanation
 
-    if month is not None and not re.fullmatch(r"[0-9]{4}-(0[1-9]|1[0-2])", month):
-        typer.echo(f"error: --month must be YYYY-MM, got {month!r}", err=True)
+    if month is not None and not re.fullmatch(r"20[0-9]{2}-(0[1-9]|1[0-2])", month):
+        typer.echo(
+            f"error: --month must be YYYY-MM, a month of 2000 to 2099, got {month!r}", err=True
+        )
         raise typer.Exit(2)
     explanation = _read_workflows(lambda client: explain_mission(client, mission_id, month))
     typer.echo(

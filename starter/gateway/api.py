@@ -371,7 +371,11 @@ def create_app(
         mission_id: str,
         request: Request,
         month: Annotated[
-            str | None, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")
+            str | None,
+            Query(
+                pattern=r"^20[0-9]{2}-(0[1-9]|1[0-2])$",
+                description="YYYY-MM, a month of 2000 to 2099",
+            ),
         ] = None,
     ) -> MissionExplanation | JSONResponse:
         """For support, month by month (every month so far, or `month`): why the CRA is not

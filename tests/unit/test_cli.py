@@ -27,6 +27,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
             "requires",
         ),
         (["event", "send", "/nonexistent.json"], "does not exist"),
+        (["mission", "explain", "M-1", "--month", "0000-01"], "a month of 2000 to 2099"),
     ],
 )
 def test_usage_errors_are_one_line_and_status_2(args: list[str], message: str) -> None:

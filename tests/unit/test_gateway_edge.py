@@ -329,3 +329,13 @@ def test_a_date_outside_this_century_is_refused_at_its_path(
         parse_event(_raw(envelope(event_type, data)))
     assert refused.value.errors[0]["loc"] == loc
     assert "between 2000-01-01 and 2099-12-31" in refused.value.errors[0]["msg"]
+
+
+@pytest.mark.parametrize("month", ["0000-01", "9999-12", "2026-13", "26-01"])
+async def test_explain_of_a_month_out_of_range_is_a_422(
+    client: httpx.AsyncClient, month: str
+) -> None:
+    """Issue 12 point 8: `?month=0000-01` raised "year 0 is out of range" (500)."""
+    response = await client.get(f"/missions/M-1/explain?month={month}")
+    assert response.status_code == 422, response.text
+    assert "month" in response.text
