@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -104,6 +105,9 @@ def parse_event(raw: bytes, *, received_at: datetime | None = None) -> Event:
             "the body has a number with too many digits (more than "
             f"{sys.get_int_max_str_digits()}) to be an event"
         ) from None
+    control = list(_control_characters(document, ()))
+    if control:
+        raise InvalidEvent("the body has text with control characters", errors=control)
     try:
         envelope = Envelope.model_validate(document)
     except ValidationError as exc:
@@ -140,6 +144,32 @@ def parse_event(raw: bytes, *, received_at: datetime | None = None) -> Event:
         occurred_at=envelope.occurred_at,
         payload=payload,
     )
+
+
+_CONTROL = frozenset(
+    chr(code) for code in (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F)
+)
+"""Control characters no event text may carry (tab, line feed and carriage return may):
+PostgreSQL refuses NUL in text, so such an event would be accepted (202) and then retried
+for ever by the activity that records it (issue 12 point 8)."""
+
+
+def _control_characters(value: object, loc: tuple[str | int, ...]) -> Iterator[dict[str, Any]]:
+    """A 422 error for every string (key or value) of `value` holding a control character."""
+    if isinstance(value, str):
+        if not _CONTROL.isdisjoint(value):
+            yield {
+                "loc": ".".join(map(str, loc)) or "body",
+                "msg": "control characters (such as NUL, \\u0000) are not allowed in text",
+                "type": "control_character",
+            }
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _control_characters(key, loc)
+            yield from _control_characters(item, (*loc, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _control_characters(item, (*loc, index))
 
 
 def _check_occurred_at(envelope: Envelope, received_at: datetime) -> None:

@@ -18,7 +18,7 @@ from starter.gateway.api import create_app
 from starter.gateway.events import InvalidEvent, parse_event
 from starter.gateway.processor import EventProcessor, Outcome
 from starter.gateway.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, signed_headers
-from tests.support.factories import envelope
+from tests.support.factories import envelope, proposal_submitted
 
 SECRET = "edge-test-secret"
 VALIDATION = {"mission_id": "M-1", "month": "2026-10", "approver_id": "APR-1"}
@@ -339,3 +339,14 @@ async def test_explain_of_a_month_out_of_range_is_a_422(
     response = await client.get(f"/missions/M-1/explain?month={month}")
     assert response.status_code == 422, response.text
     assert "month" in response.text
+
+
+async def test_text_with_a_nul_byte_is_a_422_naming_the_field(client: httpx.AsyncClient) -> None:
+    """Issue 12 point 8: a NUL in the provider's name was accepted (202), then PostgreSQL
+    refused it and the activity retried for ever."""
+    data = proposal_submitted()
+    data["provider"]["name"] = "Durand\u0000Conseil"
+    response = await _post(client, _raw(envelope("proposal.submitted", data)))
+    assert response.status_code == 422, response.text
+    [error] = response.json()["errors"]
+    assert error["loc"] == "data.provider.name" and "NUL" in error["msg"]
