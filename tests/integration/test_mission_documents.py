@@ -136,6 +136,9 @@ async def test_a_validated_month_serves_its_bpf_and_its_factur_x_invoice(
     assert "Indemnité forfaitaire pour frais de recouvrement" in text
     assert "Autofacturation" in text
     assert "Bon de commande : PO-9" in text
+    # Issue 11 point 9: each company's legal form, share capital and RCS city.
+    assert "SARL au capital de 10 000,00 € · RCS Lyon" in text  # the provider
+    assert "SA au capital de 1 200 000,00 € · RCS Paris" in text  # the client
 
     # Its Factur-X XML passes the library's check and carries both postal addresses.
     name, xml = facturx.get_facturx_xml_from_pdf(files["invoice"], check_xsd=False)
