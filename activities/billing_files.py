@@ -68,9 +68,8 @@ from domain.billing_documents import (
     party,
 )
 from domain.carry_over import carried_in_label, carried_out_label
-from domain.vat import vat_regime
 from schemas.billing import BpfApprover, CreditNoteDocument, InvoiceDocument, Party
-from schemas.enums import CraStatus, LegalForm
+from schemas.enums import CraStatus, LegalForm, VatRegime
 from schemas.events import (
     CorrectionLine,
     CraSubmitted,
@@ -96,6 +95,9 @@ class _Facts:
     provider: Provider
     approver_email: str | None
     purchase_order: str | None
+    vat_regime: VatRegime
+    """The regime the validation billed the month under (its invoice row), so the BPF and
+    the invoice print what the ledger holds even if the provider's record changed since."""
 
 
 async def issue_cra_documents(
@@ -406,6 +408,15 @@ async def _facts(session: AsyncSession, mission_id: str, month: str) -> _Facts |
             .limit(1)
         )
     ).scalar_one_or_none()
+    regime = (
+        await session.execute(
+            select(Invoice.vat_regime).where(
+                Invoice.mission_id == mission_id, Invoice.month == month
+            )
+        )
+    ).scalar_one_or_none()
+    if regime is None:
+        raise NotIssuable(f"validated CRA {mission_id} {month} has no invoice row")
     submission = CraSubmitted(
         mission_id=mission_id,
         month=month,
@@ -414,7 +425,9 @@ async def _facts(session: AsyncSession, mission_id: str, month: str) -> _Facts |
         overtime=overtime,
         corrections=corrections,
     )
-    return _Facts(cra, submission, tjm, row.Client, row.Provider, approver_email, purchase_order)
+    return _Facts(
+        cra, submission, tjm, row.Client, row.Provider, approver_email, purchase_order, regime
+    )
 
 
 async def _carry_lines(session: AsyncSession, mission_id: str, month: str) -> list[CorrectionLine]:
@@ -479,7 +492,7 @@ async def _store_bpf(
         approver=BpfApprover(id=cra.approver_id, email=facts.approver_email),
         submitted_on=cra.submitted_at.astimezone(PARIS).date() if cra.submitted_at else None,
         purchase_order=facts.purchase_order,
-        regime=vat_regime(facts.provider.country, facts.provider.vat_franchise),
+        regime=facts.vat_regime,
     )
     if doc.amount_excl_vat != bpf.amount_excl_vat:
         raise NotIssuable(

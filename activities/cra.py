@@ -283,6 +283,10 @@ class CraActivities:
             "service_end": v.service_end,
             "vat_regime": amounts.regime,
             "vat_mention": amounts.vat_mention,
+            # A generated invoice's amounts; an imported one is checked against them.
+            "amount_excl_vat": amounts.total_excl_vat,
+            "vat_amount": amounts.vat,
+            "amount_incl_vat": amounts.total_incl_vat,
             "late_payment_rate": self._late_payment_rate,
             "recovery_indemnity": to_money(self._recovery_indemnity),
         }
@@ -297,19 +301,9 @@ class CraActivities:
                 number=number,
                 issued_on=issued_on,
                 due_on=client_due_date(issued_on),
-                amount_excl_vat=amounts.total_excl_vat,
-                vat_amount=amounts.vat,
-                amount_incl_vat=amounts.total_incl_vat,
             )
-        else:
-            # No number yet; the amounts are the CRA's, which the import is checked against.
-            values.update(
-                kind=InvoiceKind.IMPORTED,
-                status=InvoiceStatus.AWAITING_IMPORT,
-                amount_excl_vat=amounts.total_excl_vat,
-                vat_amount=amounts.vat,
-                amount_incl_vat=amounts.total_incl_vat,
-            )
+        else:  # no number yet: the provider imports its invoice
+            values.update(kind=InvoiceKind.IMPORTED, status=InvoiceStatus.AWAITING_IMPORT)
         invoice_id = (
             await session.execute(insert(Invoice).values(**values).returning(Invoice.id))
         ).scalar_one()
@@ -348,25 +342,14 @@ def _terms(
         v.payment_offer, v.validated_on, invoice_date, month.amounts, tjm=v.tjm, days=v.cra.days
     )
     settled = settle_payout(terms.amount, terms.fee, carried)
-    out = []
-    if month.carried_out > 0:
-        out.append(
-            CarriedBalance(
-                kind=CarryKind.INVOICE,
-                from_month=v.month,
-                amount=month.carried_out,
-                invoice_number=number,
-            )
+    out = [
+        CarriedBalance(kind=kind, from_month=v.month, amount=amount, invoice_number=number)
+        for kind, amount in (
+            (CarryKind.INVOICE, month.carried_out),
+            (CarryKind.FEE, settled.carried_out),
         )
-    if settled.carried_out > 0:
-        out.append(
-            CarriedBalance(
-                kind=CarryKind.FEE,
-                from_month=v.month,
-                amount=settled.carried_out,
-                invoice_number=number,
-            )
-        )
+        if amount > 0
+    ]
     settled_terms = terms.model_copy(
         update={"net_amount": settled.net, "carried_in": carried, "carried_out": out}
     )

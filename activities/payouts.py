@@ -406,19 +406,20 @@ async def _write_payout(session: AsyncSession, t: PayoutTransition) -> None:
         .where(Invoice.mission_id == t.mission_id, Invoice.month == t.month)
         .scalar_subquery()
     )
+    amounts: dict[str, Any] = {
+        "amount": t.amount,
+        "fee": t.fee,
+        "fee_deducted": t.fee_deducted,
+        "fee_carried_out": t.fee_carried_out,
+        "net_amount": t.net_amount,
+        "due_on": t.due_on,
+    }
     values: dict[str, Any] = {
         "status": t.status,
         "status_reason": t.reason,
     }
     if t.kind in ("scheduled", "paid"):
-        values.update(
-            amount=t.amount,
-            fee=t.fee,
-            fee_deducted=t.fee_deducted,
-            fee_carried_out=t.fee_carried_out,
-            net_amount=t.net_amount,
-            due_on=t.due_on,
-        )
+        values.update(amounts)
     if t.kind == "paid":
         values["paid_at"] = t.at
     stmt = insert(Payout).values(
@@ -426,12 +427,7 @@ async def _write_payout(session: AsyncSession, t: PayoutTransition) -> None:
         month=t.month,
         invoice_id=invoice_id,
         offer=t.offer,
-        amount=t.amount,
-        fee=t.fee,
-        fee_deducted=t.fee_deducted,
-        fee_carried_out=t.fee_carried_out,
-        net_amount=t.net_amount,
-        due_on=t.due_on,
+        **amounts,
         status=t.status,
         status_reason=t.reason,
         paid_at=t.at if t.kind == "paid" else None,
