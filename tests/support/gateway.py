@@ -27,6 +27,7 @@ from domain.calendar import previous_business_day_on_or_before
 from domain.clock import paris_date, paris_instant
 from domain.cra import month_bounds, month_of
 from schemas.mission import MissionView
+from starter.gateway.events import InvalidEvent, parse_event
 from starter.gateway.signing import SIGNATURE_HEADER, signed_headers
 from tests.support.factories import (
     APPROVER,
@@ -118,6 +119,15 @@ def provider(siren: str | None = None, **overrides: Any) -> dict[str, Any]:
     if country in EU_VAT_NUMBERS:
         data["vat_number"] = EU_VAT_NUMBERS[country]
     return copy.deepcopy(data | overrides)  # tests may edit it: never the shared constants
+
+
+def parse_errors(data: dict[str, Any], event_type: str = "proposal.submitted") -> dict[str, str]:
+    """The 422 the gateway's parser answers for `data`: {field path: message}."""
+    try:
+        parse_event(json.dumps(envelope(event_type, data)).encode())
+    except InvalidEvent as refused:
+        return {error["loc"]: error["msg"] for error in refused.errors}
+    raise AssertionError(f"the {event_type} data was accepted: {data}")
 
 
 async def post(

@@ -15,18 +15,13 @@ from domain.billing_documents import client_party, party
 from domain.vat import french_vat_number
 from schemas.events import PostalAddress, ProposalSubmitted
 from schemas.mission import MissionInput
-from starter.gateway.events import InvalidEvent, parse_event
+from starter.gateway.events import parse_event
 from tests.support.factories import CLIENT_ADDRESS, envelope, proposal_submitted
+from tests.support.gateway import parse_errors
 
 
 def _raw(event: dict[str, Any]) -> bytes:
     return json.dumps(event).encode()
-
-
-def _errors(data: dict[str, Any]) -> dict[str, str]:
-    with pytest.raises(InvalidEvent) as caught:
-        parse_event(_raw(envelope("proposal.submitted", data)))
-    return {error["loc"]: error["msg"] for error in caught.value.errors}
 
 
 def test_the_addresses_are_parsed() -> None:
@@ -41,13 +36,13 @@ def test_the_addresses_are_parsed() -> None:
 def test_a_new_event_without_an_address_is_refused_with_its_path(who: str) -> None:
     data = proposal_submitted()
     del data[who]["address"]
-    assert _errors(data) == {f"data.{who}.address": "Field required"}
+    assert parse_errors(data) == {f"data.{who}.address": "Field required"}
 
 
 def test_a_null_address_is_refused_alongside_other_errors() -> None:
     data = proposal_submitted(tjm="abc")
     data["client"]["address"] = None
-    errors = _errors(data)
+    errors = parse_errors(data)
     assert {"data.tjm", "data.client.address"} <= set(errors)
 
 
@@ -65,13 +60,13 @@ def test_a_null_address_is_refused_alongside_other_errors() -> None:
 def test_a_malformed_address_names_the_field(change: dict[str, Any], loc: str) -> None:
     data = proposal_submitted()
     data["client"]["address"] = {**CLIENT_ADDRESS, **change}
-    assert loc in _errors(data)
+    assert loc in parse_errors(data)
 
 
 def test_the_provider_address_is_in_the_provider_country() -> None:
     data = proposal_submitted()
     data["provider"]["country"] = "BE"
-    errors = _errors(data)
+    errors = parse_errors(data)
     assert "data.provider.address.country" in errors
     assert "BE" in errors["data.provider.address.country"]
 

@@ -34,9 +34,10 @@ from schemas.events import (
     ProposalSubmitted,
     Registration,
 )
-from starter.gateway.events import InvalidEvent, parse_event
+from starter.gateway.events import parse_event
 from tests.support.einvoice import compile_schematrons
 from tests.support.factories import envelope, proposal_submitted
+from tests.support.gateway import parse_errors
 
 R = VatRegime
 
@@ -130,13 +131,6 @@ def test_expenses_under_each_regime() -> None:
 # --- At the gateway: a clear 422 -------------------------------------------------------------
 
 
-def _errors(data: dict[str, Any]) -> dict[str, str]:
-    raw = json.dumps(envelope("proposal.submitted", data)).encode()
-    with pytest.raises(InvalidEvent) as caught:
-        parse_event(raw)
-    return {error["loc"]: error["msg"] for error in caught.value.errors}
-
-
 def _abroad(country: str, **extra: Any) -> dict[str, Any]:
     data = proposal_submitted()
     provider = data["provider"]
@@ -168,7 +162,7 @@ def _abroad(country: str, **extra: Any) -> dict[str, Any]:
 def test_the_gateway_refuses_a_vat_number_that_cannot_be_printed(
     data: dict[str, Any], loc: str, says: str
 ) -> None:
-    errors = _errors(data)
+    errors = parse_errors(data)
     assert says in errors[loc], errors
 
 
@@ -176,7 +170,7 @@ def test_the_gateway_requires_a_french_company_s_registration_and_the_client_s()
     data = proposal_submitted()
     del data["provider"]["registration"]
     del data["client"]["registration"]
-    errors = _errors(data)
+    errors = parse_errors(data)
     assert "RCS city" in errors["data.provider.registration"]
     assert errors["data.client.registration"] == "Field required"
 
