@@ -1,11 +1,15 @@
 """Delivering the email outbox: each row is sent at most once per successful commit.
 
-The row is locked (`SELECT … FOR UPDATE`) while its message is sent, so two attempts of the
-same activity (a timed-out one still running and its retry) cannot both send it; a row marked
-sent is skipped. A permanent refusal (5xx, or every recipient refused) marks its row
-`refused` with the server's answer and a timeline row, and the other emails of the call are
-still sent: one bad address never holds back the rest, and never fails the workflow;
-transient failures (4xx, lost connections) raise, and Temporal retries.
+No database row lock or connection is held while SMTP talks: a short transaction claims the
+row for `CLAIM_LEASE` (`claim_token`, `claimed_until`), the message is sent with no
+connection checked out, and a second short transaction marks it sent. A second attempt of
+the same delivery (a timed-out one still running and its retry, or the next run of a
+workflow that continued as new) finds the live claim and retries later, when the row is
+sent; a claim left by a dead worker lapses. A permanent refusal (5xx, or every recipient
+refused) marks its row `refused` with the server's answer and a timeline row, and the other
+emails of the call are still sent: one bad address never holds back the rest, and never
+fails the workflow; transient failures (4xx, lost connections) raise, and Temporal retries.
+Ops resend a refused row through the same activity.
 
 The Message-ID derives from the outbox key, so in the one remaining window
 (the SMTP server accepted the message, then the process died before the commit) the resent
@@ -14,11 +18,12 @@ message carries the same Message-ID and mail clients show it once.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiosmtplib
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -29,6 +34,13 @@ from db.models import EmailOutbox
 from schemas.activities import DeliverOutboxInput, DeliverOutboxResult
 from schemas.enums import OutboxStatus
 from schemas.names import DELIVER_OUTBOX
+
+CLAIM_LEASE = timedelta(minutes=2)
+"""How long an attempt owns a row it is sending: well past the SMTP timeout (30 s)."""
+
+
+class BeingSent(Exception):
+    """Another attempt holds a live claim on the row: retry once it has finished."""
 
 
 class OutboxActivities:
@@ -41,11 +53,11 @@ class OutboxActivities:
         """Send the pending rows among `keys`; SMTP 4xx and lost connections retry, a
         permanent refusal is recorded on its row and the next keys are still sent."""
         result = DeliverOutboxResult()
-        transient: aiosmtplib.SMTPException | None = None
+        transient: Exception | None = None
         for key in inp.keys:
             try:
                 sent = await self._deliver_one(key)
-            except aiosmtplib.SMTPException as exc:
+            except (aiosmtplib.SMTPException, BeingSent) as exc:
                 transient = transient or exc  # the others are still tried; then a retry
                 continue
             if sent is None:
@@ -60,12 +72,15 @@ class OutboxActivities:
 
     async def _deliver_one(self, key: str) -> bool | None:
         """True: sent now; False: sent before; None: refused for good (recorded)."""
+        token = str(uuid.uuid4())
+        email = await self._claim(key, token)
+        if email is None:
+            return False
         try:
-            sent_to = await self._send_locked(key)
+            await self._mailer.send(email)  # no connection, no lock held meanwhile
         except aiosmtplib.SMTPException as exc:
-            # The row lock is released (rolled back) before the failure is recorded.
             code = permanent_code(exc)
-            await self._record_failure(key, exc, refused=code is not None)
+            await self._record_failure(key, token, exc, refused=code is not None)
             if code is None:
                 raise
             activity.logger.error(
@@ -76,51 +91,101 @@ class OutboxActivities:
                 exc,
             )
             return None
-        if sent_to is None:
-            return False
-        activity.logger.info("email %s sent to %s", key, ", ".join(sent_to))
+        except BaseException:
+            await self._release(key, token)
+            raise
+        await self._mark_sent(key, token, email.message_id)
+        activity.logger.info("email %s sent to %s", key, ", ".join(email.recipients))
         return True
 
-    async def _send_locked(self, key: str) -> list[str] | None:
-        """Send the row's message while holding its lock; None if it was already sent."""
+    async def _claim(self, key: str, token: str) -> OutgoingEmail | None:
+        """Claim the row for this attempt and return its message; None if already sent.
+
+        Raises `BeingSent` while another attempt's claim is live."""
         async with self._sessions.begin() as session:
+            claimed = (
+                await session.execute(
+                    update(EmailOutbox)
+                    .where(
+                        EmailOutbox.outbox_key == key,
+                        EmailOutbox.status != OutboxStatus.SENT,
+                        or_(
+                            EmailOutbox.claimed_until.is_(None),
+                            EmailOutbox.claimed_until < func.now(),
+                        ),
+                    )
+                    .values(
+                        claim_token=token,
+                        claimed_until=func.now() + CLAIM_LEASE,
+                        attempts=EmailOutbox.attempts + 1,
+                    )
+                    .returning(
+                        EmailOutbox.recipients,
+                        EmailOutbox.subject,
+                        EmailOutbox.body_text,
+                        EmailOutbox.created_at,
+                    )
+                )
+            ).one_or_none()
+            if claimed is not None:
+                return OutgoingEmail(
+                    recipients=list(claimed.recipients),
+                    subject=claimed.subject,
+                    body=claimed.body_text,
+                    message_id=message_id_for(key),
+                    created_at=claimed.created_at,
+                )
             row = (
                 await session.execute(
-                    select(EmailOutbox).where(EmailOutbox.outbox_key == key).with_for_update()
+                    select(EmailOutbox.status, EmailOutbox.claimed_until).where(
+                        EmailOutbox.outbox_key == key
+                    )
                 )
-            ).scalar_one_or_none()
-            if row is None:
-                raise ApplicationError(f"no outbox row with key {key!r}", non_retryable=True)
-            if row.status is OutboxStatus.SENT:
-                return None
-            email = OutgoingEmail(
-                recipients=list(row.recipients),
-                subject=row.subject,
-                body=row.body_text,
-                message_id=message_id_for(key),
-                created_at=row.created_at,
-            )
-            await self._mailer.send(email)
-            row.status = OutboxStatus.SENT
-            row.sent_at = datetime.now(UTC)
-            row.message_id = email.message_id
-            row.attempts += 1
-            return email.recipients
+            ).one_or_none()
+        if row is None:
+            raise ApplicationError(f"no outbox row with key {key!r}", non_retryable=True)
+        if row.status is OutboxStatus.SENT:
+            return None
+        raise BeingSent(f"email {key} is being sent by another attempt until {row.claimed_until}")
 
-    async def _record_failure(self, key: str, exc: Exception, *, refused: bool) -> None:
-        """The attempt and the server's answer on the row; a refusal for good also marks it
-        `refused` and writes the mission's timeline (`email.refused`), once."""
+    async def _mark_sent(self, key: str, token: str, message_id: str) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(EmailOutbox)
+                .where(EmailOutbox.outbox_key == key, EmailOutbox.claim_token == token)
+                .values(
+                    status=OutboxStatus.SENT,
+                    sent_at=datetime.now(UTC),
+                    message_id=message_id,
+                    claim_token=None,
+                    claimed_until=None,
+                )
+            )
+
+    async def _release(self, key: str, token: str) -> None:
+        """Give the claim back (the attempt was cancelled): the next attempt need not wait."""
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(EmailOutbox)
+                .where(EmailOutbox.outbox_key == key, EmailOutbox.claim_token == token)
+                .values(claim_token=None, claimed_until=None)
+            )
+
+    async def _record_failure(self, key: str, token: str, exc: Exception, *, refused: bool) -> None:
+        """The server's answer on the row, the claim released; a refusal for good also marks
+        it `refused` and writes the mission's timeline (`email.refused`), once."""
         async with self._sessions.begin() as session:
             values: dict[str, Any] = {
-                "attempts": EmailOutbox.attempts + 1,
                 "last_error": str(exc)[:2000],
+                "claim_token": None,
+                "claimed_until": None,
             }
             if refused:
                 values["status"] = OutboxStatus.REFUSED
             row = (
                 await session.execute(
                     update(EmailOutbox)
-                    .where(EmailOutbox.outbox_key == key, EmailOutbox.status != OutboxStatus.SENT)
+                    .where(EmailOutbox.outbox_key == key, EmailOutbox.claim_token == token)
                     .values(**values)
                     .returning(EmailOutbox.mission_id, EmailOutbox.template, EmailOutbox.attempts)
                 )

@@ -767,6 +767,9 @@ class EmailOutbox(Base):
     attempts: Mapped[int] = mapped_column(server_default=sa.text("0"))
     last_error: Mapped[str | None] = mapped_column(sa.Text)
     message_id: Mapped[str | None] = mapped_column(sa.String(300))
+    claim_token: Mapped[str | None] = mapped_column(sa.String(36))
+    """Which delivery attempt is talking to SMTP for this row (until `claimed_until`)."""
+    claimed_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = _created_at()
     sent_at: Mapped[datetime | None]
 
