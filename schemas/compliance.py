@@ -54,6 +54,10 @@ class ProviderComplianceInput(BaseModel):
         default=None,
         description="history length that triggers continue-as-new; None: the workflow's default",
     )
+    undelivered_emails: list[str] = Field(
+        default_factory=list,
+        description="outbox keys the previous run had not finished delivering",
+    )
 
 
 class WatchRequest(BaseModel):

@@ -26,6 +26,8 @@ class MissionInput(BaseModel):
     occurred_at: datetime
     proposal: ProposalSubmitted
     state: MissionState | None = None
+    undelivered_emails: list[str] = []
+    """Outbox keys the previous run had not finished delivering when it continued as new."""
 
 
 class TimelineEntry(BaseModel):

@@ -5,12 +5,15 @@ The activity options (timeouts, retries) are in `workflows/options.py`.
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
+
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, FailureError
 
 from schemas.activities import DeliverOutboxInput, DeliverOutboxResult
 from schemas.names import DELIVER_OUTBOX
-from workflows.options import MAIL_RETRY, MAIL_TIMEOUT
+from workflows.options import MAIL_ATTEMPT, MAIL_BACKOFF_LIMIT, MAIL_RETRY, MAIL_TIMEOUT
 
 
 def root_message(exc: BaseException) -> str:
@@ -34,3 +37,64 @@ async def deliver_outbox(keys: list[str]) -> None:
         )
     except ActivityError as exc:
         workflow.logger.error("emails %s not delivered: %s", keys, root_message(exc))
+
+
+@dataclass
+class _Delivery:
+    keys: list[str]
+    attempting: bool = True
+
+
+class Courier:
+    """Emails delivered in the background, after the business step that queued them.
+
+    Nothing waits for an SMTP outage but the end of a run. Each attempt is one activity
+    (`MAIL_ATTEMPT`); between attempts the courier waits on a workflow timer, backing off
+    like `MAIL_RETRY`. A run that continues as new waits only for the attempts in flight
+    (`quiet`: never an activity abandoned mid-send) and hands the keys still undelivered to
+    the next run (`undelivered`), which delivers them again (the outbox sends a row once)."""
+
+    def __init__(self) -> None:
+        self._deliveries: list[tuple[_Delivery, asyncio.Future[None]]] = []
+
+    def deliver(self, keys: list[str]) -> None:
+        if keys:
+            delivery = _Delivery(list(keys))
+            self._deliveries.append((delivery, asyncio.ensure_future(self._attempts(delivery))))
+
+    async def _attempts(self, delivery: _Delivery) -> None:
+        backoff = MAIL_RETRY.initial_interval
+        while True:
+            delivery.attempting = True
+            try:
+                await workflow.execute_activity(
+                    DELIVER_OUTBOX,
+                    DeliverOutboxInput(keys=delivery.keys),
+                    result_type=DeliverOutboxResult,
+                    start_to_close_timeout=MAIL_TIMEOUT,
+                    retry_policy=MAIL_ATTEMPT,
+                )
+                return
+            except ActivityError as exc:
+                workflow.logger.warning(
+                    "emails %s not delivered yet, next attempt in %s: %s",
+                    delivery.keys,
+                    backoff,
+                    root_message(exc),
+                )
+            delivery.attempting = False
+            await workflow.sleep(backoff)
+            backoff = min(backoff * MAIL_RETRY.backoff_coefficient, MAIL_BACKOFF_LIMIT)
+
+    def quiet(self) -> bool:
+        """No attempt in flight: every delivery is done or waiting for its next attempt."""
+        return not any(d.attempting for d, done in self._deliveries if not done.done())
+
+    def undelivered(self) -> list[str]:
+        """Keys whose delivery has not finished, in the order they were queued."""
+        return [key for d, done in self._deliveries if not done.done() for key in d.keys]
+
+    async def delivered(self) -> None:
+        """Wait for every delivery (before a run ends for good)."""
+        while self._deliveries:
+            await self._deliveries.pop(0)[1]

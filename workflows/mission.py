@@ -21,8 +21,9 @@ transition out; its French texts in `domain/mission_texts.py`). This class seque
 - CRA cycles report to the mission by signal (`mission.cra_closed`); the mission tells the
   cycles still open of a validated month and of a new end date.
 - Long life: the mission continues as new at each renewal and whenever Temporal suggests it,
-  carrying its one state model in `MissionInput.state`. Cycles and payouts are workflows of
-  their own: they survive it.
+  carrying its one state model in `MissionInput.state` and the emails still on their way
+  (`undelivered_emails`: the next run delivers them; SMTP is never waited for). Cycles and
+  payouts are workflows of their own: they survive it.
 """
 
 from __future__ import annotations
@@ -134,6 +135,7 @@ class MissionWorkflow:
 
     @workflow.run
     async def run(self, inp: MissionInput) -> MissionResult:
+        self._effects.deliver(inp.undelivered_emails)  # the previous run's, still on their way
         if inp.state is None:
             recorded = await db_activity(
                 RECORD_PROPOSAL,
@@ -174,14 +176,23 @@ class MissionWorkflow:
         return wanted and all(opening.done() for opening in self._openings)
 
     async def _continue_as_new(self, inp: MissionInput) -> None:
-        """Finish every handler, write and deliver what is queued, then start the next run
-        with the state; returns (to the main loop) only if new work arrived meanwhile."""
-        await self._settle()
+        """Finish every handler and write what is queued, then start the next run with the
+        state and the emails still on their way (it delivers them; SMTP is not waited for);
+        returns (to the main loop) only if new work arrived meanwhile."""
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._drain()
+        await workflow.wait_condition(self._effects.quiet)  # no e-mail attempt abandoned
         if self._effects or self._announcements or self._watch_requested:
             return
         state = self._state.model_copy(update={"timeline": self._state.timeline[-TIMELINE_KEPT:]})
         workflow.continue_as_new(
-            inp.model_copy(update={"proposal": self._proposal, "state": state})
+            inp.model_copy(
+                update={
+                    "proposal": self._proposal,
+                    "state": state,
+                    "undelivered_emails": self._effects.undelivered(),
+                }
+            )
         )
 
     async def _settle(self) -> None:

@@ -19,7 +19,10 @@ DB_TIMEOUT = timedelta(seconds=30)
 DB_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
 # SMTP may be down for a while: keep retrying, backing off to 10 minutes between attempts.
 MAIL_TIMEOUT = timedelta(minutes=2)
-MAIL_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=10))
+MAIL_BACKOFF_LIMIT = timedelta(minutes=10)
+MAIL_RETRY = RetryPolicy(maximum_interval=MAIL_BACKOFF_LIMIT)
+# One attempt per activity where the workflow retries on its own timer (`effects.Courier`).
+MAIL_ATTEMPT = RetryPolicy(maximum_attempts=1)
 
 
 @overload

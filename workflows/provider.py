@@ -10,7 +10,9 @@ document expires and again on the expiry date.
   of a document that is not under review) before anything is written, so the gateway answers
   409. A handler returns once its transition is committed (one activity: row, timeline,
   outbox), so after the gateway's 202 the `legal_documents` row exists. Emails are delivered
-  afterwards by the main loop: an SMTP outage never holds an update (or the gateway) waiting.
+  afterwards, in the background: an SMTP outage never holds an update (or the gateway)
+  waiting, nor the compliance signalled to the missions, nor a continue-as-new (the next run
+  delivers what was still on its way).
 - Missions `watch` (and `unwatch`); each watcher gets the current `ComplianceStatus` at once
   and again on every change: a review, an upload (what is missing changes), a document that
   expires or becomes valid (at midnight, Europe/Paris), a new legal form.
@@ -71,7 +73,7 @@ from schemas.names import (
     UNWATCH,
     WATCH,
 )
-from workflows.effects import deliver_outbox, root_message
+from workflows.effects import Courier, root_message
 from workflows.options import db_activity
 from workflows.timers import Deadline
 from workflows.validation import refuse
@@ -120,7 +122,7 @@ class ProviderComplianceWorkflow:
         # Handlers that run activities take turns; the state changes only after a commit.
         self._lock = asyncio.Lock()
         self._wake = False
-        self._outbox: list[str] = []  # keys committed, not yet delivered
+        self._courier = Courier()  # emails go out after the business step, never before it
         self._stale: list[str] = []  # watchers that have not received the current status
         self._handled = 0  # updates, signals and notices handled by this run
 
@@ -128,15 +130,18 @@ class ProviderComplianceWorkflow:
 
     @workflow.run
     async def run(self, inp: ProviderComplianceInput) -> None:
+        self._courier.deliver(inp.undelivered_emails)  # the previous run's, still on their way
         while True:
             self._wake = False
             await self._record_due_notices()
-            await self._deliver_outbox()
-            await self._publish()
+            await self._publish()  # the missions first: compliance never waits for SMTP
             if self._wake:
                 continue  # a handler changed something meanwhile
             if self._continue_as_new_due():
-                await workflow.wait_condition(workflow.all_handlers_finished)
+                # Every handler done, no e-mail attempt abandoned mid-send.
+                await workflow.wait_condition(
+                    lambda: workflow.all_handlers_finished() and self._courier.quiet()
+                )
                 if self._wake:
                     continue
                 self._prune()
@@ -146,6 +151,7 @@ class ProviderComplianceWorkflow:
                         state=self._state,
                         kbis_max_age_days=inp.kbis_max_age_days,
                         continue_as_new_after_events=inp.continue_as_new_after_events,
+                        undelivered_emails=self._courier.undelivered(),
                     )
                 )
             await self._sleep_until_next_deadline()
@@ -279,14 +285,8 @@ class ProviderComplianceWorkflow:
         self._state.reminders_sent.append(notice.key)
         if notice.stage == EXPIRED:
             doc.status = DocumentState.EXPIRED
-        self._outbox.extend(result.outbox_keys)
+        self._courier.deliver(result.outbox_keys)
         self._handled += 1
-
-    async def _deliver_outbox(self) -> None:
-        while self._outbox:
-            keys = list(self._outbox)
-            await deliver_outbox(keys)
-            del self._outbox[: len(keys)]
 
     # --- Telling the watchers --------------------------------------------------------------
 
@@ -450,7 +450,7 @@ class ProviderComplianceWorkflow:
         return result
 
     def _changed(self, result: TransitionResult) -> None:
-        self._outbox.extend(result.outbox_keys)
+        self._courier.deliver(result.outbox_keys)
         self._handled += 1
         self._wake = True
 

@@ -3,16 +3,17 @@
 Handlers change the in-memory state and `put` a transition; the main loop `drain`s the queue:
 each transition written in order by one idempotent activity, its emails then delivered in the
 background, so an update answers at once and an SMTP outage never holds the next transition.
-A run waits for every delivery (`delivered`) before it ends or continues as new.
+A run waits for every delivery (`delivered`) before it ends; one that continues as new waits
+only for the attempts in flight (`quiet`) and hands the emails still undelivered to the next
+run (`undelivered`) instead of waiting for SMTP to come back.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
-from workflows.effects import deliver_outbox
+from workflows.effects import Courier
 
 T = TypeVar("T")
 
@@ -23,7 +24,7 @@ class TransitionQueue(Generic[T]):
     def __init__(self, write: Callable[[T], Awaitable[list[str]]]) -> None:
         self._write = write
         self._pending: list[T] = []
-        self._deliveries: list[asyncio.Future[None]] = []
+        self._courier = Courier()
 
     def __bool__(self) -> bool:
         return bool(self._pending)
@@ -38,9 +39,13 @@ class TransitionQueue(Generic[T]):
 
     def deliver(self, keys: list[str]) -> None:
         """Send emails in the background; `delivered` waits for them."""
-        if keys:
-            self._deliveries.append(asyncio.ensure_future(deliver_outbox(keys)))
+        self._courier.deliver(keys)
+
+    def quiet(self) -> bool:
+        return self._courier.quiet()
+
+    def undelivered(self) -> list[str]:
+        return self._courier.undelivered()
 
     async def delivered(self) -> None:
-        while self._deliveries:
-            await self._deliveries.pop(0)
+        await self._courier.delivered()
