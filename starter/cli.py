@@ -149,18 +149,22 @@ def mission_explain_command(
     French sentences for support, each naming its dates, amounts and invoice number: CRA not
     validated or validated late, invoice not imported, fixed delay running, Flash shifted by a
     weekend or holiday, a Basic / Express date brought earlier by one or by the legal cap,
-    client not paid (back-to-back), due date not reached, or paid on D.
-    Reads the workflows through Temporal (CONTRACTING_TEMPORAL_ADDRESS)."""
+    client not paid (back-to-back), due date not reached, or paid on D; and the e-mails the
+    SMTP server refused for good. Reads the workflows through Temporal
+    (CONTRACTING_TEMPORAL_ADDRESS) and the outbox in PostgreSQL (CONTRACTING_DATABASE_URL)."""
     import re
 
-    from starter.support.explain import explain_mission, render_explanation
+    from starter.support.explain import explain_with_ledger, render_explanation
 
     if month is not None and not re.fullmatch(r"20[0-9]{2}-(0[1-9]|1[0-2])", month):
         typer.echo(
             f"error: --month must be YYYY-MM, a month of 2000 to 2099, got {month!r}", err=True
         )
         raise typer.Exit(2)
-    explanation = _read_workflows(lambda client: explain_mission(client, mission_id, month))
+    database_url = get_settings().database_url
+    explanation = _read_workflows(
+        lambda client: explain_with_ledger(client, database_url, mission_id, month)
+    )
     typer.echo(
         explanation.model_dump_json(indent=2) if as_json else render_explanation(explanation)
     )

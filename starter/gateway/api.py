@@ -380,9 +380,12 @@ def create_app(
     ) -> MissionExplanation | JSONResponse:
         """For support, month by month (every month so far, or `month`): why the CRA is not
         visible, why the payout has not arrived (or when it was paid), in French, with the
-        facts (dates, amounts, invoice number) each reason rests on."""
+        facts (dates, amounts, invoice number) each reason rests on; and the mission's
+        e-mails the SMTP server refused for good (`emails_refused`, from the outbox)."""
         processor: EventProcessor = request.app.state.processor
-        return await _read_workflows(explain_mission(processor.temporal, mission_id, month))
+        return await _read_workflows(
+            explain_mission(processor.temporal, mission_id, month, sessions=processor.sessions)
+        )
 
     @app.get(
         "/missions/{mission_id}/documents",

@@ -13,15 +13,20 @@ from datetime import date, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from db.engine import create_engine, session_factory
+from db.models import EmailOutbox
 from domain.carry_over import explain_carry_over
 from domain.cra import submission_opens_on
 from domain.explanations import Explanation, why_cra_not_visible, why_payout_not_arrived
 from domain.mission_rules import cra_opens_on, cycle_bounds, month_periods
 from schemas.cra import CraState
-from schemas.enums import CraStatus, MissionStage, PaymentOffer, PayoutStatus
+from schemas.enums import CraStatus, MissionStage, OutboxStatus, PaymentOffer, PayoutStatus
 from schemas.ids import cra_workflow_id, mission_workflow_id, payout_workflow_id
 from schemas.mission import MissionState
 from schemas.names import STATE_QUERY
@@ -66,6 +71,10 @@ class MissionExplanation(BaseModel):
     today: date
     payment_offer: PaymentOffer | None = None
     months: list[MonthExplanation]
+    emails_refused: list[Reason] = Field(
+        default_factory=list,
+        description="the mission's e-mails the SMTP server refused for good (from the ledger)",
+    )
 
 
 def _months(first: date, last: date) -> list[str]:
@@ -198,10 +207,50 @@ def explain_month(
     return result
 
 
+async def refused_emails(
+    sessions: async_sessionmaker[AsyncSession], mission_id: str
+) -> list[Reason]:
+    """The mission's e-mails refused for good, from the outbox: what was refused, to whom,
+    the server's answer, and what to do."""
+    async with sessions() as session:
+        rows = (
+            await session.execute(
+                select(EmailOutbox)
+                .where(
+                    EmailOutbox.mission_id == mission_id,
+                    EmailOutbox.status == OutboxStatus.REFUSED,
+                )
+                .order_by(EmailOutbox.created_at, EmailOutbox.id)
+            )
+        ).scalars()
+        return [
+            Reason(
+                code="email_refused",
+                message=(
+                    f"L'e-mail « {row.subject} » à {', '.join(row.recipients)} a été refusé "
+                    f"par le serveur SMTP ({row.last_error or 'sans réponse'}) : corrigez "
+                    "l'adresse ou le relais, puis renvoyez-le."
+                ),
+                facts={
+                    "outbox_key": row.outbox_key,
+                    "template": row.template,
+                    "recipients": ", ".join(row.recipients),
+                    "error": row.last_error or "",
+                },
+            )
+            for row in rows
+        ]
+
+
 async def explain_mission(
-    client: Client, mission_id: str, month: str | None = None, today: date | None = None
+    client: Client,
+    mission_id: str,
+    month: str | None = None,
+    today: date | None = None,
+    sessions: async_sessionmaker[AsyncSession] | None = None,
 ) -> MissionExplanation:
-    """Why the CRA is not visible and why the payout has not arrived, month by month.
+    """Why the CRA is not visible and why the payout has not arrived, month by month; with
+    `sessions` (the ledger), the e-mails the SMTP server refused for good too.
 
     Raises `UnknownMission` when there is no such mission, `MissionUnavailable` when Temporal
     cannot answer."""
@@ -227,7 +276,25 @@ async def explain_mission(
         today=today,
         payment_offer=contract.payment_offer if contract is not None else None,
         months=explained,
+        emails_refused=await refused_emails(sessions, mission_id) if sessions else [],
     )
+
+
+async def explain_with_ledger(
+    client: Client, database_url: str, mission_id: str, month: str | None = None
+) -> MissionExplanation:
+    """For the CLI: `explain_mission` with its own connection to the ledger.
+
+    Raises `MissionUnavailable` when PostgreSQL cannot answer."""
+    engine = create_engine(database_url)
+    try:
+        return await explain_mission(client, mission_id, month, sessions=session_factory(engine))
+    except OSError as exc:
+        raise MissionUnavailable(f"cannot reach PostgreSQL: {exc}") from exc
+    except SQLAlchemyError as exc:
+        raise MissionUnavailable(f"cannot read the outbox in PostgreSQL: {exc}") from exc
+    finally:
+        await engine.dispose()
 
 
 def render_explanation(explanation: MissionExplanation) -> str:
@@ -242,4 +309,7 @@ def render_explanation(explanation: MissionExplanation) -> str:
         lines += ["", f"{month.month} — CRA : {cra}"]
         reasons = month.cra + month.payout + month.carry_over
         lines += [f"  - {reason.message}" for reason in reasons]
+    if explanation.emails_refused:
+        lines += ["", "E-mails refusés"]
+        lines += [f"  - {reason.message}" for reason in explanation.emails_refused]
     return "\n".join(lines)

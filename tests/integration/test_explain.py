@@ -10,7 +10,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain.payouts import compute_payout
 from schemas.enums import PaymentOffer
+from settings import Settings
 from starter.support.explain import MissionExplanation
+from tests.fixtures.postgres import free_port
 from tests.support.factories import new_siren
 from tests.support.gateway import (
     GatewayTestClient,
@@ -36,7 +38,7 @@ async def explain(
 
 
 async def test_cra_not_visible_while_contracting_is_in_progress(
-    gateway: GatewayTestClient, dev_server_env: WorkflowEnvironment
+    gateway: GatewayTestClient, dev_server_env: WorkflowEnvironment, stack_settings: Settings
 ) -> None:
     pid = await submit(gateway, provider=provider(new_siren()))
     await retain(gateway, pid)
@@ -52,11 +54,14 @@ async def test_cra_not_visible_while_contracting_is_in_progress(
     assert "la contractualisation est en cours chez le client" in reason.message
     assert entry.payout == []
 
-    code, out, err = await run_contracting(dev_server_env, "mission", "explain", pid)
+    ledger = stack_settings.database_url
+    code, out, err = await run_contracting(
+        dev_server_env, "mission", "explain", pid, database_url=ledger
+    )
     assert code == 0, err
     assert "la contractualisation est en cours chez le client" in out
     code, out, err = await run_contracting(
-        dev_server_env, "mission", "explain", pid, "--month", month, "--json"
+        dev_server_env, "mission", "explain", pid, "--month", month, "--json", database_url=ledger
     )
     assert code == 0, err
     assert MissionExplanation.model_validate(json.loads(out)).months[0].cra[0].code == (
@@ -68,9 +73,18 @@ async def test_cra_not_visible_while_contracting_is_in_progress(
     assert "unknown mission 'P-nope'" in missing.json()["detail"]
     bad = await gateway.http.get(f"/missions/{pid}/explain?month=2026-13")
     assert bad.status_code == 422
-    code, out, err = await run_contracting(dev_server_env, "mission", "explain", "P-nope")
+    code, out, err = await run_contracting(
+        dev_server_env, "mission", "explain", "P-nope", database_url=ledger
+    )
     assert code == 1 and out == ""
     assert err.startswith("error: unknown mission 'P-nope'")
+    # The ledger out of reach: one line that says which, exit status 1, no traceback.
+    closed = f"postgresql+psycopg://contracting@127.0.0.1:{free_port()}/contracting"
+    code, out, err = await run_contracting(
+        dev_server_env, "mission", "explain", pid, database_url=closed
+    )
+    assert code == 1 and out == "", err
+    assert err.startswith("error: cannot") and "PostgreSQL" in err and "Traceback" not in err
 
 
 async def test_flash_payout_explained_after_the_cra_is_validated(

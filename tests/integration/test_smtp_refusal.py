@@ -50,7 +50,7 @@ async def outbox_row(engine: AsyncEngine, mission_id: str, template: str) -> Any
 
     async def attempted() -> bool:
         row = (await outbox_rows(engine, mission_id)).get(template)
-        return row is not None and row.attempts > 0
+        return row is not None and (row.status != OutboxStatus.PENDING or bool(row.last_error))
 
     await eventually(attempted, within=20)
     return (await outbox_rows(engine, mission_id))[template]
@@ -63,6 +63,14 @@ async def resend(stack_settings: Settings, engine: AsyncEngine, keys: list[str])
         outbox.deliver_outbox, DeliverOutboxInput(keys=keys)
     )
     return result
+
+
+async def refusals_explained(gateway: GatewayTestClient, mission_id: str) -> list[Any]:
+    """The refused e-mails `GET /missions/{id}/explain` shows support."""
+    response = await gateway.http.get(f"/missions/{mission_id}/explain")
+    assert response.status_code == 200, response.text
+    refused: list[Any] = response.json()["emails_refused"]
+    return refused
 
 
 async def submitted(gateway: GatewayTestClient) -> str:
@@ -105,6 +113,11 @@ async def test_a_permanent_smtp_refusal_is_recorded_for_ops_and_never_retried(
     assert refusal.data["outbox_key"] == row.outbox_key and "550" in refusal.data["error"]
     mission = dev_server_env.client.get_workflow_handle(mission_workflow_id(pid))
     assert await failed_deliveries(mission) == []
+    # Support sees it in the explanation: what, to whom, the server's answer, what to do.
+    [shown] = await refusals_explained(gateway, pid)
+    assert shown["code"] == "email_refused" and shown["facts"]["outbox_key"] == row.outbox_key
+    assert "550" in shown["message"] and "renvoyez-le" in shown["message"]
+    assert shown["facts"]["recipients"] == ", ".join(row.recipients)
 
     # The mission goes on, and so does SMTP: the next event's email is delivered.
     rated = await gateway.post_event(
@@ -136,6 +149,7 @@ async def test_a_permanent_smtp_refusal_is_recorded_for_ops_and_never_retried(
     assert len([m for m in smtp_sink.messages if m.message_id == refused_id]) == 1
     row = (await outbox_rows(db_engine, pid))["proposal_read"]
     assert row.status == OutboxStatus.SENT and row.attempts == 2
+    assert await refusals_explained(gateway, pid) == []
 
 
 async def test_a_permanent_refusal_does_not_hold_back_the_other_emails_of_its_transition(

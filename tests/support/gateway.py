@@ -299,15 +299,20 @@ async def validated_month(
     return pid, month
 
 
-async def run_contracting(env: WorkflowEnvironment, *args: str) -> tuple[int, str, str]:
-    """Run the installed `contracting` command against `env`'s server, without blocking the
-    loop the worker runs on: (exit code, stdout, stderr)."""
+async def run_contracting(
+    env: WorkflowEnvironment, *args: str, database_url: str | None = None
+) -> tuple[int, str, str]:
+    """Run the installed `contracting` command against `env`'s server (and the database at
+    `database_url`), without blocking the loop the worker runs on: (exit code, stdout,
+    stderr)."""
+    database = {"CONTRACTING_DATABASE_URL": database_url} if database_url else {}
     process = await asyncio.create_subprocess_exec(
         str(CONTRACTING),
         *args,
         env={
             **os.environ,
             "CONTRACTING_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
+            **database,
         },
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
