@@ -32,8 +32,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
-from functools import cache
-from importlib import resources
 from typing import Any, Literal
 
 import facturx
@@ -41,6 +39,7 @@ from fpdf import FPDF
 from fpdf.enums import TableBordersLayout, XPos, YPos
 from fpdf.fonts import FontFace
 
+from activities.pdf_fonts import FAMILY, add_source_sans_pro
 from domain.billing_documents import month_fr
 from domain.formatting import date_fr, money_fr, percent_fr
 from domain.invoices import late_payment_mention
@@ -63,8 +62,7 @@ BUSINESS_PROCESS_SERVICES = "S1"
 NO_DISCOUNT_MENTION = "Pas d'escompte pour paiement anticipé."
 """L441-9: the discount conditions, here that there is none (note AAB in the XML)."""
 
-_FONT = "SourceSansPro"
-_FONT_PACKAGE = "font_source_sans_pro"
+_FONT = FAMILY
 _GREY = (235, 235, 235)
 _Compliance = Literal["PDF/A-3B"] | None
 
@@ -101,12 +99,6 @@ def _at_midnight_utc(day: date) -> datetime:
     return datetime.combine(day, time(0, 0), tzinfo=UTC)
 
 
-@cache
-def _font_path(style: str) -> str:
-    name = "SourceSansPro-Bold.ttf" if style == "B" else "SourceSansPro-Regular.ttf"
-    return str(resources.files(_FONT_PACKAGE).joinpath("files", name))
-
-
 class _Pdf(FPDF):
     """A4 portrait, Source Sans Pro, a footer with the document's name, a fixed date."""
 
@@ -121,8 +113,7 @@ class _Pdf(FPDF):
         self.set_lang("fr-FR")
         self.set_margins(18, 16, 18)
         self.set_auto_page_break(auto=True, margin=18)
-        self.add_font(_FONT, "", _font_path(""))
-        self.add_font(_FONT, "B", _font_path("B"))
+        add_source_sans_pro(self)
         self.set_font(_FONT, size=9.5)
         self.alias_nb_pages()
         self.add_page()

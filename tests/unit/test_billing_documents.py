@@ -561,3 +561,25 @@ def test_both_postal_addresses_are_in_the_xml_and_the_bpf():
     for party in (SELLER, BUYER):
         assert all(line in text for line in party.address_lines)
         assert f"{party.postcode} {party.city}" in text
+
+
+def test_the_font_is_parsed_once_and_draws_every_script_of_a_name(caplog):
+    """Source Sans Pro is read and parsed once per process (activities/pdf_fonts.py), not once
+    per document; each PDF still embeds the glyphs its text uses, foreign names included, and
+    the same invoice gives the same bytes."""
+    from activities import pdf_fonts
+
+    foreign = SELLER.model_copy(
+        update={"name": "Łukasz Dvořák — Ελένη Дмитриева SARL", "address_lines": ["Straße 5"]}
+    )
+    first = render_invoice_pdf(_invoice(seller=foreign))
+    parsed = pdf_fonts._template.cache_info()
+    for _ in range(3):
+        assert render_invoice_pdf(_invoice(seller=foreign)) == first
+    render_bpf_pdf(_bpf())
+    assert pdf_fonts._template.cache_info().misses == parsed.misses  # no new parse
+    assert pdf_fonts._template.cache_info().currsize == 2  # regular and bold
+    text = _text(first)
+    assert "Łukasz Dvořák — Ελένη Дмитриева SARL" in text and "Straße 5" in text
+    assert "€" in text
+    assert "missing the following glyphs" not in caplog.text
