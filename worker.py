@@ -18,7 +18,7 @@ from temporalio.worker import Worker
 from activities.registry import Activities, build_activities
 from activities.temporal_client import connect_temporal
 from settings import Settings, get_settings
-from workflows.registry import WORKFLOWS
+from workflows.registry import WORKFLOW_RUNNER, WORKFLOWS
 
 log = logging.getLogger("contracting.worker")
 
@@ -33,6 +33,7 @@ def build_worker(
         client,
         task_queue=task_queue,
         workflows=list(WORKFLOWS),
+        workflow_runner=WORKFLOW_RUNNER,
         activities=list(activities),
         graceful_shutdown_timeout=timedelta(seconds=10),
     )

@@ -11,18 +11,19 @@ from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.mailer import Mailer
 from activities.registry import Activities
 from db.engine import create_engine
 from settings import Settings
-from workflows.registry import WORKFLOWS
+from workflows.registry import PASSED_THROUGH, WORKFLOWS
 
 
 class SandboxValidatedOnce(SandboxedWorkflowRunner):
-    """The SDK's sandbox, which runs every workflow of the tests, validating each workflow
-    class once per test process. A Worker validates every workflow it registers by
+    """The worker's sandbox (`workflows.registry.WORKFLOW_RUNNER`: the SDK's, the pure layers
+    passed through), which runs every workflow of the tests, validating each workflow class
+    once per test process. A Worker validates every workflow it registers by
     instantiating it in a fresh sandbox (~0.6 s for ours on 2 cores), the same work for every
     test that starts a worker; the workflows still run sandboxed, as in production."""
 
@@ -34,7 +35,9 @@ class SandboxValidatedOnce(SandboxedWorkflowRunner):
             self._validated.add(defn.cls)
 
 
-WORKFLOW_RUNNER = SandboxValidatedOnce()
+WORKFLOW_RUNNER = SandboxValidatedOnce(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSED_THROUGH)
+)
 
 
 def sandboxed_worker(client: Client, **options: Any) -> Worker:
