@@ -24,7 +24,15 @@ from settings import Settings
 from starter.gateway.processor import EventProcessor
 from tests.support.db import count
 from tests.support.factories import envelope, proposal_submitted
-from tests.support.gateway import GatewayTestClient, gateway_of, post, provider, view
+from tests.support.gateway import (
+    GatewayTestClient,
+    gateway_of,
+    leave_claim,
+    ledger,
+    post,
+    provider,
+    view,
+)
 from tests.support.waits import eventually
 from tests.support.workers import real_worker
 
@@ -108,3 +116,27 @@ async def _outcome_mails_sent(engine: AsyncEngine, retained: str, lost: list[str
         if await count(engine, told) != 1 or await count(engine, pending) != 0:
             return False
     return True
+
+
+async def test_rfp_closed_while_a_proposal_of_the_rfp_is_being_submitted_is_a_503_to_retry(
+    gateway: GatewayTestClient, db_engine: AsyncEngine
+) -> None:
+    """A `proposal.submitted` still dispatching (a live claim) may be accepted before the
+    RFP's closure is: the closure waits for it rather than miss it."""
+    rfp = f"RFP-{uuid.uuid4().hex[:8]}"
+    accepted = await _submit(gateway, rfp)
+    submitting = envelope("proposal.submitted", proposal_submitted(rfp_id=rfp, provider=provider()))
+    await leave_claim(db_engine, submitting, lease_left=timedelta(seconds=20))
+    closed = envelope("rfp.closed", {"rfp_id": rfp})
+
+    answer = await gateway.post_event(closed)
+    assert answer.status_code == 503, answer.text
+    assert submitting["event_id"] in answer.json()["detail"], answer.text
+    assert "same event_id" in answer.json()["detail"], answer.text
+    assert await ledger(db_engine, closed["event_id"]) == []
+
+    # Its gateway died (the lease expired) without a 202: the closure goes on without it.
+    await leave_claim(db_engine, submitting, lease_left=-timedelta(seconds=1))
+    answer = await gateway.post_event(closed)
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["workflow_ids"] == [f"mission-{accepted}"]
