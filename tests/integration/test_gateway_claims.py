@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import TypeVar
 
 import httpx
@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.testing import WorkflowEnvironment
 
 from db.engine import session_factory
-from db.models import ClientPayment, EmailOutbox, Invoice, Payout
+from db.models import ClientPayment, EmailOutbox, Invoice, Payout, ProcessedEvent
 from domain.clock import paris_date
 from schemas.enums import PayoutStatus
 from settings import Settings
@@ -136,6 +136,61 @@ async def test_a_redelivery_during_a_dispatch_that_fails_is_told_to_retry_and_th
             # The update the timed-out delivery left with the server and the retry are one.
             kinds = [entry.kind for entry in (await view(gateway, pid)).state.timeline]
             assert kinds.count("proposal.read") == 1, kinds
+
+
+async def test_a_dispatch_longer_than_the_lease_renews_it_so_no_redelivery_takes_it_over(
+    dev_server_env: WorkflowEnvironment, stack_settings: Settings, db_engine: AsyncEngine
+) -> None:
+    """A live gateway keeps its claim however long it dispatches (an rfp.closed fanned out to
+    many missions): here one update, its RPC timeout set past a short lease for the test."""
+    lease = timedelta(seconds=1.5)
+    processor = EventProcessor(
+        dev_server_env.client,
+        session_factory(db_engine),
+        new_queue(),  # no worker: the update waits for its whole RPC timeout
+        rpc_timeout=timedelta(seconds=5),
+        claim_lease=lease,
+    )
+    async with gateway_of(processor, stack_settings) as gateway:
+        proposal = proposal_submitted()
+        submitted = await gateway.post_event(envelope("proposal.submitted", proposal))
+        assert submitted.status_code == 202, submitted.text
+        read = envelope("proposal.read", {"proposal_id": proposal["proposal_id"]})
+        first = asyncio.create_task(gateway.post_event(read))
+
+        async def claimed() -> bool:
+            return await ledger(db_engine, read["event_id"]) == [("processing", None)]
+
+        await eventually(claimed)
+        first_lease_end = await _lease_end(db_engine, read["event_id"])
+
+        async def first_lease_over() -> bool:
+            return await _database_now(db_engine) > first_lease_end
+
+        await eventually(first_lease_over)
+        assert not first.done(), "the first delivery ended before its first lease did"
+        assert await _lease_end(db_engine, read["event_id"]) > first_lease_end
+        redelivered = await gateway.post_event(read)
+        assert_retry_later(redelivered, "in_flight", most=lease.total_seconds() + 1)
+        failed = await within(15, "the first delivery", first)
+        assert_retry_later(failed, "rejected", most=60)
+
+
+async def _lease_end(engine: AsyncEngine, event_id: str) -> datetime:
+    async with engine.connect() as conn:
+        end = (
+            await conn.execute(
+                select(ProcessedEvent.lease_expires_at).where(ProcessedEvent.event_id == event_id)
+            )
+        ).scalar_one()
+    assert end is not None
+    return end
+
+
+async def _database_now(engine: AsyncEngine) -> datetime:
+    async with engine.connect() as conn:
+        now: datetime = (await conn.execute(select(func.now()))).scalar_one()
+    return now
 
 
 async def _mails_sent(engine: AsyncEngine, mission_id: str) -> bool:
