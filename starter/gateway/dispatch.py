@@ -146,6 +146,38 @@ async def _started_by(ctx: Context, workflow_id: str, event_id: str) -> bool:
     return False
 
 
+EARLIER_RUNS_ASKED = 3
+"""How many runs back a refused update id is looked for (a mission continues as new at each
+renewal: a re-dispatch comes seconds or minutes after the first dispatch, not runs later)."""
+
+
+async def _applied_by_an_earlier_run(ctx: Context, workflow_id: str, update_id: str) -> bool:
+    """Whether a run this one continued from completed the update `update_id`. Temporal
+    deduplicates an update id within a run only: an event applied by a run that then continued
+    as new (a `renewal.validated` does), dispatched again because its first delivery timed out
+    or its gateway died before recording it, is refused by the new run — it was applied."""
+    run_id: str | None = None  # the current run
+    for _ in range(EARLIER_RUNS_ASKED):
+        run = ctx.client.get_workflow_handle(workflow_id, run_id=run_id)
+        run_id = None
+        async for first in run.fetch_history_events(page_size=1, rpc_timeout=ctx.rpc_timeout):
+            run_id = first.workflow_execution_started_event_attributes.continued_execution_run_id
+            break
+        if not run_id:
+            return False
+        earlier = run.get_update_handle(update_id, workflow_run_id=run_id)
+        try:
+            await earlier.result(rpc_timeout=ctx.rpc_timeout)
+        except WorkflowUpdateFailedError:
+            return False  # refused there too
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
+            continue
+        return True
+    return False
+
+
 async def _update(
     ctx: Context, handle: WorkflowHandle[Any, Any], name: str, arg: Any, update_id: str, what: str
 ) -> None:
@@ -153,6 +185,8 @@ async def _update(
     try:
         await handle.execute_update(name, arg, id=update_id, rpc_timeout=ctx.rpc_timeout)
     except WorkflowUpdateFailedError as exc:
+        if await _applied_by_an_earlier_run(ctx, handle.id, update_id):
+            return
         raise NotApplicable(str(getattr(exc.cause, "message", exc.cause))) from exc
     except RPCError as exc:
         if exc.status != RPCStatusCode.NOT_FOUND:

@@ -303,3 +303,39 @@ async def test_a_client_payment_dispatched_twice_is_recorded_and_paid_once(
         EmailOutbox.mission_id == pid, EmailOutbox.template == "payout_paid"
     )
     assert await count(db_engine, paid_mails) == 1
+
+
+async def test_a_renewal_validation_dispatched_again_after_its_continue_as_new_is_one_renewal(
+    gateway: GatewayTestClient, db_engine: AsyncEngine, dev_server_env: WorkflowEnvironment
+) -> None:
+    """The validation continues the mission as new; the new run does not know the update id.
+    A gateway that died after dispatching it, before recording it: the delivery that takes
+    the claim over is told by the run that applied it (202), not refused by the new one."""
+    pid, _ = await month_open(gateway, "basic", 14)
+    handle = dev_server_env.client.get_workflow_handle(f"mission-{pid}")
+    first_run = (await handle.describe()).run_id
+    new_end = (await view(gateway, pid)).state.end_date + timedelta(days=92)
+    for event_type, data in (
+        ("renewal.requested", {"new_end_date": new_end.isoformat()}),
+        ("renewal.accepted", {}),
+    ):
+        answer = await gateway.post_event(envelope(event_type, {"mission_id": pid, **data}))
+        assert answer.status_code == 202, answer.text
+    validation = envelope("renewal.validated", {"mission_id": pid, "approver_id": "APR-1"})
+    assert (await gateway.post_event(validation)).status_code == 202
+
+    async def continued() -> bool:
+        return (await handle.describe()).run_id != first_run
+
+    await eventually(continued, within=20)
+    await leave_claim(db_engine, validation, lease_left=-timedelta(seconds=1))
+    again = await gateway.post_event(validation)
+    assert again.status_code == 202, again.text
+    assert await ledger(db_engine, validation["event_id"]) == [("accepted", f"mission-{pid}")]
+    state = (await view(gateway, pid)).state
+    assert len(state.renewals) == 1 and state.end_date == new_end, state.renewals
+    # Another validation (another event_id) is still refused, at once.
+    other = envelope("renewal.validated", {"mission_id": pid, "approver_id": "APR-1"})
+    refused = await within(5, "a refused validation", gateway.post_event(other))
+    assert refused.status_code == 409, refused.text
+    assert "no renewal is pending" in refused.json()["detail"]
