@@ -11,10 +11,12 @@ from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_GATEWAY_SECRET = "dev-secret"
+DEFAULT_GATEWAY_RPC_TIMEOUT_SECONDS = 10.0
+DEFAULT_GATEWAY_CLAIM_LEASE_SECONDS = 30.0
 
 
 def is_loopback(host: str) -> bool:
@@ -88,6 +90,22 @@ class Settings(BaseSettings):
         description="Largest `POST /events` body (413 above), checked before it is read whole: "
         "the largest legitimate event, an rfp.closed with 1,000 addresses, is about 260 kB.",
     )
+    gateway_rpc_timeout_seconds: float = Field(
+        default=DEFAULT_GATEWAY_RPC_TIMEOUT_SECONDS,
+        gt=0,
+        description="How long one Temporal call of the gateway (start a workflow, execute an "
+        "update, signal, describe) may take: past it, the event is answered 503 with "
+        "Retry-After, to be sent again with the same event_id (a worker that is down would "
+        "otherwise hold the request as long as it stays down).",
+    )
+    gateway_claim_lease_seconds: float = Field(
+        default=DEFAULT_GATEWAY_CLAIM_LEASE_SECONDS,
+        gt=0,
+        description="How long a gateway's claim on an event it is dispatching lasts without "
+        "renewal (renewed every third of it while the gateway is alive): a redelivery within "
+        "the lease is answered 503 with Retry-After, one after it takes the claim over and "
+        "dispatches the event. Longer than the RPC timeout.",
+    )
     dev_stack: bool = Field(
         default=False,
         description="Set by `contracting dev`: allows the well-known development secret "
@@ -98,6 +116,18 @@ class Settings(BaseSettings):
     late_payment_rate: Decimal = Decimal("0.10")
     recovery_indemnity: Decimal = Decimal("40.00")
     kbis_max_age_days: int = 90
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_call(self) -> Settings:
+        """A claim must outlive one Temporal call, or a slow but live dispatch would be taken
+        over by every redelivery."""
+        if self.gateway_claim_lease_seconds <= self.gateway_rpc_timeout_seconds:
+            raise ValueError(
+                f"CONTRACTING_GATEWAY_CLAIM_LEASE_SECONDS ({self.gateway_claim_lease_seconds:g}) "
+                "must be longer than CONTRACTING_GATEWAY_RPC_TIMEOUT_SECONDS "
+                f"({self.gateway_rpc_timeout_seconds:g}): raise the lease or lower the timeout"
+            )
+        return self
 
     def effective_gateway_secret(self) -> str:
         """The HMAC secret; a dev stack bound to loopback falls back to `dev-secret`, anything

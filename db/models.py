@@ -806,3 +806,10 @@ class ProcessedEvent(Base):
     workflow_id: Mapped[str | None] = mapped_column(sa.String(300))
     response: Mapped[dict[str, Any] | None]
     error: Mapped[str | None] = mapped_column(sa.Text)
+    # The gateway holding a `processing` claim, and until when: a redelivery waits for a live
+    # lease (503, Retry-After) and takes over an expired one (its claimant died).
+    claimed_by: Mapped[str | None] = mapped_column(sa.String(200))
+    lease_expires_at: Mapped[datetime | None]
+    # proposal.submitted: the RFP it answers, so rfp.closed finds the proposals accepted but
+    # not yet written to `proposals` by the worker.
+    rfp_id: Mapped[str | None] = mapped_column(sa.String(ID_LENGTH), index=True)

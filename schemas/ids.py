@@ -17,6 +17,11 @@ def mission_workflow_id(proposal_id: str) -> str:
     return f"mission-{proposal_id}"
 
 
+def proposal_of_mission_workflow(workflow_id: str) -> str:
+    """The proposal id behind `mission_workflow_id`."""
+    return workflow_id.removeprefix("mission-")
+
+
 def cra_workflow_id(mission_id: str, month: str) -> str:
     return f"cra-{mission_id}-{month}"
 

@@ -22,7 +22,7 @@ from pydantic.json_schema import models_json_schema
 from schemas.events import PAYLOADS, Envelope
 from schemas.mission import MissionView
 from settings import Settings, get_settings
-from starter.gateway.events import REQUIRED_AT_EDGE, EventError
+from starter.gateway.events import REQUIRED_AT_EDGE, EventError, Unavailable
 from starter.gateway.processor import EventProcessor, open_processor
 from starter.gateway.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, Verifier
 from starter.support.documents import (
@@ -52,7 +52,9 @@ class Duplicate(BaseModel):
     event_id: str
     status: str = "duplicate"
     workflow_id: str | None
-    first_delivery: str
+    first_delivery: str = Field(
+        default="accepted", description="always `accepted`: an event still in flight is a 503"
+    )
 
 
 class Rejected(BaseModel):
@@ -313,7 +315,7 @@ def create_app(
         status_code=202,
         response_model=Accepted,
         responses={
-            200: {"model": Duplicate, "description": "This event_id was already received."},
+            200: {"model": Duplicate, "description": "This event_id was already accepted."},
             400: {"model": Rejected, "description": "Content-Length is not a number."},
             401: {"model": Rejected, "description": "Missing or wrong signature."},
             404: {"model": Rejected, "description": "Unknown mission or proposal."},
@@ -321,7 +323,18 @@ def create_app(
             413: {"model": Rejected, "description": "Body over the size limit."},
             422: {"model": Rejected, "description": "Malformed envelope or payload."},
             501: {"model": Rejected, "description": "Type not handled by this version yet."},
-            503: {"model": Rejected, "description": "Temporal or database unavailable."},
+            503: {
+                "model": Rejected,
+                "description": "Temporal or the database unavailable or too slow (status "
+                "`rejected`), or this event_id still being dispatched by another delivery "
+                "(status `in_flight`): retry with the same event_id after `Retry-After` seconds.",
+                "headers": {
+                    "Retry-After": {
+                        "description": "Seconds to wait before sending the event again.",
+                        "schema": {"type": "integer"},
+                    }
+                },
+            },
         },
         openapi_extra={"requestBody": request_body},
     )
@@ -347,6 +360,12 @@ def create_app(
         processor: EventProcessor = request.app.state.processor
         try:
             outcome = await processor.process(raw)
+        except Unavailable as exc:
+            return JSONResponse(
+                status_code=exc.status_code,
+                content=exc.body(),
+                headers={"Retry-After": str(exc.retry_after)},
+            )
         except EventError as exc:
             return JSONResponse(status_code=exc.status_code, content=exc.body())
         return JSONResponse(status_code=outcome.status_code, content=outcome.body)

@@ -6,12 +6,15 @@ platform's `event_id` as update id; a validator's refusal is a 409 with its reas
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Protocol
 
 from temporalio.client import (
     Client,
+    RPCTimeoutOrCancelledError,
     WithStartWorkflowOperation,
     WorkflowHandle,
     WorkflowUpdateFailedError,
@@ -61,7 +64,13 @@ from starter.gateway.events import NotApplicable, NotYetSupported, Unavailable, 
 class Directory(Protocol):
     """Lookups the gateway needs for events that do not name their workflow."""
 
-    async def proposals_of_rfp(self, rfp_id: str) -> Sequence[str]: ...
+    async def proposals_of_rfp(self, rfp_id: str) -> Sequence[str]:
+        """Every proposal the gateway accepted on the RFP, written by the worker or not."""
+        ...
+
+    async def proposals_being_submitted(self, rfp_id: str) -> Sequence[str]:
+        """The event ids of `proposal.submitted` on the RFP that a live claim is dispatching."""
+        ...
 
     async def provider_of_document(self, document_id: str) -> str | None: ...
 
@@ -84,8 +93,8 @@ class Context:
     client: Client
     task_queue: str
     directory: Directory
-    resumed: bool = False
-    """This delivery took over a claim left by a gateway that died mid-dispatch."""
+    rpc_timeout: timedelta | None = None
+    """Of each Temporal call: a worker that is down must not hold the request for ever."""
 
 
 Handler = Callable[[Context, Event], Awaitable[Dispatched]]
@@ -103,6 +112,7 @@ async def _proposal_submitted(ctx: Context, event: Event) -> Dispatched:
             task_queue=ctx.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            rpc_timeout=ctx.rpc_timeout,
             search_attributes=TypedSearchAttributes(
                 [
                     SearchAttributePair(sa.MISSION_ID, proposal.proposal_id),
@@ -114,7 +124,9 @@ async def _proposal_submitted(ctx: Context, event: Event) -> Dispatched:
             ),
         )
     except WorkflowAlreadyStartedError as exc:
-        if ctx.resumed:  # the dead gateway's dispatch of this very event started it
+        if await _started_by(ctx, workflow_id, event.event_id):
+            # This very event's earlier dispatch started it: a delivery that timed out or a
+            # gateway that died before recording it.
             return Dispatched(workflow_id=workflow_id)
         raise NotApplicable(
             f"proposal {proposal.proposal_id!r} was already submitted (workflow {workflow_id}); "
@@ -123,20 +135,67 @@ async def _proposal_submitted(ctx: Context, event: Event) -> Dispatched:
     return Dispatched(workflow_id=workflow_id)
 
 
+async def _started_by(ctx: Context, workflow_id: str, event_id: str) -> bool:
+    """Whether the mission's current run was started by `event_id` (its input carries the
+    `proposal.submitted` event id, kept across continue-as-new)."""
+    handle = ctx.client.get_workflow_handle(workflow_id)
+    async for first in handle.fetch_history_events(page_size=1, rpc_timeout=ctx.rpc_timeout):
+        payloads = first.workflow_execution_started_event_attributes.input.payloads
+        [started] = await ctx.client.data_converter.decode(payloads, [MissionInput])
+        return bool(started.event_id == event_id)
+    return False
+
+
+EARLIER_RUNS_ASKED = 3
+"""How many runs back a refused update id is looked for (a mission continues as new at each
+renewal: a re-dispatch comes seconds or minutes after the first dispatch, not runs later)."""
+
+
+async def _applied_by_an_earlier_run(ctx: Context, workflow_id: str, update_id: str) -> bool:
+    """Whether a run this one continued from completed the update `update_id`. Temporal
+    deduplicates an update id within a run only: an event applied by a run that then continued
+    as new (a `renewal.validated` does), dispatched again because its first delivery timed out
+    or its gateway died before recording it, is refused by the new run — it was applied."""
+    run_id: str | None = None  # the current run
+    for _ in range(EARLIER_RUNS_ASKED):
+        run = ctx.client.get_workflow_handle(workflow_id, run_id=run_id)
+        run_id = None
+        async for first in run.fetch_history_events(page_size=1, rpc_timeout=ctx.rpc_timeout):
+            run_id = first.workflow_execution_started_event_attributes.continued_execution_run_id
+            break
+        if not run_id:
+            return False
+        earlier = run.get_update_handle(update_id, workflow_run_id=run_id)
+        try:
+            await earlier.result(rpc_timeout=ctx.rpc_timeout)
+        except WorkflowUpdateFailedError:
+            return False  # refused there too
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
+            continue
+        return True
+    return False
+
+
 async def _update(
-    handle: WorkflowHandle[Any, Any], name: str, arg: Any, update_id: str, what: str
+    ctx: Context, handle: WorkflowHandle[Any, Any], name: str, arg: Any, update_id: str, what: str
 ) -> None:
     """Execute an update; a refusal is a 409, a missing workflow a 404, a closed one a 409."""
     try:
-        await handle.execute_update(name, arg, id=update_id)
+        await handle.execute_update(name, arg, id=update_id, rpc_timeout=ctx.rpc_timeout)
     except WorkflowUpdateFailedError as exc:
+        if await _applied_by_an_earlier_run(ctx, handle.id, update_id):
+            return
         raise NotApplicable(str(getattr(exc.cause, "message", exc.cause))) from exc
     except RPCError as exc:
         if exc.status != RPCStatusCode.NOT_FOUND:
             raise
         try:
-            description = await handle.describe()
-        except RPCError:
+            description = await handle.describe(rpc_timeout=ctx.rpc_timeout)
+        except RPCError as missing:
+            if missing.status != RPCStatusCode.NOT_FOUND:
+                raise
             raise UnknownTarget(f"unknown {what} (no workflow {handle.id})") from exc
         status = description.status.name.lower() if description.status else "closed"
         raise NotApplicable(f"{what} is closed (workflow {handle.id} is {status})") from exc
@@ -150,7 +209,7 @@ async def _mission_update(ctx: Context, event: Event) -> Dispatched:
     what = f"proposal {proposal_id}" if proposal_id else f"mission {payload.mission_id}"  # type: ignore[attr-defined]
     workflow_id = mission_workflow_id(str(proposal_id or payload.mission_id))  # type: ignore[attr-defined]
     handle = ctx.client.get_workflow_handle(workflow_id)
-    await _update(handle, event.type, payload, event.event_id, what)
+    await _update(ctx, handle, event.type, payload, event.event_id, what)
     return Dispatched(workflow_id=workflow_id)
 
 
@@ -162,6 +221,13 @@ async def _rfp_closed(ctx: Context, event: Event) -> Dispatched:
     the RFP, and however often the event arrives, each address gets one e-mail."""
     closed = event.payload
     assert isinstance(closed, RfpClosed)
+    submitting = await ctx.directory.proposals_being_submitted(closed.rfp_id)
+    if submitting:
+        raise Unavailable(
+            f"a proposal on RFP {closed.rfp_id!r} is being submitted right now (event "
+            f"{', '.join(submitting)}): nothing was recorded; retry later with the same "
+            "event_id, so that it is told too"
+        )
     proposals = await ctx.directory.proposals_of_rfp(closed.rfp_id)
     if not proposals:
         raise UnknownTarget(f"unknown RFP {closed.rfp_id!r}: no proposal was submitted on it")
@@ -172,6 +238,7 @@ async def _rfp_closed(ctx: Context, event: Event) -> Dispatched:
         handle = ctx.client.get_workflow_handle(workflow_id)
         try:
             await _update(
+                ctx,
                 handle,
                 event.type,
                 closed,
@@ -206,7 +273,11 @@ async def _document_uploaded(ctx: Context, event: Event) -> Dispatched:
     )
     try:
         await ctx.client.execute_update_with_start_workflow(
-            DOCUMENT_UPLOADED, upload, start_workflow_operation=start, id=event.event_id
+            DOCUMENT_UPLOADED,
+            upload,
+            start_workflow_operation=start,
+            id=event.event_id,
+            rpc_timeout=ctx.rpc_timeout,
         )
     except WorkflowUpdateFailedError as exc:
         raise NotApplicable(str(getattr(exc.cause, "message", exc.cause))) from exc
@@ -222,7 +293,7 @@ async def _document_reviewed(ctx: Context, event: Event) -> Dispatched:
     workflow_id = provider_workflow_id(siren)
     handle = ctx.client.get_workflow_handle(workflow_id)
     await _update(
-        handle, DOCUMENT_REVIEWED, review, event.event_id, f"provider {siren}'s documents"
+        ctx, handle, DOCUMENT_REVIEWED, review, event.event_id, f"provider {siren}'s documents"
     )
     return Dispatched(workflow_id=workflow_id)
 
@@ -240,7 +311,9 @@ async def _why_no_cra(ctx: Context, mission_id: str, month: str) -> str:
     """Why the CRA of a month is not open: the FAQ's reasons, from the mission's state."""
     handle = ctx.client.get_workflow_handle(mission_workflow_id(mission_id))
     try:
-        state = await handle.query(STATE_QUERY, result_type=MissionState)
+        state = await handle.query(
+            STATE_QUERY, result_type=MissionState, rpc_timeout=ctx.rpc_timeout
+        )
     except RPCError as exc:
         raise UnknownTarget(f"unknown mission {mission_id!r}") from exc
     reason = _NOT_VISIBLE.get(state.stage)
@@ -266,12 +339,12 @@ async def _cra_update(ctx: Context, event: Event) -> Dispatched:
     workflow_id = cra_workflow_id(mission_id, month)
     handle = ctx.client.get_workflow_handle(workflow_id)
     try:
-        await handle.describe()
+        await handle.describe(rpc_timeout=ctx.rpc_timeout)
     except RPCError as exc:
         if exc.status != RPCStatusCode.NOT_FOUND:
             raise
         raise NotApplicable(await _why_no_cra(ctx, mission_id, month)) from exc
-    await _update(handle, event.type, event.payload, event.event_id, f"the CRA of {month}")
+    await _update(ctx, handle, event.type, event.payload, event.event_id, f"the CRA of {month}")
     return Dispatched(workflow_id=workflow_id)
 
 
@@ -292,7 +365,7 @@ async def _invoice_event(ctx: Context, event: Event) -> Dispatched:
     workflow_id = payout_workflow_id(mission_id, month)
     handle = ctx.client.get_workflow_handle(workflow_id)
     await _update(
-        handle, event.type, event.payload, event.event_id, f"the payout of invoice {number}"
+        ctx, handle, event.type, event.payload, event.event_id, f"the payout of invoice {number}"
     )
     return Dispatched(workflow_id=workflow_id)
 
@@ -304,6 +377,7 @@ async def _invoice_imported(ctx: Context, event: Event) -> Dispatched:
     workflow_id = payout_workflow_id(imported.mission_id, imported.month)
     handle = ctx.client.get_workflow_handle(workflow_id)
     await _update(
+        ctx,
         handle,
         event.type,
         imported,
@@ -339,13 +413,26 @@ def handler_for(event_type: str) -> Handler:
     )
 
 
-async def dispatch(ctx: Context, event: Event, *, resumed: bool = False) -> Dispatched:
-    """Hand the event to its workflow; Temporal being unreachable is a 503."""
+async def dispatch(ctx: Context, event: Event) -> Dispatched:
+    """Hand the event to its workflow; Temporal being unreachable, or not answering within
+    the RPC timeout (a worker that is down never takes the update), is a 503."""
     handler = handler_for(event.type)
     retry = "nothing was recorded; retry later with the same event_id"
     try:
-        return await handler(replace(ctx, resumed=resumed), event)
+        return await handler(ctx, event)
+    except RPCTimeoutOrCancelledError as exc:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise  # this request was cancelled, not timed out
+        seconds = ctx.rpc_timeout.total_seconds() if ctx.rpc_timeout else 0
+        raise Unavailable(
+            f"Temporal did not complete the event within {seconds:g} s (is the worker "
+            f"running?): {retry} (re-sent, it is applied once)"
+        ) from exc
     except RPCError as exc:
+        if exc.status == RPCStatusCode.DEADLINE_EXCEEDED:
+            seconds = ctx.rpc_timeout.total_seconds() if ctx.rpc_timeout else 0
+            raise Unavailable(f"Temporal did not answer within {seconds:g} s: {retry}") from exc
         raise Unavailable(f"Temporal did not accept the event ({exc.message}): {retry}") from exc
     except RuntimeError as exc:
         # A client that never reached Temporal raises RuntimeError("Failed client connect: …").

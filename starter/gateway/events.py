@@ -72,9 +72,25 @@ class NotYetSupported(EventError):
 
 
 class Unavailable(EventError):
-    """Temporal or the database cannot be reached (503): the platform should retry."""
+    """Temporal or the database cannot be reached, or did not answer in time (503): the
+    platform should retry with the same event_id, after `retry_after` seconds."""
 
     status_code = 503
+    retry_after = 5
+
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        if retry_after is not None:
+            self.retry_after = max(1, retry_after)
+
+
+class InFlight(Unavailable):
+    """Another delivery of this event_id holds a live claim and is dispatching it (503): the
+    event is not accepted yet, so this delivery must not be told `duplicate` — if the other
+    one fails, only a retry makes the event happen. `retry_after`: until its lease ends."""
+
+    def body(self) -> dict[str, Any]:
+        return {**super().body(), "status": "in_flight"}
 
 
 def _field_errors(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[dict[str, Any]]:

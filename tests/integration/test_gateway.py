@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
@@ -18,11 +17,10 @@ from db.models import EmailOutbox, Mission, ProcessedEvent, Proposal
 from schemas import search_attributes as sa
 from schemas.mission import MissionState
 from starter.devstack.mailsink import MailSink
-from starter.gateway.processor import content_digest
 from starter.gateway.signing import signed_headers
 from tests.support.db import count
 from tests.support.factories import envelope, proposal_submitted
-from tests.support.gateway import TEST_SECRET, GatewayTestClient
+from tests.support.gateway import TEST_SECRET, GatewayTestClient, leave_claim
 from tests.support.waits import eventually, mails, naming, own
 
 
@@ -90,14 +88,22 @@ async def test_same_event_twice_gives_one_workflow_and_one_email_each(
     assert len(own(smtp_sink, proposal["proposal_id"])) == 2
 
 
-async def test_duplicate_detected_while_first_delivery_is_in_flight(
+async def test_concurrent_deliveries_dispatch_once_and_none_is_a_duplicate_before_acceptance(
     gateway: GatewayTestClient, smtp_sink: MailSink
 ) -> None:
+    """Issue 12 point 1: a delivery that meets another one still dispatching is told to retry
+    (503 `in_flight`), never `duplicate`: the first may yet fail."""
     proposal = proposal_submitted()
     event = envelope("proposal.submitted", proposal)
     responses = await asyncio.gather(*(gateway.post_event(event) for _ in range(5)))
-    statuses = sorted(r.status_code for r in responses)
-    assert statuses == [200, 200, 200, 200, 202]
+    assert [r.status_code for r in responses].count(202) == 1, [r.text for r in responses]
+    for response in (r for r in responses if r.status_code != 202):
+        if response.status_code == 503:
+            assert response.json()["status"] == "in_flight", response.text
+            assert int(response.headers["Retry-After"]) >= 1
+        else:  # answered after the first delivery was accepted
+            assert response.status_code == 200, response.text
+            assert response.json()["first_delivery"] == "accepted", response.text
     await mails(smtp_sink, naming(proposal["proposal_id"]), 2)
     await asyncio.sleep(0.5)
     assert len(own(smtp_sink, proposal["proposal_id"])) == 2
@@ -253,37 +259,18 @@ async def test_health_and_openapi(gateway: GatewayTestClient) -> None:
     assert "/events" in spec["paths"]
 
 
-async def _leave_claim(engine: AsyncEngine, event: dict[str, Any], age: timedelta) -> None:
-    """What a gateway that died between claiming an event and recording its dispatch leaves."""
-    body = json.dumps(event).encode()
-    async with engine.begin() as conn:
-        await conn.execute(
-            insert(ProcessedEvent)
-            .values(
-                event_id=event["event_id"],
-                type=event["type"],
-                status="processing",
-                payload_sha256=content_digest(body),
-                received_at=datetime.now(UTC) - age,
-            )
-            .on_conflict_do_update(
-                index_elements=[ProcessedEvent.event_id],
-                set_={"status": "processing", "received_at": datetime.now(UTC) - age},
-            )
-        )
-
-
-async def test_a_claim_left_by_a_dead_gateway_is_taken_over_once_stale(
+async def test_a_claim_left_by_a_dead_gateway_is_taken_over_once_its_lease_expired(
     gateway: GatewayTestClient, db_engine: AsyncEngine, smtp_sink: MailSink
 ) -> None:
     fresh = envelope("proposal.submitted", proposal_submitted())
-    await _leave_claim(db_engine, fresh, timedelta(seconds=5))
+    await leave_claim(db_engine, fresh, lease_left=timedelta(seconds=20))
     in_flight = await gateway.post_event(fresh)
-    assert in_flight.status_code == 200
-    assert in_flight.json()["first_delivery"] == "processing"
+    assert in_flight.status_code == 503, in_flight.text
+    assert in_flight.json()["status"] == "in_flight"
+    assert 1 <= int(in_flight.headers["Retry-After"]) <= 20
 
     stale = envelope("proposal.submitted", proposal_submitted())
-    await _leave_claim(db_engine, stale, timedelta(minutes=10))
+    await leave_claim(db_engine, stale, lease_left=-timedelta(seconds=1))
     taken_over = await gateway.post_event(stale)
     assert taken_over.status_code == 202, taken_over.text
     assert (await gateway.post_event(stale)).json()["status"] == "duplicate"
@@ -295,7 +282,7 @@ async def test_a_takeover_after_the_dead_gateway_had_started_the_workflow_is_one
 ) -> None:
     event = envelope("proposal.submitted", proposal_submitted())
     assert (await gateway.post_event(event)).status_code == 202
-    await _leave_claim(db_engine, event, timedelta(minutes=10))  # died before recording
+    await leave_claim(db_engine, event, lease_left=-timedelta(seconds=1))  # died before recording
 
     again = await gateway.post_event(event)
     assert again.status_code == 202, again.text

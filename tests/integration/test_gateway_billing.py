@@ -123,6 +123,9 @@ class _Directory:
     async def proposals_of_rfp(self, rfp_id: str) -> Sequence[str]:
         return []
 
+    async def proposals_being_submitted(self, rfp_id: str) -> Sequence[str]:
+        return []
+
     async def provider_of_document(self, document_id: str) -> str | None:
         return None
 

@@ -12,7 +12,6 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest_asyncio
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -26,11 +25,10 @@ from db.models import ProcessedEvent
 from schemas.ids import mission_workflow_id
 from settings import Settings
 from starter.devstack.binaries import temporal_test_server
-from starter.gateway.api import create_app
 from starter.gateway.processor import EventProcessor
 from tests.fixtures.gateway import TASK_QUEUE
 from tests.support.factories import envelope, proposal_submitted
-from tests.support.gateway import GatewayTestClient
+from tests.support.gateway import GatewayTestClient, gateway_of, ledger
 from tests.support.waits import eventually
 
 FAST_FAILURE = RetryConfig(
@@ -75,38 +73,18 @@ async def temporal_never_reached() -> Client:
     )
 
 
-def gateway_on(
-    client: Client, settings: Settings, engine: AsyncEngine
-) -> tuple[GatewayTestClient, httpx.AsyncClient]:
-    """A gateway app whose Temporal client is `client` (PostgreSQL is the test one); an
-    unhandled error is answered 500, as the ASGI server would, instead of raised."""
-    processor = EventProcessor(client, session_factory(engine), TASK_QUEUE)
-    app = create_app(settings, processor=processor)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    http = httpx.AsyncClient(transport=transport, base_url="http://gateway")
-    return GatewayTestClient(http), http
+def processor_on(client: Client, engine: AsyncEngine) -> EventProcessor:
+    """A processor whose Temporal client is `client` (PostgreSQL is the test one)."""
+    return EventProcessor(client, session_factory(engine), TASK_QUEUE)
 
 
 @pytest_asyncio.fixture
 async def unreachable(
     stack_settings: Settings, db_engine: AsyncEngine
 ) -> AsyncIterator[GatewayTestClient]:
-    gateway, http = gateway_on(await temporal_gone(), stack_settings, db_engine)
-    async with http:
+    processor = processor_on(await temporal_gone(), db_engine)
+    async with gateway_of(processor, stack_settings) as gateway:
         yield gateway
-
-
-async def ledger(engine: AsyncEngine, event_id: str) -> list[Any]:
-    async with engine.connect() as conn:
-        return list(
-            (
-                await conn.execute(
-                    select(ProcessedEvent.status, ProcessedEvent.workflow_id).where(
-                        ProcessedEvent.event_id == event_id
-                    )
-                )
-            ).all()
-        )
 
 
 def new_proposal() -> dict[str, Any]:
@@ -165,14 +143,15 @@ async def test_the_503_tells_the_platform_to_retry_with_the_same_event_id(
     answer = await unreachable.post_event(envelope("proposal.submitted", new_proposal()))
     assert answer.status_code == 503, answer.text
     assert "retry" in answer.json()["detail"].lower(), answer.json()
+    assert int(answer.headers["Retry-After"]) >= 1, answer.headers
 
 
 async def test_a_temporal_never_reached_is_a_503_too(
     stack_settings: Settings, db_engine: AsyncEngine
 ) -> None:
-    gateway, http = gateway_on(await temporal_never_reached(), stack_settings, db_engine)
+    processor = processor_on(await temporal_never_reached(), db_engine)
     event = envelope("proposal.submitted", new_proposal(), event_id=f"evt-{uuid.uuid4().hex}")
-    async with http:
+    async with gateway_of(processor, stack_settings) as gateway:
         answer = await gateway.post_event(event)
     # The claim is released whatever the error (this holds today).
     async with db_engine.connect() as conn:

@@ -15,19 +15,28 @@ import json
 import os
 import sys
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+from sqlalchemy import Interval, func, literal, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.testing import WorkflowEnvironment
 
+from db.models import ProcessedEvent
 from domain.calendar import previous_business_day_on_or_before
 from domain.clock import paris_date, paris_instant
 from domain.cra import month_bounds, month_of
 from schemas.mission import MissionView
+from settings import Settings
+from starter.gateway.api import create_app
 from starter.gateway.events import InvalidEvent, parse_event
+from starter.gateway.processor import EventProcessor, content_digest
 from starter.gateway.signing import SIGNATURE_HEADER, signed_headers
 from tests.support.factories import (
     APPROVER,
@@ -41,6 +50,58 @@ from tests.support.factories import (
 from tests.support.waits import eventually
 
 TEST_SECRET = "test-secret"
+
+
+@asynccontextmanager
+async def gateway_of(
+    processor: EventProcessor, settings: Settings
+) -> AsyncIterator[GatewayTestClient]:
+    """A gateway app in front of `processor` (its own task queue, RPC timeout or lease); an
+    unhandled error is answered 500, as the ASGI server would, instead of raised."""
+    app = create_app(settings, processor=processor)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+        yield GatewayTestClient(http)
+
+
+async def leave_claim(
+    engine: AsyncEngine,
+    event: dict[str, Any],
+    *,
+    lease_left: timedelta,
+    owner: str = "gateway-that-died:4242:0badc0de",
+) -> None:
+    """The ledger row a gateway leaves when it dies while dispatching `event` (before it
+    recorded the event as accepted): `processing`, held by `owner`, its lease ending
+    `lease_left` from the database's clock (negative: already expired). Over an accepted row,
+    what it leaves when it dies after the dispatch but before recording it."""
+    body = json.dumps(event).encode()
+    rfp_id = event["data"].get("rfp_id") if event["type"] == "proposal.submitted" else None
+    lease_end = func.now() + literal(lease_left, Interval())
+    claim = {"status": "processing", "claimed_by": owner, "lease_expires_at": lease_end}
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(ProcessedEvent)
+            .values(
+                event_id=event["event_id"],
+                type=event["type"],
+                payload_sha256=content_digest(body),
+                rfp_id=rfp_id,
+                **claim,
+            )
+            .on_conflict_do_update(index_elements=[ProcessedEvent.event_id], set_=claim)
+        )
+
+
+async def ledger(engine: AsyncEngine, event_id: str) -> list[tuple[str, str | None]]:
+    """The ledger's (status, workflow id) of an event: [] when nothing is recorded."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(ProcessedEvent.status, ProcessedEvent.workflow_id).where(
+                ProcessedEvent.event_id == event_id
+            )
+        )
+        return [(str(status), workflow_id) for status, workflow_id in rows]
 
 
 class GatewayTestClient:

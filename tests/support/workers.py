@@ -58,11 +58,15 @@ def replacing(real: list[Callable[..., Any]], *fakes: Callable[..., Any]) -> lis
 
 @asynccontextmanager
 async def real_worker(
-    env: WorkflowEnvironment, settings: Settings, *fakes: Callable[..., Any]
+    env: WorkflowEnvironment,
+    settings: Settings,
+    *fakes: Callable[..., Any],
+    queue: str | None = None,
 ) -> AsyncIterator[tuple[str, Activities]]:
     """Every workflow and the real activities (`fakes` replace theirs by name) on a new task
-    queue of `env`: (the queue, the activities)."""
-    queue = new_queue()
+    queue of `env`, or on `queue` (workflows already waiting there, with no worker until
+    now): (the queue, the activities)."""
+    queue = queue or new_queue()
     settings = settings.model_copy(update={"task_queue": queue})
     activities = Activities(
         create_engine(settings.database_url),
