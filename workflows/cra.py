@@ -248,7 +248,11 @@ class CraWorkflow:
         if self._state.status not in _OPEN:
             raise refuse(self._closed_reason("submit"))
         inp = self._inp
-        check(lambda: check_cra(event, inp.mission_start, inp.mission_end, self._validated_months))
+        check(
+            lambda: check_cra(
+                event, inp.mission_start, inp.mission_end, self._validated_months, inp.tjm
+            )
+        )
         on = paris_date(occurred(event))  # days not yet worked are not billed
         check(lambda: check_submission_day(inp.month, on, inp.mission_start, inp.mission_end))
 
