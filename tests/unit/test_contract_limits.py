@@ -162,7 +162,7 @@ def _column(path: str) -> sa.Column[Any]:
 
 
 def _set(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    copy = json.loads(json.dumps(data))
+    copy: dict[str, Any] = json.loads(json.dumps(data))
     node: Any = copy
     *parents, last = path.split(".")
     for part in parents:

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+
 from activities.mailer import message_id_for
 from db.keys import fit_key
-from db.models import EmailOutbox, MissionEvent
+from db.models import Base, EmailOutbox, MissionEvent
 from schemas.ids import fan_out_update_id
 from schemas.limits import EMAIL_LENGTH, EVENT_ID_LENGTH, ID_LENGTH, KEY_LENGTH
+
+
+def _length(model: type[Base], column: str) -> int:
+    kind = model.__table__.c[column].type
+    assert isinstance(kind, sa.String) and kind.length is not None
+    return kind.length
 
 
 def _longest_keys() -> list[str]:
@@ -29,12 +37,12 @@ def test_a_key_that_fits_is_kept_as_is() -> None:
 
 
 def test_the_longest_compositions_fit_and_stay_distinct_and_stable() -> None:
-    columns = [EmailOutbox.__table__.c.outbox_key, MissionEvent.__table__.c.idempotency_key]
+    columns = [_length(EmailOutbox, "outbox_key"), _length(MissionEvent, "idempotency_key")]
     keys = _longest_keys()
     assert all(len(key) > KEY_LENGTH for key in keys), "the compositions should be too long"
     fitted = [fit_key(key) for key in keys]
-    for column in columns:
-        assert all(len(key) <= column.type.length for key in fitted)
+    for length in columns:
+        assert all(len(key) <= length for key in fitted)
     assert len(set(fitted)) == len(keys)
     assert fitted == [fit_key(key) for key in keys]  # a retry finds its key
     assert fit_key(keys[0] + "x") != fit_key(keys[0])  # the same head, another key
@@ -42,9 +50,9 @@ def test_the_longest_compositions_fit_and_stay_distinct_and_stable() -> None:
 
 
 def test_the_message_id_of_the_longest_outbox_key_fits_its_column() -> None:
-    column = EmailOutbox.__table__.c.message_id
+    length = _length(EmailOutbox, "message_id")
     for key in _longest_keys():
-        assert len(message_id_for(fit_key(key))) <= column.type.length
+        assert len(message_id_for(fit_key(key))) <= length
     assert message_id_for("proposal.submitted:P-1:provider") == (
         "<proposal.submitted.P-1.provider@contracting.localhost>"
     )
