@@ -4,6 +4,11 @@ Handlers change the in-memory state and `put` a transition; the main loop `drain
 each transition written in order by one idempotent activity, its emails then delivered in the
 background, so an update answers at once and an SMTP outage never holds the next transition.
 A run waits for every delivery (`delivered`) before it ends or continues as new.
+
+A transition whose write fails for good (a non-retryable activity failure: the database
+refuses its data, activities/data_errors.py) is handed to `refused`, when the workflow gives
+one: it makes the failure visible and the queue goes on with the next transition, instead of
+failing the workflow or, as a retried write would, holding every later transition behind it.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
+
+from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.effects import deliver_outbox
 
@@ -20,8 +27,13 @@ T = TypeVar("T")
 class TransitionQueue(Generic[T]):
     """Transitions waiting to be written; `write` records one and returns its outbox keys."""
 
-    def __init__(self, write: Callable[[T], Awaitable[list[str]]]) -> None:
+    def __init__(
+        self,
+        write: Callable[[T], Awaitable[list[str]]],
+        refused: Callable[[T, ApplicationError], Awaitable[list[str]]] | None = None,
+    ) -> None:
         self._write = write
+        self._refused = refused
         self._pending: list[T] = []
         self._deliveries: list[asyncio.Future[None]] = []
 
@@ -34,7 +46,15 @@ class TransitionQueue(Generic[T]):
     async def drain(self) -> None:
         """Write the queued transitions in order (including those queued meanwhile)."""
         while self._pending:
-            self.deliver(await self._write(self._pending.pop(0)))
+            transition = self._pending.pop(0)
+            try:
+                keys = await self._write(transition)
+            except ActivityError as exc:
+                final = failed_for_good(exc)
+                if final is None or self._refused is None:
+                    raise
+                keys = await self._refused(transition, final)
+            self.deliver(keys)
 
     def deliver(self, keys: list[str]) -> None:
         """Send emails in the background; `delivered` waits for them."""
@@ -44,3 +64,11 @@ class TransitionQueue(Generic[T]):
     async def delivered(self) -> None:
         while self._deliveries:
             await self._deliveries.pop(0)
+
+
+def failed_for_good(exc: ActivityError) -> ApplicationError | None:
+    """The non-retryable application error that ended the activity, if that is what did."""
+    cause = exc.cause
+    if isinstance(cause, ApplicationError) and cause.non_retryable:
+        return cause
+    return None

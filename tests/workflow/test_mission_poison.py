@@ -1,0 +1,111 @@
+"""A transition the database refuses for good does not wedge its mission (issue 12 point 2).
+
+On the time-skipping server with the real activities, PostgreSQL and the SMTP sink: the
+database is made to refuse one purchase order number (a CHECK the test adds for that one
+value, standing for any schema rule stricter than the contract: the gateway's validation is
+bypassed, the update goes straight to the workflow). The refused transition is recorded
+once on the timeline, alerted once to ops, logged at ERROR with the mission id, put in the
+search attribute `FailedTransitions`, without the refused value anywhere; the mission's next
+event (the contract signed) is still written and the mission reaches `to_start`.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from db.models import Contract, MissionEvent, PurchaseOrder
+from schemas.enums import MissionStage, PaymentOffer
+from schemas.search_attributes import FAILED_TRANSITIONS
+from tests.support.mission import MissionHarness
+from tests.support.waits import about, eventually
+
+ALERT = "n'a pas pu enregistrer"
+
+
+@pytest.fixture
+async def poison(db_engine: AsyncEngine) -> AsyncIterator[str]:
+    """A purchase order number the database refuses (CHECK), for this test only."""
+    value = f"PO-POISON-{uuid.uuid4().hex[:12]}"
+    name = f"ck_purchase_orders_poison_{value[-12:]}"
+    async with db_engine.begin() as connection:
+        await connection.execute(
+            sa.text(
+                f"ALTER TABLE purchase_orders ADD CONSTRAINT {name} CHECK (po_number <> '{value}')"
+            )
+        )
+    try:
+        yield value
+    finally:
+        async with db_engine.begin() as connection:
+            await connection.execute(sa.text(f"ALTER TABLE purchase_orders DROP CONSTRAINT {name}"))
+
+
+async def test_a_refused_transition_is_recorded_alerted_and_the_mission_goes_on(
+    mission_harness: MissionHarness, poison: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = mission_harness
+    caplog.set_level(logging.ERROR)
+    start = await h.today() + timedelta(days=10)
+    handle = await h.submit(start, start + timedelta(days=180), prefix="POISON")
+    pid = (await h.state(handle)).mission_id
+    await h.retain_with_documents(handle, await h.today())
+
+    await h.sign(handle, PaymentOffer.FLASH, po_number=poison)
+
+    state = await h.until(handle, lambda s: s.stage is MissionStage.TO_START)
+    assert state.failed_transitions == ["purchase_order.confirmed"]
+    assert [e.kind for e in state.timeline].count("transition.failed") == 1
+    refused = await h.rows(
+        sa.select(MissionEvent.data).where(
+            MissionEvent.mission_id == pid, MissionEvent.kind == "transition.failed"
+        )
+    )
+    assert len(refused) == 1, refused
+    (data,) = refused[0]
+    assert data["transition"] == "purchase_order.confirmed"
+    assert "23514" in data["reason"] and "ck_purchase_orders_poison" in data["reason"]
+    assert poison not in str(data)
+    # The next event of the mission was written: its contract and its stage.
+    contracts = sa.select(sa.func.count()).where(Contract.mission_id == pid)
+    assert await h.count(contracts) == 1
+    orders = sa.select(sa.func.count()).where(PurchaseOrder.mission_id == pid)
+    assert await h.count(orders) == 0
+    stage_rows = await h.rows(
+        sa.select(MissionEvent.kind).where(MissionEvent.mission_id == pid).order_by(MissionEvent.id)
+    )
+    kinds = [kind for (kind,) in stage_rows]
+    assert kinds.index("transition.failed") < kinds.index("contract.signed"), kinds
+
+    (alert,) = await h.mails(about(pid, ALERT), 1)
+    assert "purchase_order.confirmed" in alert.subject and poison not in alert.text()
+    assert "23514" in alert.text()
+
+    async def attribute_set() -> bool:
+        described = await handle.describe()
+        return described.typed_search_attributes.get(FAILED_TRANSITIONS) == [
+            "purchase_order.confirmed"
+        ]
+
+    try:
+        await eventually(attribute_set, within=10)
+    except AssertionError:
+        described = await handle.describe()
+        raise AssertionError(
+            f"FailedTransitions not set on {handle.id}: {described.typed_search_attributes}"
+        ) from None
+
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any(pid in message and "purchase_order.confirmed" in message for message in errors), (
+        errors
+    )
+    assert not any(poison in message for message in errors), errors
+    # Once: no second alert by the time the mission's later e-mails are in.
+    await h.mails(about(pid, "validée : démarrage"), 1)
+    assert len(h.sent(pid, ALERT)) == 1
