@@ -32,6 +32,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 from domain.clock import paris_date, paris_text
 from domain.cra import (
@@ -43,7 +44,7 @@ from domain.cra import (
     reminder_at,
 )
 from schemas import search_attributes as sa
-from schemas.activities import TransitionResult
+from schemas.activities import FailedTransition, TransitionResult
 from schemas.cra import (
     CraClosed,
     CraInput,
@@ -71,10 +72,12 @@ from schemas.names import (
     MONTH_VALIDATED,
     RECORD_CRA_TRANSITION,
     RECORD_CRA_VALIDATION,
+    RECORD_FAILED_TRANSITION,
     START_PAYOUT,
     STATE_QUERY,
 )
 from schemas.payouts import PayoutInput, PayoutProvider
+from workflows.effects import deliver_outbox
 from workflows.options import db_activity
 from workflows.timers import Deadline
 from workflows.transitions import TransitionQueue
@@ -95,7 +98,7 @@ class CraWorkflow:
             month=inp.month,
             max_days=mission_days_in_month(inp.month, inp.mission_start, inp.mission_end),
         )
-        self._effects = TransitionQueue[CraTransition | CraValidation](self._write)
+        self._effects = TransitionQueue[CraTransition | CraValidation](self._write, self._refused)
         self._billing: CraValidationResult | None = None
 
     # ------------------------------------------------------------------ main loop
@@ -159,6 +162,38 @@ class CraWorkflow:
             self._state.payout_date = billing.payout_date
             return billing.outbox_keys
         result = await db_activity(RECORD_CRA_TRANSITION, effect, TransitionResult)
+        return result.outbox_keys
+
+    async def _refused(
+        self, effect: CraTransition | CraValidation, error: ApplicationError
+    ) -> list[str]:
+        """A write the database refused for good: logged at ERROR, the mission's timeline row
+        `transition.failed` and one ops e-mail (as the mission's own). A submission, a
+        rejection or a reminder not written leaves the cycle going; a validation not written
+        bills nothing, so the cycle fails with the refusal (visible in the Temporal UI)
+        rather than start a payout for rows that do not exist."""
+        kind = "cra.validated" if isinstance(effect, CraValidation) else f"cra.{effect.kind}"
+        workflow.logger.error(
+            "mission %s, CRA %s: %s refused for good: %s",
+            self._inp.mission_id,
+            self._inp.month,
+            kind,
+            error.message,
+        )
+        result = await db_activity(
+            RECORD_FAILED_TRANSITION,
+            FailedTransition(
+                mission_id=self._inp.mission_id,
+                key=effect.key,
+                kind=kind,
+                at=workflow.now(),
+                reason=error.message,
+            ),
+            TransitionResult,
+        )
+        if isinstance(effect, CraValidation):
+            await deliver_outbox(result.outbox_keys)
+            raise error
         return result.outbox_keys
 
     async def _start_payout(self, billing: CraValidationResult) -> str:

@@ -1,5 +1,8 @@
 """A transition the database refuses for good does not wedge its mission (issue 12 point 2).
 
+Also: a CRA validation the database refuses fails its cycle at once, visibly (timeline row,
+one ops e-mail, the refusal as the cycle's failure), instead of being retried for ever.
+
 On the time-skipping server with the real activities, PostgreSQL and the SMTP sink: the
 database is made to refuse one purchase order number (a CHECK the test adds for that one
 value, standing for any schema rule stricter than the contract: the gateway's validation is
@@ -19,12 +22,20 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
 
-from db.models import Contract, MissionEvent, PurchaseOrder
+from db.models import Contract, Invoice, MissionEvent, PurchaseOrder
 from schemas.enums import MissionStage, PaymentOffer
+from schemas.names import DATA_REFUSED
 from schemas.search_attributes import FAILED_TRANSITIONS
+from settings import Settings
+from starter.devstack.mailsink import MailSink
+from tests.support.cra import CraHarness, submitted, validated
 from tests.support.mission import MissionHarness
 from tests.support.waits import about, eventually
+from tests.support.workers import real_worker
 
 ALERT = "n'a pas pu enregistrer"
 
@@ -109,3 +120,50 @@ async def test_a_refused_transition_is_recorded_alerted_and_the_mission_goes_on(
     # Once: no second alert by the time the mission's later e-mails are in.
     await h.mails(about(pid, "validée : démarrage"), 1)
     assert len(h.sent(pid, ALERT)) == 1
+
+
+@pytest.fixture
+async def cra_harness(
+    own_time_skipping_env: WorkflowEnvironment, stack_settings: Settings, smtp_sink: MailSink
+) -> AsyncIterator[CraHarness]:
+    async with real_worker(own_time_skipping_env, stack_settings) as (queue, activities):
+        yield CraHarness(own_time_skipping_env, queue, smtp_sink, activities)
+
+
+async def test_a_refused_cra_validation_fails_its_cycle_visibly_once(
+    cra_harness: CraHarness, db_engine: AsyncEngine
+) -> None:
+    h = cra_harness
+    inp = await h.mission(offer=PaymentOffer.EXPRESS)
+    mid = inp.mission_id
+    name = f"ck_cras_poison_{uuid.uuid4().hex[:12]}"
+    refuse = f"CHECK (NOT (mission_id = '{mid}' AND status = 'validated'))"
+    async with db_engine.begin() as connection:
+        await connection.execute(sa.text(f"ALTER TABLE cras ADD CONSTRAINT {name} {refuse}"))
+    try:
+        handle = await h.start(inp)
+        await h.send(handle, "cra.submitted", submitted(inp, "19"))
+        await h.send(handle, "cra.validated", validated(inp))
+        with pytest.raises(WorkflowFailureError) as failed:
+            await handle.result()
+    finally:
+        async with db_engine.begin() as connection:
+            await connection.execute(sa.text(f"ALTER TABLE cras DROP CONSTRAINT {name}"))
+    cause = failed.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == DATA_REFUSED, cause
+    assert name in cause.message
+    (alert,) = await h.mails(about(mid, ALERT), 1)
+    assert "cra.validated" in alert.subject
+    async with db_engine.connect() as connection:
+        rows = (
+            await connection.execute(
+                sa.select(MissionEvent.kind).where(MissionEvent.mission_id == mid)
+            )
+        ).all()
+        invoices = (
+            await connection.execute(sa.select(sa.func.count()).where(Invoice.mission_id == mid))
+        ).scalar_one()
+    kinds = [kind for (kind,) in rows]
+    assert kinds.count("transition.failed") == 1, kinds
+    assert "cra.validated" not in kinds and invoices == 0  # nothing of the month half-written
+    assert len([m for m in h.sink.messages if about(mid, ALERT)(m)]) == 1
