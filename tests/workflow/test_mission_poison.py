@@ -9,7 +9,9 @@ value, standing for any schema rule stricter than the contract: the gateway's va
 bypassed, the update goes straight to the workflow). The refused transition is recorded
 once on the timeline, alerted once to ops, logged at ERROR with the mission id, put in the
 search attribute `FailedTransitions`, without the refused value anywhere; the mission's next
-event (the contract signed) is still written and the mission reaches `to_start`.
+event (the contract signed) is still written and the mission reaches `to_start`. Both
+histories are recorded (tests/histories/mission_transition_refused.json,
+cra_validation_refused.json) and replayed by tests/workflow/test_replay.py.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from schemas.names import DATA_REFUSED
 from schemas.search_attributes import FAILED_TRANSITIONS
 from settings import Settings
 from starter.devstack.mailsink import MailSink
+from tests.fixtures.histories import record_history
 from tests.support.cra import CraHarness, submitted, validated
 from tests.support.mission import MissionHarness
 from tests.support.waits import about, eventually
@@ -120,6 +123,7 @@ async def test_a_refused_transition_is_recorded_alerted_and_the_mission_goes_on(
     # Once: no second alert by the time the mission's later e-mails are in.
     await h.mails(about(pid, "validée : démarrage"), 1)
     assert len(h.sent(pid, ALERT)) == 1
+    await record_history(handle, "mission_transition_refused")
 
 
 @pytest.fixture
@@ -167,3 +171,4 @@ async def test_a_refused_cra_validation_fails_its_cycle_visibly_once(
     assert kinds.count("transition.failed") == 1, kinds
     assert "cra.validated" not in kinds and invoices == 0  # nothing of the month half-written
     assert len([m for m in h.sink.messages if about(mid, ALERT)(m)]) == 1
+    await record_history(handle, "cra_validation_refused")
