@@ -44,7 +44,7 @@ from domain.cra import (
     reminder_at,
 )
 from schemas import search_attributes as sa
-from schemas.activities import FailedTransition, TransitionResult
+from schemas.activities import TransitionResult
 from schemas.cra import (
     CraClosed,
     CraInput,
@@ -72,7 +72,6 @@ from schemas.names import (
     MONTH_VALIDATED,
     RECORD_CRA_TRANSITION,
     RECORD_CRA_VALIDATION,
-    RECORD_FAILED_TRANSITION,
     START_PAYOUT,
     STATE_QUERY,
 )
@@ -80,7 +79,7 @@ from schemas.payouts import PayoutInput, PayoutProvider
 from workflows.effects import deliver_outbox
 from workflows.options import db_activity
 from workflows.timers import Deadline
-from workflows.transitions import TransitionQueue
+from workflows.transitions import TransitionQueue, record_refusal
 from workflows.validation import check, occurred, refuse
 
 _OPEN = (CraStatus.DRAFT, CraStatus.REJECTED)
@@ -173,28 +172,11 @@ class CraWorkflow:
         bills nothing, so the cycle fails with the refusal (visible in the Temporal UI)
         rather than start a payout for rows that do not exist."""
         kind = "cra.validated" if isinstance(effect, CraValidation) else f"cra.{effect.kind}"
-        workflow.logger.error(
-            "mission %s, CRA %s: %s refused for good: %s",
-            self._inp.mission_id,
-            self._inp.month,
-            kind,
-            error.message,
-        )
-        result = await db_activity(
-            RECORD_FAILED_TRANSITION,
-            FailedTransition(
-                mission_id=self._inp.mission_id,
-                key=effect.key,
-                kind=kind,
-                at=workflow.now(),
-                reason=error.message,
-            ),
-            TransitionResult,
-        )
+        keys = await record_refusal(self._inp.mission_id, effect.key, kind, error)
         if isinstance(effect, CraValidation):
-            await deliver_outbox(result.outbox_keys)
+            await deliver_outbox(keys)
             raise error
-        return result.outbox_keys
+        return keys
 
     async def _start_payout(self, billing: CraValidationResult) -> str:
         """The payout outlives this cycle: started by an activity (activities/starts.py)."""

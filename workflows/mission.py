@@ -40,7 +40,7 @@ from domain.clock import paris_instant
 from domain.errors import DomainError
 from domain.mission_rules import FINAL_STAGES, RUNNING_STAGES, Context, Step
 from schemas import search_attributes as sa
-from schemas.activities import FailedTransition, RecordProposalInput, TransitionResult
+from schemas.activities import RecordProposalInput, TransitionResult
 from schemas.compliance import ComplianceStatus, WatchRequest
 from schemas.cra import CraClosed, MissionPeriodChanged, MonthValidated
 from schemas.events import (
@@ -88,7 +88,6 @@ from schemas.names import (
     PURCHASE_ORDER_CONFIRMED,
     QUALIFICATION_MEETING_HELD,
     QUALIFICATION_MEETING_SCHEDULED,
-    RECORD_FAILED_TRANSITION,
     RECORD_MISSION_TRANSITION,
     RECORD_PROPOSAL,
     RENEWAL_ACCEPTED,
@@ -102,7 +101,7 @@ from schemas.names import (
 from workflows.effects import root_message
 from workflows.options import db_activity
 from workflows.timers import Deadline
-from workflows.transitions import TransitionQueue
+from workflows.transitions import TransitionQueue, record_refusal
 from workflows.validation import check, refuse
 
 TIMELINE_KEPT = 60
@@ -228,38 +227,21 @@ class MissionWorkflow:
 
     async def _refused(self, transition: MissionTransition, error: ApplicationError) -> list[str]:
         """A transition the database refused for good: logged, on the timeline, alerted to
-        ops (`record_failed_transition`) and in the search attribute `FailedTransitions`; the
-        mission goes on with its next transitions (the refused one stays unwritten: ops fix
-        the data and complete it by hand, as the alert says)."""
+        ops (`record_refusal`) and in the search attribute `FailedTransitions`; the mission
+        goes on with its next transitions (the refused one stays unwritten: ops fix the data
+        and complete it by hand, as the alert says)."""
         state = self._state
-        workflow.logger.error(
-            "mission %s: transition %s (%s) refused for good: %s",
-            state.mission_id,
-            transition.kind,
-            transition.key,
-            error.message,
-        )
         if transition.kind not in state.failed_transitions:
             state.failed_transitions.append(transition.kind)
             workflow.upsert_search_attributes(
                 [sa.FAILED_TRANSITIONS.value_set(list(state.failed_transitions))]
             )
-        now = workflow.now()
         state.timeline.append(
-            TimelineEntry(at=now, kind="transition.failed", detail=f"{transition.kind}: {error}")
+            TimelineEntry(
+                at=workflow.now(), kind="transition.failed", detail=f"{transition.kind}: {error}"
+            )
         )
-        result = await db_activity(
-            RECORD_FAILED_TRANSITION,
-            FailedTransition(
-                mission_id=state.mission_id,
-                key=transition.key,
-                kind=transition.kind,
-                at=now,
-                reason=error.message,
-            ),
-            TransitionResult,
-        )
-        return result.outbox_keys
+        return await record_refusal(state.mission_id, transition.key, transition.kind, error)
 
     # ------------------------------------------------------------------ applying decisions
 

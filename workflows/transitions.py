@@ -17,9 +17,13 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
+from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from schemas.activities import FailedTransition, TransitionResult
+from schemas.names import RECORD_FAILED_TRANSITION
 from workflows.effects import deliver_outbox
+from workflows.options import db_activity
 
 T = TypeVar("T")
 
@@ -72,3 +76,22 @@ def failed_for_good(exc: ActivityError) -> ApplicationError | None:
     if isinstance(cause, ApplicationError) and cause.non_retryable:
         return cause
     return None
+
+
+async def record_refusal(
+    mission_id: str, key: str, kind: str, error: ApplicationError
+) -> list[str]:
+    """Make a write refused for good visible: an ERROR log naming the mission, then
+    `record_failed_transition` (the timeline row `transition.failed` and one ops e-mail, keyed
+    by the refused transition's `key`); returns the alert's outbox keys."""
+    workflow.logger.error(
+        "mission %s: transition %s (%s) refused for good: %s", mission_id, kind, key, error.message
+    )
+    result = await db_activity(
+        RECORD_FAILED_TRANSITION,
+        FailedTransition(
+            mission_id=mission_id, key=key, kind=kind, at=workflow.now(), reason=error.message
+        ),
+        TransitionResult,
+    )
+    return result.outbox_keys

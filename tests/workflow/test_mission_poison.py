@@ -1,7 +1,8 @@
 """A transition the database refuses for good does not wedge its mission (issue 12 point 2).
 
-Also: a CRA validation the database refuses fails its cycle at once, visibly (timeline row,
-one ops e-mail, the refusal as the cycle's failure), instead of being retried for ever.
+Also: a CRA validation, or a payout's payment, the database refuses fails its cycle or its
+payout at once, visibly (timeline row, one ops e-mail, the refusal as the workflow's failure),
+instead of being retried for ever.
 
 On the time-skipping server with the real activities, PostgreSQL and the SMTP sink: the
 database is made to refuse one purchase order number (a CHECK the test adds for that one
@@ -28,8 +29,8 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from db.models import Contract, Invoice, MissionEvent, PurchaseOrder
-from schemas.enums import MissionStage, PaymentOffer
+from db.models import Contract, Invoice, MissionEvent, Payout, PurchaseOrder
+from schemas.enums import MissionStage, PaymentOffer, PayoutStatus
 from schemas.names import DATA_REFUSED
 from schemas.search_attributes import FAILED_TRANSITIONS
 from settings import Settings
@@ -37,6 +38,7 @@ from starter.devstack.mailsink import MailSink
 from tests.fixtures.histories import record_history
 from tests.support.cra import CraHarness, submitted, validated
 from tests.support.mission import MissionHarness
+from tests.support.payouts import PayoutHarness
 from tests.support.waits import about, eventually
 from tests.support.workers import real_worker
 
@@ -172,3 +174,51 @@ async def test_a_refused_cra_validation_fails_its_cycle_visibly_once(
     assert "cra.validated" not in kinds and invoices == 0  # nothing of the month half-written
     assert len([m for m in h.sink.messages if about(mid, ALERT)(m)]) == 1
     await record_history(handle, "cra_validation_refused")
+
+
+@pytest.fixture
+async def payout_harness(
+    own_time_skipping_env: WorkflowEnvironment,
+    stack_settings: Settings,
+    smtp_sink: MailSink,
+    db_engine: AsyncEngine,
+) -> AsyncIterator[PayoutHarness]:
+    async with real_worker(own_time_skipping_env, stack_settings) as (queue, _):
+        yield PayoutHarness(own_time_skipping_env, queue, db_engine, smtp_sink)
+
+
+async def test_a_refused_payment_stops_its_payout_visibly_once(
+    payout_harness: PayoutHarness, db_engine: AsyncEngine
+) -> None:
+    h = payout_harness
+    handle, inp = await h.start(PaymentOffer.EXPRESS)
+    mid = inp.mission_id
+    assert inp.terms.payout_date is not None
+    name = f"ck_payouts_poison_{uuid.uuid4().hex[:12]}"
+    refuse = f"CHECK (NOT (mission_id = '{mid}' AND status = 'paid')) NOT VALID"
+    async with db_engine.begin() as connection:
+        await connection.execute(sa.text(f"ALTER TABLE payouts ADD CONSTRAINT {name} {refuse}"))
+    try:
+        await h.reach_payment(inp.terms.payout_date)
+        with pytest.raises(WorkflowFailureError) as failed:
+            await handle.result()
+    finally:
+        async with db_engine.begin() as connection:
+            await connection.execute(sa.text(f"ALTER TABLE payouts DROP CONSTRAINT {name}"))
+    cause = failed.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == DATA_REFUSED, cause
+    (alert,) = await h.mails(about(mid, ALERT), 1)
+    assert "payout.paid" in alert.subject
+    async with db_engine.connect() as connection:
+        kinds = list(
+            (
+                await connection.execute(
+                    sa.select(MissionEvent.kind).where(MissionEvent.mission_id == mid)
+                )
+            ).scalars()
+        )
+        status = (
+            await connection.execute(sa.select(Payout.status).where(Payout.mission_id == mid))
+        ).scalar_one()
+    assert kinds.count("transition.failed") == 1 and "payout.paid" not in kinds, kinds
+    assert status is PayoutStatus.SCHEDULED  # no money moved on a row that was not written
