@@ -10,9 +10,10 @@ value, standing for any schema rule stricter than the contract: the gateway's va
 bypassed, the update goes straight to the workflow). The refused transition is recorded
 once on the timeline, alerted once to ops, logged at ERROR with the mission id, put in the
 search attribute `FailedTransitions`, without the refused value anywhere; the mission's next
-event (the contract signed) is still written and the mission reaches `to_start`. Both
-histories are recorded (tests/histories/mission_transition_refused.json,
-cra_validation_refused.json) and replayed by tests/workflow/test_replay.py.
+event (the contract signed) is still written and the mission reaches `to_start`. The
+three workflows' histories are recorded (tests/histories/mission_transition_refused.json,
+cra_validation_refused.json, payout_transition_refused.json) and replayed by
+tests/workflow/test_replay.py.
 """
 
 from __future__ import annotations
@@ -222,3 +223,4 @@ async def test_a_refused_payment_stops_its_payout_visibly_once(
         ).scalar_one()
     assert kinds.count("transition.failed") == 1 and "payout.paid" not in kinds, kinds
     assert status is PayoutStatus.SCHEDULED  # no money moved on a row that was not written
+    await record_history(handle, "payout_transition_refused")
