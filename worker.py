@@ -15,6 +15,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.data_errors import DataRefusals
 from activities.registry import Activities, build_activities
 from activities.temporal_client import connect_temporal
 from settings import Settings, get_settings
@@ -28,13 +29,15 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 def build_worker(
     client: Client, task_queue: str, activities: Sequence[Callable[..., Any]]
 ) -> Worker:
-    """The worker for a client; tests build it on the time-skipping server the same way."""
+    """The worker for a client; tests build it on the time-skipping server the same way.
+    Data the database refuses fails its activity for good (`DataRefusals`), never in a loop."""
     return Worker(
         client,
         task_queue=task_queue,
         workflows=list(WORKFLOWS),
         workflow_runner=WORKFLOW_RUNNER,
         activities=list(activities),
+        interceptors=[DataRefusals()],
         graceful_shutdown_timeout=timedelta(seconds=10),
     )
 

@@ -9,6 +9,8 @@ from email.utils import format_datetime, make_msgid
 
 import aiosmtplib
 
+from db.keys import fit_key
+from schemas.limits import KEY_LENGTH
 from settings import Settings
 
 
@@ -24,7 +26,7 @@ class OutgoingEmail:
 def message_id_for(outbox_key: str, domain: str = "contracting.localhost") -> str:
     """A Message-ID derived from the outbox key, so a resent mail is recognisably the same."""
     safe = "".join(ch if ch.isalnum() or ch in ".-_" else "." for ch in outbox_key)
-    return f"<{safe}@{domain}>"
+    return f"<{fit_key(safe, KEY_LENGTH - len(domain) - 3)}@{domain}>"  # fits message_id
 
 
 class Mailer:

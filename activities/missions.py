@@ -32,11 +32,17 @@ from db.models import (
     Provider,
     PurchaseOrder,
 )
-from schemas.activities import TransitionResult
+from schemas.activities import FailedTransition, TransitionResult
 from schemas.compliance import ProviderComplianceInput, WatchRequest
 from schemas.ids import provider_workflow_id
 from schemas.mission import MissionTransition, Role
-from schemas.names import PROVIDER_WORKFLOW, RECORD_MISSION_TRANSITION, WATCH, WATCH_PROVIDER
+from schemas.names import (
+    PROVIDER_WORKFLOW,
+    RECORD_FAILED_TRANSITION,
+    RECORD_MISSION_TRANSITION,
+    WATCH,
+    WATCH_PROVIDER,
+)
 from schemas.search_attributes import PROVIDER_ID
 
 
@@ -93,6 +99,39 @@ class MissionActivities:
                 if alert is not None:
                     keys.append(alert)
         return TransitionResult(applied=applied, outbox_keys=keys)
+
+    @activity.defn(name=RECORD_FAILED_TRANSITION)
+    async def record_failed_transition(self, f: FailedTransition) -> TransitionResult:
+        """A transition the database refused for good, made visible: an ERROR log naming the
+        mission, the timeline row `transition.failed` and one ops e-mail, keyed by the failed
+        transition's key (written once however often this is retried). It writes nothing of
+        the refused data, so it cannot be refused in turn."""
+        activity.logger.error(
+            "mission %s: transition %s (%s) refused for good by the database: %s",
+            f.mission_id,
+            f.kind,
+            f.key,
+            f.reason,
+        )
+        key = f"transition.failed:{f.key}"
+        async with self._sessions.begin() as session:
+            applied = await record_timeline(
+                session,
+                key=key,
+                mission_id=f.mission_id,
+                kind="transition.failed",
+                at=f.at,
+                data={"transition": f.kind, "key": f.key, "reason": f.reason},
+            )
+            alert = await queue_email(
+                session,
+                key=f"{key}:ops",
+                mission_id=f.mission_id,
+                recipients=[self._ops_email],
+                template="transition_failed",
+                context={"mission_id": f.mission_id, "transition": f.kind, "reason": f.reason},
+            )
+        return TransitionResult(applied=applied, outbox_keys=[alert])
 
     async def _recipients(self, session: AsyncSession, mission_id: str, role: Role) -> list[str]:
         if role == "ops":

@@ -55,6 +55,7 @@ class Activities:
         return [
             self.proposals.record_proposal,
             self.missions.record_mission_transition,
+            self.missions.record_failed_transition,
             self.missions.watch_provider,
             self.starts.open_cra_cycle,
             self.starts.start_payout,

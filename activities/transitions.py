@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from activities.emails import render
+from db.keys import fit_key
 from db.models import EmailOutbox, MissionEvent
 
 
@@ -25,7 +26,10 @@ async def record_timeline(
     at: datetime,
     data: dict[str, Any] | None = None,
 ) -> bool:
-    """Append a timeline event; False when this transition had already been recorded."""
+    """Append a timeline event; False when this transition had already been recorded.
+
+    A key longer than its column is shortened (`db.keys.fit_key`), the same way every time."""
+    key = fit_key(key)
     inserted = await session.execute(
         insert(MissionEvent)
         .values(idempotency_key=key, mission_id=mission_id, kind=kind, at=at, data=data or {})
@@ -44,7 +48,9 @@ async def queue_email(
     template: str,
     context: dict[str, Any],
 ) -> str:
-    """Render a French template into the outbox; returns the key for the send activity."""
+    """Render a French template into the outbox; returns the key for the send activity
+    (`key` shortened when longer than its column: `db.keys.fit_key`)."""
+    key = fit_key(key)
     email = render(template, **context)
     await session.execute(
         insert(EmailOutbox)

@@ -40,6 +40,16 @@ from schemas.enums import (
     ProposalStatus,
     VatRegime,
 )
+from schemas.limits import (
+    EMAIL_LENGTH,
+    EVENT_ID_LENGTH,
+    ID_LENGTH,
+    KEY_LENGTH,
+    MONEY_PRECISION,
+    MONEY_SCALE,
+    MONTH_LENGTH,
+    REFERENCE_LENGTH,
+)
 
 NAMING_CONVENTION: dict[str, str] = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -49,14 +59,12 @@ NAMING_CONVENTION: dict[str, str] = {
     "pk": "pk_%(table_name)s",
 }
 
-MONEY = sa.Numeric(12, 2)
-ID_LENGTH = 100  # PlatformId (schemas/common.py)
+MONEY = sa.Numeric(MONEY_PRECISION, MONEY_SCALE)
 ENUM_LENGTH = 32
 MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])(-p[2-9])?$"
 """A month, or the key of a billing period of a month split by a change of terms
 (`YYYY-MM-p2`, domain.cra.period_key): the `month` columns key a CRA, its BPF, invoice,
 files and payout per (mission, period) — the first period keeps the month's key."""
-MONTH_LENGTH = 10
 SIREN_PATTERN = r"^[0-9]{9}$"
 
 
@@ -204,7 +212,7 @@ class Approver(Base):
     client_id: Mapped[str] = mapped_column(
         sa.String(ID_LENGTH), sa.ForeignKey("clients.client_id"), index=True
     )
-    email: Mapped[str] = mapped_column(sa.String(254))
+    email: Mapped[str] = mapped_column(sa.String(EMAIL_LENGTH))
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
 
@@ -222,7 +230,7 @@ class Provider(PostalAddressColumns, RegistrationColumns, Base):
 
     siren: Mapped[str] = mapped_column(sa.String(9), primary_key=True)
     name: Mapped[str] = mapped_column(sa.Text)
-    email: Mapped[str] = mapped_column(sa.String(254))
+    email: Mapped[str] = mapped_column(sa.String(EMAIL_LENGTH))
     country: Mapped[str] = mapped_column(sa.String(2))
     legal_form: Mapped[LegalForm] = mapped_column(str_enum(LegalForm, "legal_form"))
     vat_franchise: Mapped[bool] = mapped_column(server_default=sa.false())
@@ -362,7 +370,7 @@ class PurchaseOrder(Base):
     mission_id: Mapped[str] = mapped_column(
         sa.String(ID_LENGTH), sa.ForeignKey("missions.mission_id")
     )
-    po_number: Mapped[str] = mapped_column(sa.String(ID_LENGTH))
+    po_number: Mapped[str] = mapped_column(sa.String(REFERENCE_LENGTH))
     confirmed_at: Mapped[datetime] = _created_at()
 
 
@@ -548,7 +556,7 @@ class Invoice(Base):
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
     issuer_siren: Mapped[str] = mapped_column(sa.String(9), sa.ForeignKey("providers.siren"))
-    number: Mapped[str | None] = mapped_column(sa.String(ID_LENGTH), index=True)
+    number: Mapped[str | None] = mapped_column(sa.String(REFERENCE_LENGTH), index=True)
     mission_id: Mapped[str] = mapped_column(sa.String(ID_LENGTH))
     month: Mapped[str] = mapped_column(sa.String(MONTH_LENGTH))
     kind: Mapped[InvoiceKind] = mapped_column(str_enum(InvoiceKind, "kind"))
@@ -654,7 +662,7 @@ class ClientPayment(Base):
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
-    event_id: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    event_id: Mapped[str] = mapped_column(sa.String(EVENT_ID_LENGTH), unique=True)
     invoice_id: Mapped[int] = mapped_column(sa.BigInteger, sa.ForeignKey("invoices.id"), index=True)
     amount: Mapped[Decimal]
     paid_on: Mapped[date]
@@ -731,7 +739,7 @@ class CarriedBalanceRow(Base):
     from_month: Mapped[str] = mapped_column(sa.String(MONTH_LENGTH))
     kind: Mapped[CarriedBalanceKind] = mapped_column(str_enum(CarriedBalanceKind, "kind"))
     amount: Mapped[Decimal]
-    invoice_number: Mapped[str | None] = mapped_column(sa.String(ID_LENGTH))
+    invoice_number: Mapped[str | None] = mapped_column(sa.String(REFERENCE_LENGTH))
     into_month: Mapped[str | None] = mapped_column(sa.String(MONTH_LENGTH))
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
@@ -754,9 +762,9 @@ class EmailOutbox(Base):
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
-    outbox_key: Mapped[str] = mapped_column(sa.String(300), unique=True)
+    outbox_key: Mapped[str] = mapped_column(sa.String(KEY_LENGTH), unique=True)
     mission_id: Mapped[str | None] = mapped_column(sa.String(ID_LENGTH), index=True)
-    recipients: Mapped[list[str]] = mapped_column(ARRAY(sa.String(254)))
+    recipients: Mapped[list[str]] = mapped_column(ARRAY(sa.String(EMAIL_LENGTH)))
     subject: Mapped[str] = mapped_column(sa.Text)
     body_text: Mapped[str] = mapped_column(sa.Text)
     body_html: Mapped[str | None] = mapped_column(sa.Text)
@@ -782,7 +790,7 @@ class MissionEvent(Base):
     __table_args__ = (sa.Index(None, "mission_id", "at"),)
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
-    idempotency_key: Mapped[str] = mapped_column(sa.String(300), unique=True)
+    idempotency_key: Mapped[str] = mapped_column(sa.String(KEY_LENGTH), unique=True)
     mission_id: Mapped[str] = mapped_column(sa.String(ID_LENGTH))
     kind: Mapped[str] = mapped_column(sa.String(ID_LENGTH))
     at: Mapped[datetime]
@@ -795,7 +803,7 @@ class ProcessedEvent(Base):
 
     __tablename__ = "processed_events"
 
-    event_id: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    event_id: Mapped[str] = mapped_column(sa.String(EVENT_ID_LENGTH), primary_key=True)
     type: Mapped[str] = mapped_column(sa.String(64))
     # SHA-256 (hex) of the request body: the same event_id with another body is refused.
     payload_sha256: Mapped[str] = mapped_column(sa.String(64))

@@ -30,8 +30,11 @@ from decimal import Decimal
 from domain.calendar import next_business_day_on_or_after, previous_business_day_on_or_before
 from domain.clock import paris_instant
 from domain.errors import InvalidCra
+from domain.invoices import invoice_amounts_for_cra
 from domain.money import is_half_day_multiple
+from schemas.enums import VatRegime
 from schemas.events import CraSubmitted
+from schemas.limits import MONEY_COLUMN_LIMIT
 
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])(?:-p([2-9]))?$")
 PART_SEPARATOR = "-p"
@@ -147,11 +150,43 @@ def check_correction(month: str, corrects_month: str, validated_months: Collecti
         )
 
 
-def check_cra(cra: CraSubmitted, start: date, end: date, validated_months: Collection[str]) -> None:
-    """All the rules a submitted CRA must satisfy against its mission; raise InvalidCra."""
+def check_amounts(cra: CraSubmitted, tjm: Decimal) -> None:
+    """Raise InvalidCra when an amount the validation would write (a line, a total, the VAT)
+    does not fit the ledger's money columns, under any VAT regime: each amount of the
+    contract fits, but a month adds them up (schemas/limits.py)."""
+    for regime in VatRegime:
+        amounts = invoice_amounts_for_cra(cra, tjm, regime=regime)
+        written = {
+            "days worked": amounts.service,
+            "overtime": amounts.overtime,
+            "corrections": amounts.corrections,
+            "expenses": amounts.expenses,
+            "total excl. VAT": amounts.total_excl_vat,
+            "VAT": amounts.vat,
+            "total incl. VAT": amounts.total_incl_vat,
+        }
+        for what, amount in written.items():
+            if abs(amount) >= MONEY_COLUMN_LIMIT:
+                raise InvalidCra(
+                    f"the {cra.month} CRA's {what} would be {amount}, beyond the largest "
+                    f"amount the ledger holds (below {MONEY_COLUMN_LIMIT:f})"
+                )
+
+
+def check_cra(
+    cra: CraSubmitted,
+    start: date,
+    end: date,
+    validated_months: Collection[str],
+    tjm: Decimal | None = None,
+) -> None:
+    """All the rules a submitted CRA must satisfy against its mission; raise InvalidCra.
+    With the `tjm`, also that its amounts fit the ledger (`check_amounts`)."""
     check_days(cra.days, cra.month, start, end)
     for line in cra.corrections:
         check_correction(cra.month, line.corrects_month, validated_months)
+    if tjm is not None:
+        check_amounts(cra, tjm)
 
 
 def due_day(month: str, mission_start: date, mission_end: date) -> date:

@@ -30,6 +30,20 @@ class TransitionResult(BaseModel):
     outbox_keys: list[str] = Field(default_factory=list)
 
 
+class FailedTransition(BaseModel):
+    """A transition whose write failed for good (`DataRefused`): what the timeline and the
+    ops alert say of it. `key` is the failed transition's own; `reason` the refusal, which
+    names what was refused but no value."""
+
+    model_config = ConfigDict(frozen=True)
+
+    mission_id: str
+    key: str
+    kind: str
+    at: datetime
+    reason: str
+
+
 class DeliverOutboxInput(BaseModel):
     model_config = ConfigDict(frozen=True)
 

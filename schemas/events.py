@@ -18,12 +18,15 @@ from schemas.common import (
     Email,
     Model,
     Money,
+    MoneyAboveZero,
     Month,
     NonEmptyText,
     PlatformId,
     PositiveMoney,
+    Reference,
 )
 from schemas.enums import DocumentKind, LegalForm, PaymentOffer
+from schemas.limits import EVENT_ID_LENGTH
 
 Siren = Annotated[str, StringConstraints(pattern=r"^\d{9}$")]
 VatRate = Annotated[str, StringConstraints(pattern=r"^\d{1,2}(\.\d{1,2})?$")]
@@ -172,7 +175,7 @@ class ProposalRated(ProposalRef):
 
 
 class ProposalUpdated(ProposalRef):
-    tjm: PositiveMoney
+    tjm: MoneyAboveZero
 
 
 class ProposalCancelled(ProposalRef):
@@ -245,7 +248,7 @@ class DocumentReviewed(Model):
 
 
 class PurchaseOrderConfirmed(ProposalRef):
-    po_number: NonEmptyText
+    po_number: Reference
 
 
 Invoicing = Literal["platform", "provider"]
@@ -303,7 +306,7 @@ class CraRejected(Dated):
 class InvoiceImported(Dated):
     mission_id: PlatformId
     month: Month
-    number: NonEmptyText
+    number: Reference
     issued_on: date
     amount_excl_vat: PositiveMoney
     vat_amount: PositiveMoney
@@ -311,20 +314,20 @@ class InvoiceImported(Dated):
 
 
 class InvoiceCancelled(Dated):
-    invoice_number: NonEmptyText
+    invoice_number: Reference
     reason: NonEmptyText
 
 
 class ClientPaymentReceived(Dated):
-    invoice_number: NonEmptyText
-    amount: PositiveMoney
+    invoice_number: Reference
+    amount: MoneyAboveZero
     paid_on: date
 
 
 class RenewalRequested(Dated):
     mission_id: PlatformId
     new_end_date: date
-    new_tjm: PositiveMoney | None = None
+    new_tjm: MoneyAboveZero | None = None
 
 
 class RenewalAccepted(Dated):
@@ -406,7 +409,8 @@ EventType = Literal[
 ]
 
 EventId = Annotated[
-    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")
+    str,
+    StringConstraints(min_length=1, max_length=EVENT_ID_LENGTH, pattern=r"^[A-Za-z0-9_.:-]+$"),
 ]
 
 

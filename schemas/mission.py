@@ -157,6 +157,11 @@ class MissionState(BaseModel):
     termination: Termination | None = None
     ended_on: date | None = None
     run: int = Field(default=1, description="how many runs the workflow has had (continue-as-new)")
+    failed_transitions: list[str] = Field(
+        default_factory=list,
+        description="kinds of the transitions the database refused for good (written to the "
+        "timeline and alerted to ops; the search attribute FailedTransitions)",
+    )
     timeline: list[TimelineEntry] = Field(
         default_factory=list,
         description="the latest entries; the whole timeline is in the mission_events table",

@@ -107,3 +107,10 @@ RECORD_INVOICE_IMPORT = "record_invoice_import"
 RECORD_DOCUMENT_UPLOAD = "record_document_upload"
 RECORD_DOCUMENT_REVIEW = "record_document_review"
 RECORD_DOCUMENT_EXPIRY = "record_document_expiry"
+RECORD_FAILED_TRANSITION = "record_failed_transition"
+
+# --- Error types --------------------------------------------------------------------------------
+
+DATA_REFUSED = "DataRefused"
+"""The `ApplicationError` type of an activity whose data the database refuses for good (a
+length, a precision, a CHECK: activities/data_errors.py): non-retryable."""

@@ -11,6 +11,9 @@ PROVIDER_ID = SearchAttributeKey.for_keyword("ProviderId")
 MISSION_STAGE = SearchAttributeKey.for_keyword("MissionStage")
 PAYMENT_OFFER = SearchAttributeKey.for_keyword("PaymentOffer")
 NEXT_PAYOUT_DATE = SearchAttributeKey.for_datetime("NextPayoutDate")
+FAILED_TRANSITIONS = SearchAttributeKey.for_keyword_list("FailedTransitions")
+"""Kinds of a mission's transitions the database refused for good (ops: find them with
+`FailedTransitions IS NOT NULL`)."""
 
 ALL_KEYS = (
     MISSION_ID,
@@ -20,4 +23,5 @@ ALL_KEYS = (
     MISSION_STAGE,
     PAYMENT_OFFER,
     NEXT_PAYOUT_DATE,
+    FAILED_TRANSITIONS,
 )

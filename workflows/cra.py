@@ -32,6 +32,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 from domain.clock import paris_date, paris_text
 from domain.cra import (
@@ -75,9 +76,10 @@ from schemas.names import (
     STATE_QUERY,
 )
 from schemas.payouts import PayoutInput, PayoutProvider
+from workflows.effects import deliver_outbox
 from workflows.options import db_activity
 from workflows.timers import Deadline
-from workflows.transitions import TransitionQueue
+from workflows.transitions import TransitionQueue, record_refusal
 from workflows.validation import check, occurred, refuse
 
 _OPEN = (CraStatus.DRAFT, CraStatus.REJECTED)
@@ -95,7 +97,7 @@ class CraWorkflow:
             month=inp.month,
             max_days=mission_days_in_month(inp.month, inp.mission_start, inp.mission_end),
         )
-        self._effects = TransitionQueue[CraTransition | CraValidation](self._write)
+        self._effects = TransitionQueue[CraTransition | CraValidation](self._write, self._refused)
         self._billing: CraValidationResult | None = None
 
     # ------------------------------------------------------------------ main loop
@@ -160,6 +162,21 @@ class CraWorkflow:
             return billing.outbox_keys
         result = await db_activity(RECORD_CRA_TRANSITION, effect, TransitionResult)
         return result.outbox_keys
+
+    async def _refused(
+        self, effect: CraTransition | CraValidation, error: ApplicationError
+    ) -> list[str]:
+        """A write the database refused for good: logged at ERROR, the mission's timeline row
+        `transition.failed` and one ops e-mail (as the mission's own). A submission, a
+        rejection or a reminder not written leaves the cycle going; a validation not written
+        bills nothing, so the cycle fails with the refusal (visible in the Temporal UI)
+        rather than start a payout for rows that do not exist."""
+        kind = "cra.validated" if isinstance(effect, CraValidation) else f"cra.{effect.kind}"
+        keys = await record_refusal(self._inp.mission_id, effect.key, kind, error)
+        if isinstance(effect, CraValidation):
+            await deliver_outbox(keys)
+            raise error
+        return keys
 
     async def _start_payout(self, billing: CraValidationResult) -> str:
         """The payout outlives this cycle: started by an activity (activities/starts.py)."""
@@ -248,7 +265,11 @@ class CraWorkflow:
         if self._state.status not in _OPEN:
             raise refuse(self._closed_reason("submit"))
         inp = self._inp
-        check(lambda: check_cra(event, inp.mission_start, inp.mission_end, self._validated_months))
+        check(
+            lambda: check_cra(
+                event, inp.mission_start, inp.mission_end, self._validated_months, inp.tjm
+            )
+        )
         on = paris_date(occurred(event))  # days not yet worked are not billed
         check(lambda: check_submission_day(inp.month, on, inp.mission_start, inp.mission_end))
 

@@ -34,7 +34,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import FailureError
+from temporalio.exceptions import ApplicationError, FailureError
 
 from domain import mission_rules as rules
 from domain.clock import paris_instant
@@ -102,7 +102,7 @@ from schemas.names import (
 from workflows.effects import root_message
 from workflows.options import db_activity
 from workflows.timers import Deadline
-from workflows.transitions import TransitionQueue
+from workflows.transitions import TransitionQueue, record_refusal
 from workflows.validation import check, refuse
 
 TIMELINE_KEPT = 60
@@ -123,7 +123,7 @@ class MissionWorkflow:
             if inp.state
             else rules.initial_state(inp.proposal, inp.occurred_at)
         )
-        self._effects = TransitionQueue[MissionTransition](self._write)
+        self._effects = TransitionQueue[MissionTransition](self._write, self._refused)
         self._cra_opening: set[str] = set(self._state.cra_months)
         self._openings: list[asyncio.Future[None]] = []  # cycles being opened
         self._announcements: list[tuple[str, str, Any]] = []
@@ -235,6 +235,24 @@ class MissionWorkflow:
     async def _write(self, transition: MissionTransition) -> list[str]:
         result = await db_activity(RECORD_MISSION_TRANSITION, transition, TransitionResult)
         return result.outbox_keys
+
+    async def _refused(self, transition: MissionTransition, error: ApplicationError) -> list[str]:
+        """A transition the database refused for good: logged, on the timeline, alerted to
+        ops (`record_refusal`) and in the search attribute `FailedTransitions`; the mission
+        goes on with its next transitions (the refused one stays unwritten: ops fix the data
+        and complete it by hand, as the alert says)."""
+        state = self._state
+        if transition.kind not in state.failed_transitions:
+            state.failed_transitions.append(transition.kind)
+            workflow.upsert_search_attributes(
+                [sa.FAILED_TRANSITIONS.value_set(list(state.failed_transitions))]
+            )
+        state.timeline.append(
+            TimelineEntry(
+                at=workflow.now(), kind="transition.failed", detail=f"{transition.kind}: {error}"
+            )
+        )
+        return await record_refusal(state.mission_id, transition.key, transition.kind, error)
 
     # ------------------------------------------------------------------ applying decisions
 

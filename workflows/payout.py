@@ -92,6 +92,7 @@ from schemas.payouts import (
 from workflows.effects import deliver_outbox, root_message
 from workflows.options import db_activity
 from workflows.timers import Deadline
+from workflows.transitions import failed_for_good, record_refusal
 from workflows.validation import check, occurred, refuse
 
 PAY_AT = time(9, 0)
@@ -236,6 +237,29 @@ class PayoutWorkflow:
         if email is not None:
             emails.append(PayoutEmail(to=email[0], template=email[1], context=self._context()))
         at = workflow.now()
+        try:
+            result = await self._record(key, kind, status, at, emails)
+        except ActivityError as exc:
+            final = failed_for_good(exc)
+            if final is None:
+                raise
+            # Refused for good: visible (log, timeline, one ops e-mail), then the payout
+            # stops with the refusal: no money moves on a ledger row that was not written.
+            await deliver_outbox(await record_refusal(inp.mission_id, key, f"payout.{kind}", final))
+            raise final from None
+        self._status = status
+        self._committed_at = at  # the row's paid_at for a payment
+        return result
+
+    async def _record(
+        self,
+        key: str,
+        kind: PayoutTransitionKind,
+        status: PayoutStatus,
+        at: datetime,
+        emails: list[PayoutEmail],
+    ) -> TransitionResult:
+        inp = self._inp
         result: TransitionResult = await db_activity(
             RECORD_PAYOUT_TRANSITION,
             PayoutTransition(
@@ -258,8 +282,6 @@ class PayoutWorkflow:
             ),
             TransitionResult,
         )
-        self._status = status
-        self._committed_at = at  # the row's paid_at for a payment
         return result
 
     def _context(self) -> dict[str, str]:

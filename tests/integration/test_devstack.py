@@ -37,6 +37,7 @@ EXPECTED_SEARCH_ATTRIBUTES = {
     "MissionStage": "Keyword",
     "PaymentOffer": "Keyword",
     "NextPayoutDate": "Datetime",
+    "FailedTransitions": "KeywordList",
 }
 
 

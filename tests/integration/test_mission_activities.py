@@ -27,7 +27,7 @@ from db.models import (
     ProposalStatusHistory,
     PurchaseOrder,
 )
-from schemas.activities import DeliverOutboxInput, RecordProposalInput
+from schemas.activities import DeliverOutboxInput, FailedTransition, RecordProposalInput
 from schemas.enums import MissionStage, PaymentOffer, ProposalStatus
 from schemas.events import ProposalSubmitted
 from schemas.mission import ContractTerms, EmailSpec, MissionTransition
@@ -154,3 +154,26 @@ async def test_contract_transition_writes_once_and_mails_once_when_retried(
     assert "offre de paiement Flash" in client_mail.text()
     ops_mail = by_recipient[("ops@contracting.localhost",)]
     assert "Kbis" in ops_mail.text() and "n'est pas interrompue automatiquement" in ops_mail.text()
+
+
+async def test_a_refused_transition_is_recorded_and_alerted_once_however_often_retried(
+    activities: Activities, db_engine: AsyncEngine
+) -> None:
+    """`record_failed_transition` retried (the worker died after its commit): one timeline row,
+    one ops e-mail in the outbox, the same outbox key returned each time."""
+    mission_id = f"P-{uuid.uuid4().hex[:10]}"
+    failed = FailedTransition(
+        mission_id=mission_id,
+        key=f"purchase_order.confirmed:{mission_id}:evt-{'e' * 196}",
+        kind="purchase_order.confirmed",
+        at=datetime.now(UTC),
+        reason="the database refused the data for good: SQLSTATE 22001",
+    )
+    env = ActivityEnvironment()
+    first = await env.run(activities.missions.record_failed_transition, failed)
+    again = await env.run(activities.missions.record_failed_transition, failed)
+    assert first.applied and not again.applied
+    assert first.outbox_keys == again.outbox_keys and len(first.outbox_keys) == 1
+    timeline = (MissionEvent.mission_id == mission_id, MissionEvent.kind == "transition.failed")
+    assert await _count(db_engine, MissionEvent, *timeline) == 1
+    assert await _count(db_engine, EmailOutbox, EmailOutbox.mission_id == mission_id) == 1

@@ -13,6 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.data_errors import DataRefusals
 from activities.mailer import Mailer
 from activities.registry import Activities
 from db.engine import create_engine
@@ -41,8 +42,10 @@ WORKFLOW_RUNNER = SandboxValidatedOnce(
 
 
 def sandboxed_worker(client: Client, **options: Any) -> Worker:
-    """A `Worker` of the tests: `options` as Worker's, the sandbox validated once."""
-    return Worker(client, workflow_runner=WORKFLOW_RUNNER, **options)
+    """A `Worker` of the tests: `options` as Worker's, the sandbox validated once, and, as
+    the production worker (worker.build_worker), data errors final (`DataRefusals`)."""
+    interceptors = [*options.pop("interceptors", []), DataRefusals()]
+    return Worker(client, workflow_runner=WORKFLOW_RUNNER, interceptors=interceptors, **options)
 
 
 def new_queue() -> str:

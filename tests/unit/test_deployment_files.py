@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from temporalio.common import SearchAttributeIndexedValueType
 
 from schemas.search_attributes import ALL_KEYS
 from settings import Settings
@@ -44,12 +45,17 @@ def test_every_contracting_variable_in_compose_is_a_setting() -> None:
     assert names <= fields, f"unknown settings in docker-compose.yml: {names - fields}"
 
 
+_CLI_TYPES = {
+    SearchAttributeIndexedValueType.KEYWORD: "Keyword",
+    SearchAttributeIndexedValueType.KEYWORD_LIST: "KeywordList",
+    SearchAttributeIndexedValueType.DATETIME: "Datetime",
+}
+
+
 def test_compose_registers_the_search_attributes_of_the_code() -> None:
     command = " ".join(_compose()["services"]["temporal-search-attributes"]["command"])
-    registered = dict(re.findall(r"(\w+):(Keyword|Datetime)", command))
-    expected = {
-        key.name: "Datetime" if key.name == "NextPayoutDate" else "Keyword" for key in ALL_KEYS
-    }
+    registered = dict(re.findall(r"(\w+):(KeywordList|Keyword|Datetime)\b", command))
+    expected = {key.name: _CLI_TYPES[key.indexed_value_type] for key in ALL_KEYS}
     assert registered == expected
 
 

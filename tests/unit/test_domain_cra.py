@@ -25,7 +25,7 @@ from domain.cra import (
     submission_opens_on,
 )
 from domain.errors import InvalidCra
-from schemas.events import CorrectionLine, CraSubmitted
+from schemas.events import CorrectionLine, CraSubmitted, OvertimeLine
 
 START, END = date(2026, 1, 15), date(2026, 6, 10)
 
@@ -105,6 +105,20 @@ def test_check_cra_applies_days_and_corrections():
     check_cra(cra, START, END, {"2026-01", "2026-02"})
     with pytest.raises(InvalidCra, match="2026-02, which has no validated CRA"):
         check_cra(cra, START, END, {"2026-01"})
+
+
+def test_a_cra_whose_amounts_would_not_fit_the_ledger_is_refused():
+    """Each amount of the contract is below a billion, but a month adds them up: the cycle
+    refuses a CRA whose invoice would not fit NUMERIC(12, 2), and takes the largest that does."""
+    many = [OvertimeLine(label=f"astreinte {n}", amount=D("999999999.99")) for n in range(9)]
+    fits = CraSubmitted(mission_id="M-1", month="2026-03", days=D("0"), overtime=many[:8])
+    check_cra(fits, START, END, set(), tjm=D("650.00"))  # 8.0e9 incl. VAT: 9.6e9
+    beyond = fits.model_copy(update={"overtime": many})
+    with pytest.raises(InvalidCra, match=r"2026-03 CRA's .* beyond the largest amount"):
+        check_cra(beyond, START, END, set(), tjm=D("650.00"))
+    days = CraSubmitted(mission_id="M-1", month="2026-03", days=D("31"))
+    with pytest.raises(InvalidCra, match=r"days worked would be 30999999999\.69"):
+        check_cra(days, START, END, set(), tjm=D("999999999.99"))
 
 
 @given(

@@ -71,6 +71,7 @@ CONTEXT = {
     "balances": "325,00 € de facture (HT) (décembre 2026)",
     "signed_on": "2026-12-15",
     "effective_on": "2026-12-16",
+    "transition": "purchase_order.confirmed",
 }
 
 
