@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 
@@ -16,3 +20,19 @@ async def count(engine: AsyncEngine, stmt: Any) -> int:
 async def rows(engine: AsyncEngine, stmt: Any) -> list[Any]:
     async with engine.connect() as conn:
         return list((await conn.execute(stmt)).all())
+
+
+@asynccontextmanager
+async def refusing(engine: AsyncEngine, table: str, check: str) -> AsyncIterator[str]:
+    """A CHECK constraint on `table` for the block's length (`NOT VALID`: existing rows are not
+    checked), so the database refuses what the test chooses; its name."""
+    name = f"ck_{table}_poison_{uuid.uuid4().hex[:12]}"
+    async with engine.begin() as connection:
+        await connection.execute(
+            sa.text(f"ALTER TABLE {table} ADD CONSTRAINT {name} CHECK ({check}) NOT VALID")
+        )
+    try:
+        yield name
+    finally:
+        async with engine.begin() as connection:
+            await connection.execute(sa.text(f"ALTER TABLE {table} DROP CONSTRAINT {name}"))

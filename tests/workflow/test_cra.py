@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import (
@@ -20,7 +18,7 @@ from temporalio.client import (
     WorkflowHandle,
 )
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+from temporalio.testing import ActivityEnvironment
 
 from db.models import (
     Bpf,
@@ -44,26 +42,15 @@ from schemas.events import CraRejected, CraSubmitted
 from schemas.ids import cra_workflow_id, payout_workflow_id
 from schemas.names import MONTH_VALIDATED
 from schemas.payouts import PayoutState
-from settings import Settings
-from starter.devstack.mailsink import MailSink
 from tests.fixtures.histories import record_history
 from tests.fixtures.temporal import skip_time
 from tests.support.cra import CraHarness, opens_on, submitted, validated
 from tests.support.factories import APPROVER, new_siren
 from tests.support.months import next_month
 from tests.support.waits import about, eventually
-from tests.support.workers import real_worker
 
 HISTORIES = Path(__file__).parent.parent / "histories"
 Handle = WorkflowHandle[Any, Any]
-
-
-@pytest_asyncio.fixture
-async def harness(
-    own_time_skipping_env: WorkflowEnvironment, stack_settings: Settings, smtp_sink: MailSink
-) -> AsyncIterator[CraHarness]:
-    async with real_worker(own_time_skipping_env, stack_settings) as (queue, activities):
-        yield CraHarness(own_time_skipping_env, queue, smtp_sink, activities)
 
 
 async def _scalar(engine: AsyncEngine, stmt: Any) -> Any:
@@ -71,62 +58,64 @@ async def _scalar(engine: AsyncEngine, stmt: Any) -> Any:
         return (await conn.execute(stmt)).scalar_one_or_none()
 
 
-async def test_impossible_cras_are_refused_before_history(harness: CraHarness) -> None:
-    month = next_month(await harness.today())
+async def test_impossible_cras_are_refused_before_history(cra_harness: CraHarness) -> None:
+    month = next_month(await cra_harness.today())
     first, _ = month_bounds(month)
     start = first + timedelta(days=19)  # first month pro rata: from the 20th
-    inp = await harness.mission(start=start)
-    handle = await harness.start(inp)
+    inp = await cra_harness.mission(start=start)
+    handle = await cra_harness.start(inp)
     limit = (month_bounds(month)[1] - start).days + 1
 
-    too_many = await harness.refused(
+    too_many = await cra_harness.refused(
         handle, "cra.submitted", submitted(inp, str(limit + Decimal("0.5")))
     )
     assert f"only {limit} calendar days" in too_many
-    assert "half-day steps" in await harness.refused(handle, "cra.submitted", submitted(inp, "8.3"))
+    assert "half-day steps" in await cra_harness.refused(
+        handle, "cra.submitted", submitted(inp, "8.3")
+    )
     correction = {
         "label": "oubli",
         "amount": "100.00",
         "corrects_month": month_of(first - timedelta(days=1)),
     }
-    assert "no validated CRA" in await harness.refused(
+    assert "no validated CRA" in await cra_harness.refused(
         handle, "cra.submitted", submitted(inp, "5", corrections=[correction])
     )
-    assert "not submitted yet" in await harness.refused(handle, "cra.validated", validated(inp))
+    assert "not submitted yet" in await cra_harness.refused(handle, "cra.validated", validated(inp))
     wrong_month = CraSubmitted(
         mission_id=inp.mission_id, month=month_of(first - timedelta(days=1)), days=Decimal(1)
     )
-    assert "sent to the" in await harness.refused(handle, "cra.submitted", wrong_month)
+    assert "sent to the" in await cra_harness.refused(handle, "cra.submitted", wrong_month)
 
     # The mission tells the cycle when an earlier month gets validated: corrections of it apply.
     await handle.signal(MONTH_VALIDATED, MonthValidated(month=correction["corrects_month"]))
-    await harness.send(
+    await cra_harness.send(
         handle, "cra.submitted", submitted(inp, str(limit), corrections=[correction])
     )
-    assert "is not an approver" in await harness.refused(
+    assert "is not an approver" in await cra_harness.refused(
         handle, "cra.validated", validated(inp, "APR-999")
     )
-    assert "already submitted" in await harness.refused(
+    assert "already submitted" in await cra_harness.refused(
         handle, "cra.submitted", submitted(inp, "1")
     )
-    state = await harness.state(handle)
+    state = await cra_harness.state(handle)
     assert state.status == "submitted" and state.max_days == limit
     await handle.terminate("test over")
 
 
 async def test_rejection_then_resubmission_then_validation_bills_once(
-    harness: CraHarness, db_engine: AsyncEngine
+    cra_harness: CraHarness, db_engine: AsyncEngine
 ) -> None:
-    previous = month_of(await harness.today())
-    inp = await harness.mission(offer=PaymentOffer.EXPRESS, validated_months=[previous])
+    previous = month_of(await cra_harness.today())
+    inp = await cra_harness.mission(offer=PaymentOffer.EXPRESS, validated_months=[previous])
     inp = inp.model_copy(update={"mission_start": month_bounds(previous)[0]})
-    handle = await harness.start(inp)
+    handle = await cra_harness.start(inp)
     mid = inp.mission_id
 
-    await harness.send(handle, "cra.submitted", submitted(inp, "19"))
-    await harness.mails(about(mid, f"CRA {inp.month} transmis"), 1)
+    await cra_harness.send(handle, "cra.submitted", submitted(inp, "19"))
+    await cra_harness.mails(about(mid, f"CRA {inp.month} transmis"), 1)
     comment = "Il manque le jour férié travaillé"
-    await harness.send(
+    await cra_harness.send(
         handle,
         "cra.rejected",
         CraRejected(
@@ -137,10 +126,10 @@ async def test_rejection_then_resubmission_then_validation_bills_once(
             occurred_at=paris_instant(opens_on(inp), time(12)),
         ),
     )
-    rejected = (await harness.mails(about(mid, "refusé par votre client"), 1))[0]
+    rejected = (await cra_harness.mails(about(mid, "refusé par votre client"), 1))[0]
     assert comment in rejected.text()
     assert rejected.rcpt_tos == (inp.provider.email,)
-    assert (await harness.state(handle)).status == "rejected"
+    assert (await cra_harness.state(handle)).status == "rejected"
 
     lines = {
         "expenses": [
@@ -150,16 +139,18 @@ async def test_rejection_then_resubmission_then_validation_bills_once(
         "corrections": [{"label": "Oubli", "amount": "-50.00", "corrects_month": previous}],
     }
     resubmitted_at = paris_instant(opens_on(inp), time(14))
-    await harness.send(handle, "cra.submitted", submitted(inp, "20.5", at=resubmitted_at, **lines))
+    await cra_harness.send(
+        handle, "cra.submitted", submitted(inp, "20.5", at=resubmitted_at, **lines)
+    )
     event_id = f"evt-{uuid.uuid4().hex}"
     # The same event delivered twice: one update, one validation.
     await asyncio.gather(
-        harness.send(handle, "cra.validated", validated(inp), event_id),
-        harness.send(handle, "cra.validated", validated(inp), event_id),
+        cra_harness.send(handle, "cra.validated", validated(inp), event_id),
+        cra_harness.send(handle, "cra.validated", validated(inp), event_id),
     )
     result: CraResult = await handle.result()
 
-    state = await harness.state(handle)
+    state = await cra_harness.state(handle)
     assert state.status == "validated" and state.validated_on is not None
     validated_on = state.validated_on
     expected = compute_payout(PaymentOffer.EXPRESS, validated_on).payout_date
@@ -173,12 +164,12 @@ async def test_rejection_then_resubmission_then_validation_bills_once(
     assert result.payout_workflow_id == f"payout-{mid}-{inp.month}"
     search = (await handle.describe()).typed_search_attributes
     assert search.get(sa.MISSION_ID) == mid and search.get(sa.PAYMENT_OFFER) == "express"
-    payout_handle = harness.env.client.get_workflow_handle(result.payout_workflow_id)
+    payout_handle = cra_harness.env.client.get_workflow_handle(result.payout_workflow_id)
     payout_state = await payout_handle.query("state")
     assert payout_state["payout_date"] == expected.isoformat()
     assert Decimal(payout_state["amount"]) == result.amount_incl_vat
 
-    mail = (await harness.mails(about(mid, "la facturation de la mission"), 1))[0]
+    mail = (await cra_harness.mails(about(mid, "la facturation de la mission"), 1))[0]
     assert (
         expected.strftime("%d/%m/%Y") in mail.text()
         and f"F-{inp.provider.siren}-000001" in mail.text()
@@ -221,22 +212,24 @@ async def test_rejection_then_resubmission_then_validation_bills_once(
     assert payout.fee == fee and payout.net_amount == result.amount_incl_vat - fee
     assert payout.status in ("scheduled", "paid")
     assert emails == 1
-    assert len([m for m in harness.sink.messages if about(mid, "la facturation")(m)]) == 1
+    assert len([m for m in cra_harness.sink.messages if about(mid, "la facturation")(m)]) == 1
 
     await record_history(handle, "cra_validated")
 
 
 async def test_a_validated_cra_is_immutable_and_numbers_continue_across_missions(
-    harness: CraHarness, db_engine: AsyncEngine
+    cra_harness: CraHarness, db_engine: AsyncEngine
 ) -> None:
     siren = new_siren()
-    first = await harness.mission(siren=siren, offer=PaymentOffer.FLASH)
-    second = await harness.mission(siren=siren, offer=PaymentOffer.BACK_TO_BACK, start_payout=False)
+    first = await cra_harness.mission(siren=siren, offer=PaymentOffer.FLASH)
+    second = await cra_harness.mission(
+        siren=siren, offer=PaymentOffer.BACK_TO_BACK, start_payout=False
+    )
     numbers = []
     for inp in (first, second):
-        handle = await harness.start(inp)
-        await harness.send(handle, "cra.submitted", submitted(inp, "10"))
-        await harness.send(handle, "cra.validated", validated(inp))
+        handle = await cra_harness.start(inp)
+        await cra_harness.send(handle, "cra.submitted", submitted(inp, "10"))
+        await cra_harness.send(handle, "cra.validated", validated(inp))
         result: CraResult = await handle.result()
         numbers.append(result.invoice_number)
     assert numbers == [f"F-{siren}-000001", f"F-{siren}-000002"]
@@ -251,7 +244,9 @@ async def test_a_validated_cra_is_immutable_and_numbers_continue_across_missions
 
     # Once validated the cycle is complete: no later event reaches it (the test server answers
     # "update not found", a real server "workflow execution already completed").
-    handle = harness.env.client.get_workflow_handle(cra_workflow_id(first.mission_id, first.month))
+    handle = cra_harness.env.client.get_workflow_handle(
+        cra_workflow_id(first.mission_id, first.month)
+    )
     with pytest.raises(RPCError) as closed:
         await handle.execute_update("cra.submitted", submitted(first, "5"), id=uuid.uuid4().hex)
     assert closed.value.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION)
@@ -259,12 +254,12 @@ async def test_a_validated_cra_is_immutable_and_numbers_continue_across_missions
 
 
 async def test_manual_import_invoice_awaits_import_with_no_number(
-    harness: CraHarness, db_engine: AsyncEngine
+    cra_harness: CraHarness, db_engine: AsyncEngine
 ) -> None:
-    inp = await harness.mission(invoice_mode="imported", start_payout=False)
-    handle = await harness.start(inp)
-    await harness.send(handle, "cra.submitted", submitted(inp, "3"))
-    await harness.send(handle, "cra.validated", validated(inp))
+    inp = await cra_harness.mission(invoice_mode="imported", start_payout=False)
+    handle = await cra_harness.start(inp)
+    await cra_harness.send(handle, "cra.submitted", submitted(inp, "3"))
+    await cra_harness.send(handle, "cra.validated", validated(inp))
     result: CraResult = await handle.result()
     assert result.invoice_number is None and result.payout_status == "waiting_invoice_import"
     async with db_engine.connect() as conn:
@@ -276,14 +271,14 @@ async def test_manual_import_invoice_awaits_import_with_no_number(
         ).one()
     assert invoice.status == "awaiting_import" and invoice.number is None
     assert payout.status == "waiting_invoice_import" and payout.due_on is None
-    mail = (await harness.mails(about(inp.mission_id, "la facturation"), 1))[0]
+    mail = (await cra_harness.mails(about(inp.mission_id, "la facturation"), 1))[0]
     assert "dès que vous aurez importé votre facture" in mail.text()
 
 
 async def test_validation_retried_after_commit_writes_nothing_twice(
-    harness: CraHarness, db_engine: AsyncEngine
+    cra_harness: CraHarness, db_engine: AsyncEngine
 ) -> None:
-    inp = await harness.mission()
+    inp = await cra_harness.mission()
     first_day, last_day = month_bounds(inp.month)
     validation = CraValidation(
         key=f"cra.validated:{inp.mission_id}:{inp.month}",
@@ -308,7 +303,7 @@ async def test_validation_retried_after_commit_writes_nothing_twice(
             "client_name": inp.client_name,
         },
     )
-    run = harness.activities.cra.record_cra_validation
+    run = cra_harness.activities.cra.record_cra_validation
     once = await ActivityEnvironment().run(run, validation)
     again = await ActivityEnvironment().run(run, validation)
     assert once.applied and not again.applied
@@ -349,43 +344,43 @@ async def test_validation_retried_after_commit_writes_nothing_twice(
 
 
 async def test_reminders_the_business_day_after_the_due_day_then_weekly_until_submitted(
-    harness: CraHarness,
+    cra_harness: CraHarness,
 ) -> None:
     """The CRA is due on the month's last business day; the reminder goes out the next
     business day at 09:00 Paris, then weekly until the first submission."""
-    inp = await harness.mission()
-    handle = await harness.start(inp)
+    inp = await cra_harness.mission()
+    handle = await cra_harness.start(inp)
     mid = inp.mission_id
     due = previous_business_day_on_or_before(month_bounds(inp.month)[1])
     first_at = paris_instant(next_business_day_on_or_after(due + timedelta(days=1)), REMINDER_AT)
     assert first_at > paris_instant(due, REMINDER_AT)
 
-    now = await harness.env.get_current_time()
-    await skip_time(harness.env, (first_at - now) - timedelta(minutes=1))
-    assert not [m for m in harness.sink.messages if about(mid, "Rappel")(m)]
-    await skip_time(harness.env, timedelta(minutes=2))
-    await harness.mails(about(mid, "Rappel"), 1)
-    await skip_time(harness.env, REMINDER_EVERY)
-    reminders = await harness.mails(about(mid, "Rappel"), 2)
+    now = await cra_harness.env.get_current_time()
+    await skip_time(cra_harness.env, (first_at - now) - timedelta(minutes=1))
+    assert not [m for m in cra_harness.sink.messages if about(mid, "Rappel")(m)]
+    await skip_time(cra_harness.env, timedelta(minutes=2))
+    await cra_harness.mails(about(mid, "Rappel"), 1)
+    await skip_time(cra_harness.env, REMINDER_EVERY)
+    reminders = await cra_harness.mails(about(mid, "Rappel"), 2)
     assert "rappel n° 2" in reminders[-1].text()
-    assert (await harness.state(handle)).reminders_sent == 2
+    assert (await cra_harness.state(handle)).reminders_sent == 2
 
-    await harness.send(handle, "cra.submitted", submitted(inp, "10"))
-    await skip_time(harness.env, REMINDER_EVERY * 3)
+    await cra_harness.send(handle, "cra.submitted", submitted(inp, "10"))
+    await skip_time(cra_harness.env, REMINDER_EVERY * 3)
     await asyncio.sleep(0.3)
-    assert len([m for m in harness.sink.messages if about(mid, "Rappel")(m)]) == 2
-    state = await harness.state(handle)
+    assert len([m for m in cra_harness.sink.messages if about(mid, "Rappel")(m)]) == 2
+    state = await cra_harness.state(handle)
     assert state.reminders_sent == 2 and state.next_reminder_at is None
     await record_history(handle, "cra_reminders_after_due_day")
     await handle.terminate("test over")
 
 
 async def test_a_provider_under_the_vat_franchise_is_billed_and_paid_no_vat(
-    harness: CraHarness, db_engine: AsyncEngine
+    cra_harness: CraHarness, db_engine: AsyncEngine
 ) -> None:
     """An auto-entrepreneur under art. 293 B: the invoice carries no VAT and the mention, and
     the payout pays the invoice's total (excl. VAT = incl. VAT)."""
-    inp = await harness.mission(offer=PaymentOffer.FLASH)
+    inp = await cra_harness.mission(offer=PaymentOffer.FLASH)
     inp = inp.model_copy(
         update={
             "provider": inp.provider.model_copy(
@@ -396,9 +391,9 @@ async def test_a_provider_under_the_vat_franchise_is_billed_and_paid_no_vat(
             )
         }
     )
-    handle = await harness.start(inp)
-    await harness.send(handle, "cra.submitted", submitted(inp, "10"))
-    await harness.send(handle, "cra.validated", validated(inp))
+    handle = await cra_harness.start(inp)
+    await cra_harness.send(handle, "cra.submitted", submitted(inp, "10"))
+    await cra_harness.send(handle, "cra.validated", validated(inp))
     result: CraResult = await handle.result()
     assert result.amount_excl_vat == result.amount_incl_vat == Decimal("6500.00")
     async with db_engine.connect() as conn:
@@ -415,7 +410,9 @@ async def test_a_provider_under_the_vat_franchise_is_billed_and_paid_no_vat(
     assert invoice.vat_amount == 0 and invoice.amount_incl_vat == Decimal("6500.00")
     assert invoice.vat_regime is VatRegime.FRANCHISE and invoice.vat_mention is not None
     assert "293 B" in invoice.vat_mention
-    payout = harness.env.client.get_workflow_handle(payout_workflow_id(inp.mission_id, inp.month))
+    payout = cra_harness.env.client.get_workflow_handle(
+        payout_workflow_id(inp.mission_id, inp.month)
+    )
 
     async def scheduled() -> bool:
         try:

@@ -28,20 +28,17 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
-from temporalio.testing import WorkflowEnvironment
 
 from db.models import Contract, Invoice, MissionEvent, Payout, PurchaseOrder
 from schemas.enums import MissionStage, PaymentOffer, PayoutStatus
 from schemas.names import DATA_REFUSED
 from schemas.search_attributes import FAILED_TRANSITIONS
-from settings import Settings
-from starter.devstack.mailsink import MailSink
 from tests.fixtures.histories import record_history
 from tests.support.cra import CraHarness, submitted, validated
+from tests.support.db import refusing
 from tests.support.mission import MissionHarness
 from tests.support.payouts import PayoutHarness
 from tests.support.waits import about, eventually
-from tests.support.workers import real_worker
 
 ALERT = "n'a pas pu enregistrer"
 
@@ -50,18 +47,8 @@ ALERT = "n'a pas pu enregistrer"
 async def poison(db_engine: AsyncEngine) -> AsyncIterator[str]:
     """A purchase order number the database refuses (CHECK), for this test only."""
     value = f"PO-POISON-{uuid.uuid4().hex[:12]}"
-    name = f"ck_purchase_orders_poison_{value[-12:]}"
-    async with db_engine.begin() as connection:
-        await connection.execute(
-            sa.text(
-                f"ALTER TABLE purchase_orders ADD CONSTRAINT {name} CHECK (po_number <> '{value}')"
-            )
-        )
-    try:
+    async with refusing(db_engine, "purchase_orders", f"po_number <> '{value}'"):
         yield value
-    finally:
-        async with db_engine.begin() as connection:
-            await connection.execute(sa.text(f"ALTER TABLE purchase_orders DROP CONSTRAINT {name}"))
 
 
 async def test_a_refused_transition_is_recorded_alerted_and_the_mission_goes_on(
@@ -129,33 +116,19 @@ async def test_a_refused_transition_is_recorded_alerted_and_the_mission_goes_on(
     await record_history(handle, "mission_transition_refused")
 
 
-@pytest.fixture
-async def cra_harness(
-    own_time_skipping_env: WorkflowEnvironment, stack_settings: Settings, smtp_sink: MailSink
-) -> AsyncIterator[CraHarness]:
-    async with real_worker(own_time_skipping_env, stack_settings) as (queue, activities):
-        yield CraHarness(own_time_skipping_env, queue, smtp_sink, activities)
-
-
 async def test_a_refused_cra_validation_fails_its_cycle_visibly_once(
     cra_harness: CraHarness, db_engine: AsyncEngine
 ) -> None:
     h = cra_harness
     inp = await h.mission(offer=PaymentOffer.EXPRESS)
     mid = inp.mission_id
-    name = f"ck_cras_poison_{uuid.uuid4().hex[:12]}"
-    refuse = f"CHECK (NOT (mission_id = '{mid}' AND status = 'validated'))"
-    async with db_engine.begin() as connection:
-        await connection.execute(sa.text(f"ALTER TABLE cras ADD CONSTRAINT {name} {refuse}"))
-    try:
+    refuse = f"NOT (mission_id = '{mid}' AND status = 'validated')"
+    async with refusing(db_engine, "cras", refuse) as name:
         handle = await h.start(inp)
         await h.send(handle, "cra.submitted", submitted(inp, "19"))
         await h.send(handle, "cra.validated", validated(inp))
         with pytest.raises(WorkflowFailureError) as failed:
             await handle.result()
-    finally:
-        async with db_engine.begin() as connection:
-            await connection.execute(sa.text(f"ALTER TABLE cras DROP CONSTRAINT {name}"))
     cause = failed.value.cause
     assert isinstance(cause, ApplicationError) and cause.type == DATA_REFUSED, cause
     assert name in cause.message
@@ -177,17 +150,6 @@ async def test_a_refused_cra_validation_fails_its_cycle_visibly_once(
     await record_history(handle, "cra_validation_refused")
 
 
-@pytest.fixture
-async def payout_harness(
-    own_time_skipping_env: WorkflowEnvironment,
-    stack_settings: Settings,
-    smtp_sink: MailSink,
-    db_engine: AsyncEngine,
-) -> AsyncIterator[PayoutHarness]:
-    async with real_worker(own_time_skipping_env, stack_settings) as (queue, _):
-        yield PayoutHarness(own_time_skipping_env, queue, db_engine, smtp_sink)
-
-
 async def test_a_refused_payment_stops_its_payout_visibly_once(
     payout_harness: PayoutHarness, db_engine: AsyncEngine
 ) -> None:
@@ -195,17 +157,10 @@ async def test_a_refused_payment_stops_its_payout_visibly_once(
     handle, inp = await h.start(PaymentOffer.EXPRESS)
     mid = inp.mission_id
     assert inp.terms.payout_date is not None
-    name = f"ck_payouts_poison_{uuid.uuid4().hex[:12]}"
-    refuse = f"CHECK (NOT (mission_id = '{mid}' AND status = 'paid')) NOT VALID"
-    async with db_engine.begin() as connection:
-        await connection.execute(sa.text(f"ALTER TABLE payouts ADD CONSTRAINT {name} {refuse}"))
-    try:
+    async with refusing(db_engine, "payouts", f"NOT (mission_id = '{mid}' AND status = 'paid')"):
         await h.reach_payment(inp.terms.payout_date)
         with pytest.raises(WorkflowFailureError) as failed:
             await handle.result()
-    finally:
-        async with db_engine.begin() as connection:
-            await connection.execute(sa.text(f"ALTER TABLE payouts DROP CONSTRAINT {name}"))
     cause = failed.value.cause
     assert isinstance(cause, ApplicationError) and cause.type == DATA_REFUSED, cause
     (alert,) = await h.mails(about(mid, ALERT), 1)
