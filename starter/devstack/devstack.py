@@ -268,6 +268,7 @@ class DevStack:
         self.mail_dir = self.var_dir / "mail"
         self.temporal_db = self.var_dir / "temporal" / "temporal.db"
         self.ready_file = self.var_dir / "ready"
+        self.mailsink_faults = self.var_dir / "mailsink-faults.json"
         self.with_worker = worker
         self.with_gateway = gateway
         self.verbose = verbose
@@ -347,6 +348,8 @@ class DevStack:
             s.smtp_host,
             "--port",
             str(s.smtp_port),
+            "--faults",
+            str(self.mailsink_faults),
         ]
 
     def worker_argv(self) -> list[str]:
@@ -586,6 +589,7 @@ class DevStack:
             "data_dir": str(self.var_dir),
             "mail_dir": str(self.mail_dir),
             "smtp": f"{s.smtp_host}:{s.smtp_port}",
+            "mailsink_faults": str(self.mailsink_faults),
             "logs": str(self.log_dir),
             "supervised": self.supervise,
             "hold_dir": str(hold_file(self.var_dir, "any").parent),
