@@ -14,11 +14,13 @@ import pytest
 from sqlalchemy import func, select
 
 from db.engine import create_engine
-from db.models import Invoice, Payout
+from db.models import EmailOutbox, Invoice, Payout
+from schemas.enums import OutboxStatus
 from tests.support.db import count
 from tests.support.gateway import GatewayTestClient, file_and_validate, month_open
 from tests.support.supervised import SupervisedStack
 from tests.support.waits import eventually
+from workflows.options import MAIL_TIMEOUT
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +36,7 @@ def stack() -> Iterator[SupervisedStack]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.mark.timeout(400)
 async def test_a_sigkilled_worker_is_restarted_and_bills_the_next_validation(
     stack: SupervisedStack,
 ) -> None:
@@ -42,6 +45,12 @@ async def test_a_sigkilled_worker_is_restarted_and_bills_the_next_validation(
         async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as http:
             gateway = GatewayTestClient(http)
             pid, month = await month_open(gateway, "flash", 1)
+
+            async def mails_sent() -> bool:  # no e-mail activity left on the worker we kill
+                pending = select(func.count()).where(EmailOutbox.status == OutboxStatus.PENDING)
+                return await count(engine, pending) == 0
+
+            await eventually(mails_sent, within=30)
             before = stack.pid("worker")
             after = stack.kill("worker")  # SIGKILL; returns once the supervisor restarted it
             assert after != before
@@ -57,7 +66,9 @@ async def test_a_sigkilled_worker_is_restarted_and_bills_the_next_validation(
                 )
                 return await count(engine, invoices) == 1 and await count(engine, payouts) == 1
 
-            await eventually(billed, within=60)
+            # An activity the killed worker was running is retried after its start-to-close
+            # timeout (at most MAIL_TIMEOUT): the bound allows for one.
+            await eventually(billed, within=MAIL_TIMEOUT.total_seconds() + 60)
         assert stack.process is not None and stack.process.poll() is None  # still supervising
     finally:
         await engine.dispose()

@@ -124,6 +124,13 @@ class SupervisedStack:
         (self.var_dir / "hold" / service).unlink(missing_ok=True)
         self._until(lambda: self.pid(service) is not None, BACK_TIMEOUT, f"{service} back")
 
+    def script_mailsink(self, **faults: object) -> None:
+        """Script the running mail sink (starter/devstack/mailsink.py): no argument, no fault."""
+        path = self.var_dir / "mailsink-faults.json"
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(faults))
+        os.replace(temporary, path)
+
     def until_gateway_answers(self) -> None:
         def healthy() -> bool:
             try:
