@@ -38,7 +38,7 @@ from starter.devstack.postgres import (
     parent_death_signal,
     pid_alive,
 )
-from starter.devstack.supervisor import RestartPolicy, hold_file
+from starter.devstack.supervisor import RestartPolicy, hold_directory, hold_file
 
 DEV_DATABASE = "contracting"
 DEV_ROLE = "contracting"
@@ -228,16 +228,18 @@ class Child:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
 
-    def died_message(self, code: int) -> str:
+    def exit_description(self, code: int) -> str:
+        """`worker was killed by SIGKILL`, `gateway exited with code 1`."""
         if code < 0:
             try:
-                how = f"was killed by {signal.Signals(-code).name}"
+                return f"{self.name} was killed by {signal.Signals(-code).name}"
             except ValueError:
-                how = f"was killed by signal {-code}"
-        else:
-            how = f"exited with code {code}"
+                return f"{self.name} was killed by signal {-code}"
+        return f"{self.name} exited with code {code}"
+
+    def died_message(self, code: int) -> str:
         where = f" Last lines of {self.log_path}:" if self.log_path else ""
-        return f"{self.name} {how}.{where}\n{self.log_tail()}"
+        return f"{self.exit_description(code)}.{where}\n{self.log_tail()}"
 
 
 def _display_host(host: str) -> str:
@@ -421,7 +423,7 @@ class DevStack:
         return child
 
     def start(self) -> None:
-        hold_dir = hold_file(self.var_dir, "any").parent
+        hold_dir = hold_directory(self.var_dir)
         for directory in (self.log_dir, self.mail_dir, self.temporal_db.parent, hold_dir):
             directory.mkdir(parents=True, exist_ok=True)
         self.ready_file.unlink(missing_ok=True)
@@ -592,7 +594,7 @@ class DevStack:
             "mailsink_faults": str(self.mailsink_faults),
             "logs": str(self.log_dir),
             "supervised": self.supervise,
-            "hold_dir": str(hold_file(self.var_dir, "any").parent),
+            "hold_dir": str(hold_directory(self.var_dir)),
             "services": self.service_pids(),
         }
 
@@ -729,7 +731,7 @@ class DevStack:
             return f"PostgreSQL exited with code {code}"
         [child] = [child for child in self.services if child.key == key]
         code = child.poll()
-        return child.died_message(code if code is not None else 0).split(".")[0]
+        return child.exit_description(code if code is not None else 0)
 
     def _start_unit(self, key: str) -> None:
         if key == "postgres":

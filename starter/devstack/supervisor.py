@@ -12,9 +12,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SERVICES = ("temporal", "postgres", "mailsink", "worker", "gateway")
-"""The names of the services under `<var>/hold/` and in the ready file's `services`."""
-
 RESTARTS_PER_MINUTE = 10
 """More restarts than this within 60 s: the service is broken, not unlucky; the stack stops."""
 
@@ -25,9 +22,15 @@ MAX_BACKOFF = 15.0
 STABLE_AFTER = 10.0
 
 
+def hold_directory(var_dir: Path) -> Path:
+    """Where the hold files live."""
+    return var_dir / "hold"
+
+
 def hold_file(var_dir: Path, service: str) -> Path:
-    """While this file exists the supervisor keeps `service` stopped."""
-    return var_dir / "hold" / service
+    """While this file exists the supervisor keeps `service` (`worker`, `gateway`,
+    `postgres`, `mailsink`, `temporal`) stopped."""
+    return hold_directory(var_dir) / service
 
 
 @dataclass

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +141,7 @@ class SupervisedStack:
 
         self._until(healthy, BACK_TIMEOUT, "the gateway to answer /health")
 
-    def _until(self, condition: Any, within: float, what: str) -> None:
+    def _until(self, condition: Callable[[], bool], within: float, what: str) -> None:
         deadline = time.monotonic() + within
         while not condition():
             if self.process is not None and self.process.poll() is not None:

@@ -3,6 +3,9 @@ stable run, a doubling backoff while a service keeps dying young, a bound per mi
 
 from __future__ import annotations
 
+import signal
+
+from starter.devstack.devstack import Child
 from starter.devstack.supervisor import (
     MAX_BACKOFF,
     QUICK_RESTART,
@@ -30,3 +33,10 @@ def test_too_many_restarts_within_a_minute_stop_the_restarts_and_old_ones_are_fo
         assert policy.next_delay(ran_for=30.0, now=float(t)) is not None
     assert policy.next_delay(ran_for=30.0, now=float(RESTARTS_PER_MINUTE)) is None
     assert policy.next_delay(ran_for=30.0, now=61.5) == QUICK_RESTART  # the first two expired
+
+
+def test_the_supervisor_says_how_a_service_ended() -> None:
+    worker = Child("worker", ["python", "-m", "worker"], None, "worker")
+    assert worker.exit_description(-signal.SIGKILL) == "worker was killed by SIGKILL"
+    assert worker.exit_description(1) == "worker exited with code 1"
+    assert worker.exit_description(-200) == "worker was killed by signal 200"
