@@ -13,7 +13,7 @@ import typing
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any
@@ -124,6 +124,8 @@ class BodiesReport:
     server_errors: list[str] = field(default_factory=list)
     written_on_refusal: list[str] = field(default_factory=list)
     accepted_workflows: set[str] = field(default_factory=set)
+    began: datetime = field(default_factory=lambda: datetime.now(UTC))
+    """When the first body was sent (after the stack was quiet)."""
 
 
 def row_counts(conn: psycopg.Connection[Any], tables: list[str]) -> tuple[int, ...]:
@@ -162,6 +164,8 @@ def send_bodies(gateway_url: str, database_url: str, examples: int) -> BodiesRep
             ).fetchall()
         ]
 
+        quiet(conn, tables)  # what earlier experiments left running writes now, not during ours
+
         @settings(
             max_examples=examples,
             deadline=None,
@@ -192,5 +196,6 @@ def send_bodies(gateway_url: str, database_url: str, examples: int) -> BodiesRep
                     report.accepted_workflows.add(str(workflow))
                 quiet(conn, tables)  # its effects land now, not during the next refusal
 
+        report.began = datetime.now(UTC)
         post()
     return report

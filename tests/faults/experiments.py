@@ -27,6 +27,9 @@ from tests.support.gateway import (
 from tests.support.supervised import SupervisedStack
 from tests.support.waits import eventually
 
+SETUP = 90.0
+"""Bound of each wait while missions are set up: 50 of them at once keep 2 cores busy."""
+
 OFFERS = ("basic", "express", "flash")  # the fixed-date offers of a French provider
 
 
@@ -78,14 +81,16 @@ async def missions_with_filed_cras(
             offer = OFFERS[number % len(OFFERS)]
             address = (emails or {}).get(number)
             if address is None:
-                pid, _ = await month_open(gateway, offer, number, months_ago=months)
+                pid, _ = await month_open(gateway, offer, number, months_ago=months, within=SETUP)
             else:
-                pid, _ = await month_open(gateway, offer, number, months_ago=months, email=address)
+                pid, _ = await month_open(
+                    gateway, offer, number, months_ago=months, within=SETUP, email=address
+                )
 
             async def all_open() -> bool:
                 return set(wanted) <= set((await view(gateway, pid)).state.cra_months)
 
-            await eventually(all_open, within=30)
+            await eventually(all_open, within=SETUP)
             for month in wanted:
                 await file_cra(gateway, pid, month, cra_instants(month)[0])
             return [(pid, month) for month in wanted]
