@@ -28,7 +28,7 @@ test: $(STAMP)
 	wait $$mypy; typed=$$?; cat .mypy.out; rm -f .mypy.out; \
 	test $$tests -eq 0 && test $$typed -eq 0
 
-## The fault suite at the issue's sizes (README, "Fault suite"): about 15 minutes on 2 cores.
+## The fault suite at the issue's sizes (README, "Fault suite"): 30 to 40 minutes on 2 cores.
 faults: $(STAMP)
 	CONTRACTING_FAULTS=full $(BIN)/pytest tests/faults -s --timeout 1800
 

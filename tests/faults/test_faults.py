@@ -147,7 +147,8 @@ async def test_worker_sigkilled_during_a_surge_of_validations(
 async def test_gateway_sigkilled_mid_surge_then_unanswered_events_redelivered(
     stack: SupervisedStack, http: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:
-    await _surge_under("gateway SIGKILLed", stack, http, engine, "gateway")
+    # No activity dies with the gateway: its effects come within seconds, a minute is ample.
+    await _surge_under("gateway SIGKILLed", stack, http, engine, "gateway", settle_within=60)
 
 
 @full_only
