@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install clean-data
+.PHONY: run test faults lint install clean-data
 
 # uv installs the project and its dependencies from PyPI in seconds (pip took ~45 s).
 $(STAMP): pyproject.toml
@@ -27,6 +27,10 @@ test: $(STAMP)
 	$(BIN)/pytest -n 2 --dist loadfile; tests=$$?; \
 	wait $$mypy; typed=$$?; cat .mypy.out; rm -f .mypy.out; \
 	test $$tests -eq 0 && test $$typed -eq 0
+
+## The fault suite at the issue's sizes (README, "Fault suite"): 30 to 40 minutes on 2 cores.
+faults: $(STAMP)
+	CONTRACTING_FAULTS=full $(BIN)/pytest tests/faults -s --timeout 1800
 
 ## Delete the embedded stack's data (Temporal history, PostgreSQL, mails).
 clean-data:

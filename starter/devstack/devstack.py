@@ -6,7 +6,8 @@ wheel, SQLite file in WAL mode, custom search attributes registered), PostgreSQL
 `.eml` under var/mail/), the worker and the HTTP gateway. Everything lives under `var/` and is
 reused by the next run. Once every service answers it prints one "ready" block and writes
 `var/ready` (JSON) for scripts; Ctrl-C (or SIGTERM) stops everything in order and exits 0; a
-service that dies stops the stack with a non-zero exit.
+service that dies stops the stack with a non-zero exit, unless `--supervise`: then it is
+restarted (starter/devstack/supervisor.py), and `var/hold/<service>` keeps one down.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from starter.devstack.postgres import (
     parent_death_signal,
     pid_alive,
 )
+from starter.devstack.supervisor import RestartPolicy, hold_directory, hold_file
 
 DEV_DATABASE = "contracting"
 DEV_ROLE = "contracting"
@@ -161,6 +163,8 @@ class Child:
     name: str
     argv: list[str]
     log_path: Path | None
+    key: str = ""
+    """The service's name under var/hold/ and in the ready file (`worker`, `temporal`…)."""
     stop_signal: int = signal.SIGTERM
     process: subprocess.Popen[bytes] | None = None
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -224,16 +228,18 @@ class Child:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
 
-    def died_message(self, code: int) -> str:
+    def exit_description(self, code: int) -> str:
+        """`worker was killed by SIGKILL`, `gateway exited with code 1`."""
         if code < 0:
             try:
-                how = f"was killed by {signal.Signals(-code).name}"
+                return f"{self.name} was killed by {signal.Signals(-code).name}"
             except ValueError:
-                how = f"was killed by signal {-code}"
-        else:
-            how = f"exited with code {code}"
+                return f"{self.name} was killed by signal {-code}"
+        return f"{self.name} exited with code {code}"
+
+    def died_message(self, code: int) -> str:
         where = f" Last lines of {self.log_path}:" if self.log_path else ""
-        return f"{self.name} {how}.{where}\n{self.log_tail()}"
+        return f"{self.exit_description(code)}.{where}\n{self.log_tail()}"
 
 
 def _display_host(host: str) -> str:
@@ -255,6 +261,7 @@ class DevStack:
         worker: bool = True,
         gateway: bool = True,
         verbose: bool = False,
+        supervise: bool = False,
     ) -> None:
         self.settings = settings.model_copy(update={"dev_stack": True})
         self.cwd = (cwd or Path.cwd()).absolute()
@@ -263,9 +270,14 @@ class DevStack:
         self.mail_dir = self.var_dir / "mail"
         self.temporal_db = self.var_dir / "temporal" / "temporal.db"
         self.ready_file = self.var_dir / "ready"
+        self.mailsink_faults = self.var_dir / "mailsink-faults.json"
         self.with_worker = worker
         self.with_gateway = gateway
         self.verbose = verbose
+        self.supervise = supervise
+        self._supervising = False  # set once ready: from then on a death is restarted
+        self._units: dict[str, _Unit] = {}
+        self._published: dict[str, int | None] = {}
         self.temporal_host, self.temporal_port = split_address(settings.temporal_address)
         self.postgres = EmbeddedPostgres(
             self.var_dir / "postgres" / "data",
@@ -338,6 +350,8 @@ class DevStack:
             s.smtp_host,
             "--port",
             str(s.smtp_port),
+            "--faults",
+            str(self.mailsink_faults),
         ]
 
     def worker_argv(self) -> list[str]:
@@ -384,6 +398,8 @@ class DevStack:
         """Raise if a stop was requested or a service died (called by every wait loop)."""
         if self._stop_signal is not None:
             raise _StopRequested
+        if self._supervising:
+            return  # deaths are the supervisor's to restart (_restart_dead)
         for child in self.services:
             code = child.poll()
             if code is not None:
@@ -398,22 +414,25 @@ class DevStack:
 
     # ------------------------------------------------------------------ start
 
-    def _spawn(self, name: str, argv: list[str], log_name: str | None) -> Child:
+    def _spawn(self, key: str, name: str, argv: list[str], log_name: str | None) -> Child:
         log_path = self.log_dir / log_name if log_name else None
-        child = Child(name, argv, log_path)
+        child = Child(name, argv, log_path, key)
         _say(f"starting {name}" + (f" (log: {log_path})" if log_path else ""))
         child.start(self.child_env(), self.cwd)
         self.services.append(child)
         return child
 
     def start(self) -> None:
-        for directory in (self.log_dir, self.mail_dir, self.temporal_db.parent):
+        hold_dir = hold_directory(self.var_dir)
+        for directory in (self.log_dir, self.mail_dir, self.temporal_db.parent, hold_dir):
             directory.mkdir(parents=True, exist_ok=True)
         self.ready_file.unlink(missing_ok=True)
 
         # Temporal and the sink start in the background while PostgreSQL starts and migrates.
-        temporal = self._spawn("Temporal dev server", self.temporal_argv(), "temporal.log")
-        self._spawn("mail sink", self.mailsink_argv(), "mailsink.log")
+        temporal = self._spawn(
+            "temporal", "Temporal dev server", self.temporal_argv(), "temporal.log"
+        )
+        self._spawn("mailsink", "mail sink", self.mailsink_argv(), "mailsink.log")
         self._start_postgres()
         self._check()
         asyncio.run(self._wait_for_temporal(temporal))
@@ -421,9 +440,9 @@ class DevStack:
         terminal_or = (lambda name: None) if self.verbose else (lambda name: name)
         worker = None
         if self.with_worker:
-            worker = self._spawn("worker", self.worker_argv(), terminal_or("worker.log"))
+            worker = self._spawn("worker", "worker", self.worker_argv(), terminal_or("worker.log"))
         if self.with_gateway:
-            self._spawn("gateway", self.gateway_argv(), terminal_or("gateway.log"))
+            self._spawn("gateway", "gateway", self.gateway_argv(), terminal_or("gateway.log"))
             self._wait_for_gateway()
         if worker is not None:
             asyncio.run(self._wait_for_worker(worker))
@@ -572,14 +591,32 @@ class DevStack:
             "data_dir": str(self.var_dir),
             "mail_dir": str(self.mail_dir),
             "smtp": f"{s.smtp_host}:{s.smtp_port}",
+            "mailsink_faults": str(self.mailsink_faults),
             "logs": str(self.log_dir),
+            "supervised": self.supervise,
+            "hold_dir": str(hold_directory(self.var_dir)),
+            "services": self.service_pids(),
         }
 
-    def announce_ready(self) -> None:
+    def service_pids(self) -> dict[str, int | None]:
+        """Each service's pid, None while it is down (held, or waiting to be restarted)."""
+        pids: dict[str, int | None] = {
+            "postgres": self.postgres.pid if self._postgres_started else None
+        }
+        for child in self.services:
+            pids[child.key] = child.process.pid if child.running and child.process else None
+        return pids
+
+    def _write_ready_file(self) -> None:
         info = self.ready_info()
         temporary = self.ready_file.with_suffix(".tmp")
         temporary.write_text(json.dumps(info, indent=2) + "\n")
         os.replace(temporary, self.ready_file)
+        self._published = dict(info["services"])
+
+    def announce_ready(self) -> None:
+        self._write_ready_file()
+        info = self.ready_info()
         rows = [
             ("Temporal UI", info["temporal_ui"]),
             (
@@ -601,6 +638,14 @@ class DevStack:
         ]
         if not self.with_worker:
             rows.append(("Worker", "not started (--no-worker): run `python -m worker` yourself"))
+        if self.supervise:
+            rows.append(
+                (
+                    "Supervised",
+                    f"a service that exits is restarted; `touch {info['hold_dir']}/<service>` "
+                    "keeps one down",
+                )
+            )
         width = max(len(label) for label, _ in rows)
         lines = [f"  {label.ljust(width)}  {value}" for label, value in rows]
         print(
@@ -633,6 +678,7 @@ class DevStack:
         code = 0
         try:
             self.start()
+            self._supervising = self.supervise
             self.announce_ready()
             if then:
                 self.then = Child("command", list(then), None)
@@ -655,6 +701,8 @@ class DevStack:
         reported = False
         while True:
             self._check()
+            if self._supervising:
+                self._restart_dead()
             if self.then is not None and not reported:
                 code = self.then.poll()
                 if code is not None:
@@ -665,6 +713,85 @@ class DevStack:
                         return code
                     _say(f"{shlex.join(self.then.argv)} {outcome}; the stack keeps running")
             time.sleep(0.25)
+
+    # ------------------------------------------------------------------ supervise mode
+
+    def _running(self, key: str) -> bool:
+        if key == "postgres":
+            return self.postgres.pid is not None
+        return any(child.running for child in self.services if child.key == key)
+
+    def _unit_name(self, key: str) -> str:
+        names = {child.key: child.name for child in self.services}
+        return names.get(key, "PostgreSQL")
+
+    def _death(self, key: str) -> str:
+        if key == "postgres":
+            code = self.postgres.poll()
+            return f"PostgreSQL exited with code {code}"
+        [child] = [child for child in self.services if child.key == key]
+        code = child.poll()
+        return child.exit_description(code if code is not None else 0)
+
+    def _start_unit(self, key: str) -> None:
+        if key == "postgres":
+            self.postgres.start()
+            return
+        for child in self.services:
+            if child.key == key:
+                child.start(self.child_env(), self.cwd)
+
+    def _stop_unit(self, key: str) -> None:
+        if key == "postgres":
+            self.postgres.stop()
+            return
+        for child in self.services:
+            if child.key == key:
+                child.stop()
+
+    def _restart_dead(self) -> None:
+        """Restart what died (after its backoff), stop what is held, start what is released."""
+        now = time.monotonic()
+        keys = ["postgres", *(child.key for child in self.services)]
+        for key in keys:
+            unit = self._units.setdefault(key, _Unit(started=now))
+            name = self._unit_name(key)
+            if hold_file(self.var_dir, key).exists():
+                if self._running(key):
+                    _say(f"{hold_file(self.var_dir, key)} exists: stopping {name} until it is gone")
+                    self._stop_unit(key)
+                unit.held, unit.due = True, None
+                continue
+            if self._running(key):
+                continue
+            if unit.due is None:
+                if unit.held:
+                    _say(f"{hold_file(self.var_dir, key)} is gone: starting {name}")
+                    unit.held, delay = False, 0.0
+                else:
+                    found = unit.policy.next_delay(now - unit.started, now)
+                    if found is None:
+                        raise StackError(
+                            f"{self._death(key)}, its {unit.policy.recent + 1}th exit within "
+                            "a minute: not restarting it again. Its log is in "
+                            f"{self.log_dir}"
+                        )
+                    delay = found
+                    _say(
+                        f"{self._death(key)}: restarting it in {delay:.1f} s "
+                        f"(restart {unit.policy.recent} within a minute)"
+                    )
+                unit.due = now + delay
+            if now >= unit.due:
+                unit.due, unit.started = None, time.monotonic()
+                try:
+                    self._start_unit(key)
+                except (PostgresError, StackError) as error:
+                    _say(f"{name} did not start: {error}")
+                    continue
+                _say(f"{name} restarted")
+        if self.service_pids() != self._published:
+            self._write_ready_file()
 
     def stop(self) -> None:
         """Stop in reverse order: command, gateway, worker, sink, Temporal, then PostgreSQL."""
@@ -680,6 +807,16 @@ class DevStack:
             self.postgres.stop()
             self._postgres_started = False
         self.services.clear()
+
+
+@dataclass
+class _Unit:
+    """What the supervisor remembers of one service between two looks."""
+
+    started: float
+    policy: RestartPolicy = field(default_factory=RestartPolicy)
+    due: float | None = None  # when to start it again (monotonic), once seen down
+    held: bool = False
 
 
 async def ensure_search_attributes(client: Any, namespace: str, wanted: dict[str, str]) -> None:
@@ -748,6 +885,14 @@ def dev_command(
         bool,
         typer.Option("--verbose", "-v", help="Worker and gateway output to the terminal."),
     ] = False,
+    supervise: Annotated[
+        bool,
+        typer.Option(
+            "--supervise",
+            help="Restart a service that exits instead of stopping the stack; "
+            "`var/hold/<service>` keeps one down while it exists.",
+        ),
+    ] = False,
 ) -> None:
     """Run the embedded stack: Temporal dev server + UI, PostgreSQL, SMTP sink, worker, gateway.
 
@@ -759,7 +904,9 @@ def dev_command(
     command: list[str] | None = DEMO_COMMAND if demo else (shlex.split(then) if then else None)
     if exit_after and not command:
         raise typer.BadParameter("--exit-after needs --demo or --then")
-    stack = DevStack(get_settings(), worker=worker, gateway=gateway, verbose=verbose)
+    stack = DevStack(
+        get_settings(), worker=worker, gateway=gateway, verbose=verbose, supervise=supervise
+    )
     try:
         code = stack.run(command, exit_after_then=exit_after)
     except StackError as error:  # pre-flight: nothing was started

@@ -6,6 +6,14 @@ delivery look for), with two headers prepended: `X-Envelope-From` and `X-Envelop
 also keeps the parsed messages in memory for tests, and can answer the next DATA commands with
 a temporary failure (`fail_next(2)` → "451 4.3.0 Try again later") to exercise retries.
 
+Run as a process (`contracting dev`), its faults are scripted by a JSON file (`--faults`,
+`var/mailsink-faults.json` under the dev stack), read again whenever it changes, so a fault
+experiment (tests/faults/) can script the sink of a running stack:
+
+    {"temporary_every": 5,                  # 451 to every 5th message (20 %)
+     "reject_recipients": ["a@example.com"], # 550 to RCPT TO of these addresses
+     "hang_seconds": 30}                     # wait that long before answering DATA (then 451)
+
     python -m starter.devstack.mailsink --dir var/mail --port 1025     # what `contracting dev` runs
 """
 
@@ -15,6 +23,7 @@ import argparse
 import asyncio
 import email
 import email.policy
+import json
 import logging
 import os
 import re
@@ -72,13 +81,56 @@ def eml_file_name(received_at: datetime, sequence: int, message_id: str | None) 
     return f"{stamp}-{sequence:06d}-{cleaned[:120] or 'no-message-id'}.eml"
 
 
+@dataclass(frozen=True)
+class ScriptedFaults:
+    """What the faults file asks of the sink (all off by default)."""
+
+    temporary_every: int = 0
+    reject_recipients: frozenset[str] = frozenset()
+    hang_seconds: float = 0.0
+
+    @classmethod
+    def read(cls, path: Path | None) -> ScriptedFaults:
+        """The file's faults; none when there is no file (or it is being rewritten)."""
+        if path is None:
+            return cls()
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return cls()
+        return cls(
+            temporary_every=int(data.get("temporary_every", 0)),
+            reject_recipients=frozenset(str(a).lower() for a in data.get("reject_recipients", [])),
+            hang_seconds=float(data.get("hang_seconds", 0.0)),
+        )
+
+
 class _Handler:
     """aiosmtpd handler: called on the sink's own event loop thread."""
 
     def __init__(self, sink: MailSink) -> None:
         self._sink = sink
 
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if address.lower() in self._sink.scripted().reject_recipients:
+            log.info("refusing recipient %s (faults file)", address)
+            return "550 5.1.1 Recipient refused by the sink's faults file"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        faults = self._sink.scripted()
+        if faults.hang_seconds > 0:
+            log.info("hanging %.0f s before answering DATA (faults file)", faults.hang_seconds)
+            await asyncio.sleep(faults.hang_seconds)  # what a stuck SMTP server does
+            return "451 4.4.2 Timed out (faults file)"
+        if (
+            faults.temporary_every > 0
+            and self._sink.next_data_number() % faults.temporary_every == 0
+        ):
+            return "451 4.3.0 Try again later (faults file)"
         return self._sink._receive(envelope)
 
 
@@ -102,8 +154,16 @@ class MailSink(Service):
     `port=0` picks a free port (read `sink.port` after `start()`).
     """
 
-    def __init__(self, directory: Path, host: str = "127.0.0.1", port: int = 1025) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        host: str = "127.0.0.1",
+        port: int = 1025,
+        faults_file: Path | None = None,
+    ) -> None:
         self.directory = Path(directory)
+        self.faults_file = faults_file
+        self._data_commands = 0
         self.host = host
         self.port = port
         self._lock = threading.Condition()
@@ -201,6 +261,16 @@ class MailSink(Service):
 
     # ------------------------------------------------------------------ SMTP
 
+    def scripted(self) -> ScriptedFaults:
+        """The faults file's current faults (read on every command: it is tiny)."""
+        return ScriptedFaults.read(self.faults_file)
+
+    def next_data_number(self) -> int:
+        """1, 2, 3…: the DATA commands seen, for `temporary_every`."""
+        with self._lock:
+            self._data_commands += 1
+            return self._data_commands
+
     def _receive(self, envelope: Envelope) -> str:
         with self._lock:
             if self._failures:
@@ -239,6 +309,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dir", type=Path, default=Path("var/mail"), help="where to store")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=1025)
+    parser.add_argument("--faults", type=Path, default=None, help="JSON file scripting faults")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
@@ -249,7 +320,7 @@ def main(argv: list[str] | None = None) -> None:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    sink = MailSink(args.dir, args.host, args.port)
+    sink = MailSink(args.dir, args.host, args.port, faults_file=args.faults)
     sink.start()
     print(f"mail sink ready on {sink.host}:{sink.port}, storing into {sink.directory}", flush=True)
     try:

@@ -17,7 +17,6 @@ import pytest
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 
-from settings import Settings
 from starter.devstack.devstack import (
     DevStack,
     PortInUseError,
@@ -27,7 +26,8 @@ from starter.devstack.devstack import (
     search_attributes,
     stack_ports,
 )
-from tests.fixtures.postgres import free_port
+from tests.support.devstack import free_port_settings as _settings
+from tests.support.devstack import stack_env as _env_for
 
 EXPECTED_SEARCH_ATTRIBUTES = {
     "MissionId": "Keyword",
@@ -39,28 +39,6 @@ EXPECTED_SEARCH_ATTRIBUTES = {
     "NextPayoutDate": "Datetime",
     "FailedTransitions": "KeywordList",
 }
-
-
-def _settings(var_dir: Path) -> Settings:
-    return Settings(
-        var_dir=var_dir,
-        temporal_address=f"127.0.0.1:{free_port()}",
-        temporal_ui_port=free_port(),
-        postgres_port=free_port(),
-        smtp_port=free_port(),
-        gateway_port=free_port(),
-    )
-
-
-def _env_for(settings: Settings) -> dict[str, str]:
-    return {
-        "CONTRACTING_VAR_DIR": str(settings.var_dir),
-        "CONTRACTING_TEMPORAL_ADDRESS": settings.temporal_address,
-        "CONTRACTING_TEMPORAL_UI_PORT": str(settings.temporal_ui_port),
-        "CONTRACTING_POSTGRES_PORT": str(settings.postgres_port),
-        "CONTRACTING_SMTP_PORT": str(settings.smtp_port),
-        "CONTRACTING_GATEWAY_PORT": str(settings.gateway_port),
-    }
 
 
 def test_a_taken_port_is_named_with_the_variable_that_moves_it(tmp_path: Path) -> None:
@@ -129,7 +107,9 @@ def test_temporal_dev_server_starts_with_the_search_attributes(tmp_path: Path) -
     settings = _settings(tmp_path / "var")
     stack = DevStack(settings, cwd=tmp_path)
     stack.temporal_db.parent.mkdir(parents=True)
-    temporal = stack._spawn("Temporal dev server", stack.temporal_argv(), "temporal.log")
+    temporal = stack._spawn(
+        "temporal", "Temporal dev server", stack.temporal_argv(), "temporal.log"
+    )
     try:
         asyncio.run(stack._wait_for_temporal(temporal))
         registered = asyncio.run(_custom_attributes(settings.temporal_address))

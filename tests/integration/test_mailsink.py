@@ -136,3 +136,36 @@ def test_runs_as_a_process(tmp_path: Path) -> None:
     finally:
         process.terminate()
         assert process.wait(10) == 0
+
+
+async def test_a_faults_file_scripts_451s_a_refused_recipient_and_a_hang(tmp_path: Path) -> None:
+    """What `contracting dev`'s sink reads from var/mailsink-faults.json, changed while it runs."""
+    faults = tmp_path / "faults.json"
+    sink = MailSink(tmp_path / "mail", port=0, faults_file=faults)
+    with sink:
+        faults.write_text('{"temporary_every": 2}')
+        await _send(sink, _message("<a@contracting.localhost>"))
+        with pytest.raises(aiosmtplib.SMTPDataError) as second:
+            await _send(sink, _message("<b@contracting.localhost>"))
+        assert second.value.code == 451
+        await _send(sink, _message("<c@contracting.localhost>"))
+
+        faults.write_text('{"reject_recipients": ["Provider@Example.com"]}')
+        with pytest.raises(aiosmtplib.SMTPRecipientsRefused) as refused:
+            await _send(sink, _message("<d@contracting.localhost>"))
+        assert refused.value.recipients[0].code == 550
+        await _send(sink, _message("<e@contracting.localhost>"), recipients=["ops@example.com"])
+
+        faults.write_text('{"hang_seconds": 3}')
+        with pytest.raises(aiosmtplib.SMTPTimeoutError):
+            await aiosmtplib.send(
+                _message("<f@contracting.localhost>"), hostname=sink.host, port=sink.port, timeout=1
+            )
+        faults.unlink()
+        await _send(sink, _message("<g@contracting.localhost>"))
+    assert [m.message_id for m in sink.messages] == [
+        "<a@contracting.localhost>",
+        "<c@contracting.localhost>",
+        "<e@contracting.localhost>",
+        "<g@contracting.localhost>",
+    ]

@@ -223,11 +223,13 @@ async def view(gateway: GatewayTestClient, mission_id: str) -> MissionView:
     return MissionView.model_validate(response.json())
 
 
-async def until_stage(gateway: GatewayTestClient, mission_id: str, stage: str) -> MissionView:
+async def until_stage(
+    gateway: GatewayTestClient, mission_id: str, stage: str, within: float = 10.0
+) -> MissionView:
     async def reached() -> bool:
         return (await view(gateway, mission_id)).state.stage == stage
 
-    await eventually(reached)
+    await eventually(reached, within=within)
     return await view(gateway, mission_id)
 
 
@@ -271,13 +273,14 @@ async def month_open(
     months_ago: int = 1,
     siren: str | None = None,
     proposal_id: str | None = None,
+    within: float = 10.0,
     **provider_fields: Any,
 ) -> tuple[str, str]:
     """A mission that started on the 1st of `past_month(months_ago)` with `offer` (purchase
     order `PO-<number>`, contract `CP-<number>`), its provider compliant, once the CRA cycle
     of that month is open: (mission id, month). File and validate it at `cra_instants`.
     `proposal_id` (the mission id) is a fresh short one unless given; `provider_fields`
-    override the provider's (`country="PT"`…)."""
+    override the provider's (`country="PT"`…); `within` bounds each wait for the worker."""
     siren = siren or new_siren()
     month = past_month(months_ago)
     start = month_bounds(month)[0]
@@ -301,12 +304,12 @@ async def month_open(
         payment_offer=offer,
         special_conditions_ref=f"CP-{number}",
     )
-    await until_stage(gateway, pid, "in_progress")
+    await until_stage(gateway, pid, "in_progress", within)
 
     async def cra_open() -> bool:
         return month in (await view(gateway, pid)).state.cra_months
 
-    await eventually(cra_open)
+    await eventually(cra_open, within=within)
     return pid, month
 
 
