@@ -45,13 +45,29 @@ class FaultSize:
     postgres_down: float
     temporal_down: float
     smtp_hang: float
+    gateway_env: tuple[tuple[str, str], ...] = ()
+    """Gateway settings of the stack: the short size shortens the claim lease (30 s by
+    default), so a dead gateway's claims lapse, and are taken over, within its time."""
 
     @property
     def validations(self) -> int:
         return self.missions * self.months
 
 
-SHORT = FaultSize(False, 5, 2, 0, 500, 0.0, 0.0, 0.0)
+SHORT = FaultSize(
+    False,
+    5,
+    2,
+    0,
+    500,
+    0.0,
+    0.0,
+    0.0,
+    gateway_env=(
+        ("CONTRACTING_GATEWAY_CLAIM_LEASE_SECONDS", "6"),
+        ("CONTRACTING_GATEWAY_RPC_TIMEOUT_SECONDS", "3"),
+    ),
+)
 FULL = FaultSize(True, 50, 4, 5, 10_000, 60.0, 30.0, 30.0)
 
 

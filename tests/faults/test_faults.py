@@ -56,7 +56,7 @@ full_only = pytest.mark.skipif(
 def stack() -> Iterator[SupervisedStack]:
     """One supervised stack for the module; each experiment has missions of its own."""
     root = Path(tempfile.mkdtemp(prefix="contracting-faults-"))
-    supervised = SupervisedStack(root)
+    supervised = SupervisedStack(root, env=dict(SIZE.gateway_env))
     started = time.monotonic()
     try:
         supervised.start()

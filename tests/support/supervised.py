@@ -28,10 +28,12 @@ BACK_TIMEOUT = 60.0
 
 
 class SupervisedStack:
-    """`contracting dev --supervise` under `root/var`, on free ports, secret `TEST_SECRET`."""
+    """`contracting dev --supervise` under `root/var`, on free ports, secret `TEST_SECRET`,
+    `env` added to the stack's environment."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, env: dict[str, str] | None = None) -> None:
         self.root = root
+        self.extra_env = env or {}
         self.settings: Settings = free_port_settings(root / "var")
         self.var_dir = root / "var"
         self.ready_file = self.var_dir / "ready"
@@ -45,6 +47,7 @@ class SupervisedStack:
             **stack_env(self.settings),
             "CONTRACTING_GATEWAY_SECRET": TEST_SECRET,
             "PYTHONPATH": os.getcwd(),
+            **self.extra_env,
         }
         with self.output.open("wb") as out:
             self.process = subprocess.Popen(
