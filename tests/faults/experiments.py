@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from tests.faults.invariants import Month
-from tests.faults.platform import Platform
 from tests.support.gateway import (
     GatewayTestClient,
     cra_instants,
@@ -24,6 +23,7 @@ from tests.support.gateway import (
     past_month,
     view,
 )
+from tests.support.platform import Platform
 from tests.support.supervised import SupervisedStack
 from tests.support.waits import eventually
 

@@ -28,8 +28,8 @@ from db.models import (
     ProcessedEventStatus,
 )
 from schemas.enums import CraStatus, OutboxStatus
-from tests.faults.platform import Platform
 from tests.support.db import rows
+from tests.support.platform import Platform
 
 Month = tuple[str, str]  # (mission id, "YYYY-MM")
 

@@ -34,8 +34,8 @@ from tests.faults.experiments import (
     surge,
 )
 from tests.faults.invariants import Held, billing_invariants, table
-from tests.faults.platform import Platform
 from tests.support.gateway import GatewayTestClient
+from tests.support.platform import Platform
 from tests.support.supervised import SupervisedStack
 from workflows.options import MAIL_TIMEOUT
 

@@ -45,7 +45,7 @@ from tests.fixtures.temporal import refused_update, send_update, skip_time
 from tests.support.db import count as count_rows
 from tests.support.factories import DOCUMENTS, document_events
 from tests.support.mission import SUBMIT_AT, MissionHarness
-from tests.support.waits import about
+from tests.support.waits import about, eventually
 
 Handle = WorkflowHandle[Any, Any]
 
@@ -347,6 +347,15 @@ async def test_rejected_document_blocks_the_start_until_a_valid_one_is_accepted(
     )
     state = await mission_harness.until(handle, lambda s: s.stage == "in_progress")
     assert state.started_on == await mission_harness.today()
+
+    async def started_row() -> bool:
+        # The state answers once the handler decided; the row follows when the main loop
+        # has written the transition.
+        async with db_engine.connect() as conn:
+            stage = await conn.execute(select(Mission.stage).where(Mission.mission_id == pid))
+            return bool(stage.scalar() == "in_progress")
+
+    await eventually(started_row)
     async with db_engine.connect() as conn:
         po = (
             await conn.execute(

@@ -1,6 +1,7 @@
-"""The platform as the fault suite plays it: every event is delivered until a 2xx answers it,
-re-sent with the same `event_id` and body after a non-2xx or a broken connection, with a
-growing backoff — what the marketplace does — and every answer is kept for the invariants."""
+"""The platform as the fault suite and the supervisor's test play it: every event is delivered
+until a 2xx answers it, re-sent with the same `event_id` and body after a non-2xx or a broken
+connection, with a growing backoff — what the marketplace does — and every answer is kept for
+the invariants."""
 
 from __future__ import annotations
 
@@ -70,6 +71,12 @@ class Platform:
                 return delivery  # never accepted: the invariants report it
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)
+
+    async def file(self, mission_id: str, month: str, days: str = "1") -> Delivery:
+        """The provider files the month's CRA at `cra_instants`."""
+        submitted_at, _ = cra_instants(month)
+        data = {"mission_id": mission_id, "month": month, "days": days}
+        return await self.deliver(envelope("cra.submitted", data, occurred_at=submitted_at))
 
     async def validate(self, mission_id: str, month: str) -> Delivery:
         """The approver validates the month's CRA at `cra_instants` (a dated business event)."""
