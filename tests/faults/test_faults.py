@@ -2,8 +2,11 @@
 on `contracting dev --supervise`, generated bodies against its gateway; each experiment
 prints the invariants it checked, in SQL and in the mail sink, and whether they held.
 
-Short by default (it runs in `make test`); `CONTRACTING_FAULTS=full` (`make faults`) runs the
-issue's sizes and the outages that take a minute (README, "Fault suite").
+The supervisor itself is tested here too, on the same stack (a SIGKILLed worker restarted
+and billing the next validation, a held service kept down until released): one stack start
+for both. Short by default (it runs in `make test`); `CONTRACTING_FAULTS=full`
+(`make faults`) runs the issue's sizes and the outages that take a minute (README, "Fault
+suite").
 """
 
 from __future__ import annotations
@@ -18,10 +21,13 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
 from db.engine import create_engine
+from db.models import EmailOutbox, Invoice, Payout
+from schemas.enums import OutboxStatus
 from tests.faults.bodies import send_bodies
 from tests.faults.experiments import (
     FaultSize,
@@ -34,9 +40,11 @@ from tests.faults.experiments import (
     surge,
 )
 from tests.faults.invariants import Held, billing_invariants, table
-from tests.support.gateway import GatewayTestClient
+from tests.support.db import count
+from tests.support.gateway import GatewayTestClient, month_open
 from tests.support.platform import Platform
 from tests.support.supervised import SupervisedStack
+from tests.support.waits import eventually
 from workflows.options import MAIL_TIMEOUT
 
 SIZE: FaultSize = fault_size()
@@ -218,3 +226,57 @@ async def test_generated_bodies_get_no_5xx_and_a_refused_one_writes_nothing(
         Held(name, "answers", "4xx mostly", str(dict(sorted(report.answers.items()))), refused > 0),
     ]
     _report(lines, started)
+
+
+# --- The supervisor the experiments stand on (`contracting dev --supervise`) ----------------
+
+
+@pytest.mark.timeout(400)
+async def test_a_sigkilled_worker_is_restarted_and_bills_the_next_validation(
+    stack: SupervisedStack,
+) -> None:
+    engine = create_engine(stack.database_url)
+    try:
+        async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as http:
+            gateway = GatewayTestClient(http)
+            pid, month = await month_open(gateway, "flash", 1)
+
+            async def mails_sent() -> bool:  # no e-mail activity left on the worker we kill
+                pending = select(func.count()).where(EmailOutbox.status == OutboxStatus.PENDING)
+                return await count(engine, pending) == 0
+
+            await eventually(mails_sent, within=30)
+            before = stack.pid("worker")
+            after = stack.kill("worker")  # SIGKILL; returns once the supervisor restarted it
+            assert after != before
+            assert "worker was killed by SIGKILL: restarting it in 0.5 s" in stack.log()
+            # Delivered as the platform does: a 503 while the new worker starts is re-sent.
+            platform = Platform(http)
+            for delivery in (await platform.file(pid, month), await platform.validate(pid, month)):
+                assert delivery.accepted, delivery.answers
+
+            async def billed() -> bool:
+                invoices = select(func.count()).where(
+                    Invoice.mission_id == pid, Invoice.month == month
+                )
+                payouts = select(func.count()).where(
+                    Payout.mission_id == pid, Payout.month == month
+                )
+                return await count(engine, invoices) == 1 and await count(engine, payouts) == 1
+
+            # An activity the killed worker was running is retried after its start-to-close
+            # timeout (at most MAIL_TIMEOUT): the bound allows for one.
+            await eventually(billed, within=MAIL_TIMEOUT.total_seconds() + 60)
+        assert stack.process is not None and stack.process.poll() is None  # still supervising
+    finally:
+        await engine.dispose()
+
+
+def test_a_held_service_stays_down_until_released(stack: SupervisedStack) -> None:
+    old = stack.pid("mailsink")
+    stack.hold("mailsink")  # returns once the supervisor stopped it
+    assert (stack.ready() or {})["services"]["mailsink"] is None
+    stack.release("mailsink")
+    assert stack.pid("mailsink") not in (None, old)
+    assert "hold/mailsink exists: stopping mail sink until it is gone" in stack.log()
+    assert "hold/mailsink is gone: starting mail sink" in stack.log()
