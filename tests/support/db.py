@@ -25,9 +25,13 @@ async def rows(engine: AsyncEngine, stmt: Any) -> list[Any]:
 @asynccontextmanager
 async def refusing(engine: AsyncEngine, table: str, check: str) -> AsyncIterator[str]:
     """A CHECK constraint on `table` for the block's length (`NOT VALID`: existing rows are not
-    checked), so the database refuses what the test chooses; its name."""
+    checked), so the database refuses what the test chooses; its name.
+
+    The ALTER takes the table's exclusive lock in the database every test shares: bounded by
+    a lock timeout, so that it never queues the other tests' writes behind a long wait."""
     name = f"ck_{table}_poison_{uuid.uuid4().hex[:12]}"
     async with engine.begin() as connection:
+        await connection.execute(sa.text("SET LOCAL lock_timeout = '5s'"))
         await connection.execute(
             sa.text(f"ALTER TABLE {table} ADD CONSTRAINT {name} CHECK ({check}) NOT VALID")
         )
@@ -35,4 +39,5 @@ async def refusing(engine: AsyncEngine, table: str, check: str) -> AsyncIterator
         yield name
     finally:
         async with engine.begin() as connection:
+            await connection.execute(sa.text("SET LOCAL lock_timeout = '30s'"))
             await connection.execute(sa.text(f"ALTER TABLE {table} DROP CONSTRAINT {name}"))
