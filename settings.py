@@ -52,6 +52,15 @@ class Settings(BaseSettings):
     temporal_api_key: SecretStr | None = None
     temporal_ui_port: int = 8233
     task_queue: str = "contracting"
+    worker_activity_slots: int = Field(
+        default=20,
+        ge=1,
+        le=200,
+        description=(
+            "activities a worker runs at once; its connection pool keeps as many connections "
+            "(and 10 more at most), so an activity never waits for one"
+        ),
+    )
 
     # SMTP
     smtp_host: str = "127.0.0.1"

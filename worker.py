@@ -26,10 +26,19 @@ log = logging.getLogger("contracting.worker")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+DEFAULT_ACTIVITY_SLOTS = 20
+"""Activities a worker runs at once unless told (`CONTRACTING_WORKER_ACTIVITY_SLOTS`): no more
+than the connections its pool keeps (db.engine's default 10 + 10)."""
+
+
 def build_worker(
-    client: Client, task_queue: str, activities: Sequence[Callable[..., Any]]
+    client: Client,
+    task_queue: str,
+    activities: Sequence[Callable[..., Any]],
+    activity_slots: int = DEFAULT_ACTIVITY_SLOTS,
 ) -> Worker:
-    """The worker for a client; tests build it on the time-skipping server the same way.
+    """The worker for a client, running `activity_slots` activities at once; tests build it
+    on the time-skipping server the same way.
     Data the database refuses fails its activity for good (`DataRefusals`), never in a loop."""
     return Worker(
         client,
@@ -37,6 +46,7 @@ def build_worker(
         workflows=list(WORKFLOWS),
         workflow_runner=WORKFLOW_RUNNER,
         activities=list(activities),
+        max_concurrent_activities=activity_slots,
         interceptors=[DataRefusals()],
         graceful_shutdown_timeout=timedelta(seconds=10),
     )
@@ -46,7 +56,9 @@ async def run_worker(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM, then let running activities finish (up to 10 s)."""
     client = await connect_temporal(settings)
     activities: Activities = build_activities(settings, client)
-    worker = build_worker(client, settings.task_queue, activities.all())
+    worker = build_worker(
+        client, settings.task_queue, activities.all(), settings.worker_activity_slots
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -75,6 +75,8 @@ class Activities:
 
 
 def build_activities(settings: Settings, temporal: Client | None = None) -> Activities:
-    return Activities(
-        create_engine(settings.database_url), Mailer(settings), settings=settings, temporal=temporal
-    )
+    """The activities of a worker running `settings.worker_activity_slots` at once: one
+    pooled connection per slot (SQLAlchemy's default 10 + 10 made activities beyond 20 wait
+    up to 30 s for a connection while the SDK ran 100 at once)."""
+    engine = create_engine(settings.database_url, pool_size=settings.worker_activity_slots)
+    return Activities(engine, Mailer(settings), settings=settings, temporal=temporal)

@@ -18,6 +18,7 @@ from activities.mailer import Mailer
 from activities.registry import Activities
 from db.engine import create_engine
 from settings import Settings
+from worker import DEFAULT_ACTIVITY_SLOTS
 from workflows.registry import PASSED_THROUGH, WORKFLOWS
 
 
@@ -45,6 +46,7 @@ def sandboxed_worker(client: Client, **options: Any) -> Worker:
     """A `Worker` of the tests: `options` as Worker's, the sandbox validated once, and, as
     the production worker (worker.build_worker), data errors final (`DataRefusals`)."""
     interceptors = [*options.pop("interceptors", []), DataRefusals()]
+    options.setdefault("max_concurrent_activities", DEFAULT_ACTIVITY_SLOTS)
     return Worker(client, workflow_runner=WORKFLOW_RUNNER, interceptors=interceptors, **options)
 
 
