@@ -9,6 +9,7 @@ import asyncio
 from dataclasses import dataclass
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, FailureError
 
 from schemas.activities import DeliverOutboxInput, DeliverOutboxResult
@@ -23,18 +24,24 @@ def root_message(exc: BaseException) -> str:
     return exc.message if isinstance(exc, FailureError) else str(exc)
 
 
+async def _send(keys: list[str], retry_policy: RetryPolicy) -> DeliverOutboxResult:
+    """The outbox delivery activity for `keys`, retried as `retry_policy` says."""
+    result: DeliverOutboxResult = await workflow.execute_activity(
+        DELIVER_OUTBOX,
+        DeliverOutboxInput(keys=keys),
+        result_type=DeliverOutboxResult,
+        start_to_close_timeout=MAIL_TIMEOUT,
+        retry_policy=retry_policy,
+    )
+    return result
+
+
 async def deliver_outbox(keys: list[str]) -> None:
     """Send outbox rows by key; a permanent refusal is recorded on its row (`refused`) by
     the activity, which goes on with the other keys: it never fails the workflow that queued
     the email. What still fails (retries exhausted) is logged."""
     try:
-        await workflow.execute_activity(
-            DELIVER_OUTBOX,
-            DeliverOutboxInput(keys=keys),
-            result_type=DeliverOutboxResult,
-            start_to_close_timeout=MAIL_TIMEOUT,
-            retry_policy=MAIL_RETRY,
-        )
+        await _send(keys, MAIL_RETRY)
     except ActivityError as exc:
         workflow.logger.error("emails %s not delivered: %s", keys, root_message(exc))
 
@@ -67,13 +74,7 @@ class Courier:
         while True:
             delivery.attempting = True
             try:
-                await workflow.execute_activity(
-                    DELIVER_OUTBOX,
-                    DeliverOutboxInput(keys=delivery.keys),
-                    result_type=DeliverOutboxResult,
-                    start_to_close_timeout=MAIL_TIMEOUT,
-                    retry_policy=MAIL_ATTEMPT,
-                )
+                await _send(delivery.keys, MAIL_ATTEMPT)
                 return
             except ActivityError as exc:
                 workflow.logger.warning(

@@ -21,6 +21,5 @@ every cache miss, every replay); for our pydantic models that meant building eve
 the domain under the default restrictions), pydantic and python-stdnum are libraries they use;
 the workflow modules themselves stay sandboxed and restricted."""
 
-WORKFLOW_RUNNER = SandboxedWorkflowRunner(
-    restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSED_THROUGH)
-)
+RESTRICTIONS = SandboxRestrictions.default.with_passthrough_modules(*PASSED_THROUGH)
+WORKFLOW_RUNNER = SandboxedWorkflowRunner(restrictions=RESTRICTIONS)

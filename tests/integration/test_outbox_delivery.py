@@ -8,12 +8,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import psycopg
 import pytest
 import pytest_asyncio
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.testing import ActivityEnvironment
 
@@ -121,7 +121,7 @@ async def test_a_claim_left_by_a_dead_worker_lapses(engine: AsyncEngine) -> None
             .where(EmailOutbox.outbox_key == key)
             .values(
                 claim_token=str(uuid.uuid4()),
-                claimed_until=datetime.now(UTC) - timedelta(seconds=1),
+                claimed_until=func.now() - timedelta(seconds=1),  # the database's clock
                 attempts=1,
             )
         )

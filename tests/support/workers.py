@@ -11,7 +11,7 @@ from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.data_errors import DataRefusals
 from activities.mailer import Mailer
@@ -19,7 +19,7 @@ from activities.registry import Activities
 from db.engine import create_engine
 from settings import Settings
 from worker import DEFAULT_ACTIVITY_SLOTS
-from workflows.registry import PASSED_THROUGH, WORKFLOWS
+from workflows.registry import RESTRICTIONS, WORKFLOWS
 
 
 class SandboxValidatedOnce(SandboxedWorkflowRunner):
@@ -37,9 +37,7 @@ class SandboxValidatedOnce(SandboxedWorkflowRunner):
             self._validated.add(defn.cls)
 
 
-WORKFLOW_RUNNER = SandboxValidatedOnce(
-    restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSED_THROUGH)
-)
+WORKFLOW_RUNNER = SandboxValidatedOnce(restrictions=RESTRICTIONS)
 
 
 def sandboxed_worker(client: Client, **options: Any) -> Worker:

@@ -29,34 +29,22 @@ OUTAGE = 100_000
 
 async def outbox(h: MissionHarness, templates: set[str]) -> dict[str, Any]:
     """The outbox rows of these templates, by key."""
-    async with h.engine.connect() as conn:
-        rows = (
-            await conn.execute(select(EmailOutbox).where(EmailOutbox.template.in_(templates)))
-        ).all()
+    rows = await h.rows(select(EmailOutbox).where(EmailOutbox.template.in_(templates)))
     return {row.outbox_key: row for row in rows}
 
 
 async def delivered_once(h: MissionHarness, sink: MailSink, keys: set[str]) -> None:
     """Every row of `keys` is sent, and the sink got each of their messages exactly once."""
+    of_keys = select(EmailOutbox.status, EmailOutbox.message_id).where(
+        EmailOutbox.outbox_key.in_(keys)
+    )
 
     async def all_sent() -> bool:
-        async with h.engine.connect() as conn:
-            statuses = (
-                await conn.execute(
-                    select(EmailOutbox.status).where(EmailOutbox.outbox_key.in_(keys))
-                )
-            ).scalars()
-            return all(status is OutboxStatus.SENT for status in statuses)
+        return all(row.status is OutboxStatus.SENT for row in await h.rows(of_keys))
 
     await eventually(all_sent, within=60)
-    async with h.engine.connect() as conn:
-        ids = (
-            await conn.execute(
-                select(EmailOutbox.message_id).where(EmailOutbox.outbox_key.in_(keys))
-            )
-        ).scalars()
-        for message_id in ids:
-            assert len([m for m in sink.messages if m.message_id == message_id]) == 1
+    for row in await h.rows(of_keys):
+        assert len([m for m in sink.messages if m.message_id == row.message_id]) == 1
 
 
 async def test_compliance_reaches_the_mission_while_the_provider_emails_wait(
