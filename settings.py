@@ -51,6 +51,13 @@ class Settings(BaseSettings):
     temporal_tls_key: Path | None = None
     temporal_api_key: SecretStr | None = None
     temporal_ui_port: int = 8233
+    temporal_retention_days: int = Field(
+        default=30,
+        ge=1,
+        le=90,
+        description="how long the dev stack's namespace keeps closed workflows (`contracting "
+        "dev` sets it); support reads the ledger, so nothing is lost past it",
+    )
     task_queue: str = "contracting"
     worker_activity_slots: int = Field(
         default=20,
@@ -115,6 +122,26 @@ class Settings(BaseSettings):
         "the lease is answered 503 with Retry-After, one after it takes the claim over and "
         "dispatches the event. Longer than the RPC timeout.",
     )
+    read_tokens: SecretStr | None = Field(
+        default=None,
+        description="Bearer tokens of the gateway's read routes, `role:token,...` with the "
+        "roles `support` and `ops` (starter.gateway.read_access): none, the routes are off.",
+    )
+    read_explain_per_minute: float = Field(
+        default=60.0,
+        gt=0,
+        description="`GET /missions/{id}/explain` requests per minute and per token, in each "
+        "gateway process (a token bucket): past it, 429 with Retry-After.",
+    )
+    read_explain_burst: int = Field(
+        default=20, ge=1, description="explain requests a token may make at once"
+    )
+    read_explain_max_months: int = Field(
+        default=12,
+        ge=1,
+        le=120,
+        description="the most months one explain request may cover (`?from=&to=`, ops only)",
+    )
     dev_stack: bool = Field(
         default=False,
         description="Set by `contracting dev`: allows the well-known development secret "
@@ -158,6 +185,19 @@ class Settings(BaseSettings):
             "without a shared HMAC secret. Set it to the secret the platform signs with "
             "(or run the embedded stack with `contracting dev`, which uses 'dev-secret')."
         )
+
+    def client_read_token(self) -> str | None:
+        """The read token a client of the gateway sends (`contracting demo`): the first `ops`
+        token of CONTRACTING_READ_TOKENS, else the first one, else the dev stack's
+        (`<var_dir>/read-token`, written by `contracting dev`); None when there is none."""
+        from starter.gateway.read_access import ReadTokens
+
+        raw = self.read_tokens.get_secret_value() if self.read_tokens else None
+        configured = ReadTokens.parse(raw).first("ops")
+        if configured is not None or raw:
+            return configured
+        dev_token = self.var_dir / "read-token"
+        return (dev_token.read_text().strip() or None) if dev_token.is_file() else None
 
     def gateway_secrets(self) -> tuple[str, ...]:
         """Every secret a signature may be made with: the gateway secret (the one this side

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
 from activities.billing_files import issue_cra_documents
-from activities.transitions import queue_email, record_timeline
+from activities.transitions import payout_schedule, queue_email, record_timeline
 from db.models import (
     Bpf,
     CarriedBalanceKind,
@@ -254,6 +254,7 @@ class CraActivities:
                 net_amount=terms.net_amount,
                 due_on=terms.payout_date,
                 status=terms.status,
+                schedule=payout_schedule(terms),
             )
             .on_conflict_do_nothing(index_elements=[Payout.mission_id, Payout.month])
         )

@@ -222,6 +222,8 @@ async def _apply_changes(session: AsyncSession, t: MissionTransition) -> None:
             .on_conflict_do_nothing()
         )
         mission.update(payment_offer=c.payment_offer, current_terms_version=c.version)
+    if t.started_on is not None:
+        mission["started_on"] = t.started_on
     if t.end_date is not None:
         mission["end_date"] = t.end_date
     if t.ended_on is not None:

@@ -17,14 +17,14 @@ import logging
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.billing_files import issue_credit_note_document
-from activities.transitions import queue_email, record_timeline
+from activities.transitions import payout_schedule, queue_email, record_timeline
 from db.models import ClientPayment, CreditNote, Invoice, Payout
 from db.sequences import CREDIT_NOTE_SERIES, next_number
 from domain.client_payments import ClientPayment as Payment
@@ -346,6 +346,11 @@ class PayoutActivities:
                 raise ApplicationError(
                     str(exc), type="InvoiceDateRefused", non_retryable=True
                 ) from exc
+            await session.execute(
+                update(Payout)
+                .where(Payout.mission_id == inp.mission_id, Payout.month == inp.month)
+                .values(schedule=payout_schedule(terms))
+            )
             invoice.status = InvoiceStatus.UNDER_VERIFICATION
             invoice.number = inp.number
             invoice.issued_on = terms.invoice_date

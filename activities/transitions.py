@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from activities.emails import render
 from db.keys import fit_key
 from db.models import EmailOutbox, MissionEvent
+from schemas.payouts import PayoutTerms
 
 
 async def record_timeline(
@@ -65,3 +66,9 @@ async def queue_email(
         .on_conflict_do_nothing(index_elements=[EmailOutbox.outbox_key])
     )
     return key
+
+
+def payout_schedule(terms: PayoutTerms) -> dict[str, Any] | None:
+    """The payout date's facts as the ledger keeps them (`payouts.schedule`), so support can
+    explain the date once the payout workflow is gone."""
+    return terms.schedule.model_dump(mode="json") if terms.schedule is not None else None

@@ -329,6 +329,8 @@ class Mission(Base):
     end_date: Mapped[date]
     ended_on: Mapped[date | None]
     end_reason: Mapped[str | None] = mapped_column(sa.Text)
+    started_on: Mapped[date | None]
+    """The day it actually started (NULL until then, and for missions started before 0011)."""
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
 
@@ -709,6 +711,9 @@ class Payout(Base):
     status: Mapped[PayoutStatus] = mapped_column(str_enum(PayoutStatus, "status"))
     status_reason: Mapped[str | None] = mapped_column(sa.Text)
     paid_at: Mapped[datetime | None]
+    schedule: Mapped[dict[str, Any] | None]
+    """Why `due_on` is what it is (schemas.payouts.PayoutDateFacts), for support once the
+    payout workflow is gone; NULL while a manual import awaits, and before revision 0011."""
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
 

@@ -179,12 +179,35 @@ class MissionState(BaseModel):
         return self.renewals[-1] if self.renewals else self.legal.contract
 
 
+class LiveWorkflow(BaseModel):
+    """What Temporal says of a mission's workflow, beside the ledger's facts
+    (`starter.support.live`)."""
+
+    workflow_id: str
+    status: Literal["running", "closed", "gone", "unavailable"] = Field(
+        description="running: its live state is added to the ledger's; closed: finished, "
+        "the ledger has every fact; gone: no longer in Temporal (closed longer ago than the "
+        "namespace's retention, or deleted); unavailable: Temporal did not answer"
+    )
+    detail: str = ""
+    close_status: str | None = Field(
+        default=None, description="how a closed workflow ended (completed, terminated…)"
+    )
+    stage: MissionStage | None = Field(
+        default=None, description="the stage the running workflow holds"
+    )
+
+
 class MissionView(BaseModel):
-    """`GET /missions/{id}` and `contracting mission show`: the state plus what is missing."""
+    """`GET /missions/{id}` and `contracting mission show`: the state plus what is missing.
+
+    `state` is the ledger's (PostgreSQL), with what only a running workflow knows added;
+    `live` says whether it was (`starter.support.missions`)."""
 
     state: MissionState
     missing: dict[str, list[str]]
     documents: ComplianceStatus | None = None
+    live: LiveWorkflow | None = None
 
 
 class MissionResult(BaseModel):

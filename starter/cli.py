@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, Protocol, TypeVar
 
 import typer
 
@@ -23,9 +23,13 @@ from starter.devstack.devstack import dev_command
 from starter.support.quote import quote_command
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
     from temporalio.client import Client
 
-T = TypeVar("T")
+    from schemas.mission import LiveWorkflow
+
+LIVE_CONNECT_SECONDS = 5.0
+"""Longest `mission show/explain` wait for Temporal before answering from the ledger alone."""
 
 app = typer.Typer(
     help="Contracting orchestrator: embedded dev stack, worker, gateway, demo and support tools.",
@@ -34,7 +38,9 @@ app = typer.Typer(
 )
 event_app = typer.Typer(help="Send platform events (same contract as POST /events).")
 app.add_typer(event_app, name="event")
-mission_app = typer.Typer(help="Look at missions (what their workflows answer).")
+mission_app = typer.Typer(
+    help="Look at missions: the ledger (PostgreSQL), with the live workflow's state added."
+)
 app.add_typer(mission_app, name="mission")
 
 _used_temporal_client = False
@@ -125,10 +131,11 @@ def mission_show_command(
 
     Legal verification says what the provider and the client still have to provide; the
     provider's documents come with their review (rejection comments); then the timeline.
-    Reads the workflows through Temporal (CONTRACTING_TEMPORAL_ADDRESS)."""
+    Reads the ledger in PostgreSQL (CONTRACTING_DATABASE_URL), and the workflow's live state
+    through Temporal while it runs (out of reach or gone: said, not an error)."""
     from starter.support.missions import mission_view, render_mission
 
-    view = _read_workflows(lambda client: mission_view(client, mission_id))
+    view = _read_ledger(lambda sessions, client: mission_view(sessions, client, mission_id))
     typer.echo(view.model_dump_json(indent=2) if as_json else render_mission(view))
 
 
@@ -150,44 +157,60 @@ def mission_explain_command(
     validated or validated late, invoice not imported, fixed delay running, Flash shifted by a
     weekend or holiday, a Basic / Express date brought earlier by one or by the legal cap,
     client not paid (back-to-back), due date not reached, or paid on D; and the e-mails the
-    SMTP server refused for good. Reads the workflows through Temporal
-    (CONTRACTING_TEMPORAL_ADDRESS) and the outbox in PostgreSQL (CONTRACTING_DATABASE_URL)."""
+    SMTP server refused for good. Reads the ledger in PostgreSQL (CONTRACTING_DATABASE_URL),
+    and the workflow's live state through Temporal while it runs."""
     import re
 
-    from starter.support.explain import explain_with_ledger, render_explanation
+    from starter.support.explain import explain_mission, render_explanation
 
     if month is not None and not re.fullmatch(r"20[0-9]{2}-(0[1-9]|1[0-2])", month):
         typer.echo(
             f"error: --month must be YYYY-MM, a month of 2000 to 2099, got {month!r}", err=True
         )
         raise typer.Exit(2)
-    database_url = get_settings().database_url
-    explanation = _read_workflows(
-        lambda client: explain_with_ledger(client, database_url, mission_id, month)
+    months: list[str] | Literal["all"] = [month] if month else "all"
+    explanation = _read_ledger(
+        lambda sessions, client: explain_mission(sessions, client, mission_id, months)
     )
     typer.echo(
         explanation.model_dump_json(indent=2) if as_json else render_explanation(explanation)
     )
 
 
-def _read_workflows(read: Callable[[Client], Awaitable[T]]) -> T:
-    """What `read` answers from the workflows, through Temporal (CONTRACTING_TEMPORAL_ADDRESS);
-    an unknown mission or an unreachable Temporal is one `error: …` line and exit status 1."""
+class _HasLive(Protocol):
+    live: LiveWorkflow | None
+
+
+R = TypeVar("R", bound=_HasLive)
+
+
+def _read_ledger(
+    read: Callable[[async_sessionmaker[AsyncSession], Client | None], Awaitable[R]],
+) -> R:
+    """What `read` answers from the ledger (CONTRACTING_DATABASE_URL, read directly: the CLI
+    runs with ops' credentials), with Temporal's client when it can be reached (else the
+    answer says the live state is unavailable, and why); an unknown mission or an unreachable
+    PostgreSQL is one `error: …` line and exit status 1."""
     from activities.temporal_client import connect_temporal
-    from starter.support.missions import MissionUnavailable, UnknownMission
+    from starter.support.missions import MissionUnavailable, UnknownMission, with_own_ledger
 
     global _used_temporal_client
     settings = get_settings()
     _used_temporal_client = True
 
-    async def fetch() -> T:
+    async def fetch() -> R:
+        client: Client | None = None
+        unreachable = ""
         try:
-            client = await connect_temporal(settings)
-        except RuntimeError as exc:  # the SDK's connection errors
-            raise MissionUnavailable(
-                f"cannot reach Temporal at {settings.temporal_address}: {exc}"
-            ) from exc
-        return await read(client)
+            client = await asyncio.wait_for(connect_temporal(settings), LIVE_CONNECT_SECONDS)
+        except (RuntimeError, TimeoutError) as exc:  # the SDK's connection errors
+            unreachable = f"cannot reach Temporal at {settings.temporal_address}: {exc}"
+        answer = await with_own_ledger(
+            settings.database_url, lambda sessions: read(sessions, client)
+        )
+        if client is None and answer.live is not None:
+            answer.live.detail = unreachable
+        return answer
 
     try:
         return asyncio.run(fetch())

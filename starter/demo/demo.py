@@ -1080,11 +1080,13 @@ async def run_demo(
     echo: Callable[[str], None] = print,
     *,
     within: float = WAIT_TIMEOUT,
+    read_token: str | None = None,
 ) -> tuple[list[MissionView], int]:
     """Post the scenario's events; answer the missions' final views and the number of steps
-    that failed (an unexpected answer, or an effect not seen within `within` seconds)."""
+    that failed (an unexpected answer, or an effect not seen within `within` seconds). The
+    views are read with `read_token` (a token of CONTRACTING_READ_TOKENS)."""
     scenario = build_scenario(today)
-    async with GatewayClient(base_url, secret) as gateway:
+    async with GatewayClient(base_url, secret, read_token=read_token) as gateway:
         runner = _Runner(gateway, echo, within)
         for step in scenario.steps:
             await runner.run(step)
@@ -1145,13 +1147,22 @@ def _note(view: MissionView) -> str:
     return ""
 
 
-async def payout_lines(base_url: str, mission_ids: list[str]) -> list[str]:
-    """One line per payout workflow of the missions, from `GET /missions/{id}/explain`."""
+async def payout_lines(
+    base_url: str, views: list[MissionView], today: date, read_token: str | None
+) -> list[str]:
+    """One line per payout workflow of the missions, from `GET /missions/{id}/explain` over
+    each mission's months so far (a range: the demo's token is an ops token)."""
     header = f"{'payout workflow':<37} {'offer':<13} {'status':<24} date"
     lines = [header, "-" * len(header)]
-    async with httpx.AsyncClient(base_url=base_url, timeout=30.0) as http:
-        for mission_id in mission_ids:
-            response = await http.get(f"/missions/{mission_id}/explain")
+    headers = {"Authorization": f"Bearer {read_token}"} if read_token else {}
+    async with httpx.AsyncClient(base_url=base_url, timeout=30.0, headers=headers) as http:
+        for view in views:
+            mission_id = view.state.mission_id
+            first = max(view.state.start_date, today - timedelta(days=330)).strftime("%Y-%m")
+            last = max(first, today.strftime("%Y-%m"))
+            response = await http.get(
+                f"/missions/{mission_id}/explain", params={"from": first, "to": last}
+            )
             if response.status_code != 200:
                 continue
             explanation = response.json()
@@ -1177,8 +1188,9 @@ def demo_command(
     url = gateway_url or settings.gateway_url
     today = datetime.now(PARIS).date()
     started = monotonic()
+    token = settings.client_read_token()
     views, failures = asyncio.run(
-        run_demo(url, settings.effective_gateway_secret(), today, typer.echo)
+        run_demo(url, settings.effective_gateway_secret(), today, typer.echo, read_token=token)
     )
     elapsed = monotonic() - started
     typer.echo("")
@@ -1186,15 +1198,18 @@ def demo_command(
     for line in summary(views, scenario.missions):
         typer.echo(line)
     billed = (MissionStage.IN_PROGRESS, MissionStage.COMPLETED)
-    in_progress = [v.state.mission_id for v in views if v.state.stage in billed]
-    payouts = asyncio.run(payout_lines(url, in_progress))
+    in_progress = [v for v in views if v.state.stage in billed]
+    payouts = asyncio.run(payout_lines(url, in_progress, today, token))
     if payouts:
         typer.echo('\nPayouts (Temporal UI: WorkflowType="PayoutWorkflow", column NextPayoutDate):')
         for line in payouts:
             typer.echo(line)
     typer.echo(f"\n{len(views)} missions in {elapsed:.1f}s. Look at them:")
     typer.echo(f"  contracting mission show {scenario.pid(1)}")
-    typer.echo(f"  curl {url}/missions/{scenario.pid(3)}")
+    typer.echo(
+        f"  curl -H 'Authorization: Bearer <read token>' {url}/missions/{scenario.pid(3)}"
+        "   (the token: CONTRACTING_READ_TOKENS, or var/read-token on the dev stack)"
+    )
     typer.echo("  temporal workflow list --query 'MissionStage=\"in_progress\"'")
     typer.echo(
         "  temporal workflow list --query "

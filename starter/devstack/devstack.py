@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import shlex
 import signal
 import socket
@@ -271,6 +272,8 @@ class DevStack:
         self.temporal_db = self.var_dir / "temporal" / "temporal.db"
         self.ready_file = self.var_dir / "ready"
         self.mailsink_faults = self.var_dir / "mailsink-faults.json"
+        self.read_token_file = self.var_dir / READ_TOKEN_FILE
+        self._read_token: str | None = None
         self.with_worker = worker
         self.with_gateway = gateway
         self.verbose = verbose
@@ -307,7 +310,18 @@ class DevStack:
             CONTRACTING_GATEWAY_URL=self.gateway_url,
             PYTHONUNBUFFERED="1",
         )
+        if self.settings.read_tokens is None:
+            env["CONTRACTING_READ_TOKENS"] = f"ops:{self.read_token()}"
         return env
+
+    def read_token(self) -> str:
+        """The token of the gateway's read routes: CONTRACTING_READ_TOKENS' when set, else the
+        dev stack's own `ops` token, generated once into var/read-token (kept across runs)."""
+        if self.settings.read_tokens is not None:
+            return self.settings.client_read_token() or ""
+        if self._read_token is None:
+            self._read_token = dev_read_token(self.read_token_file)
+        return self._read_token
 
     def temporal_argv(self) -> list[str]:
         from starter.devstack.binaries import temporal_cli
@@ -487,6 +501,9 @@ class DevStack:
                         DescribeNamespaceRequest(namespace=namespace)
                     )
                     await ensure_search_attributes(client, namespace, search_attributes())
+                    await ensure_retention(
+                        client, namespace, timedelta(days=self.settings.temporal_retention_days)
+                    )
                     return
                 last_error = "health check says not serving"
             except StackError:
@@ -587,6 +604,7 @@ class DevStack:
             "gateway_url": self.gateway_url if self.with_gateway else None,
             "gateway_docs": f"{self.gateway_url}/docs" if self.with_gateway else None,
             "gateway_secret": s.effective_gateway_secret(),
+            "read_token": self.read_token() if self.with_gateway else None,
             "database_url": self.database_url,
             "data_dir": str(self.var_dir),
             "mail_dir": str(self.mail_dir),
@@ -631,6 +649,16 @@ class DevStack:
             )
         rows += [
             ("Gateway secret", info["gateway_secret"]),
+        ]
+        if self.with_gateway:
+            rows.append(
+                (
+                    "Read token (ops)",
+                    f"{info['read_token']}  (`Authorization: Bearer …` on GET /missions/…; "
+                    f"in {self.read_token_file} unless CONTRACTING_READ_TOKENS is set)",
+                )
+            )
+        rows += [
             ("PostgreSQL", info["database_url"]),
             ("Data directory", info["data_dir"]),
             ("Mail directory", f"{info['mail_dir']}  (SMTP sink on {info['smtp']})"),
@@ -848,6 +876,51 @@ async def ensure_search_attributes(client: Any, namespace: str, wanted: dict[str
         await client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(search_attributes=missing, namespace=namespace)
         )
+
+
+READ_TOKEN_FILE = "read-token"
+
+
+def dev_read_token(path: Path) -> str:
+    """The dev stack's read token: the one in `path`, or a new random one written there
+    (readable by its owner only), so the demo, curl and the tests find it."""
+    if path.exists():
+        token = path.read_text().strip()
+        if token:
+            return token
+    token = secrets.token_urlsafe(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(token + "\n")
+    return token
+
+
+async def ensure_retention(client: Any, namespace: str, retention: timedelta) -> None:
+    """Set the namespace's retention explicitly (`temporal server start-dev` has no flag for it
+    and keeps closed workflows one day): the same as `temporal operator namespace update
+    --namespace <ns> --retention <days>d`. Support reads the ledger, so past it nothing is lost."""
+    from google.protobuf.duration_pb2 import Duration
+    from temporalio.api.namespace.v1 import NamespaceConfig
+    from temporalio.api.workflowservice.v1 import (
+        DescribeNamespaceRequest,
+        UpdateNamespaceRequest,
+    )
+
+    described = await client.workflow_service.describe_namespace(
+        DescribeNamespaceRequest(namespace=namespace)
+    )
+    current = described.config.workflow_execution_retention_ttl.ToTimedelta()
+    if current == retention:
+        return
+    _say(f"setting namespace {namespace}'s retention to {retention.days} days (was {current})")
+    await client.workflow_service.update_namespace(
+        UpdateNamespaceRequest(
+            namespace=namespace,
+            config=NamespaceConfig(
+                workflow_execution_retention_ttl=Duration(seconds=int(retention.total_seconds()))
+            ),
+        )
+    )
 
 
 DEMO_COMMAND = [sys.executable, "-c", "from starter.cli import main; main()", "demo"]

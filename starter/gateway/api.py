@@ -1,6 +1,7 @@
 """HTTP event gateway: `POST /events` (docs/events.md), `GET /missions/{id}`,
 `GET /missions/{id}/explain`, `GET /missions/{id}/documents[/{name}]`, `GET /health`,
-OpenAPI docs at `/docs`.
+OpenAPI docs at `/docs`. The read routes need a bearer token with a role
+(`starter.gateway.read_access`) and answer from the ledger (`starter.support`).
 
 The route of `POST /events` reads the raw body itself (the HMAC signature is over those exact
 bytes) and `starter.gateway.events.parse_event` validates it; FastAPI never parses it. Its OpenAPI
@@ -12,18 +13,27 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Security
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
+from sqlalchemy.exc import SQLAlchemyError
 
 from schemas.events import PAYLOADS, Envelope
 from schemas.mission import MissionView
 from settings import Settings, get_settings
 from starter.gateway.events import REQUIRED_AT_EDGE, EventError, Unavailable
 from starter.gateway.processor import EventProcessor, open_processor
+from starter.gateway.read_access import (
+    Reader,
+    ReadTokens,
+    ReadTokensInvalid,
+    Role,
+    TokenBucket,
+)
 from starter.gateway.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, Verifier
 from starter.support.documents import (
     MissionDocuments,
@@ -32,7 +42,7 @@ from starter.support.documents import (
     list_documents,
     read_document,
 )
-from starter.support.explain import MissionExplanation, explain_mission
+from starter.support.explain import MissionExplanation, explain_mission, months_between
 from starter.support.missions import MissionUnavailable, UnknownMission, mission_view
 
 
@@ -236,26 +246,80 @@ def _too_large(limit: int) -> str:
 
 T = TypeVar("T")
 
-WORKFLOW_READ_RESPONSES: dict[int | str, dict[str, Any]] = {
+READ_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "No bearer token, or not one configured."},
+    403: {
+        "model": Problem,
+        "description": "The token's role may not read this, or the "
+        "read routes are disabled (no CONTRACTING_READ_TOKENS).",
+    },
     404: {"model": Problem, "description": "No such mission."},
-    503: {"model": Problem, "description": "Temporal unavailable."},
+    503: {"model": Problem, "description": "The ledger (PostgreSQL) unavailable."},
 }
-"""What a route that reads the workflows answers besides its model."""
+"""What every read route answers besides its model."""
+
+MONTH_PATTERN = r"^20[0-9]{2}-(0[1-9]|1[0-2])$"
+SUPPORT_OR_OPS: tuple[Role, ...] = ("support", "ops")
 
 
 def _problem(status_code: int, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=status_code, content=Problem(detail=str(exc)).model_dump())
 
 
-async def _read_workflows(read: Awaitable[T]) -> T | JSONResponse:
-    """What the workflows answer, or the problem: 404 for an unknown mission, 503 when
-    Temporal cannot be reached."""
+async def _read_ledger(read: Awaitable[T]) -> T | JSONResponse:
+    """What the ledger answers, or the problem: 404 for an unknown mission, 503 when
+    PostgreSQL cannot be reached (Temporal out of reach is only a `live` status)."""
     try:
         return await read
     except UnknownMission as exc:
         return _problem(404, exc)
     except MissionUnavailable as exc:
         return _problem(503, exc)
+
+
+def read_tokens_of(settings: Settings) -> ReadTokens:
+    """The configured read tokens; a malformed setting stops the gateway at start."""
+    raw = settings.read_tokens.get_secret_value() if settings.read_tokens else None
+    try:
+        return ReadTokens.parse(raw)
+    except ReadTokensInvalid as exc:
+        raise RuntimeError(str(exc)) from exc
+
+
+def reader_dependency(tokens: ReadTokens, *roles: Role) -> Any:
+    """A FastAPI dependency: the request's `Reader`, or 403 (disabled, wrong role) / 401."""
+    bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <token>`")
+
+    security = Security(bearer)
+
+    async def reader(credentials: HTTPAuthorizationCredentials | None = security) -> Reader:
+        if not tokens.configured:
+            raise HTTPException(
+                403,
+                "the read routes are disabled: no token is configured. Set "
+                "CONTRACTING_READ_TOKENS='support:<token>,ops:<token>' on the gateway",
+            )
+        if credentials is None or credentials.scheme.lower() != "bearer":
+            raise HTTPException(
+                401,
+                "a bearer token is required: send `Authorization: Bearer <token>` with a "
+                "token of CONTRACTING_READ_TOKENS",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        found = tokens.reader(credentials.credentials)
+        if found is None:
+            raise HTTPException(
+                401,
+                "this bearer token is not one of CONTRACTING_READ_TOKENS",
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+        if found.role not in roles:
+            raise HTTPException(
+                403, f"the role {found.role!r} may not read this (needs {' or '.join(roles)})"
+            )
+        return found
+
+    return Depends(reader)
 
 
 def create_app(
@@ -370,71 +434,146 @@ def create_app(
             return JSONResponse(status_code=exc.status_code, content=exc.body())
         return JSONResponse(status_code=outcome.status_code, content=outcome.body)
 
+    tokens = read_tokens_of(settings)
+    any_reader = reader_dependency(tokens, *SUPPORT_OR_OPS)
+    explain_bucket = TokenBucket(settings.read_explain_per_minute, settings.read_explain_burst)
+    max_months = settings.read_explain_max_months
+
     @app.get(
         "/missions/{mission_id}",
         response_model=MissionView,
-        responses=WORKFLOW_READ_RESPONSES,
+        responses=READ_RESPONSES,
     )
-    async def get_mission(mission_id: str, request: Request) -> MissionView | JSONResponse:
-        """The mission as its workflow sees it: stage, proposal, legal verification (what
-        each side still has to provide), the provider's documents, timeline."""
+    async def get_mission(
+        mission_id: str, request: Request, reader: Reader = any_reader
+    ) -> MissionView | JSONResponse:
+        """The mission from the ledger (roles `support`, `ops`): stage, proposal, legal
+        verification (what each side still has to provide), the provider's documents,
+        timeline; with its running workflow's state added, and `live` saying whether it
+        runs, is closed, gone (past the namespace's retention) or out of reach."""
         processor: EventProcessor = request.app.state.processor
-        return await _read_workflows(mission_view(processor.temporal, mission_id))
+        return await _read_ledger(mission_view(processor.sessions, processor.temporal, mission_id))
 
     @app.get(
         "/missions/{mission_id}/explain",
         response_model=MissionExplanation,
-        responses=WORKFLOW_READ_RESPONSES,
+        responses={
+            **READ_RESPONSES,
+            422: {"model": Problem, "description": "A malformed month or range."},
+            429: {
+                "model": Problem,
+                "description": "This token's explain rate is spent: retry after `Retry-After`.",
+                "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+            },
+        },
     )
     async def explain_mission_route(
         mission_id: str,
         request: Request,
         month: Annotated[
             str | None,
+            Query(pattern=MONTH_PATTERN, description="YYYY-MM; default: the current month"),
+        ] = None,
+        first: Annotated[
+            str | None,
             Query(
-                pattern=r"^20[0-9]{2}-(0[1-9]|1[0-2])$",
-                description="YYYY-MM, a month of 2000 to 2099",
+                alias="from",
+                pattern=MONTH_PATTERN,
+                description="ops only: the first month of a range (with `to`)",
             ),
         ] = None,
+        last: Annotated[
+            str | None,
+            Query(alias="to", pattern=MONTH_PATTERN, description="ops only: its last month"),
+        ] = None,
+        reader: Reader = any_reader,
     ) -> MissionExplanation | JSONResponse:
-        """For support, month by month (every month so far, or `month`): why the CRA is not
-        visible, why the payout has not arrived (or when it was paid), in French, with the
-        facts (dates, amounts, invoice number) each reason rests on; and the mission's
-        e-mails the SMTP server refused for good (`emails_refused`, from the outbox)."""
+        """For support (roles `support`, `ops`), one month (the current one, or `month`), or
+        for ops a range `from`..`to` of at most CONTRACTING_READ_EXPLAIN_MAX_MONTHS: why the
+        CRA is not visible, why the payout has not arrived (or when it was paid), in French,
+        with the facts each reason rests on, and the e-mails the SMTP server refused for
+        good. From the ledger; rate-limited per token (429 with `Retry-After`)."""
+        months: list[str] | Literal["current"] = "current"
+        if first is not None or last is not None:
+            if month is not None or first is None or last is None:
+                return _problem(
+                    422, ValueError("give either `month`, or both `from` and `to`, not a mix")
+                )
+            if reader.role != "ops":
+                return _problem(
+                    403,
+                    PermissionError(
+                        "a range of months needs the ops role: support reads one month at a "
+                        "time (`?month=YYYY-MM`)"
+                    ),
+                )
+            months = months_between(first, last)
+            if not months or len(months) > max_months:
+                return _problem(
+                    422,
+                    ValueError(
+                        f"`from` {first} to `to` {last} must be 1 to {max_months} months "
+                        "(CONTRACTING_READ_EXPLAIN_MAX_MONTHS), `from` first"
+                    ),
+                )
+        elif month is not None:
+            months = [month]
+        wait = explain_bucket.take(reader.token_id)
+        if wait is not None:
+            return JSONResponse(
+                status_code=429,
+                content=Problem(
+                    detail=f"too many explain requests for this token (at most "
+                    f"{settings.read_explain_per_minute:g} a minute, "
+                    f"{settings.read_explain_burst} at once): retry later"
+                ).model_dump(),
+                headers={"Retry-After": TokenBucket.retry_after(wait)},
+            )
         processor: EventProcessor = request.app.state.processor
-        return await _read_workflows(
-            explain_mission(processor.temporal, mission_id, month, sessions=processor.sessions)
+        return await _read_ledger(
+            explain_mission(processor.sessions, processor.temporal, mission_id, months)
         )
 
     @app.get(
         "/missions/{mission_id}/documents",
         response_model=MissionDocuments,
-        responses={404: {"model": Problem, "description": "No such mission."}},
+        responses=READ_RESPONSES,
     )
-    async def get_documents(mission_id: str, request: Request) -> MissionDocuments | JSONResponse:
-        """The mission's billing documents as issued: each validated month's BPF and its
-        generated invoice (Factur-X), with kind, month, number, content type and URL."""
+    async def get_documents(
+        mission_id: str, request: Request, reader: Reader = any_reader
+    ) -> MissionDocuments | JSONResponse:
+        """The mission's billing documents as issued (roles `support`, `ops`): each validated
+        month's BPF and its generated invoice (Factur-X), with kind, month, number, content
+        type and URL."""
         processor: EventProcessor = request.app.state.processor
         try:
             return await list_documents(processor.sessions, mission_id)
         except NoSuchMission as exc:
             return _problem(404, exc)
+        except (OSError, SQLAlchemyError) as exc:
+            return _problem(503, MissionUnavailable(f"cannot read the ledger in PostgreSQL: {exc}"))
 
     @app.get(
         "/missions/{mission_id}/documents/{name}",
         response_class=Response,
         responses={
+            **READ_RESPONSES,
             200: {"content": {"application/pdf": {}}, "description": "The file as issued."},
             404: {"model": Problem, "description": "No such mission or document."},
         },
     )
-    async def get_document(mission_id: str, name: str, request: Request) -> Response:
-        """One document's bytes, as issued (its `ETag` is the file's SHA-256)."""
+    async def get_document(
+        mission_id: str, name: str, request: Request, reader: Reader = any_reader
+    ) -> Response:
+        """One document's bytes, as issued (roles `support`, `ops`; its `ETag` is the file's
+        SHA-256)."""
         processor: EventProcessor = request.app.state.processor
         try:
             info, content = await read_document(processor.sessions, mission_id, name)
         except (NoSuchMission, NoSuchDocument) as exc:
             return _problem(404, exc)
+        except (OSError, SQLAlchemyError) as exc:
+            return _problem(503, MissionUnavailable(f"cannot read the ledger in PostgreSQL: {exc}"))
         return Response(
             content=content,
             media_type=info.content_type,

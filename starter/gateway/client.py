@@ -22,11 +22,15 @@ class GatewayResponse:
 
 
 class GatewayClient:
-    """`POST /events` with the HMAC signature; one client per process, reuse it."""
+    """`POST /events` with the HMAC signature, and the read routes with a bearer token
+    (`read_token`, a token of CONTRACTING_READ_TOKENS); one client per process, reuse it."""
 
-    def __init__(self, base_url: str, secret: str, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, base_url: str, secret: str, *, read_token: str | None = None, timeout: float = 30.0
+    ) -> None:
         self._secret = secret
-        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout)
+        headers = {"Authorization": f"Bearer {read_token}"} if read_token else {}
+        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout, headers=headers)
 
     async def send(self, event: dict[str, Any]) -> GatewayResponse:
         body = json.dumps(event, separators=(",", ":"), default=str).encode()
@@ -41,7 +45,7 @@ class GatewayClient:
         return GatewayResponse(response.status_code, response.json())
 
     async def get_mission(self, mission_id: str) -> GatewayResponse:
-        """`GET /missions/{id}`: the mission as its workflow answers (a MissionView)."""
+        """`GET /missions/{id}`: the mission from the ledger, live state added (a MissionView)."""
         response = await self._http.get(f"/missions/{mission_id}")
         return GatewayResponse(response.status_code, response.json())
 

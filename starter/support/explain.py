@@ -1,39 +1,35 @@
 """Explanations for support: `GET /missions/{id}/explain` and `contracting mission explain`.
 
-For each month of the mission so far (or the month asked) — each billing period of a month
-that new terms split (`2026-07`, `2026-07-p2`) — the mission's `state` query, the period's
-CRA cycle `cra-<id>-<YYYY-MM[-pN]>` and payout `payout-<id>-<YYYY-MM[-pN]>` are queried; a
-workflow that does not exist is a fact too (no cycle yet: why the CRA is not visible). The
-sentences come from `domain.explanations`.
+For each month asked — each billing period of a month that new terms split (`2026-07`,
+`2026-07-p2`) — the period's CRA and payout come from the ledger (`cras`, `payouts` with the
+date's facts stored at validation, `invoices`, `client_payments`, `carried_balances`), the
+mission from the ledger too, with its running workflow's state added (a CRA cycle open but not
+filed yet, a renewal on its way): the same answer once the workflows are gone. No CRA row and
+no open cycle is a fact too (why the CRA is not visible). The sentences come from
+`domain.explanations`.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.client import Client, WorkflowQueryFailedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import Client
 
-from db.engine import create_engine, session_factory
-from db.models import EmailOutbox
+from db.models import Cra, EmailOutbox
 from domain.carry_over import explain_carry_over
 from domain.cra import submission_opens_on
 from domain.explanations import Explanation, why_cra_not_visible, why_payout_not_arrived
 from domain.mission_rules import cra_opens_on, cycle_bounds, month_periods
 from schemas.cra import CraState
 from schemas.enums import CraStatus, MissionStage, OutboxStatus, PaymentOffer, PayoutStatus
-from schemas.ids import cra_workflow_id, mission_workflow_id, payout_workflow_id
-from schemas.mission import MissionState
-from schemas.names import STATE_QUERY
+from schemas.mission import LiveWorkflow, MissionState
 from schemas.payouts import CarriedBalance, CarryKind, PayoutState
-from starter.support.missions import PARIS, MissionUnavailable, UnknownMission
-
-T = TypeVar("T", bound=BaseModel)
+from starter.support.ledger import read_cras, read_payouts
+from starter.support.missions import PARIS, ledger_session, live_lines, read, with_own_ledger
 
 
 class Reason(BaseModel):
@@ -75,6 +71,11 @@ class MissionExplanation(BaseModel):
         default_factory=list,
         description="the mission's e-mails the SMTP server refused for good (from the ledger)",
     )
+    live: LiveWorkflow | None = Field(
+        default=None,
+        description="the mission's workflow: running (its live state added), closed, gone "
+        "(past the namespace's retention) or unavailable; the facts are the ledger's",
+    )
 
 
 def _months(first: date, last: date) -> list[str]:
@@ -86,30 +87,34 @@ def _months(first: date, last: date) -> list[str]:
     return months
 
 
+def months_between(first: str, last: str) -> list[str]:
+    """Every month from `first` to `last` (YYYY-MM), both included; [] when `last` is earlier."""
+    return _months(date.fromisoformat(f"{first}-01"), date.fromisoformat(f"{last}-01"))
+
+
 def mission_months(state: MissionState, today: date) -> list[str]:
     """The mission's months so far; the start month when it has not begun."""
     last = min(today, state.end_date)
     return _months(state.start_date, last) or _months(state.start_date, state.start_date)
 
 
-def billing_periods(state: MissionState, month: str) -> list[str]:
+def billing_periods(
+    state: MissionState, month: str, recorded: list[str] | None = None
+) -> list[str]:
     """The keys of a month's billing periods (`2026-07`, `2026-07-p2` when new terms begin
-    inside it: each has its own CRA and payout); a period key asked stays itself."""
+    inside it: each has its own CRA and payout), with those the ledger's CRAs hold for it
+    (`recorded`); a period key asked stays itself."""
     keys = [period.key for period in month_periods(state, month[:7])]
-    return [month] if month != month[:7] or not keys else keys
+    if month != month[:7] or not keys:
+        return [month]
+    extra = [key for key in recorded or [] if key.startswith(month) and key not in keys]
+    return sorted([*keys, *extra])
 
 
-async def _query(client: Client, workflow_id: str, result_type: type[T]) -> T | None:
-    handle = client.get_workflow_handle(workflow_id)
-    try:
-        result: Any = await handle.query(STATE_QUERY, result_type=result_type)
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            return None
-        raise MissionUnavailable(f"Temporal did not answer for {workflow_id}: {exc}") from exc
-    except WorkflowQueryFailedError as exc:
-        raise MissionUnavailable(f"the state query of {workflow_id} failed: {exc}") from exc
-    return result  # type: ignore[no-any-return]
+def default_month(state: MissionState, today: date) -> str:
+    """The month a bounded read explains when none is asked: the current one while the
+    mission runs, else its last (or its first, before it starts)."""
+    return mission_months(state, today)[-1]
 
 
 def _day(at: datetime | None) -> date | None:
@@ -207,64 +212,77 @@ def explain_month(
     return result
 
 
-async def refused_emails(
-    sessions: async_sessionmaker[AsyncSession], mission_id: str
-) -> list[Reason]:
+async def refused_emails(session: AsyncSession, mission_id: str) -> list[Reason]:
     """The mission's e-mails refused for good, from the outbox: what was refused, to whom,
     the server's answer, and what to do."""
-    async with sessions() as session:
-        rows = (
-            await session.execute(
-                select(EmailOutbox)
-                .where(
-                    EmailOutbox.mission_id == mission_id,
-                    EmailOutbox.status == OutboxStatus.REFUSED,
-                )
-                .order_by(EmailOutbox.created_at, EmailOutbox.id)
+    rows = (
+        await session.execute(
+            select(EmailOutbox)
+            .where(
+                EmailOutbox.mission_id == mission_id,
+                EmailOutbox.status == OutboxStatus.REFUSED,
             )
-        ).scalars()
-        return [
-            Reason(
-                code="email_refused",
-                message=(
-                    f"L'e-mail « {row.subject} » à {', '.join(row.recipients)} a été refusé "
-                    f"par le serveur SMTP ({row.last_error or 'sans réponse'}) : corrigez "
-                    "l'adresse ou le relais, puis renvoyez-le."
-                ),
-                facts={
-                    "outbox_key": row.outbox_key,
-                    "template": row.template,
-                    "recipients": ", ".join(row.recipients),
-                    "error": row.last_error or "",
-                },
-            )
-            for row in rows
-        ]
+            .order_by(EmailOutbox.created_at, EmailOutbox.id)
+        )
+    ).scalars()
+    return [
+        Reason(
+            code="email_refused",
+            message=(
+                f"L'e-mail « {row.subject} » à {', '.join(row.recipients)} a été refusé "
+                f"par le serveur SMTP ({row.last_error or 'sans réponse'}) : corrigez "
+                "l'adresse ou le relais, puis renvoyez-le."
+            ),
+            facts={
+                "outbox_key": row.outbox_key,
+                "template": row.template,
+                "recipients": ", ".join(row.recipients),
+                "error": row.last_error or "",
+            },
+        )
+        for row in rows
+    ]
 
 
 async def explain_mission(
-    client: Client,
+    sessions: async_sessionmaker[AsyncSession],
+    client: Client | None,
     mission_id: str,
-    month: str | None = None,
+    months: list[str] | Literal["all", "current"] = "current",
     today: date | None = None,
-    sessions: async_sessionmaker[AsyncSession] | None = None,
 ) -> MissionExplanation:
-    """Why the CRA is not visible and why the payout has not arrived, month by month; with
-    `sessions` (the ledger), the e-mails the SMTP server refused for good too.
+    """Why the CRA is not visible and why the payout has not arrived, for each of `months`
+    ("all": every month of the mission so far; "current": `default_month`), and the e-mails
+    the SMTP server refused for good. One code path for the CLI and the gateway.
 
-    Raises `UnknownMission` when there is no such mission, `MissionUnavailable` when Temporal
-    cannot answer."""
+    Raises `UnknownMission` when the ledger has never seen the mission, `MissionUnavailable`
+    when PostgreSQL cannot answer; Temporal out of reach only shows in `live`."""
     today = today or datetime.now(PARIS).date()
-    state = await _query(client, mission_workflow_id(mission_id), MissionState)
-    if state is None:
-        raise UnknownMission(mission_id)
-    asked = [month] if month else mission_months(state, today)
-    months = [key for each in asked for key in billing_periods(state, each)]
+    async with ledger_session(sessions) as session:
+        reading = await read(session, client, mission_id, today)
+        state = reading.state
+        if months == "all":
+            asked = mission_months(state, today)
+        elif months == "current":
+            asked = [default_month(state, today)]
+        else:
+            asked = months
+        recorded = list(
+            (await session.execute(select(Cra.month).where(Cra.mission_id == mission_id))).scalars()
+        )
+        keys = [key for each in asked for key in billing_periods(state, each, recorded)]
+        cras = await read_cras(session, state, keys)
+        validated = {k: c.validated_on for k, c in cras.items() if c.validated_on is not None}
+        payouts = await read_payouts(session, mission_id, keys, validated)
+        refused = await refused_emails(session, mission_id)
+    live_cycles = set(reading.live.state.cra_months) if reading.live.state is not None else set()
     found = []
-    for each in months:
-        cra = await _query(client, cra_workflow_id(mission_id, each), CraState)
-        payout = await _query(client, payout_workflow_id(mission_id, each), PayoutState)
-        found.append((each, cra, payout))
+    for key in keys:
+        cra = cras.get(key)
+        if cra is None and key in live_cycles:  # open, nothing filed yet
+            start, end = cycle_bounds(state, key)
+            cra = CraState(mission_id=mission_id, month=key, max_days=(end - start).days + 1)
+        found.append((key, cra, payouts.get(key)))
     taken_by = carried_into([payout for _, _, payout in found])
     explained = [
         explain_month(state, each, cra, payout, today, taken_by) for each, cra, payout in found
@@ -276,25 +294,22 @@ async def explain_mission(
         today=today,
         payment_offer=contract.payment_offer if contract is not None else None,
         months=explained,
-        emails_refused=await refused_emails(sessions, mission_id) if sessions else [],
+        emails_refused=refused,
+        live=reading.live.workflow,
     )
 
 
 async def explain_with_ledger(
-    client: Client, database_url: str, mission_id: str, month: str | None = None
+    client: Client | None, database_url: str, mission_id: str, month: str | None = None
 ) -> MissionExplanation:
-    """For the CLI: `explain_mission` with its own connection to the ledger.
+    """For the CLI: `explain_mission` with its own connection to the ledger (every month so
+    far, or `month`).
 
     Raises `MissionUnavailable` when PostgreSQL cannot answer."""
-    engine = create_engine(database_url)
-    try:
-        return await explain_mission(client, mission_id, month, sessions=session_factory(engine))
-    except OSError as exc:
-        raise MissionUnavailable(f"cannot reach PostgreSQL: {exc}") from exc
-    except SQLAlchemyError as exc:
-        raise MissionUnavailable(f"cannot read the outbox in PostgreSQL: {exc}") from exc
-    finally:
-        await engine.dispose()
+    months: list[str] | Literal["all"] = [month] if month else "all"
+    return await with_own_ledger(
+        database_url, lambda sessions: explain_mission(sessions, client, mission_id, months)
+    )
 
 
 def render_explanation(explanation: MissionExplanation) -> str:
@@ -302,7 +317,8 @@ def render_explanation(explanation: MissionExplanation) -> str:
     offer = explanation.payment_offer.value if explanation.payment_offer else "—"
     lines = [
         f"Mission {explanation.mission_id} — étape {explanation.stage.value}, offre {offer}, "
-        f"au {explanation.today.isoformat()}"
+        f"au {explanation.today.isoformat()}",
+        *live_lines(explanation.live),
     ]
     for month in explanation.months:
         cra = month.cra_status.value if month.cra_status else "non visible"

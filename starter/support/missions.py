@@ -1,27 +1,36 @@
 """What support sees of one mission: `GET /missions/{id}` and `contracting mission show ID`.
 
-The view comes from the workflows, not the database: the mission's `state` query and, once
-the mission has reached legal verification, the `compliance` query of its provider's
-`provider-<SIREN>` workflow (the documents and what is missing). Closed missions (lost,
-cancelled) answer too, for as long as the namespace retains their history.
+The view comes from the ledger (PostgreSQL, `starter.support.ledger`): the mission, its
+terms, legal verification, the provider's documents with their reviews, its CRAs and the
+whole timeline, as recorded — so it answers the same once the workflows are gone (closed
+longer ago than the namespace's retention). While the mission's workflow runs, what only it
+knows is added (`starter.support.live`), and `live` says whether it was: running, closed,
+gone or unavailable (Temporal out of reach never stops a support read).
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import date, datetime
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
-from temporalio.client import Client, WorkflowQueryFailedError
-from temporalio.service import RPCError, RPCStatusCode
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
 
 from domain.mission_rules import mission_periods
 from schemas.compliance import ComplianceStatus, DocumentView
 from schemas.enums import DocumentKind, MissionStage
-from schemas.ids import mission_workflow_id, provider_workflow_id
-from schemas.mission import MissionState, MissionView
-from schemas.names import COMPLIANCE_QUERY, STATE_QUERY
+from schemas.ids import mission_workflow_id
+from schemas.mission import LiveWorkflow, MissionState, MissionView
+from starter.support.ledger import read_mission
+from starter.support.live import Live, live_mission, with_live
 
 PARIS = ZoneInfo("Europe/Paris")
+T = TypeVar("T")
 
 VERIFIED_STAGES = frozenset(
     {
@@ -55,63 +64,105 @@ DOCUMENT_STATUS_LABELS = {
     "expired": "expiré",
 }
 
+LIVE_LABELS = {
+    "running": "en cours d'exécution (son état en direct est ajouté)",
+    "closed": "terminé",
+    "gone": "plus dans Temporal (au-delà de la rétention, ou supprimé)",
+    "unavailable": "Temporal ne répond pas",
+}
+
 
 class UnknownMission(LookupError):
-    """No workflow `mission-<id>`: never submitted, or its history is no longer retained."""
+    """Nothing in the ledger under this id, and no workflow either: never submitted."""
 
     def __init__(self, mission_id: str) -> None:
         super().__init__(
-            f"unknown mission {mission_id!r}: no workflow {mission_workflow_id(mission_id)} "
-            "(never submitted, or closed longer ago than the namespace's retention)"
+            f"unknown mission {mission_id!r}: no proposal recorded under this id in the ledger "
+            f"and no workflow {mission_workflow_id(mission_id)} (check the id)"
         )
         self.mission_id = mission_id
 
 
 class MissionUnavailable(RuntimeError):
-    """Temporal could not answer (unreachable, or the query failed)."""
+    """The ledger (PostgreSQL) could not answer."""
 
 
-async def mission_view(client: Client, mission_id: str) -> MissionView:
-    """The mission's state, what each side still has to provide, and the provider's documents.
+@dataclass(frozen=True)
+class Reading:
+    """One mission as a support read sees it: the ledger's state with the live one added."""
 
-    Raises `UnknownMission` when there is no such workflow, `MissionUnavailable` when
-    Temporal cannot answer.
-    """
-    handle = client.get_workflow_handle(mission_workflow_id(mission_id))
+    state: MissionState
+    live: Live
+    compliance: ComplianceStatus | None
+
+
+@asynccontextmanager
+async def ledger_session(
+    sessions: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """A read session on the ledger; PostgreSQL out of reach is `MissionUnavailable`."""
     try:
-        state = await handle.query(STATE_QUERY, result_type=MissionState)
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            raise UnknownMission(mission_id) from exc
-        raise MissionUnavailable(
-            f"Temporal did not answer for mission {mission_id}: {exc}"
-        ) from exc
-    except WorkflowQueryFailedError as exc:
-        raise MissionUnavailable(f"the state query of mission {mission_id} failed: {exc}") from exc
-    if state.stage not in VERIFIED_STAGES:
-        return MissionView(state=state, missing={"provider": [], "client": []})
-    return MissionView(
-        state=state,
-        missing=state.legal.missing(),
-        documents=await _compliance(client, state.provider_siren),
+        async with sessions() as session:
+            yield session
+    except OSError as exc:
+        raise MissionUnavailable(f"cannot reach PostgreSQL (the ledger): {exc}") from exc
+    except SQLAlchemyError as exc:
+        raise MissionUnavailable(f"cannot read the ledger in PostgreSQL: {exc}") from exc
+
+
+async def read(
+    session: AsyncSession, client: Client | None, mission_id: str, today: date
+) -> Reading:
+    """The mission from the ledger, with its running workflow's state added. A mission whose
+    proposal the worker has not written yet is answered from its workflow alone."""
+    recorded = await read_mission(session, mission_id, today)
+    live = await live_mission(client, mission_id)
+    if recorded is None:
+        if live.state is None:
+            raise UnknownMission(mission_id)
+        return Reading(state=live.state, live=live, compliance=None)
+    return Reading(
+        state=with_live(recorded.state, live.state), live=live, compliance=recorded.compliance
     )
 
 
-async def _compliance(client: Client, siren: str) -> ComplianceStatus | None:
-    """Today's compliance of the provider; None while its workflow has not started yet (the
-    mission subscribes to it right after retention)."""
-    handle = client.get_workflow_handle(provider_workflow_id(siren))
-    try:
-        status: ComplianceStatus = await handle.query(
-            COMPLIANCE_QUERY, result_type=ComplianceStatus
+async def mission_view(
+    sessions: async_sessionmaker[AsyncSession],
+    client: Client | None,
+    mission_id: str,
+    today: date | None = None,
+) -> MissionView:
+    """The mission's state, what each side still has to provide, and the provider's documents.
+
+    Raises `UnknownMission` for an id the ledger has never seen, `MissionUnavailable` when
+    PostgreSQL cannot answer; Temporal out of reach only shows in `live`."""
+    today = today or datetime.now(PARIS).date()
+    async with ledger_session(sessions) as session:
+        reading = await read(session, client, mission_id, today)
+    state = reading.state
+    if state.stage not in VERIFIED_STAGES:
+        return MissionView(
+            state=state, missing={"provider": [], "client": []}, live=reading.live.workflow
         )
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            return None
-        raise MissionUnavailable(f"Temporal did not answer for provider {siren}: {exc}") from exc
-    except WorkflowQueryFailedError as exc:
-        raise MissionUnavailable(f"the compliance query of provider {siren} failed: {exc}") from exc
-    return status
+    return MissionView(
+        state=state,
+        missing=state.legal.missing(),
+        documents=reading.compliance,
+        live=reading.live.workflow,
+    )
+
+
+async def with_own_ledger(
+    database_url: str, read: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]
+) -> T:
+    """For the CLI: `read` with its own connection pool to the ledger, closed afterwards."""
+    from db.engine import create_engine, session_factory
+
+    engine = create_engine(database_url)
+    try:
+        return await read(session_factory(engine))
+    finally:
+        await engine.dispose()
 
 
 # --- For a person ---------------------------------------------------------------------------
@@ -166,12 +217,22 @@ def _periods(s: MissionState) -> list[str]:
     return lines
 
 
+def live_lines(live: LiveWorkflow | None) -> list[str]:
+    if live is None:
+        return []
+    label = LIVE_LABELS.get(live.status, live.status)
+    if live.close_status:
+        label = f"{label} ({live.close_status})"
+    return [f"  Workflow        : {label} — faits lus dans le registre (PostgreSQL)"]
+
+
 def render_mission(view: MissionView) -> str:
     """The mission as plain text for support: stage, proposal, dates, QM, legal
     verification side by side, documents with their review, timeline."""
     s = view.state
     lines = [
         f"Mission {s.mission_id} (workflow {mission_workflow_id(s.mission_id)})",
+        *live_lines(view.live),
         f"  Étape           : {s.stage.value} — {STAGE_LABELS.get(s.stage, s.stage.value)}",
         f"  Proposition     : {s.proposal_status.value}",
         f"  AO              : {s.rfp_id}",

@@ -6,19 +6,28 @@ from __future__ import annotations
 
 import json
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from domain.payouts import compute_payout
 from schemas.enums import PaymentOffer
+from schemas.ids import cra_workflow_id, mission_workflow_id, payout_workflow_id
+from schemas.mission import MissionView
 from settings import Settings
 from starter.support.explain import MissionExplanation
+from tests.fixtures.gateway import _outbox_settled
 from tests.fixtures.postgres import free_port
 from tests.support.factories import new_siren
 from tests.support.gateway import (
+    TEST_SUPPORT_TOKEN,
     GatewayTestClient,
     file_and_validate,
     month_open,
     provider,
+    read_headers,
     retain,
     run_contracting,
     submit,
@@ -89,9 +98,15 @@ async def test_cra_not_visible_while_contracting_is_in_progress(
 
 async def test_flash_payout_explained_after_the_cra_is_validated(
     gateway: GatewayTestClient,
+    dev_server_env: WorkflowEnvironment,
+    stack_settings: Settings,
+    db_engine: AsyncEngine,
 ) -> None:
     """Validated two months ago (the business date comes from occurred_at): the Flash payout,
-    three business days later, is past, so it is paid, and `explain` says so with the date."""
+    three business days later, is past, so it is paid, and `explain` says so with the date.
+    Then its workflows are deleted (as the namespace's retention would): `mission show`,
+    `explain` and the read routes answer the same from the ledger, and say the workflow is
+    gone (issue 13 point 1)."""
     pid, month = await month_open(gateway, "flash", 7, months_ago=2)
     before = (await explain(gateway, pid, month)).months
     assert [entry.month for entry in before] == [month]
@@ -111,3 +126,70 @@ async def test_flash_payout_explained_after_the_cra_is_validated(
     assert entry.cra_status == "validated"
     assert entry.payout_date == expected
     assert entry.payout[-1].code == "paid"
+
+    while_running = await explain(gateway, pid, month)
+    assert while_running.live is not None and while_running.live.status == "running"
+    await eventually(lambda: _outbox_settled(db_engine, [pid], while_running.today), within=20)
+    await delete_workflows(
+        dev_server_env,
+        mission_workflow_id(pid),
+        cra_workflow_id(pid, month),
+        payout_workflow_id(pid, month),
+    )
+
+    support = read_headers(TEST_SUPPORT_TOKEN)
+    shown = await gateway.http.get(f"/missions/{pid}", headers=support)
+    assert shown.status_code == 200, shown.text
+    view = MissionView.model_validate(shown.json())
+    assert view.live is not None and view.live.status == "gone"
+    assert view.state.stage == "in_progress" and view.state.validated_months == [month]
+    assert view.state.legal.contract is not None and view.state.legal.purchase_order
+    assert any(entry.kind == "cra.validated" for entry in view.state.timeline)
+    after = await gateway.http.get(f"/missions/{pid}/explain?month={month}", headers=support)
+    assert after.status_code == 200, after.text
+    gone = MissionExplanation.model_validate(after.json())
+    assert gone.live is not None and gone.live.status == "gone"
+    assert gone.months == while_running.months  # the ledger holds every fact explain needs
+    assert gone.months[0].payout[-1].code == "paid"
+    listed = await gateway.http.get(f"/missions/{pid}/documents", headers=support)
+    assert {doc["kind"] for doc in listed.json()["documents"]} == {"bpf", "invoice"}
+
+    ledger = stack_settings.database_url
+    code, out, err = await run_contracting(
+        dev_server_env, "mission", "show", pid, database_url=ledger
+    )
+    assert code == 0, err
+    assert "plus dans Temporal" in out and f"{month}" in out and "CRA validé" in out
+    code, out, err = await run_contracting(
+        dev_server_env, "mission", "explain", pid, "--month", month, "--json", database_url=ledger
+    )
+    assert code == 0, err
+    from_cli = MissionExplanation.model_validate(json.loads(out))
+    assert from_cli.months == while_running.months
+    assert from_cli.live is not None and from_cli.live.status == "gone"
+
+
+async def delete_workflows(env: WorkflowEnvironment, *workflow_ids: str) -> None:
+    """Delete the workflows (what the namespace's retention does to closed ones), then wait
+    until Temporal no longer knows them (deletion is asynchronous)."""
+    client = env.client
+    for workflow_id in workflow_ids:
+        await client.workflow_service.delete_workflow_execution(
+            DeleteWorkflowExecutionRequest(
+                namespace=client.namespace,
+                workflow_execution=WorkflowExecution(workflow_id=workflow_id),
+            )
+        )
+
+    async def deleted() -> bool:
+        for workflow_id in workflow_ids:
+            try:
+                await client.get_workflow_handle(workflow_id).describe()
+            except RPCError as exc:
+                if exc.status == RPCStatusCode.NOT_FOUND:
+                    continue
+                raise
+            return False
+        return True
+
+    await eventually(deleted, within=20.0)

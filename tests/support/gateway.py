@@ -50,6 +50,15 @@ from tests.support.factories import (
 from tests.support.waits import eventually
 
 TEST_SECRET = "test-secret"
+TEST_OPS_TOKEN = "test-ops-read-token-0123456789"
+TEST_SUPPORT_TOKEN = "test-support-read-token-0123456789"
+TEST_READ_TOKENS = f"ops:{TEST_OPS_TOKEN},support:{TEST_SUPPORT_TOKEN}"
+"""The gateway's read tokens in the test stacks (`stack_settings`); the test clients send the
+ops one (`read_headers`)."""
+
+
+def read_headers(token: str = TEST_OPS_TOKEN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 @asynccontextmanager
@@ -60,7 +69,9 @@ async def gateway_of(
     unhandled error is answered 500, as the ASGI server would, instead of raised."""
     app = create_app(settings, processor=processor)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://gateway", headers=read_headers()
+    ) as http:
         yield GatewayTestClient(http)
 
 

@@ -19,6 +19,7 @@ from starter.gateway.events import InvalidEvent, parse_event
 from starter.gateway.processor import EventProcessor, Outcome
 from starter.gateway.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, signed_headers
 from tests.support.factories import envelope, proposal_submitted
+from tests.support.gateway import TEST_READ_TOKENS, read_headers
 
 SECRET = "edge-test-secret"
 VALIDATION = {"mission_id": "M-1", "month": "2026-10", "approver_id": "APR-1"}
@@ -48,13 +49,16 @@ async def _gateway(
     """The gateway app with `settings` over ASGI (no socket); a 500 is answered, not raised."""
     app = create_app(settings, processor=cast(EventProcessor, processor or ParsingProcessor()))
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://gateway", headers=read_headers()
+    ) as http:
         yield http
 
 
 @pytest.fixture
 async def client(processor: ParsingProcessor) -> AsyncIterator[httpx.AsyncClient]:
-    async with _gateway(Settings(gateway_secret=SECRET), processor) as http:
+    settings = Settings(gateway_secret=SECRET, read_tokens=TEST_READ_TOKENS)
+    async with _gateway(settings, processor) as http:
         yield http
 
 
