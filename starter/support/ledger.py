@@ -86,19 +86,8 @@ async def read_mission(session: AsyncSession, mission_id: str, today: date) -> L
             .order_by(PurchaseOrder.confirmed_at, PurchaseOrder.id)
         )
     ).scalars()
-    cras = (
-        await session.execute(
-            select(Cra.month, Cra.status).where(Cra.mission_id == mission_id).order_by(Cra.month)
-        )
-    ).all()
-    events = (
-        await session.execute(
-            select(MissionEvent)
-            .where(MissionEvent.mission_id == mission_id)
-            .order_by(MissionEvent.at, MissionEvent.id)
-        )
-    ).scalars()
-    timeline = [_entry(event) for event in events]
+    cras = await _cras(session, mission_id)
+    timeline = await _timeline(session, mission_id)
     renewals = versions[1:]
     state = MissionState(
         mission_id=mission_id,
@@ -193,23 +182,28 @@ def _split_on(renewals: list[ContractTerms], keys: Iterable[str]) -> list[date]:
 
 async def read_compliance(session: AsyncSession, provider: Provider, on: date) -> ComplianceStatus:
     """The provider's documents with their last review, and its compliance on `on`."""
-    documents = (
-        await session.execute(
-            select(LegalDocument)
-            .where(LegalDocument.provider_siren == provider.siren)
-            .order_by(LegalDocument.created_at, LegalDocument.document_id)
-        )
-    ).scalars()
-    views = []
-    for doc in documents:
-        review = (
+    documents = list(
+        (
+            await session.execute(
+                select(LegalDocument)
+                .where(LegalDocument.provider_siren == provider.siren)
+                .order_by(LegalDocument.created_at, LegalDocument.document_id)
+            )
+        ).scalars()
+    )
+    last_review: dict[str, DocumentReview] = {}
+    if documents:
+        reviews = (
             await session.execute(
                 select(DocumentReview)
-                .where(DocumentReview.document_id == doc.document_id)
-                .order_by(DocumentReview.reviewed_at.desc())
-                .limit(1)
+                .where(DocumentReview.document_id.in_([d.document_id for d in documents]))
+                .order_by(DocumentReview.reviewed_at)
             )
-        ).scalar_one_or_none()
+        ).scalars()
+        last_review = {review.document_id: review for review in reviews}
+    views = []
+    for doc in documents:
+        review = last_review.get(doc.document_id)
         views.append(
             DocumentView(
                 document_id=doc.document_id,
@@ -224,6 +218,38 @@ async def read_compliance(session: AsyncSession, provider: Provider, on: date) -
             )
         )
     return compliance_status(provider.siren, provider.legal_form, views, on)
+
+
+async def read_recorded(
+    session: AsyncSession, running: MissionState, today: date
+) -> LedgerMission | None:
+    """For a mission whose workflow runs (its state is a moment ahead of the rows): only what
+    the ledger adds to it — the whole timeline (the workflow keeps the latest entries) and the
+    provider's documents — not the rows the workflow's state already holds (a support read is
+    polled: it stays cheap). None when the provider is not written yet."""
+    provider = await session.get(Provider, running.provider_siren)
+    if provider is None:
+        return None
+    state = running.model_copy(update={"timeline": await _timeline(session, running.mission_id)})
+    return LedgerMission(state=state, compliance=await read_compliance(session, provider, today))
+
+
+async def _cras(session: AsyncSession, mission_id: str) -> list[tuple[str, CraStatus]]:
+    rows = await session.execute(
+        select(Cra.month, Cra.status).where(Cra.mission_id == mission_id).order_by(Cra.month)
+    )
+    return [(month, status) for month, status in rows]
+
+
+async def _timeline(session: AsyncSession, mission_id: str) -> list[TimelineEntry]:
+    events = (
+        await session.execute(
+            select(MissionEvent)
+            .where(MissionEvent.mission_id == mission_id)
+            .order_by(MissionEvent.at, MissionEvent.id)
+        )
+    ).scalars()
+    return [_entry(event) for event in events]
 
 
 async def read_cras(

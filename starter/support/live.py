@@ -7,7 +7,7 @@ still answers from the ledger (`starter.support.ledger`), saying so in `LiveWork
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowQueryFailedError
@@ -15,7 +15,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from schemas.enums import MissionStage
 from schemas.ids import mission_workflow_id
-from schemas.mission import LiveWorkflow, MissionState
+from schemas.mission import LiveWorkflow, MissionState, TimelineEntry
 from schemas.names import STATE_QUERY
 
 LIVE_TIMEOUT = timedelta(seconds=5)
@@ -82,24 +82,29 @@ def _unavailable(workflow_id: str, detail: str) -> Live:
 
 
 def with_live(recorded: MissionState, live: MissionState | None) -> MissionState:
-    """The ledger's state, with what only the running workflow knows: a renewal on its way,
-    the CRA cycles open but not filed yet, reminders, the run, and the stage or terms it has
-    already reached when their rows are a moment behind."""
+    """The mission as support reads it. Closed, gone or out of reach: the ledger's state.
+    Running: the workflow's own state, which is a moment ahead of its rows (an event the
+    gateway answered 2xx is in it at once, in the ledger once its activity commits) and holds
+    what only it knows (a renewal on its way, open CRA cycles, reminders), with the ledger's
+    whole timeline and every CRA it recorded."""
     if live is None:
         return recorded
-    merged = recorded.model_copy(deep=True)
-    merged.renewal = live.renewal
-    merged.termination = live.termination
-    merged.ready_on = live.ready_on
-    merged.run = live.run
-    merged.compliance_alert = live.compliance_alert
-    merged.qualification_meeting_held = live.qualification_meeting_held
-    merged.qualification_meeting_reminded_for = live.qualification_meeting_reminded_for
-    merged.split_on = sorted(set(recorded.split_on) | set(live.split_on))
+    merged = live.model_copy(deep=True)
+    seen = {_key(entry) for entry in recorded.timeline}
+    merged.timeline = sorted(
+        [*recorded.timeline, *(e for e in live.timeline if _key(e) not in seen)],
+        key=lambda entry: entry.at,
+    )
     merged.cra_months = sorted(set(recorded.cra_months) | set(live.cra_months))
-    if live.legal.contract is not None and recorded.legal.contract is not None:
-        merged.legal.contract = live.legal.contract
-        merged.renewals = (
-            live.renewals if len(live.renewals) >= len(recorded.renewals) else (recorded.renewals)
-        )
+    merged.validated_months = sorted(set(recorded.validated_months) | set(live.validated_months))
+    merged.failed_transitions = list(
+        dict.fromkeys([*live.failed_transitions, *recorded.failed_transitions])
+    )
     return merged
+
+
+def _key(entry: TimelineEntry) -> tuple[str, datetime]:
+    """A timeline entry's identity in both sources: its kind and instant, to the millisecond
+    (the workflow's clock's precision)."""
+    at = entry.at.astimezone(UTC)
+    return entry.kind, at.replace(microsecond=at.microsecond // 1000 * 1000)

@@ -26,7 +26,7 @@ from schemas.compliance import ComplianceStatus, DocumentView
 from schemas.enums import DocumentKind, MissionStage
 from schemas.ids import mission_workflow_id
 from schemas.mission import LiveWorkflow, MissionState, MissionView
-from starter.support.ledger import read_mission
+from starter.support.ledger import read_mission, read_recorded
 from starter.support.live import Live, live_mission, with_live
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -113,17 +113,21 @@ async def ledger_session(
 async def read(
     session: AsyncSession, client: Client | None, mission_id: str, today: date
 ) -> Reading:
-    """The mission from the ledger, with its running workflow's state added. A mission whose
-    proposal the worker has not written yet is answered from its workflow alone."""
-    recorded = await read_mission(session, mission_id, today)
+    """The mission from the ledger, with its running workflow's state added (`with_live`).
+    A mission whose proposal the worker has not written yet is answered from its workflow
+    alone."""
     live = await live_mission(client, mission_id)
+    if live.state is not None:  # running: the ledger adds its timeline, CRAs and documents
+        added = await read_recorded(session, live.state, today)
+        if added is None:
+            return Reading(state=live.state, live=live, compliance=None)
+        return Reading(
+            state=with_live(added.state, live.state), live=live, compliance=added.compliance
+        )
+    recorded = await read_mission(session, mission_id, today)
     if recorded is None:
-        if live.state is None:
-            raise UnknownMission(mission_id)
-        return Reading(state=live.state, live=live, compliance=None)
-    return Reading(
-        state=with_live(recorded.state, live.state), live=live, compliance=recorded.compliance
-    )
+        raise UnknownMission(mission_id)
+    return Reading(state=recorded.state, live=live, compliance=recorded.compliance)
 
 
 async def mission_view(

@@ -78,7 +78,9 @@ def stack() -> Iterator[SupervisedStack]:
 
 @pytest_asyncio.fixture
 async def http(stack: SupervisedStack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
+    async with httpx.AsyncClient(
+        base_url=stack.gateway_url, timeout=30, headers=stack.read_headers()
+    ) as client:
         yield client
 
 
@@ -237,7 +239,9 @@ async def test_a_sigkilled_worker_is_restarted_and_bills_the_next_validation(
 ) -> None:
     engine = create_engine(stack.database_url)
     try:
-        async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as http:
+        async with httpx.AsyncClient(
+            base_url=stack.gateway_url, timeout=30, headers=stack.read_headers()
+        ) as http:
             gateway = GatewayTestClient(http)
             pid, month = await month_open(gateway, "flash", 1)
 

@@ -156,6 +156,8 @@ def test_contracting_dev_runs_the_demo_and_stops_cleanly(os_tmp_path: Path) -> N
     assert "Contracting dev stack is ready" in output
     assert f"http://127.0.0.1:{settings.temporal_ui_port}" in output
     assert "dev-secret" in output
+    token = (os_tmp_path / "var" / "read-token").read_text().strip()  # the demo read with it
+    assert "Read token (ops)" in output and token in output
     # The demo leaves a payout workflow of every offer (starter/demo/demo.py).
     for offer in ("flash", "basic", "express", "back_to_back", "immediate"):
         line = rf"^payout-PROP-\d{{8}}-\d+-\d{{4}}-\d{{2}} +{offer} "

@@ -22,6 +22,7 @@ from schemas import search_attributes as sa
 from schemas.compliance import ComplianceStatus
 from schemas.mission import MissionView
 from schemas.names import COMPLIANCE_QUERY
+from settings import Settings
 from tests.support.factories import (
     envelope,
     new_siren,
@@ -444,7 +445,7 @@ async def test_a_cra_before_the_mission_started_is_409_with_the_reason(
 
 
 async def test_contracting_mission_show(
-    gateway: GatewayTestClient, dev_server_env: WorkflowEnvironment
+    gateway: GatewayTestClient, dev_server_env: WorkflowEnvironment, stack_settings: Settings
 ) -> None:
     siren = new_siren()
     pid = await submit(gateway, provider=provider(siren), tjm="655.50")
@@ -458,7 +459,10 @@ async def test_contracting_mission_show(
         return any(REJECTION in item for item in (await view(gateway, pid)).missing["provider"])
 
     await eventually(signalled)
-    code, out, err = await run_contracting(dev_server_env, "mission", "show", pid)
+    ledger = stack_settings.database_url  # the CLI reads the ledger directly
+    code, out, err = await run_contracting(
+        dev_server_env, "mission", "show", pid, database_url=ledger
+    )
     assert code == 0, err
     assert f"Mission {pid}" in out
     assert "legal_verification — Vérification légale en cours" in out
@@ -469,12 +473,16 @@ async def test_contracting_mission_show(
     assert f"« {REJECTION} »" in out
     assert "proposal.retained" in out
 
-    code, out, err = await run_contracting(dev_server_env, "mission", "show", pid, "--json")
+    code, out, err = await run_contracting(
+        dev_server_env, "mission", "show", pid, "--json", database_url=ledger
+    )
     assert code == 0, err
     shown = MissionView.model_validate(json.loads(out))
     assert shown == await view(gateway, pid)
 
-    code, out, err = await run_contracting(dev_server_env, "mission", "show", "P-nope")
+    code, out, err = await run_contracting(
+        dev_server_env, "mission", "show", "P-nope", database_url=ledger
+    )
     assert code == 1
     assert out == ""
     lines = err.strip().splitlines()

@@ -95,6 +95,13 @@ class SupervisedStack:
         assert info is not None, "the stack is not ready"
         return str(info["database_url"])
 
+    def read_headers(self) -> dict[str, str]:
+        """The `Authorization` of the gateway's read routes: the token `contracting dev`
+        generated (the ready file's `read_token`)."""
+        info = self.ready()
+        assert info is not None and info.get("read_token"), f"no read token in {info}"
+        return {"Authorization": f"Bearer {info['read_token']}"}
+
     @property
     def mail_dir(self) -> Path:
         return self.var_dir / "mail"
