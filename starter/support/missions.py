@@ -1,11 +1,12 @@
 """What support sees of one mission: `GET /missions/{id}` and `contracting mission show ID`.
 
-The view comes from the ledger (PostgreSQL, `starter.support.ledger`): the mission, its
+The ledger (PostgreSQL, `starter.support.ledger`) is the system of record: the mission, its
 terms, legal verification, the provider's documents with their reviews, its CRAs and the
-whole timeline, as recorded — so it answers the same once the workflows are gone (closed
-longer ago than the namespace's retention). While the mission's workflow runs, what only it
-knows is added (`starter.support.live`), and `live` says whether it was: running, closed,
-gone or unavailable (Temporal out of reach never stops a support read).
+whole timeline, as recorded — so a mission answers the same once its workflows are gone
+(closed longer ago than the namespace's retention, or deleted). While the mission's workflow
+runs, its own state is taken, a moment ahead of the rows, with the ledger's timeline and
+documents (`starter.support.live.with_live`); `live` says what Temporal answered: running,
+closed, gone or unavailable (Temporal out of reach never stops a support read).
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ async def read(
     A mission whose proposal the worker has not written yet is answered from its workflow
     alone."""
     live = await live_mission(client, mission_id)
-    if live.state is not None:  # running: the ledger adds its timeline, CRAs and documents
+    if live.state is not None:  # running: the ledger adds its timeline and documents
         added = await read_recorded(session, live.state, today)
         if added is None:
             return Reading(state=live.state, live=live, compliance=None)
