@@ -14,13 +14,14 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
+from db.engine import session_factory
 from domain.payouts import compute_payout
 from schemas.enums import PaymentOffer
 from schemas.ids import cra_workflow_id, mission_workflow_id
 from schemas.mission import MissionView
 from settings import Settings
-from starter.support.explain import MissionExplanation, render_explanation
-from starter.support.missions import render_mission
+from starter.support.explain import MissionExplanation, explain_mission, render_explanation
+from starter.support.missions import mission_view, render_mission
 from tests.fixtures.gateway import _outbox_settled
 from tests.fixtures.postgres import free_port
 from tests.support.factories import new_siren
@@ -50,7 +51,10 @@ async def explain(
 
 
 async def test_cra_not_visible_while_contracting_is_in_progress(
-    gateway: GatewayTestClient, dev_server_env: WorkflowEnvironment, stack_settings: Settings
+    gateway: GatewayTestClient,
+    dev_server_env: WorkflowEnvironment,
+    stack_settings: Settings,
+    db_engine: AsyncEngine,
 ) -> None:
     pid = await submit(gateway, provider=provider(new_siren()))
     await retain(gateway, pid)
@@ -79,6 +83,14 @@ async def test_cra_not_visible_while_contracting_is_in_progress(
     assert MissionExplanation.model_validate(json.loads(out)).months[0].cra[0].code == (
         "contracting_in_progress"
     )
+
+    # Temporal out of reach (no client): the ledger still answers, and says so.
+    sessions = session_factory(db_engine)
+    offline = await mission_view(sessions, None, pid)
+    assert offline.live is not None and offline.live.status == "unavailable"
+    assert offline.state.stage == "legal_verification" and offline.missing["client"]
+    offline_explained = await explain_mission(sessions, None, pid, [month])
+    assert offline_explained.months[0].cra[0].code == "contracting_in_progress"
 
     missing = await gateway.http.get("/missions/P-nope/explain")
     assert missing.status_code == 404
