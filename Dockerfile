@@ -33,7 +33,8 @@ ENV PATH=/opt/contracting/bin:$PATH \
     PYTHONUNBUFFERED=1
 # Nothing installs packages at run time: pip and its build tools go.
 RUN python -m pip uninstall --yes --quiet pip setuptools wheel \
-    && useradd --system --no-create-home --uid 10001 --user-group contracting
+    && groupadd --system --gid 10001 contracting \
+    && useradd --system --no-create-home --uid 10001 --gid 10001 contracting
 COPY --from=build /opt/contracting /opt/contracting
 WORKDIR /app
 USER 10001:10001
