@@ -40,7 +40,10 @@ AGREED_ELSEWHERE = {
     "CONTRACTING_CODEC_SERVER_TOKEN",
     "CONTRACTING_CODEC_SERVER_CORS_ORIGINS",
     "CONTRACTING_READ_TOKENS",
+    "CONTRACTING_METRICS_HOST",
     "CONTRACTING_METRICS_PORT",
+    "CONTRACTING_WORKER_HEALTH_PORT",
+    "CONTRACTING_GATEWAY_METRICS_PORT",
     "CONTRACTING_LOG_FORMAT",
 }
 
@@ -288,8 +291,8 @@ def test_nothing_is_published_but_the_gateway_and_local_uis() -> None:
 
 def test_worker_and_gateway_report_readiness() -> None:
     services = _services()
-    metrics_port = services["worker"]["environment"]["CONTRACTING_METRICS_PORT"]
-    expected = {"worker": metrics_port, "gateway": "8000"}
+    health_port = services["worker"]["environment"]["CONTRACTING_WORKER_HEALTH_PORT"]
+    expected = {"worker": health_port, "gateway": "8000"}
     for name, port in expected.items():
         probe = " ".join(services[name]["healthcheck"]["test"])
         assert f"http://127.0.0.1:{port}/ready" in probe, f"{name}: {probe}"
@@ -306,8 +309,10 @@ def test_prometheus_scrapes_the_worker_and_the_gateway() -> None:
         for group in job["static_configs"]
         for target in group["targets"]
     }
-    metrics_port = services["worker"]["environment"]["CONTRACTING_METRICS_PORT"]
-    assert {f"worker:{metrics_port}", "gateway:8000"} <= targets
+    env = services["worker"]["environment"]
+    assert env["CONTRACTING_METRICS_HOST"] == "0.0.0.0", "Prometheus could not reach them"
+    worker, gateway = env["CONTRACTING_METRICS_PORT"], env["CONTRACTING_GATEWAY_METRICS_PORT"]
+    assert {f"worker:{worker}", f"gateway:{gateway}"} <= targets
 
 
 def _grafana_dashboards_directory() -> str:
