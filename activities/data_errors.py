@@ -120,14 +120,14 @@ def _scrubbed_text(text: str) -> str:
 
 
 def database_error_summary(exc: BaseException) -> str:
-    """`IntegrityError: SQLSTATE 23505 UniqueViolation, table t, constraint c`: what a
-    database error was, without its statement, parameters or the values it quotes."""
+    """`SQLSTATE 23505 UniqueViolation, table t, constraint c`: what a database error was
+    (its type is the failure's type), without its statement, parameters or quoted values."""
     error = _sqlstate_error(exc)
     if error is None:
-        return f"{type(exc).__name__}: {_scrubbed_text(str(exc)) or 'database error'}"
+        return _scrubbed_text(str(exc)) or "database error (statement and values not kept)"
     sqlstate = str(error.sqlstate)
     diag = getattr(error, "diag", None)
-    parts = [f"{type(exc).__name__}: SQLSTATE {sqlstate} {type(error).__name__}"]
+    parts = [f"SQLSTATE {sqlstate} {type(error).__name__}"]
     said = getattr(diag, "message_primary", None) if sqlstate in VALUE_FREE else None
     if said:
         parts[0] += f" ({said})"

@@ -56,6 +56,7 @@ def _simulate(*args: Any, **kwargs: Any) -> None:
 @app.command("worker")
 def worker_command() -> None:
     """Run the Temporal worker (all workflows and activities) until Ctrl-C."""
+    startup_settings()  # a refused configuration stops here, before the heavy imports
     import worker
 
     worker.main()
@@ -73,11 +74,11 @@ def migrate_command() -> None:
 @app.command("gateway")
 def gateway_command() -> None:
     """Run the HTTP event gateway (refuses to start without CONTRACTING_GATEWAY_SECRET)."""
+    settings = startup_settings()  # a refused configuration stops before the heavy imports
     import uvicorn
 
     from starter.gateway.api import create_app
 
-    settings = startup_settings()
     try:
         api = create_app(settings)
     except RuntimeError as exc:
