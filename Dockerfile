@@ -8,6 +8,7 @@ COPY schemas schemas
 COPY domain domain
 COPY workflows workflows
 COPY activities activities
+COPY codec codec
 COPY db db
 COPY starter starter
 RUN pip install --no-cache-dir . && useradd --system contracting

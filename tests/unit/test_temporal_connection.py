@@ -6,12 +6,22 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
+from typing import Any
 
 import pytest
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import ListSearchAttributesResponse
 from temporalio.service import TLSConfig
 
-from activities.temporal_client import TemporalConfigError, connect_options, temporal_target
+from activities.temporal_client import (
+    SearchAttributeConflict,
+    TemporalConfigError,
+    connect_options,
+    ensure_search_attributes,
+    temporal_target,
+)
 from codec.aes import EncryptionCodec
+from schemas.search_attributes import ALL_KEYS
 from settings import Settings
 
 SETTINGS = Settings(temporal_address="127.0.0.1:7299", temporal_namespace="dev-ns")
@@ -104,3 +114,38 @@ def test_every_client_gets_the_codec_when_keys_are_set() -> None:
     options = connect_options(Settings(codec_keys=key), {})
     assert isinstance(options["data_converter"].payload_codec, EncryptionCodec)
     assert connect_options(SETTINGS, {})["data_converter"].payload_codec is None
+
+
+class _Operator:
+    """The operator service of a namespace whose attributes are `registered` (name → type)."""
+
+    def __init__(self, registered: dict[str, IndexedValueType.ValueType]) -> None:
+        self.registered = registered
+        self.added: dict[str, IndexedValueType.ValueType] = {}
+
+    async def list_search_attributes(self, request: Any) -> Any:
+        return ListSearchAttributesResponse(custom_attributes=self.registered)
+
+    async def add_search_attributes(self, request: Any) -> None:
+        self.added.update(request.search_attributes)
+
+
+class _Client:
+    namespace = "contracting"
+
+    def __init__(self, operator: _Operator) -> None:
+        self.operator_service = operator
+
+
+async def test_search_attributes_are_added_once_and_a_conflict_is_refused() -> None:
+    operator = _Operator({"MissionId": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD})
+    added = await ensure_search_attributes(_Client(operator))  # type: ignore[arg-type]
+    assert "MissionId" not in added and set(added) == set(operator.added)
+    assert set(added) | {"MissionId"} == {key.name for key in ALL_KEYS}
+    again = _Operator({**operator.registered, **operator.added})
+    assert await ensure_search_attributes(_Client(again)) == []  # type: ignore[arg-type]
+    assert again.added == {}
+    wrong = _Operator({"NextPayoutDate": IndexedValueType.INDEXED_VALUE_TYPE_TEXT})
+    with pytest.raises(SearchAttributeConflict, match="NextPayoutDate is registered as Text but"):
+        await ensure_search_attributes(_Client(wrong))  # type: ignore[arg-type]
+    assert wrong.added == {}  # nothing registered beside a conflict
