@@ -209,8 +209,9 @@ class Settings(BaseSettings):
         return self
 
     def codec_keyring(self) -> Keyring | None:
-        """The codec keys: CONTRACTING_CODEC_KEYS, else CONTRACTING_CODEC_KEYS_FILE, else on a
-        dev stack the key `contracting dev` generated under var/; None: payloads in clear."""
+        """The codec keys: CONTRACTING_CODEC_KEYS, else CONTRACTING_CODEC_KEYS_FILE, else in
+        development the key `contracting dev` generated under var/ (so that `contracting
+        mission show` beside a dev stack reads its histories); None: payloads in clear."""
         if self.codec_keys is not None and self.codec_keys_file is not None:
             raise CodecKeyError(
                 "both CONTRACTING_CODEC_KEYS and CONTRACTING_CODEC_KEYS_FILE are set: keep one"
@@ -220,7 +221,7 @@ class Settings(BaseSettings):
         if self.codec_keys_file is not None:
             return read_key_file(self.codec_keys_file, "CONTRACTING_CODEC_KEYS_FILE")
         dev_file = self.var_dir / DEV_CODEC_KEY_FILE
-        if self.dev_stack and dev_file.is_file():
+        if self.environment == "development" and dev_file.is_file():
             return read_key_file(dev_file, "the dev stack's codec key file")
         return None
 

@@ -48,8 +48,8 @@ def test_production_refuses_and_says_what_to_set(
     assert what_to_set in str(refused.value)
 
 
-def test_development_runs_without_a_codec_key() -> None:
-    assert Settings(gateway_secret="dev-secret").codec_keyring() is None
+def test_development_runs_without_a_codec_key(tmp_path: Path) -> None:
+    assert Settings(gateway_secret="dev-secret", var_dir=tmp_path).codec_keyring() is None
 
 
 def test_bad_key_material_stops_the_settings(tmp_path: Path) -> None:
@@ -61,8 +61,10 @@ def test_bad_key_material_stops_the_settings(tmp_path: Path) -> None:
         Settings(codec_keys=KEY, codec_keys_file=tmp_path / "missing")
 
 
-def test_a_dev_stack_reads_the_key_contracting_dev_generated(tmp_path: Path) -> None:
+def test_development_reads_the_key_contracting_dev_generated(tmp_path: Path) -> None:
     (tmp_path / "codec.keys").write_text(KEY + "\n")
-    assert Settings(var_dir=tmp_path).codec_keyring() is None  # not a dev stack: in clear
-    keyring = Settings(var_dir=tmp_path, dev_stack=True).codec_keyring()
+    keyring = Settings(var_dir=tmp_path).codec_keyring()
     assert keyring is not None and keyring.key_ids == ("k1",)
+    # Production never falls back on a file it was not given.
+    with pytest.raises(ValidationError, match="no codec key"):
+        _production(codec_keys=None, var_dir=tmp_path)

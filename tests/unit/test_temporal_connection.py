@@ -24,7 +24,11 @@ from codec.aes import EncryptionCodec
 from schemas.search_attributes import ALL_KEYS
 from settings import Settings
 
-SETTINGS = Settings(temporal_address="127.0.0.1:7299", temporal_namespace="dev-ns")
+SETTINGS = Settings(
+    temporal_address="127.0.0.1:7299",
+    temporal_namespace="dev-ns",
+    var_dir=Path("/nonexistent/var"),  # never a dev stack's codec key of this checkout
+)
 
 
 def test_the_settings_address_applies_when_temporal_gives_none() -> None:
@@ -111,7 +115,7 @@ def test_a_wrong_connection_is_refused_at_start(env: dict[str, str], problem: st
 
 def test_every_client_gets_the_codec_when_keys_are_set() -> None:
     key = f"k1:{base64.b64encode(bytes(32)).decode()}"
-    options = connect_options(Settings(codec_keys=key), {})
+    options = connect_options(Settings(codec_keys=key, var_dir=SETTINGS.var_dir), {})
     assert isinstance(options["data_converter"].payload_codec, EncryptionCodec)
     assert connect_options(SETTINGS, {})["data_converter"].payload_codec is None
 
