@@ -139,9 +139,18 @@ def connect_options(settings: Settings, environ: Mapping[str, str] | None = None
     }
 
 
+class TemporalUnreachable(RuntimeError):
+    """Temporal did not answer the connection; the message names where it was looked for."""
+
+
 async def connect_temporal(settings: Settings) -> Client:
     """A client with the process's connection options (`connect_options`)."""
-    return await Client.connect(**connect_options(settings))
+    options = connect_options(settings)
+    try:
+        return await Client.connect(**options)
+    except RuntimeError as error:  # the SDK's connection errors
+        where = temporal_target(settings).describe()
+        raise TemporalUnreachable(f"cannot reach Temporal at {where}: {error}") from error
 
 
 async def register_search_attributes(client: Client) -> None:

@@ -130,6 +130,7 @@ def register_search_attributes_command() -> None:
     from activities.temporal_client import (
         SearchAttributeConflict,
         TemporalConfigError,
+        TemporalUnreachable,
         connect_temporal,
         ensure_search_attributes,
         temporal_target,
@@ -145,15 +146,11 @@ def register_search_attributes_command() -> None:
     _used_temporal_client = True
 
     async def register() -> list[str]:
-        try:
-            client = await connect_temporal(settings)
-        except RuntimeError as exc:  # the SDK's connection errors
-            raise SearchAttributeConflict(f"cannot reach Temporal at {where}: {exc}") from exc
-        return await ensure_search_attributes(client)
+        return await ensure_search_attributes(await connect_temporal(settings))
 
     try:
         added = asyncio.run(register())
-    except SearchAttributeConflict as exc:
+    except (SearchAttributeConflict, TemporalUnreachable) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     except Exception as exc:  # an RPC refused: a missing namespace, no permission
@@ -252,7 +249,11 @@ def mission_explain_command(
 def _read_workflows(read: Callable[[Client], Awaitable[T]]) -> T:
     """What `read` answers from the workflows, through Temporal (TEMPORAL_ADDRESS or a profile);
     an unknown mission or an unreachable Temporal is one `error: …` line and exit status 1."""
-    from activities.temporal_client import TemporalConfigError, connect_temporal, temporal_target
+    from activities.temporal_client import (
+        TemporalConfigError,
+        TemporalUnreachable,
+        connect_temporal,
+    )
     from starter.support.missions import MissionUnavailable, UnknownMission
 
     global _used_temporal_client
@@ -262,11 +263,8 @@ def _read_workflows(read: Callable[[Client], Awaitable[T]]) -> T:
     async def fetch() -> T:
         try:
             client = await connect_temporal(settings)
-        except TemporalConfigError as exc:
+        except (TemporalConfigError, TemporalUnreachable) as exc:
             raise MissionUnavailable(str(exc)) from exc
-        except RuntimeError as exc:  # the SDK's connection errors
-            where = temporal_target(settings).describe()
-            raise MissionUnavailable(f"cannot reach Temporal at {where}: {exc}") from exc
         return await read(client)
 
     try:
