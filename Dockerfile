@@ -23,6 +23,7 @@ COPY schemas schemas
 COPY domain domain
 COPY workflows workflows
 COPY activities activities
+COPY codec codec
 COPY db db
 COPY starter starter
 RUN uv sync --locked --no-editable

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
@@ -17,8 +18,8 @@ from temporalio.worker import Worker
 
 from activities.data_errors import DataRefusals
 from activities.registry import Activities, build_activities
-from activities.temporal_client import connect_temporal
-from settings import Settings, get_settings
+from activities.temporal_client import TemporalConfigError, connect_temporal, temporal_target
+from settings import Settings, startup_settings
 from workflows.registry import WORKFLOW_RUNNER, WORKFLOWS
 
 log = logging.getLogger("contracting.worker")
@@ -64,10 +65,10 @@ async def run_worker(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     log.info(
-        "worker polling task queue %r on %s (namespace %s)",
+        "worker polling task queue %r on %s, payloads %s",
         settings.task_queue,
-        settings.temporal_address,
-        settings.temporal_namespace,
+        temporal_target(settings).describe(),
+        "encrypted" if settings.codec_keyring() else "in clear (no codec key)",
     )
     async with worker:
         await stop.wait()
@@ -78,7 +79,12 @@ async def run_worker(settings: Settings) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    asyncio.run(run_worker(get_settings()))
+    settings = startup_settings()
+    try:
+        asyncio.run(run_worker(settings))
+    except TemporalConfigError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

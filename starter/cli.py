@@ -16,7 +16,7 @@ import typer
 # Typer vendors Click; its exceptions are the ones raised for usage errors.
 from typer._click.exceptions import ClickException
 
-from settings import get_settings
+from settings import get_settings, startup_settings
 from starter.demo.demo import demo_command
 from starter.demo.simulate import simulate_command
 from starter.devstack.devstack import dev_command
@@ -56,6 +56,7 @@ def _simulate(*args: Any, **kwargs: Any) -> None:
 @app.command("worker")
 def worker_command() -> None:
     """Run the Temporal worker (all workflows and activities) until Ctrl-C."""
+    startup_settings()  # a refused configuration stops here, before the heavy imports
     import worker
 
     worker.main()
@@ -73,17 +74,92 @@ def migrate_command() -> None:
 @app.command("gateway")
 def gateway_command() -> None:
     """Run the HTTP event gateway (refuses to start without CONTRACTING_GATEWAY_SECRET)."""
+    settings = startup_settings()  # a refused configuration stops before the heavy imports
     import uvicorn
 
     from starter.gateway.api import create_app
 
-    settings = get_settings()
     try:
         api = create_app(settings)
     except RuntimeError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     uvicorn.run(api, host=settings.gateway_host, port=settings.gateway_port)
+
+
+@app.command("codec-server")
+def codec_server_command() -> None:
+    """Run the codec server (Temporal's remote codec protocol) for the Temporal UI and the
+    `temporal` CLI: needs the codec keys and CONTRACTING_CODEC_SERVER_TOKEN."""
+    import uvicorn
+
+    from codec.server import CodecServerConfigError, create_codec_app
+
+    settings = startup_settings()
+    try:
+        api = create_codec_app(settings)
+    except CodecServerConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    uvicorn.run(api, host=settings.codec_server_host, port=settings.codec_server_port)
+
+
+@app.command("codec-key")
+def codec_key_command(
+    key_id: Annotated[
+        str | None, typer.Argument(help="The new key's id (default: a random one).")
+    ] = None,
+) -> None:
+    """Print a fresh codec key, `keyid:base64`: put it first in CONTRACTING_CODEC_KEYS (and
+    keep the old ones after it until no history needs them)."""
+    from codec.keys import CodecKeyError, new_key_line
+
+    try:
+        typer.echo(new_key_line(key_id))
+    except CodecKeyError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@app.command("register-search-attributes")
+def register_search_attributes_command() -> None:
+    """Register the workflows' custom search attributes in the configured namespace.
+
+    Succeeds when they exist already with the same types; exit status 1 when one exists with
+    another type or Temporal cannot be reached, 2 when the configuration is wrong."""
+    from activities.temporal_client import (
+        SearchAttributeConflict,
+        TemporalConfigError,
+        TemporalUnreachable,
+        connect_temporal,
+        ensure_search_attributes,
+        temporal_target,
+    )
+
+    global _used_temporal_client
+    settings = startup_settings()
+    try:
+        where = temporal_target(settings).describe()
+    except TemporalConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    _used_temporal_client = True
+
+    async def register() -> list[str]:
+        return await ensure_search_attributes(await connect_temporal(settings))
+
+    try:
+        added = asyncio.run(register())
+    except (SearchAttributeConflict, TemporalUnreachable) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    except Exception as exc:  # an RPC refused: a missing namespace, no permission
+        typer.echo(f"error: cannot register the search attributes on {where}: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    if added:
+        typer.echo(f"registered {', '.join(added)} on {where}")
+    else:
+        typer.echo(f"search attributes already registered on {where}")
 
 
 @event_app.command("send")
@@ -125,7 +201,7 @@ def mission_show_command(
 
     Legal verification says what the provider and the client still have to provide; the
     provider's documents come with their review (rejection comments); then the timeline.
-    Reads the workflows through Temporal (CONTRACTING_TEMPORAL_ADDRESS)."""
+    Reads the workflows through Temporal (TEMPORAL_ADDRESS or a profile)."""
     from starter.support.missions import mission_view, render_mission
 
     view = _read_workflows(lambda client: mission_view(client, mission_id))
@@ -151,7 +227,7 @@ def mission_explain_command(
     weekend or holiday, a Basic / Express date brought earlier by one or by the legal cap,
     client not paid (back-to-back), due date not reached, or paid on D; and the e-mails the
     SMTP server refused for good. Reads the workflows through Temporal
-    (CONTRACTING_TEMPORAL_ADDRESS) and the outbox in PostgreSQL (CONTRACTING_DATABASE_URL)."""
+    (TEMPORAL_ADDRESS or a profile) and the outbox in PostgreSQL (CONTRACTING_DATABASE_URL)."""
     import re
 
     from starter.support.explain import explain_with_ledger, render_explanation
@@ -171,9 +247,13 @@ def mission_explain_command(
 
 
 def _read_workflows(read: Callable[[Client], Awaitable[T]]) -> T:
-    """What `read` answers from the workflows, through Temporal (CONTRACTING_TEMPORAL_ADDRESS);
+    """What `read` answers from the workflows, through Temporal (TEMPORAL_ADDRESS or a profile);
     an unknown mission or an unreachable Temporal is one `error: …` line and exit status 1."""
-    from activities.temporal_client import connect_temporal
+    from activities.temporal_client import (
+        TemporalConfigError,
+        TemporalUnreachable,
+        connect_temporal,
+    )
     from starter.support.missions import MissionUnavailable, UnknownMission
 
     global _used_temporal_client
@@ -183,10 +263,8 @@ def _read_workflows(read: Callable[[Client], Awaitable[T]]) -> T:
     async def fetch() -> T:
         try:
             client = await connect_temporal(settings)
-        except RuntimeError as exc:  # the SDK's connection errors
-            raise MissionUnavailable(
-                f"cannot reach Temporal at {settings.temporal_address}: {exc}"
-            ) from exc
+        except (TemporalConfigError, TemporalUnreachable) as exc:
+            raise MissionUnavailable(str(exc)) from exc
         return await read(client)
 
     try:

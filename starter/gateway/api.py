@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
+from activities.temporal_client import temporal_target
 from schemas.events import PAYLOADS, Envelope
 from schemas.mission import MissionView
 from settings import Settings, get_settings
@@ -267,6 +268,8 @@ def create_app(
     their own, bound to the test servers).
     """
     settings = settings or get_settings()
+    if processor is None:
+        temporal_target(settings)  # a misconfigured connection stops the gateway at start
     verifier = Verifier(
         settings.gateway_secrets(),
         tolerance_seconds=settings.gateway_signature_tolerance_seconds,

@@ -17,6 +17,7 @@ def free_port_settings(var_dir: Path) -> Settings:
         postgres_port=free_port(),
         smtp_port=free_port(),
         gateway_port=free_port(),
+        codec_server_port=free_port(),
     )
 
 
@@ -29,4 +30,5 @@ def stack_env(settings: Settings) -> dict[str, str]:
         "CONTRACTING_POSTGRES_PORT": str(settings.postgres_port),
         "CONTRACTING_SMTP_PORT": str(settings.smtp_port),
         "CONTRACTING_GATEWAY_PORT": str(settings.gateway_port),
+        "CONTRACTING_CODEC_SERVER_PORT": str(settings.codec_server_port),
     }

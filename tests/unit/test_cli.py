@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -57,3 +59,33 @@ def test_quote_through_the_installed_command() -> None:
     assert quote["amount_incl_vat"] == "14430.00"
     assert quote["fee"] == "601.25"
     assert quote["net_amount"] == "13828.75"
+
+
+def test_production_refuses_to_start_and_says_what_to_set() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONTRACTING_", "TEMPORAL_"))}
+    env.update(CONTRACTING_ENVIRONMENT="production", CONTRACTING_GATEWAY_SECRET="dev-secret")
+    result = subprocess.run(
+        [str(CONTRACTING), "worker"], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: CONTRACTING_ENVIRONMENT=production refuses to start")
+    assert "CONTRACTING_GATEWAY_SECRET is the development secret" in line
+    assert "no codec key: set CONTRACTING_CODEC_KEYS" in line
+
+
+def test_register_search_attributes_fails_loudly_when_temporal_is_unreachable() -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{unused.getsockname()[1]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TEMPORAL_")}
+    env["TEMPORAL_ADDRESS"] = address
+    result = subprocess.run(
+        [str(CONTRACTING), "register-search-attributes"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: cannot reach Temporal at {address}")

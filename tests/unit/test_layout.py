@@ -60,9 +60,21 @@ RULES = (
     ),
     Rule(
         "settings",
-        "the one configuration object",
-        project=frozenset({"settings"}),
+        "the one configuration object (it checks the codec keys when read: codec.keys)",
+        project=frozenset({"settings", "codec.keys"}),
         third_party=frozenset({"pydantic", "pydantic_settings"}),
+    ),
+    Rule(
+        "codec",
+        "payload encryption and its codec server: below the processes that use it",
+        project=frozenset({"codec", "settings"}),
+        third_party=frozenset({"cryptography", "temporalio", "fastapi", "google.protobuf"}),
+    ),
+    Rule(
+        "codec.keys",
+        "key parsing, read by the settings: the standard library only",
+        project=frozenset({"codec.keys"}),
+        third_party=frozenset(),
     ),
     Rule(
         "db",
@@ -73,7 +85,7 @@ RULES = (
         "activities",
         "activities do the I/O workflows ask for; they never reach back into workflows or "
         "the entry points",
-        project=frozenset({"activities", "domain", "schemas", "db", "settings"}),
+        project=frozenset({"activities", "domain", "schemas", "db", "settings", "codec"}),
     ),
     Rule(
         "workflows",
