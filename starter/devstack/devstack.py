@@ -113,12 +113,24 @@ def stack_ports(settings: Settings, *, gateway: bool = True) -> list[PortNeed]:
         PortNeed("PostgreSQL", "127.0.0.1", settings.postgres_port, "CONTRACTING_POSTGRES_PORT"),
         PortNeed("SMTP sink", settings.smtp_host, settings.smtp_port, "CONTRACTING_SMTP_PORT"),
     ]
+    internal = [
+        ("worker metrics", settings.metrics_port, "CONTRACTING_METRICS_PORT"),
+        ("worker health", settings.worker_health_port, "CONTRACTING_WORKER_HEALTH_PORT"),
+    ]
     if gateway:
         needs.append(
             PortNeed(
                 "gateway", settings.gateway_host, settings.gateway_port, "CONTRACTING_GATEWAY_PORT"
             )
         )
+        internal.append(
+            ("gateway metrics", settings.gateway_metrics_port, "CONTRACTING_GATEWAY_METRICS_PORT")
+        )
+    needs += [
+        PortNeed(name, settings.metrics_host, port, variable)
+        for name, port, variable in internal
+        if port  # 0: disabled
+    ]
     return needs
 
 

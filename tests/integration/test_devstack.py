@@ -66,6 +66,9 @@ def test_every_port_is_checked(tmp_path: Path) -> None:
         "PostgreSQL": (settings.postgres_port, "CONTRACTING_POSTGRES_PORT"),
         "SMTP sink": (settings.smtp_port, "CONTRACTING_SMTP_PORT"),
         "gateway": (settings.gateway_port, "CONTRACTING_GATEWAY_PORT"),
+        "worker metrics": (settings.metrics_port, "CONTRACTING_METRICS_PORT"),
+        "worker health": (settings.worker_health_port, "CONTRACTING_WORKER_HEALTH_PORT"),
+        "gateway metrics": (settings.gateway_metrics_port, "CONTRACTING_GATEWAY_METRICS_PORT"),
     }
     check_ports(stack_ports(settings))  # all free: no error
 
