@@ -9,12 +9,13 @@ load, 18 % of the worker's time was spent logging, mostly waiting on that lock).
 from __future__ import annotations
 
 import atexit
+import copy
 import json
 import logging
 import logging.handlers
 import queue
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 from observability import context
 
@@ -84,7 +85,9 @@ class Enqueuer(logging.handlers.QueueHandler):
     traceback into the message, which a JSON line would then carry twice or mangle)."""
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        record = logging.makeLogRecord(record.__dict__)
+        """A copy with the message merged (its arguments may change once the call returns);
+        the formatting proper (time, JSON) is left to the listener's thread."""
+        record = copy.copy(record)
         record.message = record.getMessage()
         if record.exc_info:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
@@ -96,13 +99,16 @@ def formatter(log_format: LogFormat) -> logging.Formatter:
     return JsonFormatter() if log_format == "json" else TextFormatter()
 
 
-def configure_logging(log_format: LogFormat = "text", level: int = logging.INFO) -> None:
-    """Route the root logger (and uvicorn's) through a queue to one stream handler on stderr
-    that a listener thread runs; calling it again replaces the previous set-up."""
+def configure_logging(
+    log_format: LogFormat = "text", level: int = logging.INFO, stream: IO[str] | None = None
+) -> None:
+    """Route the root logger (and uvicorn's) through a queue to one stream handler (on
+    `stream`, stderr by default) that a listener thread runs; calling it again replaces the
+    previous set-up."""
     global _listener
     stop_logging()
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    writer = logging.StreamHandler()
+    writer = logging.StreamHandler(stream)
     writer.setFormatter(formatter(log_format))
     enqueuer = Enqueuer(records)
     enqueuer.addFilter(ContextFilter())

@@ -156,6 +156,10 @@ async def test_the_internal_listener_exposes_gateway_business_and_sdk_metrics(
         )
     async with httpx.AsyncClient() as http:
         scrape = (await http.get(observed.metrics_url)).text
+        again = await http.get(observed.metrics_url)
+    assert again.status_code == 200
+    assert observed.telemetry.ledger is not None
+    assert observed.telemetry.ledger.reads == 1, "a second scrape within the ttl reads again"
     assert re.search(
         r'contracting_gateway_events_total\{outcome="accepted",status="202",'
         r'type="proposal.submitted"\} [1-9]',

@@ -152,3 +152,46 @@ async def test_readiness_names_what_failed_and_bounds_a_hang() -> None:
         "failed": ["database", "smtp"],
     }
     assert (await readiness({"temporal": ok})).status_code == 200
+
+
+@pytest.fixture
+def root_logging() -> Iterator[None]:
+    """The root logger's and uvicorn's set-up, restored after a test that replaces them."""
+    from observability.logs import UVICORN_LOGGERS, stop_logging
+
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    uvicorn = {
+        name: (list(logging.getLogger(name).handlers), logging.getLogger(name).propagate)
+        for name in UVICORN_LOGGERS
+    }
+    try:
+        yield
+    finally:
+        stop_logging()
+        root.handlers[:], level = saved
+        root.setLevel(level)
+        for name, (handlers, propagate) in uvicorn.items():
+            logging.getLogger(name).handlers[:] = handlers
+            logging.getLogger(name).propagate = propagate
+
+
+def test_configured_json_logs_are_written_off_the_caller_with_their_context(
+    root_logging: None,
+) -> None:
+    from observability.logs import configure_logging, stop_logging
+
+    out = io.StringIO()
+    configure_logging("json", stream=out)
+    with context.scope(mission_id="P-7", event_id="evt-7"):
+        logging.getLogger("contracting.gateway").warning("event refused %d", 409)
+    logging.getLogger("uvicorn.error").info("started")
+    stop_logging()  # flushes the queue
+    refused, started = _lines(out)
+    assert refused["message"] == "event refused 409"
+    assert (refused["mission_id"], refused["event_id"], refused["level"]) == (
+        "P-7",
+        "evt-7",
+        "WARNING",
+    )
+    assert started["logger"] == "uvicorn.error", "uvicorn's lines are JSON too"
