@@ -27,9 +27,10 @@ every cache miss, every replay); for our pydantic models that meant building eve
 `schemas/` again each time: about 40 % of a worker's CPU in the workflow tests. `domain/` and
 `schemas/` are pure (no I/O, no clock, no randomness; tests/unit/test_domain_sandbox.py runs
 the domain under the default restrictions), pydantic and python-stdnum are libraries they use;
-the workflow modules themselves stay sandboxed and restricted. OpenTelemetry is passed through
-for the tracing interceptor (`observability.tracing`): its context and tracer provider are
-process-wide state that a re-import would split from the worker's."""
+the workflow modules themselves stay sandboxed and restricted. OpenTelemetry is passed through,
+as Temporal's tracing interceptor (`observability.tracing`) advises: its context and tracer
+provider are process-wide state, which a workflow module importing it would otherwise get as a
+re-imported copy, apart from the worker's."""
 
 RESTRICTIONS = SandboxRestrictions.default.with_passthrough_modules(*PASSED_THROUGH)
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(restrictions=RESTRICTIONS)
