@@ -17,6 +17,8 @@ import queue
 from datetime import UTC, datetime
 from typing import IO, Any, Literal
 
+from temporalio import activity, workflow
+
 from observability import context
 
 LogFormat = Literal["text", "json"]
@@ -27,6 +29,10 @@ UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 """uvicorn's loggers, which it gives handlers of their own: routed to ours instead."""
 
 CONTEXT_FIELDS = ("mission_id", "event_id", "event_type")
+
+TEMPORAL_EXTRAS = ("temporal_activity", "temporal_workflow")
+"""What the SDK's activity and workflow loggers put on their records (type, ids, attempt): a
+JSON line carries it as a field, instead of the SDK's copy of it in the message."""
 
 _listener: logging.handlers.QueueListener | None = None
 
@@ -67,6 +73,9 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         for name in CONTEXT_FIELDS:
+            if _has(record, name):
+                entry[name] = getattr(record, name)
+        for name in TEMPORAL_EXTRAS:
             if _has(record, name):
                 entry[name] = getattr(record, name)
         if record.exc_info and not record.exc_text:
@@ -121,6 +130,9 @@ def configure_logging(
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+    # A JSON line has the activity's or workflow's info as a field (TEMPORAL_EXTRAS).
+    activity.logger.activity_info_on_message = log_format != "json"
+    workflow.logger.workflow_info_on_message = log_format != "json"
     _listener = logging.handlers.QueueListener(records, writer, respect_handler_level=True)
     _listener.start()
     atexit.register(stop_logging)

@@ -13,7 +13,7 @@ from typing import Any, cast
 
 import httpx
 import pytest
-from temporalio import activity
+from temporalio import activity, workflow
 from temporalio.testing import ActivityEnvironment
 
 from observability import context
@@ -165,10 +165,17 @@ def root_logging() -> Iterator[None]:
         name: (list(logging.getLogger(name).handlers), logging.getLogger(name).propagate)
         for name in UVICORN_LOGGERS
     }
+    on_message = (
+        activity.logger.activity_info_on_message,
+        workflow.logger.workflow_info_on_message,
+    )
     try:
         yield
     finally:
         stop_logging()
+        activity.logger.activity_info_on_message, workflow.logger.workflow_info_on_message = (
+            on_message
+        )
         root.handlers[:], level = saved
         root.setLevel(level)
         for name, (handlers, propagate) in uvicorn.items():
