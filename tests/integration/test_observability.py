@@ -19,6 +19,7 @@ import pytest_asyncio
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -27,9 +28,11 @@ from temporalio.testing import WorkflowEnvironment
 from activities.mailer import Mailer
 from activities.registry import Activities
 from db.engine import create_engine, session_factory
+from db.models import EmailOutbox
 from observability.business import LedgerMetrics
 from observability.temporal_runtime import free_loopback_address, prometheus_runtime
 from observability.tracing import Tracing
+from schemas.enums import OutboxStatus
 from settings import Settings
 from starter.gateway.api import create_app
 from starter.gateway.processor import EventProcessor
@@ -119,7 +122,21 @@ async def one_event(observed: ObservedStack, db_engine: AsyncEngine) -> str:
     async def activity_traced() -> bool:
         return any(s.name.startswith("RunActivity:") for s in observed.spans.get_finished_spans())
 
+    async def mails_sent() -> bool:  # none may land in a later test's sink
+        async with db_engine.connect() as conn:
+            statuses = (
+                (
+                    await conn.execute(
+                        select(EmailOutbox.status).where(EmailOutbox.mission_id == mission)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        return bool(statuses) and all(status == OutboxStatus.SENT for status in statuses)
+
     await eventually(activity_traced, within=15)
+    await eventually(mails_sent, within=20)
     return mission
 
 
