@@ -541,11 +541,12 @@ def create_app(
 
 
 def log_refusal(status_code: int, body: dict[str, Any]) -> None:
-    """One WARNING per refused event: status, why, and which fields were wrong (their path
-    and the rule, never their values: a body carries names, e-mails, addresses). The event's
-    id, type and mission come from the log context when the body got that far."""
+    """One WARNING per refused event: status, why, and which fields were wrong — their path
+    and the kind of error only: a field's message may quote its value, and a body carries
+    names, e-mails, addresses. The event's id, type and mission come from the log context
+    when the body got that far."""
     errors = body.get("errors") or []
-    fields = "; ".join(f"{e.get('loc')}: {e.get('msg')}" for e in errors if isinstance(e, dict))
+    fields = "; ".join(f"{e.get('loc')}: {e.get('type')}" for e in errors if isinstance(e, dict))
     log.warning(
         "event refused %d %s: %s%s",
         status_code,

@@ -21,12 +21,22 @@ from observability.logs import ContextFilter, Enqueuer, JsonFormatter, TextForma
 from observability.probes import readiness
 from settings import Settings
 from starter.gateway.api import create_app
-from starter.gateway.processor import EventProcessor
+from starter.gateway.events import parse_event
+from starter.gateway.processor import EventProcessor, Outcome
 from starter.gateway.signing import signed_headers
 from tests.support.factories import envelope, proposal_submitted
-from tests.unit.test_gateway_edge import ParsingProcessor
+from tests.support.gateway import provider
 
 SECRET = "observe-secret"
+
+
+class ParsingProcessor:
+    """Stands for the EventProcessor: parses the event as the real one does (no Temporal, no
+    database), then accepts it."""
+
+    async def process(self, raw: bytes) -> Outcome:
+        event = parse_event(raw)
+        return Outcome(202, {"event_id": event.event_id, "status": "accepted", "workflow_id": "w"})
 
 
 @pytest.fixture
@@ -106,8 +116,8 @@ def test_the_queue_keeps_the_traceback_apart_from_the_message() -> None:
 async def test_a_refused_event_is_logged_with_its_reason_and_no_personal_data(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    data = proposal_submitted()
-    del data["tjm"]
+    vat_number = "FR00DURANDPAUL"  # invalid: its error message quotes it
+    data = proposal_submitted(provider=provider(vat_number=vat_number))
     event = envelope("proposal.submitted", data)
     body = json.dumps(event).encode()
     app = create_app(
@@ -124,9 +134,10 @@ async def test_a_refused_event_is_logged_with_its_reason_and_no_personal_data(
     (record,) = [r for r in caplog.records if r.name == "contracting.gateway"]
     assert record.levelno == logging.WARNING
     assert record.getMessage().startswith("event refused 422 rejected: ")
-    assert "data.tjm" in record.getMessage()
+    assert "(data.provider.vat_number: value_error)" in record.getMessage()
+    assert vat_number in response.text, "the platform is told which value is wrong"
     assert getattr(record, "event_id", None) == event["event_id"]
-    for personal in ("claire.martin@acme.example", "Acme Industries", data["provider"]["name"]):
+    for personal in (vat_number, "paul@durand-conseil.example", "Durand Conseil"):
         assert personal not in record.getMessage()
 
 
