@@ -1,20 +1,21 @@
 """OpenTelemetry tracing from the gateway's request through the workflows to the activities,
 with Temporal's `TracingInterceptor` on the gateway's client and on the worker.
 
-Off unless `CONTRACTING_OTLP_ENDPOINT` is set: then no interceptor is installed and no span is
-made, so tracing costs nothing."""
+Off unless `CONTRACTING_OTLP_ENDPOINT` is set: then no interceptor is installed, no span is
+made and the OpenTelemetry SDK is not even imported, so tracing costs nothing."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace import Tracer
 from temporalio.client import Client, Interceptor
-from temporalio.contrib.opentelemetry import TracingInterceptor
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import Tracer
+    from temporalio.contrib.opentelemetry import TracingInterceptor
 
 TRACER_NAME = "contracting"
 
@@ -32,6 +33,8 @@ class Tracing:
     def interceptor(self) -> TracingInterceptor:
         """Temporal's interceptor on this tracer: a client's calls (StartWorkflow,
         SignalWorkflow, StartWorkflowUpdate...) and a worker's RunWorkflow/RunActivity."""
+        from temporalio.contrib.opentelemetry import TracingInterceptor
+
         return TracingInterceptor(self.tracer)
 
     def shutdown(self) -> None:
@@ -42,6 +45,9 @@ def otlp_tracing(endpoint: str, service: str) -> Tracing:
     """Spans of `service` batched to an OTLP/HTTP collector (`endpoint`, e.g.
     http://otel-collector:4318/v1/traces) off the event loop."""
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service}))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))

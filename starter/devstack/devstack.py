@@ -650,6 +650,9 @@ class DevStack:
         ]
         if not self.with_worker:
             rows.append(("Worker", "not started (--no-worker): run `python -m worker` yourself"))
+        metrics = self._metrics_urls()
+        if metrics:
+            rows.append(("Metrics", "  ".join(metrics)))
         if self.supervise:
             rows.append(
                 (
@@ -672,6 +675,16 @@ class DevStack:
             ),
             flush=True,
         )
+
+    def _metrics_urls(self) -> list[str]:
+        """The Prometheus endpoints of the worker and the gateway (README, "Observability")."""
+        s = self.settings
+        urls = []
+        if self.with_worker and s.metrics_port:
+            urls.append(f"worker http://{s.metrics_host}:{s.metrics_port}/metrics")
+        if self.with_gateway and s.gateway_metrics_port:
+            urls.append(f"gateway http://{s.metrics_host}:{s.gateway_metrics_port}/metrics")
+        return urls
 
     # ------------------------------------------------------------------ run, supervise, stop
 
