@@ -26,6 +26,7 @@ COPY activities activities
 COPY codec codec
 COPY db db
 COPY starter starter
+COPY observability observability
 RUN uv sync --locked --no-editable
 
 FROM ${PYTHON_IMAGE}

@@ -151,6 +151,52 @@ class Settings(BaseSettings):
         "comma-separated.",
     )
 
+    # Observability (README, "Production / Observability")
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="`json` in production: one JSON object per line, with mission_id and "
+        "event_id when known; `text` for a terminal",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Interface the internal listeners bind to (the worker's metrics and "
+        "health ports, the gateway's metrics port): 0.0.0.0 in a container, never published",
+    )
+    metrics_port: int = Field(
+        default=9464,
+        ge=0,
+        le=65535,
+        description="The worker's Prometheus endpoint (the Temporal SDK's metrics); 0 disables",
+    )
+    worker_health_port: int = Field(
+        default=9465,
+        ge=0,
+        le=65535,
+        description="The worker's /health and /ready; 0 disables",
+    )
+    gateway_metrics_port: int = Field(
+        default=9466,
+        ge=0,
+        le=65535,
+        description="The gateway's internal listener: /metrics (gateway, business and its "
+        "Temporal client's SDK metrics), /health, /ready; 0 disables",
+    )
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP traces endpoint (e.g. http://otel-collector:4318/v1/traces): "
+        "set, the gateway and the worker trace events through the workflows and activities",
+    )
+    business_metrics_ttl_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="How long the business metrics read from the database are reused",
+    )
+    readiness_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="How long a readiness probe waits for Temporal and for the database",
+    )
+
     # Contractual constants that are product decisions (domain-rules.md).
     late_payment_rate: Decimal = Decimal("0.10")
     recovery_indemnity: Decimal = Decimal("40.00")

@@ -116,12 +116,24 @@ def stack_ports(settings: Settings, *, gateway: bool = True) -> list[PortNeed]:
         PortNeed("PostgreSQL", "127.0.0.1", settings.postgres_port, "CONTRACTING_POSTGRES_PORT"),
         PortNeed("SMTP sink", settings.smtp_host, settings.smtp_port, "CONTRACTING_SMTP_PORT"),
     ]
+    internal = [
+        ("worker metrics", settings.metrics_port, "CONTRACTING_METRICS_PORT"),
+        ("worker health", settings.worker_health_port, "CONTRACTING_WORKER_HEALTH_PORT"),
+    ]
     if gateway:
         needs.append(
             PortNeed(
                 "gateway", settings.gateway_host, settings.gateway_port, "CONTRACTING_GATEWAY_PORT"
             )
         )
+        internal.append(
+            ("gateway metrics", settings.gateway_metrics_port, "CONTRACTING_GATEWAY_METRICS_PORT")
+        )
+    needs += [
+        PortNeed(name, settings.metrics_host, port, variable)
+        for name, port, variable in internal
+        if port  # 0: disabled
+    ]
     needs.append(
         PortNeed(
             "codec server",
@@ -701,6 +713,9 @@ class DevStack:
         ]
         if not self.with_worker:
             rows.append(("Worker", "not started (--no-worker): run `python -m worker` yourself"))
+        metrics = self._metrics_urls()
+        if metrics:
+            rows.append(("Metrics", "  ".join(metrics)))
         if self.supervise:
             rows.append(
                 (
@@ -723,6 +738,16 @@ class DevStack:
             ),
             flush=True,
         )
+
+    def _metrics_urls(self) -> list[str]:
+        """The Prometheus endpoints of the worker and the gateway (README, "Observability")."""
+        s = self.settings
+        urls = []
+        if self.with_worker and s.metrics_port:
+            urls.append(f"worker http://{s.metrics_host}:{s.metrics_port}/metrics")
+        if self.with_gateway and s.gateway_metrics_port:
+            urls.append(f"gateway http://{s.metrics_host}:{s.gateway_metrics_port}/metrics")
+        return urls
 
     # ------------------------------------------------------------------ run, supervise, stop
 

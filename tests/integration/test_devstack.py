@@ -67,6 +67,9 @@ def test_every_port_is_checked(tmp_path: Path) -> None:
         "SMTP sink": (settings.smtp_port, "CONTRACTING_SMTP_PORT"),
         "gateway": (settings.gateway_port, "CONTRACTING_GATEWAY_PORT"),
         "codec server": (settings.codec_server_port, "CONTRACTING_CODEC_SERVER_PORT"),
+        "worker metrics": (settings.metrics_port, "CONTRACTING_METRICS_PORT"),
+        "worker health": (settings.worker_health_port, "CONTRACTING_WORKER_HEALTH_PORT"),
+        "gateway metrics": (settings.gateway_metrics_port, "CONTRACTING_GATEWAY_METRICS_PORT"),
     }
     check_ports(stack_ports(settings))  # all free: no error
 

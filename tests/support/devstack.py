@@ -18,6 +18,9 @@ def free_port_settings(var_dir: Path) -> Settings:
         smtp_port=free_port(),
         gateway_port=free_port(),
         codec_server_port=free_port(),
+        metrics_port=free_port(),
+        worker_health_port=free_port(),
+        gateway_metrics_port=free_port(),
     )
 
 
@@ -31,4 +34,7 @@ def stack_env(settings: Settings) -> dict[str, str]:
         "CONTRACTING_SMTP_PORT": str(settings.smtp_port),
         "CONTRACTING_GATEWAY_PORT": str(settings.gateway_port),
         "CONTRACTING_CODEC_SERVER_PORT": str(settings.codec_server_port),
+        "CONTRACTING_METRICS_PORT": str(settings.metrics_port),
+        "CONTRACTING_WORKER_HEALTH_PORT": str(settings.worker_health_port),
+        "CONTRACTING_GATEWAY_METRICS_PORT": str(settings.gateway_metrics_port),
     }

@@ -30,8 +30,8 @@ APP_IMAGE = "contracting:latest"
 JOBS = {"temporal-schema", "temporal-namespace", "temporal-search-attributes", "migrate"}
 
 # CONTRACTING_ variables agreed between the branches of issue 13 whose settings land with the
-# other branches (codec: environment, codec keys and server; ledger: read tokens; observe:
-# metrics port, log format). At merge, each is a field of Settings and this set can go.
+# other branches (codec: environment, codec keys and server; ledger: read tokens). At merge,
+# each is a field of Settings and this set can go.
 AGREED_ELSEWHERE = {
     "CONTRACTING_ENVIRONMENT",
     "CONTRACTING_CODEC_KEYS",
@@ -40,11 +40,6 @@ AGREED_ELSEWHERE = {
     "CONTRACTING_CODEC_SERVER_TOKEN",
     "CONTRACTING_CODEC_SERVER_CORS_ORIGINS",
     "CONTRACTING_READ_TOKENS",
-    "CONTRACTING_METRICS_HOST",
-    "CONTRACTING_METRICS_PORT",
-    "CONTRACTING_WORKER_HEALTH_PORT",
-    "CONTRACTING_GATEWAY_METRICS_PORT",
-    "CONTRACTING_LOG_FORMAT",
 }
 
 # What `docker compose config` needs to interpolate the required variables (`${X:?...}`).
@@ -343,11 +338,6 @@ def test_grafana_reads_prometheus_and_the_dashboards_directory() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="deploy/grafana/dashboards/contracting.json comes with the `observe` branch: "
-    "drop this marker when merging it",
-)
 def test_grafana_provisions_the_contracting_dashboard() -> None:
     _grafana_dashboards_directory()
     dashboard = json.loads(DASHBOARD.read_text())

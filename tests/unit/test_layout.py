@@ -94,6 +94,12 @@ RULES = (
         third_party=frozenset({"temporalio", "pydantic"}),
     ),
     Rule(
+        "observability",
+        "metrics, traces, logs and probes serve the worker and the gateway; they read the "
+        "ledger, never drive workflows or the entry points",
+        project=frozenset({"observability", "db", "domain", "schemas", "settings"}),
+    ),
+    Rule(
         "worker",
         "the worker runs workflows and activities; the starter is another process",
         never=NOT_SHIPPED | {"starter"},
