@@ -127,7 +127,7 @@ def _root(
         ),
     ] = False,
 ) -> None:
-    """Contracting orchestrator: embedded dev stack, worker, gateway, demo and support tools."""
+    """The options of `contracting` itself (the app's `help` is what `--help` shows)."""
 
 
 _used_temporal_client = False
