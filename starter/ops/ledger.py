@@ -1,7 +1,8 @@
 """The ledger (PostgreSQL, CONTRACTING_DATABASE_URL) for one ops command.
 
 A server that does not answer, or refuses the connection, is `Unreachable` (exit status 4),
-named by its host and database, never by its password.
+named by its host and database, never by its password; a database without the ledger's
+tables is `Refused` (exit status 1), pointing at `contracting migrate`.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db.engine import create_engine, render_url
 from settings import Settings
-from starter.ops.errors import Unreachable
+from starter.ops.errors import Refused, Unreachable
 
 T = TypeVar("T")
 
@@ -41,7 +42,14 @@ async def ledger_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
             where = render_url(settings.database_url)
             raise Unreachable(f"cannot reach the database at {where}: {reason}") from exc
         await connection.close()
-        yield engine
+        try:
+            yield engine
+        except ProgrammingError as exc:  # e.g. a table missing: a database never migrated
+            reason = str(exc.orig).strip().splitlines()[0]
+            raise Refused(
+                f"the database refused the query ({reason}): is its schema up to date? run "
+                "`contracting migrate`"
+            ) from exc
     finally:
         await engine.dispose()
 

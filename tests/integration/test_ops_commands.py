@@ -371,3 +371,15 @@ def test_exit_statuses_for_not_found_and_cannot_reach(
         assert status == 4 and out == "", args
         assert err.startswith("error: cannot reach the database at ") and f":{port}/" in err
         assert "secret" not in err and len(err.splitlines()) == 1
+
+
+def test_a_database_never_migrated_says_so(
+    fresh_database: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONTRACTING_DATABASE_URL", fresh_database)
+    get_settings.cache_clear()
+    try:
+        status, _, err = cli(capsys, "payouts", "blocked")
+    finally:
+        get_settings.cache_clear()
+    assert status == 1 and "contracting migrate" in err and len(err.splitlines()) == 1
