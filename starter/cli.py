@@ -325,7 +325,10 @@ def run(args: Sequence[str] | None = None) -> int:
             standalone_mode=False,
         )
     except typer.TyperException as exc:  # Typer's usage errors and the commands' failures
-        typer.echo(f"error: {exc.format_message()}", err=True)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a group without its command: its help
+            typer.echo(exc.format_message(), err=True)
+        else:
+            typer.echo(f"error: {exc.format_message()}", err=True)
         return exc.exit_code
     except typer.Abort:
         typer.echo("aborted", err=True)

@@ -113,3 +113,12 @@ def test_lazy_commands_are_listed_with_their_own_short_help(name: str) -> None:
     doc = inspect.getdoc(lazy.load()) or ""
     assert " ".join(doc.split("\n\n")[0].split()) == lazy.short_help
     assert lazy.command(name).name == name
+
+
+@pytest.mark.parametrize("args", [[], ["payouts"]])
+def test_a_group_without_its_command_prints_its_help(
+    args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Usage: contracting") and "error:" not in err and "Commands:" in err
