@@ -1,56 +1,145 @@
-"""The `contracting` command: one entry point for developers, ops and support."""
+"""The `contracting` command: one entry point for developers, ops and support.
+
+Every run is a new process: this module and the command modules it registers import only
+Typer and the standard library at load time; each command imports what it uses (Temporal's
+client, SQLAlchemy, the domain…) when it runs (`starter/lazy.py`), so `contracting --help`
+and `--version` start in a fraction of a second.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-# Typer vendors Click; its exceptions are the ones raised for usage errors.
-from typer._click.exceptions import ClickException
-
-from settings import get_settings, startup_settings
-from starter.demo.demo import demo_command
-from starter.demo.simulate import simulate_command
-from starter.devstack.devstack import dev_command
-from starter.support.quote import quote_command
+from starter.lazy import LazyCommand, lazy_group
+from starter.ops import mail, missions, payouts
 
 if TYPE_CHECKING:
     from temporalio.client import Client
 
+    from settings import Settings
+
 T = TypeVar("T")
 
+
+def _dev() -> Callable[..., Any]:
+    from starter.devstack.devstack import dev_command
+
+    return dev_command
+
+
+def _quote() -> Callable[..., Any]:
+    from starter.support.quote import quote_command
+
+    return quote_command
+
+
+def _demo() -> Callable[..., Any]:
+    from starter.demo.demo import demo_command
+
+    return demo_command
+
+
+def _simulate() -> Callable[..., Any]:
+    from starter.demo.simulate import simulate_command
+
+    @functools.wraps(simulate_command)
+    def simulate(*args: Any, **kwargs: Any) -> None:
+        global _used_temporal_client
+        _used_temporal_client = True  # see `_leave`
+        simulate_command(*args, **kwargs)
+
+    return simulate
+
+
+LAZY_COMMANDS = {
+    "dev": LazyCommand(
+        "Run the embedded stack: Temporal dev server + UI, PostgreSQL, SMTP sink, worker, gateway.",
+        _dev,
+    ),
+    "quote": LazyCommand(
+        "Quote a payout: amount, fee, date and a sentence explaining the date.", _quote
+    ),
+    "demo": LazyCommand(
+        "Walk the demo missions through contracting and billing via the gateway (signed events).",
+        _demo,
+    ),
+    "simulate": LazyCommand(
+        "Run one mission of each payment offer for N months on the time-skipping server.",
+        _simulate,
+    ),
+}
+"""Commands whose modules are heavy: imported only when the command runs (their short help
+must stay the first sentence of their docstring: tests/unit/test_cli.py checks it)."""
+
 app = typer.Typer(
+    cls=lazy_group(LAZY_COMMANDS),
     help="Contracting orchestrator: embedded dev stack, worker, gateway, demo and support tools.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Plain help, as Click prints it: Rich's help formatting costs ~0.1 s at each start.
+    rich_markup_mode=None,
+    context_settings={"max_content_width": 100},
 )
 event_app = typer.Typer(help="Send platform events (same contract as POST /events).")
 app.add_typer(event_app, name="event")
 mission_app = typer.Typer(help="Look at missions (what their workflows answer).")
 app.add_typer(mission_app, name="mission")
+app.add_typer(missions.app, name="missions")
+app.add_typer(payouts.app, name="payouts")
+app.add_typer(mail.app, name="mail")
+
+
+def get_settings() -> Settings:
+    """The settings (pydantic-settings is imported on first use, not at start)."""
+    from settings import get_settings as load
+
+    return load()
+
+
+def startup_settings() -> Settings:
+    """The settings of a long-running process: a refused configuration (production without a
+    codec key, a dev secret...) is one `error:` line and exit status 2 (imported on first use)."""
+    from settings import startup_settings as load
+
+    return load()
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"contracting {version('contracting')}")
+        except PackageNotFoundError:
+            typer.echo("contracting (not installed: no package metadata)")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=_print_version,
+            help="Print the installed version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """The options of `contracting` itself (the app's `help` is what `--help` shows)."""
+
 
 _used_temporal_client = False
 """Set by the commands that connect to Temporal (see `_leave`)."""
-
-app.command("dev")(dev_command)
-app.command("quote")(quote_command)
-app.command("demo")(demo_command)
-
-
-@app.command("simulate")
-@functools.wraps(simulate_command)
-def _simulate(*args: Any, **kwargs: Any) -> None:
-    global _used_temporal_client
-    _used_temporal_client = True  # see `_leave`
-    simulate_command(*args, **kwargs)
 
 
 @app.command("worker")
@@ -127,6 +216,8 @@ def register_search_attributes_command() -> None:
 
     Succeeds when they exist already with the same types; exit status 1 when one exists with
     another type or Temporal cannot be reached, 2 when the configuration is wrong."""
+    import asyncio
+
     from activities.temporal_client import (
         SearchAttributeConflict,
         TemporalConfigError,
@@ -172,6 +263,8 @@ def event_send_command(
     ] = None,
 ) -> None:
     """Sign FILE.json with the gateway secret and post it; prints the gateway's answer."""
+    import asyncio
+
     from starter.gateway.client import GatewayClient
 
     settings = get_settings()
@@ -249,6 +342,8 @@ def mission_explain_command(
 def _read_workflows(read: Callable[[Client], Awaitable[T]]) -> T:
     """What `read` answers from the workflows, through Temporal (TEMPORAL_ADDRESS or a profile);
     an unknown mission or an unreachable Temporal is one `error: …` line and exit status 1."""
+    import asyncio
+
     from activities.temporal_client import (
         TemporalConfigError,
         TemporalUnreachable,
@@ -286,6 +381,8 @@ def mission_documents_command(
 ) -> None:
     """A mission's billing documents as issued: each validated month's BPF and invoice
     (Factur-X). Reads PostgreSQL (CONTRACTING_DATABASE_URL)."""
+    import asyncio
+
     from starter.support.documents import (
         NoSuchMission,
         fetch_documents,
@@ -304,18 +401,32 @@ def mission_documents_command(
     typer.echo(listing.model_dump_json(indent=2) if as_json else render_documents(listing, save))
 
 
-def main() -> None:
-    """Run the CLI; a usage error is one `error: …` line on stderr and exit status 2."""
+def run(args: Sequence[str] | None = None) -> int:
+    """Run the CLI on `args` (default: the process's) and return the exit status: a usage
+    error is one `error: …` line on stderr and status 2, a missing record 3, an unreachable
+    database or server 4 (`starter/ops/errors.py`)."""
     command = typer.main.get_command(app)
     try:
-        result = command.main(standalone_mode=False)
-    except ClickException as exc:
-        typer.echo(f"error: {exc.format_message()}", err=True)
-        _leave(exc.exit_code)
+        result = command.main(
+            args=list(args) if args is not None else None,
+            prog_name="contracting",
+            standalone_mode=False,
+        )
+    except typer.TyperException as exc:  # Typer's usage errors and the commands' failures
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a group without its command: its help
+            typer.echo(exc.format_message(), err=True)
+        else:
+            typer.echo(f"error: {exc.format_message()}", err=True)
+        return exc.exit_code
     except typer.Abort:
         typer.echo("aborted", err=True)
-        _leave(1)
-    _leave(result if isinstance(result, int) else 0)
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+def main() -> None:
+    """The console script: `run`, then leave with its status."""
+    _leave(run())
 
 
 def _leave(code: int) -> NoReturn:

@@ -115,6 +115,12 @@ RULES = (
         "the support commands run in production, without the demo",
         never=NOT_SHIPPED | {"starter.demo"},
     ),
+    Rule(
+        "starter.ops",
+        "the ops commands run in production: no dev stack, no demo, no Temporal client "
+        "(they read the ledger)",
+        never=NOT_SHIPPED | {"starter.devstack", "starter.demo", "temporalio.client"},
+    ),
 )
 
 
@@ -214,7 +220,7 @@ def test_every_shipped_package_has_a_rule() -> None:
 def test_starter_subpackages_are_the_documented_ones() -> None:
     """A new folder under starter/ needs its place in the layout (and maybe a rule)."""
     subpackages = {p.parent.name for p in (ROOT / "starter").glob("*/__init__.py")}
-    assert subpackages == {"gateway", "support", "devstack", "demo"}
+    assert subpackages == {"gateway", "support", "devstack", "demo", "ops"}
 
 
 def test_the_scanner_sees_imports() -> None:
