@@ -35,7 +35,8 @@ class Activities:
         signals the provider workflow through it."""
         settings = settings or mailer.settings
         self._engine = engine
-        sessions = session_factory(engine)
+        self.sessions = sessions = session_factory(engine)
+        """The pool's sessions (the worker's readiness probe checks the database with them)."""
         self.proposals = ProposalActivities(sessions)
         self.missions = MissionActivities(
             sessions, settings.ops_email, settings.task_queue, temporal
