@@ -319,19 +319,6 @@ class Settings(BaseSettings):
             "(or run the embedded stack with `contracting dev`, which uses 'dev-secret')."
         )
 
-    def client_read_token(self) -> str | None:
-        """The read token a client of the gateway sends (`contracting demo`): the first `ops`
-        token of CONTRACTING_READ_TOKENS, else the first one, else the dev stack's
-        (`<var_dir>/read-token`, written by `contracting dev`); None when there is none."""
-        from starter.gateway.read_access import ReadTokens
-
-        raw = self.read_tokens.get_secret_value() if self.read_tokens else None
-        configured = ReadTokens.parse(raw).first("ops")
-        if configured is not None or raw:
-            return configured
-        dev_token = self.var_dir / "read-token"
-        return (dev_token.read_text().strip() or None) if dev_token.is_file() else None
-
     def gateway_secrets(self) -> tuple[str, ...]:
         """Every secret a signature may be made with: the gateway secret (the one this side
         signs with) first, then `gateway_extra_secrets`, so that a rotation has no gap."""

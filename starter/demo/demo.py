@@ -68,6 +68,7 @@ from schemas.events import CraSubmitted
 from schemas.mission import MissionView
 from settings import get_settings
 from starter.gateway.client import GatewayClient, GatewayResponse
+from starter.gateway.read_access import client_read_token
 
 PARIS = ZoneInfo("Europe/Paris")
 WAIT_TIMEOUT = 30.0
@@ -1188,7 +1189,7 @@ def demo_command(
     url = gateway_url or settings.gateway_url
     today = datetime.now(PARIS).date()
     started = monotonic()
-    token = settings.client_read_token()
+    token = client_read_token(settings)
     views, failures = asyncio.run(
         run_demo(url, settings.effective_gateway_secret(), today, typer.echo, read_token=token)
     )

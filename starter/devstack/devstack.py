@@ -352,7 +352,9 @@ class DevStack:
         """The token of the gateway's read routes: CONTRACTING_READ_TOKENS' when set, else the
         dev stack's own `ops` token, generated once into var/read-token (kept across runs)."""
         if self.settings.read_tokens is not None:
-            return self.settings.client_read_token() or ""
+            from starter.gateway.read_access import client_read_token
+
+            return client_read_token(self.settings) or ""
         if self._read_token is None:
             self._read_token = dev_read_token(self.read_token_file)
         return self._read_token

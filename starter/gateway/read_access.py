@@ -22,7 +22,11 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, get_args
+
+if TYPE_CHECKING:
+    from settings import Settings
 
 Role = Literal["support", "ops"]
 ROLES: tuple[Role, ...] = get_args(Role)
@@ -122,3 +126,15 @@ class TokenBucket:
     def retry_after(seconds: float) -> str:
         """Whole seconds, at least 1 (the header takes an integer)."""
         return str(max(1, math.ceil(seconds)))
+
+
+def client_read_token(settings: Settings) -> str | None:
+    """The read token a client of the gateway sends (`contracting demo`): the first `ops`
+    token of CONTRACTING_READ_TOKENS, else the first one, else the dev stack's
+    (`<var_dir>/read-token`, written by `contracting dev`); None when there is none."""
+    raw = settings.read_tokens.get_secret_value() if settings.read_tokens else None
+    configured = ReadTokens.parse(raw).first("ops")
+    if configured is not None or raw:
+        return configured
+    dev_token = Path(settings.var_dir) / "read-token"
+    return (dev_token.read_text().strip() or None) if dev_token.is_file() else None
