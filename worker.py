@@ -9,6 +9,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
 from datetime import timedelta
 from typing import Any
 
@@ -52,24 +53,59 @@ def build_worker(
     )
 
 
+def build_render_worker(
+    client: Client,
+    task_queue: str,
+    activities: Sequence[Callable[..., Any]],
+    activity_slots: int = DEFAULT_ACTIVITY_SLOTS,
+) -> Worker:
+    """A worker of the render task queue: the billing documents' rendering alone, no
+    workflow (CPU-bound: run as many of these processes as there are cores to spare)."""
+    return Worker(
+        client,
+        task_queue=task_queue,
+        activities=list(activities),
+        max_concurrent_activities=activity_slots,
+        interceptors=[DataRefusals()],
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )
+
+
+def _workers(settings: Settings, client: Client, activities: Activities) -> list[Worker]:
+    """The workers of `settings.worker_role`: `all` polls the main task queue and, when the
+    rendering has a queue of its own, that one too; `main` leaves that queue to render-only
+    workers; `render` polls only it."""
+    slots = settings.worker_activity_slots
+    own_queue = settings.render_task_queue not in (None, settings.task_queue)
+    workers = []
+    if settings.worker_role != "render":
+        main = activities.main() if own_queue else activities.all()
+        workers.append(build_worker(client, settings.task_queue, main, slots))
+    if settings.worker_role == "render" or (own_queue and settings.worker_role == "all"):
+        queue = settings.rendering_task_queue
+        workers.append(build_render_worker(client, queue, activities.rendering(), slots))
+    return workers
+
+
 async def run_worker(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM, then let running activities finish (up to 10 s)."""
     client = await connect_temporal(settings)
     activities: Activities = build_activities(settings, client)
-    worker = build_worker(
-        client, settings.task_queue, activities.all(), settings.worker_activity_slots
-    )
+    workers = _workers(settings, client, activities)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     log.info(
-        "worker polling task queue %r on %s (namespace %s)",
-        settings.task_queue,
+        "worker (%s) polling task queue(s) %s on %s (namespace %s)",
+        settings.worker_role,
+        ", ".join(repr(w.task_queue) for w in workers),
         settings.temporal_address,
         settings.temporal_namespace,
     )
-    async with worker:
+    async with AsyncExitStack() as running:
+        for worker in workers:
+            await running.enter_async_context(worker)
         await stop.wait()
         log.info("stopping: waiting for running activities to finish")
     await activities.close()

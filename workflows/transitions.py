@@ -24,7 +24,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from schemas.activities import FailedTransition, TransitionResult
 from schemas.names import RECORD_FAILED_TRANSITION
 from workflows.effects import Courier
-from workflows.options import db_activity
+from workflows.options import local_db_activity
 
 T = TypeVar("T")
 
@@ -92,7 +92,7 @@ async def record_refusal(
     workflow.logger.error(
         "mission %s: transition %s (%s) refused for good: %s", mission_id, kind, key, error.message
     )
-    result = await db_activity(
+    result = await local_db_activity(
         RECORD_FAILED_TRANSITION,
         FailedTransition(
             mission_id=mission_id, key=key, kind=kind, at=workflow.now(), reason=error.message
