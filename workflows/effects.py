@@ -19,6 +19,7 @@ from temporalio.exceptions import ActivityError, FailureError
 from schemas.activities import DeliverOutboxInput, DeliverOutboxResult, SignalInput
 from schemas.names import DELIVER_OUTBOX, SIGNAL_WORKFLOW
 from workflows.options import (
+    ACTIVITY_FAILED,
     MAIL_ATTEMPT,
     MAIL_BACKOFF_LIMIT,
     MAIL_LOCAL_TIMEOUT,
@@ -73,7 +74,7 @@ async def _first_attempt(keys: list[str]) -> bool:
             retry_policy=MAIL_ATTEMPT,
         )
         return True
-    except ActivityError as exc:
+    except ACTIVITY_FAILED as exc:
         workflow.logger.warning(
             "emails %s not delivered at once, retrying: %s", keys, root_message(exc)
         )

@@ -21,6 +21,12 @@ from typing import Any, TypeVar, overload
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+
+ACTIVITY_FAILED = (ActivityError, ApplicationError, TimeoutError)
+"""What awaiting a failed activity raises: a regular activity an `ActivityError` whose cause
+is the failure; a local activity may raise the failure itself (an `ApplicationError`, or a
+`TimeoutError` once its timeout passed)."""
 
 T = TypeVar("T")
 

@@ -57,7 +57,6 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
 
 from domain.carry_over import carry_context
 from domain.clock import paris_date, paris_instant
@@ -93,7 +92,7 @@ from schemas.payouts import (
 )
 from workflows.attributes import upsert_changed
 from workflows.effects import deliver_outbox, root_message
-from workflows.options import local_db_activity
+from workflows.options import ACTIVITY_FAILED, local_db_activity
 from workflows.timers import Deadline
 from workflows.transitions import failed_for_good, record_refusal
 from workflows.validation import check, occurred, refuse
@@ -239,7 +238,7 @@ class PayoutWorkflow:
         at = workflow.now()
         try:
             result = await self._record(key, kind, status, at, emails)
-        except ActivityError as exc:
+        except ACTIVITY_FAILED as exc:
             final = failed_for_good(exc)
             if final is None:
                 raise
@@ -341,7 +340,7 @@ class PayoutWorkflow:
                     ),
                     ClientPaymentResult,
                 )
-            except ActivityError as exc:
+            except ACTIVITY_FAILED as exc:
                 self._payment_ids.discard(event_id)  # not recorded: it may be sent again
                 raise refuse(root_message(exc)) from exc
             self._client = result
@@ -389,7 +388,7 @@ class PayoutWorkflow:
                     ),
                     InvoiceImportResult,
                 )
-            except ActivityError as exc:
+            except ACTIVITY_FAILED as exc:
                 raise refuse(root_message(exc)) from exc
             if result.accepted:
                 # The invoice exists from its import on: the terms are dated from it.
