@@ -10,6 +10,7 @@ import logging
 import signal
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -71,20 +72,38 @@ def build_render_worker(
     )
 
 
-def _workers(settings: Settings, client: Client, activities: Activities) -> list[Worker]:
-    """The workers of `settings.worker_role`: `all` polls the main task queue and, when the
-    rendering has a queue of its own, that one too; `main` leaves that queue to render-only
-    workers; `render` polls only it."""
-    slots = settings.worker_activity_slots
+@dataclass(frozen=True)
+class Polled:
+    """One task queue a worker process polls: its activities, and the workflows or not."""
+
+    task_queue: str
+    activities: list[Callable[..., Any]]
+    workflows: bool
+
+
+def polled_queues(settings: Settings, activities: Activities) -> list[Polled]:
+    """The task queues of `settings.worker_role`: `all` polls the main task queue and, when
+    the rendering has a queue of its own, that one too; `main` leaves that queue to
+    render-only workers (with no queue of its own, the rendering stays on the main one);
+    `render` polls only the rendering's queue."""
     own_queue = settings.render_task_queue not in (None, settings.task_queue)
-    workers = []
+    polled = []
     if settings.worker_role != "render":
         main = activities.main() if own_queue else activities.all()
-        workers.append(build_worker(client, settings.task_queue, main, slots))
+        polled.append(Polled(settings.task_queue, main, workflows=True))
     if settings.worker_role == "render" or (own_queue and settings.worker_role == "all"):
-        queue = settings.rendering_task_queue
-        workers.append(build_render_worker(client, queue, activities.rendering(), slots))
-    return workers
+        polled.append(Polled(settings.rendering_task_queue, activities.rendering(), False))
+    return polled
+
+
+def _workers(settings: Settings, client: Client, activities: Activities) -> list[Worker]:
+    slots = settings.worker_activity_slots
+    return [
+        (build_worker if queue.workflows else build_render_worker)(
+            client, queue.task_queue, queue.activities, slots
+        )
+        for queue in polled_queues(settings, activities)
+    ]
 
 
 async def run_worker(settings: Settings) -> None:
