@@ -49,6 +49,9 @@ def build_worker(
         workflow_runner=WORKFLOW_RUNNER,
         activities=list(activities),
         max_concurrent_activities=activity_slots,
+        # The transitions run as local activities (workflows/options.py): as many at once as
+        # the pool has connections for, like the regular ones, never 100 waiting on 20.
+        max_concurrent_local_activities=activity_slots,
         interceptors=[DataRefusals()],
         graceful_shutdown_timeout=timedelta(seconds=10),
     )
