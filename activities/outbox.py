@@ -9,7 +9,9 @@ sent; a claim left by a dead worker lapses. A permanent refusal (5xx, or every r
 refused) marks its row `refused` with the server's answer and a timeline row, and the other
 emails of the call are still sent: one bad address never holds back the rest, and never
 fails the workflow; transient failures (4xx, lost connections) raise, and Temporal retries.
-Ops resend a refused row through the same activity.
+Ops resend a refused or failed row with `contracting mail resend KEY`
+(`OutboxActivities.resend`): the same claim, so a resend and a delivery attempt, or two
+resends run at once, send it once.
 
 The Message-ID derives from the outbox key, so in the one remaining window
 (the SMTP server accepted the message, then the process died before the commit) the resent
@@ -22,12 +24,14 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiosmtplib
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, Row, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql.dml import ReturningUpdate
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -57,6 +61,26 @@ async def keep_for_later(keys: list[str]) -> list[str]:
 
 class BeingSent(Exception):
     """Another attempt holds a live claim on the row: retry once it has finished."""
+
+
+class NoSuchEmail(LookupError):
+    """No outbox row has this key."""
+
+
+class NotResendable(Exception):
+    """The row is not one ops may resend now (already sent, never attempted, being sent, or
+    changed by another run meanwhile): the message says which and what to do."""
+
+
+@dataclass(frozen=True)
+class Resent:
+    """What a resend did: `sent` now, or refused again for good (`refused`, the server's
+    answer in `error`), and the row's attempts after it."""
+
+    key: str
+    sent: bool
+    attempts: int
+    error: str | None = None
 
 
 class OutboxActivities:
@@ -112,6 +136,11 @@ class OutboxActivities:
         email = await self._claim(key, token)
         if email is None:
             return False
+        return await self._send_claimed(key, token, email)
+
+    async def _send_claimed(self, key: str, token: str, email: OutgoingEmail) -> bool | None:
+        """Send a row this attempt claimed: True once marked sent, None refused for good
+        (recorded); a transient failure is recorded, the claim released, and raises."""
         try:
             await self._mailer.send(email)  # no connection, no lock held meanwhile
         except aiosmtplib.SMTPException as exc:
@@ -134,6 +163,75 @@ class OutboxActivities:
         activity.logger.info("email %s sent to %s", key, ", ".join(email.recipients))
         return True
 
+    async def resend(self, key: str, *, force: bool = False) -> Resent:
+        """Ops deliver one row again, outside any workflow: a row refused for good, or one
+        whose last attempt failed (`last_error`); a row already sent or never attempted only
+        with `force`. The claim is taken only if the row is still as read (`attempts` counts
+        every claim), so two resends run at once send it once: the second is refused.
+
+        Raises `NoSuchEmail`, `NotResendable`, or the SMTP error of a transient failure
+        (recorded on the row, whose status does not change)."""
+        async with self._sessions.begin() as session:
+            row = (
+                await session.execute(
+                    select(
+                        EmailOutbox.status,
+                        EmailOutbox.attempts,
+                        EmailOutbox.last_error,
+                        EmailOutbox.sent_at,
+                        EmailOutbox.claimed_until,
+                        func.now().label("now"),
+                    ).where(EmailOutbox.outbox_key == key)
+                )
+            ).one_or_none()
+        if row is None:
+            raise NoSuchEmail(f"no e-mail in the outbox with key {key!r}")
+        if row.claimed_until is not None and row.claimed_until > row.now:
+            raise NotResendable(
+                f"e-mail {key} is being sent by another attempt until "
+                f"{row.claimed_until.isoformat(timespec='seconds')}: run this again after it"
+            )
+        if row.status is OutboxStatus.SENT and not force:
+            sent_at = row.sent_at.isoformat(timespec="seconds") if row.sent_at else "?"
+            raise NotResendable(
+                f"e-mail {key} was already sent (at {sent_at}): add --force to send it again"
+            )
+        if row.status is OutboxStatus.PENDING and row.last_error is None and not force:
+            raise NotResendable(
+                f"e-mail {key} has not failed (pending, never refused): the worker delivers "
+                "it; add --force to send it now anyway"
+            )
+        token = str(uuid.uuid4())
+        email = await self._claim_as_read(key, token, row.attempts)
+        if email is None:
+            raise NotResendable(
+                f"e-mail {key} changed while this resend started (another resend or a delivery "
+                "attempt took it): run this again to see where it stands"
+            )
+        sent = await self._send_claimed(key, token, email)
+        async with self._sessions.begin() as session:
+            after = (
+                await session.execute(
+                    select(EmailOutbox.attempts, EmailOutbox.last_error).where(
+                        EmailOutbox.outbox_key == key
+                    )
+                )
+            ).one()
+        return Resent(
+            key=key,
+            sent=sent is True,
+            attempts=after.attempts,
+            error=None if sent else after.last_error,
+        )
+
+    async def _claim_as_read(self, key: str, token: str, attempts: int) -> OutgoingEmail | None:
+        """Claim the row whatever its status, if nobody claimed it since it was read."""
+        async with self._sessions.begin() as session:
+            claimed = (
+                await session.execute(_claiming(key, token, EmailOutbox.attempts == attempts))
+            ).one_or_none()
+        return None if claimed is None else _outgoing(key, claimed)
+
     async def _claim(self, key: str, token: str) -> OutgoingEmail | None:
         """Claim the row for this attempt and return its message; None if already sent.
 
@@ -141,36 +239,11 @@ class OutboxActivities:
         async with self._sessions.begin() as session:
             claimed = (
                 await session.execute(
-                    update(EmailOutbox)
-                    .where(
-                        EmailOutbox.outbox_key == key,
-                        EmailOutbox.status != OutboxStatus.SENT,
-                        or_(
-                            EmailOutbox.claimed_until.is_(None),
-                            EmailOutbox.claimed_until < func.now(),
-                        ),
-                    )
-                    .values(
-                        claim_token=token,
-                        claimed_until=func.now() + CLAIM_LEASE,
-                        attempts=EmailOutbox.attempts + 1,
-                    )
-                    .returning(
-                        EmailOutbox.recipients,
-                        EmailOutbox.subject,
-                        EmailOutbox.body_text,
-                        EmailOutbox.created_at,
-                    )
+                    _claiming(key, token, EmailOutbox.status != OutboxStatus.SENT)
                 )
             ).one_or_none()
             if claimed is not None:
-                return OutgoingEmail(
-                    recipients=list(claimed.recipients),
-                    subject=claimed.subject,
-                    body=claimed.body_text,
-                    message_id=message_id_for(key),
-                    created_at=claimed.created_at,
-                )
+                return _outgoing(key, claimed)
             row = (
                 await session.execute(
                     select(EmailOutbox.status, EmailOutbox.claimed_until).where(
@@ -235,6 +308,42 @@ class OutboxActivities:
                     at=datetime.now(UTC),
                     data={"outbox_key": key, "template": row.template, "error": str(exc)[:500]},
                 )
+
+
+def _claiming(
+    key: str, token: str, *conditions: ColumnElement[bool]
+) -> ReturningUpdate[list[str], str, str, datetime]:
+    """The UPDATE that claims the row of `key` for `token` when `conditions` hold and no
+    other attempt's claim is live, returning what the message needs."""
+    return (
+        update(EmailOutbox)
+        .where(
+            EmailOutbox.outbox_key == key,
+            *conditions,
+            or_(EmailOutbox.claimed_until.is_(None), EmailOutbox.claimed_until < func.now()),
+        )
+        .values(
+            claim_token=token,
+            claimed_until=func.now() + CLAIM_LEASE,
+            attempts=EmailOutbox.attempts + 1,
+        )
+        .returning(
+            EmailOutbox.recipients,
+            EmailOutbox.subject,
+            EmailOutbox.body_text,
+            EmailOutbox.created_at,
+        )
+    )
+
+
+def _outgoing(key: str, claimed: Row[list[str], str, str, datetime]) -> OutgoingEmail:
+    return OutgoingEmail(
+        recipients=list(claimed.recipients),
+        subject=claimed.subject,
+        body=claimed.body_text,
+        message_id=message_id_for(key),
+        created_at=claimed.created_at,
+    )
 
 
 def permanent_code(exc: aiosmtplib.SMTPException) -> int | None:

@@ -36,7 +36,8 @@ class Activities:
         signals the provider workflow through it."""
         settings = settings or mailer.settings
         self._engine = engine
-        sessions = session_factory(engine)
+        self.sessions = sessions = session_factory(engine)
+        """The pool's sessions (the worker's readiness probe checks the database with them)."""
         self.outbox = OutboxActivities(sessions, mailer)
         send_now = self.outbox.send_now  # a transition's e-mails, right after its commit
         self.proposals = ProposalActivities(sessions, send_now)

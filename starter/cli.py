@@ -1,61 +1,151 @@
-"""The `contracting` command: one entry point for developers, ops and support."""
+"""The `contracting` command: one entry point for developers, ops and support.
+
+Every run is a new process: this module and the command modules it registers import only
+Typer and the standard library at load time; each command imports what it uses (Temporal's
+client, SQLAlchemy, the domain…) when it runs (`starter/lazy.py`), so `contracting --help`
+and `--version` start in a fraction of a second.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-# Typer vendors Click; its exceptions are the ones raised for usage errors.
-from typer._click.exceptions import ClickException
-
-from settings import get_settings
-from starter.demo.demo import demo_command
-from starter.demo.simulate import simulate_command
-from starter.devstack.devstack import dev_command
-from starter.support.quote import quote_command
+from starter.lazy import LazyCommand, lazy_group
+from starter.ops import mail, missions, payouts
 
 if TYPE_CHECKING:
     from temporalio.client import Client
 
+    from settings import Settings
+
 T = TypeVar("T")
 
+
+def _dev() -> Callable[..., Any]:
+    from starter.devstack.devstack import dev_command
+
+    return dev_command
+
+
+def _quote() -> Callable[..., Any]:
+    from starter.support.quote import quote_command
+
+    return quote_command
+
+
+def _demo() -> Callable[..., Any]:
+    from starter.demo.demo import demo_command
+
+    return demo_command
+
+
+def _simulate() -> Callable[..., Any]:
+    from starter.demo.simulate import simulate_command
+
+    @functools.wraps(simulate_command)
+    def simulate(*args: Any, **kwargs: Any) -> None:
+        global _used_temporal_client
+        _used_temporal_client = True  # see `_leave`
+        simulate_command(*args, **kwargs)
+
+    return simulate
+
+
+LAZY_COMMANDS = {
+    "dev": LazyCommand(
+        "Run the embedded stack: Temporal dev server + UI, PostgreSQL, SMTP sink, worker, gateway.",
+        _dev,
+    ),
+    "quote": LazyCommand(
+        "Quote a payout: amount, fee, date and a sentence explaining the date.", _quote
+    ),
+    "demo": LazyCommand(
+        "Walk the demo missions through contracting and billing via the gateway (signed events).",
+        _demo,
+    ),
+    "simulate": LazyCommand(
+        "Run one mission of each payment offer for N months on the time-skipping server.",
+        _simulate,
+    ),
+}
+"""Commands whose modules are heavy: imported only when the command runs (their short help
+must stay the first sentence of their docstring: tests/unit/test_cli.py checks it)."""
+
 app = typer.Typer(
+    cls=lazy_group(LAZY_COMMANDS),
     help="Contracting orchestrator: embedded dev stack, worker, gateway, demo and support tools.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Plain help, as Click prints it: Rich's help formatting costs ~0.1 s at each start.
+    rich_markup_mode=None,
+    context_settings={"max_content_width": 100},
 )
 event_app = typer.Typer(help="Send platform events (same contract as POST /events).")
 app.add_typer(event_app, name="event")
 mission_app = typer.Typer(help="Look at missions (what their workflows answer).")
 app.add_typer(mission_app, name="mission")
+app.add_typer(missions.app, name="missions")
+app.add_typer(payouts.app, name="payouts")
+app.add_typer(mail.app, name="mail")
+
+
+def get_settings() -> Settings:
+    """The settings (pydantic-settings is imported on first use, not at start)."""
+    from settings import get_settings as load
+
+    return load()
+
+
+def startup_settings() -> Settings:
+    """The settings of a long-running process: a refused configuration (production without a
+    codec key, a dev secret...) is one `error:` line and exit status 2 (imported on first use)."""
+    from settings import startup_settings as load
+
+    return load()
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"contracting {version('contracting')}")
+        except PackageNotFoundError:
+            typer.echo("contracting (not installed: no package metadata)")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=_print_version,
+            help="Print the installed version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """The options of `contracting` itself (the app's `help` is what `--help` shows)."""
+
 
 _used_temporal_client = False
 """Set by the commands that connect to Temporal (see `_leave`)."""
-
-app.command("dev")(dev_command)
-app.command("quote")(quote_command)
-app.command("demo")(demo_command)
-
-
-@app.command("simulate")
-@functools.wraps(simulate_command)
-def _simulate(*args: Any, **kwargs: Any) -> None:
-    global _used_temporal_client
-    _used_temporal_client = True  # see `_leave`
-    simulate_command(*args, **kwargs)
 
 
 @app.command("worker")
 def worker_command() -> None:
     """Run the Temporal worker (all workflows and activities) until Ctrl-C."""
+    startup_settings()  # a refused configuration stops here, before the heavy imports
     import worker
 
     worker.main()
@@ -73,17 +163,94 @@ def migrate_command() -> None:
 @app.command("gateway")
 def gateway_command() -> None:
     """Run the HTTP event gateway (refuses to start without CONTRACTING_GATEWAY_SECRET)."""
+    settings = startup_settings()  # a refused configuration stops before the heavy imports
     import uvicorn
 
     from starter.gateway.api import create_app
 
-    settings = get_settings()
     try:
         api = create_app(settings)
     except RuntimeError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     uvicorn.run(api, host=settings.gateway_host, port=settings.gateway_port)
+
+
+@app.command("codec-server")
+def codec_server_command() -> None:
+    """Run the codec server (Temporal's remote codec protocol) for the Temporal UI and the
+    `temporal` CLI: needs the codec keys and CONTRACTING_CODEC_SERVER_TOKEN."""
+    import uvicorn
+
+    from codec.server import CodecServerConfigError, create_codec_app
+
+    settings = startup_settings()
+    try:
+        api = create_codec_app(settings)
+    except CodecServerConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    uvicorn.run(api, host=settings.codec_server_host, port=settings.codec_server_port)
+
+
+@app.command("codec-key")
+def codec_key_command(
+    key_id: Annotated[
+        str | None, typer.Argument(help="The new key's id (default: a random one).")
+    ] = None,
+) -> None:
+    """Print a fresh codec key, `keyid:base64`: put it first in CONTRACTING_CODEC_KEYS (and
+    keep the old ones after it until no history needs them)."""
+    from codec.keys import CodecKeyError, new_key_line
+
+    try:
+        typer.echo(new_key_line(key_id))
+    except CodecKeyError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@app.command("register-search-attributes")
+def register_search_attributes_command() -> None:
+    """Register the workflows' custom search attributes in the configured namespace.
+
+    Succeeds when they exist already with the same types; exit status 1 when one exists with
+    another type or Temporal cannot be reached, 2 when the configuration is wrong."""
+    import asyncio
+
+    from activities.temporal_client import (
+        SearchAttributeConflict,
+        TemporalConfigError,
+        TemporalUnreachable,
+        connect_temporal,
+        ensure_search_attributes,
+        temporal_target,
+    )
+
+    global _used_temporal_client
+    settings = startup_settings()
+    try:
+        where = temporal_target(settings).describe()
+    except TemporalConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    _used_temporal_client = True
+
+    async def register() -> list[str]:
+        return await ensure_search_attributes(await connect_temporal(settings))
+
+    try:
+        added = asyncio.run(register())
+    except (SearchAttributeConflict, TemporalUnreachable) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    except Exception as exc:  # an RPC refused: a missing namespace, no permission
+        typer.echo(f"error: cannot register the search attributes on {where}: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    if added:
+        typer.echo(f"registered {', '.join(added)} on {where}")
+    else:
+        typer.echo(f"search attributes already registered on {where}")
 
 
 @event_app.command("send")
@@ -96,6 +263,8 @@ def event_send_command(
     ] = None,
 ) -> None:
     """Sign FILE.json with the gateway secret and post it; prints the gateway's answer."""
+    import asyncio
+
     from starter.gateway.client import GatewayClient
 
     settings = get_settings()
@@ -125,7 +294,7 @@ def mission_show_command(
 
     Legal verification says what the provider and the client still have to provide; the
     provider's documents come with their review (rejection comments); then the timeline.
-    Reads the workflows through Temporal (CONTRACTING_TEMPORAL_ADDRESS)."""
+    Reads the workflows through Temporal (TEMPORAL_ADDRESS or a profile)."""
     from starter.support.missions import mission_view, render_mission
 
     view = _read_workflows(lambda client: mission_view(client, mission_id))
@@ -151,7 +320,7 @@ def mission_explain_command(
     weekend or holiday, a Basic / Express date brought earlier by one or by the legal cap,
     client not paid (back-to-back), due date not reached, or paid on D; and the e-mails the
     SMTP server refused for good. Reads the workflows through Temporal
-    (CONTRACTING_TEMPORAL_ADDRESS) and the outbox in PostgreSQL (CONTRACTING_DATABASE_URL)."""
+    (TEMPORAL_ADDRESS or a profile) and the outbox in PostgreSQL (CONTRACTING_DATABASE_URL)."""
     import re
 
     from starter.support.explain import explain_with_ledger, render_explanation
@@ -171,9 +340,15 @@ def mission_explain_command(
 
 
 def _read_workflows(read: Callable[[Client], Awaitable[T]]) -> T:
-    """What `read` answers from the workflows, through Temporal (CONTRACTING_TEMPORAL_ADDRESS);
+    """What `read` answers from the workflows, through Temporal (TEMPORAL_ADDRESS or a profile);
     an unknown mission or an unreachable Temporal is one `error: …` line and exit status 1."""
-    from activities.temporal_client import connect_temporal
+    import asyncio
+
+    from activities.temporal_client import (
+        TemporalConfigError,
+        TemporalUnreachable,
+        connect_temporal,
+    )
     from starter.support.missions import MissionUnavailable, UnknownMission
 
     global _used_temporal_client
@@ -183,10 +358,8 @@ def _read_workflows(read: Callable[[Client], Awaitable[T]]) -> T:
     async def fetch() -> T:
         try:
             client = await connect_temporal(settings)
-        except RuntimeError as exc:  # the SDK's connection errors
-            raise MissionUnavailable(
-                f"cannot reach Temporal at {settings.temporal_address}: {exc}"
-            ) from exc
+        except (TemporalConfigError, TemporalUnreachable) as exc:
+            raise MissionUnavailable(str(exc)) from exc
         return await read(client)
 
     try:
@@ -208,6 +381,8 @@ def mission_documents_command(
 ) -> None:
     """A mission's billing documents as issued: each validated month's BPF and invoice
     (Factur-X). Reads PostgreSQL (CONTRACTING_DATABASE_URL)."""
+    import asyncio
+
     from starter.support.documents import (
         NoSuchMission,
         fetch_documents,
@@ -226,18 +401,32 @@ def mission_documents_command(
     typer.echo(listing.model_dump_json(indent=2) if as_json else render_documents(listing, save))
 
 
-def main() -> None:
-    """Run the CLI; a usage error is one `error: …` line on stderr and exit status 2."""
+def run(args: Sequence[str] | None = None) -> int:
+    """Run the CLI on `args` (default: the process's) and return the exit status: a usage
+    error is one `error: …` line on stderr and status 2, a missing record 3, an unreachable
+    database or server 4 (`starter/ops/errors.py`)."""
     command = typer.main.get_command(app)
     try:
-        result = command.main(standalone_mode=False)
-    except ClickException as exc:
-        typer.echo(f"error: {exc.format_message()}", err=True)
-        _leave(exc.exit_code)
+        result = command.main(
+            args=list(args) if args is not None else None,
+            prog_name="contracting",
+            standalone_mode=False,
+        )
+    except typer.TyperException as exc:  # Typer's usage errors and the commands' failures
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a group without its command: its help
+            typer.echo(exc.format_message(), err=True)
+        else:
+            typer.echo(f"error: {exc.format_message()}", err=True)
+        return exc.exit_code
     except typer.Abort:
         typer.echo("aborted", err=True)
-        _leave(1)
-    _leave(result if isinstance(result, int) else 0)
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+def main() -> None:
+    """The console script: `run`, then leave with its status."""
+    _leave(run())
 
 
 def _leave(code: int) -> NoReturn:

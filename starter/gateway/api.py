@@ -1,6 +1,7 @@
 """HTTP event gateway: `POST /events` (docs/events.md), `GET /missions/{id}`,
-`GET /missions/{id}/explain`, `GET /missions/{id}/documents[/{name}]`, `GET /health`,
-OpenAPI docs at `/docs`.
+`GET /missions/{id}/explain`, `GET /missions/{id}/documents[/{name}]`, `GET /health`
+(liveness), `GET /ready` (Temporal and the database reachable), OpenAPI docs at `/docs`;
+`/metrics` on an internal listener (starter.gateway.telemetry).
 
 The route of `POST /events` reads the raw body itself (the HMAC signature is over those exact
 bytes) and `starter.gateway.events.parse_event` validates it; FastAPI never parses it. Its OpenAPI
@@ -9,9 +10,12 @@ envelope per event type, a `oneOf` with a discriminator on `type`."""
 
 from __future__ import annotations
 
+import json
+import logging
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Annotated, Any, TypeVar
 
 from fastapi import FastAPI, Header, Query, Request
@@ -19,12 +23,25 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
+from activities.temporal_client import temporal_target
+from observability import context
+from observability.business import LedgerMetrics
+from observability.logs import configure_logging
+from observability.probes import Readiness, database_check, readiness, temporal_check
+from observability.temporal_runtime import free_loopback_address, install_prometheus_runtime
+from observability.tracing import tracing_from
 from schemas.events import PAYLOADS, Envelope
 from schemas.mission import MissionView
 from settings import Settings, get_settings
-from starter.gateway.events import REQUIRED_AT_EDGE, EventError, Unavailable
+from starter.gateway.events import (
+    REQUIRED_AT_EDGE,
+    EventError,
+    TemporalUnavailable,
+    Unavailable,
+)
 from starter.gateway.processor import EventProcessor, open_processor
 from starter.gateway.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, Verifier
+from starter.gateway.telemetry import GatewayTelemetry, RequestSpans
 from starter.support.documents import (
     MissionDocuments,
     NoSuchDocument,
@@ -34,6 +51,8 @@ from starter.support.documents import (
 )
 from starter.support.explain import MissionExplanation, explain_mission
 from starter.support.missions import MissionUnavailable, UnknownMission, mission_view
+
+log = logging.getLogger("contracting.gateway")
 
 
 class Accepted(BaseModel):
@@ -259,27 +278,69 @@ async def _read_workflows(read: Awaitable[T]) -> T | JSONResponse:
 
 
 def create_app(
-    settings: Settings | None = None, processor: EventProcessor | None = None
+    settings: Settings | None = None,
+    processor: EventProcessor | None = None,
+    telemetry: GatewayTelemetry | None = None,
 ) -> FastAPI:
     """The gateway; refuses to start without an HMAC secret outside the dev stack.
 
-    Without `processor` it connects to Temporal and PostgreSQL for its lifetime (tests pass
-    their own, bound to the test servers).
+    Without `processor` it sets up logging (`CONTRACTING_LOG_FORMAT`), the SDK's metrics
+    and tracing (`CONTRACTING_OTLP_ENDPOINT`), connects to Temporal and PostgreSQL and serves
+    `/metrics` on its internal listener for its lifetime (tests pass their own processor,
+    bound to the test servers, and their own `telemetry`, watching the ledger if they wish).
     """
     settings = settings or get_settings()
+    if processor is None:
+        temporal_target(settings)  # a misconfigured connection stops the gateway at start
     verifier = Verifier(
         settings.gateway_secrets(),
         tolerance_seconds=settings.gateway_signature_tolerance_seconds,
         allow_untimestamped=settings.gateway_allow_untimestamped,
     )
+    tracing = None
+    if telemetry is None:
+        tracing = tracing_from(settings.otlp_endpoint, "contracting-gateway")
+        telemetry = GatewayTelemetry(tracer=tracing.tracer if tracing else None)
+    observed: GatewayTelemetry = telemetry
+
+    async def ready() -> Readiness:
+        opened: EventProcessor = app.state.processor
+        return await readiness(
+            {
+                "temporal": temporal_check(opened.temporal, settings.readiness_timeout_seconds),
+                "database": database_check(opened.sessions),
+            },
+            within=settings.readiness_timeout_seconds,
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if processor is not None:
             yield
             return
-        async with open_processor(settings) as opened:
+        configure_logging(settings.log_format)
+        if settings.gateway_metrics_port:
+            # Before the client connects: its runtime is the one its metrics come from.
+            sdk_address = free_loopback_address()
+            install_prometheus_runtime(sdk_address)
+            observed.sdk_metrics_url = f"http://{sdk_address}/metrics"
+        interceptors = [tracing.interceptor()] if tracing else []
+        async with AsyncExitStack() as stack:
+            opened = await stack.enter_async_context(
+                open_processor(settings, interceptors=interceptors)
+            )
             app.state.processor = opened
+            observed.watch_ledger(
+                LedgerMetrics(opened.sessions, ttl=settings.business_metrics_ttl_seconds)
+            )
+            if settings.gateway_metrics_port:
+                server = observed.internal_server(
+                    settings.metrics_host, settings.gateway_metrics_port, ready
+                )
+                await stack.enter_async_context(server)
+                log.info("metrics on http://%s:%d/metrics", settings.metrics_host, server.port)
+            if tracing is not None:
+                stack.callback(tracing.shutdown)
             yield
 
     app = FastAPI(
@@ -292,6 +353,9 @@ def create_app(
         version="0.1.0",
         lifespan=lifespan,
     )
+    app.state.telemetry = observed
+    if observed.tracer is not None:
+        app.add_middleware(RequestSpans, tracer=observed.tracer)
     if processor is not None:
         app.state.processor = processor
     request_body, event_schemas = event_request_body()
@@ -308,7 +372,45 @@ def create_app(
 
     @app.get("/health")
     async def health() -> dict[str, str]:
+        """Liveness: the process answers (it checks nothing else; see `/ready`)."""
         return {"status": "ok"}
+
+    @app.get(
+        "/ready",
+        responses={503: {"description": "Temporal or the database cannot be reached."}},
+    )
+    async def ready_route() -> JSONResponse:
+        """Readiness: Temporal answers its health check and the database `SELECT 1`, each
+        within CONTRACTING_READINESS_TIMEOUT_SECONDS; 503 names the one that failed."""
+        state = await ready()
+        return JSONResponse(status_code=state.status_code, content=state.body())
+
+    async def answer_event(
+        request: Request, x_signature: str | None, x_signature_timestamp: str | None
+    ) -> JSONResponse:
+        try:
+            raw = await read_limited_body(request, settings.gateway_max_body_bytes)
+        except BodyRefused as exc:
+            return JSONResponse(
+                status_code=exc.status_code, content=Rejected(detail=exc.detail).model_dump()
+            )
+        problem = verifier.problem(raw, x_signature, x_signature_timestamp)
+        if problem is not None:
+            return JSONResponse(status_code=401, content=Rejected(detail=problem).model_dump())
+        processor: EventProcessor = request.app.state.processor
+        try:
+            outcome = await processor.process(raw)
+        except Unavailable as exc:
+            if isinstance(exc, TemporalUnavailable):
+                observed.metrics.temporal_failures.labels(exc.reason).inc()
+            return JSONResponse(
+                status_code=exc.status_code,
+                content=exc.body(),
+                headers={"Retry-After": str(exc.retry_after)},
+            )
+        except EventError as exc:
+            return JSONResponse(status_code=exc.status_code, content=exc.body())
+        return JSONResponse(status_code=outcome.status_code, content=outcome.body)
 
     @app.post(
         "/events",
@@ -348,27 +450,20 @@ def create_app(
     ) -> JSONResponse:
         """A platform event (docs/events.md). The body is read raw, its signature checked on
         those bytes, then validated: the request body described here is documentation."""
-        try:
-            raw = await read_limited_body(request, settings.gateway_max_body_bytes)
-        except BodyRefused as exc:
-            return JSONResponse(
-                status_code=exc.status_code, content=Rejected(detail=exc.detail).model_dump()
+        started = time.perf_counter()
+        with context.scope():
+            response = await answer_event(request, x_signature, x_signature_timestamp)
+            facts = context.current()
+            body = json.loads(bytes(response.body))
+            observed.metrics.answered(
+                facts.get("event_type"),
+                response.status_code,
+                body.get("status"),
+                time.perf_counter() - started,
             )
-        problem = verifier.problem(raw, x_signature, x_signature_timestamp)
-        if problem is not None:
-            return JSONResponse(status_code=401, content=Rejected(detail=problem).model_dump())
-        processor: EventProcessor = request.app.state.processor
-        try:
-            outcome = await processor.process(raw)
-        except Unavailable as exc:
-            return JSONResponse(
-                status_code=exc.status_code,
-                content=exc.body(),
-                headers={"Retry-After": str(exc.retry_after)},
-            )
-        except EventError as exc:
-            return JSONResponse(status_code=exc.status_code, content=exc.body())
-        return JSONResponse(status_code=outcome.status_code, content=outcome.body)
+            if response.status_code >= 400:
+                log_refusal(response.status_code, body)
+        return response
 
     @app.get(
         "/missions/{mission_id}",
@@ -446,6 +541,22 @@ def create_app(
         )
 
     return app
+
+
+def log_refusal(status_code: int, body: dict[str, Any]) -> None:
+    """One WARNING per refused event: status, why, and which fields were wrong — their path
+    and the kind of error only: a field's message may quote its value, and a body carries
+    names, e-mails, addresses. The event's id, type and mission come from the log context
+    when the body got that far."""
+    errors = body.get("errors") or []
+    fields = "; ".join(f"{e.get('loc')}: {e.get('type')}" for e in errors if isinstance(e, dict))
+    log.warning(
+        "event refused %d %s: %s%s",
+        status_code,
+        body.get("status", "rejected"),
+        body.get("detail", ""),
+        f" ({fields})" if fields else "",
+    )
 
 
 def __getattr__(name: str) -> FastAPI:

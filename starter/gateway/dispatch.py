@@ -58,7 +58,13 @@ from schemas.names import (
     PROVIDER_WORKFLOW,
     STATE_QUERY,
 )
-from starter.gateway.events import NotApplicable, NotYetSupported, Unavailable, UnknownTarget
+from starter.gateway.events import (
+    NotApplicable,
+    NotYetSupported,
+    TemporalUnavailable,
+    Unavailable,
+    UnknownTarget,
+)
 
 
 class Directory(Protocol):
@@ -425,17 +431,24 @@ async def dispatch(ctx: Context, event: Event) -> Dispatched:
         if task is not None and task.cancelling():
             raise  # this request was cancelled, not timed out
         seconds = ctx.rpc_timeout.total_seconds() if ctx.rpc_timeout else 0
-        raise Unavailable(
+        raise TemporalUnavailable(
             f"Temporal did not complete the event within {seconds:g} s (is the worker "
-            f"running?): {retry} (re-sent, it is applied once)"
+            f"running?): {retry} (re-sent, it is applied once)",
+            reason="timeout",
         ) from exc
     except RPCError as exc:
         if exc.status == RPCStatusCode.DEADLINE_EXCEEDED:
             seconds = ctx.rpc_timeout.total_seconds() if ctx.rpc_timeout else 0
-            raise Unavailable(f"Temporal did not answer within {seconds:g} s: {retry}") from exc
-        raise Unavailable(f"Temporal did not accept the event ({exc.message}): {retry}") from exc
+            raise TemporalUnavailable(
+                f"Temporal did not answer within {seconds:g} s: {retry}", reason="timeout"
+            ) from exc
+        raise TemporalUnavailable(
+            f"Temporal did not accept the event ({exc.message}): {retry}", reason="rejected"
+        ) from exc
     except RuntimeError as exc:
         # A client that never reached Temporal raises RuntimeError("Failed client connect: …").
         if not str(exc).startswith("Failed client connect"):
             raise
-        raise Unavailable(f"Temporal cannot be reached ({exc}): {retry}") from exc
+        raise TemporalUnavailable(
+            f"Temporal cannot be reached ({exc}): {retry}", reason="unreachable"
+        ) from exc

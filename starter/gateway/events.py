@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from domain.errors import DomainError, InvalidIdentifier
 from domain.identifiers import validate_siren
 from domain.vat import provider_vat_number, vat_regime
+from observability import context
 from schemas.events import PAYLOADS, Dated, Envelope, Event, ProposalSubmitted
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)
@@ -84,6 +85,15 @@ class Unavailable(EventError):
             self.retry_after = max(1, retry_after)
 
 
+class TemporalUnavailable(Unavailable):
+    """Temporal did not take the event (503): `reason` is `timeout`, `rejected` or
+    `unreachable` (the gateway counts them: contracting_gateway_temporal_rpc_failures_total)."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class InFlight(Unavailable):
     """Another delivery of this event_id holds a live claim and is dispatching it (503): the
     event is not accepted yet, so this delivery must not be told `duplicate` — if the other
@@ -104,6 +114,26 @@ def _field_errors(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> l
     ]
 
 
+MAX_LOGGED_ID = 200
+"""Longer `event_id`s or types are not copied to the log context (they are refused anyway)."""
+
+
+def _bind_envelope(document: Any) -> None:
+    """The event's id and type into the log context as soon as the body is JSON, so that
+    even a malformed event's refusal is logged with the event_id the platform sent."""
+    if not isinstance(document, dict):
+        return
+    fields = {
+        name: value
+        for name, value in (
+            ("event_id", document.get("event_id")),
+            ("event_type", document.get("type")),
+        )
+        if isinstance(value, str) and len(value) <= MAX_LOGGED_ID
+    }
+    context.bind(**fields)
+
+
 def parse_event(raw: bytes, *, received_at: datetime | None = None) -> Event:
     """Validate the envelope, then the payload of its type; raise `InvalidEvent` on any error.
 
@@ -121,6 +151,7 @@ def parse_event(raw: bytes, *, received_at: datetime | None = None) -> Event:
             "the body has a number with too many digits (more than "
             f"{sys.get_int_max_str_digits()}) to be an event"
         ) from None
+    _bind_envelope(document)
     control = list(_control_characters(document, ()))
     if control:
         raise InvalidEvent("the body has text with control characters", errors=control)

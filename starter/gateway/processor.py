@@ -22,7 +22,7 @@ import math
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,11 +33,13 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
-from temporalio.client import Client
+from temporalio.client import Client, Interceptor
 
 from activities.temporal_client import connect_temporal
 from db.engine import create_engine, session_factory
 from db.models import ProcessedEvent
+from observability import context
+from observability.tracing import with_interceptors
 from schemas.events import Event, ProposalSubmitted
 from settings import (
     DEFAULT_GATEWAY_CLAIM_LEASE_SECONDS,
@@ -115,6 +117,12 @@ class EventProcessor:
 
     async def process(self, raw: bytes) -> Outcome:
         event = parse_event(raw)
+        context.bind(
+            event_id=event.event_id,
+            event_type=event.type,
+            mission_id=getattr(event.payload, "mission_id", None)
+            or getattr(event.payload, "proposal_id", None),
+        )
         handler_for(event.type)  # 501 before anything is recorded
         digest = content_digest(raw)
         try:
@@ -281,11 +289,14 @@ class EventProcessor:
 
 
 @asynccontextmanager
-async def open_processor(settings: Settings) -> AsyncIterator[EventProcessor]:
-    """Connect to Temporal and PostgreSQL for the life of a gateway or a CLI command."""
+async def open_processor(
+    settings: Settings, *, interceptors: Sequence[Interceptor] = ()
+) -> AsyncIterator[EventProcessor]:
+    """Connect to Temporal (with `interceptors` on the client: the gateway's tracing) and
+    PostgreSQL for the life of a gateway or a CLI command."""
     engine: AsyncEngine = create_engine(settings.database_url)
     try:
-        temporal = await connect_temporal(settings)
+        temporal = with_interceptors(await connect_temporal(settings), interceptors)
         yield EventProcessor(
             temporal,
             session_factory(engine),

@@ -91,6 +91,31 @@ async def engine(stack: SupervisedStack) -> AsyncIterator[AsyncEngine]:
         await engine.dispose()
 
 
+async def test_each_process_serves_its_probes_and_metrics(
+    stack: SupervisedStack, http: httpx.AsyncClient
+) -> None:
+    """The production entry points (`python -m worker`, the gateway under uvicorn) on their
+    internal ports: the worker's SDK metrics, its readiness, the gateway's metrics (its own,
+    the ledger's, its Temporal client's) and readiness (README, "Production / Observability")."""
+    s = stack.settings
+    async with httpx.AsyncClient(base_url="http://127.0.0.1", timeout=10) as internal:
+        worker_metrics = await internal.get(f"http://127.0.0.1:{s.metrics_port}/metrics")
+        worker_ready = await internal.get(f"http://127.0.0.1:{s.worker_health_port}/ready")
+        worker_alive = await internal.get(f"http://127.0.0.1:{s.worker_health_port}/health")
+        gateway_metrics = await internal.get(f"http://127.0.0.1:{s.gateway_metrics_port}/metrics")
+    assert "temporal_worker_task_slots_available" in worker_metrics.text, worker_metrics.text
+    assert worker_ready.status_code == 200, worker_ready.text
+    assert worker_ready.json()["checks"] == {"worker": "ok", "temporal": "ok", "database": "ok"}
+    assert worker_alive.status_code == 200
+    scrape = gateway_metrics.text
+    assert "contracting_gateway_temporal_rpc_failures_total" in scrape, scrape
+    assert 'contracting_missions{stage="in_progress"}' in scrape, scrape
+    assert "temporal_request" in scrape, "no SDK metrics of the gateway's client"
+    ready = await http.get("/ready")
+    assert ready.status_code == 200, ready.text
+    assert ready.json() == {"status": "ready", "checks": {"temporal": "ok", "database": "ok"}}
+
+
 def _report(lines: list[Held], started: float) -> None:
     TABLE.extend(lines)
     print(f"\n{lines[0].experiment}: {time.monotonic() - started:.1f} s\n{table(lines)}")

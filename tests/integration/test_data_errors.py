@@ -17,8 +17,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput
 
-from activities.data_errors import data_refusal
+from activities.data_errors import DataRefusals, data_refusal
 from db.engine import create_engine
 from db.migrate import upgrade_async
 from db.models import InvoiceNumberSequence, MissionEvent
@@ -110,3 +113,52 @@ async def test_a_unique_violation_and_transient_faults_are_retried(engine: Async
         wrapped = OperationalError("INSERT …", {}, transient)
         assert data_refusal(wrapped) is None, transient
     assert data_refusal(ValueError(Decimal("1"))) is None
+
+
+async def _through_the_interceptor(error: BaseException) -> ApplicationError:
+    """What the worker's interceptor lets Temporal store when an activity raises `error`."""
+
+    class Raising(ActivityInboundInterceptor):
+        async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+            raise error
+
+    intercepted = DataRefusals().intercept_activity(Raising(None))  # type: ignore[arg-type]
+    call = ExecuteActivityInput(fn=len, args=(), executor=None, headers={})
+
+    async def run() -> Any:
+        return await intercepted.execute_activity(call)
+
+    with pytest.raises(ApplicationError) as raised:
+        await ActivityEnvironment().run(run)
+    return raised.value
+
+
+async def test_no_statement_or_value_reaches_a_stored_failure(engine: AsyncEngine) -> None:
+    """A unique violation (its DETAIL quotes the key's value) is retried as before, with its
+    SQLSTATE, table and constraint only."""
+    async with engine.begin() as connection:
+        await connection.execute(_sequence())
+    duplicate = await _refused(engine, _sequence())
+    assert "DETAIL:  Key" in str(duplicate) and "[parameters:" in str(duplicate)
+    stored = await _through_the_interceptor(duplicate)
+    assert SECRET not in stored.message and stored.__cause__ is None
+    assert stored.type == "IntegrityError" and not stored.non_retryable  # retried as before
+    assert "SQLSTATE 23505 UniqueViolation" in stored.message
+    assert "table invoice_number_sequences" in stored.message
+    assert "constraint pk_invoice_number_sequences" in stored.message
+
+    # Any error quoting SQL is scrubbed, whatever its class, and keeps its retryability.
+    undefined = await _refused(engine, sa.text(f"SELECT nope WHERE '{SECRET}' <> ''"))
+    assert "LINE 1:" in str(undefined)  # the server quotes the statement's line
+    wrapped = ApplicationError(f"billing failed: {undefined}", type="Billing", non_retryable=True)
+    wrapped.__cause__ = undefined
+    stored = await _through_the_interceptor(wrapped)
+    assert stored.message == (
+        'billing failed: (psycopg.errors.UndefinedColumn) column "nope" does not exist'
+    )
+    assert (stored.type, stored.non_retryable) == ("Billing", True)
+    plain = RuntimeError("lookup failed\n[SQL: SELECT * FROM t WHERE email = %(e)s]")
+    scrubbed = await _through_the_interceptor(plain)
+    assert (scrubbed.message, scrubbed.type) == ("lookup failed", "RuntimeError")
+    clean = ApplicationError("no outbox row", type="Outbox")
+    assert (await _through_the_interceptor(clean)) is clean  # nothing to scrub: untouched

@@ -66,6 +66,10 @@ def test_every_port_is_checked(tmp_path: Path) -> None:
         "PostgreSQL": (settings.postgres_port, "CONTRACTING_POSTGRES_PORT"),
         "SMTP sink": (settings.smtp_port, "CONTRACTING_SMTP_PORT"),
         "gateway": (settings.gateway_port, "CONTRACTING_GATEWAY_PORT"),
+        "codec server": (settings.codec_server_port, "CONTRACTING_CODEC_SERVER_PORT"),
+        "worker metrics": (settings.metrics_port, "CONTRACTING_METRICS_PORT"),
+        "worker health": (settings.worker_health_port, "CONTRACTING_WORKER_HEALTH_PORT"),
+        "gateway metrics": (settings.gateway_metrics_port, "CONTRACTING_GATEWAY_METRICS_PORT"),
     }
     check_ports(stack_ports(settings))  # all free: no error
 
@@ -181,4 +185,7 @@ def test_contracting_dev_runs_the_demo_and_stops_cleanly(os_tmp_path: Path) -> N
     assert (var_dir / "temporal" / "temporal.db").exists()
     assert (var_dir / "postgres" / "data" / "PG_VERSION").exists()
     assert not (var_dir / "postgres" / "data" / "postmaster.pid").exists()  # fast shutdown
+    # The demo ran on encrypted histories, with the key generated on this first start.
+    assert (var_dir / "codec.keys").stat().st_mode & 0o777 == 0o600
+    assert re.search(rf"Codec server +http://127\.0\.0\.1:{settings.codec_server_port} ", output)
     assert time.monotonic() - started < 120

@@ -14,6 +14,7 @@ import copy
 import json
 import os
 import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -382,8 +383,11 @@ async def run_contracting(
         str(CONTRACTING),
         *args,
         env={
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if not k.startswith("TEMPORAL_")},
             "CONTRACTING_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
+            # Not the codec key a dev stack of this checkout left in var/: payloads in clear,
+            # like the test workers'.
+            "CONTRACTING_VAR_DIR": str(Path(tempfile.gettempdir()) / "contracting-no-var"),
             **database,
         },
         stdout=asyncio.subprocess.PIPE,

@@ -60,9 +60,21 @@ RULES = (
     ),
     Rule(
         "settings",
-        "the one configuration object",
-        project=frozenset({"settings"}),
+        "the one configuration object (it checks the codec keys when read: codec.keys)",
+        project=frozenset({"settings", "codec.keys"}),
         third_party=frozenset({"pydantic", "pydantic_settings"}),
+    ),
+    Rule(
+        "codec",
+        "payload encryption and its codec server: below the processes that use it",
+        project=frozenset({"codec", "settings"}),
+        third_party=frozenset({"cryptography", "temporalio", "fastapi", "google.protobuf"}),
+    ),
+    Rule(
+        "codec.keys",
+        "key parsing, read by the settings: the standard library only",
+        project=frozenset({"codec.keys"}),
+        third_party=frozenset(),
     ),
     Rule(
         "db",
@@ -73,13 +85,19 @@ RULES = (
         "activities",
         "activities do the I/O workflows ask for; they never reach back into workflows or "
         "the entry points",
-        project=frozenset({"activities", "domain", "schemas", "db", "settings"}),
+        project=frozenset({"activities", "domain", "schemas", "db", "settings", "codec"}),
     ),
     Rule(
         "workflows",
         "workflows run in Temporal's sandbox: deterministic, no I/O (activities do it)",
         project=frozenset({"workflows", "domain", "schemas"}),
         third_party=frozenset({"temporalio", "pydantic"}),
+    ),
+    Rule(
+        "observability",
+        "metrics, traces, logs and probes serve the worker and the gateway; they read the "
+        "ledger, never drive workflows or the entry points",
+        project=frozenset({"observability", "db", "domain", "schemas", "settings"}),
     ),
     Rule(
         "worker",
@@ -96,6 +114,12 @@ RULES = (
         "starter.support",
         "the support commands run in production, without the demo",
         never=NOT_SHIPPED | {"starter.demo"},
+    ),
+    Rule(
+        "starter.ops",
+        "the ops commands run in production: no dev stack, no demo, no Temporal client "
+        "(they read the ledger)",
+        never=NOT_SHIPPED | {"starter.devstack", "starter.demo", "temporalio.client"},
     ),
 )
 
@@ -196,7 +220,7 @@ def test_every_shipped_package_has_a_rule() -> None:
 def test_starter_subpackages_are_the_documented_ones() -> None:
     """A new folder under starter/ needs its place in the layout (and maybe a rule)."""
     subpackages = {p.parent.name for p in (ROOT / "starter").glob("*/__init__.py")}
-    assert subpackages == {"gateway", "support", "devstack", "demo"}
+    assert subpackages == {"gateway", "support", "devstack", "demo", "ops"}
 
 
 def test_the_scanner_sees_imports() -> None:
