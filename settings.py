@@ -69,6 +69,20 @@ class Settings(BaseSettings):
         "dev` sets it); support reads the ledger, so nothing is lost past it",
     )
     task_queue: str = "contracting"
+    render_task_queue: str | None = Field(
+        default=None,
+        description=(
+            "task queue of the billing documents' rendering (CPU-bound); empty: the main "
+            "task queue. Render-only workers (`CONTRACTING_WORKER_ROLE=render`) poll it"
+        ),
+    )
+    worker_role: Literal["all", "main", "render"] = Field(
+        default="all",
+        description=(
+            "all: every workflow and activity (and the rendering, on the render queue too); "
+            "main: the same without the rendering; render: only the rendering"
+        ),
+    )
     worker_activity_slots: int = Field(
         default=20,
         ge=1,
@@ -228,6 +242,11 @@ class Settings(BaseSettings):
     late_payment_rate: Decimal = Decimal("0.10")
     recovery_indemnity: Decimal = Decimal("40.00")
     kbis_max_age_days: int = 90
+
+    @property
+    def rendering_task_queue(self) -> str:
+        """Where the billing documents are rendered: `render_task_queue`, else the main one."""
+        return self.render_task_queue or self.task_queue
 
     @model_validator(mode="after")
     def _lease_outlasts_a_call(self) -> Settings:

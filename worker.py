@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -53,9 +54,64 @@ def build_worker(
         workflow_runner=WORKFLOW_RUNNER,
         activities=list(activities),
         max_concurrent_activities=activity_slots,
+        # The transitions run as local activities (workflows/options.py): as many at once as
+        # the pool has connections for, like the regular ones, never 100 waiting on 20.
+        max_concurrent_local_activities=activity_slots,
         interceptors=[DataRefusals()],
         graceful_shutdown_timeout=timedelta(seconds=10),
     )
+
+
+def build_render_worker(
+    client: Client,
+    task_queue: str,
+    activities: Sequence[Callable[..., Any]],
+    activity_slots: int = DEFAULT_ACTIVITY_SLOTS,
+) -> Worker:
+    """A worker of the render task queue: the billing documents' rendering alone, no
+    workflow (CPU-bound: run as many of these processes as there are cores to spare)."""
+    return Worker(
+        client,
+        task_queue=task_queue,
+        activities=list(activities),
+        max_concurrent_activities=activity_slots,
+        interceptors=[DataRefusals()],
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )
+
+
+@dataclass(frozen=True)
+class Polled:
+    """One task queue a worker process polls: its activities, and the workflows or not."""
+
+    task_queue: str
+    activities: list[Callable[..., Any]]
+    workflows: bool
+
+
+def polled_queues(settings: Settings, activities: Activities) -> list[Polled]:
+    """The task queues of `settings.worker_role`: `all` polls the main task queue and, when
+    the rendering has a queue of its own, that one too; `main` leaves that queue to
+    render-only workers (with no queue of its own, the rendering stays on the main one);
+    `render` polls only the rendering's queue."""
+    own_queue = settings.render_task_queue not in (None, settings.task_queue)
+    polled = []
+    if settings.worker_role != "render":
+        main = activities.main() if own_queue else activities.all()
+        polled.append(Polled(settings.task_queue, main, workflows=True))
+    if settings.worker_role == "render" or (own_queue and settings.worker_role == "all"):
+        polled.append(Polled(settings.rendering_task_queue, activities.rendering(), False))
+    return polled
+
+
+def _workers(settings: Settings, client: Client, activities: Activities) -> list[Worker]:
+    slots = settings.worker_activity_slots
+    return [
+        (build_worker if queue.workflows else build_render_worker)(
+            client, queue.task_queue, queue.activities, slots
+        )
+        for queue in polled_queues(settings, activities)
+    ]
 
 
 async def run_worker(settings: Settings) -> None:
@@ -68,23 +124,24 @@ async def run_worker(settings: Settings) -> None:
         await connect_temporal(settings), [tracing.interceptor()] if tracing else []
     )
     activities: Activities = build_activities(settings, client)
-    worker = build_worker(
-        client, settings.task_queue, activities.all(), settings.worker_activity_slots
-    )
+    workers = _workers(settings, client, activities)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     log.info(
-        "worker polling task queue %r on %s, payloads %s",
-        settings.task_queue,
+        "worker (%s) polling task queue(s) %s on %s, payloads %s",
+        settings.worker_role,
+        ", ".join(repr(w.task_queue) for w in workers),
         temporal_target(settings).describe(),
         "encrypted" if settings.codec_keyring() else "in clear (no codec key)",
     )
-    async with worker, AsyncExitStack() as probes:
-        if settings.worker_health_port:
-            await probes.enter_async_context(
-                health_server(worker, client, activities, settings, settings.worker_health_port)
+    async with AsyncExitStack() as running:
+        for worker in workers:
+            await running.enter_async_context(worker)
+        if settings.worker_health_port:  # ready while its first queue's worker polls
+            await running.enter_async_context(
+                health_server(workers[0], client, activities, settings, settings.worker_health_port)
             )
         await stop.wait()
         log.info("stopping: waiting for running activities to finish")

@@ -2,12 +2,17 @@
 invoice as Factur-X — and later the Factur-X of the credit note that cancels that invoice —
 stored in `billing_documents` for the API to serve.
 
-Called inside the CRA validation's transaction (`activities.cra`), so the invoice's number,
-its row and its file commit together: a retried activity finds the files (one per mission,
-month and kind, `INSERT … ON CONFLICT DO NOTHING`) and never renders or numbers anything
-twice. Everything printed is read from the database — the CRA and its lines, the parties
-and their postal addresses, the BPF and invoice rows — never from workflow inputs, so the
-same call can also issue the files of a month validated before they existed.
+The legal record (the CRA, the invoice's number and amounts, the payout's terms) commits in
+the CRA validation's transaction (`activities.cra`); the files are rendered right after, by
+their own activity (`issue_billing_documents`, on the render task queue
+`CONTRACTING_RENDER_TASK_QUEUE`), so the validation never waits for fpdf2 and the rendering
+can run on other processes. The activity is idempotent by document key: one file per
+mission, month and kind (`INSERT … ON CONFLICT DO NOTHING`), rendered deterministically, so a
+retried or re-run rendering stores the same document once, with the same bytes. Everything
+printed is read from the database — the CRA and its lines, the parties and their postal
+addresses, the BPF and invoice rows — never from workflow inputs, so the same call also
+issues the files of a month validated before they existed. The credit note's file is still
+issued in the transaction that numbers it (a rare event, never part of the month-end surge).
 
 Why PostgreSQL (bytea) rather than files on a disk: an invoice is a legal record kept ten
 years (L123-22 C. com.) that must exist exactly when its number does; in the same
@@ -34,7 +39,7 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
 from activities.billing_documents import (
@@ -68,6 +73,7 @@ from domain.billing_documents import (
     party,
 )
 from domain.carry_over import carried_in_label, carried_out_label
+from schemas.activities import IssueDocumentsInput, IssueDocumentsResult
 from schemas.billing import BpfApprover, CreditNoteDocument, InvoiceDocument, Party
 from schemas.enums import CraStatus, LegalForm, VatRegime
 from schemas.events import (
@@ -78,6 +84,7 @@ from schemas.events import (
     PostalAddress,
     Registration,
 )
+from schemas.names import ISSUE_BILLING_DOCUMENTS
 from schemas.payouts import CarriedBalance, CarryKind
 
 PDF = "application/pdf"
@@ -98,6 +105,30 @@ class _Facts:
     vat_regime: VatRegime
     """The regime the validation billed the month under (its invoice row), so the BPF and
     the invoice print what the ledger holds even if the provider's record changed since."""
+
+
+class BillingFileActivities:
+    """The rendering of a validated month's files, apart from the validation's transaction."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], ops_email: str) -> None:
+        self._sessions = sessions
+        self._ops_email = ops_email
+
+    @activity.defn(name=ISSUE_BILLING_DOCUMENTS)
+    async def issue_billing_documents(self, inp: IssueDocumentsInput) -> IssueDocumentsResult:
+        """Render and store the month's missing files (none on a retry or a re-run); a file
+        that cannot be issued is one ops alert, whose outbox key the caller delivers."""
+        keys: list[str] = []
+        async with self._sessions.begin() as session:
+            written = await issue_cra_documents(
+                session,
+                inp.mission_id,
+                inp.month,
+                at=inp.at,
+                ops_email=self._ops_email,
+                outbox_keys=keys,
+            )
+        return IssueDocumentsResult(written=written, outbox_keys=keys)
 
 
 async def issue_cra_documents(

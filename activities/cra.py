@@ -31,7 +31,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
-from activities.billing_files import issue_cra_documents
+from activities.outbox import SendNow, keep_for_later
 from activities.transitions import payout_schedule, queue_email, record_timeline
 from db.models import (
     Bpf,
@@ -80,11 +80,15 @@ class CraActivities:
         *,
         late_payment_rate: Decimal = DEFAULT_LATE_PAYMENT_RATE,
         recovery_indemnity: Decimal = DEFAULT_RECOVERY_INDEMNITY,
-        ops_email: str | None = None,
+        render_task_queue: str | None = None,
+        send_now: SendNow = keep_for_later,
     ) -> None:
-        """`ops_email` receives the alert of a document that cannot be issued."""
+        """`render_task_queue`: where the cycle then renders the month's files (None: the
+        cycle's own task queue); `send_now` sends a transition's e-mails after its commit
+        (activities.outbox)."""
         self._sessions = sessions
-        self._ops_email = ops_email
+        self._send_now = send_now
+        self._render_task_queue = render_task_queue
         self._late_payment_rate = late_payment_rate
         self._recovery_indemnity = recovery_indemnity
 
@@ -134,7 +138,7 @@ class CraActivities:
                         context=dict(t.email_context),
                     )
                 )
-        return TransitionResult(applied=applied, outbox_keys=keys)
+        return TransitionResult(applied=applied, outbox_keys=await self._send_now(keys))
 
     @activity.defn(name=RECORD_CRA_VALIDATION)
     async def record_cra_validation(self, v: CraValidation) -> CraValidationResult:
@@ -168,14 +172,6 @@ class CraActivities:
             else:
                 result = await _written(session, v, month, carried)
             terms = result.terms
-            await issue_cra_documents(
-                session,
-                v.mission_id,
-                v.month,
-                at=v.at,
-                ops_email=self._ops_email,
-                outbox_keys=result.outbox_keys,
-            )
             result.outbox_keys.append(
                 await queue_email(
                     session,
@@ -196,6 +192,9 @@ class CraActivities:
                     },
                 )
             )
+        # Its files are rendered next, by their own activity (activities.billing_files).
+        result.render_task_queue = self._render_task_queue
+        result.outbox_keys = await self._send_now(result.outbox_keys)
         activity.logger.info(
             "CRA %s %s validated (new: %s), invoice %s, payout %s",
             v.mission_id,

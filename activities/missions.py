@@ -21,6 +21,7 @@ from temporalio.common import (
 )
 
 from activities.carry_over import alert_unabsorbed
+from activities.outbox import SendNow, keep_for_later
 from activities.transitions import queue_email, record_timeline
 from db.models import (
     Approver,
@@ -53,8 +54,11 @@ class MissionActivities:
         ops_email: str,
         task_queue: str,
         temporal: Client | None = None,
+        send_now: SendNow = keep_for_later,
     ) -> None:
+        """`send_now` sends a transition's e-mails after its commit (activities.outbox)."""
         self._sessions = sessions
+        self._send_now = send_now
         self._ops_email = ops_email
         self._task_queue = task_queue
         self._temporal = temporal
@@ -98,7 +102,7 @@ class MissionActivities:
                 )
                 if alert is not None:
                     keys.append(alert)
-        return TransitionResult(applied=applied, outbox_keys=keys)
+        return TransitionResult(applied=applied, outbox_keys=await self._send_now(keys))
 
     @activity.defn(name=RECORD_FAILED_TRANSITION)
     async def record_failed_transition(self, f: FailedTransition) -> TransitionResult:

@@ -20,7 +20,10 @@ message carries the same Message-ID and mail clients show it once.
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -41,6 +44,19 @@ from schemas.names import DELIVER_OUTBOX
 
 CLAIM_LEASE = timedelta(minutes=2)
 """How long an attempt owns a row it is sending: well past the SMTP timeout (30 s)."""
+
+
+SEND_NOW_BUDGET = 5.0
+"""Seconds a transition's activity spends sending its e-mails right after its commit; what
+is not sent by then is left to the workflow's delivery (workflows/effects.py)."""
+
+SendNow = Callable[[list[str]], Awaitable[list[str]]]
+"""Sends outbox rows at once; returns the keys still to deliver."""
+
+
+async def keep_for_later(keys: list[str]) -> list[str]:
+    """No sending at once: every key left to the workflow's delivery."""
+    return keys
 
 
 class BeingSent(Exception):
@@ -93,6 +109,26 @@ class OutboxActivities:
         if transient is not None:
             raise transient
         return result
+
+    async def send_now(self, keys: list[str]) -> list[str]:
+        """The first attempt of a transition's e-mails, by the activity that queued them,
+        right after its commit: one activity fewer (and no workflow task) per transition
+        when SMTP is up. Returns the keys still to deliver (a transient failure, or the
+        budget spent: the workflow's delivery retries them); a row sent or refused for good
+        is done. Safe to repeat: each row is claimed before it is sent."""
+        deadline = time.monotonic() + SEND_NOW_BUDGET
+        left: list[str] = []
+        for index, key in enumerate(keys):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                left.extend(keys[index:])
+                break
+            try:
+                await asyncio.wait_for(self._deliver_one(key), remaining)
+            except Exception as exc:  # whatever it is, the workflow's delivery retries it
+                activity.logger.info("email %s left to the workflow's delivery: %r", key, exc)
+                left.append(key)
+        return left
 
     async def _deliver_one(self, key: str) -> bool | None:
         """True: sent now; False: sent before; None: refused for good (recorded)."""

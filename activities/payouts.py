@@ -24,6 +24,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.billing_files import issue_credit_note_document
+from activities.outbox import SendNow, keep_for_later
 from activities.transitions import payout_schedule, queue_email, record_timeline
 from db.models import ClientPayment, CreditNote, Invoice, Payout
 from db.sequences import CREDIT_NOTE_SERIES, next_number
@@ -60,8 +61,15 @@ def _may_update(t: PayoutTransition) -> ColumnElement[bool]:
 
 
 class PayoutActivities:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], ops_email: str) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        ops_email: str,
+        send_now: SendNow = keep_for_later,
+    ) -> None:
+        """`send_now` sends a transition's e-mails after its commit (activities.outbox)."""
         self._sessions = sessions
+        self._send_now = send_now
         self._ops_email = ops_email
 
     @activity.defn(name=RECORD_PAYOUT_TRANSITION)
@@ -98,7 +106,7 @@ class PayoutActivities:
                         context=dict(email.context),
                     )
                 )
-        return TransitionResult(applied=applied, outbox_keys=keys)
+        return TransitionResult(applied=applied, outbox_keys=await self._send_now(keys))
 
     @activity.defn(name=RECORD_CLIENT_PAYMENT)
     async def record_client_payment(self, inp: RecordClientPaymentInput) -> ClientPaymentResult:

@@ -67,7 +67,9 @@ def add_source_sans_pro(pdf: FPDF) -> None:
         template = _template(style)
         font = copy.copy(template)
         font.i = len(pdf.fonts) + 1
-        font.ttfont = TTFont(BytesIO(font_bytes(style)), recalcTimestamp=False, lazy=True)
+        font.ttfont = TTFont(
+            BytesIO(font_bytes(style)), recalcTimestamp=False, recalcBBoxes=False, lazy=True
+        )
         font.missing_glyphs = []
         font.biggest_size_pt = 0
         font._hbfont = None

@@ -8,6 +8,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
+from activities.outbox import SendNow, keep_for_later
 from activities.transitions import queue_email, record_timeline
 from db.models import (
     Approver,
@@ -27,8 +28,12 @@ from schemas.names import RECORD_PROPOSAL
 
 
 class ProposalActivities:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], send_now: SendNow = keep_for_later
+    ) -> None:
+        """`send_now` sends the e-mails after the commit (activities.outbox)."""
         self._sessions = sessions
+        self._send_now = send_now
 
     @activity.defn(name=RECORD_PROPOSAL)
     async def record_proposal(self, inp: RecordProposalInput) -> TransitionResult:
@@ -96,7 +101,7 @@ class ProposalActivities:
                 ),
             ]
         activity.logger.info("proposal %s recorded (new: %s)", pid, applied)
-        return TransitionResult(applied=applied, outbox_keys=keys)
+        return TransitionResult(applied=applied, outbox_keys=await self._send_now(keys))
 
 
 async def _upsert_parties(session: AsyncSession, proposal: ProposalSubmitted) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
+from activities.billing_files import BillingFileActivities
 from activities.cra import CraActivities
 from activities.documents import DocumentActivities
 from activities.mailer import Mailer
@@ -37,22 +38,34 @@ class Activities:
         self._engine = engine
         self.sessions = sessions = session_factory(engine)
         """The pool's sessions (the worker's readiness probe checks the database with them)."""
-        self.proposals = ProposalActivities(sessions)
-        self.missions = MissionActivities(
-            sessions, settings.ops_email, settings.task_queue, temporal
-        )
         self.outbox = OutboxActivities(sessions, mailer)
+        send_now = self.outbox.send_now  # a transition's e-mails, right after its commit
+        self.proposals = ProposalActivities(sessions, send_now)
+        self.missions = MissionActivities(
+            sessions, settings.ops_email, settings.task_queue, temporal, send_now
+        )
         self.starts = StartActivities(settings.task_queue, temporal)
         self.documents = DocumentActivities(sessions)
         self.cra = CraActivities(
             sessions,
             late_payment_rate=settings.late_payment_rate,
             recovery_indemnity=settings.recovery_indemnity,
-            ops_email=settings.ops_email,
+            render_task_queue=settings.render_task_queue,
+            send_now=send_now,
         )
-        self.payouts = PayoutActivities(sessions, settings.ops_email)
+        self.files = BillingFileActivities(sessions, settings.ops_email)
+        self.payouts = PayoutActivities(sessions, settings.ops_email, send_now)
 
     def all(self) -> list[Callable[..., Any]]:
+        """Every activity: what a worker of the main task queue runs, the rendering too."""
+        return [*self.main(), *self.rendering()]
+
+    def rendering(self) -> list[Callable[..., Any]]:
+        """The billing documents' rendering (CPU-bound): what the render task queue runs."""
+        return [self.files.issue_billing_documents]
+
+    def main(self) -> list[Callable[..., Any]]:
+        """Every activity but the rendering."""
         return [
             self.proposals.record_proposal,
             self.missions.record_mission_transition,
@@ -60,6 +73,7 @@ class Activities:
             self.missions.watch_provider,
             self.starts.open_cra_cycle,
             self.starts.start_payout,
+            self.starts.signal_workflow,
             self.outbox.deliver_outbox,
             self.documents.record_document_upload,
             self.documents.record_document_review,

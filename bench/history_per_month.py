@@ -24,14 +24,17 @@ import sys
 import tempfile
 import time as clock
 import uuid
+from collections import Counter
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import time, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHandle
 
 from activities.mailer import Mailer
@@ -62,14 +65,35 @@ LINES = {
 class Size:
     events: int
     bytes: int
+    kinds: Counter[str] = field(default_factory=Counter)
+    """Events by type (an activity's and a signal's named), for `--events`."""
+
+
+def _kind(event: HistoryEvent) -> str:
+    kind = EventType.Name(event.event_type).removeprefix("EVENT_TYPE_")
+    if event.HasField("activity_task_scheduled_event_attributes"):
+        kind += f" {event.activity_task_scheduled_event_attributes.activity_type.name}"
+    if event.HasField("marker_recorded_event_attributes"):
+        kind += f" {event.marker_recorded_event_attributes.marker_name}"
+    if event.HasField("signal_external_workflow_execution_initiated_event_attributes"):
+        kind += (
+            f" {event.signal_external_workflow_execution_initiated_event_attributes.signal_name}"
+        )
+    if event.HasField("workflow_execution_signaled_event_attributes"):
+        kind += f" {event.workflow_execution_signaled_event_attributes.signal_name}"
+    return kind
 
 
 async def size(handle: WorkflowHandle[object, object]) -> Size:
     history = await handle.fetch_history()
-    return Size(len(history.events), sum(event.ByteSize() for event in history.events))
+    return Size(
+        len(history.events),
+        sum(event.ByteSize() for event in history.events),
+        Counter(_kind(event) for event in history.events),
+    )
 
 
-async def measure(months: int, offer: PaymentOffer) -> None:
+async def measure(months: int, offer: PaymentOffer, events: bool = False) -> None:
     started = clock.monotonic()
     async with AsyncExitStack() as stack:
         mail_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-mail-")))
@@ -130,8 +154,14 @@ async def measure(months: int, offer: PaymentOffer) -> None:
     print(f"{offer.value}, {months} months ({clock.monotonic() - started:.1f}s)")
     print(f"  mission-{pid}: {before.events} events once in progress, {after.events} after")
     print(f"    → {per_month.events} events, {per_month.bytes} bytes per month")
+    if events:
+        _kinds(after.kinds - before.kinds, months)
     _line("CRA cycle", cycles)
+    if events:
+        _kinds(sum((c.kinds for c in cycles), Counter()), months)
     _line("payout (paid)", payouts)
+    if events:
+        _kinds(sum((p.kinds for p in payouts), Counter()), months)
     total = per_month.events + statistics.mean(c.events for c in cycles)
     total += statistics.mean(p.events for p in payouts)
     print(f"  one mission-month, all three workflows: {total:.0f} events")
@@ -146,6 +176,12 @@ def _line(name: str, sizes: list[Size]) -> None:
     )
 
 
+def _kinds(kinds: Counter[str], months: int) -> None:
+    """Events per month by type, most frequent first."""
+    for kind, count in kinds.most_common():
+        print(f"      {count / months:5.1f}  {kind}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--months", type=int, default=3)
@@ -156,8 +192,11 @@ def main() -> None:
         help="back-to-back needs client payments the time-skipping server cannot mix with "
         "time skips (see MissionDriver.client_pays)",
     )
+    parser.add_argument(
+        "--events", action="store_true", help="also print each workflow's events by type"
+    )
     args = parser.parse_args()
-    asyncio.run(measure(args.months, PaymentOffer(args.offer)))
+    asyncio.run(measure(args.months, PaymentOffer(args.offer), args.events))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ payout workflow, which pays it without recomputing; a manual import re-dates it 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -40,6 +40,9 @@ from domain.invoices import InvoiceAmounts
 from domain.offers import offer_rule
 from schemas.enums import PaymentOffer, PayoutStatus
 from schemas.payouts import PayoutDateFacts, PayoutTerms
+
+PAY_AT = time(9, 0)
+"""Payouts are made at 09:00, Europe/Paris, on their day."""
 
 LEGAL_MAX_PAYMENT_DAYS = 60
 """L441-10 Code de commerce: payment no later than 60 days after the invoice date."""

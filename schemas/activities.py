@@ -7,7 +7,7 @@ database or SMTP libraries that implement them.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -42,6 +42,34 @@ class FailedTransition(BaseModel):
     kind: str
     at: datetime
     reason: str
+
+
+class SignalInput(BaseModel):
+    """A signal to a workflow's current run: its id, the signal's name and its payload (the
+    receiving handler's model, dumped to JSON)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    workflow_id: str
+    signal: str
+    payload: dict[str, Any]
+
+
+class IssueDocumentsInput(BaseModel):
+    """The validated month whose files (BPF, invoice as Factur-X) to render and store."""
+
+    model_config = ConfigDict(frozen=True)
+
+    mission_id: str
+    month: str
+    at: datetime = Field(description="the validation's instant: dates an ops alert's row")
+
+
+class IssueDocumentsResult(BaseModel):
+    written: list[str] = Field(default_factory=list, description="file names stored now")
+    outbox_keys: list[str] = Field(
+        default_factory=list, description="the ops alert of a document that cannot be issued"
+    )
 
 
 class DeliverOutboxInput(BaseModel):

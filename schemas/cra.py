@@ -201,6 +201,10 @@ class CraValidationResult(BaseModel):
     invoice_number: str | None = None
     terms: PayoutTerms
     outbox_keys: list[str] = Field(default_factory=list)
+    render_task_queue: str | None = Field(
+        default=None,
+        description="where the cycle renders the month's files next (None: its own queue)",
+    )
 
     # Read from the terms, never stored twice.
     @property

@@ -98,6 +98,9 @@ RECORD_MISSION_TRANSITION = "record_mission_transition"
 WATCH_PROVIDER = "watch_provider"
 OPEN_CRA_CYCLE = "open_cra_cycle"
 START_PAYOUT = "start_payout"
+SIGNAL_WORKFLOW = "signal_workflow"
+"""Signals a workflow by id (its current run) from a local activity: one marker in the
+sender's history where a workflow's own external signal costs two events and a task."""
 DELIVER_OUTBOX = "deliver_outbox"
 RECORD_CRA_TRANSITION = "record_cra_transition"
 RECORD_CRA_VALIDATION = "record_cra_validation"
@@ -108,6 +111,9 @@ RECORD_DOCUMENT_UPLOAD = "record_document_upload"
 RECORD_DOCUMENT_REVIEW = "record_document_review"
 RECORD_DOCUMENT_EXPIRY = "record_document_expiry"
 RECORD_FAILED_TRANSITION = "record_failed_transition"
+ISSUE_BILLING_DOCUMENTS = "issue_billing_documents"
+"""Renders and stores a validated month's BPF and invoice (Factur-X) files, right after the
+validation committed them: on the render task queue (`CONTRACTING_RENDER_TASK_QUEUE`)."""
 
 # --- Error types --------------------------------------------------------------------------------
 

@@ -18,17 +18,21 @@ the start of billing. A child of the mission workflow, one per month of a missio
 - The mission tells the cycle when its end date moves (renewal, early termination): the
   month's pro rata, the most days a CRA may declare and the reminder move with it.
 - Validation: one activity, one transaction (validated CRA + lines, BPF, invoice or its
-  awaiting-import row, payout schedule, timeline, outbox), then the payout workflow
-  `payout-<mission_id>-<YYYY-MM>`, started by an activity (activities/starts.py), and the cycle
-  completes with a `CraResult`, after signalling the mission's current run (`mission.cra_closed`)
-  so that a mission that continued as new still learns it.
+  awaiting-import row, payout schedule, timeline, outbox): the legal record. Then, at once,
+  the month's files (BPF, invoice as Factur-X) are rendered by their own activity
+  (`issue_billing_documents`, on the render task queue the validation names), while the
+  payout workflow `payout-<mission_id>-<YYYY-MM>` is started by an activity
+  (activities/starts.py) and the mission's current run is signalled (`mission.cra_closed`,
+  so that a mission that continued as new still learns it); the cycle completes with a
+  `CraResult` once its files are stored.
 
-History cost of a month (submitted then validated, no reminder): 2 updates, 2 record
-activities, 2 email deliveries, 1 child start.
+History cost of a month (submitted then validated, no reminder): 2 updates, 2 local record
+activities, 2 local e-mail deliveries, 1 local start, the rendering activity, 1 signal.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, datetime
 
 from temporalio import workflow
@@ -44,7 +48,7 @@ from domain.cra import (
     reminder_at,
 )
 from schemas import search_attributes as sa
-from schemas.activities import TransitionResult
+from schemas.activities import IssueDocumentsInput, IssueDocumentsResult, TransitionResult
 from schemas.cra import (
     CraClosed,
     CraInput,
@@ -68,6 +72,7 @@ from schemas.names import (
     CRA_SUBMITTED,
     CRA_VALIDATED,
     CRA_WORKFLOW,
+    ISSUE_BILLING_DOCUMENTS,
     MISSION_PERIOD_CHANGED,
     MONTH_VALIDATED,
     RECORD_CRA_TRANSITION,
@@ -76,8 +81,9 @@ from schemas.names import (
     STATE_QUERY,
 )
 from schemas.payouts import PayoutInput, PayoutProvider
-from workflows.effects import deliver_outbox
-from workflows.options import db_activity
+from workflows.attributes import upsert_changed
+from workflows.effects import deliver_outbox, tell
+from workflows.options import DB_RETRY, RENDER_TIMEOUT, local_db_activity
 from workflows.timers import Deadline
 from workflows.transitions import TransitionQueue, record_refusal
 from workflows.validation import check, occurred, refuse
@@ -104,7 +110,7 @@ class CraWorkflow:
 
     @workflow.run
     async def run(self, inp: CraInput) -> CraResult:
-        workflow.upsert_search_attributes(
+        upsert_changed(  # set at the start by open_cra_cycle: no upsert then
             [
                 sa.MISSION_ID.value_set(inp.mission_id),
                 sa.CLIENT_ID.value_set(inp.client_id),
@@ -120,17 +126,20 @@ class CraWorkflow:
             if self._effects:
                 continue
             await self._sleep_until_woken_or(self._next_reminder())
+        billing = self._billing
+        # The legal record is committed: the files are rendered now, beside the rest.
+        files = asyncio.ensure_future(self._issue_documents(billing))
         payout_id = None
         if inp.start_payout:
-            payout_id = await self._start_payout(self._billing)
+            payout_id = await self._start_payout(billing)
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._effects.drain()
-        # The mission learns the month is billed at once: its e-mails never gate the business
-        # (during an SMTP outage the mission would otherwise see the month as open and accept,
-        # say, a termination inside a month already billed in full).
+        # The mission learns the month is billed at once: neither its e-mails nor its files
+        # gate the business (during an SMTP outage the mission would otherwise see the month
+        # as open and accept, say, a termination inside a month already billed in full).
         await self._report_to_mission()
+        await files
         await self._effects.delivered()
-        billing = self._billing
         return CraResult(
             mission_id=inp.mission_id,
             month=inp.month,
@@ -153,14 +162,14 @@ class CraWorkflow:
     async def _write(self, effect: CraTransition | CraValidation) -> list[str]:
         """Write one queued transition; the validation also bills the month."""
         if isinstance(effect, CraValidation):
-            billing = await db_activity(RECORD_CRA_VALIDATION, effect, CraValidationResult)
+            billing = await local_db_activity(RECORD_CRA_VALIDATION, effect, CraValidationResult)
             self._billing = billing
             self._state.bpf_number = billing.bpf_number
             self._state.invoice_number = billing.invoice_number
             self._state.payout_status = billing.payout_status
             self._state.payout_date = billing.payout_date
             return billing.outbox_keys
-        result = await db_activity(RECORD_CRA_TRANSITION, effect, TransitionResult)
+        result = await local_db_activity(RECORD_CRA_TRANSITION, effect, TransitionResult)
         return result.outbox_keys
 
     async def _refused(
@@ -178,6 +187,26 @@ class CraWorkflow:
             raise error
         return keys
 
+    async def _issue_documents(self, billing: CraValidationResult) -> None:
+        """Render and store the month's files (idempotent by document key), on the render
+        task queue; a file that cannot be issued is an ops alert, delivered like the rest."""
+        issued = await workflow.execute_activity(
+            ISSUE_BILLING_DOCUMENTS,
+            IssueDocumentsInput(
+                mission_id=self._inp.mission_id, month=self._inp.month, at=self._state_at()
+            ),
+            result_type=IssueDocumentsResult,
+            task_queue=billing.render_task_queue or workflow.info().task_queue,
+            start_to_close_timeout=RENDER_TIMEOUT,
+            retry_policy=DB_RETRY,
+        )
+        self._effects.deliver(issued.outbox_keys)
+
+    def _state_at(self) -> datetime:
+        """The validation's instant (what the files' alerts are dated with)."""
+        assert self._state.validated_at is not None
+        return self._state.validated_at
+
     async def _start_payout(self, billing: CraValidationResult) -> str:
         """The payout outlives this cycle: started by an activity (activities/starts.py)."""
         inp = self._inp
@@ -191,19 +220,17 @@ class CraWorkflow:
             invoice_number=billing.invoice_number,
             terms=billing.terms,  # computed once by the validation: the payout pays them
         )
-        await db_activity(START_PAYOUT, payout_input)
+        await local_db_activity(START_PAYOUT, payout_input)
         self._note("payout.started", workflow_id)
         return workflow_id
 
     async def _report_to_mission(self) -> None:
         """Tell the mission's current run (it may have continued as new since it started us)."""
-        mission = workflow.get_external_workflow_handle(mission_workflow_id(self._inp.mission_id))
-        try:
-            await mission.signal(
-                CRA_CLOSED, CraClosed(month=self._inp.month, status=self._state.status)
-            )
-        except Exception as exc:  # the mission is gone: nothing left to tell
-            workflow.logger.warning("mission of %s not signalled: %s", self._inp.month, exc)
+        await tell(  # a local activity; a mission gone has nothing left to learn
+            mission_workflow_id(self._inp.mission_id),
+            CRA_CLOSED,
+            CraClosed(month=self._inp.month, status=self._state.status),
+        )
 
     # ------------------------------------------------------------------ reminders
 

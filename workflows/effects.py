@@ -1,6 +1,9 @@
 """How workflows deliver email: the outbox delivery activity, never failing its workflow.
 
-The activity options (timeouts, retries) are in `workflows/options.py`.
+The first attempt of each delivery is a local activity (one marker in the history, no round
+trip through the task queue; bounded by `MAIL_LOCAL_TIMEOUT`): SMTP up, that is all it costs.
+Only when it fails do regular activities, retried and backing off, take over. The activity
+options (timeouts, retries) are in `workflows/options.py`.
 """
 
 from __future__ import annotations
@@ -8,13 +11,22 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, FailureError
 
-from schemas.activities import DeliverOutboxInput, DeliverOutboxResult
-from schemas.names import DELIVER_OUTBOX
-from workflows.options import MAIL_ATTEMPT, MAIL_BACKOFF_LIMIT, MAIL_RETRY, MAIL_TIMEOUT
+from schemas.activities import DeliverOutboxInput, DeliverOutboxResult, SignalInput
+from schemas.names import DELIVER_OUTBOX, SIGNAL_WORKFLOW
+from workflows.options import (
+    ACTIVITY_FAILED,
+    MAIL_ATTEMPT,
+    MAIL_BACKOFF_LIMIT,
+    MAIL_LOCAL_TIMEOUT,
+    MAIL_RETRY,
+    MAIL_TIMEOUT,
+    local_db_activity,
+)
 
 
 def root_message(exc: BaseException) -> str:
@@ -22,6 +34,21 @@ def root_message(exc: BaseException) -> str:
     while isinstance(exc, FailureError) and exc.cause is not None:
         exc = exc.cause
     return exc.message if isinstance(exc, FailureError) else str(exc)
+
+
+async def tell(workflow_id: str, signal: str, payload: BaseModel) -> None:
+    """Signal a workflow's current run through a local activity (`signal_workflow`: one
+    marker event). A workflow that has closed has nothing left to learn: logged, never a
+    failure of the sender (a failed signal would otherwise fail the whole workflow)."""
+    told = await local_db_activity(
+        SIGNAL_WORKFLOW,
+        SignalInput(
+            workflow_id=workflow_id, signal=signal, payload=payload.model_dump(mode="json")
+        ),
+        bool,
+    )
+    if not told:
+        workflow.logger.warning("%s not told %s: it has closed", workflow_id, signal)
 
 
 async def _send(keys: list[str], retry_policy: RetryPolicy) -> DeliverOutboxResult:
@@ -36,10 +63,30 @@ async def _send(keys: list[str], retry_policy: RetryPolicy) -> DeliverOutboxResu
     return result
 
 
+async def _first_attempt(keys: list[str]) -> bool:
+    """One local attempt (the common case: SMTP up); False when it did not deliver."""
+    try:
+        await workflow.execute_local_activity(
+            DELIVER_OUTBOX,
+            DeliverOutboxInput(keys=keys),
+            result_type=DeliverOutboxResult,
+            start_to_close_timeout=MAIL_LOCAL_TIMEOUT,
+            retry_policy=MAIL_ATTEMPT,
+        )
+        return True
+    except ACTIVITY_FAILED as exc:
+        workflow.logger.warning(
+            "emails %s not delivered at once, retrying: %s", keys, root_message(exc)
+        )
+        return False
+
+
 async def deliver_outbox(keys: list[str]) -> None:
     """Send outbox rows by key; a permanent refusal is recorded on its row (`refused`) by
     the activity, which goes on with the other keys: it never fails the workflow that queued
     the email. What still fails (retries exhausted) is logged."""
+    if not keys or await _first_attempt(keys):
+        return
     try:
         await _send(keys, MAIL_RETRY)
     except ActivityError as exc:
@@ -71,6 +118,11 @@ class Courier:
 
     async def _attempts(self, delivery: _Delivery) -> None:
         backoff = MAIL_RETRY.initial_interval
+        if await _first_attempt(delivery.keys):
+            return
+        delivery.attempting = False
+        await workflow.sleep(backoff)
+        backoff = min(backoff * MAIL_RETRY.backoff_coefficient, MAIL_BACKOFF_LIMIT)
         while True:
             delivery.attempting = True
             try:

@@ -31,10 +31,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
+from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, FailureError
+from temporalio.exceptions import ApplicationError
 
 from domain import mission_rules as rules
 from domain.clock import paris_instant
@@ -99,8 +100,9 @@ from schemas.names import (
     STATE_QUERY,
     WATCH_PROVIDER,
 )
-from workflows.effects import root_message
-from workflows.options import db_activity
+from workflows.attributes import upsert_changed
+from workflows.effects import tell
+from workflows.options import local_db_activity
 from workflows.timers import Deadline
 from workflows.transitions import TransitionQueue, record_refusal
 from workflows.validation import check, refuse
@@ -126,7 +128,7 @@ class MissionWorkflow:
         self._effects = TransitionQueue[MissionTransition](self._write, self._refused)
         self._cra_opening: set[str] = set(self._state.cra_months)
         self._openings: list[asyncio.Future[None]] = []  # cycles being opened
-        self._announcements: list[tuple[str, str, Any]] = []
+        self._announcements: list[tuple[str, str, BaseModel]] = []
         self._continue_as_new_requested = False
         self._watch_requested = False
         self._wake = False
@@ -137,7 +139,7 @@ class MissionWorkflow:
     async def run(self, inp: MissionInput) -> MissionResult:
         self._effects.deliver(inp.undelivered_emails)  # the previous run's, still on their way
         if inp.state is None:
-            recorded = await db_activity(
+            recorded = await local_db_activity(
                 RECORD_PROPOSAL,
                 RecordProposalInput(
                     event_id=inp.event_id, occurred_at=inp.occurred_at, proposal=inp.proposal
@@ -210,7 +212,7 @@ class MissionWorkflow:
         await self._effects.drain()
         if self._watch_requested:
             self._watch_requested = False
-            await db_activity(
+            await local_db_activity(
                 WATCH_PROVIDER,
                 WatchRequest(
                     mission_id=self._state.mission_id,
@@ -221,19 +223,14 @@ class MissionWorkflow:
             workflow_id, signal, payload = self._announcements.pop(0)
             await self._tell_cycle(workflow_id, signal, payload)
 
-    async def _tell_cycle(self, workflow_id: str, signal: str, payload: Any) -> None:
-        """Tell a CRA cycle what changed. A cycle already closed (terminated by ops, or
-        completed before its `cra.closed` arrived) has nothing left to learn: logged, and the
-        mission goes on (a failed signal would otherwise fail the whole mission)."""
-        try:
-            await workflow.get_external_workflow_handle(workflow_id).signal(signal, payload)
-        except FailureError as exc:
-            workflow.logger.warning(
-                "CRA cycle %s not told %s: %s", workflow_id, signal, root_message(exc)
-            )
+    async def _tell_cycle(self, workflow_id: str, signal: str, payload: BaseModel) -> None:
+        """Tell a CRA cycle what changed (`effects.tell`: a local activity). A cycle already
+        closed (terminated by ops, or completed before its `cra.closed` arrived) has nothing
+        left to learn: logged, and the mission goes on."""
+        await tell(workflow_id, signal, payload)
 
     async def _write(self, transition: MissionTransition) -> list[str]:
-        result = await db_activity(RECORD_MISSION_TRANSITION, transition, TransitionResult)
+        result = await local_db_activity(RECORD_MISSION_TRANSITION, transition, TransitionResult)
         return result.outbox_keys
 
     async def _refused(self, transition: MissionTransition, error: ApplicationError) -> list[str]:
@@ -244,9 +241,7 @@ class MissionWorkflow:
         state = self._state
         if transition.kind not in state.failed_transitions:
             state.failed_transitions.append(transition.kind)
-            workflow.upsert_search_attributes(
-                [sa.FAILED_TRANSITIONS.value_set(list(state.failed_transitions))]
-            )
+            upsert_changed([sa.FAILED_TRANSITIONS.value_set(list(state.failed_transitions))])
         state.timeline.append(
             TimelineEntry(
                 at=workflow.now(), kind="transition.failed", detail=f"{transition.kind}: {error}"
@@ -291,8 +286,7 @@ class MissionWorkflow:
         if stage is not None:
             state.stage = stage
             attributes.append(sa.MISSION_STAGE.value_set(stage.value))
-        if attributes:
-            workflow.upsert_search_attributes(attributes)
+        upsert_changed(attributes)
         self._watch_requested |= step.watch_provider
         self._continue_as_new_requested |= step.continue_as_new
         for period in step.period_changed:  # each open cycle learns the end it now bills to
@@ -317,7 +311,7 @@ class MissionWorkflow:
             mission_id=state.mission_id, stage=state.stage, proposal_status=state.proposal_status
         )
 
-    def _announce(self, month: str, signal: str, payload: Any) -> None:
+    def _announce(self, month: str, signal: str, payload: BaseModel) -> None:
         """Queue a signal to the month's open cycle; the main loop sends it."""
         workflow_id = cra_workflow_id(self._state.mission_id, month)
         self._announcements.append((workflow_id, signal, payload))
@@ -334,7 +328,7 @@ class MissionWorkflow:
     async def _open_cra_cycle(self, month: str) -> None:
         """One cycle per month, started by an idempotent activity; it outlives a
         continue-as-new, as does its payout. Routable once it exists, not before."""
-        await db_activity(OPEN_CRA_CYCLE, rules.cra_input(self._state, self._proposal, month))
+        await local_db_activity(OPEN_CRA_CYCLE, rules.cra_input(self._state, self._proposal, month))
         self._state.cra_months.append(month)
 
     @workflow.signal(name=CRA_CLOSED)

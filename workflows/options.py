@@ -1,7 +1,17 @@
 """Activity options, once: how long an activity may run and how it retries.
 
-Every workflow runs its database activities through `db_activity`, so a change of policy (how
-long a write may take, how often it retries, how long SMTP may be down) is one edit here.
+Every workflow runs its database activities through `db_activity` or `local_db_activity`, so
+a change of policy (how long a write may take, how often it retries, how long SMTP may be
+down) is one edit here.
+
+Why local activities for the lifecycle's transitions (`local_db_activity`): a transition is
+one short transaction (milliseconds). As a regular activity it costs six history events
+(scheduled, started, completed, and the workflow task that reads its result) and two round
+trips through the server's task queue; as a local activity, run by the worker inside the
+workflow task that asks for it, one marker event and none. A retry after a crashed worker
+re-runs it (the workflow task times out and is retried on another worker): the transitions
+are idempotent by key, like every activity here. The long or CPU-bound ones stay regular
+activities (the rendering of the billing documents, on its own task queue, and SMTP retries).
 """
 
 from __future__ import annotations
@@ -11,6 +21,12 @@ from typing import Any, TypeVar, overload
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+
+ACTIVITY_FAILED = (ActivityError, ApplicationError, TimeoutError)
+"""What awaiting a failed activity raises: a regular activity an `ActivityError` whose cause
+is the failure; a local activity may raise the failure itself (an `ApplicationError`, or a
+`TimeoutError` once its timeout passed)."""
 
 T = TypeVar("T")
 
@@ -23,6 +39,11 @@ MAIL_BACKOFF_LIMIT = timedelta(minutes=10)
 MAIL_RETRY = RetryPolicy(maximum_interval=MAIL_BACKOFF_LIMIT)
 # One attempt per activity where the workflow retries on its own timer (`effects.Courier`).
 MAIL_ATTEMPT = RetryPolicy(maximum_attempts=1)
+# The first attempt of a delivery runs as a local activity, briefly: SMTP answers in
+# milliseconds when it is up; past this, the regular retried activities take over.
+MAIL_LOCAL_TIMEOUT = timedelta(seconds=5)
+# Rendering a month's files: CPU-bound, tens of milliseconds a document; retried like a write.
+RENDER_TIMEOUT = timedelta(minutes=2)
 
 
 @overload
@@ -32,6 +53,22 @@ async def db_activity(activity: str, arg: Any, result_type: type[T]) -> T: ...
 async def db_activity(activity: str, arg: Any, result_type: type[Any] | None = None) -> Any:
     """Run a database activity (one transaction) with the database options."""
     return await workflow.execute_activity(
+        activity,
+        arg,
+        result_type=result_type,
+        start_to_close_timeout=DB_TIMEOUT,
+        retry_policy=DB_RETRY,
+    )
+
+
+@overload
+async def local_db_activity(activity: str, arg: Any) -> None: ...
+@overload
+async def local_db_activity(activity: str, arg: Any, result_type: type[T]) -> T: ...
+async def local_db_activity(activity: str, arg: Any, result_type: type[Any] | None = None) -> Any:
+    """Run a short database activity (one transaction) as a local activity, with the
+    database options: one marker in the history instead of an activity's six events."""
+    return await workflow.execute_local_activity(
         activity,
         arg,
         result_type=result_type,

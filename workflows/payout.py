@@ -40,8 +40,10 @@ pending. The monthly CRA cycle starts it through the idempotent `start_payout` a
   client's payments cover the invoice or the invoice is cancelled, so late payments and credit
   notes still reach it.
 
-Each transition is one activity (payout row, timeline, outbox) then one delivery activity.
-A Basic payout costs: schedule, timer, pay, deliver.
+Each transition is one local activity (payout row, timeline, outbox: one marker event), its
+e-mails then a local delivery attempt (workflows/effects.py). A Basic payout costs: its
+start (search attributes included), schedule, timer, pay, deliver, the unset of
+`NextPayoutDate` and the timer that keeps it open.
 
 Ops find upcoming payouts in the Temporal UI with the `NextPayoutDate` search attribute,
 set on this workflow when its date is known and cleared once it is paid or cancelled:
@@ -51,17 +53,16 @@ set on this workflow when its date is known and cleared once it is paid or cance
 from __future__ import annotations
 
 import asyncio
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
 
 from domain.carry_over import carry_context
 from domain.clock import paris_date, paris_instant
 from domain.formatting import long_date_fr
 from domain.offers import offer_rule
-from domain.payouts import back_to_back_payout_date, imported_invoice_terms
+from domain.payouts import PAY_AT, back_to_back_payout_date, imported_invoice_terms
 from schemas import search_attributes as sa
 from schemas.activities import TransitionResult
 from schemas.enums import PayoutStatus
@@ -89,14 +90,12 @@ from schemas.payouts import (
     Recipient,
     RecordClientPaymentInput,
 )
+from workflows.attributes import upsert_changed
 from workflows.effects import deliver_outbox, root_message
-from workflows.options import db_activity
+from workflows.options import ACTIVITY_FAILED, local_db_activity
 from workflows.timers import Deadline
 from workflows.transitions import failed_for_good, record_refusal
 from workflows.validation import check, occurred, refuse
-
-PAY_AT = time(9, 0)
-"""Payouts are made at 09:00, Europe/Paris, on their day."""
 
 KEEP_OPEN_AFTER_PAID = timedelta(days=400)
 """How long a paid payout still waits for the client's payment or a credit note."""
@@ -142,27 +141,27 @@ class PayoutWorkflow:
 
     @workflow.run
     async def run(self, inp: PayoutInput) -> PayoutState:
-        # Search attributes go in as few upserts as possible (each is a history event).
+        # Search attributes go in as few upserts as possible (each is a history event): the
+        # start set those it knew (activities/starts.py), only what differs is upserted.
         attributes = [
             sa.MISSION_ID.value_set(inp.mission_id),
             sa.PAYMENT_OFFER.value_set(self._terms.offer.value),
         ]
         if not self._imported:
-            workflow.upsert_search_attributes(attributes)
+            upsert_changed(attributes)
             attributes = []
             await self._step("scheduled", PayoutStatus.WAITING_INVOICE_IMPORT)
             await workflow.wait_condition(lambda: self._imported or self._done)
         if not self._done and self._terms.status is PayoutStatus.WAITING_CLIENT_PAYMENT:
-            if attributes:
-                workflow.upsert_search_attributes(attributes)
-                attributes = []
+            upsert_changed(attributes)
+            attributes = []
             await self._step("scheduled", PayoutStatus.WAITING_CLIENT_PAYMENT)
             await workflow.wait_condition(lambda: self._client_paid_on is not None or self._done)
             if self._client_paid_on is not None:
                 self._paid_after_client = back_to_back_payout_date(self._client_paid_on)
         if not self._done:
             assert self._payout_date is not None
-            workflow.upsert_search_attributes(
+            upsert_changed(
                 [
                     *attributes,
                     sa.NEXT_PAYOUT_DATE.value_set(paris_instant(self._payout_date, PAY_AT)),
@@ -173,7 +172,7 @@ class PayoutWorkflow:
             paid = await self._step("paid", PayoutStatus.PAID, email=("provider", "payout_paid"))
             if paid is not None:
                 self._paid_at = self._committed_at
-                workflow.upsert_search_attributes([sa.NEXT_PAYOUT_DATE.value_unset()])
+                upsert_changed([sa.NEXT_PAYOUT_DATE.value_unset()])
                 await deliver_outbox(paid.outbox_keys)
         if self._status is PayoutStatus.PAID:
             # Late client payments and credit notes still reach a paid payout for a while.
@@ -239,7 +238,7 @@ class PayoutWorkflow:
         at = workflow.now()
         try:
             result = await self._record(key, kind, status, at, emails)
-        except ActivityError as exc:
+        except ACTIVITY_FAILED as exc:
             final = failed_for_good(exc)
             if final is None:
                 raise
@@ -260,7 +259,7 @@ class PayoutWorkflow:
         emails: list[PayoutEmail],
     ) -> TransitionResult:
         inp = self._inp
-        result: TransitionResult = await db_activity(
+        result: TransitionResult = await local_db_activity(
             RECORD_PAYOUT_TRANSITION,
             PayoutTransition(
                 key=key,
@@ -326,7 +325,7 @@ class PayoutWorkflow:
         self._payment_ids.add(event_id)
         async with self._lock:
             try:
-                result: ClientPaymentResult = await db_activity(
+                result: ClientPaymentResult = await local_db_activity(
                     RECORD_CLIENT_PAYMENT,
                     RecordClientPaymentInput(
                         mission_id=self._inp.mission_id,
@@ -341,7 +340,7 @@ class PayoutWorkflow:
                     ),
                     ClientPaymentResult,
                 )
-            except ActivityError as exc:
+            except ACTIVITY_FAILED as exc:
                 self._payment_ids.discard(event_id)  # not recorded: it may be sent again
                 raise refuse(root_message(exc)) from exc
             self._client = result
@@ -371,7 +370,7 @@ class PayoutWorkflow:
                     f"was already imported ({self._invoice_number}) or cancelled"
                 )
             try:
-                result: InvoiceImportResult = await db_activity(
+                result: InvoiceImportResult = await local_db_activity(
                     RECORD_INVOICE_IMPORT,
                     InvoiceImport(
                         mission_id=self._inp.mission_id,
@@ -389,7 +388,7 @@ class PayoutWorkflow:
                     ),
                     InvoiceImportResult,
                 )
-            except ActivityError as exc:
+            except ACTIVITY_FAILED as exc:
                 raise refuse(root_message(exc)) from exc
             if result.accepted:
                 # The invoice exists from its import on: the terms are dated from it.
@@ -455,7 +454,7 @@ class PayoutWorkflow:
                 result = await self._transition(
                     "cancelled", PayoutStatus.CANCELLED, email=("provider", "payout_cancelled")
                 )
-                workflow.upsert_search_attributes([sa.NEXT_PAYOUT_DATE.value_unset()])
+                upsert_changed([sa.NEXT_PAYOUT_DATE.value_unset()])
         await deliver_outbox(result.outbox_keys)
         return self._state()
 

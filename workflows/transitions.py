@@ -19,12 +19,12 @@ from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from schemas.activities import FailedTransition, TransitionResult
 from schemas.names import RECORD_FAILED_TRANSITION
 from workflows.effects import Courier
-from workflows.options import db_activity
+from workflows.options import ACTIVITY_FAILED, local_db_activity
 
 T = TypeVar("T")
 
@@ -54,7 +54,7 @@ class TransitionQueue(Generic[T]):
             transition = self._pending.pop(0)
             try:
                 keys = await self._write(transition)
-            except ActivityError as exc:
+            except ACTIVITY_FAILED as exc:
                 final = failed_for_good(exc)
                 if final is None or self._refused is None:
                     raise
@@ -75,9 +75,10 @@ class TransitionQueue(Generic[T]):
         await self._courier.delivered()
 
 
-def failed_for_good(exc: ActivityError) -> ApplicationError | None:
-    """The non-retryable application error that ended the activity, if that is what did."""
-    cause = exc.cause
+def failed_for_good(exc: FailureError) -> ApplicationError | None:
+    """The non-retryable application error that ended the activity, if that is what did
+    (the failure itself for a local activity, the cause of an `ActivityError` otherwise)."""
+    cause = exc.cause if isinstance(exc, ActivityError) else exc
     if isinstance(cause, ApplicationError) and cause.non_retryable:
         return cause
     return None
@@ -92,7 +93,7 @@ async def record_refusal(
     workflow.logger.error(
         "mission %s: transition %s (%s) refused for good: %s", mission_id, kind, key, error.message
     )
-    result = await db_activity(
+    result = await local_db_activity(
         RECORD_FAILED_TRANSITION,
         FailedTransition(
             mission_id=mission_id, key=key, kind=kind, at=workflow.now(), reason=error.message

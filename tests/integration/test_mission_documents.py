@@ -1,6 +1,7 @@
-"""A validated CRA's BPF and invoice (Factur-X), issued in the validation's transaction and
-served by the gateway: listed, downloadable, printing both parties' postal addresses and the
-mandatory mentions; issued once; 404s; the 422 of a `proposal.submitted` without address.
+"""A validated CRA's BPF and invoice (Factur-X), rendered right after the validation by their
+own activity and served by the gateway: listed, downloadable, printing both parties' postal
+addresses and the mandatory mentions; issued once; 404s; the 422 of a `proposal.submitted`
+without address.
 
 Real dev server, worker, PostgreSQL and gateway (tests/fixtures/gateway.py).
 """
@@ -43,7 +44,7 @@ from db.models import (
 )
 from domain.document_numbers import bpf_number
 from domain.vat import french_vat_number
-from schemas.activities import DeliverOutboxInput
+from schemas.activities import DeliverOutboxInput, IssueDocumentsInput, IssueDocumentsResult
 from schemas.enums import PayoutStatus, VatRegime
 from settings import Settings
 from tests.support.einvoice import compile_schematrons
@@ -256,11 +257,13 @@ async def test_a_cancelled_invoice_gets_its_credit_note_as_factur_x(
 
 
 async def test_documents_are_issued_once_and_the_same_when_reissued(
-    gateway: GatewayTestClient, db_engine: AsyncEngine
+    gateway: GatewayTestClient, db_engine: AsyncEngine, running_worker: Activities
 ) -> None:
-    """A retried validation finds its files; a lost file is issued again, byte for byte, under
-    its number: no second document, no second number."""
+    """The rendering activity, retried or run again, finds its files; a lost file is issued
+    again, byte for byte, under its number: no second document, no second number."""
     pid, month = await validated_month(gateway)
+    render = running_worker.files.issue_billing_documents
+    again = IssueDocumentsInput(mission_id=pid, month=month, at=datetime.now(UTC))
     invoice = await _invoice(db_engine, pid)
 
     async def documents() -> dict[str, tuple[str, str]]:
@@ -286,8 +289,7 @@ async def test_documents_are_issued_once_and_the_same_when_reissued(
 
     first, counter = await documents(), await last_number()
     assert set(first) == {"bpf", "invoice"}
-    async with AsyncSession(db_engine) as session, session.begin():
-        assert await issue_cra_documents(session, pid, month, at=datetime.now(UTC)) == []
+    assert await render(again) == IssueDocumentsResult()  # a retry writes nothing
     assert await documents() == first
 
     async with db_engine.begin() as conn:
@@ -296,10 +298,9 @@ async def test_documents_are_issued_once_and_the_same_when_reissued(
                 BillingDocument.mission_id == pid, BillingDocument.kind == "invoice"
             )
         )
-    async with AsyncSession(db_engine) as session, session.begin():
-        written = await issue_cra_documents(session, pid, month, at=datetime.now(UTC))
-    assert written == [f"{invoice.number}.pdf"]
-    assert await documents() == first
+    written = await render(again)
+    assert written == IssueDocumentsResult(written=[f"{invoice.number}.pdf"])
+    assert await documents() == first  # the same bytes (sha256) under the same number
     assert await last_number() == counter
 
 

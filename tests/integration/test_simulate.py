@@ -19,10 +19,9 @@ from db.models import Bpf, ClientPayment, Cra, Invoice, Payout
 from domain.calendar import next_business_day_on_or_after
 from domain.clock import paris_date, paris_instant
 from domain.fees import offer_fee
-from domain.payouts import compute_payout
+from domain.payouts import PAY_AT, compute_payout
 from schemas.enums import PaymentOffer
 from starter.demo.simulate import SimulationResult, render, run_simulation
-from workflows.payout import PAY_AT
 
 MONTHS = 2
 CLI = "from starter.cli import main; main()"

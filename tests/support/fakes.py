@@ -27,7 +27,10 @@ from domain.payouts import payout_terms
 from schemas.activities import (
     DeliverOutboxInput,
     DeliverOutboxResult,
+    IssueDocumentsInput,
+    IssueDocumentsResult,
     RecordProposalInput,
+    SignalInput,
     TransitionResult,
 )
 from schemas.compliance import ComplianceStatus, WatchRequest
@@ -37,6 +40,7 @@ from schemas.mission import MissionTransition
 from schemas.names import (
     COMPLIANCE_CHANGED,
     DELIVER_OUTBOX,
+    ISSUE_BILLING_DOCUMENTS,
     OPEN_CRA_CYCLE,
     RECORD_CLIENT_PAYMENT,
     RECORD_CRA_TRANSITION,
@@ -44,6 +48,7 @@ from schemas.names import (
     RECORD_MISSION_TRANSITION,
     RECORD_PAYOUT_TRANSITION,
     RECORD_PROPOSAL,
+    SIGNAL_WORKFLOW,
     START_PAYOUT,
     WATCH_PROVIDER,
 )
@@ -75,7 +80,8 @@ class Recorded:
 
 
 class FakeOutbox:
-    """`deliver_outbox`, shared by the fakes: the keys recorded, nothing sent."""
+    """`deliver_outbox` and `signal_workflow`, shared by the fakes: the keys and the signals
+    recorded, nothing sent (the signalled workflow counts as closed)."""
 
     def __init__(self) -> None:
         self.recorded = Recorded()
@@ -84,6 +90,11 @@ class FakeOutbox:
     async def deliver_outbox(self, inp: DeliverOutboxInput) -> DeliverOutboxResult:
         self.recorded.calls.append((DELIVER_OUTBOX, inp))
         return DeliverOutboxResult(sent=len(inp.keys))
+
+    @activity.defn(name=SIGNAL_WORKFLOW)
+    async def signal_workflow(self, inp: SignalInput) -> bool:
+        self.recorded.calls.append((SIGNAL_WORKFLOW, inp))
+        return False
 
 
 class FakeCraActivities(FakeOutbox):
@@ -115,12 +126,19 @@ class FakeCraActivities(FakeOutbox):
     async def start_payout(self, inp: PayoutInput) -> None:
         self.recorded.calls.append((START_PAYOUT, inp))
 
+    @activity.defn(name=ISSUE_BILLING_DOCUMENTS)
+    async def issue_billing_documents(self, inp: IssueDocumentsInput) -> IssueDocumentsResult:
+        self.recorded.calls.append((ISSUE_BILLING_DOCUMENTS, inp))
+        return IssueDocumentsResult(written=[f"BPF-{inp.mission_id}-{inp.month}.pdf"])
+
     def all(self) -> list[Callable[..., Any]]:
         return [
             self.record_cra_transition,
             self.record_cra_validation,
             self.start_payout,
+            self.issue_billing_documents,
             self.deliver_outbox,
+            self.signal_workflow,
         ]
 
 
@@ -169,6 +187,7 @@ class FakeMissionActivities(FakeOutbox):
             self.watch_provider,
             self.open_cra_cycle,
             self.deliver_outbox,
+            self.signal_workflow,
         ]
 
 
@@ -208,7 +227,12 @@ class FakePayoutActivities(FakeOutbox):
         )
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.record_payout_transition, self.record_client_payment, self.deliver_outbox]
+        return [
+            self.record_payout_transition,
+            self.record_client_payment,
+            self.deliver_outbox,
+            self.signal_workflow,
+        ]
 
 
 @asynccontextmanager

@@ -364,14 +364,22 @@ async def validated_month(
     proposal_id: str | None = None,
     **provider_fields: Any,
 ) -> tuple[str, str]:
-    """A mission in progress whose month's CRA is validated: (mission id, month)."""
+    """A mission in progress whose month's CRA is validated and its files issued (rendered
+    just after the validation, by their own activity): (mission id, month)."""
     pid, month = await month_open(gateway, offer, 9, proposal_id=proposal_id, **provider_fields)
     await file_and_validate(gateway, pid, month)
 
     async def validated() -> bool:
         return (await view(gateway, pid)).state.validated_months == [month]
 
+    async def issued() -> bool:
+        response = await gateway.http.get(f"/missions/{pid}/documents")
+        return response.status_code == 200 and bool(response.json()["documents"])
+
     await eventually(validated)
+    # The first rendering in a worker process parses the font and the Factur-X schemas:
+    # seconds on a loaded 2-core machine (it used to sit inside the validation's 10 s).
+    await eventually(issued, within=30)
     return pid, month
 
 

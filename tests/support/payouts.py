@@ -37,7 +37,7 @@ from db.models import (
 from domain.clock import paris_date, paris_instant
 from domain.fees import service_amount
 from domain.invoices import Expense, compute_invoice_amounts
-from domain.payouts import payout_terms
+from domain.payouts import PAY_AT, payout_terms
 from schemas.enums import (
     CraStatus,
     InvoiceStatus,
@@ -55,7 +55,6 @@ from tests.fixtures.temporal import skip_until
 from tests.support import db
 from tests.support.factories import new_siren
 from tests.support.waits import eventually, mails
-from workflows.payout import PAY_AT
 
 Handle = WorkflowHandle[Any, Any]
 TJM = Decimal("650.00")

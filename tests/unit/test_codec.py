@@ -81,6 +81,8 @@ async def test_a_tampered_payload_is_refused() -> None:
         (f"bad id:{base64.b64encode(bytes(32)).decode()}", "has the id 'bad id'"),
         (f"{_key('k1')},{_key('k1')}", "'k1' is listed twice"),
     ],
+    # Named, not shown: the keys are random, and xdist's workers must collect the same ids.
+    ids=["empty", "no-id", "not-base64", "short", "bad-id", "twice"],
 )
 def test_bad_key_material_is_refused_with_the_reason(text: str, problem: str) -> None:
     with pytest.raises(CodecKeyError, match=problem) as refused:

@@ -1,13 +1,18 @@
-"""The worker's activity slots and its connection pool come from one setting."""
+"""The worker's activity slots and its connection pool come from one setting; the task
+queues a worker polls come from its role and the rendering's queue."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
 from activities.registry import build_activities
+from schemas.names import ISSUE_BILLING_DOCUMENTS
 from settings import Settings
-from worker import DEFAULT_ACTIVITY_SLOTS
+from worker import DEFAULT_ACTIVITY_SLOTS, polled_queues
 
 
 async def test_the_pool_keeps_one_connection_per_activity_slot() -> None:
@@ -23,3 +28,44 @@ async def test_the_pool_keeps_one_connection_per_activity_slot() -> None:
 def test_activity_slots_out_of_range_are_refused(slots: int) -> None:
     with pytest.raises(ValidationError, match="worker_activity_slots"):
         Settings(worker_activity_slots=slots)
+
+
+def _names(functions: Sequence[Callable[..., Any]]) -> set[str]:
+    return {getattr(f, "__temporal_activity_definition").name for f in functions}
+
+
+@pytest.mark.parametrize(
+    ("role", "render_queue", "expected"),
+    [
+        ("all", None, [("contracting", True, True)]),
+        ("main", None, [("contracting", True, True)]),  # nowhere else to render
+        ("all", "render", [("contracting", True, False), ("render", False, True)]),
+        ("main", "render", [("contracting", True, False)]),
+        ("render", "render", [("render", False, True)]),
+        ("render", None, [("contracting", False, True)]),
+    ],
+)
+async def test_each_role_polls_its_queues(
+    role: str, render_queue: str | None, expected: list[tuple[str, bool, bool]]
+) -> None:
+    """(queue, workflows, rendering) for each role: a render-only worker runs the rendering
+    alone; the main worker leaves it to them only when it has a queue of its own."""
+    settings = Settings(worker_role=role, render_task_queue=render_queue)
+    activities = build_activities(settings)
+    try:
+        polled = polled_queues(settings, activities)
+        seen = [
+            (q.task_queue, q.workflows, ISSUE_BILLING_DOCUMENTS in _names(q.activities))
+            for q in polled
+        ]
+        assert seen == expected
+        for queue in polled:
+            if not queue.workflows:  # a render-only queue: nothing but the rendering
+                assert _names(queue.activities) == {ISSUE_BILLING_DOCUMENTS}
+    finally:
+        await activities.close()
+
+
+def test_an_unknown_worker_role_is_refused() -> None:
+    with pytest.raises(ValidationError, match="worker_role"):
+        Settings(worker_role="renderer")

@@ -27,7 +27,7 @@ from db.engine import create_engine
 from db.models import Invoice, Payout
 from domain.clock import paris_date, paris_instant
 from domain.cra import month_bounds, month_of
-from domain.payouts import compute_payout
+from domain.payouts import PAY_AT, compute_payout
 from schemas.cra import CraResult
 from schemas.enums import PaymentOffer, PayoutStatus
 from schemas.ids import payout_workflow_id
@@ -39,7 +39,6 @@ from tests.fixtures.temporal import skip_until, start_time_skipping
 from tests.support.cra import CraHarness, opens_on, submitted, validated
 from tests.support.waits import eventually
 from tests.support.workers import sandboxed_worker
-from workflows.payout import PAY_AT
 from workflows.registry import WORKFLOWS
 
 

@@ -26,7 +26,7 @@ from db.models import (
 from domain.calendar import next_business_day_on_or_after
 from domain.clock import paris_date, paris_instant
 from domain.fees import offer_fee
-from domain.payouts import compute_payout
+from domain.payouts import PAY_AT, compute_payout
 from domain.penalties import late_payment_penalty
 from schemas.activities import TransitionResult
 from schemas.enums import (
@@ -48,7 +48,6 @@ from tests.fixtures.temporal import skip_time
 from tests.support.payouts import DAYS, MONTH, TJM, PayoutHarness, gross
 from tests.support.waits import about
 from tests.support.workers import real_worker
-from workflows.payout import PAY_AT
 
 
 async def test_fixed_date_and_immediate_payouts_match_domain(

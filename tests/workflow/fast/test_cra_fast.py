@@ -15,10 +15,17 @@ from temporalio.testing import WorkflowEnvironment
 from domain.clock import paris_date, paris_instant
 from domain.cra import month_bounds
 from domain.payouts import compute_payout
+from schemas.activities import IssueDocumentsInput
 from schemas.cra import CraInput, CraResult, CraState
 from schemas.enums import PaymentOffer
 from schemas.ids import cra_workflow_id
-from schemas.names import CRA_WORKFLOW, RECORD_CRA_TRANSITION, RECORD_CRA_VALIDATION, START_PAYOUT
+from schemas.names import (
+    CRA_WORKFLOW,
+    ISSUE_BILLING_DOCUMENTS,
+    RECORD_CRA_TRANSITION,
+    RECORD_CRA_VALIDATION,
+    START_PAYOUT,
+)
 from schemas.payouts import PayoutInput
 from tests.fixtures.temporal import refused_update, send_update
 from tests.support.cra import cra_input, new_proposal, opens_on, submitted, validated
@@ -73,6 +80,12 @@ async def test_a_validated_cra_starts_its_payout_with_the_terms_of_its_validatio
     assert isinstance(payout, PayoutInput)
     assert payout.terms.payout_date == result.payout_date
     assert payout.invoice_number == result.invoice_number
+    # The files are rendered after the validation committed, by their own activity.
+    [files] = fakes.recorded.inputs(ISSUE_BILLING_DOCUMENTS)
+    assert isinstance(files, IssueDocumentsInput)
+    assert (files.mission_id, files.month) == (inp.mission_id, month)
+    names = fakes.recorded.names()
+    assert names.index(RECORD_CRA_VALIDATION) < names.index(ISSUE_BILLING_DOCUMENTS)
 
 
 async def test_a_refused_update_writes_nothing(

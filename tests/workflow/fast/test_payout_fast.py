@@ -15,7 +15,7 @@ import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from domain.clock import paris_date, paris_instant
-from domain.payouts import back_to_back_payout_date, compute_payout
+from domain.payouts import PAY_AT, back_to_back_payout_date, compute_payout
 from schemas.enums import PaymentOffer, PayoutStatus
 from schemas.events import InvoiceCancelled
 from schemas.names import (
@@ -29,7 +29,6 @@ from tests.fixtures.temporal import settle, skip_until
 from tests.support.fakes import FakePayoutActivities, fake_worker
 from tests.support.payouts import INCL_VAT, PayoutDriver
 from tests.support.waits import eventually
-from workflows.payout import PAY_AT
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -1,0 +1,122 @@
+"""CPU time to render one billing document: the Factur-X invoice (what a validation stores),
+the invoice as a plain PDF, and the BPF.
+
+Each document is rendered once to warm up (fonts parsed once per process:
+activities/pdf_fonts.py), then `--runs` times; prints the CPU milliseconds per document
+(`time.process_time`, this process only) and checks every run gave the same bytes (the
+documents are deterministic).
+
+    .venv/bin/python bench/render.py --runs 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from activities.billing_documents import render_bpf_pdf, render_facturx_pdf, render_invoice_pdf
+from domain.billing_documents import bpf_document_for_cra, invoice_document_for_cra
+from schemas.billing import BpfApprover, Party
+from schemas.enums import VatRegime
+from schemas.events import CorrectionLine, CraSubmitted, ExpenseLine, OvertimeLine
+
+TJM = Decimal("650.00")
+PROVIDER = Party(
+    name="Dupont Conseil SARL",
+    address_lines=["12 rue de la Paix", "3e étage"],
+    postcode="75002",
+    city="Paris",
+    siren="732829320",
+    siret="73282932000074",
+    vat_number="FR40732829320",
+)
+CLIENT = Party(
+    name="Acme Industries SA",
+    address_lines=["1 avenue de l'Europe"],
+    postcode="69001",
+    city="Lyon",
+    siren="542107651",
+    siret="54210765100037",
+    vat_number="FR11542107651",
+)
+CRA = CraSubmitted(
+    mission_id="M-1",
+    month="2026-07",
+    days=Decimal("20.5"),
+    overtime=[OvertimeLine(label="Astreinte du 14 juillet", amount=Decimal("200.00"))],
+    corrections=[
+        CorrectionLine(
+            label="Jour facturé en trop", amount=Decimal("-325.00"), corrects_month="2026-06"
+        )
+    ],
+    expenses=[
+        ExpenseLine(
+            label="Train Paris-Lyon", amount=Decimal("120.00"), vat_rate="10", receipt_ref="R-7"
+        )
+    ],
+)
+
+
+def documents() -> dict[str, tuple[Callable[[Any], bytes], Any]]:
+    """The month's documents, as a validation issues them (a company under French VAT)."""
+    invoice = invoice_document_for_cra(
+        CRA,
+        TJM,
+        number="F-732829320-000042",
+        issued_on=date(2026, 8, 3),
+        due_on=date(2026, 9, 2),
+        seller=PROVIDER,
+        buyer=CLIENT,
+        regime=VatRegime.FRENCH_VAT,
+        purchase_order="PO-2026-17",
+    )
+    bpf = bpf_document_for_cra(
+        CRA,
+        TJM,
+        number="BPF-M-1-2026-07",
+        issued_on=date(2026, 8, 3),
+        client=CLIENT,
+        provider=PROVIDER,
+        validated_on=date(2026, 8, 3),
+        approver=BpfApprover(id="AP-1", email="claire.martin@acme.example"),
+    )
+    return {
+        "Factur-X invoice": (render_facturx_pdf, invoice),
+        "invoice PDF": (render_invoice_pdf, invoice),
+        "BPF": (render_bpf_pdf, bpf),
+    }
+
+
+def measure(runs: int) -> dict[str, float]:
+    """CPU milliseconds per document, by document; fails if two runs differ by a byte."""
+    figures = {}
+    for name, (render, doc) in documents().items():
+        first = render(doc)  # warm-up: fonts and templates, once per process
+        started = time.process_time()
+        for _ in range(runs):
+            if render(doc) != first:
+                raise SystemExit(f"{name}: two renderings differ (documents are deterministic)")
+        figures[name] = (time.process_time() - started) * 1000 / runs
+        print(f"  {name:<17} {figures[name]:6.1f} ms CPU per document ({len(first)} bytes)")
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=50)
+    args = parser.parse_args()
+    print(f"rendering each document {args.runs} times:")
+    figures = measure(args.runs)
+    print(f"  mean              {sum(figures.values()) / len(figures):6.1f} ms CPU per document")
+
+
+if __name__ == "__main__":
+    main()
