@@ -32,6 +32,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -122,16 +123,21 @@ async def written(engine: AsyncEngine, phase: Phase) -> None:
         phase.documents = int(count or 0)
 
 
-async def until_written(engine: AsyncEngine, phase: Phase, within: float) -> None:
-    deadline = time.monotonic() + within
+async def until_written(
+    engine: AsyncEngine, phase: Phase, posting: asyncio.Future[Any], within: float
+) -> None:
+    """Read the phase's rows back every POLL seconds until every posted validation is written
+    and mailed, at most `within` seconds after the last one was accepted."""
+    deadline: float | None = None
     while True:
         await written(engine, phase)
-        done = len(phase.completed) == len(phase.posted) == len(phase.mailed)
-        if done:
-            return
-        if time.monotonic() > deadline:
-            phase.timed_out = True
-            return
+        if posting.done():
+            deadline = deadline or time.monotonic() + within
+            if len(phase.completed) == len(phase.posted) == len(phase.mailed):
+                return
+            if time.monotonic() > deadline:
+                phase.timed_out = True
+                return
         await asyncio.sleep(POLL)
 
 
@@ -152,13 +158,20 @@ async def run_phase(
     async def one(index: int, month: Month) -> None:
         if per_second_rate:
             await asyncio.sleep(max(0.0, began + index / per_second_rate - time.monotonic()))
+        phase.posted[month] = datetime.now(UTC)  # first sent; the rows may come before the 2xx
         try:
-            phase.posted[month] = await validate(gateway, *month)
+            await validate(gateway, *month)
         except Unanswered as error:
+            del phase.posted[month]
             phase.unanswered.append(str(error))
 
-    await asyncio.gather(*(one(i, m) for i, m in enumerate(phase.months)))
-    await until_written(engine, phase, within)
+    # The database is read back while the validations are posted: a row written before the
+    # last validation is accepted is seen when it is written.
+    posting = asyncio.ensure_future(
+        asyncio.gather(*(one(i, m) for i, m in enumerate(phase.months)))
+    )
+    await until_written(engine, phase, posting, within)
+    await posting
     phase.cpu = cpu_spent(before, cpu_snapshot(stack.pids))
     phase.post_latencies = gateway.attempts.latencies[start_latencies:]
     if "worker" in stack.pids:
