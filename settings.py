@@ -92,6 +92,40 @@ class Settings(BaseSettings):
             "(and 10 more at most), so an activity never waits for one"
         ),
     )
+    worker_workflow_task_slots: int = Field(
+        default=100,
+        ge=2,
+        le=1000,
+        description="workflow tasks a worker runs at once (the SDK's "
+        "max_concurrent_workflow_tasks); beyond the cache size they wait for a cached "
+        "workflow to be evicted",
+    )
+    worker_max_cached_workflows: int = Field(
+        default=1000,
+        ge=0,
+        le=100_000,
+        description="workflows a worker keeps in memory between their tasks (the SDK's "
+        "max_cached_workflows, its sticky cache): one that was evicted replays its whole "
+        "history on its next task; 0 caches none (every task replays)",
+    )
+    worker_workflow_task_pollers: int = Field(
+        default=5,
+        ge=2,
+        le=100,
+        description="long polls a worker keeps open for workflow tasks (at most, when "
+        "autoscaled); 2 at least, a sticky and a normal one",
+    )
+    worker_activity_task_pollers: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="long polls a worker keeps open for activity tasks (at most, when autoscaled)",
+    )
+    worker_autoscale_pollers: bool = Field(
+        default=False,
+        description="let the SDK scale the pollers between 1 and their maximum from the "
+        "server's answers instead of keeping them all open",
+    )
 
     # SMTP
     smtp_host: str = "127.0.0.1"

@@ -18,7 +18,12 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import (
+    PollerBehavior,
+    PollerBehaviorAutoscaling,
+    PollerBehaviorSimpleMaximum,
+    Worker,
+)
 
 from activities.data_errors import DataRefusals
 from activities.registry import Activities, build_activities
@@ -38,14 +43,38 @@ DEFAULT_ACTIVITY_SLOTS = 20
 than the connections its pool keeps (db.engine's default 10 + 10)."""
 
 
+def worker_options(settings: Settings) -> dict[str, Any]:
+    """The Worker's concurrency, cache and pollers from the `CONTRACTING_WORKER_*` settings
+    (README, "Configuration"): one place, so that tuning a worker is configuration."""
+
+    def pollers(maximum: int) -> PollerBehavior:
+        if settings.worker_autoscale_pollers:
+            return PollerBehaviorAutoscaling(minimum=1, maximum=maximum, initial=min(5, maximum))
+        return PollerBehaviorSimpleMaximum(maximum=maximum)
+
+    return {
+        "max_concurrent_activities": settings.worker_activity_slots,
+        # The transitions run as local activities (workflows/options.py): as many at once as
+        # the pool has connections for, like the regular ones, never 100 waiting on 20.
+        "max_concurrent_local_activities": settings.worker_activity_slots,
+        "max_concurrent_workflow_tasks": settings.worker_workflow_task_slots,
+        "max_cached_workflows": settings.worker_max_cached_workflows,
+        "workflow_task_poller_behavior": pollers(settings.worker_workflow_task_pollers),
+        "activity_task_poller_behavior": pollers(settings.worker_activity_task_pollers),
+    }
+
+
 def build_worker(
     client: Client,
     task_queue: str,
     activities: Sequence[Callable[..., Any]],
     activity_slots: int = DEFAULT_ACTIVITY_SLOTS,
+    *,
+    options: dict[str, Any] | None = None,
 ) -> Worker:
-    """The worker for a client, running `activity_slots` activities at once; tests build it
-    on the time-skipping server the same way.
+    """The worker for a client, running `activity_slots` activities at once unless
+    `options` (`worker_options`) say otherwise; tests build it on the time-skipping server
+    the same way.
     Data the database refuses fails its activity for good (`DataRefusals`), never in a loop."""
     return Worker(
         client,
@@ -53,12 +82,15 @@ def build_worker(
         workflows=list(WORKFLOWS),
         workflow_runner=WORKFLOW_RUNNER,
         activities=list(activities),
-        max_concurrent_activities=activity_slots,
-        # The transitions run as local activities (workflows/options.py): as many at once as
-        # the pool has connections for, like the regular ones, never 100 waiting on 20.
-        max_concurrent_local_activities=activity_slots,
         interceptors=[DataRefusals()],
         graceful_shutdown_timeout=timedelta(seconds=10),
+        **(
+            options
+            or {
+                "max_concurrent_activities": activity_slots,
+                "max_concurrent_local_activities": activity_slots,
+            }
+        ),
     )
 
 
@@ -107,9 +139,9 @@ def polled_queues(settings: Settings, activities: Activities) -> list[Polled]:
 def _workers(settings: Settings, client: Client, activities: Activities) -> list[Worker]:
     slots = settings.worker_activity_slots
     return [
-        (build_worker if queue.workflows else build_render_worker)(
-            client, queue.task_queue, queue.activities, slots
-        )
+        build_worker(client, queue.task_queue, queue.activities, options=worker_options(settings))
+        if queue.workflows
+        else build_render_worker(client, queue.task_queue, queue.activities, slots)
         for queue in polled_queues(settings, activities)
     ]
 

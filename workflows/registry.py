@@ -19,6 +19,11 @@ PASSED_THROUGH = (
     "annotated_types",
     "stdnum",
     "opentelemetry",
+    "workflows.effects",
+    "workflows.options",
+    "workflows.timers",
+    "workflows.transitions",
+    "workflows.validation",
 )
 """Imported once per process and shared by every workflow instead of re-imported for each.
 
@@ -30,7 +35,15 @@ the domain under the default restrictions), pydantic and python-stdnum are libra
 the workflow modules themselves stay sandboxed and restricted. OpenTelemetry is passed through,
 as Temporal's tracing interceptor (`observability.tracing`) advises: its context and tracer
 provider are process-wide state, which a workflow module importing it would otherwise get as a
-re-imported copy, apart from the worker's."""
+re-imported copy, apart from the worker's.
+
+The workflows' helpers (`effects`, `options`, `timers`, `transitions`, `validation`) are
+passed through too: the sandbox re-executed them for every cached workflow, about 90 KB of
+the 320 KB a cached mission cost (bench/worker_memory.py, README "Benchmarks"). They keep no
+module state and only call `temporalio.workflow` (deterministic by construction); what they
+lose is the sandbox's runtime check of what they call, so they must stay that small: no
+clock, no I/O, no randomness (tests/unit/test_sandbox_passthrough.py checks that they define
+no workflow and keep no mutable module state)."""
 
 RESTRICTIONS = SandboxRestrictions.default.with_passthrough_modules(*PASSED_THROUGH)
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(restrictions=RESTRICTIONS)

@@ -1,5 +1,6 @@
-"""The worker's activity slots and its connection pool come from one setting; the task
-queues a worker polls come from its role and the rendering's queue."""
+"""The worker's activity slots and its connection pool come from one setting; every other
+option of the Worker (cache, slots, pollers) from its own; the task queues a worker polls come
+from its role and the rendering's queue."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from temporalio.worker import PollerBehaviorAutoscaling, PollerBehaviorSimpleMaximum
 
 from activities.registry import build_activities
 from schemas.names import ISSUE_BILLING_DOCUMENTS
 from settings import Settings
-from worker import DEFAULT_ACTIVITY_SLOTS, polled_queues
+from worker import DEFAULT_ACTIVITY_SLOTS, polled_queues, worker_options
 
 
 async def test_the_pool_keeps_one_connection_per_activity_slot() -> None:
@@ -69,3 +71,51 @@ async def test_each_role_polls_its_queues(
 def test_an_unknown_worker_role_is_refused() -> None:
     with pytest.raises(ValidationError, match="worker_role"):
         Settings(worker_role="renderer")
+
+
+def test_the_worker_options_come_from_the_settings() -> None:
+    settings = Settings(
+        worker_activity_slots=12,
+        worker_workflow_task_slots=30,
+        worker_max_cached_workflows=400,
+        worker_workflow_task_pollers=3,
+        worker_activity_task_pollers=2,
+    )
+    options = worker_options(settings)
+    assert options == {
+        "max_concurrent_activities": 12,
+        "max_concurrent_local_activities": 12,
+        "max_concurrent_workflow_tasks": 30,
+        "max_cached_workflows": 400,
+        "workflow_task_poller_behavior": PollerBehaviorSimpleMaximum(maximum=3),
+        "activity_task_poller_behavior": PollerBehaviorSimpleMaximum(maximum=2),
+    }
+
+
+def test_autoscaled_pollers_keep_their_maximum() -> None:
+    options = worker_options(
+        Settings(worker_autoscale_pollers=True, worker_workflow_task_pollers=8)
+    )
+    assert options["workflow_task_poller_behavior"] == PollerBehaviorAutoscaling(
+        minimum=1, maximum=8, initial=5
+    )
+    assert options["activity_task_poller_behavior"] == PollerBehaviorAutoscaling(
+        minimum=1, maximum=5, initial=5
+    )
+
+
+def test_the_worker_options_are_read_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CONTRACTING_WORKER_MAX_CACHED_WORKFLOWS", "250")
+    monkeypatch.setenv("CONTRACTING_WORKER_WORKFLOW_TASK_SLOTS", "50")
+    options = worker_options(Settings())
+    assert (options["max_cached_workflows"], options["max_concurrent_workflow_tasks"]) == (250, 50)
+
+
+def test_no_cache_is_allowed_one_workflow_poller_is_not() -> None:
+    # no cache at all is allowed (every task replays its history)...
+    assert worker_options(Settings(worker_max_cached_workflows=0))["max_cached_workflows"] == 0
+    # ...one workflow poller is not: the SDK needs a sticky and a normal one
+    with pytest.raises(ValidationError, match="worker_workflow_task_pollers"):
+        Settings(worker_workflow_task_pollers=1)
