@@ -46,7 +46,7 @@ CLAIM_LEASE = timedelta(minutes=2)
 """How long an attempt owns a row it is sending: well past the SMTP timeout (30 s)."""
 
 
-SEND_NOW_BUDGET = 5.0
+SEND_NOW_BUDGET = 1.0
 """Seconds a transition's activity spends sending its e-mails right after its commit; what
 is not sent by then is left to the workflow's delivery (workflows/effects.py)."""
 

@@ -42,6 +42,11 @@ MAIL_ATTEMPT = RetryPolicy(maximum_attempts=1)
 # The first attempt of a delivery runs as a local activity, briefly: SMTP answers in
 # milliseconds when it is up; past this, the regular retried activities take over.
 MAIL_LOCAL_TIMEOUT = timedelta(seconds=5)
+# A local activity's one attempt (`local_db_activity`): a transaction and, for a transition, the
+# first attempt of its e-mails (activities.outbox.SEND_NOW_BUDGET) take milliseconds; past
+# this, the regular activity takes over and the workflow task (and the update) is answered.
+LOCAL_ATTEMPT_TIMEOUT = timedelta(seconds=3)
+LOCAL_ATTEMPT = RetryPolicy(maximum_attempts=1)
 # Rendering a month's files: CPU-bound, tens of milliseconds a document; retried like a write.
 RENDER_TIMEOUT = timedelta(minutes=2)
 
@@ -66,12 +71,28 @@ async def local_db_activity(activity: str, arg: Any) -> None: ...
 @overload
 async def local_db_activity(activity: str, arg: Any, result_type: type[T]) -> T: ...
 async def local_db_activity(activity: str, arg: Any, result_type: type[Any] | None = None) -> Any:
-    """Run a short database activity (one transaction) as a local activity, with the
-    database options: one marker in the history instead of an activity's six events."""
-    return await workflow.execute_local_activity(
-        activity,
-        arg,
-        result_type=result_type,
-        start_to_close_timeout=DB_TIMEOUT,
-        retry_policy=DB_RETRY,
-    )
+    """Run a short database activity (one transaction) as one local attempt, bounded by
+    `LOCAL_ATTEMPT_TIMEOUT`: one marker in the history instead of an activity's six events.
+
+    A local activity holds its workflow task open, and with it the answer to the update that
+    queued the transition: so it gets one short attempt. A failure that may pass (the database
+    away, a lock, a slow SMTP after the commit) goes on as the regular activity, retried with
+    the database options, while the workflow task completes and the update is answered; the
+    activities are idempotent by key, so the second run finds the first one's commit. A
+    failure for good (non-retryable) is raised as it is."""
+    try:
+        return await workflow.execute_local_activity(
+            activity,
+            arg,
+            result_type=result_type,
+            start_to_close_timeout=LOCAL_ATTEMPT_TIMEOUT,
+            retry_policy=LOCAL_ATTEMPT,
+        )
+    except ACTIVITY_FAILED as exc:
+        cause = exc.cause if isinstance(exc, ActivityError) else exc
+        if isinstance(cause, ApplicationError) and cause.non_retryable:
+            raise
+        workflow.logger.warning(
+            "%s: the local attempt failed (%s), retrying as a regular activity", activity, cause
+        )
+    return await db_activity(activity, arg, result_type)  # type: ignore[arg-type]

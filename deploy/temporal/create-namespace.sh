@@ -30,8 +30,18 @@ else
   temporal operator namespace create --namespace "$TEMPORAL_NAMESPACE" \
     --retention "$TEMPORAL_NAMESPACE_RETENTION" \
     --description "contracting orchestrator"
-  # Every frontend loads a new namespace within ~15 s (Temporal's docs): calls before may be
-  # refused as "namespace not found", so the jobs after this one start once it is loaded.
+  # A frontend answers "namespace not found" until its namespace cache has loaded the new
+  # one (up to ~15 s, Temporal's docs): wait until this one serves it, then leave the others
+  # their time, so the jobs after this one never meet a namespace that is not there yet.
+  attempt=1
+  until temporal workflow count --namespace "$TEMPORAL_NAMESPACE" >/dev/null 2>&1; do
+    if [ "$attempt" -ge "$ATTEMPTS" ]; then
+      echo "namespace $TEMPORAL_NAMESPACE created but not served after $ATTEMPTS attempts" >&2
+      exit 1
+    fi
+    attempt=$((attempt + 1))
+    sleep 1
+  done
   sleep "${TEMPORAL_NAMESPACE_SETTLE_SECONDS:-15}"
   echo "namespace $TEMPORAL_NAMESPACE created, retention $TEMPORAL_NAMESPACE_RETENTION"
 fi

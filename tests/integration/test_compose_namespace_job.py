@@ -21,7 +21,7 @@ SCRIPT = Path(__file__).parent.parent.parent / "deploy" / "temporal" / "create-n
 
 
 async def _run_job(
-    address: str, namespace: str, retention: str
+    address: str, namespace: str, retention: str, attempts: int = 30
 ) -> subprocess.CompletedProcess[str]:
     env = {
         "PATH": f"{temporal_cli().parent}{os.pathsep}/usr/bin:/bin",
@@ -30,7 +30,8 @@ async def _run_job(
         "TEMPORAL_NAMESPACE": namespace,
         "TEMPORAL_NAMESPACE_RETENTION": retention,
         "TEMPORAL_NAMESPACE_SETTLE_SECONDS": "0",
-        "TEMPORAL_WAIT_ATTEMPTS": "2",
+        # The health check, and the wait for a created namespace to be served (1 s apart).
+        "TEMPORAL_WAIT_ATTEMPTS": str(attempts),
         "TEMPORAL_WAIT_SECONDS": "0",
     }
     return await asyncio.to_thread(
@@ -68,7 +69,7 @@ async def test_the_namespace_job_sets_and_updates_the_retention(
 
 
 async def test_the_namespace_job_fails_when_temporal_does_not_answer() -> None:
-    refused = await _run_job("127.0.0.1:1", "contracting", "30d")
+    refused = await _run_job("127.0.0.1:1", "contracting", "30d", attempts=2)
     assert refused.returncode == 1
     assert "is not serving after 2 attempts" in refused.stderr
 
