@@ -122,6 +122,7 @@ async def test_activity_retried_after_its_commit_writes_nothing_twice(
     ):
         await _start(time_skipping_env, queue, inp)
         await smtp_sink.wait_for_async(2)
+
         # The first run sent the e-mails after its commit; wait for the retry's answer too.
         async def retried() -> bool:
             return len(attempts) == 2
