@@ -345,7 +345,12 @@ async def bench(args: argparse.Namespace, stack: Endpoints) -> str:
         exits.push_async_callback(engine.dispose)
         limits = httpx.Limits(max_connections=max(100, args.missions))
         http = await exits.enter_async_context(
-            httpx.AsyncClient(base_url=stack.gateway_url, limits=limits)
+            httpx.AsyncClient(
+                base_url=stack.gateway_url,
+                limits=limits,
+                # The read routes (the set-up polls GET /missions/{id}) need a bearer token.
+                headers={"Authorization": f"Bearer {stack.read_token}"} if stack.read_token else {},
+            )
         )
         gateway = Gateway(http, stack.gateway_secret)
         peak = [0]
@@ -411,6 +416,11 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="the gateway's HMAC secret (default: $CONTRACTING_GATEWAY_SECRET)",
     )
     parser.add_argument(
+        "--read-token",
+        default=os.environ.get("CONTRACTING_READ_TOKEN"),
+        help="a token of the gateway's CONTRACTING_READ_TOKENS (default: $CONTRACTING_READ_TOKEN)",
+    )
+    parser.add_argument(
         "--pid",
         action="append",
         default=[],
@@ -448,6 +458,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             args.gateway_url,
             args.gateway_secret,
             pids,
+            args.read_token,
         )
         print(asyncio.run(bench(args, endpoints)))
         return

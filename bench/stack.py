@@ -32,6 +32,8 @@ class Endpoints:
     gateway_url: str
     gateway_secret: str
     pids: dict[str, int] = field(default_factory=dict)
+    read_token: str | None = None
+    """A bearer token of the gateway's read routes (`CONTRACTING_READ_TOKENS`)."""
 
 
 class DevStack:
@@ -80,6 +82,7 @@ class DevStack:
             gateway_url=str(info["gateway_url"]),
             gateway_secret=self.SECRET,
             pids=pids,
+            read_token=str(info["read_token"]) if info.get("read_token") else None,
         )
 
     def stop(self) -> None:
