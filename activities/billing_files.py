@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -599,6 +600,18 @@ class _Issued(Protocol):
 
 D = TypeVar("D", bound=_Issued)
 
+_RENDERING = threading.Lock()
+"""One document rendered at a time per process: the documents share the font parsed once
+(activities/pdf_fonts.py), whose tables fpdf2 reads while another thread subsets its own copy
+(two renders at once failed with a KeyError, seen with four missions billed together). Under
+the GIL two threads render no faster than one; more cores mean more render workers
+(`CONTRACTING_WORKER_ROLE=render`)."""
+
+
+def _render_alone(render: Callable[[D], bytes], doc: D) -> bytes:
+    with _RENDERING:
+        return render(doc)
+
 
 async def _store(
     session: AsyncSession,
@@ -612,7 +625,7 @@ async def _store(
     month and kind; returns the file's name (`<number>.pdf`)."""
     name = f"{doc.number}.pdf"
     try:
-        content = await asyncio.to_thread(render, doc)
+        content = await asyncio.to_thread(_render_alone, render, doc)
     except Exception as exc:  # rendering is pure: what fails once fails on every retry
         raise NotIssuable(f"rendering {name} failed: {exc!r}") from exc
     await session.execute(

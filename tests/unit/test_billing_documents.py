@@ -583,3 +583,20 @@ def test_the_font_is_parsed_once_and_draws_every_script_of_a_name(caplog):
     assert "Łukasz Dvořák — Ελένη Дмитриева SARL" in text and "Straße 5" in text
     assert "€" in text
     assert "missing the following glyphs" not in caplog.text
+
+
+async def test_documents_rendered_at_once_by_the_activity_are_all_issued() -> None:
+    """The activity renders in threads; the documents share one parsed font: renders at once
+    failed with KeyError(10) about one time in three (a document then never issued) before
+    rendering was serialised."""
+    import asyncio
+
+    from activities.billing_files import _render_alone
+
+    work = [(render_invoice_pdf, _invoice()), (render_facturx_pdf, _invoice())]
+
+    def renders() -> list[bytes]:
+        return [bytes(_render_alone(render, doc)) for _ in range(3) for render, doc in work]
+
+    rendered = await asyncio.gather(*(asyncio.to_thread(renders) for _ in range(4)))
+    assert len({pdf for pdfs in rendered for pdf in pdfs}) == 2  # same bytes, same document
