@@ -21,7 +21,7 @@ from typing import Any, TypeVar, overload
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError, TimeoutError
 
 ACTIVITY_FAILED = (ActivityError, ApplicationError, TimeoutError)
 """What awaiting a failed activity raises: a regular activity an `ActivityError` whose cause
@@ -49,6 +49,15 @@ LOCAL_ATTEMPT_TIMEOUT = timedelta(seconds=3)
 LOCAL_ATTEMPT = RetryPolicy(maximum_attempts=1)
 # Rendering a month's files: CPU-bound, tens of milliseconds a document; retried like a write.
 RENDER_TIMEOUT = timedelta(minutes=2)
+
+
+def failed_for_good(exc: FailureError) -> ApplicationError | None:
+    """The non-retryable application error that ended the activity, if that is what did
+    (the failure itself for a local activity, the cause of an `ActivityError` otherwise)."""
+    cause = exc.cause if isinstance(exc, ActivityError) else exc
+    if isinstance(cause, ApplicationError) and cause.non_retryable:
+        return cause
+    return None
 
 
 @overload
@@ -89,10 +98,11 @@ async def local_db_activity(activity: str, arg: Any, result_type: type[Any] | No
             retry_policy=LOCAL_ATTEMPT,
         )
     except ACTIVITY_FAILED as exc:
-        cause = exc.cause if isinstance(exc, ActivityError) else exc
-        if isinstance(cause, ApplicationError) and cause.non_retryable:
+        if failed_for_good(exc) is not None:
             raise
         workflow.logger.warning(
-            "%s: the local attempt failed (%s), retrying as a regular activity", activity, cause
+            "%s: the local attempt failed (%s), retrying as a regular activity",
+            activity,
+            exc.cause if isinstance(exc, ActivityError) else exc,
         )
     return await db_activity(activity, arg, result_type)  # type: ignore[arg-type]

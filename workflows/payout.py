@@ -92,9 +92,9 @@ from schemas.payouts import (
 )
 from workflows.attributes import upsert_changed
 from workflows.effects import deliver_outbox, root_message
-from workflows.options import ACTIVITY_FAILED, local_db_activity
+from workflows.options import ACTIVITY_FAILED, failed_for_good, local_db_activity
 from workflows.timers import Deadline
-from workflows.transitions import failed_for_good, record_refusal
+from workflows.transitions import record_refusal
 from workflows.validation import check, occurred, refuse
 
 KEEP_OPEN_AFTER_PAID = timedelta(days=400)

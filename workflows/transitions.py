@@ -19,12 +19,12 @@ from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import ApplicationError
 
 from schemas.activities import FailedTransition, TransitionResult
 from schemas.names import RECORD_FAILED_TRANSITION
 from workflows.effects import Courier
-from workflows.options import ACTIVITY_FAILED, local_db_activity
+from workflows.options import ACTIVITY_FAILED, failed_for_good, local_db_activity
 
 T = TypeVar("T")
 
@@ -73,15 +73,6 @@ class TransitionQueue(Generic[T]):
 
     async def delivered(self) -> None:
         await self._courier.delivered()
-
-
-def failed_for_good(exc: FailureError) -> ApplicationError | None:
-    """The non-retryable application error that ended the activity, if that is what did
-    (the failure itself for a local activity, the cause of an `ActivityError` otherwise)."""
-    cause = exc.cause if isinstance(exc, ActivityError) else exc
-    if isinstance(cause, ApplicationError) and cause.non_retryable:
-        return cause
-    return None
 
 
 async def record_refusal(
