@@ -169,33 +169,37 @@ def migrate_command() -> None:
 def gateway_command() -> None:
     """Run the HTTP event gateway (refuses to start without CONTRACTING_GATEWAY_SECRET)."""
     settings = startup_settings()  # a refused configuration stops before the heavy imports
-    import uvicorn
-
     from starter.gateway.api import create_app
 
-    try:
-        api = create_app(settings)
-    except RuntimeError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    uvicorn.run(api, host=settings.gateway_host, port=settings.gateway_port)
+    _serve(lambda: create_app(settings), RuntimeError, settings.gateway_host, settings.gateway_port)
 
 
 @app.command("codec-server")
 def codec_server_command() -> None:
     """Run the codec server (Temporal's remote codec protocol) for the Temporal UI and the
     `temporal` CLI: needs the codec keys and CONTRACTING_CODEC_SERVER_TOKEN."""
-    import uvicorn
-
+    settings = startup_settings()  # a refused configuration stops before the heavy imports
     from codec.server import CodecServerConfigError, create_codec_app
 
-    settings = startup_settings()
+    _serve(
+        lambda: create_codec_app(settings),
+        CodecServerConfigError,
+        settings.codec_server_host,
+        settings.codec_server_port,
+    )
+
+
+def _serve(build: Callable[[], Any], refused: type[Exception], host: str, port: int) -> None:
+    """Serve the ASGI app `build` makes; a configuration it refuses (`refused`) is one
+    `error:` line and exit status 2."""
+    import uvicorn
+
     try:
-        api = create_codec_app(settings)
-    except CodecServerConfigError as exc:
+        api = build()
+    except refused as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    uvicorn.run(api, host=settings.codec_server_host, port=settings.codec_server_port)
+    uvicorn.run(api, host=host, port=port)
 
 
 @app.command("codec-key")
