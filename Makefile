@@ -34,7 +34,7 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy . > .mypy.out 2>&1 & mypy=$$!; \
-	$(BIN)/pytest -n 3 --dist loadfile; tests=$$?; \
+	$(BIN)/pytest -n 2 --dist loadfile; tests=$$?; \
 	wait $$mypy; typed=$$?; cat .mypy.out; rm -f .mypy.out; \
 	test $$tests -eq 0 && test $$typed -eq 0
 
