@@ -34,6 +34,7 @@ from observability.probes import Readiness, database_check, readiness, temporal_
 from observability.temporal_runtime import install_prometheus_runtime
 from observability.tracing import tracing_from, with_interceptors
 from settings import Settings, startup_settings
+from workflows.bytecode import compile_workflow_modules
 from workflows.registry import WORKFLOW_RUNNER, WORKFLOWS
 
 log = logging.getLogger("contracting.worker")
@@ -76,6 +77,7 @@ def build_worker(
     `options` (`worker_options`) say otherwise; tests build it on the time-skipping server
     the same way.
     Data the database refuses fails its activity for good (`DataRefusals`), never in a loop."""
+    compile_workflow_modules()
     return Worker(
         client,
         task_queue=task_queue,

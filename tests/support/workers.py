@@ -19,6 +19,7 @@ from activities.registry import Activities
 from db.engine import create_engine
 from settings import Settings
 from worker import DEFAULT_ACTIVITY_SLOTS
+from workflows.bytecode import compile_workflow_modules
 from workflows.registry import RESTRICTIONS, WORKFLOWS
 
 
@@ -43,6 +44,7 @@ WORKFLOW_RUNNER = SandboxValidatedOnce(restrictions=RESTRICTIONS)
 def sandboxed_worker(client: Client, **options: Any) -> Worker:
     """A `Worker` of the tests: `options` as Worker's, the sandbox validated once, and, as
     the production worker (worker.build_worker), data errors final (`DataRefusals`)."""
+    compile_workflow_modules()
     interceptors = [*options.pop("interceptors", []), DataRefusals()]
     options.setdefault("max_concurrent_activities", DEFAULT_ACTIVITY_SLOTS)
     return Worker(client, workflow_runner=WORKFLOW_RUNNER, interceptors=interceptors, **options)
