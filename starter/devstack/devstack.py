@@ -190,6 +190,8 @@ class Child:
     key: str = ""
     """The service's name under var/hold/ and in the ready file (`worker`, `temporal`…)."""
     stop_signal: int = signal.SIGTERM
+    env: dict[str, str] = field(default_factory=dict)
+    """What this service's environment adds to the stack's (a worker's role)."""
     process: subprocess.Popen[bytes] | None = None
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -209,7 +211,7 @@ class Child:
                 stdout=log_stream,
                 stderr=subprocess.STDOUT if log_stream else None,
                 cwd=cwd,
-                env=env,
+                env={**env, **self.env},
                 start_new_session=True,  # a terminal ^C reaches the supervisor only
                 preexec_fn=parent_death_signal(signal.SIGTERM),  # no orphans after a kill -9
             )
@@ -346,7 +348,14 @@ class DevStack:
             env["CONTRACTING_READ_TOKENS"] = f"ops:{self.read_token()}"
         if self.settings.codec_keys is None and self.settings.codec_keys_file is None:
             env["CONTRACTING_CODEC_KEYS_FILE"] = str(self.codec_key_file)
+        if self.with_worker:
+            env["CONTRACTING_RENDER_TASK_QUEUE"] = self.render_task_queue
         return env
+
+    @property
+    def render_task_queue(self) -> str:
+        """The rendering's own task queue: the configured one, else `<task queue>-render`."""
+        return self.settings.render_task_queue or f"{self.settings.task_queue}-render"
 
     def read_token(self) -> str:
         """The token of the gateway's read routes: CONTRACTING_READ_TOKENS' when set, else the
@@ -494,9 +503,16 @@ class DevStack:
 
     # ------------------------------------------------------------------ start
 
-    def _spawn(self, key: str, name: str, argv: list[str], log_name: str | None) -> Child:
+    def _spawn(
+        self,
+        key: str,
+        name: str,
+        argv: list[str],
+        log_name: str | None,
+        env: dict[str, str] | None = None,
+    ) -> Child:
         log_path = self.log_dir / log_name if log_name else None
-        child = Child(name, argv, log_path, key)
+        child = Child(name, argv, log_path, key, env=env or {})
         _say(f"starting {name}" + (f" (log: {log_path})" if log_path else ""))
         child.start(self.child_env(), self.cwd)
         self.services.append(child)
@@ -520,14 +536,36 @@ class DevStack:
         asyncio.run(self._wait_for_temporal(temporal))
         self._wait_for_mailsink()
         terminal_or = (lambda name: None) if self.verbose else (lambda name: name)
-        worker = None
+        workers: list[tuple[Child, str, tuple[str, ...]]] = []
         if self.with_worker:
-            worker = self._spawn("worker", "worker", self.worker_argv(), terminal_or("worker.log"))
+            # The rendering (CPU-bound, pure Python) in a process of its own, as production
+            # runs it (README, "Rendering workers"): in the worker's process it held the GIL
+            # its workflow tasks and transitions wait for.
+            main = self._spawn(
+                "worker",
+                "worker",
+                self.worker_argv(),
+                terminal_or("worker.log"),
+                {"CONTRACTING_WORKER_ROLE": "main"},
+            )
+            render = self._spawn(
+                "render",
+                "render worker",
+                self.worker_argv(),
+                "render-worker.log",
+                {
+                    "CONTRACTING_WORKER_ROLE": "render",
+                    "CONTRACTING_METRICS_PORT": "0",
+                    "CONTRACTING_WORKER_HEALTH_PORT": "0",
+                },
+            )
+            workers.append((main, self.settings.task_queue, ("workflow", "activity")))
+            workers.append((render, self.render_task_queue, ("activity",)))
         if self.with_gateway:
             self._spawn("gateway", "gateway", self.gateway_argv(), terminal_or("gateway.log"))
             self._wait_for_gateway()
-        if worker is not None:
-            asyncio.run(self._wait_for_worker(worker))
+        for worker, queue, kinds in workers:
+            asyncio.run(self._wait_for_worker(worker, queue, kinds))
 
     def _start_postgres(self) -> None:
         _say(f"starting PostgreSQL (data: {self.postgres.data_dir})")
@@ -621,26 +659,25 @@ class DevStack:
                 )
             time.sleep(0.2)
 
-    async def _wait_for_worker(self, worker: Child) -> None:
-        """Ready when the worker polls both workflow and activity tasks on our task queue."""
+    async def _wait_for_worker(self, worker: Child, queue: str, kinds: tuple[str, ...]) -> None:
+        """Ready when `worker` polls `queue` for each of `kinds` of task (workflow, activity)."""
         from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
         from temporalio.api.taskqueue.v1 import TaskQueue
         from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
         from temporalio.client import Client
 
         namespace = self.settings.temporal_namespace
-        queue = self.settings.task_queue
         client = await Client.connect(self.settings.temporal_address, namespace=namespace)
         since = worker.started_at - timedelta(seconds=1)
         deadline = time.monotonic() + WORKER_START_TIMEOUT
-        kinds = (
-            TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-            TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
-        )
+        types = {
+            "workflow": TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+            "activity": TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+        }
         while True:
             self._check()
             polling = 0
-            for kind in kinds:
+            for kind in (types[k] for k in kinds):
                 answer = await client.workflow_service.describe_task_queue(
                     DescribeTaskQueueRequest(
                         namespace=namespace,
@@ -654,7 +691,7 @@ class DevStack:
                 return
             if time.monotonic() > deadline:
                 raise StackError(
-                    f"the worker did not poll task queue {queue!r} within "
+                    f"the {worker.name} did not poll task queue {queue!r} within "
                     f"{WORKER_START_TIMEOUT:.0f} s. Its last lines:\n{worker.log_tail()}"
                 )
             await asyncio.sleep(0.3)
@@ -743,6 +780,14 @@ class DevStack:
         ]
         if not self.with_worker:
             rows.append(("Worker", "not started (--no-worker): run `python -m worker` yourself"))
+        else:
+            rows.append(
+                (
+                    "Workers",
+                    f"worker (task queue {info['task_queue']}); render worker (the billing "
+                    f"documents, task queue {self.render_task_queue})",
+                )
+            )
         metrics = self._metrics_urls()
         if metrics:
             rows.append(("Metrics", "  ".join(metrics)))
