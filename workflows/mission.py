@@ -220,14 +220,21 @@ class MissionWorkflow:
                 ),
             )
         while self._announcements:
-            workflow_id, signal, payload = self._announcements.pop(0)
-            await self._tell_cycle(workflow_id, signal, payload)
+            due: dict[str, list[tuple[str, BaseModel]]] = {}
+            for month, signal, payload in self._announcements:
+                if month not in self._state.validated_months:  # else it has closed since
+                    due.setdefault(month, []).append((signal, payload))
+            self._announcements = []
+            await asyncio.gather(*(self._tell_cycle(month, told) for month, told in due.items()))
 
-    async def _tell_cycle(self, workflow_id: str, signal: str, payload: BaseModel) -> None:
-        """Tell a CRA cycle what changed (`effects.tell`: a local activity). A cycle already
-        closed (terminated by ops, or completed before its `cra.closed` arrived) has nothing
-        left to learn: logged, and the mission goes on."""
-        await tell(workflow_id, signal, payload)
+    async def _tell_cycle(self, month: str, told: list[tuple[str, BaseModel]]) -> None:
+        """Tell a month's CRA cycle what changed, in order (`effects.tell`: a local activity
+        each; the cycles are told side by side). A cycle already closed (terminated by ops,
+        or completed before its `cra.closed` arrived) has nothing left to learn: logged, and
+        the mission goes on."""
+        workflow_id = cra_workflow_id(self._state.mission_id, month)
+        for signal, payload in told:
+            await tell(workflow_id, signal, payload)
 
     async def _write(self, transition: MissionTransition) -> list[str]:
         result = await local_db_activity(RECORD_MISSION_TRANSITION, transition, TransitionResult)
@@ -312,9 +319,9 @@ class MissionWorkflow:
         )
 
     def _announce(self, month: str, signal: str, payload: BaseModel) -> None:
-        """Queue a signal to the month's open cycle; the main loop sends it."""
-        workflow_id = cra_workflow_id(self._state.mission_id, month)
-        self._announcements.append((workflow_id, signal, payload))
+        """Queue a signal to the month's open cycle; the main loop sends it, unless the month
+        is validated by then (several cycles closing at once: the cycle has closed)."""
+        self._announcements.append((month, signal, payload))
 
     # ------------------------------------------------------------------ CRA cycles
 
