@@ -19,8 +19,8 @@ activity that stores the files calls these; the models are built by
 - Deterministic: the same model gives the same bytes, so a retried activity rewrites an
   identical file. Every date written in the files (Info and XMP dates, the attachment's) is
   the document's issue date at 00:00 UTC; the file identifier is the MD5 of the file's body.
-- Fast (a few milliseconds of CPU per document, bench/render.py) and thread-safe: the only
-  state renders share is the fonts, read-only once built.
+- Fast (a few milliseconds of CPU per document, bench/render.py) and thread-safe: renders
+  share only the fonts, read-only once built, and the XSD, one validation at a time.
 
 Self-billed documents (the default: the platform issues the invoice on the provider's behalf,
 art. 289 I-2 CGI) carry the "Autofacturation" mention (art. 242 nonies A I-13° CGI) and the

@@ -260,9 +260,13 @@ class Flow:
         return [b"".join(page) for page in self.pages]
 
     def fonts(self) -> list[FontUse]:
-        """The fonts the pages draw, with the characters of each."""
-        return [
-            FontUse(_RESOURCES[style], face(style), frozenset(used))
-            for style, used in self._used.items()
-            if used
-        ]
+        """The fonts the pages draw, with the characters of each; raises `UnprintableText`
+        if any text drawn, measured or not, has a character without a glyph."""
+        uses = []
+        for style, used in self._used.items():
+            if not used:
+                continue
+            shape = face(style)
+            shape.check("".join(sorted(used - shape.advances.keys())))
+            uses.append(FontUse(_RESOURCES[style], shape, frozenset(used)))
+        return uses

@@ -603,6 +603,10 @@ def test_a_character_the_font_lacks_is_refused_with_its_name():
         render_facturx_pdf(_invoice().model_copy(update={"buyer": chinese}))
     with pytest.raises(pdf_fonts.UnprintableText, match="transliterated"):
         render_bpf_pdf(_bpf().model_copy(update={"client": chinese}))
+    flow = Flow()  # text drawn without being measured (a left-aligned line) too
+    flow.text(20, 20, "Société 王", Font())
+    with pytest.raises(pdf_fonts.UnprintableText, match="U\\+738B"):
+        flow.fonts()
 
 
 def test_documents_rendered_at_once_are_all_issued() -> None:
