@@ -125,10 +125,9 @@ def _srgb_profile() -> bytes:
 
 def _font(objects: _Objects, use: FontUse) -> int:
     face, program = use.face, use.face.program(use.used)
-    name = program.postscript_name
-    font_file = objects.stream(
-        program.font_file, f"/Length1 {program.font_file_length}", deflated=True
-    )
+    embedded = program.font_file(use.used)
+    name = embedded.postscript_name
+    font_file = objects.stream(embedded.data, f"/Length1 {embedded.length}", deflated=True)
     x_min, y_min, x_max, y_max = face.bbox
     descriptor = objects.add(
         (

@@ -6,20 +6,24 @@ a string is drawn as its UTF-16BE bytes, and a CIDToGIDMap maps each CID to its 
 few characters of the font outside the Basic Multilingual Plane get CIDs in the surrogate
 range (U+D800–U+DFFF, never characters on their own), and ToUnicode maps them back.
 
-What a document embeds for one style is one `FontProgram`: the TrueType cut to a set of
-characters, its widths, CIDToGIDMap and ToUnicode, all compressed. Cutting a font is costly
-(fontTools), so it happens once per process and set, never per document:
+What a document embeds for one style comes from one `FontProgram`: the TrueType cut to a set
+of characters, its widths, CIDToGIDMap and ToUnicode. Cutting a font with fontTools is
+costly (tens of milliseconds), so it happens once per process and set, never per document:
 
-- `BASE_CHARACTERS`, the set every document embeds: printable ASCII, Latin-1, Latin
+- `BASE_CHARACTERS`, the set of nearly every document: printable ASCII, Latin-1, Latin
   Extended-A (names of Central European, Baltic, Turkish parties) and the typographic
   punctuation, "€" and spaces French text uses. Every document whose text stays within it
-  (all but a few) embeds this same program, cut once per process.
-- A document with characters of the font outside it (a Greek or Cyrillic name, say) embeds
+  uses this same program, cut once per process.
+- A document with characters of the font outside it (a Greek or Cyrillic name, say) uses
   the base set plus the font's characters of their blocks of 128 code points, cut on first
-  use and kept (`_program`, an LRU cache): the documents of every Greek name reuse it. Same
-  input, same bytes either way.
+  use and kept (`_program`, an LRU cache): the documents of every Greek name reuse it.
 - A character the font has no glyph for is refused (`UnprintableText`), never dropped or drawn
   as the .notdef box (which PDF/A forbids): the error names it, the caller makes it an alert.
+
+Per document, the program's glyphs the document does not draw are emptied
+(`activities.truetype_cut`, a fraction of a millisecond): glyph ids, metrics and the
+program's CIDToGIDMap, widths and ToUnicode stay valid, and a file carries only the outlines
+it shows (about 6 kB a style instead of 15 kB). Same input, same bytes.
 
 Nothing here is mutated once built, so documents render in parallel threads without a lock.
 """
@@ -36,6 +40,8 @@ from io import BytesIO
 
 from fontTools import subset as ftsubset
 from fontTools.ttLib import TTFont
+
+from activities.truetype_cut import GlyphTable
 
 FAMILY = "SourceSansPro"
 STYLES = ("", "B")
@@ -62,16 +68,34 @@ class UnprintableText(ValueError):
 
 @dataclass(frozen=True)
 class FontProgram:
-    """What a PDF embeds for one style and one character set, compressed, ready to write."""
+    """What a PDF embeds for one style and one character set: the font, read for per-document
+    cuts, and its CIDToGIDMap, widths and ToUnicode, compressed, ready to write."""
 
-    postscript_name: str
-    """With its subset tag (six letters derived from the character set), e.g. ABCDEF+Name."""
-    font_file: bytes
-    font_file_length: int
+    style: str
+    glyph_table: GlyphTable
+    glyph_ids: dict[str, int]
+    """The glyph of each character of the set."""
     cid_to_gid: bytes
     widths: bytes
     """The W array of the CIDFont, every CID of the set."""
     to_unicode: bytes
+
+    def font_file(self, used: frozenset[str]) -> EmbeddedFont:
+        """The font program of a document that drew `used`: the glyphs of other characters
+        emptied (`truetype_cut`), so that a file carries the outlines it shows and no more."""
+        keep = self.glyph_table.closure(self.glyph_ids[c] for c in used)
+        data = self.glyph_table.cut(keep)
+        tag = _subset_tag(self.style, keep)
+        return EmbeddedFont(f"{tag}+{_POSTSCRIPT[self.style]}", zlib.compress(data, 6), len(data))
+
+
+@dataclass(frozen=True)
+class EmbeddedFont:
+    postscript_name: str
+    """With its subset tag (six letters derived from the glyphs it holds): ABCDEF+Name."""
+    data: bytes
+    """Compressed (FlateDecode)."""
+    length: int
 
 
 @dataclass(frozen=True)
@@ -172,8 +196,8 @@ def face(style: str) -> Face:
     )
 
 
-def _subset_tag(style: str, characters: frozenset[str]) -> str:
-    digest = hashlib.sha256(f"{style}|{''.join(sorted(characters))}".encode()).digest()
+def _subset_tag(style: str, glyphs: frozenset[int]) -> str:
+    digest = hashlib.sha256(f"{style}|{sorted(glyphs)}".encode()).digest()
     return "".join(chr(ord("A") + b % 26) for b in digest[:6])
 
 
@@ -265,11 +289,12 @@ def _program(style: str, characters: frozenset[str]) -> FontProgram:
         cid_to_gid[2 * cid : 2 * cid + 2] = gid.to_bytes(2, "big")
     out = BytesIO()
     font.save(out)
-    font_file = out.getvalue()
     return FontProgram(
-        postscript_name=f"{_subset_tag(style, frozenset(present))}+{_POSTSCRIPT[style]}",
-        font_file=zlib.compress(font_file, 9),
-        font_file_length=len(font_file),
+        style=style,
+        glyph_table=GlyphTable.read(out.getvalue()),
+        glyph_ids={
+            char: int.from_bytes(cid_to_gid[2 * cid : 2 * cid + 2]) for cid, char in by_cid.items()
+        },
         cid_to_gid=zlib.compress(bytes(cid_to_gid), 9),
         widths=_widths_array({cid: info.advances[c] for cid, c in by_cid.items()}),
         to_unicode=zlib.compress(_to_unicode(by_cid), 9),
