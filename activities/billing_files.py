@@ -5,7 +5,7 @@ stored in `billing_documents` for the API to serve.
 The legal record (the CRA, the invoice's number and amounts, the payout's terms) commits in
 the CRA validation's transaction (`activities.cra`); the files are rendered right after, by
 their own activity (`issue_billing_documents`, on the render task queue
-`CONTRACTING_RENDER_TASK_QUEUE`), so the validation never waits for fpdf2 and the rendering
+`CONTRACTING_RENDER_TASK_QUEUE`), so the validation never waits for the rendering, which
 can run on other processes. The activity is idempotent by document key: one file per
 mission, month and kind (`INSERT … ON CONFLICT DO NOTHING`), rendered deterministically, so a
 retried or re-run rendering stores the same document once, with the same bytes. Everything
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -600,18 +599,6 @@ class _Issued(Protocol):
 
 D = TypeVar("D", bound=_Issued)
 
-_RENDERING = threading.Lock()
-"""One document rendered at a time per process: the documents share the font parsed once
-(activities/pdf_fonts.py), whose tables fpdf2 reads while another thread subsets its own copy
-(two renders at once failed with a KeyError, seen with four missions billed together). Under
-the GIL two threads render no faster than one; more cores mean more render workers
-(`CONTRACTING_WORKER_ROLE=render`)."""
-
-
-def _render_alone(render: Callable[[D], bytes], doc: D) -> bytes:
-    with _RENDERING:
-        return render(doc)
-
 
 async def _store(
     session: AsyncSession,
@@ -621,11 +608,12 @@ async def _store(
     doc: D,
     render: Callable[[D], bytes],
 ) -> str:
-    """Render `doc` (in a thread: rendering is CPU-bound) and keep its file, once per mission,
-    month and kind; returns the file's name (`<number>.pdf`)."""
+    """Render `doc` (in a thread: rendering is CPU-bound, a few milliseconds, and renders of
+    several documents may run at once: they share only read-only fonts) and keep its file,
+    once per mission, month and kind; returns the file's name (`<number>.pdf`)."""
     name = f"{doc.number}.pdf"
     try:
-        content = await asyncio.to_thread(_render_alone, render, doc)
+        content = await asyncio.to_thread(render, doc)
     except Exception as exc:  # rendering is pure: what fails once fails on every retry
         raise NotIssuable(f"rendering {name} failed: {exc!r}") from exc
     await session.execute(

