@@ -344,13 +344,10 @@ async def _cra_update(ctx: Context, event: Event) -> Dispatched:
     month = str(getattr(event.payload, "month"))  # noqa: B009
     workflow_id = cra_workflow_id(mission_id, month)
     handle = ctx.client.get_workflow_handle(workflow_id)
-    try:
-        await handle.describe(rpc_timeout=ctx.rpc_timeout)
-    except RPCError as exc:
-        if exc.status != RPCStatusCode.NOT_FOUND:
-            raise
+    try:  # no describe first: one RPC per event, the cycle's absence explained when met
+        await _update(ctx, handle, event.type, event.payload, event.event_id, f"the CRA of {month}")
+    except UnknownTarget as exc:
         raise NotApplicable(await _why_no_cra(ctx, mission_id, month)) from exc
-    await _update(ctx, handle, event.type, event.payload, event.event_id, f"the CRA of {month}")
     return Dispatched(workflow_id=workflow_id)
 
 
