@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.charset import QP, Charset
 from email.header import Header
-from email.mime.text import MIMEText
+from email.message import Message
 from email.utils import format_datetime, make_msgid
 
 import aiosmtplib
@@ -42,16 +42,18 @@ class Mailer:
     def settings(self) -> Settings:
         return self._settings
 
-    def build(self, email: OutgoingEmail) -> MIMEText:
+    def build(self, email: OutgoingEmail) -> Message:
         """The message: text/plain in UTF-8 (quoted-printable), the subject RFC 2047-encoded.
 
-        Built with the `compat32` classes: the same message as `EmailMessage` (whose header
+        Built with the `compat32` `Message`: the same message as `EmailMessage` (whose header
         registry parses every header it is given) in a fifth of the CPU, which counts when a
         month-end sends thousands (bench/month_end.py)."""
-        message = MIMEText(email.body, "plain", _UTF8)
+        message = Message()
+        message["MIME-Version"] = "1.0"
+        message.set_payload(email.body, _UTF8)  # text/plain; charset="utf-8", quoted-printable
         message["From"] = self._settings.mail_sender
         message["To"] = ", ".join(email.recipients)
-        message["Subject"] = Header(email.subject, _UTF8)
+        message["Subject"] = Header(email.subject, _UTF8, header_name="Subject").encode()
         message["Message-ID"] = email.message_id or make_msgid()
         message["Date"] = format_datetime(email.created_at)
         return message
