@@ -128,16 +128,19 @@ class CraWorkflow:
             await self._sleep_until_woken_or(self._next_reminder())
         billing = self._billing
         # The legal record is committed: the files are rendered now, beside the rest.
+        # The payout starts and the mission is told side by side, in the validation's own
+        # workflow task: each is a local activity that waits on a Temporal RPC, and the
+        # validation's update is answered once the task completes.
         files = asyncio.ensure_future(self._issue_documents(billing))
-        payout_id = None
-        if inp.start_payout:
-            payout_id = await self._start_payout(billing)
+        payout = asyncio.ensure_future(self._start_payout(billing)) if inp.start_payout else None
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._effects.drain()
         # The mission learns the month is billed at once: neither its e-mails nor its files
         # gate the business (during an SMTP outage the mission would otherwise see the month
-        # as open and accept, say, a termination inside a month already billed in full).
+        # as open and accept, say, a termination inside a month already billed in full). The
+        # month is billed whether or not its payout could start (that failure fails the cycle).
         await self._report_to_mission()
+        payout_id = await payout if payout is not None else None
         await files
         await self._effects.delivered()
         return CraResult(
