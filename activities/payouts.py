@@ -15,11 +15,13 @@ from __future__ import annotations
 import hashlib
 import logging
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql.dml import ReturningInsert
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -45,19 +47,13 @@ from schemas.payouts import (
     InvoiceImport,
     InvoiceImportResult,
     PayoutTransition,
+    PayoutTransitionKind,
     RecordClientPaymentInput,
 )
 
 log = logging.getLogger(__name__)
 
 _FINAL = (PayoutStatus.PAID, PayoutStatus.CANCELLED, PayoutStatus.FLAGGED)
-
-
-def _may_update(t: PayoutTransition) -> ColumnElement[bool]:
-    """Which existing row the transition may change."""
-    if t.kind == "flagged":
-        return Payout.status == PayoutStatus.PAID
-    return Payout.status.notin_(_FINAL)
 
 
 class PayoutActivities:
@@ -414,42 +410,24 @@ def _mismatch(invoice: Invoice, inp: InvoiceImport) -> str | None:
 
 
 async def _write_payout(session: AsyncSession, t: PayoutTransition) -> None:
-    invoice_id = (
-        select(Invoice.id)
-        .where(Invoice.mission_id == t.mission_id, Invoice.month == t.month)
-        .scalar_subquery()
-    )
-    amounts: dict[str, Any] = {
-        "amount": t.amount,
-        "fee": t.fee,
-        "fee_deducted": t.fee_deducted,
-        "fee_carried_out": t.fee_carried_out,
-        "net_amount": t.net_amount,
-        "due_on": t.due_on,
-    }
-    values: dict[str, Any] = {
-        "status": t.status,
-        "status_reason": t.reason,
-    }
-    if t.kind in ("scheduled", "paid"):
-        values.update(amounts)
-    if t.kind == "paid":
-        values["paid_at"] = t.at
-    stmt = insert(Payout).values(
-        mission_id=t.mission_id,
-        month=t.month,
-        invoice_id=invoice_id,
-        offer=t.offer,
-        **amounts,
-        status=t.status,
-        status_reason=t.reason,
-        paid_at=t.at if t.kind == "paid" else None,
-    )
-    values["invoice_id"] = func.coalesce(stmt.excluded.invoice_id, Payout.invoice_id)
     result = await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[Payout.mission_id, Payout.month], set_=values, where=_may_update(t)
-        ).returning(Payout.id)
+        _payout_upsert(t.kind),
+        {
+            "mission_id": t.mission_id,
+            "month": t.month,
+            "invoice_mission_id": t.mission_id,
+            "invoice_month": t.month,
+            "offer": t.offer,
+            "amount": t.amount,
+            "fee": t.fee,
+            "fee_deducted": t.fee_deducted,
+            "fee_carried_out": t.fee_carried_out,
+            "net_amount": t.net_amount,
+            "due_on": t.due_on,
+            "status": t.status,
+            "status_reason": t.reason,
+            "paid_at": t.at if t.kind == "paid" else None,
+        },
     )
     if result.scalar_one_or_none() is None:
         activity.logger.warning(
@@ -458,6 +436,45 @@ async def _write_payout(session: AsyncSession, t: PayoutTransition) -> None:
             t.month,
             t.status,
         )
+
+
+_PAYOUTS: Table = Payout.__table__  # type: ignore[assignment]
+_INVOICES: Table = Invoice.__table__  # type: ignore[assignment]
+_AMOUNTS = ("amount", "fee", "fee_deducted", "fee_carried_out", "net_amount", "due_on")
+
+
+@cache
+def _payout_upsert(kind: PayoutTransitionKind) -> ReturningInsert[int]:
+    """The payout row's upsert for a transition of `kind`, built once per kind (its values are
+    the execution's parameters): the invoice is the month's, the update sets the status and
+    its reason, the amounts when scheduled or paid, the payment's time when paid, and only on
+    a row the transition may change: a paid one is only flagged, a final one never changes."""
+    invoice_id = (
+        select(_INVOICES.c.id)
+        .where(
+            _INVOICES.c.mission_id == bindparam("invoice_mission_id"),
+            _INVOICES.c.month == bindparam("invoice_month"),
+        )
+        .scalar_subquery()
+    )
+    statement = insert(_PAYOUTS).values(invoice_id=invoice_id)
+    changed = ["status", "status_reason"]
+    if kind in ("scheduled", "paid"):
+        changed += _AMOUNTS
+    if kind == "paid":
+        changed.append("paid_at")
+    set_: dict[str, Any] = {
+        "invoice_id": func.coalesce(statement.excluded.invoice_id, _PAYOUTS.c.invoice_id)
+    }
+    set_.update((name, statement.excluded[name]) for name in changed)
+    may_update = (
+        _PAYOUTS.c.status == PayoutStatus.PAID
+        if kind == "flagged"
+        else _PAYOUTS.c.status.notin_(_FINAL)
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[_PAYOUTS.c.mission_id, _PAYOUTS.c.month], set_=set_, where=may_update
+    ).returning(_PAYOUTS.c.id)
 
 
 def _payment_key(inp: RecordClientPaymentInput) -> str:
