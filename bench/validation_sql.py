@@ -10,11 +10,12 @@ order a month's validation runs them in production:
 - `record_payout_transition` "scheduled", then "paid" with the provider's e-mail, and its
   delivery.
 
-Each mission is set up as the tests set one up (tests/support: its proposal recorded, its CRA
-submitted with a few expense and overtime lines); the setup is not measured. Prints, per
-activity, the CPU this process spent (`time.process_time`, ms per validation) and the SQL
-statements it sent (a `before_cursor_execute` count); for `deliver_outbox`, the CPU of the
-SMTP send itself (activities/mailer.py) is shown apart. The first `--warmup` validations fill
+Each mission is set up as the tests set one up (tests/support/validations.py: its proposal
+recorded, its CRA submitted with a few expense and overtime lines); the setup is not
+measured. Prints, per activity, the CPU this process spent (`time.process_time`, ms per
+validation) and the SQL statements it sent (a `before_cursor_execute` count); for
+`deliver_outbox`, the CPU of the SMTP send itself (activities/mailer.py) is shown apart. The
+first `--warmup` validations fill
 SQLAlchemy's compiled cache and are not counted.
 
     .venv/bin/python bench/validation_sql.py --validations 200
@@ -29,12 +30,10 @@ import os
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -50,26 +49,18 @@ from activities.outbox import OutboxActivities
 from activities.payouts import PayoutActivities
 from activities.proposals import ProposalActivities
 from db.engine import create_engine, session_factory
-from domain.carry_over import carry_context
-from domain.clock import paris_date
-from domain.offers import offer_rule
-from schemas.activities import DeliverOutboxInput, RecordProposalInput, TransitionResult
-from schemas.cra import CraInput, CraTransition, CraValidation, CraValidationResult
-from schemas.enums import CraStatus, PayoutStatus
-from schemas.payouts import PayoutEmail, PayoutTransition
+from schemas.activities import DeliverOutboxInput, TransitionResult
+from schemas.cra import CraInput, CraValidationResult
+from schemas.enums import PayoutStatus
+from schemas.payouts import PayoutTransition, PayoutTransitionKind
 from settings import Settings
 from starter.demo.simulate import _database
 from starter.devstack.mailsink import MailSink
-from tests.support.cra import cra_input, new_proposal, opens_on, submitted, validated
-from tests.support.factories import APPROVER
+from tests.support.validations import cra_validation, payout_transition, submitted_mission
 
 T = TypeVar("T")
 
 MONTH = "2026-11"
-LINES: dict[str, Any] = {
-    "expenses": [{"label": "Train", "amount": "120.00", "vat_rate": "10", "receipt_ref": "R-1"}],
-    "overtime": [{"label": "Astreinte", "amount": "300.00"}],
-}
 ACTIVITIES = (
     "record_cra_validation",
     "deliver_outbox (validation)",
@@ -126,73 +117,22 @@ class Bench:
             return await call()
 
     async def mission(self) -> CraInput:
-        """A mission recorded as tests/support/cra.py's harness records one, CRA submitted."""
-        first = date.fromisoformat(f"{MONTH}-01")
-        proposal = new_proposal(first, first + timedelta(days=120))
-        await self.env.run(
-            self.proposals.record_proposal,
-            RecordProposalInput(
-                event_id=f"evt-{uuid.uuid4().hex}",
-                occurred_at=datetime.now(UTC),
-                proposal=proposal,
-            ),
-        )
-        inp = cra_input(proposal, MONTH, first, first + timedelta(days=120))
-        cra = submitted(inp, "18", **LINES)
-        await self.env.run(
-            self.cra.record_cra_transition,
-            CraTransition(
-                key=f"cra.submitted:{inp.mission_id}:{MONTH}:{uuid.uuid4().hex}",
-                kind="submitted",
-                at=cra.occurred_at,
-                mission_id=inp.mission_id,
-                month=MONTH,
-                status=CraStatus.SUBMITTED,
-                cra=cra,
-                provider_email=inp.provider.email,
-            ),
-        )
-        return inp
+        return await submitted_mission(self.proposals, self.cra, MONTH)
 
     async def validation(self, inp: CraInput, measure: bool) -> None:
         """One validation's activities, in the order the CRA cycle and the payout run them."""
-        cra = submitted(inp, "18", **LINES)
-        at = validated(inp, APPROVER).occurred_at
-        assert at is not None
-        v = CraValidation(
-            key=f"cra.validated:{inp.mission_id}:{MONTH}",
-            at=at,
-            validated_on=paris_date(at),
-            mission_id=inp.mission_id,
-            month=MONTH,
-            cra=cra,
-            approver_id=APPROVER,
-            tjm=inp.tjm,
-            payment_offer=inp.payment_offer,
-            provider=inp.provider,
-            client_name=inp.client_name,
-            invoice_mode=inp.invoice_mode,
-            service_start=inp.mission_start,
-            service_end=opens_on(inp) + timedelta(days=30),
-            email_context={
-                "mission_id": inp.mission_id,
-                "month": MONTH,
-                "provider_name": inp.provider.name,
-                "client_name": inp.client_name,
-                "tjm": str(inp.tjm),
-                "days": "18",
-            },
-        )
+        v = cra_validation(inp)
         result: CraValidationResult = await self.run(
             ACTIVITIES[0], measure, lambda: self.env.run(self.cra.record_cra_validation, v)
         )
         assert result.applied and len(result.outbox_keys) == 1, result
         await self.deliver(ACTIVITIES[1], measure, result.outbox_keys)
-        for kind, status, name in (
+        steps: tuple[tuple[PayoutTransitionKind, PayoutStatus, str], ...] = (
             ("scheduled", PayoutStatus.SCHEDULED, ACTIVITIES[2]),
             ("paid", PayoutStatus.PAID, ACTIVITIES[3]),
-        ):
-            t = _payout(inp, result, kind, status, at)
+        )
+        for kind, status, name in steps:
+            t = payout_transition(inp, result, kind, status, v.at)
             done = await self.run(name, measure, partial(self.transition, t))
             assert done.applied, (kind, done)
         assert done.outbox_keys
@@ -225,51 +165,6 @@ class _TimedMailer(Mailer):
         finally:
             if self._tally.current is not None:
                 self._tally.smtp_cpu += time.process_time() - started
-
-
-def _payout(
-    inp: CraInput,
-    result: CraValidationResult,
-    kind: Any,
-    status: PayoutStatus,
-    at: datetime,
-) -> PayoutTransition:
-    """The payout workflow's transition (workflows/payout.py `_record`)."""
-    terms = result.terms
-    suffix = f":{status.value}" if kind == "scheduled" else ""
-    emails = []
-    if kind == "paid":
-        context = {
-            "mission_id": inp.mission_id,
-            "month": MONTH,
-            "provider_name": inp.provider.name,
-            "offer": offer_rule(terms.offer).label,
-            "invoice_number": result.invoice_number or "",
-            "amount": str(terms.amount),
-            "fee": str(terms.fee),
-            "net_amount": str(terms.net_amount),
-            "payout_date": terms.payout_date.isoformat() if terms.payout_date else "",
-            "reason": "",
-            **carry_context(terms),
-        }
-        emails.append(PayoutEmail(to="provider", template="payout_paid", context=context))
-    return PayoutTransition(
-        key=f"payout.{kind}:{inp.mission_id}:{MONTH}{suffix}",
-        kind=kind,
-        at=at,
-        mission_id=inp.mission_id,
-        month=MONTH,
-        offer=terms.offer,
-        status=status,
-        amount=terms.amount,
-        fee=terms.fee,
-        net_amount=terms.net_amount,
-        fee_deducted=terms.fee_deducted,
-        fee_carried_out=terms.fee_carried_out,
-        due_on=terms.payout_date,
-        provider_email=inp.provider.email,
-        emails=emails,
-    )
 
 
 async def measure(validations: int, warmup: int) -> None:
