@@ -32,7 +32,7 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, func, select, text, update
+from sqlalchemy import Table, and_, bindparam, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import ReturningInsert
@@ -88,16 +88,36 @@ _CARRIED: Table = CarriedBalanceRow.__table__  # type: ignore[assignment]
 _EVENTS: Table = MissionEvent.__table__  # type: ignore[assignment]
 
 _MISSION_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
-_RECORDED = select(_EVENTS.c.id).where(_EVENTS.c.idempotency_key == bindparam("key"))
-_STILL_OWED = (
-    select(_CARRIED.c.kind, _CARRIED.c.from_month, _CARRIED.c.amount, _CARRIED.c.invoice_number)
-    .where(_CARRIED.c.mission_id == bindparam("mission_id"))
+_VALIDATION = select(
+    select(_EVENTS.c.id)
+    .where(_EVENTS.c.idempotency_key == bindparam("key"))
+    .scalar_subquery()
+    .label("recorded")
+).subquery("validation")
+_RECORDED_AND_CARRIED = (
+    select(
+        _VALIDATION.c.recorded,
+        _CARRIED.c.kind,
+        _CARRIED.c.from_month,
+        _CARRIED.c.amount,
+        _CARRIED.c.invoice_number,
+        _CARRIED.c.into_month,
+    )
+    .select_from(
+        # One row with NULL balance columns when the mission has no balance.
+        _VALIDATION.outerjoin(
+            _CARRIED,
+            and_(
+                _CARRIED.c.mission_id == bindparam("mission_id"),
+                or_(_CARRIED.c.into_month.is_(None), _CARRIED.c.into_month == bindparam("month")),
+            ),
+        )
+    )
     .order_by(_CARRIED.c.from_month, _CARRIED.c.kind)
 )
-_OWED = _STILL_OWED.where(_CARRIED.c.into_month.is_(None))
-"""The balances a first attempt takes in: every one the mission still owes."""
-_TAKEN = _STILL_OWED.where(_CARRIED.c.into_month == bindparam("month"))
-"""The balances a retry reads back: those the month took in."""
+"""Whether the validation was recorded before (its timeline row's id), and the balances it
+may take in: every one the mission still owes, and those the month took in (a retry reads
+them back); one round trip, read under the mission's lock."""
 _TAKE_IN = (
     update(_CARRIED)
     .where(
@@ -205,8 +225,7 @@ class CraActivities:
         async with self._sessions.begin() as session:
             # One validation of the mission at a time reads and writes its carried balances.
             await session.execute(_MISSION_LOCK, {"key": f"carried_balances:{v.mission_id}"})
-            recorded = await session.scalar(_RECORDED, {"key": v.key})
-            carried = await _carried_into(session, v, fresh=recorded is None)
+            carried = await _carried_into(session, v)
             month = month_invoice(v.cra, v.tjm, regime=v.provider.vat_regime, carried=carried)
             amounts = month.amounts
             applied = await record_timeline(
@@ -398,14 +417,17 @@ def _terms(
     return nothing_to_collect(settled_terms)
 
 
-async def _carried_into(
-    session: AsyncSession, v: CraValidation, *, fresh: bool
-) -> list[CarriedBalance]:
+async def _carried_into(session: AsyncSession, v: CraValidation) -> list[CarriedBalance]:
     """The balances this month takes in: every one still owed by the mission (a first
-    attempt, under the mission's lock), or those it took in already (a retry)."""
-    rows = await session.execute(
-        _OWED if fresh else _TAKEN, {"mission_id": v.mission_id, "month": v.month}
-    )
+    attempt, under the mission's lock), or those it took in already (a retry: its timeline
+    row exists)."""
+    rows = (
+        await session.execute(
+            _RECORDED_AND_CARRIED,
+            {"key": v.key, "mission_id": v.mission_id, "month": v.month},
+        )
+    ).all()
+    retry = rows[0].recorded is not None
     return [
         CarriedBalance(
             kind=CarryKind(row.kind.value),
@@ -415,7 +437,9 @@ async def _carried_into(
             into_month=v.month,
         )
         for row in rows
-        if row.from_month != v.month
+        if row.kind is not None
+        and (row.into_month == v.month if retry else row.into_month is None)
+        and row.from_month != v.month
     ]
 
 
