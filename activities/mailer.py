@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from email.message import EmailMessage
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import Message
 from email.utils import format_datetime, make_msgid
 
 import aiosmtplib
@@ -12,6 +14,9 @@ import aiosmtplib
 from db.keys import fit_key
 from schemas.limits import KEY_LENGTH
 from settings import Settings
+
+_UTF8 = Charset("utf-8")
+_UTF8.body_encoding = QP  # French text stays readable in the raw message (base64 otherwise)
 
 
 @dataclass(frozen=True)
@@ -37,14 +42,20 @@ class Mailer:
     def settings(self) -> Settings:
         return self._settings
 
-    def build(self, email: OutgoingEmail) -> EmailMessage:
-        message = EmailMessage()
+    def build(self, email: OutgoingEmail) -> Message:
+        """The message: text/plain in UTF-8 (quoted-printable), the subject RFC 2047-encoded.
+
+        Built with the `compat32` `Message`: the same message as `EmailMessage` (whose header
+        registry parses every header it is given) in a fifth of the CPU, which counts when a
+        month-end sends thousands (bench/month_end.py)."""
+        message = Message()
+        message["MIME-Version"] = "1.0"
+        message.set_payload(email.body, _UTF8)  # text/plain; charset="utf-8", quoted-printable
         message["From"] = self._settings.mail_sender
         message["To"] = ", ".join(email.recipients)
-        message["Subject"] = email.subject
+        message["Subject"] = Header(email.subject, _UTF8, header_name="Subject").encode()
         message["Message-ID"] = email.message_id or make_msgid()
         message["Date"] = format_datetime(email.created_at)
-        message.set_content(email.body)
         return message
 
     async def send(self, email: OutgoingEmail) -> None:

@@ -87,6 +87,7 @@ class OutboxActivities:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], mailer: Mailer) -> None:
         self._sessions = sessions
         self._mailer = mailer
+        self._in_flight: set[asyncio.Task[bool | None]] = set()
 
     @activity.defn(name=DELIVER_OUTBOX)
     async def deliver_outbox(self, inp: DeliverOutboxInput) -> DeliverOutboxResult:
@@ -131,7 +132,24 @@ class OutboxActivities:
         return left
 
     async def _deliver_one(self, key: str) -> bool | None:
-        """True: sent now; False: sent before; None: refused for good (recorded)."""
+        """True: sent now; False: sent before; None: refused for good (recorded).
+
+        A delivery once begun is finished even when its caller stops waiting (`send_now`'s
+        budget, a local attempt's timeout: both cancel): cancelled between its claim and its
+        release, it left the row claimed for `CLAIM_LEASE` with nothing sent, and every
+        delivery of it waited two minutes (seen under load, a test's e-mails unsent 20 s
+        later). So it runs as a task of its own, claim, send and mark together."""
+        task = asyncio.ensure_future(self._claim_and_send(key))
+        self._in_flight.add(task)
+        task.add_done_callback(self._finished)
+        return await asyncio.shield(task)
+
+    def _finished(self, task: asyncio.Task[bool | None]) -> None:
+        self._in_flight.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a caller that stopped waiting has its retry
+
+    async def _claim_and_send(self, key: str) -> bool | None:
         token = str(uuid.uuid4())
         email = await self._claim(key, token)
         if email is None:

@@ -226,6 +226,7 @@ def mean(values: Sequence[float]) -> str:
 def report(
     args: argparse.Namespace,
     floor: Floor,
+    floor_cpu: dict[str, float],
     setup_seconds: float,
     burst: Phase,
     sustained: Phase,
@@ -271,13 +272,18 @@ def report(
             str(sustained.documents),
         ],
     ]
-    for name in sorted(set(burst.cpu) | set(sustained.cpu)):
-        cells = []
+    # The floor's CPU (its worker runs in the benchmark's process) beside the phases': what a
+    # completion costs the machine, process by process, and all together.
+    names = sorted(set(burst.cpu) | set(sustained.cpu) | set(floor_cpu))
+    for name in [*names, "all processes"]:
+        every = name == "all processes"
+        spent = sum(floor_cpu.values()) if every else floor_cpu.get(name, 0.0)
+        cells = [f"{spent:.1f} s ({spent / floor.workflows * 1000:.0f} ms per workflow)"]
         for phase in (burst, sustained):
-            spent = phase.cpu.get(name, 0.0)
+            spent = sum(phase.cpu.values()) if every else phase.cpu.get(name, 0.0)
             each = spent / len(phase.completed) * 1000 if phase.completed else 0.0
             cells.append(f"{spent:.1f} s ({each:.0f} ms per validation)")
-        rows.append([f"CPU {name}", "—", *cells])
+        rows.append([f"CPU {name}", *cells])
     rows.append(
         [
             "worker RSS (end of phase; peak of the run)",
@@ -357,7 +363,9 @@ async def bench(args: argparse.Namespace, stack: Endpoints) -> str:
         sampler = asyncio.create_task(sample_peak_rss(stack.pids.get("worker"), peak))
 
         print(f"floor: {args.floor_workflows} workflows…", file=sys.stderr)
+        before_floor = cpu_snapshot(stack.pids)
         floor = await measure_floor(client, args.floor_workflows)
+        floor_cpu = cpu_spent(before_floor, cpu_snapshot(stack.pids))
         print(f"floor: {floor.per_second:.1f}/s", file=sys.stderr)
 
         print(f"setting up {args.missions} missions × {months} months…", file=sys.stderr)
@@ -390,7 +398,7 @@ async def bench(args: argparse.Namespace, stack: Endpoints) -> str:
         history = await histories(client, sample, validated)
         sampler.cancel()
         args.refused = gateway.attempts.refused
-        return report(args, floor, setup_seconds, burst, sustained, history, peak[0])
+        return report(args, floor, floor_cpu, setup_seconds, burst, sustained, history, peak[0])
 
 
 def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:

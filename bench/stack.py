@@ -16,6 +16,7 @@ from typing import Any
 
 import psutil
 
+from settings import DEV_CODEC_KEY_FILE
 from tests.support.devstack import free_port_settings, stack_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +35,8 @@ class Endpoints:
     pids: dict[str, int] = field(default_factory=dict)
     read_token: str | None = None
     """A bearer token of the gateway's read routes (`CONTRACTING_READ_TOKENS`)."""
+    codec_keys_file: Path | None = None
+    """The stack's payload codec keys (its histories are encrypted), to read its payloads."""
 
 
 class DevStack:
@@ -75,6 +78,7 @@ class DevStack:
                 raise RuntimeError(f"`contracting dev` did not become ready:\n{log}")
             time.sleep(0.2)
         pids = {k: v for k, v in info.get("services", {}).items() if isinstance(v, int)}
+        codec_keys = self.settings.var_dir / DEV_CODEC_KEY_FILE
         return Endpoints(
             temporal_address=str(info["temporal_address"]),
             namespace=str(info["temporal_namespace"]),
@@ -83,6 +87,7 @@ class DevStack:
             gateway_secret=self.SECRET,
             pids=pids,
             read_token=str(info["read_token"]) if info.get("read_token") else None,
+            codec_keys_file=codec_keys if codec_keys.exists() else None,
         )
 
     def stop(self) -> None:

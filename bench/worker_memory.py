@@ -31,13 +31,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.service import RPCError
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from bench.drive import Gateway, mission_with_filed_cras
 from bench.floor import gather_bounded
-from bench.stack import DevStack, rss_bytes
+from bench.stack import DevStack, Endpoints, rss_bytes
 from bench.stats import markdown_table, seconds
+from codec.converter import build_data_converter
+from codec.keys import read_key_file
 from schemas.ids import mission_workflow_id
 from schemas.mission import MissionInput, MissionState
 from schemas.names import MISSION_WORKFLOW, STATE_QUERY
@@ -54,7 +57,7 @@ async def template(client: Client, mission_id: str) -> MissionInput:
     handle = client.get_workflow_handle(mission_workflow_id(mission_id))
     history = await handle.fetch_history()
     started = history.events[0].workflow_execution_started_event_attributes
-    [inp] = await pydantic_data_converter.decode(started.input.payloads, [MissionInput])
+    [inp] = await client.data_converter.decode(started.input.payloads, [MissionInput])
     state = await handle.query(STATE_QUERY, result_type=MissionState)
     assert isinstance(inp, MissionInput)
     return inp.model_copy(update={"state": state})
@@ -86,14 +89,23 @@ async def until_waiting(client: Client, workflow_ids: Sequence[str], within: flo
             await asyncio.sleep(0.5)
 
 
+def converter_of(endpoints: Endpoints) -> DataConverter:
+    """The stack's data converter: its histories are encrypted with its codec keys."""
+    if endpoints.codec_keys_file is None:
+        return pydantic_data_converter
+    return build_data_converter(read_key_file(endpoints.codec_keys_file, "the stack's codec keys"))
+
+
 async def measure(args: argparse.Namespace, stack: DevStack) -> str:
     endpoints = stack.start()
     client = await Client.connect(
         endpoints.temporal_address,
         namespace=endpoints.namespace,
-        data_converter=pydantic_data_converter,
+        data_converter=converter_of(endpoints),
     )
-    async with httpx.AsyncClient(base_url=endpoints.gateway_url) as http:
+    # The read routes (the set-up polls GET /missions/{id}) need a bearer token.
+    headers = {"Authorization": f"Bearer {endpoints.read_token}"} if endpoints.read_token else {}
+    async with httpx.AsyncClient(base_url=endpoints.gateway_url, headers=headers) as http:
         gateway = Gateway(http, endpoints.gateway_secret)
         [(mission_id, _)] = await mission_with_filed_cras(gateway, 1, 1)
     inp = await template(client, mission_id)

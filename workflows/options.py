@@ -47,8 +47,10 @@ MAIL_LOCAL_TIMEOUT = timedelta(seconds=5)
 # this, the regular activity takes over and the workflow task (and the update) is answered.
 LOCAL_ATTEMPT_TIMEOUT = timedelta(seconds=3)
 LOCAL_ATTEMPT = RetryPolicy(maximum_attempts=1)
-# Rendering a month's files: CPU-bound, tens of milliseconds a document; retried like a write.
-RENDER_TIMEOUT = timedelta(minutes=2)
+# Rendering a month's files: a few milliseconds a document (bench/render.py) and two rows;
+# retried like a write. Short, so that a render worker killed mid-task is replaced within
+# seconds, not minutes (there is no heartbeat to notice it sooner).
+RENDER_TIMEOUT = timedelta(seconds=30)
 
 
 def failed_for_good(exc: FailureError) -> ApplicationError | None:

@@ -133,17 +133,28 @@ async def test_a_claim_left_by_a_dead_worker_lapses(engine: AsyncEngine) -> None
     assert sent.status is OutboxStatus.SENT and sent.attempts == 2
 
 
-async def test_a_cancelled_attempt_gives_its_claim_back(engine: AsyncEngine) -> None:
+async def test_a_cancelled_attempt_still_finishes_its_delivery_once(engine: AsyncEngine) -> None:
+    """The caller of a delivery may stop waiting (`send_now`'s budget, a local attempt's
+    timeout): the delivery it began is finished all the same, never left claimed with nothing
+    sent until its lease runs out, and a retry meanwhile backs off: one e-mail."""
     key = await queued(engine)
     held = HeldMailer()
-    attempt = asyncio.create_task(deliver(OutboxActivities(session_factory(engine), held), key))
+    outbox = OutboxActivities(session_factory(engine), held)
+    attempt = asyncio.create_task(deliver(outbox, key))
     await asyncio.wait_for(held.entered.wait(), timeout=10)
     attempt.cancel()
     with pytest.raises(BaseException):  # noqa: B017 - the activity's cancellation, however wrapped
         await attempt
-    released = await row(engine, key)
-    assert released.claim_token is None and released.status is OutboxStatus.PENDING
+    with pytest.raises(BeingSent, match=key):
+        await deliver(OutboxActivities(session_factory(engine), HeldMailer()), key)
 
-    mailer = HeldMailer()
-    mailer.answer.set()
-    assert (await deliver(OutboxActivities(session_factory(engine), mailer), key)).sent == 1
+    held.answer.set()  # SMTP answers the cancelled attempt's message
+    for _ in range(100):
+        sent = await row(engine, key)
+        if sent.status is OutboxStatus.SENT:
+            break
+        await asyncio.sleep(0.05)
+    assert sent.status is OutboxStatus.SENT and sent.claim_token is None
+    assert sent.attempts == 1 and held.sent == [sent.message_id]
+    again = await deliver(outbox, key)
+    assert (again.sent, again.already_sent) == (0, 1)
