@@ -18,17 +18,24 @@ validation takes in every balance earlier months could not absorb (`carried_bala
 still owed), applies them to this month's invoice and payout, and writes what this month
 cannot absorb, all in the same transaction. A retry finds the timeline row and reads back the
 balances this month took in (`into_month`), so the amounts are the first attempt's.
+
+A month-end surge runs this transaction for every mission at once: its statements are Core
+statements on the tables, built once with bound parameters (the ORM adds nothing to them, and
+a statement built per call is rebuilt and re-keyed for SQLAlchemy's compiled cache every time,
+worker CPU that held the GIL the workflow tasks wait for).
 """
 
 from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import Table, and_, bindparam, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql.dml import ReturningInsert
 from temporalio import activity
 
 from activities.outbox import SendNow, keep_for_later
@@ -71,6 +78,79 @@ from schemas.names import RECORD_CRA_TRANSITION, RECORD_CRA_VALIDATION
 from schemas.payouts import CarriedBalance, CarryKind, PayoutTerms
 
 _NOT_VALIDATED = Cra.status != CraStatus.VALIDATED
+
+_CRAS: Table = Cra.__table__  # type: ignore[assignment]
+_LINES: Table = CraLine.__table__  # type: ignore[assignment]
+_BPFS: Table = Bpf.__table__  # type: ignore[assignment]
+_INVOICES: Table = Invoice.__table__  # type: ignore[assignment]
+_PAYOUTS: Table = Payout.__table__  # type: ignore[assignment]
+_CARRIED: Table = CarriedBalanceRow.__table__  # type: ignore[assignment]
+_EVENTS: Table = MissionEvent.__table__  # type: ignore[assignment]
+
+_MISSION_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+_VALIDATION = select(
+    select(_EVENTS.c.id)
+    .where(_EVENTS.c.idempotency_key == bindparam("key"))
+    .scalar_subquery()
+    .label("recorded")
+).subquery("validation")
+_RECORDED_AND_CARRIED = (
+    select(
+        _VALIDATION.c.recorded,
+        _CARRIED.c.kind,
+        _CARRIED.c.from_month,
+        _CARRIED.c.amount,
+        _CARRIED.c.invoice_number,
+        _CARRIED.c.into_month,
+    )
+    .select_from(
+        # One row with NULL balance columns when the mission has no balance.
+        _VALIDATION.outerjoin(
+            _CARRIED,
+            and_(
+                _CARRIED.c.mission_id == bindparam("mission_id"),
+                or_(_CARRIED.c.into_month.is_(None), _CARRIED.c.into_month == bindparam("month")),
+            ),
+        )
+    )
+    .order_by(_CARRIED.c.from_month, _CARRIED.c.kind)
+)
+"""Whether the validation was recorded before (its timeline row's id), and the balances it
+may take in: every one the mission still owes, and those the month took in (a retry reads
+them back); one round trip, read under the mission's lock."""
+_TAKE_IN = (
+    update(_CARRIED)
+    .where(
+        _CARRIED.c.mission_id == bindparam("b_mission_id"),
+        _CARRIED.c.from_month == bindparam("b_from_month"),
+        _CARRIED.c.kind == bindparam("b_kind"),
+        _CARRIED.c.into_month.is_(None),
+    )
+    .values(into_month=bindparam("into_month"))
+)
+_CARRY_OUT = insert(_CARRIED).on_conflict_do_nothing()
+_ISSUE_BPF = insert(_BPFS).on_conflict_do_nothing().returning(_BPFS.c.number)
+_MONTH_BPF = select(_BPFS.c.number).where(
+    _BPFS.c.mission_id == bindparam("mission_id"), _BPFS.c.month == bindparam("month")
+)
+_OF_THE_MONTH = (
+    _INVOICES.c.mission_id == bindparam("mission_id"),
+    _INVOICES.c.month == bindparam("month"),
+)
+_MONTH_INVOICE = select(_INVOICES.c.id, _INVOICES.c.number, _INVOICES.c.issued_on).where(
+    *_OF_THE_MONTH
+)
+_NEW_INVOICE = insert(_INVOICES).returning(_INVOICES.c.id)
+_LATEST_INVOICE_DATE = select(func.max(_INVOICES.c.issued_on)).where(
+    _INVOICES.c.issuer_siren == bindparam("issuer_siren"),
+    _INVOICES.c.kind == InvoiceKind.GENERATED,
+)
+_NEW_PAYOUT = insert(_PAYOUTS).on_conflict_do_nothing(
+    index_elements=[_PAYOUTS.c.mission_id, _PAYOUTS.c.month]
+)
+_CLEAR_LINES = delete(_LINES).where(_LINES.c.cra_id == bindparam("cra_id"))
+_ADD_LINES = insert(_LINES)
+_LINE_COLUMNS = ("quantity", "unit_price", "vat_rate", "receipt_ref", "corrects_month")
 
 
 class CraActivities:
@@ -144,14 +224,8 @@ class CraActivities:
     async def record_cra_validation(self, v: CraValidation) -> CraValidationResult:
         async with self._sessions.begin() as session:
             # One validation of the mission at a time reads and writes its carried balances.
-            await session.execute(
-                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-                {"key": f"carried_balances:{v.mission_id}"},
-            )
-            recorded = await session.scalar(
-                select(MissionEvent.id).where(MissionEvent.idempotency_key == v.key)
-            )
-            carried = await _carried_into(session, v, fresh=recorded is None)
+            await session.execute(_MISSION_LOCK, {"key": f"carried_balances:{v.mission_id}"})
+            carried = await _carried_into(session, v)
             month = month_invoice(v.cra, v.tjm, regime=v.provider.vat_regime, carried=carried)
             amounts = month.amounts
             applied = await record_timeline(
@@ -224,38 +298,36 @@ class CraActivities:
         )
         if cra_id is not None:
             await _write_lines(session, cra_id, v.cra, tjm=v.tjm)
-        await session.execute(
-            insert(Bpf)
-            .values(
-                number=bpf_number(v.mission_id, v.month),
-                mission_id=v.mission_id,
-                month=v.month,
-                issued_on=v.validated_on,
-                amount_excl_vat=amounts.total_excl_vat,
-            )
-            .on_conflict_do_nothing()
+        issued = await session.scalar(
+            _ISSUE_BPF,
+            {
+                "number": bpf_number(v.mission_id, v.month),
+                "mission_id": v.mission_id,
+                "month": v.month,
+                "issued_on": v.validated_on,
+                "amount_excl_vat": amounts.total_excl_vat,
+            },
         )
-        bpf = await _bpf_number(session, v)
+        bpf = issued if issued is not None else await _bpf_number(session, v)
         invoice_id, number, invoice_date = await self._invoice(session, v, month)
         terms = _terms(v, invoice_date, month, carried, number)
         await _write_carry(session, v, terms)
         await session.execute(
-            insert(Payout)
-            .values(
-                mission_id=v.mission_id,
-                month=v.month,
-                invoice_id=invoice_id,
-                offer=terms.offer,
-                amount=terms.amount,
-                fee=terms.fee,
-                fee_deducted=terms.fee_deducted,
-                fee_carried_out=terms.fee_carried_out,
-                net_amount=terms.net_amount,
-                due_on=terms.payout_date,
-                status=terms.status,
-                schedule=payout_schedule(terms),
-            )
-            .on_conflict_do_nothing(index_elements=[Payout.mission_id, Payout.month])
+            _NEW_PAYOUT,
+            {
+                "mission_id": v.mission_id,
+                "month": v.month,
+                "invoice_id": invoice_id,
+                "offer": terms.offer,
+                "amount": terms.amount,
+                "fee": terms.fee,
+                "fee_deducted": terms.fee_deducted,
+                "fee_carried_out": terms.fee_carried_out,
+                "net_amount": terms.net_amount,
+                "due_on": terms.payout_date,
+                "status": terms.status,
+                "schedule": payout_schedule(terms),
+            },
         )
         return CraValidationResult(applied=True, bpf_number=bpf, invoice_number=number, terms=terms)
 
@@ -266,13 +338,8 @@ class CraActivities:
         when no invoice exists yet, so a number is never spent twice. A month entirely
         absorbed by carried balances still gets its invoice, of 0 € (continuous numbering)."""
         amounts = month.amounts
-        existing = (
-            await session.execute(
-                select(Invoice.id, Invoice.number, Invoice.issued_on).where(
-                    Invoice.mission_id == v.mission_id, Invoice.month == v.month
-                )
-            )
-        ).first()
+        month_of = {"mission_id": v.mission_id, "month": v.month}
+        existing = (await session.execute(_MONTH_INVOICE, month_of)).first()
         if existing is not None:
             return existing.id, existing.number, existing.issued_on
         values: dict[str, Any] = {
@@ -304,9 +371,7 @@ class CraActivities:
             )
         else:  # no number yet: the provider imports its invoice
             values.update(kind=InvoiceKind.IMPORTED, status=InvoiceStatus.AWAITING_IMPORT)
-        invoice_id = (
-            await session.execute(insert(Invoice).values(**values).returning(Invoice.id))
-        ).scalar_one()
+        invoice_id = (await session.execute(_NEW_INVOICE, values)).scalar_one()
         return invoice_id, number, issued_on
 
 
@@ -319,11 +384,7 @@ async def _issue_date(session: AsyncSession, issuer_siren: str, validated_on: da
     between this read and the insert.
     """
     latest = (
-        await session.execute(
-            select(func.max(Invoice.issued_on)).where(
-                Invoice.issuer_siren == issuer_siren, Invoice.kind == InvoiceKind.GENERATED
-            )
-        )
+        await session.execute(_LATEST_INVOICE_DATE, {"issuer_siren": issuer_siren})
     ).scalar_one()
     return validated_on if latest is None else max(validated_on, latest)
 
@@ -356,21 +417,17 @@ def _terms(
     return nothing_to_collect(settled_terms)
 
 
-async def _carried_into(
-    session: AsyncSession, v: CraValidation, *, fresh: bool
-) -> list[CarriedBalance]:
+async def _carried_into(session: AsyncSession, v: CraValidation) -> list[CarriedBalance]:
     """The balances this month takes in: every one still owed by the mission (a first
-    attempt, under the mission's lock), or those it took in already (a retry)."""
-    taken = (
-        CarriedBalanceRow.into_month.is_(None) if fresh else CarriedBalanceRow.into_month == v.month
-    )
+    attempt, under the mission's lock), or those it took in already (a retry: its timeline
+    row exists)."""
     rows = (
         await session.execute(
-            select(CarriedBalanceRow)
-            .where(CarriedBalanceRow.mission_id == v.mission_id, taken)
-            .order_by(CarriedBalanceRow.from_month, CarriedBalanceRow.kind)
+            _RECORDED_AND_CARRIED,
+            {"key": v.key, "mission_id": v.mission_id, "month": v.month},
         )
-    ).scalars()
+    ).all()
+    retry = rows[0].recorded is not None
     return [
         CarriedBalance(
             kind=CarryKind(row.kind.value),
@@ -380,7 +437,9 @@ async def _carried_into(
             into_month=v.month,
         )
         for row in rows
-        if row.from_month != v.month
+        if row.kind is not None
+        and (row.into_month == v.month if retry else row.into_month is None)
+        and row.from_month != v.month
     ]
 
 
@@ -388,26 +447,24 @@ async def _write_carry(session: AsyncSession, v: CraValidation, terms: PayoutTer
     """The ledger: the balances taken in are marked so, what this month carries out is owed."""
     for balance in terms.carried_in:
         await session.execute(
-            update(CarriedBalanceRow)
-            .where(
-                CarriedBalanceRow.mission_id == v.mission_id,
-                CarriedBalanceRow.from_month == balance.from_month,
-                CarriedBalanceRow.kind == CarriedBalanceKind(balance.kind.value),
-                CarriedBalanceRow.into_month.is_(None),
-            )
-            .values(into_month=v.month)
+            _TAKE_IN,
+            {
+                "b_mission_id": v.mission_id,
+                "b_from_month": balance.from_month,
+                "b_kind": CarriedBalanceKind(balance.kind.value),
+                "into_month": v.month,
+            },
         )
     for balance in terms.carried_out:
         await session.execute(
-            insert(CarriedBalanceRow)
-            .values(
-                mission_id=v.mission_id,
-                from_month=v.month,
-                kind=CarriedBalanceKind(balance.kind.value),
-                amount=balance.amount,
-                invoice_number=balance.invoice_number,
-            )
-            .on_conflict_do_nothing()
+            _CARRY_OUT,
+            {
+                "mission_id": v.mission_id,
+                "from_month": v.month,
+                "kind": CarriedBalanceKind(balance.kind.value),
+                "amount": balance.amount,
+                "invoice_number": balance.invoice_number,
+            },
         )
 
 
@@ -417,11 +474,7 @@ async def _written(
     """What the first, committed attempt wrote: read back (the invoice's number and date),
     never written again; the terms follow from the same facts as the first time."""
     invoice = (
-        await session.execute(
-            select(Invoice.number, Invoice.issued_on).where(
-                Invoice.mission_id == v.mission_id, Invoice.month == v.month
-            )
-        )
+        await session.execute(_MONTH_INVOICE, {"mission_id": v.mission_id, "month": v.month})
     ).first()
     number = invoice.number if invoice else None
     issued_on = invoice.issued_on if invoice else None
@@ -437,9 +490,7 @@ async def _bpf_number(session: AsyncSession, v: CraValidation) -> str:
     """The month's BPF number as its row holds it: a BPF keeps the number it was issued with
     (domain.document_numbers computes the number of a new one)."""
     stored = (
-        await session.execute(
-            select(Bpf.number).where(Bpf.mission_id == v.mission_id, Bpf.month == v.month)
-        )
+        await session.execute(_MONTH_BPF, {"mission_id": v.mission_id, "month": v.month})
     ).scalar_one_or_none()
     return stored if stored is not None else bpf_number(v.mission_id, v.month)
 
@@ -447,24 +498,31 @@ async def _bpf_number(session: AsyncSession, v: CraValidation) -> str:
 async def _upsert_cra(session: AsyncSession, cra: CraSubmitted, **values: Any) -> int | None:
     """Insert or update the month's CRA row unless it is validated; its id, None when the
     row is validated already (immutable)."""
-    statement = insert(Cra).values(
-        mission_id=cra.mission_id, month=cra.month, days=cra.days, **values
-    )
     result = await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[Cra.mission_id, Cra.month],
-            set_={"days": cra.days, **values},
-            where=_NOT_VALIDATED,
-        ).returning(Cra.id)
+        _cra_upsert(tuple(sorted(values))),
+        {"mission_id": cra.mission_id, "month": cra.month, "days": cra.days, **values},
     )
     return result.scalar_one_or_none()
+
+
+@cache
+def _cra_upsert(columns: tuple[str, ...]) -> ReturningInsert[int]:
+    """The upsert of a CRA row setting `days` and `columns` (its values are the execution's
+    parameters, the update sets what the insert would have): one statement per transition
+    kind, built once."""
+    statement = insert(_CRAS)
+    return statement.on_conflict_do_update(
+        index_elements=[_CRAS.c.mission_id, _CRAS.c.month],
+        set_={name: statement.excluded[name] for name in ("days", *columns)},
+        where=_CRAS.c.status != CraStatus.VALIDATED,
+    ).returning(_CRAS.c.id)
 
 
 async def _write_lines(
     session: AsyncSession, cra_id: int, cra: CraSubmitted, *, tjm: Decimal | None
 ) -> None:
     """Replace the CRA's lines: days, expenses, overtime, corrections, in that order."""
-    await session.execute(delete(CraLine).where(CraLine.cra_id == cra_id))
+    await session.execute(_CLEAR_LINES, {"cra_id": cra_id})
     rows: list[dict[str, Any]] = [
         {
             "kind": CraLineKind.DAYS,
@@ -497,8 +555,8 @@ async def _write_lines(
         }
         for line in cra.corrections
     ]
-    blank = dict.fromkeys(("quantity", "unit_price", "vat_rate", "receipt_ref", "corrects_month"))
+    blank = dict.fromkeys(_LINE_COLUMNS)
     await session.execute(
-        insert(CraLine),
+        _ADD_LINES,
         [{**blank, "cra_id": cra_id, "position": i, **row} for i, row in enumerate(rows, 1)],
     )

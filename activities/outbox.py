@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiosmtplib
-from sqlalchemy import ColumnElement, Row, func, or_, select, update
+from sqlalchemy import ColumnElement, Row, Table, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import ReturningUpdate
 from temporalio import activity
@@ -246,7 +246,9 @@ class OutboxActivities:
         """Claim the row whatever its status, if nobody claimed it since it was read."""
         async with self._sessions.begin() as session:
             claimed = (
-                await session.execute(_claiming(key, token, EmailOutbox.attempts == attempts))
+                await session.execute(
+                    _CLAIM_AS_READ, {"key": key, "token": token, "attempts": attempts}
+                )
             ).one_or_none()
         return None if claimed is None else _outgoing(key, claimed)
 
@@ -256,19 +258,11 @@ class OutboxActivities:
         Raises `BeingSent` while another attempt's claim is live."""
         async with self._sessions.begin() as session:
             claimed = (
-                await session.execute(
-                    _claiming(key, token, EmailOutbox.status != OutboxStatus.SENT)
-                )
+                await session.execute(_CLAIM_UNSENT, {"key": key, "token": token})
             ).one_or_none()
             if claimed is not None:
                 return _outgoing(key, claimed)
-            row = (
-                await session.execute(
-                    select(EmailOutbox.status, EmailOutbox.claimed_until).where(
-                        EmailOutbox.outbox_key == key
-                    )
-                )
-            ).one_or_none()
+            row = (await session.execute(_WHY_UNCLAIMED, {"key": key})).one_or_none()
         if row is None:
             raise ApplicationError(f"no outbox row with key {key!r}", non_retryable=True)
         if row.status is OutboxStatus.SENT:
@@ -278,24 +272,23 @@ class OutboxActivities:
     async def _mark_sent(self, key: str, token: str, message_id: str) -> None:
         async with self._sessions.begin() as session:
             await session.execute(
-                update(EmailOutbox)
-                .where(EmailOutbox.outbox_key == key, EmailOutbox.claim_token == token)
-                .values(
-                    status=OutboxStatus.SENT,
-                    sent_at=datetime.now(UTC),
-                    message_id=message_id,
-                    claim_token=None,
-                    claimed_until=None,
-                )
+                _MARK_SENT,
+                {
+                    "key": key,
+                    "token": token,
+                    "status": OutboxStatus.SENT,
+                    "sent_at": datetime.now(UTC),
+                    "message_id": message_id,
+                    "claim_token": None,
+                    "claimed_until": None,
+                },
             )
 
     async def _release(self, key: str, token: str) -> None:
         """Give the claim back (the attempt was cancelled): the next attempt need not wait."""
         async with self._sessions.begin() as session:
             await session.execute(
-                update(EmailOutbox)
-                .where(EmailOutbox.outbox_key == key, EmailOutbox.claim_token == token)
-                .values(claim_token=None, claimed_until=None)
+                _RELEASE, {"key": key, "token": token, "claim_token": None, "claimed_until": None}
             )
 
     async def _record_failure(self, key: str, token: str, exc: Exception, *, refused: bool) -> None:
@@ -328,30 +321,49 @@ class OutboxActivities:
                 )
 
 
-def _claiming(
-    key: str, token: str, *conditions: ColumnElement[bool]
-) -> ReturningUpdate[list[str], str, str, datetime]:
-    """The UPDATE that claims the row of `key` for `token` when `conditions` hold and no
+_OUTBOX: Table = EmailOutbox.__table__  # type: ignore[assignment]
+"""Delivery's statements are Core statements on the table, built once with bound parameters:
+the ORM adds nothing to them, and a statement built per call costs the worker its building
+and its compiled-cache key every time (two transactions per e-mail)."""
+
+_THIS_CLAIM = (
+    _OUTBOX.c.outbox_key == bindparam("key"),
+    _OUTBOX.c.claim_token == bindparam("token"),
+)
+"""The row of `key` while `token`'s claim holds it."""
+
+
+def _claiming(*conditions: ColumnElement[bool]) -> ReturningUpdate[list[str], str, str, datetime]:
+    """The UPDATE that claims the row of `:key` for `:token` when `conditions` hold and no
     other attempt's claim is live, returning what the message needs."""
+    outbox = _OUTBOX.c
     return (
-        update(EmailOutbox)
+        update(_OUTBOX)
         .where(
-            EmailOutbox.outbox_key == key,
+            outbox.outbox_key == bindparam("key"),
             *conditions,
-            or_(EmailOutbox.claimed_until.is_(None), EmailOutbox.claimed_until < func.now()),
+            or_(outbox.claimed_until.is_(None), outbox.claimed_until < func.now()),
         )
         .values(
-            claim_token=token,
+            claim_token=bindparam("token"),
             claimed_until=func.now() + CLAIM_LEASE,
-            attempts=EmailOutbox.attempts + 1,
+            attempts=outbox.attempts + 1,
         )
-        .returning(
-            EmailOutbox.recipients,
-            EmailOutbox.subject,
-            EmailOutbox.body_text,
-            EmailOutbox.created_at,
-        )
+        .returning(outbox.recipients, outbox.subject, outbox.body_text, outbox.created_at)
     )
+
+
+_CLAIM_UNSENT = _claiming(_OUTBOX.c.status != OutboxStatus.SENT)
+"""A delivery's claim: any row not sent yet."""
+_CLAIM_AS_READ = _claiming(_OUTBOX.c.attempts == bindparam("attempts"))
+"""A resend's claim: the row whatever its status, if nobody claimed it since it was read."""
+_WHY_UNCLAIMED = select(_OUTBOX.c.status, _OUTBOX.c.claimed_until).where(
+    _OUTBOX.c.outbox_key == bindparam("key")
+)
+_MARK_SENT = update(_OUTBOX).where(*_THIS_CLAIM)
+"""Its values (status, sent_at, message_id, the claim cleared) are the execution's parameters."""
+_RELEASE = update(_OUTBOX).where(*_THIS_CLAIM)
+"""Its values (the claim cleared) are the execution's parameters."""
 
 
 def _outgoing(key: str, claimed: Row[list[str], str, str, datetime]) -> OutgoingEmail:

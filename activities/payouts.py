@@ -15,9 +15,10 @@ from __future__ import annotations
 import hashlib
 import logging
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import Select, Table, bindparam, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
@@ -26,7 +27,8 @@ from temporalio.exceptions import ApplicationError
 from activities.billing_files import issue_credit_note_document
 from activities.outbox import SendNow, keep_for_later
 from activities.transitions import payout_schedule, queue_email, record_timeline
-from db.models import ClientPayment, CreditNote, Invoice, Payout
+from db.keys import fit_key
+from db.models import ClientPayment, CreditNote, Invoice, MissionEvent, Payout
 from db.sequences import CREDIT_NOTE_SERIES, next_number
 from domain.client_payments import ClientPayment as Payment
 from domain.client_payments import PaymentProgress, payment_progress
@@ -45,19 +47,13 @@ from schemas.payouts import (
     InvoiceImport,
     InvoiceImportResult,
     PayoutTransition,
+    PayoutTransitionKind,
     RecordClientPaymentInput,
 )
 
 log = logging.getLogger(__name__)
 
 _FINAL = (PayoutStatus.PAID, PayoutStatus.CANCELLED, PayoutStatus.FLAGGED)
-
-
-def _may_update(t: PayoutTransition) -> ColumnElement[bool]:
-    """Which existing row the transition may change."""
-    if t.kind == "flagged":
-        return Payout.status == PayoutStatus.PAID
-    return Payout.status.notin_(_FINAL)
 
 
 class PayoutActivities:
@@ -75,24 +71,9 @@ class PayoutActivities:
     @activity.defn(name=RECORD_PAYOUT_TRANSITION)
     async def record_payout_transition(self, t: PayoutTransition) -> TransitionResult:
         async with self._sessions.begin() as session:
-            applied = await record_timeline(
-                session,
-                key=t.key,
-                mission_id=t.mission_id,
-                kind=f"payout.{t.kind}",
-                at=t.at,
-                data={
-                    "month": t.month,
-                    "offer": t.offer.value,
-                    "net_amount": str(t.net_amount),
-                    "due_on": t.due_on.isoformat() if t.due_on else None,
-                    "reason": t.reason,
-                },
-            )
-            if applied:
-                await _write_payout(session, t)
-                if t.kind in ("cancelled", "flagged"):
-                    await _credit_note(session, t)
+            applied = await _record_and_write(session, t)
+            if applied and t.kind in ("cancelled", "flagged"):
+                await _credit_note(session, t)
             keys = []
             for email in t.emails:
                 to = t.provider_email if email.to == "provider" else self._ops_email
@@ -413,51 +394,131 @@ def _mismatch(invoice: Invoice, inp: InvoiceImport) -> str | None:
     return "; ".join(differences) or None
 
 
-async def _write_payout(session: AsyncSession, t: PayoutTransition) -> None:
-    invoice_id = (
-        select(Invoice.id)
-        .where(Invoice.mission_id == t.mission_id, Invoice.month == t.month)
-        .scalar_subquery()
-    )
-    amounts: dict[str, Any] = {
-        "amount": t.amount,
-        "fee": t.fee,
-        "fee_deducted": t.fee_deducted,
-        "fee_carried_out": t.fee_carried_out,
-        "net_amount": t.net_amount,
-        "due_on": t.due_on,
-    }
-    values: dict[str, Any] = {
-        "status": t.status,
-        "status_reason": t.reason,
-    }
-    if t.kind in ("scheduled", "paid"):
-        values.update(amounts)
-    if t.kind == "paid":
-        values["paid_at"] = t.at
-    stmt = insert(Payout).values(
-        mission_id=t.mission_id,
-        month=t.month,
-        invoice_id=invoice_id,
-        offer=t.offer,
-        **amounts,
-        status=t.status,
-        status_reason=t.reason,
-        paid_at=t.at if t.kind == "paid" else None,
-    )
-    values["invoice_id"] = func.coalesce(stmt.excluded.invoice_id, Payout.invoice_id)
-    result = await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[Payout.mission_id, Payout.month], set_=values, where=_may_update(t)
-        ).returning(Payout.id)
-    )
-    if result.scalar_one_or_none() is None:
+async def _record_and_write(session: AsyncSession, t: PayoutTransition) -> bool:
+    """The transition's timeline row and, when it is new (False: committed before, by an
+    earlier attempt), the payout row: one statement, one round trip (`_payout_transition`)."""
+    row = (
+        await session.execute(
+            _payout_transition(t.kind),
+            {
+                "event_key": fit_key(t.key),
+                "event_mission_id": t.mission_id,
+                "event_kind": f"payout.{t.kind}",
+                "event_at": t.at,
+                "event_data": {
+                    "month": t.month,
+                    "offer": t.offer.value,
+                    "net_amount": str(t.net_amount),
+                    "due_on": t.due_on.isoformat() if t.due_on else None,
+                    "reason": t.reason,
+                },
+                "mission_id": t.mission_id,
+                "month": t.month,
+                "offer": t.offer,
+                "amount": t.amount,
+                "fee": t.fee,
+                "fee_deducted": t.fee_deducted,
+                "fee_carried_out": t.fee_carried_out,
+                "net_amount": t.net_amount,
+                "due_on": t.due_on,
+                "status": t.status,
+                "status_reason": t.reason,
+                "paid_at": t.at if t.kind == "paid" else None,
+            },
+        )
+    ).one()
+    if row.recorded is None:
+        return False
+    if row.payout is None:
         activity.logger.warning(
             "payout %s %s not changed to %s: its row is already final",
             t.mission_id,
             t.month,
             t.status,
         )
+    return True
+
+
+_PAYOUTS: Table = Payout.__table__  # type: ignore[assignment]
+_INVOICES: Table = Invoice.__table__  # type: ignore[assignment]
+_AMOUNTS = ("amount", "fee", "fee_deducted", "fee_carried_out", "net_amount", "due_on")
+
+
+_EVENTS: Table = MissionEvent.__table__  # type: ignore[assignment]
+_AMOUNTS = ("amount", "fee", "fee_deducted", "fee_carried_out", "net_amount", "due_on")
+_PAYOUT_VALUES = (
+    "mission_id",
+    "month",
+    "offer",
+    *_AMOUNTS,
+    "status",
+    "status_reason",
+    "paid_at",
+)
+"""The payout row's columns a transition gives (`invoice_id` is the month's invoice's)."""
+
+
+@cache
+def _payout_transition(kind: PayoutTransitionKind) -> Select[int | None, int | None]:
+    """A transition of `kind` as one statement, built once per kind: the timeline row
+    (`ON CONFLICT DO NOTHING`, as `record_timeline` writes it), then, only if it was new, the
+    payout row's upsert; answers (recorded, payout): the timeline row's id (None: recorded
+    before) and the payout's (None: not written, or its row may not change).
+
+    The upsert: the invoice is the month's, the update sets the status and its reason, the
+    amounts when scheduled or paid, the payment's time when paid, and only on a row the
+    transition may change: a paid one is only flagged, a final one never changes."""
+    events = _EVENTS.c
+    recorded = (
+        insert(_EVENTS)
+        .values(
+            idempotency_key=bindparam("event_key"),
+            mission_id=bindparam("event_mission_id"),
+            kind=bindparam("event_kind"),
+            at=bindparam("event_at"),
+            data=bindparam("event_data"),
+        )
+        .on_conflict_do_nothing(index_elements=[events.idempotency_key])
+        .returning(events.id)
+        .cte("recorded")
+    )
+    invoice_id = (
+        select(_INVOICES.c.id)
+        .where(
+            _INVOICES.c.mission_id == bindparam("mission_id", type_=_INVOICES.c.mission_id.type),
+            _INVOICES.c.month == bindparam("month", type_=_INVOICES.c.month.type),
+        )
+        .scalar_subquery()
+    )
+    values = select(
+        *(bindparam(name, type_=_PAYOUTS.c[name].type) for name in _PAYOUT_VALUES), invoice_id
+    ).where(exists(select(recorded.c.id)))
+    statement = insert(_PAYOUTS).from_select([*_PAYOUT_VALUES, "invoice_id"], values)
+    changed = ["status", "status_reason"]
+    if kind in ("scheduled", "paid"):
+        changed += _AMOUNTS
+    if kind == "paid":
+        changed.append("paid_at")
+    set_: dict[str, Any] = {
+        "invoice_id": func.coalesce(statement.excluded.invoice_id, _PAYOUTS.c.invoice_id)
+    }
+    set_.update((name, statement.excluded[name]) for name in changed)
+    may_update = (
+        _PAYOUTS.c.status == PayoutStatus.PAID
+        if kind == "flagged"
+        else _PAYOUTS.c.status.notin_(_FINAL)
+    )
+    written = (
+        statement.on_conflict_do_update(
+            index_elements=[_PAYOUTS.c.mission_id, _PAYOUTS.c.month], set_=set_, where=may_update
+        )
+        .returning(_PAYOUTS.c.id)
+        .cte("written")
+    )
+    return select(
+        select(recorded.c.id).scalar_subquery().label("recorded"),
+        select(written.c.id).scalar_subquery().label("payout"),
+    )
 
 
 def _payment_key(inp: RecordClientPaymentInput) -> str:

@@ -14,6 +14,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from db.models import InvoiceNumberSequence
 
+_SEQUENCES: sa.Table = InvoiceNumberSequence.__table__  # type: ignore[assignment]
+
+_ALLOCATE = (
+    insert(_SEQUENCES)
+    .on_conflict_do_update(
+        index_elements=[_SEQUENCES.c.issuer_siren, _SEQUENCES.c.series],
+        set_={"last_number": _SEQUENCES.c.last_number + 1, "updated_at": sa.func.now()},
+    )
+    .returning(_SEQUENCES.c.last_number)
+)
+"""Built once (every validation allocates a number): its values are the execution's
+parameters, a new counter starting at 1."""
+
 INVOICE_SERIES = "invoice"
 CREDIT_NOTE_SERIES = "credit_note"
 
@@ -26,15 +39,7 @@ async def next_number(
     Call it inside the transaction that writes the invoice or credit note. A series may be
     per year ("invoice-2026") if numbering restarts every year.
     """
-    sequence = InvoiceNumberSequence
-    statement = (
-        insert(sequence)
-        .values(issuer_siren=issuer_siren, series=series, last_number=1)
-        .on_conflict_do_update(
-            index_elements=[sequence.issuer_siren, sequence.series],
-            set_={"last_number": sequence.last_number + 1, "updated_at": sa.func.now()},
-        )
-        .returning(sequence.last_number)
+    result = await session.execute(
+        _ALLOCATE, {"issuer_siren": issuer_siren, "series": series, "last_number": 1}
     )
-    result = await session.execute(statement)
     return int(result.scalar_one())
