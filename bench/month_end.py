@@ -310,11 +310,19 @@ def report(
         ["figure", "floor", f"burst ({len(burst.months)} at once)", "sustained"], rows
     )
     refused = ", ".join(f"{k}×{v}" for k, v in sorted(args.refused.items())) or "none"
+    # A phase ends when its rows and e-mails are there; what follows (the files, the mission
+    # and the other open cycles told, the payouts' first tasks) spills into the next phase's
+    # CPU: the two phases together are what a validation costs.
+    validations = len(burst.completed) + len(sustained.completed)
+    both = sum(burst.cpu.values()) + sum(sustained.cpu.values())
+    each = both / validations * 1000 if validations else 0.0
     head = (
         f"{args.missions} missions (offers basic/express/flash/back_to_back), set up in "
         f"{setup_seconds:.0f} s; sustained {args.rate:g}/s for {args.duration:g} s; "
         f"non-2xx answers redelivered: {refused}; load average before the run "
-        f"{args.load_before}, after {_load()}; {os.cpu_count()} CPUs."
+        f"{args.load_before}, after {_load()}; {os.cpu_count()} CPUs. Both phases together: "
+        f"{both:.1f} s of CPU for {validations} validations, {each:.0f} ms each (the floor: "
+        f"{sum(floor_cpu.values()) / floor.workflows * 1000:.0f} ms per workflow)."
     )
     return head + "\n\n" + table
 
