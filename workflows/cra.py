@@ -44,9 +44,9 @@ from domain.cra import (
     check_submission_day,
     due_day,
     mission_days_in_month,
-    month_bounds,
     reminder_at,
 )
+from domain.records import cra_email_context, cra_validation
 from schemas import search_attributes as sa
 from schemas.activities import IssueDocumentsInput, IssueDocumentsResult, TransitionResult
 from schemas.cra import (
@@ -311,28 +311,7 @@ class CraWorkflow:
         self._state.validated_on = paris_date(now)
         self._state.approver_id = event.approver_id
         self._state.next_reminder_at = None
-        inp, cra = self._inp, self._cra()
-        first, last = month_bounds(inp.month)
-        self._effects.put(
-            CraValidation(
-                key=f"cra.validated:{inp.mission_id}:{inp.month}",
-                at=now,
-                validated_on=paris_date(now),
-                mission_id=inp.mission_id,
-                month=inp.month,
-                cra=cra,
-                approver_id=event.approver_id,
-                tjm=inp.tjm,
-                payment_offer=inp.payment_offer,
-                provider=inp.provider,
-                client_name=inp.client_name,
-                invoice_mode=inp.invoice_mode,
-                service_start=max(first, inp.mission_start),
-                service_end=min(last, inp.mission_end),
-                terms_version=inp.terms_version,
-                email_context=self._context(days=str(cra.days)),
-            )
-        )
+        self._effects.put(cra_validation(self._inp, self._cra(), event.approver_id, now))
         self._note("cra.validated", f"par {event.approver_id}")
         return self._accepted()
 
@@ -425,15 +404,7 @@ class CraWorkflow:
         )
 
     def _context(self, **extra: str) -> dict[str, str]:
-        inp = self._inp
-        return {
-            "mission_id": inp.mission_id,
-            "month": inp.month,
-            "provider_name": inp.provider.name,
-            "client_name": inp.client_name,
-            "tjm": str(inp.tjm),
-            **extra,
-        }
+        return cra_email_context(self._inp, **extra)
 
     def _queue(
         self,

@@ -58,11 +58,10 @@ from decimal import Decimal
 
 from temporalio import workflow
 
-from domain.carry_over import carry_context
 from domain.clock import paris_date, paris_instant
 from domain.formatting import long_date_fr
-from domain.offers import offer_rule
 from domain.payouts import PAY_AT, back_to_back_payout_date, imported_invoice_terms
+from domain.records import payout_email_context
 from schemas import search_attributes as sa
 from schemas.activities import TransitionResult
 from schemas.enums import PayoutStatus
@@ -284,20 +283,15 @@ class PayoutWorkflow:
         return result
 
     def _context(self) -> dict[str, str]:
-        inp, terms = self._inp, self._terms
-        return {
-            "mission_id": inp.mission_id,
-            "month": inp.month,
-            "provider_name": inp.provider.name,
-            "offer": offer_rule(terms.offer).label,
-            "invoice_number": self._invoice_number or "",
-            "amount": str(terms.amount),
-            "fee": str(terms.fee),
-            "net_amount": str(terms.net_amount),
-            "payout_date": self._payout_date.isoformat() if self._payout_date else "",
-            "reason": self._reason or "",
-            **carry_context(terms),
-        }
+        return payout_email_context(
+            mission_id=self._inp.mission_id,
+            month=self._inp.month,
+            provider_name=self._inp.provider.name,
+            terms=self._terms,
+            invoice_number=self._invoice_number,
+            payout_date=self._payout_date,
+            reason=self._reason,
+        )
 
     # --- Updates --------------------------------------------------------------------------
 

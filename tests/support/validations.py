@@ -12,10 +12,8 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.cra import CraActivities
 from activities.proposals import ProposalActivities
-from domain.carry_over import carry_context
-from domain.clock import paris_date
-from domain.cra import month_bounds
-from domain.offers import offer_rule
+from domain.records import cra_validation as validation_of
+from domain.records import payout_email_context
 from schemas.activities import RecordProposalInput
 from schemas.cra import CraInput, CraTransition, CraValidation, CraValidationResult
 from schemas.enums import CraStatus, PayoutStatus
@@ -68,31 +66,7 @@ def cra_validation(inp: CraInput) -> CraValidation:
     """The approver's validation of the submitted CRA, the day it opened."""
     at = validated(inp, APPROVER).occurred_at
     assert at is not None
-    first, last = month_bounds(inp.month)
-    return CraValidation(
-        key=f"cra.validated:{inp.mission_id}:{inp.month}",
-        at=at,
-        validated_on=paris_date(at),
-        mission_id=inp.mission_id,
-        month=inp.month,
-        cra=submitted(inp, DAYS, **LINES),
-        approver_id=APPROVER,
-        tjm=inp.tjm,
-        payment_offer=inp.payment_offer,
-        provider=inp.provider,
-        client_name=inp.client_name,
-        invoice_mode=inp.invoice_mode,
-        service_start=max(first, inp.mission_start),
-        service_end=min(last, inp.mission_end),
-        email_context={
-            "mission_id": inp.mission_id,
-            "month": inp.month,
-            "provider_name": inp.provider.name,
-            "client_name": inp.client_name,
-            "tjm": str(inp.tjm),
-            "days": DAYS,
-        },
-    )
+    return validation_of(inp, submitted(inp, DAYS, **LINES), APPROVER, at)
 
 
 def payout_transition(
@@ -107,19 +81,15 @@ def payout_transition(
     suffix = f":{status.value}" if kind == "scheduled" else ""
     emails = []
     if kind == "paid":
-        context = {
-            "mission_id": inp.mission_id,
-            "month": inp.month,
-            "provider_name": inp.provider.name,
-            "offer": offer_rule(terms.offer).label,
-            "invoice_number": result.invoice_number or "",
-            "amount": str(terms.amount),
-            "fee": str(terms.fee),
-            "net_amount": str(terms.net_amount),
-            "payout_date": terms.payout_date.isoformat() if terms.payout_date else "",
-            "reason": "",
-            **carry_context(terms),
-        }
+        context = payout_email_context(
+            mission_id=inp.mission_id,
+            month=inp.month,
+            provider_name=inp.provider.name,
+            terms=terms,
+            invoice_number=result.invoice_number,
+            payout_date=terms.payout_date,
+            reason=None,
+        )
         emails.append(PayoutEmail(to="provider", template="payout_paid", context=context))
     return PayoutTransition(
         key=f"payout.{kind}:{inp.mission_id}:{inp.month}{suffix}",
