@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import statistics
 import sys
-import tempfile
 import time as clock
 import uuid
 from collections import Counter
@@ -39,6 +38,7 @@ from temporalio.client import WorkflowHandle
 
 from activities.mailer import Mailer
 from activities.registry import Activities
+from bench.local import sink_and_database
 from db.engine import create_engine
 from domain.clock import paris_instant
 from schemas.enums import PaymentOffer
@@ -46,8 +46,7 @@ from schemas.ids import cra_workflow_id, payout_workflow_id
 from schemas.names import STATE_QUERY
 from schemas.payouts import PayoutState
 from settings import Settings
-from starter.demo.simulate import _database, start_time_skipping
-from starter.devstack.mailsink import MailSink
+from starter.demo.simulate import start_time_skipping
 from tests.support.mission import (
     MissionDriver,
     MonthPlan,
@@ -96,11 +95,7 @@ async def size(handle: WorkflowHandle[object, object]) -> Size:
 async def measure(months: int, offer: PaymentOffer, events: bool = False) -> None:
     started = clock.monotonic()
     async with AsyncExitStack() as stack:
-        mail_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-mail-")))
-        sink = MailSink(mail_dir, host="127.0.0.1", port=0)
-        sink.start()
-        stack.callback(sink.stop)
-        url = await stack.enter_async_context(_database(None))
+        sink, url = await sink_and_database(stack)
         env = await start_time_skipping()
         stack.push_async_callback(env.shutdown)
         queue = f"bench-{uuid.uuid4().hex[:8]}"

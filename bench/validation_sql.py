@@ -28,7 +28,6 @@ import asyncio
 import gc
 import os
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
@@ -48,13 +47,13 @@ from activities.mailer import Mailer, OutgoingEmail
 from activities.outbox import OutboxActivities
 from activities.payouts import PayoutActivities
 from activities.proposals import ProposalActivities
+from bench.local import sink_and_database
 from db.engine import create_engine, session_factory
 from schemas.activities import DeliverOutboxInput, TransitionResult
 from schemas.cra import CraInput, CraValidationResult
 from schemas.enums import PayoutStatus
 from schemas.payouts import PayoutTransition, PayoutTransitionKind
 from settings import Settings
-from starter.demo.simulate import _database
 from starter.devstack.mailsink import MailSink
 from tests.support.validations import cra_validation, payout_transition, submitted_mission
 
@@ -170,11 +169,7 @@ class _TimedMailer(Mailer):
 async def measure(validations: int, warmup: int) -> None:
     tally = Tally()
     async with AsyncExitStack() as stack:
-        mail_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-mail-")))
-        sink = MailSink(mail_dir, host="127.0.0.1", port=0)
-        sink.start()
-        stack.callback(sink.stop)
-        url = await stack.enter_async_context(_database(None))
+        sink, url = await sink_and_database(stack)
         bench = Bench(url, sink, tally)
         stack.push_async_callback(bench.engine.dispose)
         missions = [await bench.mission() for _ in range(warmup + validations)]
