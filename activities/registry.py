@@ -36,6 +36,7 @@ class Activities:
         signals the provider workflow through it."""
         settings = settings or mailer.settings
         self._engine = engine
+        self._mailer = mailer
         self.sessions = sessions = session_factory(engine)
         """The pool's sessions (the worker's readiness probe checks the database with them)."""
         self.outbox = OutboxActivities(sessions, mailer)
@@ -86,6 +87,7 @@ class Activities:
         ]
 
     async def close(self) -> None:
+        await self._mailer.close()
         await self._engine.dispose()
 
 
