@@ -178,7 +178,9 @@ class OutboxActivities:
             await self._release(key, token)
             raise
         await self._mark_sent(key, token, email.message_id)
-        activity.logger.info("email %s sent to %s", key, ", ".join(email.recipients))
+        # The key names the e-mail (event, mission, recipient's role), never the address:
+        # logs leave the ledger and its access rules.
+        activity.logger.info("email %s sent (%d recipients)", key, len(email.recipients))
         return True
 
     async def resend(self, key: str, *, force: bool = False) -> Resent:
