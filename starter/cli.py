@@ -20,6 +20,7 @@ import typer
 
 from starter.lazy import LazyCommand, lazy_group
 from starter.ops import mail, missions, payouts
+from starter.ops.errors import NOT_FOUND, UNREACHABLE
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -394,9 +395,12 @@ def _read_ledger(
 
     try:
         return asyncio.run(fetch())
-    except (UnknownMission, MissionUnavailable) as exc:
+    except UnknownMission as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        raise typer.Exit(NOT_FOUND) from exc
+    except MissionUnavailable as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(UNREACHABLE) from exc
 
 
 @mission_app.command("documents")
@@ -425,7 +429,7 @@ def mission_documents_command(
         listing, files = asyncio.run(fetch)
     except NoSuchMission as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        raise typer.Exit(NOT_FOUND) from exc
     if save is not None:
         save_documents(files, save)
     typer.echo(listing.model_dump_json(indent=2) if as_json else render_documents(listing, save))

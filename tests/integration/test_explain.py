@@ -100,14 +100,14 @@ async def test_cra_not_visible_while_contracting_is_in_progress(
     code, out, err = await run_contracting(
         dev_server_env, "mission", "explain", "P-nope", database_url=ledger
     )
-    assert code == 1 and out == ""
+    assert code == 3 and out == ""  # not found
     assert err.startswith("error: unknown mission 'P-nope'")
-    # The ledger out of reach: one line that says which, exit status 1, no traceback.
+    # The ledger out of reach: one line that says which, exit status 4, no traceback.
     closed = f"postgresql+psycopg://contracting@127.0.0.1:{free_port()}/contracting"
     code, out, err = await run_contracting(
         dev_server_env, "mission", "explain", pid, database_url=closed
     )
-    assert code == 1 and out == "", err
+    assert code == 4 and out == "", err
     assert err.startswith("error: cannot") and "PostgreSQL" in err and "Traceback" not in err
 
 

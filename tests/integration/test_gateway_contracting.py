@@ -483,7 +483,7 @@ async def test_contracting_mission_show(
     code, out, err = await run_contracting(
         dev_server_env, "mission", "show", "P-nope", database_url=ledger
     )
-    assert code == 1
+    assert code == 3  # not found
     assert out == ""
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: unknown mission 'P-nope'")

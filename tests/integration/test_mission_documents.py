@@ -176,7 +176,7 @@ async def test_a_validated_month_serves_its_bpf_and_its_factur_x_invoice(
     code, out, _ = await _cli(stack_settings.database_url, "mission", "documents", pid, "--json")
     assert code == 0 and json.loads(out) == listed.json()
     code, _, err = await _cli(stack_settings.database_url, "mission", "documents", "NOPE")
-    assert code == 1 and err.strip() == "error: no mission 'NOPE'"
+    assert code == 3 and err.strip() == "error: no mission 'NOPE'"
 
 
 async def test_a_portuguese_provider_gets_a_reverse_charged_invoice_and_is_paid_its_total(
