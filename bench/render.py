@@ -17,7 +17,6 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import date
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -25,47 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from activities.billing_documents import render_bpf_pdf, render_facturx_pdf, render_invoice_pdf
 from domain.billing_documents import bpf_document_for_cra, invoice_document_for_cra
-from schemas.billing import BpfApprover, Party
+from schemas.billing import BpfApprover
 from schemas.enums import VatRegime
-from schemas.events import CorrectionLine, CraSubmitted, ExpenseLine, OvertimeLine
+from tests.support.billing import BUYER, CRA, SELLER, TJM
 
 GOAL_MS = 25
 """Issue 14: "Rendering: <= 25 ms CPU per document"."""
-TJM = Decimal("650.00")
-PROVIDER = Party(
-    name="Dupont Conseil SARL",
-    address_lines=["12 rue de la Paix", "3e étage"],
-    postcode="75002",
-    city="Paris",
-    siren="732829320",
-    siret="73282932000074",
-    vat_number="FR40732829320",
-)
-CLIENT = Party(
-    name="Acme Industries SA",
-    address_lines=["1 avenue de l'Europe"],
-    postcode="69001",
-    city="Lyon",
-    siren="542107651",
-    siret="54210765100037",
-    vat_number="FR11542107651",
-)
-CRA = CraSubmitted(
-    mission_id="M-1",
-    month="2026-07",
-    days=Decimal("20.5"),
-    overtime=[OvertimeLine(label="Astreinte du 14 juillet", amount=Decimal("200.00"))],
-    corrections=[
-        CorrectionLine(
-            label="Jour facturé en trop", amount=Decimal("-325.00"), corrects_month="2026-06"
-        )
-    ],
-    expenses=[
-        ExpenseLine(
-            label="Train Paris-Lyon", amount=Decimal("120.00"), vat_rate="10", receipt_ref="R-7"
-        )
-    ],
-)
 
 
 def documents() -> dict[str, tuple[Callable[[Any], bytes], Any]]:
@@ -76,8 +40,8 @@ def documents() -> dict[str, tuple[Callable[[Any], bytes], Any]]:
         number="F-732829320-000042",
         issued_on=date(2026, 8, 3),
         due_on=date(2026, 9, 2),
-        seller=PROVIDER,
-        buyer=CLIENT,
+        seller=SELLER,
+        buyer=BUYER,
         regime=VatRegime.FRENCH_VAT,
         purchase_order="PO-2026-17",
     )
@@ -86,8 +50,8 @@ def documents() -> dict[str, tuple[Callable[[Any], bytes], Any]]:
         TJM,
         number="BPF-M-1-2026-07",
         issued_on=date(2026, 8, 3),
-        client=CLIENT,
-        provider=PROVIDER,
+        client=BUYER,
+        provider=SELLER,
         validated_on=date(2026, 8, 3),
         approver=BpfApprover(id="AP-1", email="claire.martin@acme.example"),
     )

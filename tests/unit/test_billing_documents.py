@@ -52,7 +52,8 @@ from schemas.billing import (
     Party,
 )
 from schemas.enums import VatRegime
-from schemas.events import CorrectionLine, CraSubmitted, ExpenseLine, OvertimeLine
+from schemas.events import ExpenseLine
+from tests.support.billing import BUYER, CRA, SELLER, TJM
 from tests.support.einvoice import compile_schematrons
 
 # The FAQ's sentence, word for word (domain-rules.md, Billing), with the final period.
@@ -70,44 +71,12 @@ NS = {
     "udt": "urn:un:unece:uncefact:data:standard:UnqualifiedDataType:100",
     "qdt": "urn:un:unece:uncefact:data:standard:QualifiedDataType:100",
 }
-TJM = D("650.00")
-
-SELLER = Party(
-    name="Dupont Conseil SARL",
-    address_lines=["12 rue de la Paix", "3e étage"],
-    postcode="75002",
-    city="Paris",
-    siren="732829320",
-    siret="73282932000074",
-    vat_number="FR40732829320",
-)
 AUTO_ENTREPRENEUR = Party(
     name="Zoé Lefèvre EI",
     address_lines=["8 impasse des Œillets"],
     postcode="33000",
     city="Bordeaux",
     siren="552100554",
-)
-BUYER = Party(
-    name="Acme Industries SA",
-    address_lines=["1 avenue de l'Europe"],
-    postcode="69001",
-    city="Lyon",
-    siren="542107651",
-    siret="54210765100037",
-    vat_number="FR11542107651",
-)
-CRA = CraSubmitted(
-    mission_id="M-1",
-    month="2026-07",
-    days=D("20.5"),
-    overtime=[OvertimeLine(label="Astreinte du 14 juillet", amount=D("200.00"))],
-    corrections=[
-        CorrectionLine(label="Jour facturé en trop", amount=D("-325.00"), corrects_month="2026-06")
-    ],
-    expenses=[
-        ExpenseLine(label="Train Paris-Lyon", amount=D("120.00"), vat_rate="10", receipt_ref="R-7")
-    ],
 )
 
 
