@@ -301,13 +301,39 @@ def test_prometheus_scrapes_the_worker_and_the_gateway() -> None:
     targets = {
         target
         for job in config["scrape_configs"]
-        for group in job["static_configs"]
+        for group in job.get("static_configs", [])
         for target in group["targets"]
     }
     env = services["worker"]["environment"]
     assert env["CONTRACTING_METRICS_HOST"] == "0.0.0.0", "Prometheus could not reach them"
     worker, gateway = env["CONTRACTING_METRICS_PORT"], env["CONTRACTING_GATEWAY_METRICS_PORT"]
     assert {f"worker:{worker}", f"gateway:{gateway}"} <= targets
+    # The render workers, however many replicas: found by name on the compose network.
+    discovered = {
+        (name, sd["port"])
+        for job in config["scrape_configs"]
+        for sd in job.get("dns_sd_configs", [])
+        for name in sd["names"]
+    }
+    assert ("render-worker", int(env["CONTRACTING_METRICS_PORT"])) in discovered
+
+
+def test_the_documents_render_on_their_own_workers() -> None:
+    """Every service sees the same render queue; the worker leaves the rendering to the
+    render-worker service, which waits for the stack's jobs like the worker."""
+    services = _services()
+    queues = {
+        name: service["environment"].get("CONTRACTING_RENDER_TASK_QUEUE")
+        for name, service in services.items()
+        if service.get("image") == "contracting:latest" and "environment" in service
+    }
+    assert set(queues.values()) == {"contracting-render"}, queues
+    assert services["worker"]["environment"]["CONTRACTING_WORKER_ROLE"] == "main"
+    render = services["render-worker"]
+    assert render["command"] == ["contracting", "worker"]
+    assert render["environment"]["CONTRACTING_WORKER_ROLE"] == "render"
+    assert render["depends_on"] == services["worker"]["depends_on"]
+    assert "ports" not in render
 
 
 def _grafana_dashboards_directory() -> str:
