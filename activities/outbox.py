@@ -274,7 +274,7 @@ class OutboxActivities:
     async def _mark_sent(self, key: str, token: str, message_id: str) -> None:
         async with self._sessions.begin() as session:
             await session.execute(
-                _MARK_SENT,
+                _UPDATE_THIS_CLAIM,
                 {
                     "key": key,
                     "token": token,
@@ -290,7 +290,8 @@ class OutboxActivities:
         """Give the claim back (the attempt was cancelled): the next attempt need not wait."""
         async with self._sessions.begin() as session:
             await session.execute(
-                _RELEASE, {"key": key, "token": token, "claim_token": None, "claimed_until": None}
+                _UPDATE_THIS_CLAIM,
+                {"key": key, "token": token, "claim_token": None, "claimed_until": None},
             )
 
     async def _record_failure(self, key: str, token: str, exc: Exception, *, refused: bool) -> None:
@@ -362,10 +363,9 @@ _CLAIM_AS_READ = _claiming(_OUTBOX.c.attempts == bindparam("attempts"))
 _WHY_UNCLAIMED = select(_OUTBOX.c.status, _OUTBOX.c.claimed_until).where(
     _OUTBOX.c.outbox_key == bindparam("key")
 )
-_MARK_SENT = update(_OUTBOX).where(*_THIS_CLAIM)
-"""Its values (status, sent_at, message_id, the claim cleared) are the execution's parameters."""
-_RELEASE = update(_OUTBOX).where(*_THIS_CLAIM)
-"""Its values (the claim cleared) are the execution's parameters."""
+_UPDATE_THIS_CLAIM = update(_OUTBOX).where(*_THIS_CLAIM)
+"""Marking the row sent, or releasing it: the values (the claim cleared, and for a sent row
+its status, sent_at and message_id) are the execution's parameters."""
 
 
 def _outgoing(key: str, claimed: Row[list[str], str, str, datetime]) -> OutgoingEmail:
