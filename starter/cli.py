@@ -20,7 +20,7 @@ import typer
 
 from starter.lazy import LazyCommand, lazy_group
 from starter.ops import mail, missions, payouts
-from starter.ops.errors import NOT_FOUND, UNREACHABLE
+from starter.ops.errors import NotFound, Unreachable
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -396,11 +396,9 @@ def _read_ledger(
     try:
         return asyncio.run(fetch())
     except UnknownMission as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(NOT_FOUND) from exc
+        raise NotFound(str(exc)) from exc
     except MissionUnavailable as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(UNREACHABLE) from exc
+        raise Unreachable(str(exc)) from exc
 
 
 @mission_app.command("documents")
@@ -428,8 +426,7 @@ def mission_documents_command(
     try:
         listing, files = asyncio.run(fetch)
     except NoSuchMission as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(NOT_FOUND) from exc
+        raise NotFound(str(exc)) from exc
     if save is not None:
         save_documents(files, save)
     typer.echo(listing.model_dump_json(indent=2) if as_json else render_documents(listing, save))
